@@ -1,0 +1,26 @@
+"""beenet: bodily expression of emotion (BEE-NET and beyond) in in-the-wild video.
+
+The heavy parts (torch models, the predictor) are imported lazily so that
+``import beenet`` and ``beenet --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "Predictor", "CATEGORIES", "VAD_NAMES"]
+
+from beenet.labels import CATEGORIES, VAD_NAMES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from beenet.inference.predictor import Predictor
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Predictor":
+        from beenet.inference.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'beenet' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+from beenet.cli import main
+
+raise SystemExit(main())

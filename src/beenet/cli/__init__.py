@@ -1,0 +1,77 @@
+"""The ``beenet`` command line: one module per subcommand, imported only when it runs.
+
+Each subcommand module defines ``build_parser(prog: str) -> argparse.ArgumentParser`` and
+``run(args: argparse.Namespace) -> int``. Keeping the imports lazy makes ``beenet --help``
+answer instantly instead of waiting for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from beenet import __version__
+from beenet.errors import BeenetError
+
+#: name -> (module, one-line summary). Order is the order of ``beenet --help``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("beenet.cli.demo", "synthesise the embedded dataset, train, evaluate and report (offline)"),
+    "synth": ("beenet.cli.synth", "write a synthetic dataset in the exact BoLD layout"),
+    "data": ("beenet.cli.data", "inspect a BoLD directory ('beenet data check DIR')"),
+    "train": ("beenet.cli.train", "train a model on BoLD (or the synthetic data)"),
+    "eval": ("beenet.cli.eval", "score a checkpoint or a predictions CSV with the BoLD metric"),
+    "ablate": ("beenet.cli.ablate", "run an ablation study over model variants and seeds"),
+    "predict": ("beenet.cli.predict", "per-person emotions over time from any video"),
+    "export": ("beenet.cli.export", "export a checkpoint ('beenet export onnx')"),
+}
+
+USAGE = """usage: beenet [--version] [-v] COMMAND [ARGS...]
+
+Bodily expression of emotion in in-the-wild video (BEE-NET and beyond).
+
+commands:
+{commands}
+
+Run 'beenet COMMAND --help' for the options of one command.
+
+example:
+  beenet demo --out beenet-demo        # offline: synth data, train, evaluate, report
+"""
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    level = logging.INFO
+    while argv and argv[0] in ("-v", "--verbose", "-q", "--quiet"):
+        level = logging.DEBUG if argv.pop(0) in ("-v", "--verbose") else logging.WARNING
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        print(f"beenet {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"beenet: unknown command {name!r}\n", file=sys.stderr)
+        print(_usage(), file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = module.build_parser(f"beenet {name}")
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except BeenetError as exc:
+        print(f"beenet {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"beenet {name}: interrupted", file=sys.stderr)
+        return 130
