@@ -1,0 +1,177 @@
+"""Scene context: a frozen Places365 CNN (softmax over the 365 scene classes) as a context expert.
+
+The weights are the public ones of the Places365 project (Zhou et al., TPAMI 2017), published as
+``http://places2.csail.mit.edu/models_places365/<arch>_places365.pth.tar``: a training checkpoint
+whose ``state_dict`` was saved from ``nn.DataParallel`` (every key starts with ``module.``).
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from beenet.context.base import FrameExpertSource, file_digest, resolve_device
+from beenet.data.transforms import frames_to_tensor
+from beenet.errors import CheckpointError, ConfigError, DataNotFoundError
+from beenet.labels import NUM_PLACES
+
+#: Architectures for which the Places365 project publishes PyTorch weights.
+PLACES365_ARCHS: tuple[str, ...] = ("resnet18", "resnet50", "densenet161")
+PLACES365_URL = "http://places2.csail.mit.edu/models_places365/{arch}_places365.pth.tar"
+
+# Old (2017) DenseNet checkpoints name layers 'norm.1' where torchvision now says 'norm1'.
+_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+def places365_file_name(arch: str) -> str:
+    return f"{arch}_places365.pth.tar"
+
+
+def build_places365_net(arch: str) -> nn.Module:
+    """An untrained torchvision ``arch`` with a 365-way classifier, as the Places365 project trains it."""
+    import torchvision.models as tvm
+
+    if arch not in PLACES365_ARCHS:
+        raise ConfigError(f"unknown Places365 architecture {arch!r}; choose one of {', '.join(PLACES365_ARCHS)}")
+    return getattr(tvm, arch)(weights=None, num_classes=NUM_PLACES)
+
+
+def clean_places365_state_dict(checkpoint: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The checkpoint's ``state_dict`` (or the checkpoint itself) without ``module.`` prefixes and
+    with old DenseNet key names renamed, ready for ``load_state_dict``."""
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{source}: not a Places365 checkpoint (expected a dict with a 'state_dict' "
+                              f"of tensors, got {type(checkpoint).__name__})")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{source}: entry {key!r} of the state dict is a {type(value).__name__}, "
+                                  f"not a tensor")
+        k = key[len("module."):] if key.startswith("module.") else key
+        k = k.replace(".module.", ".")  # DataParallel around a sub-module (alexnet/vgg 'features')
+        m = _DENSENET_KEY.match(k)
+        if m:
+            k = m.group(1) + m.group(2)
+        out[k] = value
+    return out
+
+
+class Places365Expert(FrameExpertSource):
+    """Frozen Places365 scene classifier: frames -> the softmax over the 365 scenes.
+
+    ``weights="places365"`` downloads (once, into ``cache_dir``, default torch hub's checkpoint dir)
+    the project's public weights; a path loads a checkpoint file in the same format;
+    ``weights=None`` keeps a random initialisation drawn from ``seed`` (tests, offline smoke runs;
+    its scene labels are meaningless). Frames are resized whole to ``image_size`` squared and
+    ImageNet-normalised, as the Places365 demo does. The network is built on first use (see
+    :attr:`net`); the fingerprint is known before, so fully cached clips never need the weights.
+    """
+
+    name = "places365"
+    part = "places"
+
+    def __init__(
+        self,
+        arch: str = "resnet18",
+        weights: str | Path | None = "places365",
+        cache_dir: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        frames_per_clip: int = 3,
+        image_size: int = 224,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(frames_per_clip)
+        if arch not in PLACES365_ARCHS:
+            raise ConfigError(f"unknown Places365 architecture {arch!r}; choose one of {', '.join(PLACES365_ARCHS)}")
+        self.arch = arch
+        self.image_size = int(image_size)
+        self.device = resolve_device(device)
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
+        self.seed = int(seed)
+        self.weights = None if weights is None else str(weights)
+        self.weights_id = self._weights_identity()
+        self._net: nn.Module | None = None
+
+    def _weights_identity(self) -> str:
+        """What the fingerprint says about the weights, known without loading them."""
+        if self.weights is None:
+            return f"random-init-seed{self.seed}"
+        if self.weights == "places365":
+            return places365_file_name(self.arch)
+        path = Path(self.weights).expanduser()
+        if not path.is_file():
+            raise DataNotFoundError(f"Places365 weights file {path} does not exist; pass weights='places365' "
+                                    f"to download the public {self.arch} weights, or the path of such a file")
+        return f"{path.name}:sha256={file_digest(path)}"
+
+    @property
+    def net(self) -> nn.Module:
+        """The frozen network, built (and its weights fetched) on first use: a run whose clips are
+        all cached never loads it."""
+        if self._net is None:
+            # Init through a private RNG stream: same seed, same net, global RNG untouched.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                net = build_places365_net(self.arch)
+            if self.weights is not None:
+                state, where = self._load_weights(self.weights)
+                try:
+                    net.load_state_dict(state, strict=True)
+                except RuntimeError as exc:
+                    raise CheckpointError(f"{where}: the weights do not fit a Places365 {self.arch} "
+                                          f"(pass the arch they were trained with): {exc}") from exc
+            net.eval().requires_grad_(False)
+            self._net = net.to(self.device, memory_format=torch.channels_last)
+        return self._net
+
+    def _load_weights(self, weights: str) -> tuple[dict[str, torch.Tensor], str]:
+        """(clean state dict, the file it came from)."""
+        if weights == "places365":
+            url = PLACES365_URL.format(arch=self.arch)
+            file_name = places365_file_name(self.arch)
+            model_dir = self.cache_dir or Path(torch.hub.get_dir()) / "checkpoints"
+            cached = model_dir / file_name
+            had_file = cached.is_file()
+            try:
+                ckpt = torch.hub.load_state_dict_from_url(
+                    url, model_dir=str(model_dir), map_location="cpu", weights_only=True,
+                    file_name=file_name, progress=True,
+                )
+            except (pickle.UnpicklingError, OSError, RuntimeError, ValueError, EOFError) as exc:
+                if had_file or cached.is_file():
+                    raise CheckpointError(
+                        f"{cached}: cannot be read as plain weights (torch.load weights_only=True): {exc}; "
+                        f"delete it so that it is downloaded again from {url}") from exc
+                raise DataNotFoundError(
+                    f"could not download the Places365 {self.arch} weights from {url} ({exc}). "
+                    f"Download that file by hand and place it at {cached} "
+                    f"(or pass cache_dir=<folder holding {file_name}>), or use weights=None offline"
+                ) from exc
+            return clean_places365_state_dict(ckpt, str(cached)), str(cached)
+        path = Path(weights).expanduser()
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+            raise CheckpointError(f"{path}: cannot be read as plain weights (torch.load weights_only=True): "
+                                  f"{exc}") from exc
+        return clean_places365_state_dict(ckpt, str(path)), str(path)
+
+    def describe(self) -> dict[str, Any]:
+        return {"arch": self.arch, "weights": self.weights_id, "image_size": self.image_size,
+                "frames_per_clip": self.frames_per_clip}
+
+    @torch.inference_mode()
+    def score_frames(self, frames: np.ndarray) -> np.ndarray:
+        x = frames_to_tensor(frames, self.image_size)
+        x = x.to(self.device, memory_format=torch.channels_last)
+        probs = torch.softmax(self.net(x).float(), dim=1)
+        return probs.cpu().numpy()
