@@ -1,0 +1,58 @@
+"""``beenet export onnx``: a checkpoint as an ONNX model (dynamic batch, metadata inside)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DESCRIPTION = """\
+Export a trained beenet checkpoint to another format.
+
+  onnx   an ONNX model (opset 17, TorchScript exporter) with a dynamic batch axis. Its inputs
+         are, in order, frames [B,T,3,S,S], frame_mask [B,T], then crops [B,T,3,C,C],
+         skeleton [B,Ts,18,3] + skeleton_mask [B,Ts,18] and context [B,445] when the model
+         reads them; its outputs categories [B,26], vad [B,3] (BoLD scale) and one
+         'stream.<name>' [B,29] per model stream. The model name, the checkpoint's SHA-256,
+         the beenet version and the full run config are stored in the ONNX metadata_props,
+         so 'beenet predict --engine onnx --checkpoint FILE' needs nothing else.
+
+With --check, ONNX Runtime and PyTorch are run on the same random batch (sizes 1 and 3) and
+the largest difference is printed; the export fails when it exceeds --atol.
+"""
+
+EPILOG = """\
+examples:
+  beenet export onnx --checkpoint runs/demo/best.pt --out demo.onnx
+  beenet export onnx --checkpoint best.pt --out model.onnx --check
+  beenet predict talk.mp4 --checkpoint model.onnx --engine onnx --out preds
+"""
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="format", metavar="FORMAT", required=True)
+    o = sub.add_parser("onnx", help="export to ONNX", description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, prog=f"{prog} onnx")
+    o.add_argument("--checkpoint", required=True, metavar="CKPT", help="a 'beenet train' checkpoint (.pt)")
+    o.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
+    o.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    o.add_argument("--check", action="store_true", help="compare ONNX Runtime with PyTorch after exporting")
+    o.add_argument("--atol", type=float, default=1e-4, help="largest difference --check accepts (default 1e-4)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from beenet.inference.onnx import export_onnx, onnx_parity
+
+    out = export_onnx(args.checkpoint, args.out, opset=args.opset)
+    print(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB)")
+    if args.check:
+        diff = onnx_parity(args.checkpoint, out)
+        ok = diff <= args.atol
+        print(f"ONNX Runtime vs PyTorch: max |difference| = {diff:.2e} ({'ok' if ok else 'TOO LARGE'}, atol {args.atol:g})")
+        if not ok:
+            print(f"beenet export: error: {out} differs from the checkpoint by {diff:.2e} > {args.atol:g}", file=sys.stderr)
+            return 1
+    return 0

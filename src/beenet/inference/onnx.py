@@ -1,0 +1,307 @@
+"""ONNX export of a checkpoint, and an engine that runs it with ONNX Runtime.
+
+The model takes a dict; ONNX wants positional tensors. :class:`PositionalModel` wraps the model so
+its inputs are, in order, ``frames, frame_mask`` and then ``crops``, ``skeleton, skeleton_mask``,
+``context`` when the model needs them (:func:`model_input_names`); its outputs are
+``categories, vad`` and one ``stream.<name>`` per stream. The batch axis is dynamic. The exported
+file describes itself: the model name, checkpoint hash, beenet version and the full run config are
+in its ``metadata_props``, so ``beenet predict --engine onnx --checkpoint model.onnx`` needs nothing
+else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from beenet import __version__
+from beenet.errors import BeenetError, CheckpointError
+from beenet.labels import NUM_JOINTS
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+CONTEXT_DIM = 445
+
+
+@dataclass
+class ModelSpec:
+    """What predict needs to know about a model, from a checkpoint or an ONNX file's metadata."""
+
+    model: Any  # beenet.models.ModelConfig
+    data: dict[str, Any]
+    context: dict[str, Any]
+    name: str
+    checkpoint_sha256: str
+    beenet_version: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_names(self) -> list[str]:
+        return model_input_names(self.model)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.model.image_size)
+
+    @property
+    def crop_size(self) -> int:
+        return int(self.data.get("crop_size", self.model.image_size))
+
+    @property
+    def num_frames(self) -> int:
+        return 1 if self.data.get("sampling", "still") == "still" else int(self.data.get("num_frames", 8))
+
+    @property
+    def skeleton_frames(self) -> int:
+        return int(self.data.get("skeleton_frames", 32))
+
+
+def model_input_names(cfg: Any) -> list[str]:
+    """The tensors a model built from ``cfg`` reads, in the positional order of the ONNX graph."""
+    names = ["frames", "frame_mask"]
+    if cfg.body_crop != "none":
+        names.append("crops")
+    if cfg.skeleton:
+        names += ["skeleton", "skeleton_mask"]
+    if cfg.fusion_context == "input":
+        names.append("context")
+    return names
+
+
+def describe_model(cfg: Any) -> str:
+    """A short human name of an architecture, e.g. ``googlenet/beenet/emotion+crop+skeleton``."""
+    return f"{cfg.backbone}/{cfg.fusion}/{'+'.join(cfg.emotion_streams)}"
+
+
+def spec_from_checkpoint(ckpt: Mapping[str, Any], sha256: str, path: str | Path = "checkpoint") -> ModelSpec:
+    """The :class:`ModelSpec` of a loaded checkpoint dict."""
+    from beenet.training.checkpoint import model_config_from_checkpoint
+
+    cfg = model_config_from_checkpoint(dict(ckpt), path)
+    config = dict(ckpt.get("config") or {})
+    data = dict(config.get("data") or {})
+    if "image_size" in data and int(data["image_size"]) != int(cfg.image_size):
+        raise CheckpointError(f"{path}: data.image_size {data['image_size']} differs from model.image_size "
+                              f"{cfg.image_size}; the checkpoint's config is inconsistent")
+    return ModelSpec(cfg, data, dict(config.get("context") or {}), describe_model(cfg), sha256,
+                     str(ckpt.get("beenet_version", "?")), config)
+
+
+def dummy_batch(spec: ModelSpec, batch_size: int = 2, generator: torch.Generator | None = None,
+                partial_masks: bool = False) -> dict[str, torch.Tensor]:
+    """Random inputs of the right shapes (export tracing, parity tests).
+
+    ``partial_masks`` pads the last frame of the first item and drops random joints, as predict
+    does for people seen in fewer frames than the model samples.
+    """
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    B, T, S = batch_size, spec.num_frames, spec.image_size
+    out: dict[str, torch.Tensor] = {
+        "frames": torch.randn(B, T, 3, S, S, generator=g),
+        "frame_mask": torch.ones(B, T, dtype=torch.bool),
+    }
+    if partial_masks and T > 1:
+        out["frame_mask"][0, -1] = False
+        out["frames"][0, -1] = 0.0
+    names = spec.input_names
+    if "crops" in names:
+        C = spec.crop_size
+        out["crops"] = torch.randn(B, T, 3, C, C, generator=g)
+    if "skeleton" in names:
+        Ts = spec.skeleton_frames
+        out["skeleton"] = torch.randn(B, Ts, NUM_JOINTS, 3, generator=g)
+        out["skeleton_mask"] = torch.ones(B, Ts, NUM_JOINTS, dtype=torch.bool)
+        if partial_masks:
+            out["skeleton_mask"] = torch.rand(B, Ts, NUM_JOINTS, generator=g) > 0.3
+            out["skeleton"] = out["skeleton"] * out["skeleton_mask"][..., None]
+    if "context" in names:
+        c = torch.rand(B, CONTEXT_DIM, generator=g)
+        c[:, :365] /= c[:, :365].sum(1, keepdim=True)
+        c[:, 365:] /= c[:, 365:].sum(1, keepdim=True)
+        out["context"] = c
+    return out
+
+
+class PositionalModel(nn.Module):
+    """``model(dict)`` as ``forward(*tensors) -> (categories, vad, *streams)`` for ONNX."""
+
+    def __init__(self, model: nn.Module, input_names: list[str], stream_names: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.input_names = list(input_names)
+        self.stream_names = list(stream_names)
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(dict(zip(self.input_names, tensors)))
+        return (out["categories"], out["vad"], *(out["streams"][s] for s in self.stream_names))
+
+
+def stream_names_of(model: nn.Module, spec: ModelSpec) -> list[str]:
+    """The names in ``model(batch)["streams"]``, in the order the model returns them."""
+    with torch.inference_mode():
+        out = model(dummy_batch(spec, 1))
+    return list((out.get("streams") or {}).keys())
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> Path:
+    """Export ``checkpoint`` to ONNX at ``out`` (dynamic batch; metadata inside). Returns ``out``."""
+    try:
+        import onnx
+    except ImportError as exc:
+        raise BeenetError("ONNX export needs the onnx package: pip install 'beenet[onnx]'") from exc
+    from beenet.training.checkpoint import checkpoint_sha256, model_from_checkpoint
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    model, ckpt = model_from_checkpoint(checkpoint, "cpu")
+    spec = spec_from_checkpoint(ckpt, checkpoint_sha256(checkpoint), checkpoint)
+    model.eval()
+    streams = stream_names_of(model, spec)
+    wrapper = PositionalModel(model, spec.input_names, streams).eval()
+    batch = dummy_batch(spec, 2)
+    args = tuple(batch[n] for n in spec.input_names)
+    outputs = ["categories", "vad"] + [f"stream.{s}" for s in streams]
+    axes = {n: {0: "batch"} for n in spec.input_names + outputs}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    with torch.no_grad(), warnings.catch_warnings():
+        # Shape checks in the model become constants of the trace, which is what we want.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        torch.onnx.export(
+            wrapper, args, str(tmp), input_names=spec.input_names, output_names=outputs,
+            dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True,
+        )
+    proto = onnx.load(str(tmp))
+    meta = {
+        "beenet.model": spec.name,
+        "beenet.checkpoint_sha256": spec.checkpoint_sha256,
+        "beenet.beenet_version": __version__,
+        "beenet.config": json.dumps(spec.config, default=str),
+        "beenet.inputs": json.dumps(spec.input_names),
+        "beenet.streams": json.dumps(streams),
+    }
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(tmp))
+    tmp.replace(out)
+    log.info("exported %s -> %s (inputs %s, outputs %s)", checkpoint, out, spec.input_names, outputs)
+    return out
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict (without loading the weights twice)."""
+    ort = _onnxruntime()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(sess.get_modelmeta().custom_metadata_map)
+
+
+def spec_from_onnx(path: str | Path, metadata: Mapping[str, str]) -> ModelSpec:
+    """The :class:`ModelSpec` stored in a beenet ONNX file's metadata."""
+    from beenet.models import ModelConfig
+
+    if "beenet.config" not in metadata:
+        raise CheckpointError(f"{path}: not an ONNX file written by 'beenet export onnx' (no beenet metadata)")
+    config = json.loads(metadata["beenet.config"])
+    cfg = ModelConfig.from_dict(config["model"])
+    return ModelSpec(cfg, dict(config.get("data") or {}), dict(config.get("context") or {}),
+                     metadata.get("beenet.model", describe_model(cfg)),
+                     metadata.get("beenet.checkpoint_sha256", ""), metadata.get("beenet.beenet_version", "?"), config)
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise BeenetError("the onnx engine needs onnxruntime: pip install 'beenet[onnx]'") from exc
+    return ort
+
+
+class TorchEngine:
+    """Runs the PyTorch model: batch dict of CPU tensors -> dict of numpy outputs."""
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        self.model = model.eval().to(device)
+        self.device = device
+
+    def __call__(self, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        with torch.inference_mode():
+            out = self.model({k: v.to(self.device, non_blocking=True) for k, v in batch.items()})
+        return {
+            "categories": out["categories"].float().cpu().numpy(),
+            "vad": out["vad"].float().cpu().numpy(),
+            "streams": {k: v.float().cpu().numpy() for k, v in (out.get("streams") or {}).items()},
+        }
+
+
+class OnnxEngine:
+    """Runs an exported model with ONNX Runtime (CUDA provider when asked for and installed)."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+        ort = _onnxruntime()
+        self.path = Path(path)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        providers = ["CPUExecutionProvider"]
+        if str(device).startswith("cuda"):
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+            else:
+                log.warning("onnxruntime has no CUDA provider here; running the ONNX model on the CPU")
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise CheckpointError(f"{self.path}: onnxruntime cannot load this model ({exc})") from exc
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        feed = {}
+        for name in self.input_names:
+            if name not in batch:
+                raise BeenetError(f"{self.path}: the ONNX model needs input {name!r}, which the batch lacks")
+            feed[name] = np.ascontiguousarray(batch[name].cpu().numpy())
+        values = self.session.run(self.output_names, feed)
+        res = dict(zip(self.output_names, values))
+        return {
+            "categories": res["categories"],
+            "vad": res["vad"],
+            "streams": {k[len("stream."):]: v for k, v in res.items() if k.startswith("stream.")},
+        }
+
+
+def onnx_parity(checkpoint: str | Path, onnx_path: str | Path, batch_sizes: tuple[int, ...] = (1, 3),
+                seed: int = 0) -> float:
+    """Largest absolute difference between PyTorch and ONNX Runtime outputs on random batches."""
+    from beenet.training.checkpoint import checkpoint_sha256, model_from_checkpoint
+
+    model, ckpt = model_from_checkpoint(checkpoint, "cpu")
+    spec = spec_from_checkpoint(ckpt, checkpoint_sha256(checkpoint), checkpoint)
+    torch_engine, ort_engine = TorchEngine(model, torch.device("cpu")), OnnxEngine(onnx_path)
+    g = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    for b in batch_sizes:
+        batch = dummy_batch(spec, b, g, partial_masks=True)
+        a, o = torch_engine(batch), ort_engine(batch)
+        for key in ("categories", "vad"):
+            worst = max(worst, float(np.abs(a[key] - o[key]).max()))
+        for name, arr in a["streams"].items():
+            worst = max(worst, float(np.abs(arr - o["streams"][name]).max()))
+    return worst

@@ -1,0 +1,495 @@
+"""``Predictor``: per-person emotions over time from any video, as a table.
+
+Two streaming passes over the video keep memory flat however long it is:
+
+1. decode every frame once, find people and their joints (a :class:`PoseBackend`), and give each a
+   stable ``person_id`` (:class:`Tracker`). Only joints are kept (216 bytes a person-frame).
+2. cut each person's presence into windows (:func:`plan_windows`), decode again and keep only the
+   frames those windows sample, turn them into tensors exactly as training did
+   (:mod:`beenet.data.transforms`), and run the model on batches of (person, window) items as soon
+   as their frames have passed. A frame is dropped as soon as no pending window needs it.
+
+Example::
+
+    from beenet import Predictor
+    table = Predictor("runs/demo/best.pt").predict("talk.mp4")
+    table.emotions.mean()           # average category scores
+    table[table.person_id == 0].vad  # one person's valence / arousal / dominance over time
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from beenet import __version__
+from beenet.data.transforms import crop_to_tensor, frames_to_tensor, normalize_skeleton
+from beenet.errors import BeenetError, CheckpointError, ConfigError
+from beenet.inference.onnx import ModelSpec, OnnxEngine, TorchEngine, spec_from_checkpoint, spec_from_onnx
+from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, make_pose_backend, valid_mask
+from beenet.inference.table import PredictionTable, empty_table, make_table
+from beenet.inference.tracking import Tracker
+from beenet.inference.windows import PersonTrack, Sampling, TrackStore, WindowPlan, plan_windows
+from beenet.labels import CATEGORIES, NUM_CATEGORIES, NUM_JOINTS, VAD_NAMES, VAD_SCALE
+from beenet.progress import progress
+
+log = logging.getLogger(__name__)
+
+#: A detection with fewer valid joints than this is ignored (a stray hand, a false positive).
+MIN_JOINTS = 4
+
+
+class NoPersonFound(BeenetError):
+    """The video was read, but nobody was found in it (or nobody long enough for one window)."""
+
+
+@dataclass
+class VideoResult:
+    """Everything one video produced: the table, the tracks (for drawing) and where time went."""
+
+    video: Path
+    table: PredictionTable
+    tracks: dict[int, PersonTrack]
+    boxes: dict[int, dict[int, Box]]
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    timings: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+class _Timer:
+    """Accumulates seconds per stage."""
+
+    def __init__(self) -> None:
+        self.t: dict[str, float] = defaultdict(float)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.t[stage] += seconds
+
+    def timed_iter(self, it: Iterator[Any], stage: str) -> Iterator[Any]:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                self.add(stage, time.perf_counter() - t0)
+                return
+            self.add(stage, time.perf_counter() - t0)
+            yield item
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a clear error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU here; use --device cpu")
+    return torch.device(device)
+
+
+def load_keypoints(path: str | Path) -> PrecomputedPose:
+    """A BoLD joints ``.npy`` or a folder of OpenPose ``*_keypoints.json`` as a pose source."""
+    path = Path(path)
+    if path.is_dir():
+        return PrecomputedPose.from_openpose_json(path)
+    if path.suffix.lower() == ".npy":
+        return PrecomputedPose.from_bold_joints(path)
+    raise BeenetError(f"{path}: keypoints must be a BoLD joints .npy file or a folder of OpenPose *_keypoints.json")
+
+
+class Predictor:
+    """Loads a model once and predicts per person and window on any number of videos.
+
+    ``checkpoint``: a ``beenet train`` checkpoint (``.pt``) or a ``beenet export onnx`` file.
+    ``engine``: ``torch`` or ``onnx`` (a ``.pt`` is exported to a temporary ONNX file first).
+    ``pose``: ``auto`` (mediapipe when installed, else Keypoint R-CNN), ``mediapipe``, ``rcnn``, or
+    a :class:`PoseBackend` instance. ``window`` / ``stride`` in seconds. ``streams`` adds the
+    per-stream scores to the table. ``stills`` (still-frame models): stills averaged per window.
+    ``context``: for models fused with expert context (``fusion_context=input``): ``auto`` builds the
+    experts the checkpoint was trained with, ``experts`` uses the Places365 + COCO experts whatever
+    the checkpoint used, or pass an object with ``label_frames(frames) -> [445]``.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        device: str = "auto",
+        engine: str = "torch",
+        pose: str | PoseBackend = "auto",
+        window: float = 4.0,
+        stride: float = 2.0,
+        batch_size: int = 8,
+        streams: bool = False,
+        stills: int = 1,
+        min_presence: float = 0.25,
+        max_gap: float = 0.5,
+        context: Any = "auto",
+        show_progress: bool | None = None,
+    ) -> None:
+        if window <= 0 or stride <= 0:
+            raise ConfigError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.checkpoint = Path(checkpoint)
+        self.device = resolve_device(device)
+        self.window, self.stride = float(window), float(stride)
+        self.batch_size = int(batch_size)
+        self.streams = bool(streams)
+        self.min_presence = float(min_presence)
+        self.max_gap = float(max_gap)
+        self.show_progress = show_progress
+        self._tmpdir: str | None = None
+        self.spec, self.engine = self._load(engine)
+        self.sampling = Sampling.from_data_config(self.spec.data, bool(self.spec.model.skeleton), stills)
+        self._pose_arg = pose
+        self._pose: PoseBackend | None = pose if not isinstance(pose, str) else None
+        self.context = self._context_source(context) if "context" in self.spec.input_names else None
+
+    # -- set-up ----------------------------------------------------------------------------
+    def _load(self, engine: str) -> tuple[ModelSpec, Any]:
+        from beenet.training.checkpoint import checkpoint_sha256, load_checkpoint, load_model_state, model_config_from_checkpoint
+
+        if engine not in ("torch", "onnx"):
+            raise ConfigError(f"engine {engine!r}: choose torch or onnx")
+        if not self.checkpoint.is_file():
+            raise CheckpointError(f"{self.checkpoint}: no such checkpoint file")
+        if self.checkpoint.suffix.lower() == ".onnx":
+            if engine != "onnx":
+                raise ConfigError(f"{self.checkpoint} is an ONNX file: use --engine onnx (or give the .pt checkpoint)")
+            eng = OnnxEngine(self.checkpoint, str(self.device))
+            return spec_from_onnx(self.checkpoint, eng.metadata), eng
+        ckpt = load_checkpoint(self.checkpoint)
+        spec = spec_from_checkpoint(ckpt, checkpoint_sha256(self.checkpoint), self.checkpoint)
+        if engine == "onnx":
+            from beenet.inference.onnx import export_onnx
+
+            self._tmpdir = tempfile.mkdtemp(prefix="beenet-onnx-")
+            path = export_onnx(self.checkpoint, Path(self._tmpdir) / "model.onnx")
+            return spec, OnnxEngine(path, str(self.device))
+        from beenet.models import build_model
+
+        cfg = model_config_from_checkpoint(ckpt, self.checkpoint)
+        cfg.pretrained = False  # the weights come from the checkpoint
+        model = build_model(cfg)
+        load_model_state(model, ckpt["model"], self.checkpoint)
+        return spec, TorchEngine(model, self.device)
+
+    def _context_source(self, context: Any) -> Any:
+        if not isinstance(context, str):
+            if not hasattr(context, "label_frames"):
+                raise ConfigError("context must be 'auto', 'experts' or an object with label_frames(frames)")
+            return context
+        from beenet.context.base import CombinedContext
+        from beenet.context.coco import CocoDetectorExpert
+        from beenet.context.places365 import Places365Expert
+
+        ctx = self.spec.context
+        source = str(ctx.get("source", "none"))
+        if context == "experts":
+            source = "experts"
+        elif context != "auto":
+            raise ConfigError(f"context {context!r}: choose auto or experts")
+        if source in ("none", "sidecar"):
+            raise ConfigError(
+                f"{self.checkpoint}: the model fuses context given as input (model.fusion_context=input) and "
+                f"was trained with context source {source!r}, which does not exist for a new video. "
+                "Pass --context experts (Places365 + COCO experts) to use real expert context instead, "
+                "or predict with a model whose context comes from its own streams (fusion_context=streams)."
+            )
+        pretrained = bool(ctx.get("pretrained", True))
+        n = int(ctx.get("frames_per_clip", 3))
+        dev = str(self.device)
+        places = Places365Expert(weights="places365" if pretrained else None, device=dev, frames_per_clip=n)
+        objects = CocoDetectorExpert(weights="DEFAULT" if pretrained else None, device=dev, frames_per_clip=n)
+        if source == "places365":
+            return places
+        if source == "coco":
+            return objects
+        return CombinedContext(places, objects)
+
+    @property
+    def pose(self) -> PoseBackend:
+        if self._pose is None:
+            self._pose = make_pose_backend(str(self._pose_arg), device=str(self.device))
+        return self._pose
+
+    def close(self) -> None:
+        """Remove the temporary ONNX export, if any."""
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self) -> "Predictor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {"model": self.spec.name, "checkpoint_sha256": self.spec.checkpoint_sha256,
+                "beenet_version": __version__}
+
+    # -- public API --------------------------------------------------------------------------
+    def predict(self, video: str | Path, keypoints: str | Path | PrecomputedPose | None = None) -> PredictionTable:
+        """The table of one video (see :mod:`beenet.inference.table` for the columns)."""
+        return self.run(video, keypoints).table
+
+    def run(self, video: str | Path, keypoints: str | Path | PrecomputedPose | None = None,
+            name: str | None = None) -> VideoResult:
+        """Predict on one video; also returns the tracks and the time spent per stage.
+
+        ``keypoints``: precomputed joints for this video (BoLD ``.npy``, OpenPose JSON folder, or a
+        :class:`PrecomputedPose`); None runs the pose backend. ``name``: the ``video`` column
+        (default: the file name). Raises :class:`VideoDecodeError` for unreadable or truncated
+        videos, :class:`NoPersonFound` when nobody is found, :class:`BoLDFormatError` when the
+        keypoints do not match the video.
+        """
+        from beenet.data.video import VideoReader
+
+        video = Path(video)
+        timer = _Timer()
+        t_start = time.perf_counter()
+        stats: dict[str, int] = {}
+        if keypoints is None:
+            backend = self.pose
+        elif isinstance(keypoints, PrecomputedPose):
+            backend = keypoints
+        else:
+            backend = load_keypoints(keypoints)
+        t_open = time.perf_counter()
+        with VideoReader(video) as reader:
+            timer.add("open", time.perf_counter() - t_open)
+            n, fps, W, H = reader.num_frames, float(reader.fps or 25.0), reader.width, reader.height
+            if isinstance(backend, PrecomputedPose):
+                backend.check_matches(n, W, H, video)
+            store = self._track(reader, backend, timer)
+            tracks = store.tracks()
+            plans = plan_windows(tracks, store.num_frames, fps, W, H, self.sampling, self.window,
+                                 self.stride, self.min_presence)
+            stats.update(frames=store.num_frames, people=len(tracks), windows=len(plans))
+            if not tracks:
+                raise NoPersonFound(f"{video}: no person found in {store.num_frames} frames "
+                                    f"(pose backend: {backend.name}); nothing to predict")
+            if not plans:
+                raise NoPersonFound(
+                    f"{video}: people were found, but none stayed for {self.min_presence:.0%} of a "
+                    f"{self.window:g} s window; try a shorter --window")
+            sums, streams = self._score(reader, plans, timer, stats)
+        table = self._table(plans, sums, streams, name or video.name, fps)
+        table.set_metadata(video=name or video.name, fps=fps, **self.metadata)
+        timer.add("total", time.perf_counter() - t_start)
+        return VideoResult(video, table, tracks, store.boxes(), store.num_frames, fps, W, H, dict(timer.t), stats)
+
+    # -- pass 1: people and joints --------------------------------------------------------------
+    def _track(self, reader: Any, backend: PoseBackend, timer: _Timer) -> TrackStore:
+        tracker = Tracker(max_age=max(1, int(round(self.max_gap * (reader.fps or 25.0)))))
+        store = TrackStore()
+        t0 = time.perf_counter()
+        backend.reset()
+        timer.add("pose_init", time.perf_counter() - t0)
+        n = reader.num_frames
+        bar = progress(total=n, desc=f"pose {reader.path.name}",
+                       disable=None if self.show_progress is None else not self.show_progress)
+        if backend.needs_pixels:
+            frames = timer.timed_iter(iter(reader.iter_frames()), "decode")
+        else:
+            frames = ((i, None) for i in range(n))
+        for idx, frame in frames:
+            t0 = time.perf_counter()
+            dets = [d for d in backend(frame, idx) if valid_mask(d.keypoints).sum() >= MIN_JOINTS]
+            t1 = time.perf_counter()
+            ids = tracker.update(idx, dets)
+            for pid, d in zip(ids, dets):
+                store.add(idx, pid, d.keypoints, d.box)
+            store.frame_done(idx)
+            timer.add("pose", t1 - t0)
+            timer.add("track", time.perf_counter() - t1)
+            bar.update(1)
+        bar.close()
+        return store
+
+    # -- pass 2: windows -> model ------------------------------------------------------------
+    def _score(self, reader: Any, plans: list[WindowPlan], timer: _Timer,
+               stats: dict[str, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        from beenet.context.base import evenly_spaced
+
+        spec = self.spec
+        names = spec.input_names
+        T, S, C = self.sampling.num_frames, spec.image_size, spec.crop_size
+        use_crops, use_skel = "crops" in names, "skeleton" in names
+        # Which (plan, sample, position) wants each frame.
+        wants: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+        for p in plans:
+            for si, sample in enumerate(p.samples):
+                for pos, f in enumerate(sample):
+                    wants[f].append((p.index, si, pos))
+        # Context: a few frames per window, shared by everyone in it.
+        ctx_wants: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        ctx_frames: dict[tuple[int, int], list[np.ndarray]] = {}
+        ctx_vec: dict[tuple[int, int], np.ndarray] = {}
+        ctx_need: dict[tuple[int, int], int] = {}
+        ctx_last: dict[tuple[int, int], int] = {}
+        ready_at: dict[int, list[int]] = defaultdict(list)
+        for p in plans:
+            done = p.last_needed
+            if self.context is not None:
+                key = (p.start_frame, p.end_frame)
+                if key not in ctx_need:
+                    k = int(getattr(self.context, "frames_per_clip", 3))
+                    idx = [p.start_frame + i for i in evenly_spaced(p.end_frame - p.start_frame + 1, k)]
+                    ctx_need[key], ctx_last[key] = len(idx), max(idx)
+                    ctx_frames[key] = []
+                    for f in idx:
+                        ctx_wants[f].append(key)
+                done = max(done, ctx_last[key])
+            ready_at[done].append(p.index)
+        first = min(list(wants) + list(ctx_wants))
+        last = max(ready_at)
+
+        held: dict[int, list[list[Any]]] = {}  # plan -> samples -> [frame tensors, crop tensors]
+        ready: list[tuple[int, dict[str, torch.Tensor]]] = []
+        out_sum = np.zeros((len(plans), NUM_CATEGORIES + 3), dtype=np.float64)
+        out_cnt = np.zeros(len(plans), dtype=np.int64)
+        stream_sum: dict[str, np.ndarray] = {}
+        max_held = 0
+
+        def flush() -> None:
+            if not ready:
+                return
+            batch = {k: torch.stack([item[k] for _, item in ready]) for k in ready[0][1]}
+            t0 = time.perf_counter()
+            res = self.engine(batch)
+            timer.add("model", time.perf_counter() - t0)
+            fused = np.concatenate([np.asarray(res["categories"]), np.asarray(res["vad"])], axis=1)
+            for row, (pi, _) in enumerate(ready):
+                out_sum[pi] += fused[row]
+                out_cnt[pi] += 1
+            if self.streams:
+                for sname, arr in res["streams"].items():
+                    acc = stream_sum.setdefault(sname, np.zeros((len(plans), NUM_CATEGORIES + 3)))
+                    for row, (pi, _) in enumerate(ready):
+                        acc[pi] += np.asarray(arr[row], dtype=np.float64)
+            ready.clear()
+
+        bar = progress(total=last - first + 1, desc=f"model {reader.path.name}",
+                       disable=None if self.show_progress is None else not self.show_progress)
+        frames = timer.timed_iter(iter(reader.iter_frames(first, last + 1)), "decode2")
+        for idx, frame in frames:
+            bar.update(1)
+            if idx in wants or idx in ctx_wants:
+                t0 = time.perf_counter()
+                full = frames_to_tensor(frame[None], S)[0] if idx in wants else None
+                for pi, si, pos in wants.get(idx, ()):
+                    p = plans[pi]
+                    slots = held.setdefault(pi, [[[None] * len(s), [None] * len(s)] for s in p.samples])
+                    slots[si][0][pos] = full
+                    if use_crops:
+                        slots[si][1][pos] = crop_to_tensor(frame[None], p.crop_boxes.get(idx) or p.box, C)[0]
+                timer.add("preprocess", time.perf_counter() - t0)
+                for key in ctx_wants.get(idx, ()):
+                    ctx_frames[key].append(frame)
+                    if len(ctx_frames[key]) == ctx_need[key]:
+                        t0 = time.perf_counter()
+                        ctx_vec[key] = np.asarray(self.context.label_frames(np.stack(ctx_frames.pop(key))),
+                                                  dtype=np.float32)
+                        timer.add("context", time.perf_counter() - t0)
+            live = {id(t) for slots in held.values() for s in slots for t in s[0] if t is not None}
+            live_ctx = sum(len(v) for v in ctx_frames.values())
+            max_held = max(max_held, len(live) + live_ctx + len(ready) * T)
+            for pi in ready_at.get(idx, ()):
+                p = plans[pi]
+                t0 = time.perf_counter()
+                slots = held.pop(pi)
+                skel = skel_mask = None
+                if use_skel:
+                    skel, skel_mask = self._skeleton(p)
+                for si, sample in enumerate(p.samples):
+                    k = len(sample)
+                    item: dict[str, torch.Tensor] = {
+                        "frames": torch.zeros(T, 3, S, S), "frame_mask": torch.zeros(T, dtype=torch.bool)}
+                    item["frames"][:k] = torch.stack(slots[si][0])
+                    item["frame_mask"][:k] = True
+                    if use_crops:
+                        item["crops"] = torch.zeros(T, 3, C, C)
+                        item["crops"][:k] = torch.stack(slots[si][1])
+                    if use_skel:
+                        item["skeleton"], item["skeleton_mask"] = skel, skel_mask
+                    if self.context is not None:
+                        item["context"] = torch.from_numpy(ctx_vec[(p.start_frame, p.end_frame)])
+                    ready.append((pi, item))
+                timer.add("preprocess", time.perf_counter() - t0)
+                if len(ready) >= self.batch_size:
+                    flush()
+        flush()
+        bar.close()
+        if held or (out_cnt == 0).any():
+            raise BeenetError(f"{reader.path}: internal error: {int((out_cnt == 0).sum())} windows were not scored")
+        stats["max_frames_held"] = max_held
+        means = out_sum / out_cnt[:, None]
+        streams = {k: v / out_cnt[:, None] for k, v in stream_sum.items()}
+        return means, streams
+
+    def _skeleton(self, p: WindowPlan) -> tuple[torch.Tensor, torch.Tensor]:
+        Ts = self.sampling.skeleton_frames
+        skel = torch.zeros(Ts, NUM_JOINTS, 3)
+        mask = torch.zeros(Ts, NUM_JOINTS, dtype=torch.bool)
+        if p.skeleton is not None and len(p.skeleton):
+            s, m = normalize_skeleton(p.skeleton)
+            skel[: len(s)] = s
+            mask[: len(m)] = m
+        return skel, mask
+
+    # -- table -------------------------------------------------------------------------------
+    def _table(self, plans: list[WindowPlan], scores: np.ndarray, streams: dict[str, np.ndarray],
+               video: str, fps: float) -> PredictionTable:
+        if not plans:
+            return empty_table(video=video, fps=fps, **self.metadata)
+        start = np.array([p.start_frame for p in plans], dtype=np.int64)
+        end = np.array([p.end_frame for p in plans], dtype=np.int64)
+        boxes = np.array([p.box for p in plans], dtype=np.float64)
+        rows: dict[str, Any] = {
+            "video": [video] * len(plans),
+            "person_id": [p.person_id for p in plans],
+            "start_frame": start, "end_frame": end,
+            "start_s": start / fps, "end_s": (end + 1) / fps,
+            "box_x": boxes[:, 0], "box_y": boxes[:, 1], "box_w": boxes[:, 2], "box_h": boxes[:, 3],
+        }
+        cats, vad = clip_scores(scores[:, :NUM_CATEGORIES], scores[:, NUM_CATEGORIES:])
+        for j, c in enumerate(CATEGORIES):
+            rows[c] = cats[:, j]
+        for j, v in enumerate(VAD_NAMES):
+            rows[v] = vad[:, j]
+        per_stream = {}
+        for sname, arr in streams.items():
+            sc, sv = clip_scores(arr[:, :NUM_CATEGORIES], arr[:, NUM_CATEGORIES:] * VAD_SCALE)
+            per_stream[sname] = np.concatenate([sc, sv], axis=1)
+        return make_table(rows, per_stream)
+
+
+def clip_scores(categories: np.ndarray, vad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Category scores into [0, 1], VAD into [0, 10] (the BoLD scale).
+
+    The paper's ``scale`` fusion (prior x score / lambda) can leave [0, 1]; in a table a person
+    reads, a score of 1 means "as strong as it gets". The model's ranking below 1 is unchanged.
+    """
+    return np.clip(categories, 0.0, 1.0), np.clip(vad, 0.0, VAD_SCALE)

@@ -1,0 +1,226 @@
+"""Pictures of a prediction: the annotated mp4 and the timeline PNG.
+
+The annotated video shows, per person and frame, the skeleton, the box, the person id, the top-3
+emotions and three VAD bars of the window that covers the frame. The timeline shows per person a
+heat map of the 26 categories over time and the valence / arousal / dominance curves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from beenet.inference.pose import valid_mask
+from beenet.labels import CATEGORIES, OPENPOSE_EDGES, VAD_NAMES, VAD_SCALE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from beenet.inference.predictor import VideoResult
+    from beenet.inference.table import PredictionTable
+
+log = logging.getLogger(__name__)
+
+#: Distinct colours (RGB) for person ids (tab10).
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+)
+_VAD_COLOURS = ((46, 160, 67), (230, 126, 34), (52, 120, 200))
+
+
+def person_colour(person_id: int) -> tuple[int, int, int]:
+    return PALETTE[int(person_id) % len(PALETTE)]
+
+
+def window_for_frames(table: "PredictionTable", num_frames: int) -> dict[int, np.ndarray]:
+    """``person_id -> [num_frames]`` row position of the window shown at each frame (-1 = none).
+
+    Among the windows that cover a frame, the one whose centre is closest wins, so the labels
+    change halfway through an overlap rather than at a window edge.
+    """
+    out: dict[int, np.ndarray] = {}
+    if len(table) == 0:
+        return out
+    pids = table["person_id"].to_numpy()
+    starts = table["start_frame"].to_numpy()
+    ends = table["end_frame"].to_numpy()
+    frames = np.arange(num_frames)
+    for pid in np.unique(pids):
+        rows = np.flatnonzero(pids == pid)
+        best = np.full(num_frames, -1, dtype=np.int64)
+        dist = np.full(num_frames, np.inf)
+        for r in rows:
+            s, e = int(starts[r]), int(ends[r])
+            centre = (s + e) / 2.0
+            seg = slice(max(s, 0), min(e + 1, num_frames))
+            d = np.abs(frames[seg] - centre)
+            better = d < dist[seg]
+            best[seg] = np.where(better, r, best[seg])
+            dist[seg] = np.where(better, d, dist[seg])
+        out[int(pid)] = best
+    return out
+
+
+def draw_people(frame: np.ndarray, people: Iterable[tuple[int, np.ndarray | None, tuple | None, list[tuple[str, float]] | None, np.ndarray | None]]) -> np.ndarray:
+    """Draw on a copy of ``frame``: per person (id, keypoints [18,3], box, top-3, vad[3])."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.fromarray(np.ascontiguousarray(frame))
+    draw = ImageDraw.Draw(img, "RGBA")
+    H, W = frame.shape[:2]
+    size = max(10, min(28, H // 36))
+    font = ImageFont.load_default(size=size)
+    lw = max(2, H // 240)
+    for pid, kp, box, top, vad in people:
+        colour = person_colour(pid)
+        if kp is not None:
+            ok = valid_mask(kp)
+            for a, b in OPENPOSE_EDGES:
+                if ok[a] and ok[b]:
+                    draw.line([tuple(kp[a, :2]), tuple(kp[b, :2])], fill=colour + (255,), width=lw)
+            r = lw + 1
+            for j in np.flatnonzero(ok):
+                x, y = kp[j, :2]
+                draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 255, 255, 255), outline=colour + (255,))
+        if box is None:
+            continue
+        x, y, w, h = box
+        draw.rectangle([x, y, x + w, y + h], outline=colour + (255,), width=lw)
+        lines = [f"person {pid}"]
+        if top:
+            lines += [f"{name} {score:.2f}" for name, score in top]
+        line_h = size + 4
+        bar_h = max(4, size // 2)
+        n_bars = 3 if vad is not None else 0
+        panel_w = max(font.getbbox(t)[2] for t in lines) + 12
+        panel_w = max(panel_w, 8 * size)
+        panel_h = line_h * len(lines) + n_bars * (bar_h + 3) + 8
+        px = min(max(0.0, x), max(0.0, W - panel_w))
+        # Above the box, else below it, else inside at its bottom: never over the head if avoidable.
+        if y - panel_h - 2 >= 0:
+            py = y - panel_h - 2
+        elif y + h + 2 + panel_h <= H:
+            py = y + h + 2
+        else:
+            py = max(0.0, min(y + h, H) - panel_h - 2)
+        draw.rectangle([px, py, px + panel_w, py + panel_h], fill=(0, 0, 0, 150))
+        draw.rectangle([px, py, px + 4, py + panel_h], fill=colour + (255,))
+        for i, t in enumerate(lines):
+            draw.text((px + 8, py + 3 + i * line_h), t, fill=(255, 255, 255, 255), font=font)
+        if vad is not None:
+            by = py + 4 + line_h * len(lines)
+            full = panel_w - 16 - size
+            for k, (name, c) in enumerate(zip(VAD_NAMES, _VAD_COLOURS)):
+                v = float(np.clip(vad[k] / VAD_SCALE, 0.0, 1.0))
+                yy = by + k * (bar_h + 3)
+                draw.text((px + 8, yy - 2), name[0].upper(), fill=(255, 255, 255, 255),
+                          font=ImageFont.load_default(size=max(8, bar_h + 2)))
+                x0 = px + 8 + size
+                draw.rectangle([x0, yy, x0 + full, yy + bar_h], fill=(255, 255, 255, 60))
+                draw.rectangle([x0, yy, x0 + full * v, yy + bar_h], fill=c + (255,))
+    return np.asarray(img)
+
+
+def render_video(result: "VideoResult", out_path: str | Path, show_progress: bool | None = None) -> Path:
+    """Write the annotated mp4 of ``result`` (decodes the source video once more, streaming)."""
+    from beenet.data.video import VideoReader
+    from beenet.data.video_writer import VideoWriter
+    from beenet.progress import progress
+
+    table = result.table
+    chosen = window_for_frames(table, result.num_frames)
+    tops = table.top_emotions(3) if len(table) else []
+    vad = table.vad.to_numpy(dtype=np.float64) if len(table) else np.zeros((0, 3))
+    W, H = result.width, result.height
+    W2, H2 = W + (W % 2), H + (H % 2)
+    out_path = Path(out_path)
+    with VideoReader(result.video) as reader, VideoWriter(out_path, result.fps, W2, H2) as writer:
+        bar = progress(total=result.num_frames, desc=f"render {Path(result.video).name}",
+                       disable=None if show_progress is None else not show_progress)
+        for idx, frame in reader.iter_frames(0, result.num_frames):
+            people = []
+            for pid, tr in result.tracks.items():
+                if idx >= len(tr.present) or not tr.present[idx]:
+                    continue
+                row = int(chosen[pid][idx]) if pid in chosen else -1
+                box = result.boxes.get(pid, {}).get(idx)
+                people.append((pid, tr.keypoints[idx], box,
+                               tops[row] if row >= 0 else None, vad[row] if row >= 0 else None))
+            drawn = draw_people(frame, people)
+            if (W2, H2) != (W, H):
+                drawn = np.pad(drawn, ((0, H2 - H), (0, W2 - W), (0, 0)))
+            writer.write(drawn)
+            bar.update(1)
+        bar.close()
+    return out_path
+
+
+def render_timeline(table: "PredictionTable", out_path: str | Path, duration_s: float | None = None,
+                    title: str | None = None, max_people: int = 8) -> Path:
+    """Timeline PNG: per person a category heat map over time and the VAD curves."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    title = title or str(getattr(table, "video", "") or out_path.stem)
+    if len(table) == 0:
+        fig = Figure(figsize=(8, 2))
+        ax = fig.add_subplot()
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{title}\nno person found", ha="center", va="center")
+        fig.savefig(out_path, dpi=100)
+        return out_path
+    counts = table.groupby("person_id").size().sort_values(ascending=False, kind="stable")
+    people = sorted(counts.index[:max_people].tolist())
+    end = float(table["end_s"].max()) if duration_s is None else float(duration_s)
+    fig_h = 1.0 + 5.2 * len(people)
+    fig = Figure(figsize=(12, fig_h), layout="constrained")
+    grid = fig.add_gridspec(2 * len(people), 2, height_ratios=[3.4, 1.4] * len(people), width_ratios=[60, 1])
+    heat_im = None
+    for i, pid in enumerate(people):
+        rows = table[table["person_id"] == pid].sort_values("start_s")
+        centres = ((rows["start_s"] + rows["end_s"]) / 2.0).to_numpy()
+        starts, ends = rows["start_s"].to_numpy(), rows["end_s"].to_numpy()
+        # A regular time grid; each column shows the window whose centre is nearest (NaN = absent).
+        step = float(np.median(np.diff(centres))) if len(centres) > 1 else max(end, 1e-3)
+        n_cols = max(1, int(np.ceil(end / step)))
+        grid_t = (np.arange(n_cols) + 0.5) * end / n_cols
+        scores = rows[list(CATEGORIES)].to_numpy(dtype=np.float64)
+        heat = np.full((len(CATEGORIES), n_cols), np.nan)
+        for c, t in enumerate(grid_t):
+            inside = np.flatnonzero((starts <= t) & (ends >= t))
+            if len(inside):
+                heat[:, c] = scores[inside[np.argmin(np.abs(centres[inside] - t))]]
+        ax = fig.add_subplot(grid[2 * i, 0])
+        heat_im = ax.imshow(heat, aspect="auto", cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest",
+                            extent=(0.0, end, len(CATEGORIES) - 0.5, -0.5))
+        ax.set_facecolor("#dddddd")
+        ax.set_yticks(range(len(CATEGORIES)))
+        ax.set_yticklabels(CATEGORIES, fontsize=6)
+        ax.set_xlim(0, end)
+        ax.set_title(f"person {pid}: categories (top: {', '.join(_overall_top(scores, 3))})",
+                     fontsize=9, loc="left", color=np.array(person_colour(pid)) / 255.0)
+        ax.tick_params(axis="x", labelbottom=False)
+        vx = fig.add_subplot(grid[2 * i + 1, 0], sharex=ax)
+        for k, (name, c) in enumerate(zip(VAD_NAMES, _VAD_COLOURS)):
+            vx.plot(centres, rows[name].to_numpy(), marker="o", ms=2.5, lw=1.4, color=np.array(c) / 255.0, label=name)
+        vx.set_ylim(0, VAD_SCALE)
+        vx.set_ylabel("VAD", fontsize=8)
+        vx.grid(alpha=0.3)
+        vx.legend(fontsize=7, loc="upper right", ncol=3)
+        vx.set_xlabel("time (s)", fontsize=8)
+    if heat_im is not None:
+        cax = fig.add_subplot(grid[0, 1])
+        fig.colorbar(heat_im, cax=cax).ax.tick_params(labelsize=6)
+    extra = f" (showing {len(people)} of {len(counts)} people)" if len(counts) > len(people) else ""
+    fig.suptitle(f"{title}{extra}", fontsize=11)
+    fig.savefig(out_path, dpi=100)
+    return out_path
+
+
+def _overall_top(scores: np.ndarray, k: int) -> list[str]:
+    mean = scores.mean(axis=0)
+    return [CATEGORIES[j] for j in np.argsort(-mean, kind="stable")[:k]]

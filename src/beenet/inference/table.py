@@ -1,0 +1,216 @@
+"""The predictions table: one row per (person, window), a pandas DataFrame that knows its source.
+
+Like py-feat's ``Fex``, :class:`PredictionTable` is a DataFrame subclass whose metadata (model,
+checkpoint hash, beenet version, video, fps) survives slicing, with accessors for its column groups
+(``.emotions``, ``.vad``, ``.boxes``, ``.streams``). Writers keep the metadata: parquet in the
+schema metadata, JSON inside the document, CSV in a ``<name>.meta.json`` sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from beenet.errors import BeenetError, PredictionsError
+from beenet.labels import CATEGORIES, VAD_NAMES
+
+#: Columns that say where and when (in this order, first).
+ID_COLUMNS: tuple[str, ...] = (
+    "video", "person_id", "start_frame", "end_frame", "start_s", "end_s",
+    "box_x", "box_y", "box_w", "box_h",
+)
+BOX_COLUMNS: tuple[str, ...] = ("box_x", "box_y", "box_w", "box_h")
+#: The fixed columns of every table, in order; per-stream columns (``<stream>.<label>``) follow.
+COLUMNS: tuple[str, ...] = ID_COLUMNS + CATEGORIES + VAD_NAMES
+#: Labels of one stream's 29 outputs (26 categories, then VAD on the raw scale).
+STREAM_LABELS: tuple[str, ...] = CATEGORIES + VAD_NAMES
+FORMATS: tuple[str, ...] = ("csv", "json", "parquet")
+META_KEYS: tuple[str, ...] = ("model", "checkpoint_sha256", "beenet_version", "video", "fps")
+
+_INT_COLUMNS = ("person_id", "start_frame", "end_frame")
+
+
+def stream_columns(stream: str) -> list[str]:
+    """The 29 column names of one stream's scores: ``"<stream>.<label>"``."""
+    return [f"{stream}.{label}" for label in STREAM_LABELS]
+
+
+class PredictionTable(pd.DataFrame):
+    """Predictions of one video (or several, concatenated): one row per person and window."""
+
+    _metadata = list(META_KEYS)
+
+    @property
+    def _constructor(self) -> type["PredictionTable"]:
+        return PredictionTable
+
+    # -- column groups -------------------------------------------------------------------------
+    @property
+    def emotions(self) -> pd.DataFrame:
+        """The 26 category scores (BoLD CSV order)."""
+        return pd.DataFrame(self.loc[:, list(CATEGORIES)])
+
+    @property
+    def vad(self) -> pd.DataFrame:
+        """Valence, arousal, dominance on the raw BoLD scale (about 1..10)."""
+        return pd.DataFrame(self.loc[:, list(VAD_NAMES)])
+
+    @property
+    def boxes(self) -> pd.DataFrame:
+        """The person's box over the window, ``box_x, box_y, box_w, box_h`` in pixels."""
+        return pd.DataFrame(self.loc[:, list(BOX_COLUMNS)])
+
+    @property
+    def stream_names(self) -> list[str]:
+        """Streams whose scores are in the table (empty unless asked for)."""
+        names: list[str] = []
+        for c in self.columns:
+            if isinstance(c, str) and c.endswith(".dominance"):
+                names.append(c[: -len(".dominance")])
+        return names
+
+    def stream(self, name: str) -> pd.DataFrame:
+        """One stream's 29 scores, columns named like the fused ones."""
+        cols = stream_columns(name)
+        missing = [c for c in cols if c not in self.columns]
+        if missing:
+            raise KeyError(f"no scores of stream {name!r} in this table (streams: {self.stream_names})")
+        out = pd.DataFrame(self.loc[:, cols])
+        out.columns = list(STREAM_LABELS)
+        return out
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {k: getattr(self, k, None) for k in META_KEYS}
+
+    def set_metadata(self, **meta: Any) -> "PredictionTable":
+        for k, v in meta.items():
+            if k not in META_KEYS:
+                raise KeyError(f"unknown metadata key {k!r}; known: {', '.join(META_KEYS)}")
+            object.__setattr__(self, k, v)
+        return self
+
+    def top_emotions(self, k: int = 3) -> list[list[tuple[str, float]]]:
+        """Per row, the ``k`` highest category scores as (name, score)."""
+        arr = self.emotions.to_numpy(dtype=np.float64)
+        order = np.argsort(-arr, axis=1, kind="stable")[:, :k]
+        return [[(CATEGORIES[j], float(arr[i, j])) for j in row] for i, row in enumerate(order)]
+
+    # -- writing -------------------------------------------------------------------------------
+    def write(self, path: str | Path, fmt: str | None = None) -> Path:
+        """Write to ``path`` as csv / json / parquet (from ``fmt`` or the suffix), metadata kept."""
+        path = Path(path)
+        fmt = (fmt or path.suffix.lstrip(".")).lower()
+        if fmt not in FORMATS:
+            raise BeenetError(f"{path}: unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        plain = pd.DataFrame(self)
+        meta = _jsonable(self.metadata)
+        if fmt == "csv":
+            plain.to_csv(tmp, index=False, float_format="%.6g")
+            sidecar = meta_sidecar(path)
+            sidecar.write_text(json.dumps(meta, indent=2) + "\n")
+        elif fmt == "json":
+            doc = {"metadata": meta, "columns": list(plain.columns),
+                   "rows": json.loads(plain.to_json(orient="records", double_precision=10))}
+            tmp.write_text(json.dumps(doc) + "\n")
+        else:
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError as exc:
+                raise BeenetError(
+                    f"{path}: writing parquet needs pyarrow: pip install pyarrow (or use --format csv,json)"
+                ) from exc
+            table = pa.Table.from_pandas(plain, preserve_index=False)
+            schema_meta = dict(table.schema.metadata or {})
+            schema_meta[b"beenet"] = json.dumps(meta).encode()
+            pq.write_table(table.replace_schema_metadata(schema_meta), tmp)
+        tmp.replace(path)
+        return path
+
+
+def meta_sidecar(path: str | Path) -> Path:
+    """Where a CSV's metadata goes: ``x.csv`` -> ``x.meta.json``."""
+    path = Path(path)
+    return path.with_name(path.stem + ".meta.json")
+
+
+def _jsonable(meta: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in meta.items():
+        if isinstance(v, (np.floating, np.integer)):
+            v = v.item()
+        out[k] = v
+    return out
+
+
+def make_table(rows: dict[str, Any], streams: dict[str, np.ndarray] | None = None, **meta: Any) -> PredictionTable:
+    """Build a table from column arrays (the fixed columns) and optional per-stream ``[N, 29]``."""
+    data: dict[str, Any] = {}
+    n = len(rows["person_id"])
+    for c in COLUMNS:
+        if c not in rows:
+            raise KeyError(f"make_table: missing column {c!r}")
+        data[c] = rows[c]
+    for name, arr in (streams or {}).items():
+        arr = np.asarray(arr)
+        if arr.shape != (n, len(STREAM_LABELS)):
+            raise ValueError(f"stream {name!r}: expected shape {(n, len(STREAM_LABELS))}, got {arr.shape}")
+        for j, col in enumerate(stream_columns(name)):
+            data[col] = arr[:, j]
+    df = PredictionTable(data)
+    for c in _INT_COLUMNS:
+        df[c] = df[c].astype(np.int64)
+    df["video"] = df["video"].astype(str)
+    return df.set_metadata(**meta)
+
+
+def empty_table(**meta: Any) -> PredictionTable:
+    """A table with the fixed columns and no rows (a video where nobody was found)."""
+    cols: dict[str, Any] = {c: np.zeros(0, dtype=np.float64) for c in COLUMNS}
+    cols["video"] = np.zeros(0, dtype=object)
+    for c in _INT_COLUMNS:
+        cols[c] = np.zeros(0, dtype=np.int64)
+    return make_table(cols, **meta)
+
+
+def read_table(path: str | Path) -> PredictionTable:
+    """Read a table written by :meth:`PredictionTable.write` back, with its metadata."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if not path.is_file():
+        raise PredictionsError(f"{path}: no such predictions file")
+    meta: dict[str, Any] = {}
+    if fmt == "csv":
+        df = pd.read_csv(path, dtype={"video": str})
+        side = meta_sidecar(path)
+        if side.is_file():
+            meta = json.loads(side.read_text())
+    elif fmt == "json":
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict) or "rows" not in doc or "columns" not in doc:
+            raise PredictionsError(f"{path}: not a beenet predictions JSON (no 'columns'/'rows')")
+        df = pd.DataFrame(doc["rows"], columns=doc["columns"])
+        meta = doc.get("metadata") or {}
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(path)
+        raw = (t.schema.metadata or {}).get(b"beenet")
+        meta = json.loads(raw) if raw else {}
+        df = t.to_pandas()
+    else:
+        raise PredictionsError(f"{path}: unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise PredictionsError(f"{path}: not a beenet predictions table; missing columns {missing[:5]}")
+    out = PredictionTable(df)
+    for c in _INT_COLUMNS:
+        out[c] = out[c].astype(np.int64)
+    return out.set_metadata(**{k: v for k, v in meta.items() if k in META_KEYS})

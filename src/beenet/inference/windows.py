@@ -1,0 +1,196 @@
+"""Sliding windows per person, and which frames each window feeds the model.
+
+A video is cut into windows of ``window`` seconds every ``stride`` seconds; each tracked person
+present in enough of a window's frames gets one prediction for it. Inside a window the frames are
+chosen the way the checkpoint was trained to see a person (its ``data`` config): ``uniform``
+sampling takes T evenly spaced frames over the frames where the person is present; ``still``
+sampling scores the middle present frame (or averages ``stills`` evenly spaced stills). The
+skeleton stream and the body crops follow the dataset's evaluation sampling too, so a window is
+seen the way a BoLD clip was seen in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from beenet.data.transforms import Box, box_from_keypoints
+from beenet.labels import NUM_JOINTS
+
+
+def window_bounds(num_frames: int, window_frames: int, stride_frames: int) -> list[tuple[int, int]]:
+    """``(start, end)`` (end inclusive) of each window; the last one is moved to end on the last frame.
+
+    A video shorter than one window gives one window over all of it.
+    """
+    if num_frames <= 0:
+        return []
+    window_frames = max(1, int(window_frames))
+    stride_frames = max(1, int(stride_frames))
+    if num_frames <= window_frames:
+        return [(0, num_frames - 1)]
+    starts = list(range(0, num_frames - window_frames + 1, stride_frames))
+    if starts[-1] + window_frames < num_frames:
+        starts.append(num_frames - window_frames)
+    return [(s, s + window_frames - 1) for s in starts]
+
+
+@dataclass
+class PersonTrack:
+    """One person's joints over the whole video: ``keypoints`` ``[N, 18, 3]`` (NaN where missing)
+    and ``present`` ``[N]``. Kept as small arrays (216 bytes a frame), never as pixels."""
+
+    person_id: int
+    keypoints: np.ndarray
+    present: np.ndarray
+
+
+class TrackStore:
+    """Collects per-frame detections of every person while the video streams past."""
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[list[int], list[np.ndarray], list[tuple[float, float, float, float]]]] = {}
+        self.num_frames = 0
+
+    def add(self, frame_index: int, person_id: int, keypoints: np.ndarray, box: Box) -> None:
+        frames, kps, boxes = self._rows.setdefault(int(person_id), ([], [], []))
+        frames.append(int(frame_index))
+        kps.append(np.asarray(keypoints, dtype=np.float32))
+        boxes.append(tuple(float(v) for v in box))  # type: ignore[arg-type]
+
+    def frame_done(self, frame_index: int) -> None:
+        self.num_frames = max(self.num_frames, int(frame_index) + 1)
+
+    @property
+    def person_ids(self) -> list[int]:
+        return sorted(self._rows)
+
+    def tracks(self) -> dict[int, PersonTrack]:
+        """Every person's joints as dense arrays over the ``num_frames`` frames seen."""
+        out: dict[int, PersonTrack] = {}
+        n = self.num_frames
+        for pid, (frames, kps, _) in sorted(self._rows.items()):
+            arr = np.full((n, NUM_JOINTS, 3), np.nan, dtype=np.float32)
+            arr[..., 2] = 0.0
+            present = np.zeros(n, dtype=bool)
+            idx = np.asarray(frames, dtype=np.int64)
+            arr[idx] = np.stack(kps)
+            present[idx] = True
+            out[pid] = PersonTrack(pid, arr, present)
+        return out
+
+    def boxes(self) -> dict[int, dict[int, Box]]:
+        """``person_id -> frame -> detection box`` (for drawing)."""
+        return {pid: dict(zip(f, b)) for pid, (f, _, b) in self._rows.items()}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the checkpoint saw a person in training (from its ``data`` config)."""
+
+    mode: str = "still"  # "still" | "uniform"
+    num_frames: int = 1
+    skeleton_frames: int = 0  # 0 = no skeleton stream
+    box_margin: float = 0.15
+    #: Stills averaged per window (``still`` mode only; 1 = the middle frame, as evaluation does).
+    stills: int = 1
+
+    @classmethod
+    def from_data_config(cls, data: dict, skeleton: bool, stills: int = 1) -> "Sampling":
+        mode = str(data.get("sampling", "still"))
+        if mode not in ("still", "uniform"):
+            raise ValueError(f"unknown sampling {mode!r} in the checkpoint's data config")
+        return cls(
+            mode=mode,
+            num_frames=1 if mode == "still" else int(data.get("num_frames", 8)),
+            skeleton_frames=int(data.get("skeleton_frames", 32)) if skeleton else 0,
+            box_margin=float(data.get("box_margin", 0.15)),
+            stills=max(1, int(stills)) if mode == "still" else 1,
+        )
+
+
+@dataclass
+class WindowPlan:
+    """One (person, window) prediction to make.
+
+    ``samples`` holds one list of frame indices per model input (several for averaged stills); the
+    model's outputs over them are averaged into the row. ``crop_boxes`` gives the body-crop box of
+    each of those frames; ``skeleton`` is ``[<=Ts, 18, 3]`` pixels or None; ``box`` is the tight box
+    around all the person's joints in the window (the table's box columns).
+    """
+
+    person_id: int
+    start_frame: int
+    end_frame: int
+    samples: list[list[int]]
+    box: Box
+    crop_boxes: dict[int, Box | None] = field(default_factory=dict)
+    skeleton: np.ndarray | None = None
+    present_frames: int = 0
+    index: int = field(default=-1)
+
+    @property
+    def needed_frames(self) -> set[int]:
+        return {f for s in self.samples for f in s}
+
+    @property
+    def last_needed(self) -> int:
+        return max(self.needed_frames)
+
+
+def plan_windows(
+    tracks: dict[int, PersonTrack],
+    num_frames: int,
+    fps: float,
+    width: int,
+    height: int,
+    sampling: Sampling,
+    window_s: float = 4.0,
+    stride_s: float = 2.0,
+    min_presence: float = 0.25,
+) -> list[WindowPlan]:
+    """Every (person, window) with the person in at least ``min_presence`` of the window's frames
+    (and at least 2 frames), in order of (start frame, person id).
+
+    Frames are chosen exactly as :class:`beenet.data.dataset.BoLDDataset` does at evaluation, with
+    the window standing for the clip: stills take the middle present frame, uniform sampling the
+    middle of T equal parts of the present frames, the skeleton Ts frames spread over the span from
+    first to last presence, and crops the box of that frame's joints (the window's box as fallback).
+    """
+    from beenet.data.dataset import spread
+
+    fps = fps if fps and fps > 0 else 25.0
+    wf = max(1, int(round(window_s * fps)))
+    sf = max(1, int(round(stride_s * fps)))
+    plans: list[WindowPlan] = []
+    for start, end in window_bounds(num_frames, wf, sf):
+        length = end - start + 1
+        for pid in sorted(tracks):
+            tr = tracks[pid]
+            present = np.flatnonzero(tr.present[start : end + 1]) + start
+            if len(present) < max(min(2, length), int(np.ceil(min_presence * length))):
+                continue
+            kp = tr.keypoints
+            union = box_from_keypoints(kp[present], width, height, margin=sampling.box_margin)
+            tight = box_from_keypoints(kp[present], width, height, margin=0.0)
+            if union is None or tight is None:
+                continue
+            if sampling.mode == "uniform":
+                samples = [spread(present, sampling.num_frames, None).tolist()]
+            elif sampling.stills == 1:
+                samples = [[int(present[len(present) // 2])]]
+            else:
+                samples = [[int(f)] for f in spread(present, sampling.stills, None)]
+            crop_boxes: dict[int, Box | None] = {}
+            for f in {f for s in samples for f in s}:
+                b = box_from_keypoints(kp[f], width, height, margin=sampling.box_margin)
+                crop_boxes[f] = b if b is not None else union
+            skel = None
+            if sampling.skeleton_frames > 0:
+                span = np.arange(present[0], present[-1] + 1)
+                skel = kp[spread(span, sampling.skeleton_frames, None)]
+            plans.append(WindowPlan(pid, start, end, samples, tight, crop_boxes, skel, len(present)))
+    for i, p in enumerate(plans):
+        p.index = i
+    return plans
