@@ -1,0 +1,180 @@
+"""``ModelConfig``: the single source of a BEE-NET model's hyper-parameters.
+
+Every checkpoint stores ``ModelConfig.to_dict()`` beside the weights, so a checkpoint describes the
+model it holds. The defaults are the paper's form (``docs/method.md`` section 2); every choice that
+is our reading of the paper, and every extension past it, is a field here so it can be ablated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from beenet.errors import ConfigError
+
+FUSIONS = ("none", "concat", "camode", "beenet")
+FUSION_CONTEXTS = ("streams", "input")
+FUSION_FORMS = ("scale", "odds")
+CONTEXT_POOLS = ("max", "mean", "gem", "attention")
+STREAM_POOLS = ("mean", "max", "gem", "attention")
+BODY_CROPS = ("none", "shared", "separate")
+#: Every kind ``beenet.models.pooling.make_pool`` builds (sites a and b take any of them).
+POOL_KINDS = ("avg", "max", "mixed", "gated", "softpool", "gem", "simpool", "attention", "stats")
+BACKBONES = ("googlenet",)
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a :class:`~beenet.models.beenet.BEENet` (see ``docs/method.md``)."""
+
+    #: Shared trunk H^base. ``googlenet``: torchvision GoogLeNet up to and including
+    #: ``inception4d`` (528 channels at stride 16, 14x14 at 224 px).
+    backbone: Literal["googlenet"] = "googlenet"
+    #: Start the trunk from torchvision's ImageNet weights (downloaded once into the torch hub
+    #: cache). ``false`` = random init (offline tests, benchmarks).
+    pretrained: bool = True
+    #: Side of the square whole frames the model is trained on (``data.image_size`` must agree).
+    image_size: int = 224
+    #: Run the trunk in the channels-last memory layout (about 2x faster on CPU, faster on GPU).
+    channels_last: bool = True
+
+    #: Width of each stream head: ``stream_layers`` x (3x3 conv, BN, ReLU) with this many channels.
+    stream_channels: int = 384
+    #: Number of (3x3 conv, BN, ReLU) blocks in each stream head.
+    stream_layers: int = 3
+    #: Dropout before each stream's linear layer.
+    dropout: float = 0.2
+    #: Width of the linear projector of the context streams (kappa in the paper).
+    kappa: int = 56
+
+    #: H^place: a stream that predicts the 365 Places365 scenes (trained by distillation).
+    place_stream: bool = True
+    #: H^object: a stream that predicts the 80 COCO object classes (trained by distillation).
+    object_stream: bool = True
+    #: Late fusion of context and emotion: ``none`` (emotion stream alone), ``concat`` (context
+    #: probabilities concatenated with the emotion features, then a linear layer), ``camode``
+    #: (the authors' CA-MoDE gate, global priors), ``beenet`` (per-sample total-probability prior).
+    fusion: Literal["none", "concat", "camode", "beenet"] = "beenet"
+    #: Where the context probabilities c_j of the fusion come from: ``streams`` (softmax of the
+    #: model's own place / object streams: one pass at inference) or ``input``
+    #: (``batch["context"]``: frozen experts or the synthetic sidecar; no context streams are built).
+    fusion_context: Literal["streams", "input"] = "streams"
+    #: How prior and emotion score combine (camode / beenet): ``scale`` = the paper's
+    #: y~ = prior * y / lambda (unbounded, for MSE); ``odds`` = sigmoid(logit(y) + log(prior / lambda)),
+    #: the same update on the odds, a probability (pair it with the BCE loss).
+    fusion_form: Literal["scale", "odds"] = "scale"
+    #: Pooling over the contexts j in the ``beenet`` fusion (site c): ``max`` (as the gate),
+    #: ``mean``, ``gem`` or ``attention``.
+    context_pool: Literal["max", "mean", "gem", "attention"] = "max"
+    #: Make the fitted priors trainable parameters, initialised from the fit: P+ and P- (camode,
+    #: beenet) and the VAD conditional means (beenet). No effect with fusion none / concat.
+    trainable_priors: bool = False
+    #: lambda: y~ = prior * y / lambda.
+    prior_lambda: float = 0.2
+    #: alpha of the CA-MoDE gate Q = sigmoid(alpha (p+ - tau)).
+    gate_alpha: float = 10.0
+    #: tau of the CA-MoDE gate.
+    gate_tau: float = 0.5
+
+    #: Pooling of per-frame stream features over the T frames of a clip (site a): any pooling kind.
+    temporal_pool: Literal["avg", "max", "mixed", "gated", "softpool", "gem", "simpool", "attention", "stats"] = "avg"
+    #: Body crop stream on ``batch["crops"]``: ``none``; ``shared`` (through the shared trunk);
+    #: ``separate`` (through its own copy of the trunk).
+    body_crop: Literal["none", "shared", "separate"] = "none"
+    #: Skeleton stream: an ST-GCN over the 18 OpenPose joints of ``batch["skeleton"]``.
+    skeleton: bool = False
+    #: Channels of the ST-GCN blocks.
+    skeleton_channels: tuple[int, ...] = (32, 64, 128)
+    #: Pooling over joints and time inside the ST-GCN (site b): any pooling kind.
+    skeleton_pool: Literal["avg", "max", "mixed", "gated", "softpool", "gem", "simpool", "attention", "stats"] = "avg"
+    #: Pooling over the emotion-bearing streams (whole frame, crop, skeleton; site c): ``mean``,
+    #: ``max``, ``gem`` or ``attention`` (the crop stream is the query when there is one).
+    stream_pool: Literal["mean", "max", "gem", "attention"] = "mean"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.skeleton_channels, list):
+            self.skeleton_channels = tuple(self.skeleton_channels)
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the field whose value is not valid."""
+        choices = {
+            "backbone": BACKBONES, "fusion": FUSIONS, "fusion_context": FUSION_CONTEXTS,
+            "fusion_form": FUSION_FORMS, "context_pool": CONTEXT_POOLS, "temporal_pool": POOL_KINDS,
+            "body_crop": BODY_CROPS, "skeleton_pool": POOL_KINDS, "stream_pool": STREAM_POOLS,
+        }
+        for name, valid in choices.items():
+            value = getattr(self, name)
+            if value not in valid:
+                raise ConfigError(f"model.{name}: {value!r} is not one of {', '.join(map(repr, valid))}")
+        for name in ("image_size", "stream_channels", "stream_layers", "kappa"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"model.{name} must be a positive integer, got {value!r}")
+        if self.image_size < 32:
+            raise ConfigError(f"model.image_size must be >= 32 (the trunk has stride 16), got {self.image_size}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        if not float(self.prior_lambda) > 0.0:
+            raise ConfigError(f"model.prior_lambda must be > 0, got {self.prior_lambda!r}")
+        if not self.skeleton_channels or any(
+            isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.skeleton_channels
+        ):
+            raise ConfigError(
+                f"model.skeleton_channels must be a non-empty list of positive integers, got {self.skeleton_channels!r}"
+            )
+        if self.fusion != "none" and not (self.place_stream or self.object_stream):
+            raise ConfigError(
+                f"model.fusion={self.fusion!r} fuses context, but model.place_stream and model.object_stream "
+                "are both false; enable one of them (they also pick the context parts of fusion_context=input) "
+                "or set model.fusion=none"
+            )
+
+    # ------------------------------------------------------------------ derived
+
+    @property
+    def context_parts(self) -> tuple[str, ...]:
+        """The context parts the model uses, in the order of the 445-d vector."""
+        return tuple(p for p, on in (("places", self.place_stream), ("objects", self.object_stream)) if on)
+
+    @property
+    def emotion_streams(self) -> tuple[str, ...]:
+        """Names of the emotion-bearing streams, in the order they are pooled."""
+        names = ["emotion"]
+        if self.body_crop != "none":
+            names.append("crop")
+        if self.skeleton:
+            names.append("skeleton")
+        return tuple(names)
+
+    # ------------------------------------------------------------------ (de)serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (tuples become lists), safe for YAML and ``torch.save``."""
+        d = dataclasses.asdict(self)
+        d["skeleton_channels"] = list(self.skeleton_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: typing.Mapping[str, Any]) -> ModelConfig:
+        """Build from a dict such as ``to_dict()`` wrote; missing keys keep their defaults.
+
+        Unknown keys raise :class:`ConfigError` naming the key (a checkpoint of another version, or a
+        typo in a config file) rather than being silently dropped.
+        """
+        if not isinstance(d, typing.Mapping):
+            raise ConfigError(f"model config must be a mapping of keys to values, got {type(d).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in d if k not in names]
+        if unknown:
+            raise ConfigError(
+                f"unknown model config key {unknown[0]!r}; valid keys: {', '.join(names)}"
+            )
+        kw = dict(d)
+        if "skeleton_channels" in kw and isinstance(kw["skeleton_channels"], list):
+            kw["skeleton_channels"] = tuple(kw["skeleton_channels"])
+        return cls(**kw)

@@ -1,0 +1,305 @@
+"""Context priors fitted by Bayes' rule, and the late fusions of context and emotion.
+
+``ContextPriors`` holds what ``docs/method.md`` section 2 fits once on the training split:
+P+_ij = P(B_i | A_j), P-_ij = P(B_i | not A_j), P(B_i), P(A_j), the VAD conditional means
+E[v | A_j], E[v | not A_j] and the VAD mean / std. They are buffers (parameters when trainable) of
+the model, so they travel inside its state dict; before fitting they are neutral (0.5).
+
+A fusion maps emotion features ``[B, D]`` and context probabilities ``c`` ``[B, J]`` to a dict
+``category_logits`` ``[B, 26]``, ``categories`` ``[B, 26]``, ``vad_z`` ``[B, 3]`` (VAD in units of the
+training standard deviation around the training mean: the model converts back to the BoLD scale):
+
+- ``none``: the emotion stream alone (context ignored).
+- ``concat``: ``linear([features ; c])``.
+- ``camode``: the CA-MoDE gate with global priors: p+_i = max_j P+_ij, p-_i = max_j P-_ij,
+  Q_i = sigmoid(alpha (p+_i - tau)), prior_i = Q_i p+_i + (1 - Q_i) p-_i.
+- ``beenet``: per sample, prior_i(x) = POOL_j [P+_ij c_j + P-_ij (1 - c_j)] (law of total probability
+  per context, pooled over the contexts j); VAD alike with the conditional means, mixed with the
+  emotion stream's VAD by a learned per-dimension gate.
+
+For ``camode`` and ``beenet`` the fused score is y~_i = prior_i y_i / lambda (``form="scale"``, the
+paper) or sigmoid(logit y_i + log(prior_i / lambda)) (``form="odds"``); ``category_logits`` is always the
+odds form's logit, the input of a BCE loss.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch import nn
+
+from beenet.errors import BeenetError, ConfigError
+from beenet.labels import NUM_CATEGORIES, NUM_VAD
+from beenet.models.pooling import make_pool
+
+log = logging.getLogger(__name__)
+
+#: Value of every probability prior before fitting: no context is informative yet.
+NEUTRAL_PRIOR = 0.5
+#: VAD mean before fitting: the middle of BoLD's 1..10 scale (std 1 until fitted).
+NEUTRAL_VAD_MEAN = 5.5
+#: Denominators at or below this are "no evidence": the conditional falls back to the marginal.
+GUARD_EPS = 1e-6
+#: Smallest prior inside a log (odds form).
+LOG_EPS = 1e-6
+
+#: ``ModelConfig.context_pool`` -> the ``make_pool`` kind it names.
+CONTEXT_POOL_KINDS = {"max": "max", "mean": "avg", "gem": "gem", "attention": "attention"}
+
+
+def _as_float64(x: torch.Tensor | np.ndarray, name: str, width: int) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x.detach().cpu()).to(torch.float64)
+    if t.ndim != 2 or t.shape[1] != width:
+        raise BeenetError(f"fit_priors: {name} must have shape [N, {width}], got {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        row = int((~torch.isfinite(t)).any(dim=1).nonzero()[0, 0])
+        raise BeenetError(f"fit_priors: {name} row {row} holds NaN or inf; clean the labels before fitting")
+    return t
+
+
+class ContextPriors(nn.Module):
+    """Priors of J contexts for the 26 categories and the 3 VAD dimensions (fitted by :meth:`fit`).
+
+    ``trainable=True`` makes P+ and P- parameters, initialised from the fitted values (clamped to
+    [0, 1] when read), and the VAD conditional means too unless ``trainable_vad=False`` (a fusion
+    that does not read them must not hold parameters without gradients: DDP rejects those);
+    everything else stays a buffer. The state-dict keys are the same either way.
+    """
+
+    def __init__(self, num_contexts: int, trainable: bool = False, trainable_vad: bool | None = None) -> None:
+        super().__init__()
+        J, K, V = num_contexts, NUM_CATEGORIES, NUM_VAD
+        self.num_contexts = J
+        self.trainable = trainable
+        trainable_vad = trainable if trainable_vad is None else trainable_vad
+
+        def add(name: str, value: torch.Tensor, learn: bool) -> None:
+            if learn:
+                self.register_parameter(name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
+
+        add("p_pos", torch.full((K, J), NEUTRAL_PRIOR), trainable)
+        add("p_neg", torch.full((K, J), NEUTRAL_PRIOR), trainable)
+        add("vad_pos", torch.full((V, J), NEUTRAL_VAD_MEAN), trainable_vad)
+        add("vad_neg", torch.full((V, J), NEUTRAL_VAD_MEAN), trainable_vad)
+        self.register_buffer("p_b", torch.full((K,), NEUTRAL_PRIOR))
+        self.register_buffer("p_a", torch.full((J,), NEUTRAL_PRIOR))
+        self.register_buffer("vad_mean", torch.full((V,), NEUTRAL_VAD_MEAN))
+        self.register_buffer("vad_std", torch.ones(V))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self.fitted)
+
+    def positive(self) -> torch.Tensor:
+        """P+ ``[26, J]`` in [0, 1] ("available" context)."""
+        return self.p_pos.clamp(0.0, 1.0)
+
+    def negative(self) -> torch.Tensor:
+        """P- ``[26, J]`` in [0, 1] ("anticipated non-available" context)."""
+        return self.p_neg.clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def fit(
+        self,
+        context: torch.Tensor | np.ndarray | None,
+        categories: torch.Tensor | np.ndarray,
+        vad: torch.Tensor | np.ndarray,
+    ) -> None:
+        """Fit every prior on the training split by Bayes' rule (``docs/method.md`` section 2).
+
+        ``context`` ``[N, J]`` holds c_j in [0, 1]; ``categories`` ``[N, 26]`` the **soft** scores
+        (soft targets keep the crowd's uncertainty and are what the MSE is trained on; a positive
+        rate would throw away the votes); ``vad`` ``[N, 3]`` raw BoLD scale. With m the mean over
+        the N samples: P(B_i) = m(y_i), P(A_j) = m(c_j), P(B_i, A_j) = m(y_i c_j),
+        P+ = P(B, A) / P(A), P- = (P(B) - P(B, A)) / (1 - P(A)), clamped to [0, 1];
+        E[v | A_j] = m(v c_j) / P(A_j), E[v | not A_j] = m(v (1 - c_j)) / (1 - P(A_j)).
+        A context never seen (P(A) <= 1e-6) or always seen (1 - P(A) <= 1e-6) carries no
+        evidence for that side: the conditional falls back to the marginal P(B_i) (or the VAD mean).
+        """
+        y = _as_float64(categories, "categories", NUM_CATEGORIES)
+        v = _as_float64(vad, "vad", NUM_VAD)
+        n = y.shape[0]
+        if n == 0:
+            raise BeenetError("fit_priors: no training samples were given; the priors need the training split")
+        if self.num_contexts == 0:
+            c = torch.zeros(n, 0, dtype=torch.float64)
+        elif context is None:
+            raise BeenetError(f"fit_priors: the model fuses {self.num_contexts} contexts but no context labels were given")
+        else:
+            c = _as_float64(context, "context", self.num_contexts)
+        if c.shape[0] != n or v.shape[0] != n:
+            raise BeenetError(
+                f"fit_priors: context ({c.shape[0]} rows), categories ({n}) and vad ({v.shape[0]}) must have one row per sample"
+            )
+        if c.numel() and (c.min() < 0 or c.max() > 1):
+            raise BeenetError(
+                f"fit_priors: context probabilities must lie in [0, 1], got values in [{float(c.min()):.4g}, {float(c.max()):.4g}]"
+            )
+
+        p_b = y.mean(0)  # [26]
+        p_a = c.mean(0)  # [J]
+        p_ba = y.T @ c / n  # [26, J]
+        has_a = p_a > GUARD_EPS
+        has_not_a = (1.0 - p_a) > GUARD_EPS
+        marginal = p_b[:, None].expand_as(p_ba)
+        p_pos = torch.where(has_a, p_ba / p_a.clamp_min(GUARD_EPS), marginal).clamp(0, 1)
+        p_neg = torch.where(has_not_a, (p_b[:, None] - p_ba) / (1.0 - p_a).clamp_min(GUARD_EPS), marginal).clamp(0, 1)
+
+        v_mean = v.mean(0)  # [3]
+        v_std = v.std(0, unbiased=False)
+        v_std = torch.where(v_std > GUARD_EPS, v_std, torch.ones_like(v_std))
+        v_marginal = v_mean[:, None].expand(NUM_VAD, self.num_contexts)
+        vad_pos = torch.where(has_a, (v.T @ c / n) / p_a.clamp_min(GUARD_EPS), v_marginal)
+        vad_neg = torch.where(has_not_a, (v.T @ (1.0 - c) / n) / (1.0 - p_a).clamp_min(GUARD_EPS), v_marginal)
+
+        for name, value in (
+            ("p_pos", p_pos), ("p_neg", p_neg), ("vad_pos", vad_pos), ("vad_neg", vad_neg),
+            ("p_b", p_b), ("p_a", p_a), ("vad_mean", v_mean), ("vad_std", v_std),
+        ):
+            target = getattr(self, name)
+            target.copy_(value.to(dtype=target.dtype, device=target.device))
+        self.fitted.fill_(True)
+        log.info("fitted context priors on %d samples and %d contexts", n, self.num_contexts)
+
+    def extra_repr(self) -> str:
+        return f"num_contexts={self.num_contexts}, trainable={self.trainable}"
+
+
+# --------------------------------------------------------------------------- fusions
+
+
+def _combine(logits: torch.Tensor, prior: torch.Tensor, lam: float, form: str) -> dict[str, torch.Tensor]:
+    """Scale the emotion scores by prior / lambda: the paper's product, or the same on the odds."""
+    category_logits = logits + torch.log(prior.clamp_min(LOG_EPS) / lam)
+    if form == "scale":
+        categories = prior * torch.sigmoid(logits) / lam
+    else:
+        categories = torch.sigmoid(category_logits)
+    return {"category_logits": category_logits, "categories": categories}
+
+
+class NoFusion(nn.Module):
+    """The emotion stream alone: ``linear(features)`` -> 26 logits + 3 standardised VAD."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.classifier = nn.Linear(dim, NUM_CATEGORIES + NUM_VAD)
+
+    def forward(self, features: torch.Tensor, context: torch.Tensor | None, priors: ContextPriors) -> dict[str, torch.Tensor]:
+        out = self.classifier(features)
+        logits = out[:, :NUM_CATEGORIES]
+        return {"category_logits": logits, "categories": torch.sigmoid(logits), "vad_z": out[:, NUM_CATEGORIES:]}
+
+
+class ConcatFusion(nn.Module):
+    """Plain fusion: context probabilities concatenated with the emotion features, then linear."""
+
+    def __init__(self, dim: int, num_contexts: int) -> None:
+        super().__init__()
+        self.classifier = nn.Linear(dim + num_contexts, NUM_CATEGORIES + NUM_VAD)
+
+    def forward(self, features: torch.Tensor, context: torch.Tensor | None, priors: ContextPriors) -> dict[str, torch.Tensor]:
+        if context is None:
+            raise BeenetError("concat fusion needs context probabilities")
+        out = self.classifier(torch.cat([features, context.to(features.dtype)], dim=1))
+        logits = out[:, :NUM_CATEGORIES]
+        return {"category_logits": logits, "categories": torch.sigmoid(logits), "vad_z": out[:, NUM_CATEGORIES:]}
+
+
+class CAMoDEFusion(nn.Module):
+    """The CA-MoDE gate (global priors per emotion, the same for every sample); VAD from the stream."""
+
+    def __init__(self, dim: int, lam: float = 0.2, alpha: float = 10.0, tau: float = 0.5, form: str = "scale") -> None:
+        super().__init__()
+        self.classifier = nn.Linear(dim, NUM_CATEGORIES + NUM_VAD)
+        self.lam, self.alpha, self.tau, self.form = float(lam), float(alpha), float(tau), form
+
+    def prior(self, priors: ContextPriors) -> torch.Tensor:
+        """p^ ``[26]``: Q p+ + (1 - Q) p-, Q = sigmoid(alpha (p+ - tau)), p+- = max over contexts."""
+        p_pos = priors.positive().amax(dim=1)
+        p_neg = priors.negative().amax(dim=1)
+        gate = torch.sigmoid(self.alpha * (p_pos - self.tau))
+        return gate * p_pos + (1.0 - gate) * p_neg
+
+    def forward(self, features: torch.Tensor, context: torch.Tensor | None, priors: ContextPriors) -> dict[str, torch.Tensor]:
+        out = self.classifier(features)
+        result = _combine(out[:, :NUM_CATEGORIES], self.prior(priors).unsqueeze(0), self.lam, self.form)
+        result["vad_z"] = out[:, NUM_CATEGORIES:]
+        return result
+
+    def extra_repr(self) -> str:
+        return f"lambda={self.lam}, alpha={self.alpha}, tau={self.tau}, form={self.form!r}"
+
+
+class BEENetFusion(nn.Module):
+    """Per-sample probabilistic pooling over contexts (BEE-NET, our reading; see the module doc)."""
+
+    def __init__(self, dim: int, pool: str = "max", lam: float = 0.2, form: str = "scale") -> None:
+        super().__init__()
+        if pool not in CONTEXT_POOL_KINDS:
+            raise ConfigError(f"model.context_pool: {pool!r} is not one of {', '.join(map(repr, CONTEXT_POOL_KINDS))}")
+        self.classifier = nn.Linear(dim, NUM_CATEGORIES + NUM_VAD)
+        kind = CONTEXT_POOL_KINDS[pool]
+        self.category_pool = make_pool(kind, NUM_CATEGORIES)
+        self.vad_pool = make_pool(kind, NUM_VAD)
+        #: Per VAD dimension, sigmoid(vad_gate) is the weight of the emotion stream (0.5 at init).
+        self.vad_gate = nn.Parameter(torch.zeros(NUM_VAD))
+        self.lam, self.form = float(lam), form
+
+    def prior(self, context: torch.Tensor, priors: ContextPriors) -> torch.Tensor:
+        """prior_i(x) ``[B, 26]`` = POOL_j [P+_ij c_j + P-_ij (1 - c_j)]."""
+        c = context.unsqueeze(-1)  # [B, J, 1]
+        per_context = c * priors.positive().T + (1.0 - c) * priors.negative().T  # [B, J, 26]
+        return self.category_pool(per_context, None)
+
+    def context_vad(self, context: torch.Tensor, priors: ContextPriors) -> torch.Tensor:
+        """VAD ``[B, 3]`` in standardised units from POOL_j [E[v|A_j] c_j + E[v|not A_j] (1 - c_j)].
+
+        Pooled on the raw scale (positive values, which GeM needs), then standardised.
+        """
+        c = context.unsqueeze(-1)
+        per_context = c * priors.vad_pos.T + (1.0 - c) * priors.vad_neg.T  # [B, J, 3]
+        return (self.vad_pool(per_context, None) - priors.vad_mean) / priors.vad_std
+
+    def forward(self, features: torch.Tensor, context: torch.Tensor | None, priors: ContextPriors) -> dict[str, torch.Tensor]:
+        if context is None:
+            raise BeenetError("beenet fusion needs context probabilities")
+        context = context.float()  # the prior arithmetic stays in float32 under autocast
+        out = self.classifier(features)
+        result = _combine(out[:, :NUM_CATEGORIES], self.prior(context, priors), self.lam, self.form)
+        gate = torch.sigmoid(self.vad_gate)
+        result["vad_z"] = gate * out[:, NUM_CATEGORIES:] + (1.0 - gate) * self.context_vad(context, priors)
+        return result
+
+    def extra_repr(self) -> str:
+        return f"lambda={self.lam}, form={self.form!r}"
+
+
+def build_fusion(
+    kind: str,
+    dim: int,
+    num_contexts: int,
+    *,
+    context_pool: str = "max",
+    lam: float = 0.2,
+    alpha: float = 10.0,
+    tau: float = 0.5,
+    form: str = "scale",
+) -> nn.Module:
+    """The fusion ``ModelConfig.fusion`` names, for emotion features of width ``dim``."""
+    if kind != "none" and num_contexts < 1:
+        raise ConfigError(f"model.fusion={kind!r} needs at least one context (place or object stream)")
+    constructors = {
+        "none": lambda: NoFusion(dim),
+        "concat": lambda: ConcatFusion(dim, num_contexts),
+        "camode": lambda: CAMoDEFusion(dim, lam=lam, alpha=alpha, tau=tau, form=form),
+        "beenet": lambda: BEENetFusion(dim, pool=context_pool, lam=lam, form=form),
+    }
+    if kind not in constructors:
+        raise ConfigError(f"model.fusion: {kind!r} is not one of {', '.join(map(repr, constructors))}")
+    return constructors[kind]()

@@ -1,0 +1,90 @@
+"""The shared trunk H^base: GoogLeNet (Inception v1) up to and including ``inception4d``."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from beenet.errors import BeenetError, ConfigError
+
+log = logging.getLogger(__name__)
+
+#: The GoogLeNet children kept, in order (everything up to and including ``inception4d``).
+GOOGLENET_LAYERS: tuple[str, ...] = (
+    "conv1", "maxpool1", "conv2", "conv3", "maxpool2",
+    "inception3a", "inception3b", "maxpool3",
+    "inception4a", "inception4b", "inception4c", "inception4d",
+)
+
+
+class GoogLeNetTrunk(nn.Module):
+    """GoogLeNet up to ``inception4d``: ``[N, 3, S, S]`` ImageNet-normalised -> ``[N, 528, S/16, S/16]``.
+
+    torchvision's ImageNet GoogLeNet weights were ported from a model that expects inputs scaled to
+    [-1, 1]; torchvision applies that re-scaling (``transform_input``) inside its model, so the trunk
+    does too, always (a fixed per-channel affine map, harmless for a randomly initialised trunk), so
+    that inputs stay ImageNet-normalised everywhere in beenet.
+    """
+
+    out_channels = 528
+    stride = 16
+
+    def __init__(self, pretrained: bool = False) -> None:
+        super().__init__()
+        net = _googlenet(pretrained)
+        for name in GOOGLENET_LAYERS:
+            self.add_module(name, getattr(net, name))
+        scale = torch.tensor([0.229, 0.224, 0.225]) / 0.5
+        shift = (torch.tensor([0.485, 0.456, 0.406]) - 0.5) / 0.5
+        self.register_buffer("input_scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("input_shift", shift.view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.input_scale + self.input_shift
+        for name in GOOGLENET_LAYERS:
+            x = getattr(self, name)(x)
+        return x
+
+
+def _googlenet(pretrained: bool) -> nn.Module:
+    """torchvision's GoogLeNet, with ImageNet weights when ``pretrained`` (a clear error offline)."""
+    from torchvision.models import GoogLeNet_Weights, googlenet
+
+    if not pretrained:
+        net = googlenet(weights=None, aux_logits=False, init_weights=False)
+        _init_like_torchvision(nn.ModuleList(getattr(net, name) for name in GOOGLENET_LAYERS))
+        return net
+    log.info("loading ImageNet GoogLeNet weights (torch hub cache: %s)", torch.hub.get_dir())
+    try:
+        return googlenet(weights=GoogLeNet_Weights.IMAGENET1K_V1, aux_logits=False)
+    except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError
+        raise BeenetError(
+            f"cannot load the ImageNet GoogLeNet weights ({type(exc).__name__}: {exc}); "
+            "without internet, set model.pretrained=false (random init), or put the file "
+            f"{GoogLeNet_Weights.IMAGENET1K_V1.url.rsplit('/', 1)[-1]} into "
+            f"{torch.hub.get_dir()}/checkpoints/ on this machine"
+        ) from exc
+
+
+def _init_like_torchvision(module: nn.Module) -> None:
+    """torchvision's GoogLeNet init on the kept layers only (the whole net's init takes ~1 s on CPU).
+
+    torchvision draws conv weights from a normal(0, 0.01) truncated at +-2, i.e. at 200 std: the
+    truncation never acts, so a plain normal draw is the same distribution and much faster.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.normal_(m.weight, mean=0.0, std=0.01)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def build_trunk(backbone: str, pretrained: bool) -> nn.Module:
+    """The trunk named by ``ModelConfig.backbone``; it has ``out_channels`` and ``stride``."""
+    constructors = {"googlenet": GoogLeNetTrunk}
+    if backbone not in constructors:
+        raise ConfigError(f"model.backbone: {backbone!r} is not one of {', '.join(map(repr, constructors))}")
+    return constructors[backbone](pretrained=pretrained)

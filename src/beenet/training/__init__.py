@@ -1,0 +1,1 @@
+"""Training: the run config, the losses, the loop, atomic checkpoints and multi-GPU (DDP) set-up."""

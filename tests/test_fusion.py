@@ -1,0 +1,269 @@
+"""Context priors (Bayes' rule, guards, state dict) and the fusions on hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from beenet.errors import BeenetError, ConfigError
+from beenet.labels import NUM_CATEGORIES, NUM_VAD
+from beenet.models.fusion import (
+    BEENetFusion,
+    CAMoDEFusion,
+    ConcatFusion,
+    ContextPriors,
+    NoFusion,
+    build_fusion,
+)
+
+
+def _tiny_example() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """4 samples, 3 contexts: context 0 seen half the time, context 1 never, context 2 always."""
+    c = np.array([[1, 0, 1], [1, 0, 1], [0, 0, 1], [0, 0, 1]], dtype=np.float32)
+    y = np.zeros((4, NUM_CATEGORIES), dtype=np.float32)
+    y[:, 0] = [1.0, 0.6, 0.0, 0.2]
+    y[:, 1] = [0.0, 0.0, 1.0, 1.0]
+    v = np.array([[2, 3, 1], [4, 3, 2], [6, 3, 3], [8, 3, 4]], dtype=np.float32)
+    return c, y, v
+
+
+def _reference_fit(c: np.ndarray, y: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
+    """Bayes' rule written with loops, independently of the vectorised code."""
+    n, J = c.shape
+    K = y.shape[1]
+    p_b = [sum(y[s, i] for s in range(n)) / n for i in range(K)]
+    p_a = [sum(c[s, j] for s in range(n)) / n for j in range(J)]
+    pos = np.zeros((K, J))
+    neg = np.zeros((K, J))
+    for i in range(K):
+        for j in range(J):
+            joint = sum(y[s, i] * c[s, j] for s in range(n)) / n
+            pos[i, j] = joint / p_a[j] if p_a[j] > 1e-6 else p_b[i]
+            neg[i, j] = (p_b[i] - joint) / (1 - p_a[j]) if 1 - p_a[j] > 1e-6 else p_b[i]
+    mean = v.mean(0)
+    vpos = np.zeros((3, J))
+    vneg = np.zeros((3, J))
+    for k in range(3):
+        for j in range(J):
+            vpos[k, j] = sum(v[s, k] * c[s, j] for s in range(n)) / n / p_a[j] if p_a[j] > 1e-6 else mean[k]
+            vneg[k, j] = (
+                sum(v[s, k] * (1 - c[s, j]) for s in range(n)) / n / (1 - p_a[j]) if 1 - p_a[j] > 1e-6 else mean[k]
+            )
+    return {"p_pos": np.clip(pos, 0, 1), "p_neg": np.clip(neg, 0, 1), "vad_pos": vpos, "vad_neg": vneg,
+            "p_b": np.array(p_b), "p_a": np.array(p_a)}
+
+
+def test_neutral_before_fitting() -> None:
+    pr = ContextPriors(5)
+    assert not pr.is_fitted
+    for name in ("p_pos", "p_neg", "p_b", "p_a"):
+        assert torch.equal(getattr(pr, name), torch.full_like(getattr(pr, name), 0.5)), name
+    assert torch.equal(pr.vad_std, torch.ones(NUM_VAD))
+    assert torch.equal(pr.vad_pos, pr.vad_mean[:, None].expand(NUM_VAD, 5))
+
+
+def test_fit_matches_hand_computation_with_guards() -> None:
+    c, y, v = _tiny_example()
+    pr = ContextPriors(3)
+    pr.fit(c, y, v)
+    assert pr.is_fitted
+    # Category 0: P(B) = 1.8 / 4 = 0.45; context 0: P(A) = 0.5, P(B, A) = 1.6 / 4 = 0.4.
+    assert pr.p_b[0].item() == pytest.approx(0.45)
+    assert pr.p_a.tolist() == pytest.approx([0.5, 0.0, 1.0])
+    assert pr.p_pos[0, 0].item() == pytest.approx(0.8)  # 0.4 / 0.5
+    assert pr.p_neg[0, 0].item() == pytest.approx(0.1)  # (0.45 - 0.4) / 0.5
+    # Context 1 is never seen: P+ has no evidence and falls back to P(B); P- = P(B) / 1.
+    assert pr.p_pos[0, 1].item() == pytest.approx(0.45)
+    assert pr.p_neg[0, 1].item() == pytest.approx(0.45)
+    # Context 2 is always seen: P+ = P(B) / 1; P- has no evidence and falls back to P(B).
+    assert pr.p_pos[0, 2].item() == pytest.approx(0.45)
+    assert pr.p_neg[0, 2].item() == pytest.approx(0.45)
+    # Category 1 only where context 0 is absent.
+    assert pr.p_pos[1, 0].item() == pytest.approx(0.0)
+    assert pr.p_neg[1, 0].item() == pytest.approx(1.0)
+    # VAD: valence 2, 4, 6, 8 -> mean 5, population std sqrt(5); E[v | A_0] = 3, E[v | not A_0] = 7.
+    assert pr.vad_mean.tolist() == pytest.approx([5.0, 3.0, 2.5])
+    assert pr.vad_std[0].item() == pytest.approx(math.sqrt(5.0))
+    assert pr.vad_std[1].item() == 1.0  # constant arousal: std guarded to 1, no division by 0
+    assert pr.vad_pos[0].tolist() == pytest.approx([3.0, 5.0, 5.0])
+    assert pr.vad_neg[0].tolist() == pytest.approx([7.0, 5.0, 5.0])
+    for name in ("p_pos", "p_neg", "vad_pos", "vad_neg"):
+        assert torch.isfinite(getattr(pr, name)).all()
+
+
+def test_fit_matches_loop_reference_on_soft_random_data() -> None:
+    rng = np.random.default_rng(0)
+    c = rng.random((23, 7)).astype(np.float32)
+    c[:, 3] = 0.0
+    c[:, 5] = 1.0
+    y = rng.random((23, NUM_CATEGORIES)).astype(np.float32)
+    v = (1 + 9 * rng.random((23, 3))).astype(np.float32)
+    pr = ContextPriors(7)
+    pr.fit(torch.from_numpy(c), torch.from_numpy(y), torch.from_numpy(v))
+    ref = _reference_fit(c.astype(np.float64), y.astype(np.float64), v.astype(np.float64))
+    for name, expected in ref.items():
+        np.testing.assert_allclose(getattr(pr, name).numpy(), expected, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert ((pr.p_pos >= 0) & (pr.p_pos <= 1)).all() and ((pr.p_neg >= 0) & (pr.p_neg <= 1)).all()
+
+
+def test_fit_rejects_bad_input() -> None:
+    c, y, v = _tiny_example()
+    pr = ContextPriors(3)
+    with pytest.raises(BeenetError, match=r"context must have shape \[N, 3\]"):
+        pr.fit(c[:, :2], y, v)
+    with pytest.raises(BeenetError, match="row 2"):
+        bad = y.copy()
+        bad[2, 4] = np.nan
+        pr.fit(c, bad, v)
+    with pytest.raises(BeenetError, match=r"\[0, 1\]"):
+        pr.fit(c * 2, y, v)
+    with pytest.raises(BeenetError, match="no training samples"):
+        pr.fit(c[:0], y[:0], v[:0])
+    assert not pr.is_fitted
+
+
+def test_priors_in_state_dict_and_survive_save_load(tmp_path) -> None:
+    c, y, v = _tiny_example()
+    pr = ContextPriors(3)
+    pr.fit(c, y, v)
+    state = pr.state_dict()
+    for name in ("p_pos", "p_neg", "p_b", "p_a", "vad_pos", "vad_neg", "vad_mean", "vad_std", "fitted"):
+        assert name in state
+    path = tmp_path / "priors.pt"
+    torch.save(state, path)
+    other = ContextPriors(3)
+    other.load_state_dict(torch.load(path, weights_only=True))
+    assert other.is_fitted
+    for name, value in state.items():
+        assert torch.equal(getattr(other, name), value), name
+
+
+def test_trainable_priors_are_parameters_initialised_from_the_fit() -> None:
+    c, y, v = _tiny_example()
+    fixed, learn = ContextPriors(3), ContextPriors(3, trainable=True)
+    fixed.fit(c, y, v)
+    learn.fit(c, y, v)
+    names = {n for n, _ in learn.named_parameters()}
+    assert names == {"p_pos", "p_neg", "vad_pos", "vad_neg"}
+    assert not list(fixed.parameters())
+    for name in names:
+        assert torch.equal(getattr(learn, name).detach(), getattr(fixed, name))
+    # Same state-dict keys either way, so a checkpoint loads into both.
+    assert set(learn.state_dict()) == set(fixed.state_dict())
+    fusion = BEENetFusion(8, pool="mean")
+    out = fusion(torch.randn(2, 8), torch.rand(2, 3), learn)
+    (out["categories"].sum() + out["vad_z"].sum()).backward()
+    assert learn.p_pos.grad is not None and learn.p_pos.grad.abs().sum() > 0
+    assert learn.vad_pos.grad is not None and learn.vad_pos.grad.abs().sum() > 0
+
+
+def _set_classifier(fusion: torch.nn.Module, logits: list[float], vad_z: list[float]) -> None:
+    with torch.no_grad():
+        fusion.classifier.weight.zero_()
+        fusion.classifier.bias.copy_(torch.tensor(logits + vad_z))
+
+
+def _hand_priors() -> ContextPriors:
+    pr = ContextPriors(2)
+    with torch.no_grad():
+        pr.p_pos[0] = torch.tensor([0.9, 0.3])
+        pr.p_neg[0] = torch.tensor([0.2, 0.4])
+        pr.p_pos[1] = torch.tensor([0.8, 0.6])
+        pr.p_neg[1] = torch.tensor([0.2, 0.1])
+        pr.vad_mean.copy_(torch.tensor([5.0, 4.0, 6.0]))
+        pr.vad_std.copy_(torch.tensor([2.0, 1.0, 1.0]))
+        pr.vad_pos[0] = torch.tensor([7.0, 3.0])
+        pr.vad_neg[0] = torch.tensor([4.0, 5.0])
+    return pr
+
+
+def test_camode_matches_the_formula_on_hand_values() -> None:
+    pr = _hand_priors()
+    fusion = CAMoDEFusion(4, lam=0.2, alpha=10.0, tau=0.5)
+    _set_classifier(fusion, [0.0] * NUM_CATEGORIES, [0.5, 0.0, 0.0])
+    out = fusion(torch.randn(3, 4), torch.rand(3, 2), pr)
+    # Category 0: p+ = max(0.9, 0.3) = 0.9, p- = max(0.2, 0.4) = 0.4, Q = sigmoid(10 (0.9 - 0.5)).
+    q = 1.0 / (1.0 + math.exp(-4.0))
+    prior0 = q * 0.9 + (1 - q) * 0.4
+    assert out["categories"][:, 0].tolist() == pytest.approx([prior0 * 0.5 / 0.2] * 3, rel=1e-6)
+    # Category 1: p+ = 0.8, p- = 0.2, Q = sigmoid(3).
+    q1 = 1.0 / (1.0 + math.exp(-3.0))
+    prior1 = q1 * 0.8 + (1 - q1) * 0.2
+    assert out["categories"][0, 1].item() == pytest.approx(prior1 * 0.5 / 0.2, rel=1e-6)
+    # Neutral categories: p+ = p- = 0.5 -> 0.5 * 0.5 / 0.2.
+    assert out["categories"][0, 5].item() == pytest.approx(1.25, rel=1e-6)
+    # The gate is global: the context does not change the output; VAD is the stream's.
+    again = fusion(torch.randn(3, 4), torch.rand(3, 2), pr)
+    assert torch.allclose(out["categories"], again["categories"])
+    assert out["vad_z"][:, 0].tolist() == pytest.approx([0.5] * 3)
+    # category_logits: the odds form logit(y) + log(prior / lambda).
+    assert out["category_logits"][0, 0].item() == pytest.approx(math.log(prior0 / 0.2), rel=1e-5)
+
+
+def test_beenet_fusion_matches_the_formula_on_hand_values() -> None:
+    pr = _hand_priors()
+    context = torch.tensor([[0.25, 1.0], [0.0, 0.0]])
+    expected_max = {0: [max(0.9 * 0.25 + 0.2 * 0.75, 0.3), max(0.2, 0.4)],
+                    1: [max(0.8 * 0.25 + 0.2 * 0.75, 0.6), max(0.2, 0.1)]}
+    expected_mean = {0: [(0.375 + 0.3) / 2, (0.2 + 0.4) / 2], 1: [(0.35 + 0.6) / 2, (0.2 + 0.1) / 2]}
+    for pool, expected in (("max", expected_max), ("mean", expected_mean)):
+        fusion = BEENetFusion(4, pool=pool, lam=0.2)
+        _set_classifier(fusion, [0.0] * NUM_CATEGORIES, [1.0, 0.0, 0.0])
+        out = fusion(torch.randn(2, 4), context, pr)
+        for i, prior in expected.items():
+            assert out["categories"][:, i].tolist() == pytest.approx([p * 0.5 / 0.2 for p in prior], rel=1e-6)
+        # VAD (valence): per context E+ c + E- (1 - c), pooled, standardised, gate 0.5 with the stream (z = 1).
+        per_ctx = [[7 * 0.25 + 4 * 0.75, 3 * 1.0 + 5 * 0.0], [4.0, 5.0]]
+        for b in range(2):
+            pooled = max(per_ctx[b]) if pool == "max" else sum(per_ctx[b]) / 2
+            z = 0.5 * 1.0 + 0.5 * (pooled - 5.0) / 2.0
+            assert out["vad_z"][b, 0].item() == pytest.approx(z, rel=1e-6)
+
+
+def test_odds_form_is_a_probability_and_agrees_with_its_logits() -> None:
+    pr = _hand_priors()
+    for fusion in (BEENetFusion(4, pool="max", form="odds"), CAMoDEFusion(4, form="odds")):
+        out = fusion(torch.randn(5, 4) * 3, torch.rand(5, 2), pr)
+        assert ((out["categories"] > 0) & (out["categories"] < 1)).all()
+        assert torch.allclose(out["categories"], torch.sigmoid(out["category_logits"]))
+
+
+def test_changed_context_changes_the_beenet_output_only() -> None:
+    pr = _hand_priors()
+    feats = torch.randn(2, 4)
+    a, b = torch.tensor([[0.9, 0.1]] * 2), torch.tensor([[0.1, 0.9]] * 2)
+    beenet = BEENetFusion(4, pool="mean")
+    assert not torch.allclose(beenet(feats, a, pr)["categories"], beenet(feats, b, pr)["categories"])
+    assert not torch.allclose(beenet(feats, a, pr)["vad_z"], beenet(feats, b, pr)["vad_z"])
+    none = NoFusion(4)
+    assert torch.equal(none(feats, a, pr)["categories"], none(feats, None, pr)["categories"])
+    concat = ConcatFusion(4, 2)
+    assert not torch.allclose(concat(feats, a, pr)["categories"], concat(feats, b, pr)["categories"])
+
+
+@pytest.mark.parametrize("pool", ["gem", "attention"])
+def test_learnable_context_pools_start_at_the_average(pool: str) -> None:
+    pr = ContextPriors(6)
+    rng = np.random.default_rng(1)
+    pr.fit(rng.random((30, 6)), rng.random((30, NUM_CATEGORIES)), 1 + 9 * rng.random((30, 3)))
+    mean_fusion = BEENetFusion(8, pool="mean")
+    other = BEENetFusion(8, pool=pool)
+    other.classifier.load_state_dict(mean_fusion.classifier.state_dict())
+    feats, context = torch.randn(3, 8), torch.rand(3, 6)
+    a, b = mean_fusion(feats, context, pr), other(feats, context, pr)
+    for key in ("categories", "category_logits", "vad_z"):
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+def test_build_fusion_checks_its_arguments() -> None:
+    assert isinstance(build_fusion("none", 8, 0), NoFusion)
+    assert isinstance(build_fusion("concat", 8, 3), ConcatFusion)
+    with pytest.raises(ConfigError, match="at least one context"):
+        build_fusion("beenet", 8, 0)
+    with pytest.raises(ConfigError, match="'sum'"):
+        build_fusion("sum", 8, 3)
+    with pytest.raises(ConfigError, match="context_pool"):
+        build_fusion("beenet", 8, 3, context_pool="median")
