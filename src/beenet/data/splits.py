@@ -1,0 +1,198 @@
+"""The two evaluation protocols: BoLD's ``official`` split and BEE-NET's ``paper`` split.
+
+``paper`` is a clip-disjoint 60/10/30 split of every labelled instance (train.csv + val.csv): all
+people of one clip land in the same part. It is drawn once from ``numpy.random.default_rng(seed)``
+and written to ``<root>/splits/paper-seed<seed>.json`` (or a cache directory when the dataset is
+read-only), so that every later run, and anyone with the file, uses the very same split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from beenet.errors import BoLDFormatError
+
+if TYPE_CHECKING:
+    from beenet.data.bold import BoLD, Instance
+
+log = logging.getLogger(__name__)
+
+PAPER_FRACTIONS: tuple[float, float, float] = (0.6, 0.1, 0.3)
+DEFAULT_SEED = 42
+SPLIT_FORMAT = "beenet-split"
+SPLIT_VERSION = 1
+PARTS: tuple[str, ...] = ("train", "val", "test")
+
+
+def official_split(bold: "BoLD", split: str) -> list["Instance"]:
+    """train.csv / val.csv / test_meta.csv, in file order."""
+    return list(bold.annotations(split))
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/beenet/splits`` (``~/.cache/beenet/splits`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "beenet" / "splits"
+
+
+def split_file_name(seed: int) -> str:
+    return f"paper-seed{seed}.json"
+
+
+def draw_paper_split(
+    instances: list["Instance"], seed: int = DEFAULT_SEED,
+    fractions: tuple[float, float, float] = PAPER_FRACTIONS,
+) -> dict[str, list[str]]:
+    """Assign whole clips to train/val/test so that each part holds about ``fractions`` of the
+    instances. Returns the clips of each part (sorted). Every part gets at least one clip when
+    there are three or more.
+    """
+    clips = sorted({inst.clip for inst in instances})
+    counts = {c: 0 for c in clips}
+    for inst in instances:
+        counts[inst.clip] += 1
+    rng = np.random.default_rng(seed)
+    order = [clips[i] for i in rng.permutation(len(clips))]
+    n = len(order)
+    cum = np.cumsum([counts[c] for c in order]) if n else np.zeros(0)
+    total = float(cum[-1]) if n else 0.0
+
+    def cut(fraction: float) -> int:
+        # number of leading clips whose instance count is closest to fraction * total
+        if n == 0:
+            return 0
+        target = fraction * total
+        cands = np.concatenate([[0.0], cum])
+        return int(np.argmin(np.abs(cands - target)))
+
+    k1 = cut(fractions[0])
+    k2 = max(cut(fractions[0] + fractions[1]), k1)
+    if n >= 3:
+        k1 = min(max(k1, 1), n - 2)
+        k2 = min(max(k2, k1 + 1), n - 1)
+    return {
+        "train": sorted(order[:k1]),
+        "val": sorted(order[k1:k2]),
+        "test": sorted(order[k2:]),
+    }
+
+
+def _fingerprint(instances: list["Instance"]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(inst.key for inst in instances):
+        h.update(f"{key[0]}\t{key[1]}\n".encode())
+    return h.hexdigest()
+
+
+def _write_json_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=1)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cache_path(bold: "BoLD", seed: int, splits_dir: Path | None) -> Path:
+    if splits_dir is not None:
+        return Path(splits_dir) / split_file_name(seed)
+    root = bold.root.resolve()
+    tag = hashlib.sha256(str(root).encode()).hexdigest()[:10]
+    return default_cache_dir() / f"{root.name}-{tag}" / split_file_name(seed)
+
+
+def paper_split_path(bold: "BoLD", seed: int = DEFAULT_SEED, splits_dir: str | Path | None = None) -> Path:
+    """Where the split of ``seed`` is (or would be) stored: the first existing of
+    ``<root>/splits/``, ``splits_dir`` / the cache; else ``<root>/splits/``."""
+    in_root = bold.root / "splits" / split_file_name(seed)
+    fallback = _cache_path(bold, seed, Path(splits_dir) if splits_dir is not None else None)
+    for p in (in_root, fallback):
+        if p.is_file():
+            return p
+    return in_root
+
+
+def _load_split(path: Path, labelled: list["Instance"], seed: int) -> dict[str, list["Instance"]]:
+    what_to_do = "delete this file to draw the split again from the seed"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BoLDFormatError(path, None, f"unreadable split file ({exc}); {what_to_do}") from None
+    if not isinstance(data, dict) or data.get("format") != SPLIT_FORMAT or not isinstance(data.get("clips"), dict):
+        raise BoLDFormatError(path, None, f"not a beenet split file; {what_to_do}")
+    if data.get("seed") != seed:
+        raise BoLDFormatError(path, None, f"written for seed {data.get('seed')}, not {seed}; {what_to_do}")
+    part_of: dict[str, str] = {}
+    for part in PARTS:
+        for clip in data["clips"].get(part, []):
+            part_of[clip] = part
+    ours = {inst.clip for inst in labelled}
+    unknown = sorted(set(part_of) - ours)
+    missing = sorted(ours - set(part_of))
+    if unknown or missing or data.get("fingerprint") != _fingerprint(labelled):
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} annotated clips are not in it (e.g. {missing[0]})")
+        if unknown:
+            detail.append(f"{len(unknown)} of its clips are not annotated any more (e.g. {unknown[0]})")
+        if not detail:
+            detail.append("the annotated (video, person) pairs changed")
+        raise BoLDFormatError(
+            path, None, f"the split no longer matches the annotations: {'; '.join(detail)}; {what_to_do}"
+        )
+    parts: dict[str, list[Instance]] = {p: [] for p in PARTS}
+    for inst in labelled:
+        parts[part_of[inst.clip]].append(inst)
+    return parts
+
+
+def paper_split(
+    bold: "BoLD", seed: int = DEFAULT_SEED, splits_dir: str | Path | None = None
+) -> dict[str, list["Instance"]]:
+    """BEE-NET's clip-disjoint 60/10/30 split of the labelled instances, reused from disk when
+    present and written there otherwise. Instances keep their annotation-file order in each part.
+    """
+    labelled = list(bold.annotations("train")) + list(bold.annotations("val"))
+    path = paper_split_path(bold, seed, splits_dir)
+    if path.is_file():
+        log.info("using the paper split %s", path)
+        return _load_split(path, labelled, seed)
+    clips = draw_paper_split(labelled, seed)
+    payload = {
+        "format": SPLIT_FORMAT,
+        "version": SPLIT_VERSION,
+        "protocol": "paper",
+        "seed": seed,
+        "fractions": list(PAPER_FRACTIONS),
+        "sources": ["annotations/train.csv", "annotations/val.csv"],
+        "fingerprint": _fingerprint(labelled),
+        "instances": {p: 0 for p in PARTS},
+        "clips": clips,
+    }
+    part_of = {c: p for p, cs in clips.items() for c in cs}
+    parts: dict[str, list[Instance]] = {p: [] for p in PARTS}
+    for inst in labelled:
+        parts[part_of[inst.clip]].append(inst)
+    payload["instances"] = {p: len(v) for p, v in parts.items()}
+    try:
+        _write_json_atomic(path, payload)
+    except OSError as exc:
+        fallback = _cache_path(bold, seed, Path(splits_dir) if splits_dir is not None else None)
+        log.info("cannot write %s (%s); writing the split to %s", path, exc.strerror or exc, fallback)
+        _write_json_atomic(fallback, payload)
+        path = fallback
+    log.info("wrote the paper split (seed %d: %s instances) to %s", seed,
+             "/".join(str(len(parts[p])) for p in PARTS), path)
+    return parts

@@ -1,0 +1,277 @@
+"""Frame-accurate video reading with PyAV: decode only the frames asked for.
+
+Frame index ``t`` is the ``t``-th frame in presentation order (the index BoLD's joints use). The
+reader first lists the stream's packets (cheap: no decoding) to map each presentation timestamp
+to its index and to know where the keyframes are; this works for variable frame rates and for
+containers that do not store a frame count. :meth:`VideoReader.read` then seeks to the keyframe
+before a target when that skips decoding, and otherwise decodes forward.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from beenet.errors import DataNotFoundError, VideoDecodeError
+
+log = logging.getLogger(__name__)
+
+_AV_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, EOFError)
+
+
+
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's message without the file name PyAV appends (our messages name the file once)."""
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+class VideoReader:
+    """Random and streaming access to the frames of one video (RGB uint8). A context manager.
+
+    ``seek_margin``: seek only when the keyframe before the next target lies more than this many
+    frames ahead of the decoder (a seek flushes the decoder, so tiny skips are cheaper decoded).
+    """
+
+    def __init__(self, path: str | Path, seek_margin: int = 4) -> None:
+        self.path = Path(path)
+        self.seek_margin = int(seek_margin)
+        self._container = None
+        self._decoder: Iterator[tuple[int, av.VideoFrame]] | None = None
+        if not self.path.is_file():
+            raise DataNotFoundError(f"{self.path}: video file not found")
+        try:
+            self._container = av.open(str(self.path), mode="r")
+            if not self._container.streams.video:
+                raise VideoDecodeError(f"{self.path}: no video stream in this file")
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_type = "AUTO"
+            self._index_packets()
+        except VideoDecodeError:
+            self.close()
+            raise
+        except _AV_ERRORS as exc:
+            self.close()
+            raise VideoDecodeError(f"{self.path}: cannot open video ({_reason(exc)})") from None
+        cc = self._stream.codec_context
+        self.width = int(cc.width)
+        self.height = int(cc.height)
+        self._time_base: Fraction | None = self._stream.time_base
+        self._rate: Fraction | None = self._stream.average_rate or self._stream.guessed_rate
+        if self.width <= 0 or self.height <= 0:
+            self.close()
+            raise VideoDecodeError(f"{self.path}: video stream has no frame size (corrupt header?)")
+        self._next = -1  # index of the next frame the current decoder yields; -1: none open
+        #: Counters for tests and benchmarks: seeks issued and frames decoded so far.
+        self.seeks = 0
+        self.frames_decoded = 0
+
+    # -- packet index ---------------------------------------------------------------------
+    def _index_packets(self) -> None:
+        """List presentation timestamps and keyframes of every frame without decoding."""
+        stream = self._stream
+        pts: list[int] = []
+        key_pts: list[int] = []
+        for packet in self._container.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None:
+                continue
+            pts.append(ts)
+            if packet.is_keyframe:
+                key_pts.append(ts)
+        pts.sort()
+        # Presentation order; a timestamp seen twice (broken muxers) counts once.
+        self._pts = [p for i, p in enumerate(pts) if i == 0 or p != pts[i - 1]]
+        self._pts_to_index = {p: i for i, p in enumerate(self._pts)}
+        self._key_index = sorted({self._pts_to_index[p] for p in key_pts if p in self._pts_to_index})
+        if not self._pts:
+            raise VideoDecodeError(f"{self.path}: the video stream holds no frames (empty or truncated file)")
+        if not self._key_index or self._key_index[0] != 0:
+            self._key_index.insert(0, 0)
+
+    # -- metadata -------------------------------------------------------------------------
+    @property
+    def num_frames(self) -> int:
+        return len(self._pts)
+
+    @property
+    def fps(self) -> float:
+        if self._rate:
+            return float(self._rate)
+        if self.num_frames > 1 and self._time_base:
+            span = (self._pts[-1] - self._pts[0]) * self._time_base
+            return float((self.num_frames - 1) / span) if span else 0.0
+        return 0.0
+
+    @property
+    def duration(self) -> float:
+        """Seconds, from the stream's timestamps (falls back to frames / fps)."""
+        tb = self._time_base
+        if tb and self.num_frames > 1:
+            step = (self._pts[-1] - self._pts[0]) / (self.num_frames - 1)
+            return float((self._pts[-1] - self._pts[0] + step) * tb)
+        fps = self.fps
+        return self.num_frames / fps if fps else 0.0
+
+    @property
+    def keyframes(self) -> list[int]:
+        """Indices of the keyframes (where a seek can land)."""
+        return list(self._key_index)
+
+    # -- decoding -------------------------------------------------------------------------
+    def _frames_from(self, index: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decode forward starting at the keyframe at or before ``index`` (seeking if needed)."""
+        k = self._key_index[bisect.bisect_right(self._key_index, index) - 1]
+        self.seeks += 1
+        # Demuxers index keyframes by presentation time (mp4 and mkv alike); an overshoot is
+        # caught in read() and decoded from the start instead.
+        self._container.seek(self._pts[k], stream=self._stream, backward=True, any_frame=False)
+        return self._decode()
+
+    def _decode(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        last = -1
+        try:
+            for frame in self._container.decode(self._stream):
+                ts = frame.pts
+                idx = self._pts_to_index.get(ts) if ts is not None else None
+                if idx is None:
+                    if ts is not None and self._pts:
+                        idx = min(bisect.bisect_left(self._pts, ts), len(self._pts) - 1)
+                    else:
+                        idx = last + 1
+                last = idx
+                self.frames_decoded += 1
+                yield idx, frame
+        except _AV_ERRORS as exc:
+            raise VideoDecodeError(
+                f"{self.path}: decoding failed near frame {last + 1} ({_reason(exc)})"
+            ) from None
+
+    def _check_indices(self, idx: np.ndarray) -> None:
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_frames):
+            bad = int(idx[(idx < 0) | (idx >= self.num_frames)][0])
+            raise VideoDecodeError(
+                f"{self.path}: frame {bad} requested, but the video has {self.num_frames} frames "
+                f"(0..{self.num_frames - 1}); are the joints or annotations of another clip?"
+            )
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Frames ``indices`` (any order, repeats allowed) as RGB uint8 ``[K, H, W, 3]``."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        self._check_indices(idx)
+        out = np.empty((len(idx), self.height, self.width, 3), dtype=np.uint8)
+        if idx.size == 0:
+            return out
+        wanted = np.unique(idx)
+        got: dict[int, np.ndarray] = {}
+        for target in wanted.tolist():
+            if self._decoder is None or self._should_seek(target):
+                self._decoder = self._frames_from(target)
+                self._next = -1
+            for i, frame in self._decoder:
+                self._next = i + 1
+                if i == target:
+                    got[i] = self._to_rgb(frame)
+                    break
+                if i > target:  # the seek overshot (odd index): start over from the beginning
+                    log.debug("%s: seek overshot frame %d (landed at %d), decoding from the start",
+                              self.path, target, i)
+                    got[target] = self._decode_from_start(target)
+                    break
+            else:
+                self._decoder = None
+                raise VideoDecodeError(
+                    f"{self.path}: stream ended before frame {target} of {self.num_frames} (truncated video?)"
+                )
+        for j, i in enumerate(idx.tolist()):
+            out[j] = got[i]
+        return out
+
+    def _should_seek(self, target: int) -> bool:
+        if self._next < 0 or target < self._next:
+            return True
+        k = self._key_index[bisect.bisect_right(self._key_index, target) - 1]
+        return k > self._next + self.seek_margin
+
+    def _decode_from_start(self, target: int) -> np.ndarray:
+        self.seeks += 1
+        self._container.seek(self._pts[0], stream=self._stream, backward=True, any_frame=False)
+        self._decoder = self._decode()
+        for i, frame in self._decoder:
+            self._next = i + 1
+            if i == target:
+                return self._to_rgb(frame)
+        self._decoder = None
+        raise VideoDecodeError(f"{self.path}: frame {target} not found while decoding (corrupt timestamps?)")
+
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        arr = frame.to_ndarray(format="rgb24")
+        if arr.shape[:2] != (self.height, self.width):  # resolution change mid-stream
+            arr = frame.reformat(width=self.width, height=self.height, format="rgb24").to_ndarray()
+        return arr
+
+    def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(index, frame)`` for ``range(start, stop, step)``, decoding as a stream.
+
+        Only one frame is held at a time, so memory stays flat however long the video is.
+        """
+        if step < 1:
+            raise ValueError(f"step must be >= 1, got {step}")
+        stop = self.num_frames if stop is None else min(int(stop), self.num_frames)
+        if start >= stop:
+            return
+        self._check_indices(np.asarray([start]))
+        self._decoder = None  # the stream is ours now; a later read() seeks afresh
+        self._next = -1
+        last = start + (stop - 1 - start) // step * step
+        expected = start
+        for i, frame in self._frames_from(start):
+            if i > last:
+                break
+            if i >= start and (i - start) % step == 0:
+                expected = i + step
+                yield i, self._to_rgb(frame)
+                if i == last:
+                    break
+        if expected <= last:
+            raise VideoDecodeError(
+                f"{self.path}: stream ended at frame {expected} of {self.num_frames} (truncated video?)"
+            )
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the decoder now (its threads too).
+
+        A paused decode generator refers back to the reader, so without this the codec context
+        would live until the garbage collector found the cycle; a process forked meanwhile (a
+        DataLoader worker) then inherits a threaded decoder it cannot free, and hangs or crashes.
+        """
+        decoder, self._decoder = self._decoder, None
+        if decoder is not None:
+            decoder.close()
+        self._stream = None
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        return f"VideoReader({str(self.path)!r}, {self.num_frames} frames, {self.width}x{self.height}, {self.fps:.3f} fps)"

@@ -1,0 +1,181 @@
+"""VideoReader: exactly the requested frames, via seeks or forward decoding, on any container."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from bold_fixture import frame_for_index, index_of_frame
+from beenet.data.video import VideoReader
+from beenet.data.video_writer import write_video
+from beenet.errors import DataNotFoundError, VideoDecodeError
+
+H, W = 32, 48
+
+
+def encode(path: Path, n: int, *, gop: int | None = None, pts_ms: list[int] | None = None, fps: int = 25) -> Path:
+    """Encode frames 0..n-1 with PyAV directly (a short GOP, or explicit timestamps)."""
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+    opts = {"preset": "veryfast"}
+    if gop:
+        opts.update(g=str(gop), keyint_min=str(gop), sc_threshold="0")
+    stream.options = opts
+    if pts_ms is not None:
+        stream.time_base = Fraction(1, 1000)
+    for i in range(n):
+        frame = av.VideoFrame.from_ndarray(frame_for_index(i, H, W), format="rgb24")
+        if pts_ms is not None:
+            frame.pts, frame.time_base = pts_ms[i], Fraction(1, 1000)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("videos")
+    plain = d / "plain.mp4"
+    write_video(plain, (frame_for_index(i, H, W) for i in range(30)), fps=29.97)
+    gop = encode(d / "gop.mp4", 60, gop=5)
+    times, t = [], 0
+    for i in range(24):
+        times.append(t)
+        t += 40 if i % 3 else 110  # variable frame rate
+    vfr = encode(d / "vfr.mkv", 24, gop=6, pts_ms=times)
+    return {"plain": plain, "gop": gop, "vfr": vfr}
+
+
+def indices_of(frames: np.ndarray) -> list[int]:
+    return [index_of_frame(f) for f in frames]
+
+
+def test_metadata(clips):
+    with VideoReader(clips["plain"]) as r:
+        assert (r.num_frames, r.width, r.height) == (30, W, H)
+        assert r.fps == pytest.approx(29.97, abs=1e-3)
+        assert r.duration == pytest.approx(30 / 29.97, rel=1e-3)
+        assert r.keyframes[0] == 0
+
+
+def test_read_returns_exact_frames_in_requested_order(clips):
+    with VideoReader(clips["plain"]) as r:
+        out = r.read([7, 0, 29, 7, 13])
+        assert out.dtype == np.uint8 and out.shape == (5, H, W, 3)
+        assert indices_of(out) == [7, 0, 29, 7, 13]
+        assert indices_of(r.read(range(30))) == list(range(30))
+        assert r.read([]).shape == (0, H, W, 3)
+
+
+def test_forward_path_decodes_only_up_to_the_last_target(clips):
+    with VideoReader(clips["gop"]) as r:
+        assert r.keyframes == list(range(0, 60, 5))
+        assert indices_of(r.read([1, 2, 3])) == [1, 2, 3]
+        assert r.seeks == 1 and r.frames_decoded == 4
+        # Next targets close ahead: keep decoding forward, no new seek.
+        assert indices_of(r.read([4, 6, 8])) == [4, 6, 8]
+        assert r.seeks == 1 and r.frames_decoded == 9
+
+
+def test_seek_path_skips_to_the_keyframe_before_the_target(clips):
+    with VideoReader(clips["gop"]) as r:
+        assert indices_of(r.read([47])) == [47]
+        assert r.seeks == 1 and r.frames_decoded == 3  # 45, 46, 47
+        assert indices_of(r.read([12, 58, 30])) == [12, 58, 30]
+        assert r.seeks == 4  # backwards to 10, then 30's keyframe, then 55's
+        assert r.frames_decoded == 3 + 3 + 1 + 4
+        assert indices_of(r.read([59, 0])) == [59, 0]
+
+
+def test_variable_frame_rate_without_frame_count(clips):
+    container = av.open(str(clips["vfr"]))
+    assert container.streams.video[0].frames == 0  # mkv stores no frame count
+    container.close()
+    with VideoReader(clips["vfr"]) as r:
+        assert r.num_frames == 24
+        assert indices_of(r.read([23, 5, 17, 0, 11])) == [23, 5, 17, 0, 11]
+    with VideoReader(clips["vfr"]) as r:  # seeks land by timestamp, indices stay exact
+        assert indices_of(r.read([21])) == [21]
+        assert r.frames_decoded <= 6
+        assert indices_of(r.read([2, 14])) == [2, 14]
+        assert r.seeks == 3
+        assert [i for i, _ in r.iter_frames(3, 20, 4)] == [3, 7, 11, 15, 19]
+
+
+def test_iter_frames_streams(clips):
+    with VideoReader(clips["gop"]) as r:
+        it = r.iter_frames(10, 31, 7)
+        assert not isinstance(it, (list, tuple))
+        got = [(i, index_of_frame(f)) for i, f in it]
+        assert got == [(10, 10), (17, 17), (24, 24)]
+        assert r.seeks == 1 and r.frames_decoded == 24 - 10 + 1
+        assert [i for i, _ in r.iter_frames(55)] == list(range(55, 60))
+        assert [i for i, _ in r.iter_frames(58, 100)] == [58, 59]
+        assert list(r.iter_frames(59, 59)) == []
+        # read() after streaming still gets the right frames.
+        assert indices_of(r.read([3, 33])) == [3, 33]
+
+
+def test_index_past_the_end_names_path_and_count(clips):
+    with VideoReader(clips["plain"]) as r:
+        with pytest.raises(VideoDecodeError, match=r"plain\.mp4: frame 30 requested.*has 30 frames"):
+            r.read([0, 30])
+        with pytest.raises(VideoDecodeError, match="frame -1"):
+            r.read([-1])
+        with pytest.raises(ValueError):
+            list(r.iter_frames(0, 5, 0))
+
+
+def test_broken_files(tmp_path, clips):
+    with pytest.raises(DataNotFoundError, match="none.mp4"):
+        VideoReader(tmp_path / "none.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x01not a video" * 100)
+    with pytest.raises(VideoDecodeError, match="junk.mp4"):
+        VideoReader(junk)
+    cut = tmp_path / "cut.mp4"
+    data = clips["plain"].read_bytes()
+    cut.write_bytes(data[: len(data) // 2])  # the index (moov) sits at the end: unreadable
+    with pytest.raises(VideoDecodeError, match="cut.mp4"):
+        VideoReader(cut)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoDecodeError, match="empty.mp4"):
+        VideoReader(empty)
+
+
+def test_truncated_stream_reports_fewer_frames(tmp_path, clips):
+    """A stream cut in the middle (mkv: index not needed) reads as the frames that remain."""
+    cut = tmp_path / "cut.mkv"
+    data = clips["vfr"].read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.8)])
+    with VideoReader(cut) as r:
+        n = r.num_frames
+        assert 0 < n < 24
+        assert indices_of(r.read([n - 1, 0])) == [n - 1, 0]
+        with pytest.raises(VideoDecodeError, match=f"has {n} frames"):
+            r.read([23])
+
+
+def test_close_frees_the_decoder_at_once(clips):
+    """No reference cycle may keep a threaded decoder alive after close(): a process forked
+    meanwhile (a DataLoader worker) would inherit it and hang freeing it."""
+    gc.disable()
+    try:
+        with VideoReader(clips["gop"]) as r:
+            r.read([3, 40])  # leaves a paused decode generator behind
+        ref = weakref.ref(r)
+        del r
+        assert ref() is None
+    finally:
+        gc.enable()
