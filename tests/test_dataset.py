@@ -263,13 +263,12 @@ def test_crop_window_gives_the_same_crop(box, seed):
                                rtol=0, atol=0)
 
 
-def test_shrink_uint8_matches_frames_to_tensor_within_one_level():
-    from beenet.data.dataset import shrink_uint8
-    from beenet.data.transforms import frames_to_tensor
+def test_resize_uint8_is_what_frames_to_tensor_does():
+    """Training, evaluation and predict all resize through resize_uint8: same pixels everywhere."""
+    from beenet.data.transforms import frames_to_tensor, resize_uint8
 
     frames = np.random.default_rng(0).integers(0, 256, (2, 72, 96, 3), dtype=np.uint8)
-    small = shrink_uint8(frames, 24)
-    assert small.shape == (2, 24, 24, 3) and small.dtype == np.uint8
-    diff = (frames_to_tensor(small, 24) - frames_to_tensor(frames, 24)).abs().max().item()
-    assert diff <= 1.01 / 255 / min(IMAGENET_STD)
-    assert shrink_uint8(small, 24) is small
+    small = resize_uint8(frames, 24)
+    assert tuple(small.shape) == (2, 24, 24, 3) and small.dtype == torch.uint8
+    torch.testing.assert_close(frames_to_tensor(small, 24), frames_to_tensor(frames, 24), rtol=0, atol=0)
+    assert resize_uint8(small, 24) is small

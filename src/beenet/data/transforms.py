@@ -33,15 +33,30 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def resize_uint8(frames: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
+    """``[T, H, W, 3]`` uint8 -> ``[T, size, size, 3]`` uint8, antialiased bilinear.
+
+    Resizing before the float conversion is about 15x cheaper on 720p frames than converting
+    first, and every path (training, evaluation, predict) goes through here, so they see the very
+    same pixels. Frames already at the size are returned as they are.
+    """
+    t = torch.as_tensor(np.ascontiguousarray(frames) if isinstance(frames, np.ndarray) else frames)
+    if t.ndim != 4 or t.shape[-1] != 3:
+        raise ValueError(f"expected frames of shape [T, H, W, 3], got {tuple(t.shape)}")
+    if t.shape[1] == size and t.shape[2] == size:
+        return t
+    x = t.permute(0, 3, 1, 2)
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
 def frames_to_tensor(frames: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     """Whole frames -> ``[T, 3, size, size]`` float, normalised.
 
     The whole frame is resized (not cropped) to a square, as BEE-NET does: the scene around the
     person is the context the model learns from, so none of it is cut away.
     """
-    x = _to_float_nchw(frames)
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return normalize(x).contiguous()
+    return normalize(_to_float_nchw(resize_uint8(frames, size))).contiguous()
 
 
 def box_from_keypoints(
