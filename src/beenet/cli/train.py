@@ -1,0 +1,109 @@
+"""``beenet train``: train a model on BoLD (or the synthetic data) into a run directory."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+DESCRIPTION = """\
+Train a BEE-NET model on a BoLD directory (the real release or 'beenet synth' output).
+
+The run is described by a config: a preset (paper, demo, video) or a YAML file, changed with
+--set SECTION.KEY=VALUE (repeatable; values are checked against the field's type). The resolved
+config is written to RUN/config.yaml and stored in every checkpoint.
+
+RUN receives config.yaml, metrics.csv (one row per epoch), best.pt (best val ERS), last.pt
+(resumable), train.log. An existing RUN is never overwritten: use --resume to continue it
+(the config then comes from RUN/config.yaml; --epochs may extend it).
+
+Multi-GPU / multi-process: launch the module under torchrun, e.g.
+  torchrun --nproc_per_node 4 -m beenet train --data BoLD --out runs/paper
+Each process trains on its share of every epoch; only rank 0 writes; validation scores the whole split.
+"""
+
+EPILOG = """\
+examples:
+  beenet train --data BOLD_public --out runs/paper --config paper
+      BEE-NET as published (paper protocol: clip-disjoint 60/10/30 split, seed 42).
+  beenet train --data BOLD_public --out runs/official --config paper --protocol official
+      the same model on BoLD's official train/val split.
+  beenet train --data synth --out runs/demo --config demo --epochs 3 --set optim.lr=0.003
+      a short run on 'beenet synth' data with a different learning rate.
+  beenet train --data synth --out runs/video --config my.yaml --set model.temporal_pool=gem
+      a config file, with one override.
+  beenet train --data synth --out runs/demo --resume
+      continue runs/demo after an interruption, from its last.pt, exactly.
+
+config keys (--set): data.*, model.*, loss.*, optim.* (optimizer, lr, momentum, weight_decay,
+schedule, step_epochs, gamma, warmup_epochs, batch_size, epochs, grad_clip), context.* (source,
+cache_dir, frames_per_clip, pretrained, device), run.* (seed, protocol, split_seed, num_workers,
+device, amp, log_every, eval_every, early_stop). A wrong key lists the valid ones.
+See docs/training.md.
+"""
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="BoLD directory (annotations/, videos/, joints/)")
+    p.add_argument("--out", required=True, metavar="RUN", help="run directory to create (or to resume)")
+    p.add_argument("--config", default=None, metavar="NAME|FILE",
+                   help="preset name (paper, demo, video) or a YAML file (default: paper; with --resume: RUN/config.yaml)")
+    p.add_argument("--protocol", choices=("official", "paper"), default=None,
+                   help="split protocol (sets run.protocol)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N", help="number of epochs (sets optim.epochs)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=0.001 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue RUN from RUN/last.pt")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return p
+
+
+def resolve_config(args: argparse.Namespace):  # -> RunConfig
+    """The run config from --config / RUN/config.yaml, --protocol, --epochs and --set."""
+    from beenet.training.config import load_config
+
+    overrides = list(args.overrides)
+    if args.protocol is not None:
+        overrides.append(f"run.protocol={args.protocol}")
+    if args.epochs is not None:
+        overrides.append(f"optim.epochs={args.epochs}")
+    source = args.config
+    if source is None:
+        saved = Path(args.out) / "config.yaml"
+        source = str(saved) if args.resume and saved.is_file() else "paper"
+    return load_config(source, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from beenet.training.config import to_yaml
+
+    cfg = resolve_config(args)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return 0
+    from beenet.training.distributed import env_world_size
+    from beenet.training.loop import train
+
+    result = train(cfg, args.data, args.out, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return 0
+    best = result.get("best") or {}
+    last = result.get("val") or {}
+    chance = best.get("chance") or {}
+    run_dir = Path(result["run_dir"])
+
+    def line(scores: dict) -> str:
+        return "  ".join(f"{k} {'n/a' if scores.get(k) is None else format(scores[k], '.4f')}"
+                         for k in ("mAP", "mRA", "mR2", "ERS"))
+
+    print(f"run {run_dir} ({cfg.run.protocol} protocol, val split, {result['epochs_done']} epochs, "
+          f"{env_world_size()} process(es))")
+    print(f"  last epoch:   {line(last)}")
+    print(f"  best epoch {result.get('best_epoch')}: {line(best)}")
+    print(f"  chance:       {line(chance)}")
+    print(f"checkpoints: {run_dir / 'best.pt'} (best val ERS), {run_dir / 'last.pt'}; "
+          f"per-epoch metrics: {run_dir / 'metrics.csv'}")
+    return 0

@@ -1,0 +1,244 @@
+"""Scoring a model on a split: predictions for every instance, the BoLD metric, plots, JSON.
+
+``predict_split`` is shared by the trainer's validation (sharded over DDP ranks and gathered back
+in instance order), by ``evaluate_checkpoint`` (``beenet eval --checkpoint``) and by the ablation
+runner, so a number means the same thing wherever it is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from beenet.errors import CheckpointError, ConfigError
+from beenet.labels import NUM_CATEGORIES
+from beenet.progress import progress
+
+log = logging.getLogger(__name__)
+
+BatchHook = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as given (checked)."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device {device!r} is not one of auto, cpu, cuda, cuda:N") from None
+
+
+def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move the tensors of a collated batch to ``device`` (others stay as they are)."""
+    nb = device.type == "cuda"
+    return {k: (v.to(device, non_blocking=nb) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def autocast_context(device: torch.device, amp: str) -> Any:
+    """Mixed-precision autocast on CUDA (``bf16`` / ``fp16``); a no-op elsewhere or with ``off``."""
+    if device.type != "cuda" or amp == "off":
+        return torch.autocast(device_type=device.type, enabled=False)
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+@torch.no_grad()
+def predict_split(
+    model: torch.nn.Module,
+    bold: Any,
+    instances: Sequence[Any],
+    data_cfg: Any,
+    context: Mapping[str, np.ndarray] | None,
+    batch_size: int,
+    device: str | torch.device,
+    *,
+    num_workers: int = 0,
+    amp: str = "off",
+    dist_info: Any = None,
+    batch_hook: BatchHook | None = None,
+    desc: str = "predict",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Category scores ``[N, 26]`` and VAD ``[N, 3]`` (raw scale) for ``instances``, in their order.
+
+    Evaluation sampling (middle frame / evenly spaced frames, no jitter). Under DDP (``dist_info``
+    with world size > 1) each rank scores its share and every rank gets the whole result back.
+    ``batch_hook`` may alter a batch before the model sees it (the ablation's stress tests).
+    """
+    from beenet.data.dataset import BoLDDataset, collate
+    from beenet.training.distributed import DistInfo, gather_rows, shard_indices
+
+    info = dist_info or DistInfo()
+    device = resolve_device(device)
+    n = len(instances)
+    if n == 0:
+        raise ConfigError("no instances to predict: the split is empty")
+    dataset = BoLDDataset(bold, list(instances), data_cfg, train=False, context=context, seed=0)
+    shard = shard_indices(n, info)
+    loader = DataLoader(
+        Subset(dataset, shard), batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        collate_fn=collate, pin_memory=device.type == "cuda",
+        generator=torch.Generator(),  # leave the global RNG (dropout stream of a training run) alone
+    )
+    was_training = model.training
+    model.eval()
+    rows: list[torch.Tensor] = []
+    index: list[torch.Tensor] = []
+    try:
+        for batch in progress(loader, desc=desc, unit="batch", disable=None if info.is_main else True):
+            if batch_hook is not None:
+                batch = batch_hook(batch)
+            idx = torch.as_tensor(batch["index"]).long()
+            with autocast_context(device, amp):
+                out = model(to_device(batch, device))
+            rows.append(torch.cat([out["categories"].float(), out["vad"].float()], dim=1))
+            index.append(idx.to(rows[-1].device))
+    finally:
+        model.train(was_training)
+    width = NUM_CATEGORIES + 3
+    local = torch.cat(rows) if rows else torch.zeros((0, width), device=device)
+    local_idx = torch.cat(index) if index else torch.zeros((0,), dtype=torch.long, device=device)
+    full = gather_rows(local, local_idx.to(local.device), n, info).cpu().double().numpy()
+    if not np.isfinite(full).all():
+        bad = int(np.argwhere(~np.isfinite(full))[0, 0])
+        inst = instances[bad]
+        raise ConfigError(
+            f"the model produced NaN/inf for instance ({inst.video!r}, {inst.person_id}); "
+            "the weights have diverged: lower optim.lr or enable optim.grad_clip and retrain"
+        )
+    return full[:, :NUM_CATEGORIES], full[:, NUM_CATEGORIES:]
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """JSON written atomically (temp file in the same directory, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=2, allow_nan=False, default=_json_default)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def load_split_context(cfg: Any, bold: Any, instances: Sequence[Any], device: torch.device | str = "cpu",
+                       ) -> dict[str, np.ndarray]:
+    """Context labels of the clips of ``instances`` from the run config's context source."""
+    from beenet.context.build import load_context
+
+    videos = sorted({inst.video for inst in instances})
+    options = context_options(cfg, device)
+    return load_context(bold, videos, cfg.context.source, cfg.context.cache_dir or None, **options)
+
+
+def context_options(cfg: Any, device: torch.device | str) -> dict[str, Any]:
+    """Keyword options of ``load_context`` for the configured expert(s)."""
+    source = cfg.context.source
+    if source in ("sidecar", "none"):
+        return {}
+    dev = str(device) if cfg.context.device == "auto" else cfg.context.device
+    return {"frames_per_clip": cfg.context.frames_per_clip, "pretrained": cfg.context.pretrained, "device": dev}
+
+
+def evaluate_checkpoint(
+    data_dir: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str],
+    split: str = "val",
+    protocol: str | None = None,
+    seed: int | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = 16,
+    device: str = "auto",
+    *,
+    num_workers: int = 0,
+    plots: bool = True,
+) -> dict[str, Any]:
+    """Score a checkpoint on a split of a BoLD directory.
+
+    ``protocol``/``seed`` default to the checkpoint's run config. With ``out_dir``: writes
+    ``metrics.json``, ``category_bars.png``, ``pr_curves.png`` and ``predictions_<split>.csv``.
+    On an unlabelled split (the official test split) only the predictions are written (``out_dir``
+    is then required) and the result has no metric keys.
+    """
+    from beenet.data.bold import BoLD
+    from beenet.evaluation.predictions import instance_targets, write_predictions
+    from beenet.metrics import bold_scores
+    from beenet.training.checkpoint import model_from_checkpoint
+    from beenet.training.config import RunConfig, model_needs_input_context
+
+    dev = resolve_device(device)
+    model, ckpt = model_from_checkpoint(checkpoint, dev)
+    try:
+        cfg = RunConfig.from_dict(ckpt["config"], where=f"{checkpoint} config")
+    except ConfigError as exc:
+        raise CheckpointError(f"{checkpoint}: its run config does not load in this beenet ({exc})") from None
+    protocol = protocol or cfg.run.protocol
+    seed = cfg.run.split_seed if seed is None else seed
+    bold = BoLD(data_dir)
+    instances = bold.instances(split, protocol=protocol, seed=seed)
+    labelled = all(inst.categories is not None and inst.vad is not None for inst in instances)
+    out = Path(out_dir) if out_dir is not None else None
+    if not labelled and out is None:
+        raise ConfigError(
+            f"the {split} split of the {protocol} protocol has no labels, so it cannot be scored; "
+            "give an output directory (--out DIR) to write its predictions for submission"
+        )
+    context = None
+    if model_needs_input_context(cfg.model):
+        context = load_split_context(cfg, bold, instances, dev)
+    cats, vad = predict_split(model, bold, instances, cfg.data, context, batch_size, dev,
+                              num_workers=num_workers, amp=cfg.run.amp, desc=f"eval {split}")
+    keys = [inst.key for inst in instances]
+    base = {"split": split, "protocol": protocol, "n": len(instances), "checkpoint": str(checkpoint),
+            "epoch": ckpt.get("epoch")}
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        pred_path = write_predictions(out / f"predictions_{split}.csv", keys, cats, vad)
+        base["predictions"] = str(pred_path)
+    if not labelled:
+        log.info("%s split (%s protocol) has no labels: wrote predictions only", split, protocol)
+        base["labelled"] = False
+        return base
+    cat_t, vad_t = instance_targets(instances, f"the {split} split")
+    result = bold_scores(cats, cat_t, vad, vad_t)
+    result.update(base)
+    result["labelled"] = True
+    if out is not None:
+        write_json(out / "metrics.json", result)
+        if plots:
+            from beenet.evaluation.plots import plot_category_bars, plot_pr_curves
+
+            title = f"{split} ({protocol} protocol), n={len(instances)}"
+            headline = ", ".join(f"{k} {result[k]:.3f}" if result.get(k) is not None else f"{k} n/a"
+                                 for k in ("mAP", "mRA", "mR2", "ERS"))
+            plot_category_bars(result, out / "category_bars.png", title=f"Per-category scores: {title}\n{headline}")
+            plot_pr_curves(cats, cat_t, out / "pr_curves.png", title=f"Precision-recall: {title}")
+            result["plots"] = [str(out / "category_bars.png"), str(out / "pr_curves.png")]
+    return result

@@ -1,0 +1,201 @@
+"""Checkpoints: one plain dict that describes itself, written atomically, read with weights_only.
+
+Format (design.md): ``format = "beenet-checkpoint"``, ``format_version``, ``beenet_version``,
+``config`` (the resolved run config as a dict; the model's under ``config["model"]``), ``labels``
+(``categories``, ``vad``), ``model`` (state dict), ``epoch``, ``metrics``, and for resuming
+``optimizer``, ``scheduler``, ``rng`` (plus any extra keys the trainer adds, e.g. ``best``).
+Only tensors, numbers, strings, lists and dicts go in, so ``torch.load(weights_only=True)`` can
+read it without running code from the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from beenet import __version__
+from beenet.errors import CheckpointError, ConfigError
+from beenet.labels import CATEGORIES, VAD_NAMES
+
+log = logging.getLogger(__name__)
+
+FORMAT = "beenet-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    model: torch.nn.Module | dict[str, torch.Tensor],
+    config: dict[str, Any],
+    epoch: int,
+    metrics: dict[str, Any] | None = None,
+    optimizer: dict[str, Any] | None = None,
+    scheduler: dict[str, Any] | None = None,
+    rng: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically: ``path.tmp`` in the same directory, fsync, ``os.replace``.
+
+    A crash mid-write leaves the previous file intact (never a half-written ``last.pt``).
+    """
+    path = Path(path)
+    state = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    ckpt: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "beenet_version": __version__,
+        "config": config,
+        "labels": {"categories": list(CATEGORIES), "vad": list(VAD_NAMES)},
+        "model": {k: v.detach().cpu() for k, v in state.items()},
+        "epoch": int(epoch),
+        "metrics": _plain_metrics(metrics or {}),
+    }
+    if optimizer is not None:
+        ckpt["optimizer"] = optimizer
+    if scheduler is not None:
+        ckpt["scheduler"] = scheduler
+    if rng is not None:
+        ckpt["rng"] = rng
+    if extra:
+        for k, v in extra.items():
+            if k in ckpt:
+                raise ValueError(f"extra checkpoint key {k!r} would overwrite a format key")
+            ckpt[k] = v
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(ckpt, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path
+
+
+def _plain_metrics(m: Any) -> Any:
+    """Metrics as builtins only (numpy scalars -> float) so that weights_only loading accepts them."""
+    if isinstance(m, dict):
+        return {str(k): _plain_metrics(v) for k, v in m.items()}
+    if isinstance(m, (list, tuple)):
+        return [_plain_metrics(v) for v in m]
+    if m is None or isinstance(m, (bool, int, str)):
+        return m
+    if isinstance(m, float):
+        return m
+    if hasattr(m, "item"):
+        return m.item()
+    return str(m)
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and check a beenet checkpoint (``weights_only=True``: never runs code from the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: cannot be read as a beenet checkpoint ({first}); the file is corrupt, truncated "
+            "or not a PyTorch file: re-copy it or retrain"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: not a beenet checkpoint (no format={FORMAT!r} key); beenet reads only the files "
+            "written by 'beenet train' (best.pt, last.pt)"
+        )
+    version = ckpt.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format_version {version!r} is newer than this beenet understands "
+            f"({FORMAT_VERSION}); upgrade beenet (this is {__version__})"
+        )
+    for key in ("config", "model", "labels"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: checkpoint has no {key!r} entry; the file is damaged")
+    labels = ckpt["labels"]
+    if list(labels.get("categories", [])) != list(CATEGORIES) or list(labels.get("vad", [])) != list(VAD_NAMES):
+        raise CheckpointError(
+            f"{path}: the checkpoint's label order differs from this beenet's (26 BoLD categories in CSV "
+            "order, then valence/arousal/dominance); it cannot be scored with these labels"
+        )
+    if not isinstance(ckpt["config"], dict) or "model" not in ckpt["config"]:
+        raise CheckpointError(f"{path}: checkpoint config has no 'model' section; the file is damaged")
+    return ckpt
+
+
+def model_config_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike[str] = "checkpoint") -> Any:
+    from beenet.models import ModelConfig
+
+    try:
+        return ModelConfig.from_dict(dict(ckpt["config"]["model"]))
+    except ConfigError as exc:
+        raise CheckpointError(
+            f"{path}: the checkpoint's model config does not fit this beenet's ModelConfig ({exc}); "
+            "it was written by another beenet version"
+        ) from None
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike[str] = "checkpoint") -> None:
+    """``model.load_state_dict(state)`` with an error that says which keys/shapes do not match."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        def few(xs: list[str]) -> str:
+            return ", ".join(xs[:4]) + (f" ... and {len(xs) - 4} more" if len(xs) > 4 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys ({few(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({few(unexpected)})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches ({few(shapes)})")
+        raise CheckpointError(
+            f"{path}: the weights do not match the model built from the config: {'; '.join(parts)}. "
+            "Load a checkpoint with the config it was trained with"
+        )
+    model.load_state_dict(state)
+
+
+def model_from_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Build the model a checkpoint describes, load its weights, eval mode, on ``device``."""
+    from beenet.models import build_model
+
+    ckpt = load_checkpoint(path)
+    mcfg = model_config_from_checkpoint(ckpt, path)
+    # The weights come from the checkpoint: never download pretrained ones to overwrite them.
+    if getattr(mcfg, "pretrained", False):
+        mcfg.pretrained = False
+    model = build_model(mcfg)
+    load_model_state(model, ckpt["model"], path)
+    model.to(device).eval()
+    return model, ckpt
+
+
+def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of the file (the identity predict tables and ONNX metadata carry)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,455 @@
+"""The run configuration: one dataclass tree, YAML presets, and ``--set a.b=value`` overrides.
+
+``RunConfig`` gathers the config of every part (data, model, loss) with the optimiser, the context
+source and the run settings. It is the single source of a run's hyper-parameters: saved as
+``config.yaml`` next to every run and inside every checkpoint, so a run describes itself.
+
+Presets are flat YAML files in ``beenet/presets/`` (no inheritance: each file states the whole
+run, so what a reader sees is what runs). Values given on the command line are parsed by the type
+of the field they set; unknown keys and bad values raise :class:`~beenet.errors.ConfigError` that
+names the key and lists what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from beenet.data.dataset import DataConfig
+from beenet.errors import ConfigError
+from beenet.models import ModelConfig
+from beenet.training.losses import LossConfig
+
+log = logging.getLogger(__name__)
+
+CONTEXT_SOURCES = ("none", "sidecar", "places365", "coco", "experts")
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser, learning-rate schedule and batch: the paper's SGD recipe by default."""
+
+    #: ``sgd`` (momentum, the paper) or ``adamw``.
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 1e-2
+    #: SGD momentum (ignored by AdamW).
+    momentum: float = 0.9
+    weight_decay: float = 5e-3
+    #: ``step``: lr x ``gamma`` every ``step_epochs``; ``cosine``: to 0 over ``epochs``; ``constant``.
+    schedule: Literal["step", "cosine", "constant"] = "step"
+    step_epochs: int = 45
+    gamma: float = 0.1
+    #: Linear warm-up epochs before the schedule (0 = none).
+    warmup_epochs: int = 0
+    #: Samples per step on each process (under DDP the global batch is this x world size).
+    batch_size: int = 8
+    epochs: int = 90
+    #: Clip the global gradient norm to this value (0 = no clipping).
+    grad_clip: float = 0.0
+
+
+@dataclass
+class ContextConfig:
+    """Where the 445-d context labels (365 places + 80 COCO objects) of each clip come from."""
+
+    #: ``none``; ``sidecar`` (``synthetic_context.json`` of ``beenet synth``); ``places365``;
+    #: ``coco``; ``experts`` (places365 + coco). Experts run once per clip and are cached on disk.
+    source: Literal["none", "sidecar", "places365", "coco", "experts"] = "experts"
+    #: Cache of expert labels; empty = ``$BEENET_CACHE`` or ``~/.cache/beenet/context``.
+    cache_dir: str = ""
+    #: Frames per clip an expert labels (averaged).
+    frames_per_clip: int = 3
+    #: Load the experts' published weights (false = random init, for offline tests and benchmarks).
+    pretrained: bool = True
+    #: Device the experts run on (``auto`` = the run's device).
+    device: str = "auto"
+
+
+@dataclass
+class RunSettings:
+    """Seeds, protocol, hardware and logging of a run."""
+
+    #: Seeds the model init, dropout, the sampling of frames and the order of batches.
+    seed: int = 42
+    #: ``official`` (train.csv / val.csv / test_meta.csv) or ``paper`` (clip-disjoint 60/10/30).
+    protocol: Literal["official", "paper"] = "official"
+    #: Seed of the ``paper`` split.
+    split_seed: int = 42
+    #: DataLoader worker processes (0 = load in the main process).
+    num_workers: int = 2
+    #: ``auto`` (cuda when available), ``cpu``, ``cuda`` or ``cuda:N``.
+    device: str = "auto"
+    #: Mixed precision on CUDA: ``off``, ``bf16`` or ``fp16`` (ignored on CPU).
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    #: Log the running loss every this many steps.
+    log_every: int = 50
+    #: Validate every this many epochs (the last epoch is always validated).
+    eval_every: int = 1
+    #: Stop when val ERS has not improved for this many validations (0 = never).
+    early_stop: int = 0
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; ``to_dict()`` is what checkpoints store."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    context: ContextConfig = field(default_factory=ContextConfig)
+    run: RunSettings = field(default_factory=RunSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples become lists), safe for YAML and ``torch.save``."""
+        return {s: _plain(dataclasses.asdict(getattr(self, s))) for s in SECTIONS}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> RunConfig:
+        """Build from a nested dict; missing keys keep their defaults, unknown keys raise."""
+        cfg = cls()
+        _apply_dict(cfg, d, where)
+        validate(cfg)
+        return cfg
+
+
+SECTIONS: tuple[str, ...] = ("data", "model", "loss", "optim", "context", "run")
+
+#: Fields that describe one thing twice (the dataset must make what the model reads). Setting one
+#: side with ``--set`` moves the other; a file that sets them apart is an error.
+_LINKED: tuple[tuple[str, str], ...] = (
+    ("data.image_size", "model.image_size"),
+)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+# --------------------------------------------------------------------------- values by type
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        args = typing.get_args(tp)
+        return f"tuple of {_type_name(args[0])}" if args else "tuple"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` (a string from the command line or a YAML value) as type ``tp``, or ConfigError."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+
+    def bad(extra: str = "") -> ConfigError:
+        return ConfigError(f"{key}: {value!r} is not a valid {_type_name(tp)}{extra}")
+
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~"))):
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return coerce(value, a, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise bad()
+    if origin is Literal:
+        if isinstance(value, bool) and "off" in args and not any(isinstance(a, bool) for a in args):
+            value = "on" if value else "off"  # YAML 1.1 reads a bare `off` as false
+        for choice in args:
+            try:
+                v = coerce(value, type(choice), key)
+            except ConfigError:
+                continue
+            if v == choice:
+                return choice
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(repr(a) for a in args)}")
+    if origin in (tuple, list):
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("[") or text.startswith("("):
+                text = "[" + text[1:-1] + "]"
+                try:
+                    value = yaml.safe_load(text)
+                except yaml.YAMLError as exc:
+                    raise bad(f" ({exc})") from None
+            else:
+                value = [p.strip() for p in text.split(",") if p.strip()] if text else []
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        inner = args[0] if args else str
+        items = [coerce(v, inner, key) for v in value]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad(" (use true or false)")
+    if tp is int:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                try:
+                    f = float(value)
+                except ValueError:
+                    raise bad() from None
+                if f.is_integer():
+                    return int(f)
+        raise bad()
+    if tp is float:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise bad() from None
+        raise bad()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad()
+    if dataclasses.is_dataclass(tp):
+        raise ConfigError(f"{key} is a section; set one of its keys: "
+                          f"{', '.join(key + '.' + f.name for f in dataclasses.fields(tp))}")
+    # Any other annotated type: accept values that already have it.
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise bad()
+
+
+def _hints(obj: Any) -> dict[str, Any]:
+    return typing.get_type_hints(type(obj))
+
+
+def _field_names(obj: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(obj)]
+
+
+def _resolve_key(cfg: RunConfig, key: str) -> tuple[Any, str, Any]:
+    """(the dataclass holding ``key``, the field name, its type) for a dotted key, or ConfigError."""
+    parts = key.split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(
+            f"{key!r}: keys have the form SECTION.NAME, e.g. optim.lr; sections: {', '.join(SECTIONS)}"
+        )
+    section, name = parts
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown config section {section!r} in {key!r}; valid sections: {', '.join(SECTIONS)}")
+    obj = getattr(cfg, section)
+    names = _field_names(obj)
+    if name not in names:
+        raise ConfigError(f"unknown config key {key!r}; valid keys of {section}: {', '.join(names)}")
+    return obj, name, _hints(obj)[name]
+
+
+def set_value(cfg: RunConfig, key: str, value: Any) -> None:
+    """Set the dotted ``key`` to ``value`` parsed by the field's type."""
+    obj, name, tp = _resolve_key(cfg, key)
+    setattr(obj, name, coerce(value, tp, key))
+
+
+def get_value(cfg: RunConfig, key: str) -> Any:
+    obj, name, _ = _resolve_key(cfg, key)
+    return getattr(obj, name)
+
+
+def _apply_dict(cfg: RunConfig, d: Any, where: str) -> None:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(d).__name__}")
+    for section, values in d.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{where}: unknown config section {section!r}; valid sections: {', '.join(SECTIONS)}")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: section {section!r} must be a mapping of keys to values")
+        for name, value in values.items():
+            try:
+                set_value(cfg, f"{section}.{name}", value)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def validate(cfg: RunConfig) -> None:
+    """Cross-field checks: what the model reads must be what the data and context provide."""
+    for a, b in _LINKED:
+        va, vb = get_value(cfg, a), get_value(cfg, b)
+        if va != vb:
+            raise ConfigError(f"{a}={va!r} but {b}={vb!r}: they must agree (set both, e.g. --set {a}={va})")
+    for section in SECTIONS:
+        # Re-run each section's own checks (its __post_init__), which attribute writes bypassed.
+        obj = getattr(cfg, section)
+        dataclasses.replace(obj)
+        check = getattr(obj, "validate", None)
+        if callable(check):
+            check()
+    m = cfg.model
+    if m.body_crop != "none" and not cfg.data.body_crop:
+        raise ConfigError(f"model.body_crop={m.body_crop!r} needs data.body_crop=true (the dataset makes the crops)")
+    if m.skeleton and not cfg.data.skeleton:
+        raise ConfigError("model.skeleton=true needs data.skeleton=true (the dataset makes the skeletons)")
+    if needs_context(cfg) and cfg.context.source == "none":
+        raise ConfigError(
+            "this model needs context labels (for its priors, its context streams or its fusion input) "
+            "but context.source is 'none'; set context.source to sidecar (synthetic data), places365, "
+            "coco or experts"
+        )
+    for key in ("optim.lr", "optim.batch_size", "optim.epochs", "run.eval_every", "run.log_every"):
+        if get_value(cfg, key) <= 0:
+            raise ConfigError(f"{key} must be > 0, got {get_value(cfg, key)!r}")
+    for key in ("optim.step_epochs", "context.frames_per_clip"):
+        if get_value(cfg, key) < 1:
+            raise ConfigError(f"{key} must be >= 1, got {get_value(cfg, key)!r}")
+    for key in ("optim.weight_decay", "optim.grad_clip", "optim.warmup_epochs", "run.num_workers", "run.early_stop"):
+        if get_value(cfg, key) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {get_value(cfg, key)!r}")
+    if not (cfg.run.device in ("auto", "cpu", "cuda") or cfg.run.device.startswith("cuda:")):
+        raise ConfigError(f"run.device: {cfg.run.device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N'")
+
+
+def needs_context(cfg: RunConfig) -> bool:
+    """True when the model reads context labels (priors, distillation targets or fusion input)."""
+    m = cfg.model
+    if m.fusion != "none":
+        return True
+    # No fusion: context streams (built only with fusion_context=streams) still need their targets.
+    return m.fusion_context == "streams" and bool(m.place_stream or m.object_stream)
+
+
+def model_needs_input_context(model_cfg: ModelConfig) -> bool:
+    """True when the model's forward reads ``batch["context"]`` (so eval must supply it)."""
+    return model_cfg.fusion != "none" and model_cfg.fusion_context == "input"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def preset_names() -> list[str]:
+    """Names of the presets shipped in ``beenet/presets``."""
+    files = resources.files("beenet").joinpath("presets")
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(path: Path | Any, where: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the config file ({exc})") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from None
+
+
+def parse_override(item: str) -> tuple[str, str]:
+    """``"optim.lr=0.1"`` -> ``("optim.lr", "0.1")``."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not of the form SECTION.KEY=VALUE (e.g. optim.lr=0.001)")
+    return key.strip(), value.strip()
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str] | tuple[str, ...]) -> RunConfig:
+    """Apply ``a.b=value`` overrides in order; a linked field follows its partner when only one is set."""
+    keys_set: set[str] = set()
+    for item in overrides:
+        key, value = parse_override(item)
+        set_value(cfg, key, value)
+        keys_set.add(key)
+    for a, b in _LINKED:
+        if a in keys_set and b not in keys_set:
+            set_value(cfg, b, get_value(cfg, a))
+        elif b in keys_set and a not in keys_set:
+            set_value(cfg, a, get_value(cfg, b))
+    if "model.body_crop" in keys_set and "data.body_crop" not in keys_set:
+        cfg.data.body_crop = cfg.model.body_crop != "none"
+    if "model.skeleton" in keys_set and "data.skeleton" not in keys_set:
+        cfg.data.skeleton = bool(cfg.model.skeleton)
+    return cfg
+
+
+def load_config(name_or_path: str | os.PathLike[str] = "paper", overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """A preset name (``paper``, ``demo``, ``video``) or a YAML file, then ``--set`` overrides."""
+    text = str(name_or_path)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml") or path.is_file() or os.sep in text:
+        if not path.is_file():
+            raise ConfigError(f"config file {text} does not exist; give a preset ({', '.join(preset_names())}) or a YAML file")
+        where = str(path)
+        data = _read_yaml(path, where)
+    else:
+        names = preset_names()
+        if text not in names:
+            raise ConfigError(f"unknown preset {text!r}; presets: {', '.join(names)} (or give a YAML file)")
+        where = f"preset {text}"
+        data = _read_yaml(resources.files("beenet").joinpath("presets", f"{text}.yaml"), where)
+    cfg = RunConfig()
+    _apply_dict(cfg, data, where)
+    apply_overrides(cfg, overrides)
+    validate(cfg)
+    return cfg
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False)
+
+
+def save_yaml(cfg: RunConfig, path: str | os.PathLike[str]) -> None:
+    """Write the resolved config atomically (temp file + ``os.replace``)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("# beenet run config (resolved)\n" + to_yaml(cfg), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def config_diff(a: RunConfig, b: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ between two configs (for logs and ablation tables)."""
+    da, db = a.to_dict(), b.to_dict()
+    out: dict[str, tuple[Any, Any]] = {}
+    for s in SECTIONS:
+        for k in da[s]:
+            if da[s][k] != db[s].get(k):
+                out[f"{s}.{k}"] = (da[s][k], db[s].get(k))
+    return out

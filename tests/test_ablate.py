@@ -1,0 +1,140 @@
+"""Ablation studies: variant definitions, results/summary tables, resuming, stress settings, CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from beenet.cli import main
+from beenet.errors import ConfigError
+from beenet.evaluation import ablate as A
+from beenet.training.config import config_diff, load_config
+from train_helpers import TINY, restore_root_logging, write_tiny_synth
+
+
+_restore_logging = pytest.fixture(autouse=True)(restore_root_logging)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return write_tiny_synth(tmp_path_factory.mktemp("abl") / "synth")
+
+
+def _csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_paper_study_variants():
+    st = A.make_study("paper", load_config("demo"))
+    names = [v.name for v in st.variants]
+    assert names == ["emotion", "place", "object", "both-concat", "both-camode", "both-beenet"]
+    cfgs = {v.name: A.variant_config(st, v, seed=1) for v in st.variants}
+    e = cfgs["emotion"].model
+    assert e.fusion == "none" and not e.place_stream and not e.object_stream
+    assert cfgs["place"].model.place_stream and not cfgs["place"].model.object_stream
+    assert {cfgs[n].model.fusion for n in ("both-concat", "both-camode", "both-beenet")} == {"concat", "camode", "beenet"}
+    assert all(c.run.seed == 1 for c in cfgs.values())
+
+
+def test_pooling_study_changes_one_site_at_a_time():
+    base = load_config("video")
+    st = A.make_study("pooling", base)
+    names = [v.name for v in st.variants]
+    kinds = A._pool_kinds()
+    assert names[0] == "baseline"
+    assert {f"a-{k}" for k in kinds if k != base.model.temporal_pool} <= set(names)
+    assert {f"c-{k}" for k in ("mean", "gem", "attention")} <= set(names)
+    assert {f"b-{k}" for k in kinds if k != base.model.skeleton_pool} <= set(names)
+    for v in st.variants[1:]:
+        diff = config_diff(base, A.variant_config(st, v, seed=base.run.seed))
+        assert len(diff) == 1, (v.name, diff)
+    assert set(st.variants[0].stresses) == {"none", "distractors-25", "distractors-50", "drop-places", "drop-objects"}
+    # Without the skeleton stream, site b is not studied.
+    no_skel = A.make_study("pooling", load_config("video", ["model.skeleton=false"]))
+    assert not any(v.name.startswith("b-") for v in no_skel.variants)
+
+
+def test_streams_study_and_unknown_names():
+    st = A.make_study("streams", load_config("video"))
+    cfgs = [A.variant_config(st, v, 0) for v in st.variants]
+    assert [(c.model.body_crop != "none", c.model.skeleton) for c in cfgs] == [
+        (False, False), (True, False), (False, True), (True, True)]
+    with pytest.raises(ConfigError, match="unknown study"):
+        A.make_study("mine", load_config("demo"))
+
+
+PAPER_KW = dict(config="demo", study="paper", seeds=1, epochs=1, overrides=TINY, only=["emotion", "both-beenet"])
+
+
+@pytest.fixture(scope="module")
+def paper_run(synth, tmp_path_factory):
+    out = tmp_path_factory.mktemp("paper") / "abl"
+    return out, A.run_ablation(synth, out, **PAPER_KW)
+
+
+def test_paper_study_tables(paper_run):
+    out, summary = paper_run
+    rows = _csv(out / "results.csv")
+    assert [(r["variant"], r["seed"]) for r in rows] == [("emotion", "42"), ("both-beenet", "42")]
+    for r in rows:
+        assert r["stress"] == "none" and r["ERS"] != "" and float(r["latency_ms"]) > 0
+        assert (out / "runs" / r["variant"] / "seed42" / "best.pt").is_file()
+    assert rows[0]["added_params"] == "0" and int(rows[1]["added_params"]) != 0  # the fusion adds parameters
+    assert [s["variant"] for s in summary] == ["emotion", "both-beenet"]
+    md = (out / "summary.md").read_text()
+    assert "| emotion (emotion stream only) | none |" in md and "±" in md
+    assert len(_csv(out / "summary.csv")) == 2
+
+
+def test_rerun_skips_finished_runs_and_refuses_another_study(synth, paper_run, monkeypatch):
+    out, summary = paper_run
+    import beenet.training.loop as loop
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(loop, "train", no_training)
+    again = A.run_ablation(synth, out, **PAPER_KW)
+    assert [s["ERS_mean"] for s in again] == [s["ERS_mean"] for s in summary]
+    with pytest.raises(ConfigError, match="another ablation"):
+        A.run_ablation(synth, out, **{**PAPER_KW, "study": "streams", "only": None})
+
+
+def test_summary_mean_and_std_over_seeds():
+    rows = [{"variant": "v", "description": "d", "stress": "none", "ERS": e, "mAP": 0.5, "mRA": 0.6, "mR2": None,
+             "params": 10, "added_params": 2, "latency_ms": 1.0, "chance": {"ERS": 0.1}} for e in (0.2, 0.4)]
+    (s,) = A.summarise(rows)
+    assert s["seeds"] == 2 and s["ERS_mean"] == pytest.approx(0.3) and s["ERS_std"] == pytest.approx(0.1414, abs=1e-4)
+    assert s["mAP_std"] == 0.0 and s["mR2_mean"] is None
+    assert "0.3000 ± 0.1414" in A.summary_markdown([s], "paper", load_config("demo"), seeds=2)
+
+
+def test_pooling_stress_rows(synth, tmp_path):
+    out = tmp_path / "pool"
+    A.run_ablation(synth, out, config="video", study="pooling", seeds=1, epochs=1, overrides=TINY,
+                   only=["baseline"])
+    rows = _csv(out / "results.csv")
+    assert [r["stress"] for r in rows] == ["none", "distractors-25", "distractors-50", "drop-places", "drop-objects"]
+    assert all(r["ERS"] != "" for r in rows)
+    # Dropping a context source changes the scores of a model that fuses it.
+    by = {r["stress"]: float(r["mAP"]) for r in rows}
+    assert by["drop-places"] != by["none"] or by["drop-objects"] != by["none"]
+
+
+def test_cli_ablate(synth, paper_run, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["ablate", "--help"])
+    assert "examples:" in capsys.readouterr().out
+    out, _ = paper_run
+    sets = [x for t in TINY for x in ("--set", t)]
+    # Same study in the same directory: everything is done, the CLI prints the table.
+    rc = main(["ablate", "--data", str(synth), "--out", str(out), "--config", "demo", "--seeds", "1",
+               "--epochs", "1", "--only", "emotion,both-beenet", *sets])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "| variant | stress | ERS | mAP | mRA | mR2 | added params | latency ms/sample |" in printed
+    assert "both-beenet" in printed and "summary.md" in printed
+    assert main(["ablate", "--data", str(synth), "--out", str(tmp_path / "b"), "--only", "nope", *sets]) == 1
+    assert "unknown variant(s) nope" in capsys.readouterr().err

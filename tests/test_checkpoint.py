@@ -1,0 +1,138 @@
+"""Checkpoints: the design.md format, atomic writes, weights-only loading and clear errors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from beenet.errors import CheckpointError
+from beenet.labels import CATEGORIES, VAD_NAMES
+from beenet.models import ModelConfig, build_model
+from beenet.training.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    checkpoint_sha256,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+
+
+def tiny_model_cfg(**kw) -> ModelConfig:
+    base = dict(pretrained=False, image_size=32, stream_channels=16, stream_layers=1, fusion="none",
+                place_stream=False, object_stream=False)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def _batch() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {"frames": torch.randn(2, 1, 3, 32, 32, generator=g), "frame_mask": torch.ones(2, 1, dtype=torch.bool)}
+
+
+def _save(path, model, mcfg, **kw):
+    return save_checkpoint(path, model=model, config={"model": mcfg.to_dict()}, epoch=3,
+                           metrics={"val": {"ERS": 0.5}}, **kw)
+
+
+def test_round_trip_format_and_outputs(tmp_path):
+    mcfg = tiny_model_cfg()
+    model = build_model(mcfg, seed=1).eval()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    path = _save(tmp_path / "best.pt", model, mcfg, optimizer=opt.state_dict(), scheduler={"epoch": 3},
+                 rng={"ranks": [{"torch": torch.get_rng_state()}]}, extra={"best": {"ers": 0.5}})
+    assert not (tmp_path / "best.pt.tmp").exists()
+    ckpt = load_checkpoint(path)
+    assert ckpt["format"] == FORMAT and ckpt["format_version"] == FORMAT_VERSION
+    assert ckpt["labels"] == {"categories": list(CATEGORIES), "vad": list(VAD_NAMES)}
+    assert ckpt["epoch"] == 3 and ckpt["metrics"]["val"]["ERS"] == 0.5
+    assert ckpt["best"] == {"ers": 0.5} and "optimizer" in ckpt and ckpt["scheduler"] == {"epoch": 3}
+    loaded, ckpt2 = model_from_checkpoint(path, "cpu")
+    assert not loaded.training
+    with torch.no_grad():
+        a, b = model(_batch()), loaded(_batch())
+    torch.testing.assert_close(a["categories"], b["categories"], rtol=0, atol=0)
+    torch.testing.assert_close(a["vad"], b["vad"], rtol=0, atol=0)
+    h = checkpoint_sha256(path)
+    assert len(h) == 64 and h == checkpoint_sha256(path)
+
+
+def test_atomic_write_keeps_old_file_when_save_fails(tmp_path, monkeypatch):
+    mcfg = tiny_model_cfg()
+    model = build_model(mcfg, seed=1)
+    path = _save(tmp_path / "last.pt", model, mcfg)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        _save(path, model, mcfg)
+    assert path.read_bytes() == before
+    load_checkpoint(path)
+
+
+def test_not_a_beenet_file(tmp_path):
+    p = tmp_path / "other.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, p)
+    with pytest.raises(CheckpointError, match="not a beenet checkpoint"):
+        load_checkpoint(p)
+
+
+def test_corrupt_and_truncated_files(tmp_path):
+    mcfg = tiny_model_cfg()
+    good = _save(tmp_path / "good.pt", build_model(mcfg, seed=0), mcfg)
+    data = good.read_bytes()
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(trunc)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(os.urandom(256))
+    with pytest.raises(CheckpointError, match=str(garbage.name)):
+        load_checkpoint(garbage)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_weights_only_refuses_pickled_code(tmp_path):
+    p = tmp_path / "evil.pt"
+    with open(p, "wb") as fh:
+        pickle.dump({"format": FORMAT, "x": _Evil()}, fh, protocol=2)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(p)
+
+
+def test_model_config_mismatch_is_clear(tmp_path):
+    small = tiny_model_cfg()
+    model = build_model(small, seed=0)
+    bigger = tiny_model_cfg(stream_channels=24)
+    # Weights of one model under the config of another: names the mismatched shapes.
+    p = save_checkpoint(tmp_path / "mix.pt", model=model, config={"model": bigger.to_dict()}, epoch=0)
+    with pytest.raises(CheckpointError, match="shape mismatches"):
+        model_from_checkpoint(p)
+    # A config key this beenet does not know.
+    d = small.to_dict()
+    d["no_such_key"] = 1
+    p2 = save_checkpoint(tmp_path / "key.pt", model=model, config={"model": d}, epoch=0)
+    with pytest.raises(CheckpointError, match="no_such_key"):
+        model_from_checkpoint(p2)
+
+
+def test_newer_format_version_refused(tmp_path):
+    mcfg = tiny_model_cfg()
+    p = _save(tmp_path / "x.pt", build_model(mcfg, seed=0), mcfg)
+    ckpt = torch.load(p, weights_only=True)
+    ckpt["format_version"] = FORMAT_VERSION + 1
+    torch.save(ckpt, p)
+    with pytest.raises(CheckpointError, match="newer"):
+        load_checkpoint(p)

@@ -1,0 +1,134 @@
+"""Run configs: presets, YAML files, typed --set overrides, errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from beenet.errors import ConfigError
+from beenet.training.config import (
+    RunConfig,
+    load_config,
+    preset_names,
+    save_yaml,
+    to_yaml,
+)
+
+
+def test_presets_exist_and_load():
+    assert {"paper", "demo", "video"} <= set(preset_names())
+    for name in preset_names():
+        cfg = load_config(name)
+        assert cfg.data.image_size == cfg.model.image_size
+
+
+def test_paper_preset_is_the_published_recipe():
+    c = load_config("paper")
+    assert (c.data.sampling, c.data.image_size, c.model.backbone, c.model.pretrained) == ("still", 224, "googlenet", True)
+    assert c.model.place_stream and c.model.object_stream
+    assert (c.model.fusion, c.model.fusion_context, c.model.context_pool) == ("beenet", "streams", "max")
+    assert c.context.source == "experts" and c.loss.kind == "mse" and c.loss.distill_weight > 0
+    o = c.optim
+    assert (o.optimizer, o.lr, o.momentum, o.weight_decay, o.schedule, o.step_epochs, o.gamma) == (
+        "sgd", 0.01, 0.9, 0.005, "step", 45, 0.1)
+    assert (o.epochs, o.batch_size, c.run.seed, c.run.protocol) == (90, 8, 42, "paper")
+
+
+def test_video_preset_is_the_full_model():
+    c = load_config("video")
+    assert c.data.sampling == "uniform" and c.data.num_frames > 1
+    assert c.model.body_crop != "none" and c.data.body_crop
+    assert c.model.skeleton and c.data.skeleton
+    assert c.model.fusion in ("beenet", "camode") and c.loss.kind == "bce"
+
+
+def test_overrides_are_parsed_by_type():
+    c = load_config("paper", [
+        "optim.lr=1e-3", "optim.epochs=3", "model.pretrained=false", "run.protocol=official",
+        "model.skeleton_channels=16,32", "context.cache_dir=/tmp/x", "run.amp=bf16",
+    ])
+    assert c.optim.lr == pytest.approx(1e-3) and isinstance(c.optim.lr, float)
+    assert c.optim.epochs == 3 and isinstance(c.optim.epochs, int)
+    assert c.model.pretrained is False
+    assert c.run.protocol == "official"
+    assert c.model.skeleton_channels == (16, 32)
+    assert c.context.cache_dir == "/tmp/x"
+    assert c.run.amp == "bf16"
+    c2 = load_config("paper", ["model.skeleton_channels=[8, 16]", "optim.grad_clip=5"])
+    assert c2.model.skeleton_channels == (8, 16) and c2.optim.grad_clip == 5.0
+
+
+def test_linked_image_size_follows_one_override():
+    c = load_config("paper", ["data.image_size=64"])
+    assert c.model.image_size == 64
+    c = load_config("paper", ["model.image_size=96"])
+    assert c.data.image_size == 96
+    with pytest.raises(ConfigError, match="must agree"):
+        load_config("paper", ["data.image_size=64", "model.image_size=96"])
+
+
+@pytest.mark.parametrize("item, match", [
+    ("optim.lrr=0.1", r"unknown config key 'optim.lrr'.*valid keys of optim: optimizer, lr"),
+    ("optimizer.lr=0.1", r"unknown config section 'optimizer'.*valid sections: data, model"),
+    ("optim.lr=fast", r"optim.lr: 'fast' is not a valid float"),
+    ("optim.epochs=2.5", r"optim.epochs: '2.5' is not a valid int"),
+    ("model.pretrained=maybe", r"model.pretrained: 'maybe' is not a valid bool"),
+    ("run.protocol=mine", r"run.protocol: 'mine' is not one of 'official', 'paper'"),
+    ("model.fusion=sum", r"model.fusion: 'sum' is not one of 'none', 'concat'"),
+    ("optim.lr", r"not of the form SECTION.KEY=VALUE"),
+    ("lr=0.1", r"keys have the form SECTION.NAME"),
+    ("optim.lr=-1", r"optim.lr must be > 0"),
+    ("data.sampling=random", r"data.sampling"),
+    ("loss.vad_weight=-1", r"loss.vad_weight must be >= 0"),
+])
+def test_bad_overrides_name_the_key(item, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config("paper", [item])
+
+
+def test_cross_checks():
+    with pytest.raises(ConfigError, match="context.source"):
+        load_config("paper", ["context.source=none"])
+    with pytest.raises(ConfigError, match="data.body_crop=true"):
+        load_config("paper", ["model.body_crop=shared", "data.body_crop=false"])
+    # Setting only the model side turns the data side on.
+    c = load_config("paper", ["model.body_crop=shared", "model.skeleton=true"])
+    assert c.data.body_crop and c.data.skeleton
+
+
+def test_unknown_preset_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="unknown preset 'papr'; presets: .*paper"):
+        load_config("papr")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(str(tmp_path / "nope.yaml"))
+
+
+def test_yaml_file_round_trip(tmp_path):
+    c = load_config("demo", ["optim.lr=0.02", "model.skeleton_channels=8,8"])
+    p = tmp_path / "run.yaml"
+    save_yaml(c, p)
+    back = load_config(str(p))
+    assert back == c
+    assert RunConfig.from_dict(c.to_dict()) == c
+    assert yaml.safe_load(to_yaml(c)) == c.to_dict()
+
+
+def test_yaml_file_errors_name_file_and_key(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("optim:\n  lr: 0.1\n  moment: 0.9\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'optim.moment'"):
+        load_config(str(p))
+    p.write_text("optim: [1, 2]\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(str(p))
+    p.write_text("optim: {lr: 0.1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(p))
+    # YAML 1.1 reads a bare `off` as false: still the 'off' choice.
+    p.write_text("run:\n  amp: off\n")
+    assert load_config(str(p)).run.amp == "off"
+
+
+def test_from_dict_rejects_unknown_section():
+    with pytest.raises(ConfigError, match="unknown config section 'extra'"):
+        RunConfig.from_dict({"extra": {}})

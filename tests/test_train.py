@@ -1,0 +1,151 @@
+"""The training loop: run directory, priors, validation, exact resume, refusals, the CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from beenet.cli import main
+from beenet.errors import CheckpointError, ConfigError
+from beenet.training.checkpoint import load_checkpoint
+from beenet.training.config import RunConfig, load_config
+from beenet.training.loop import lr_factor, train
+from train_helpers import TINY, restore_root_logging, tiny_config, write_tiny_synth
+
+
+_restore_logging = pytest.fixture(autouse=True)(restore_root_logging)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return write_tiny_synth(tmp_path_factory.mktemp("data") / "synth")
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_run_directory_and_priors(synth, tmp_path):
+    cfg = tiny_config("demo")
+    out = tmp_path / "run"
+    result = train(cfg, synth, out)
+    for name in ("config.yaml", "metrics.csv", "best.pt", "last.pt", "train.log"):
+        assert (out / name).is_file(), name
+    # config.yaml is the resolved config and reloads to the same thing.
+    assert RunConfig.from_dict(yaml.safe_load((out / "config.yaml").read_text())) == cfg
+    rows = _rows(out / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for key in ("lr", "train_loss", "train_categories", "train_vad", "val_mAP", "val_mRA", "val_mR2", "val_ERS", "time_s"):
+        assert key in rows[0] and rows[0][key] != "", key
+    ers = [float(r["val_ERS"]) for r in rows]
+    assert result["best"]["ERS"] == pytest.approx(max(ers), abs=1e-5)
+    assert result["best_epoch"] == 1 + int(np.argmax(ers))
+    last = load_checkpoint(out / "last.pt")
+    best = load_checkpoint(out / "best.pt")
+    assert last["epoch"] == 1 and best["epoch"] == result["best_epoch"] - 1
+    assert {"optimizer", "scheduler", "rng"} <= set(last)
+    assert last["config"] == cfg.to_dict()
+    # The priors were fitted on the training split only: their VAD mean is the train mean.
+    from beenet.data.bold import BoLD
+
+    train_inst = BoLD(synth).instances("train", protocol="paper", seed=42)
+    vad_mean = np.stack([i.vad for i in train_inst]).mean(0)
+    key = next(k for k in last["model"] if k.endswith("vad_mean"))
+    np.testing.assert_allclose(last["model"][key].numpy(), vad_mean, rtol=1e-5)
+    assert "epoch 2/2" in (out / "train.log").read_text()
+
+
+def test_exact_resume_is_bit_identical(synth, tmp_path):
+    # Dropout on, shuffling, random stills: everything that draws randomness is exercised.
+    cfg = tiny_config("demo", ["optim.epochs=3", "model.dropout=0.5", "optim.schedule=step", "optim.step_epochs=1"])
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    train(cfg, synth, full)
+    train(cfg, synth, cut, stop_after_epoch=0)
+    assert load_checkpoint(cut / "last.pt")["epoch"] == 0
+    train(cfg, synth, cut, resume=True)
+    a, b = load_checkpoint(full / "last.pt"), load_checkpoint(cut / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    ra, rb = _rows(full / "metrics.csv"), _rows(cut / "metrics.csv")
+    assert len(ra) == len(rb) == 3
+    for x, y in zip(ra, rb):
+        x.pop("time_s"), y.pop("time_s")
+        assert x == y
+
+
+def test_refuses_to_overwrite_and_to_resume_nothing(synth, tmp_path):
+    cfg = tiny_config("demo", ["optim.epochs=1"])
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="never overwrites"):
+        train(cfg, synth, out)
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(cfg, synth, out, resume=True)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_resume_with_another_config_is_refused(synth, tmp_path):
+    cfg = tiny_config("demo", ["optim.epochs=1"])
+    out = tmp_path / "run"
+    train(cfg, synth, out)
+    other = tiny_config("demo", ["optim.epochs=2", "optim.lr=0.5"])
+    with pytest.raises(ConfigError, match="optim.lr"):
+        train(other, synth, out, resume=True)
+    # A longer schedule is a legal change: one more epoch.
+    train(tiny_config("demo", ["optim.epochs=2"]), synth, out, resume=True)
+    assert [int(r["epoch"]) for r in _rows(out / "metrics.csv")] == [1, 2]
+
+
+def test_lr_schedules():
+    cfg = load_config("paper")
+    assert [lr_factor(e, cfg) for e in (0, 44, 45, 89)] == pytest.approx([1, 1, 0.1, 0.1])
+    cfg = load_config("paper", ["optim.schedule=cosine", "optim.epochs=10", "optim.warmup_epochs=1"])
+    f = [lr_factor(e, cfg) for e in range(10)]
+    assert f[0] == pytest.approx(0.5) and f[1] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[1:], f[2:])) and f[-1] > 0
+
+
+def test_cli_train_help_and_config(synth, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "examples:" in text and "--resume" in text and "torchrun" in text
+    assert main(["train", "--data", str(synth), "--out", str(tmp_path / "r"), "--config", "demo",
+                 "--epochs", "3", "--set", "optim.lr=0.01", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["optim"]["epochs"] == 3 and printed["optim"]["lr"] == 0.01
+    assert main(["train", "--data", str(synth), "--out", str(tmp_path / "r"), "--set", "optim.lrr=1"]) == 1
+    assert "optim.lrr" in capsys.readouterr().err
+
+
+def test_cli_train_runs_and_resumes(synth, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(synth), "--out", str(out), "--config", "demo", "--epochs", "1"]
+    sets = [x for t in TINY if not t.startswith("optim.epochs") for x in ("--set", t)]
+    assert main(args + sets) == 0
+    report = capsys.readouterr().out
+    assert "best.pt" in report and "paper protocol" in report and "chance" in report
+    # Again without --resume: refused, the run is kept.
+    assert main(args + sets) == 1
+    assert "--resume" in capsys.readouterr().err
+    # --resume reads RUN/config.yaml; --epochs extends the run.
+    assert main(["train", "--data", str(synth), "--out", str(out), "--resume", "--epochs", "2"]) == 0
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+
+
+def test_loader_workers_do_not_change_the_run(synth, tmp_path):
+    # Persistent workers learn the epoch from the sampler: 2 workers train exactly as 0 do.
+    base = ["optim.epochs=2", "model.dropout=0.0"]
+    train(tiny_config("demo", base + ["run.num_workers=0"]), synth, tmp_path / "w0")
+    train(tiny_config("demo", base + ["run.num_workers=2"]), synth, tmp_path / "w2")
+    a, b = load_checkpoint(tmp_path / "w0" / "last.pt"), load_checkpoint(tmp_path / "w2" / "last.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
