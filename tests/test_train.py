@@ -149,3 +149,17 @@ def test_loader_workers_do_not_change_the_run(synth, tmp_path):
     a, b = load_checkpoint(tmp_path / "w0" / "last.pt"), load_checkpoint(tmp_path / "w2" / "last.pt")
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_missing_videos_are_left_out_with_a_warning(tmp_path, caplog):
+    """Real BoLD downloads miss clips: training goes on without them and says so."""
+    from beenet.data.bold import BoLD
+
+    data = write_tiny_synth(tmp_path / "synth")
+    train_inst = BoLD(data).instances("train", protocol="paper", seed=42)
+    gone = train_inst[0].video
+    (BoLD(data).video_path(gone)).unlink()
+    with caplog.at_level("WARNING", logger="beenet"):
+        result = train(tiny_config("demo", ["optim.epochs=1"]), data, tmp_path / "run")
+    assert result["epochs_done"] == 1
+    assert any("left out" in r.getMessage() and gone in r.getMessage() for r in caplog.records)

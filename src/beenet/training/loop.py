@@ -367,7 +367,7 @@ def train(
 def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info: D.DistInfo,
            ckpt: dict[str, Any] | None, stop_after_epoch: int | None) -> dict[str, Any]:
     from beenet.data.bold import BoLD
-    from beenet.data.dataset import BoLDDataset
+    from beenet.data.dataset import BoLDDataset, available_instances
     from beenet.metrics import bold_scores
     from beenet.models import build_model
     from beenet.training.losses import compute_loss
@@ -383,6 +383,10 @@ def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info
     with _rank0_first(info):  # the paper split is written to disk once, by rank 0
         train_inst = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
         val_inst = bold.instances("val", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
+    # Real BoLD downloads often miss a few clips: train on what is there, say what is not.
+    need_joints = bool(cfg.data.skeleton or cfg.data.body_crop)
+    train_inst = available_instances(bold, train_inst, need_joints=need_joints)
+    val_inst = available_instances(bold, val_inst, need_joints=need_joints)
     for name, insts in (("train", train_inst), ("val", val_inst)):
         if not insts:
             raise ConfigError(f"the {name} split of {data_dir} ({cfg.run.protocol} protocol) is empty")
