@@ -7,9 +7,7 @@ Heavy modules (torch, matplotlib, the data reader) are imported inside ``run`` s
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -181,18 +179,9 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` as indented JSON atomically (temp file in the same directory, then replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from beenet import atomic
+
     try:
-        text = json.dumps(payload, indent=2, default=str, allow_nan=False)
+        return atomic.write_json(path, payload, default=str)
     except ValueError as exc:
         raise PredictionsError(f"cannot write {path}: the scores hold NaN or inf ({exc})") from exc
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from beenet import atomic
 from beenet.errors import ConfigError
 from beenet.progress import progress
 from beenet.training.config import RunConfig, apply_overrides, load_config, validate
@@ -478,11 +479,9 @@ def summary_markdown(summary: list[dict[str, Any]], study: str, base: RunConfig,
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic.atomic_open(path, newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(fields), extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: ("" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r[k]))
                         for k in fields})
-    os.replace(tmp, path)

@@ -7,10 +7,8 @@ runner, so a number means the same thing wherever it is printed.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from beenet import atomic
 from beenet.errors import CheckpointError, ConfigError
 from beenet.labels import NUM_CATEGORIES
 from beenet.progress import progress
@@ -124,18 +123,7 @@ def predict_split(
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """JSON written atomically (temp file in the same directory, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2, allow_nan=False, default=_json_default)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic.write_json(path, obj, default=_json_default)
 
 
 def _json_default(o: Any) -> Any:

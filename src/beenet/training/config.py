@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
+from beenet import atomic
 from beenet.data.dataset import DataConfig
 from beenet.errors import ConfigError
 from beenet.models import ModelConfig
@@ -438,10 +439,7 @@ def to_yaml(cfg: RunConfig) -> str:
 
 def save_yaml(cfg: RunConfig, path: str | os.PathLike[str]) -> None:
     """Write the resolved config atomically (temp file + ``os.replace``)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("# beenet run config (resolved)\n" + to_yaml(cfg), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, "# beenet run config (resolved)\n" + to_yaml(cfg))
 
 
 def config_diff(a: RunConfig, b: RunConfig) -> dict[str, tuple[Any, Any]]:

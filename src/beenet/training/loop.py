@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from beenet import atomic
 from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.evaluation.evaluate import (
     autocast_context,
@@ -260,12 +261,10 @@ class MetricsLog:
 
     def _write_all(self, rows: list[dict[str, Any]]) -> None:
         assert self.fields is not None
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic.atomic_open(self.path, newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=self.fields)
             w.writeheader()
             w.writerows(rows)
-        os.replace(tmp, self.path)
 
     def append(self, row: dict[str, Any]) -> None:
         if self.fields is None:
