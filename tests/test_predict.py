@@ -296,11 +296,16 @@ def test_pictures(tmp_path, still_ckpt, people_video):
     img = mpimg.imread(png)
     assert img.shape[0] > 400 and img.shape[1] > 800 and img[..., :3].std() > 0.05
     mp4 = render_video(res, tmp_path / "a.mp4")
+    # A 96x64 video is upscaled by an integer factor to at least MIN_RENDER_HEIGHT rows.
+    from beenet.inference.render import MIN_RENDER_HEIGHT
+
+    k = -(-MIN_RENDER_HEIGHT // 64)
     with VideoReader(mp4) as r:
-        assert r.num_frames == 30 and (r.width, r.height) == (96, 64)
+        assert r.num_frames == 30 and (r.width, r.height) == (96 * k, 64 * k)
         drawn = r.read([10])[0]
     with VideoReader(video) as r:
         plain = r.read([10])[0]
+    plain = np.repeat(np.repeat(plain, k, axis=0), k, axis=1)
     assert np.abs(drawn.astype(int) - plain.astype(int)).mean() > 2  # something was drawn
     frame = np.zeros((40, 60, 3), np.uint8)
     out = draw_people(frame, [(0, scene[0][0], (10, 10, 20, 20), [("Peace", 0.9)], np.array([5, 5, 5]))])

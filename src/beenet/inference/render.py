@@ -8,6 +8,7 @@ heat map of the 26 categories over time and the valence / arousal / dominance cu
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,8 +125,14 @@ def draw_people(frame: np.ndarray, people: Iterable[tuple[int, np.ndarray | None
     return np.asarray(img)
 
 
+#: Annotated videos smaller than this are upscaled by an integer factor before drawing.
+MIN_RENDER_HEIGHT = 480
+
+
 def render_video(result: "VideoResult", out_path: str | Path, show_progress: bool | None = None) -> Path:
     """Write the annotated mp4 of ``result`` (decodes the source video once more, streaming)."""
+    from PIL import Image
+
     from beenet.data.video import VideoReader
     from beenet.data.video_writer import VideoWriter
     from beenet.progress import progress
@@ -134,7 +141,9 @@ def render_video(result: "VideoResult", out_path: str | Path, show_progress: boo
     chosen = window_for_frames(table, result.num_frames)
     tops = table.top_emotions(3) if len(table) else []
     vad = table.vad.to_numpy(dtype=np.float64) if len(table) else np.zeros((0, 3))
-    W, H = result.width, result.height
+    # Small videos are upscaled (integer factor) so the labels stay readable beside the people.
+    scale = max(1, math.ceil(MIN_RENDER_HEIGHT / max(result.height, 1)))
+    W, H = result.width * scale, result.height * scale
     W2, H2 = W + (W % 2), H + (H % 2)
     out_path = Path(out_path)
     with VideoReader(result.video) as reader, VideoWriter(out_path, result.fps, W2, H2) as writer:
@@ -147,8 +156,15 @@ def render_video(result: "VideoResult", out_path: str | Path, show_progress: boo
                     continue
                 row = int(chosen[pid][idx]) if pid in chosen else -1
                 box = result.boxes.get(pid, {}).get(idx)
-                people.append((pid, tr.keypoints[idx], box,
+                kp = tr.keypoints[idx]
+                if scale > 1:
+                    kp = kp.copy()
+                    kp[:, :2] *= scale
+                    box = None if box is None else tuple(float(v) * scale for v in box)
+                people.append((pid, kp, box,
                                tops[row] if row >= 0 else None, vad[row] if row >= 0 else None))
+            if scale > 1:
+                frame = np.asarray(Image.fromarray(frame).resize((W, H), Image.BILINEAR))
             drawn = draw_people(frame, people)
             if (W2, H2) != (W, H):
                 drawn = np.pad(drawn, ((0, H2 - H), (0, W2 - W), (0, 0)))
