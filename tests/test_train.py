@@ -163,3 +163,27 @@ def test_missing_videos_are_left_out_with_a_warning(tmp_path, caplog):
         result = train(tiny_config("demo", ["optim.epochs=1"]), data, tmp_path / "run")
     assert result["epochs_done"] == 1
     assert any("left out" in r.getMessage() and gone in r.getMessage() for r in caplog.records)
+
+
+def test_video_preset_trains_and_evaluates_end_to_end(synth, tmp_path, capsys):
+    """`beenet train --config video` (frames over time, crop, skeleton, all streams fused) then
+    `beenet eval --checkpoint` on the synthetic data, with per-stream scores from the model."""
+    import json
+
+    out = tmp_path / "video-run"
+    sets = [x for t in TINY if not t.startswith("optim.epochs") for x in ("--set", t)]
+    assert main(["train", "--data", str(synth), "--out", str(out), "--config", "video", "--epochs", "1"] + sets) == 0
+    ckpt = load_checkpoint(out / "best.pt")
+    assert ckpt["config"]["model"]["skeleton"] and ckpt["config"]["model"]["body_crop"] != "none"
+    assert ckpt["config"]["data"]["sampling"] == "uniform"
+    ev = tmp_path / "ev"
+    assert main(["eval", "--data", str(synth), "--checkpoint", str(out / "best.pt"), "--split", "test",
+                 "--out", str(ev), "--json", str(tmp_path / "m.json")]) == 0
+    scores = json.loads((tmp_path / "m.json").read_text())
+    assert scores["split"] == "test" and scores["protocol"] == "paper" and scores["n"] > 0
+    assert all(np.isfinite(scores[k]) for k in ("mAP", "mRA", "mR2", "ERS"))
+    assert (ev / "category_bars.png").is_file() and (ev / "pr_curves.png").is_file()
+    from beenet.training.checkpoint import model_from_checkpoint
+
+    model, _ = model_from_checkpoint(out / "best.pt", device="cpu")
+    assert {"emotion", "crop", "skeleton"} <= set(model.stream_names)
