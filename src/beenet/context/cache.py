@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from beenet.atomic import atomic_open
 from beenet.context.base import CONTEXT_DIM, ContextSource
 from beenet.errors import BeenetError
 from beenet.progress import progress
@@ -82,18 +81,9 @@ class ContextCache:
         videos = sorted(merged)
         vectors = np.stack([merged[v] for v in videos]).astype(np.float32) if videos else \
             np.zeros((0, CONTEXT_DIM), np.float32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, fingerprint=np.array(fingerprint), videos=np.array(videos, dtype=str),
-                         vectors=vectors)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "wb", fsync=True) as f:
+            np.savez(f, fingerprint=np.array(fingerprint), videos=np.array(videos, dtype=str),
+                     vectors=vectors)
 
     def get_or_compute(
         self, source: ContextSource, bold: "BoLD", videos: Iterable[str]

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from beenet import __version__
+from beenet.atomic import atomic_open
 from beenet.errors import CheckpointError, ConfigError
 from beenet.labels import CATEGORIES, VAD_NAMES
 
@@ -42,7 +43,7 @@ def save_checkpoint(
     rng: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically: ``path.tmp`` in the same directory, fsync, ``os.replace``.
+    """Write a checkpoint atomically: a temp file in the same directory, fsync, ``os.replace``.
 
     A crash mid-write leaves the previous file intact (never a half-written ``last.pt``).
     """
@@ -69,13 +70,8 @@ def save_checkpoint(
             if k in ckpt:
                 raise ValueError(f"extra checkpoint key {k!r} would overwrite a format key")
             ckpt[k] = v
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_open(path, "wb", fsync=True) as fh:
         torch.save(ckpt, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
     try:  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
         try:
