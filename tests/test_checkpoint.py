@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -92,7 +93,14 @@ def test_corrupt_and_truncated_files(tmp_path):
     with pytest.raises(CheckpointError, match="corrupt"):
         load_checkpoint(trunc)
     garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(os.urandom(256))
+    rng = np.random.default_rng(0)
+    # Random bytes make the unpickler fail in many ways (IndexError, KeyError, ...): all of them
+    # must come out as one CheckpointError naming the file.
+    for _ in range(200):
+        garbage.write_bytes(rng.integers(0, 256, int(rng.integers(1, 512)), dtype=np.uint8).tobytes())
+        with pytest.raises(CheckpointError, match=str(garbage.name)):
+            load_checkpoint(garbage)
+    garbage.write_bytes(b"\x80\x02]q\x00." + os.urandom(8))  # a pickle protocol-2 list, then junk
     with pytest.raises(CheckpointError, match=str(garbage.name)):
         load_checkpoint(garbage)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
