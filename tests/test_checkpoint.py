@@ -100,7 +100,7 @@ def test_corrupt_and_truncated_files(tmp_path):
         garbage.write_bytes(rng.integers(0, 256, int(rng.integers(1, 512)), dtype=np.uint8).tobytes())
         with pytest.raises(CheckpointError, match=str(garbage.name)):
             load_checkpoint(garbage)
-    garbage.write_bytes(b"\x80\x02]q\x00." + os.urandom(8))  # a pickle protocol-2 list, then junk
+    garbage.write_bytes(b"\x80\x02]q\x00." + bytes(range(8)))  # a pickle protocol-2 list, then junk
     with pytest.raises(CheckpointError, match=str(garbage.name)):
         load_checkpoint(garbage)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
