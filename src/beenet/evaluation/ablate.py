@@ -412,7 +412,7 @@ def run_ablation(
     summary = summarise(rows)
     _write_csv(out / "summary.csv", summary, tuple(summary[0]) if summary else ())
     md = summary_markdown(summary, study, base, seeds=len(seed_list))
-    (out / "summary.md").write_text(md, encoding="utf-8")
+    atomic.write_text(out / "summary.md", md)
     return summary
 
 
