@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 
 import pytest
 
@@ -10,7 +9,7 @@ from beenet.cli import main
 from beenet.errors import ConfigError
 from beenet.evaluation import ablate as A
 from beenet.training.config import config_diff, load_config
-from train_helpers import TINY, restore_root_logging, write_tiny_synth
+from train_helpers import TINY, csv_rows, restore_root_logging, write_tiny_synth
 
 
 _restore_logging = pytest.fixture(autouse=True)(restore_root_logging)
@@ -20,10 +19,6 @@ _restore_logging = pytest.fixture(autouse=True)(restore_root_logging)
 def synth(tmp_path_factory):
     return write_tiny_synth(tmp_path_factory.mktemp("abl") / "synth")
 
-
-def _csv(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_paper_study_variants():
@@ -76,7 +71,7 @@ def paper_run(synth, tmp_path_factory):
 
 def test_paper_study_tables(paper_run):
     out, summary = paper_run
-    rows = _csv(out / "results.csv")
+    rows = csv_rows(out / "results.csv")
     assert [(r["variant"], r["seed"]) for r in rows] == [("emotion", "42"), ("both-beenet", "42")]
     for r in rows:
         assert r["stress"] == "none" and r["ERS"] != "" and float(r["latency_ms"]) > 0
@@ -85,7 +80,7 @@ def test_paper_study_tables(paper_run):
     assert [s["variant"] for s in summary] == ["emotion", "both-beenet"]
     md = (out / "summary.md").read_text()
     assert "| emotion (emotion stream only) | none |" in md and "±" in md
-    assert len(_csv(out / "summary.csv")) == 2
+    assert len(csv_rows(out / "summary.csv")) == 2
 
 
 def test_rerun_skips_finished_runs_and_refuses_another_study(synth, paper_run, monkeypatch):
@@ -115,7 +110,7 @@ def test_pooling_stress_rows(synth, tmp_path):
     out = tmp_path / "pool"
     A.run_ablation(synth, out, config="video", study="pooling", seeds=1, epochs=1, overrides=TINY,
                    only=["baseline"])
-    rows = _csv(out / "results.csv")
+    rows = csv_rows(out / "results.csv")
     assert [r["stress"] for r in rows] == ["none", "distractors-25", "distractors-50", "drop-places", "drop-objects"]
     assert all(r["ERS"] != "" for r in rows)
     # Dropping a context source changes the scores of a model that fuses it.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from beenet.errors import CheckpointError, ConfigError
 from beenet.training.checkpoint import load_checkpoint
 from beenet.training.config import RunConfig, load_config
 from beenet.training.loop import lr_factor, train
-from train_helpers import TINY, restore_root_logging, tiny_config, write_tiny_synth
+from train_helpers import TINY, csv_rows, restore_root_logging, tiny_config, write_tiny_synth
 
 
 _restore_logging = pytest.fixture(autouse=True)(restore_root_logging)
@@ -25,10 +24,6 @@ def synth(tmp_path_factory):
     return write_tiny_synth(tmp_path_factory.mktemp("data") / "synth")
 
 
-def _rows(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
 
 def test_run_directory_and_priors(synth, tmp_path):
     cfg = tiny_config("demo")
@@ -38,7 +33,7 @@ def test_run_directory_and_priors(synth, tmp_path):
         assert (out / name).is_file(), name
     # config.yaml is the resolved config and reloads to the same thing.
     assert RunConfig.from_dict(yaml.safe_load((out / "config.yaml").read_text())) == cfg
-    rows = _rows(out / "metrics.csv")
+    rows = csv_rows(out / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     for key in ("lr", "train_loss", "train_categories", "train_vad", "val_mAP", "val_mRA", "val_mR2", "val_ERS", "time_s"):
         assert key in rows[0] and rows[0][key] != "", key
@@ -73,7 +68,7 @@ def test_exact_resume_is_bit_identical(synth, tmp_path):
     assert a["model"].keys() == b["model"].keys()
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    ra, rb = _rows(full / "metrics.csv"), _rows(cut / "metrics.csv")
+    ra, rb = csv_rows(full / "metrics.csv"), csv_rows(cut / "metrics.csv")
     assert len(ra) == len(rb) == 3
     for x, y in zip(ra, rb):
         x.pop("time_s"), y.pop("time_s")
@@ -101,7 +96,7 @@ def test_resume_with_another_config_is_refused(synth, tmp_path):
         train(other, synth, out, resume=True)
     # A longer schedule is a legal change: one more epoch.
     train(tiny_config("demo", ["optim.epochs=2"]), synth, out, resume=True)
-    assert [int(r["epoch"]) for r in _rows(out / "metrics.csv")] == [1, 2]
+    assert [int(r["epoch"]) for r in csv_rows(out / "metrics.csv")] == [1, 2]
 
 
 def test_lr_schedules():

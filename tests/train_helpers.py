@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,12 @@ def write_tiny_synth(root: Path, clips: int = 24, seed: int = 0) -> Path:
     generate(root, SynthConfig(num_clips=clips, seed=seed, width=64, height=48, min_frames=8, max_frames=16),
              workers=1, show_progress=False)
     return root
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV report (metrics.csv, results.csv, summary.csv) as dicts."""
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def tiny_config(preset: str = "demo", extra: list[str] | tuple[str, ...] = ()) -> RunConfig:
