@@ -43,6 +43,14 @@ MIN_KEYPOINT_CONFIDENCE = 0.1
 #: Context label spaces of the frozen experts.
 NUM_PLACES = 365
 NUM_COCO = 80
+#: A clip's context vector: the 365 Places365 scene probabilities, then the 80 COCO object
+#: probabilities (each part sums to 1, or the object part is all 0 when nothing was detected).
+CONTEXT_DIM = NUM_PLACES + NUM_COCO
+#: Where each context part sits in the context vector.
+CONTEXT_SLICES: dict[str, slice] = {
+    "places": slice(0, NUM_PLACES),
+    "objects": slice(NUM_PLACES, CONTEXT_DIM),
+}
 
 #: The 80 COCO object classes, in the contiguous order detectors use (torchvision's
 #: 91-id category list with the 'N/A' gaps removed).

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from beenet.errors import VideoDecodeError
-from beenet.labels import NUM_COCO, NUM_PLACES
+from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_COCO, NUM_PLACES
 
 if TYPE_CHECKING:  # pragma: no cover
     from beenet.data.bold import BoLD
 
 #: Length of a context vector: 365 places then 80 COCO objects.
-CONTEXT_DIM = NUM_PLACES + NUM_COCO
 
 #: Bump when the way experts turn frames into vectors changes, so old caches are not reused.
 CONTEXT_FORMAT_VERSION = 1
@@ -38,7 +37,7 @@ def split_context(vec: Any) -> tuple[Any, Any]:
     """``[..., 445]`` -> (places ``[..., 365]``, objects ``[..., 80]``); numpy or torch, views."""
     if vec.shape[-1] != CONTEXT_DIM:
         raise ValueError(f"expected a context vector of length {CONTEXT_DIM}, got shape {tuple(vec.shape)}")
-    return vec[..., :NUM_PLACES], vec[..., NUM_PLACES:]
+    return vec[..., CONTEXT_SLICES["places"]], vec[..., CONTEXT_SLICES["objects"]]
 
 
 def join_context(places: np.ndarray | None, objects: np.ndarray | None) -> np.ndarray:
@@ -92,15 +91,6 @@ class ContextSource(Protocol):
     def fingerprint(self) -> str: ...
 
     def label_clip(self, bold: "BoLD", video: str) -> np.ndarray: ...
-
-
-def resolve_device(device: Any) -> Any:
-    """``"auto"`` -> CUDA when available, else CPU; anything else -> ``torch.device(device)``."""
-    import torch
-
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def evenly_spaced(num_frames: int, k: int) -> list[int]:

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from beenet.context.base import CONTEXT_DIM, CombinedContext, ContextSource, join_context, split_context
+from beenet.context.base import CombinedContext, ContextSource, join_context, split_context
+from beenet.labels import CONTEXT_DIM
 from beenet.context.cache import ContextCache
 from beenet.errors import BeenetError, ConfigError
 

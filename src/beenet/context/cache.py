@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from beenet.atomic import atomic_open
-from beenet.context.base import CONTEXT_DIM, ContextSource
+from beenet.context.base import ContextSource
+from beenet.labels import CONTEXT_DIM
 from beenet.errors import BeenetError
 from beenet.progress import progress
 

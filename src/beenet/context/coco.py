@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from beenet.context.base import FrameExpertSource, resolve_device
+from beenet.context.base import FrameExpertSource
+from beenet.device import resolve_device
 from beenet.errors import CheckpointError, ConfigError, DataNotFoundError
 from beenet.labels import COCO_CLASSES, NUM_COCO
 

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from beenet.context.base import FrameExpertSource, file_digest, resolve_device
+from beenet.context.base import FrameExpertSource, file_digest
+from beenet.device import resolve_device
 from beenet.data.transforms import frames_to_tensor
 from beenet.errors import CheckpointError, ConfigError, DataNotFoundError
 from beenet.labels import NUM_PLACES

@@ -22,11 +22,10 @@ from beenet.data.joints import PersonJoints, load_person_joints
 from beenet.data.transforms import Box, box_from_keypoints, crop_to_tensor, frames_to_tensor, normalize_skeleton
 from beenet.data.video import VideoReader
 from beenet.errors import ConfigError, DataNotFoundError
-from beenet.labels import NUM_CATEGORIES, NUM_COCO, NUM_JOINTS, NUM_PLACES, NUM_VAD
+from beenet.labels import CONTEXT_DIM, NUM_CATEGORIES, NUM_JOINTS, NUM_VAD
 
 log = logging.getLogger(__name__)
 
-CONTEXT_DIM = NUM_PLACES + NUM_COCO
 SAMPLINGS: tuple[str, ...] = ("still", "uniform")
 
 

@@ -205,9 +205,9 @@ def distractor_hook(fraction: float, seed: int) -> Callable[[dict[str, Any]], di
 
 def drop_context_input(part: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """Zero the ``places`` or ``objects`` part of ``batch["context"]`` (a context source lost)."""
-    from beenet.labels import NUM_PLACES
+    from beenet.labels import CONTEXT_SLICES
 
-    sl = slice(0, NUM_PLACES) if part == "places" else slice(NUM_PLACES, None)
+    sl = CONTEXT_SLICES[part]
 
     def hook(batch: dict[str, Any]) -> dict[str, Any]:
         if "context" not in batch:
@@ -242,7 +242,7 @@ class _DropStream:
 
 def dummy_batch(cfg: RunConfig, batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
     """Random inputs of the shapes ``cfg``'s model reads (for latency measurements)."""
-    from beenet.labels import NUM_COCO, NUM_JOINTS, NUM_PLACES
+    from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_JOINTS
 
     g = torch.Generator().manual_seed(0)
     d = cfg.data
@@ -256,9 +256,9 @@ def dummy_batch(cfg: RunConfig, batch_size: int, device: torch.device) -> dict[s
     if cfg.model.skeleton:
         b["skeleton"] = torch.randn(batch_size, d.skeleton_frames, NUM_JOINTS, 3, generator=g)
         b["skeleton_mask"] = torch.ones(batch_size, d.skeleton_frames, NUM_JOINTS, dtype=torch.bool)
-    ctx = torch.rand(batch_size, NUM_PLACES + NUM_COCO, generator=g)
-    ctx[:, :NUM_PLACES] /= ctx[:, :NUM_PLACES].sum(1, keepdim=True)
-    ctx[:, NUM_PLACES:] /= ctx[:, NUM_PLACES:].sum(1, keepdim=True)
+    ctx = torch.rand(batch_size, CONTEXT_DIM, generator=g)
+    for sl in CONTEXT_SLICES.values():
+        ctx[:, sl] /= ctx[:, sl].sum(1, keepdim=True)
     b["context"] = ctx
     return {k: v.to(device) for k, v in b.items()}
 
@@ -351,7 +351,7 @@ def run_ablation(
 
     Returns the summary rows (one per variant and stress setting).
     """
-    from beenet.evaluation.evaluate import resolve_device
+    from beenet.device import resolve_device
     from beenet.training.loop import train
 
     data_dir, out = Path(data_dir), Path(out_dir)

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from beenet import atomic
+from beenet.device import autocast_context, resolve_device, to_device
 from beenet.errors import CheckpointError, ConfigError
 from beenet.labels import NUM_CATEGORIES
 from beenet.progress import progress
@@ -25,34 +26,6 @@ from beenet.progress import progress
 log = logging.getLogger(__name__)
 
 BatchHook = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as given (checked)."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"device {device!r} is not one of auto, cpu, cuda, cuda:N") from None
-
-
-def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    """Move the tensors of a collated batch to ``device`` (others stay as they are)."""
-    nb = device.type == "cuda"
-    return {k: (v.to(device, non_blocking=nb) if torch.is_tensor(v) else v) for k, v in batch.items()}
-
-
-def autocast_context(device: torch.device, amp: str) -> Any:
-    """Mixed-precision autocast on CUDA (``bf16`` / ``fp16``); a no-op elsewhere or with ``off``."""
-    if device.type != "cuda" or amp == "off":
-        return torch.autocast(device_type=device.type, enabled=False)
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
 
 
 @torch.no_grad()

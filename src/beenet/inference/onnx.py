@@ -25,12 +25,11 @@ from torch import nn
 
 from beenet import __version__
 from beenet.errors import BeenetError, CheckpointError
-from beenet.labels import NUM_JOINTS
+from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_JOINTS
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
-CONTEXT_DIM = 445
 
 
 @dataclass
@@ -126,8 +125,8 @@ def dummy_batch(spec: ModelSpec, batch_size: int = 2, generator: torch.Generator
             out["skeleton"] = out["skeleton"] * out["skeleton_mask"][..., None]
     if "context" in names:
         c = torch.rand(B, CONTEXT_DIM, generator=g)
-        c[:, :365] /= c[:, :365].sum(1, keepdim=True)
-        c[:, 365:] /= c[:, 365:].sum(1, keepdim=True)
+        for sl in CONTEXT_SLICES.values():
+            c[:, sl] /= c[:, sl].sum(1, keepdim=True)
         out["context"] = c
     return out
 

@@ -34,6 +34,7 @@ import torch
 
 from beenet import __version__
 from beenet.data.transforms import crop_to_tensor, frames_to_tensor, normalize_skeleton
+from beenet.device import resolve_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.inference.onnx import ModelSpec, OnnxEngine, TorchEngine, spec_from_checkpoint, spec_from_onnx
 from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, make_pose_backend, valid_mask
@@ -88,15 +89,6 @@ class _Timer:
                 return
             self.add(stage, time.perf_counter() - t0)
             yield item
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU here; use --device cpu")
-    return torch.device(device)
 
 
 def load_keypoints(path: str | Path) -> PrecomputedPose:

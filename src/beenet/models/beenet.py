@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from beenet.errors import BeenetError, ConfigError
-from beenet.labels import NUM_COCO, NUM_PLACES, VAD_SCALE
+from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_COCO, NUM_PLACES, VAD_SCALE
 from beenet.models.config import ModelConfig
 from beenet.models.fusion import ContextPriors, build_fusion
 from beenet.models.heads import ContextStream, StreamFeatures
@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 
 #: ``ModelConfig.stream_pool`` -> the ``make_pool`` kind it names.
 STREAM_POOL_KINDS = {"mean": "avg", "max": "max", "gem": "gem", "attention": "attention"}
-#: Where each context part sits in the 445-d context vector.
-CONTEXT_SLICES = {"places": slice(0, NUM_PLACES), "objects": slice(NUM_PLACES, NUM_PLACES + NUM_COCO)}
 #: The output key of each context part's stream logits.
 CONTEXT_LOGITS = {"places": "place_logits", "objects": "object_logits"}
 
@@ -127,9 +125,9 @@ class BEENet(nn.Module):
                     "batch has none; give the dataset a context source, or use model.fusion_context=streams"
                 )
             ctx = batch["context"]
-            if ctx.ndim != 2 or ctx.shape[1] != NUM_PLACES + NUM_COCO:
+            if ctx.ndim != 2 or ctx.shape[1] != CONTEXT_DIM:
                 raise BeenetError(
-                    f"batch['context'] must have shape [B, {NUM_PLACES + NUM_COCO}] (365 places then 80 objects), "
+                    f"batch['context'] must have shape [B, {CONTEXT_DIM}] (365 places then 80 objects), "
                     f"got {tuple(ctx.shape)}"
                 )
             parts = [ctx[:, CONTEXT_SLICES[p]] for p in self.context_parts]
@@ -215,9 +213,9 @@ class BEENet(nn.Module):
                 "labels were given; give the training set a context source"
             )
         ctx = torch.as_tensor(np.asarray(context) if not isinstance(context, torch.Tensor) else context)
-        if ctx.ndim != 2 or ctx.shape[1] != NUM_PLACES + NUM_COCO:
+        if ctx.ndim != 2 or ctx.shape[1] != CONTEXT_DIM:
             raise BeenetError(
-                f"fit_priors: context must have shape [N, {NUM_PLACES + NUM_COCO}] (365 places then 80 objects), "
+                f"fit_priors: context must have shape [N, {CONTEXT_DIM}] (365 places then 80 objects), "
                 f"got {tuple(ctx.shape)}"
             )
         parts = [ctx[:, CONTEXT_SLICES[p]] for p in self.context_parts]

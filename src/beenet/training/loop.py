@@ -34,13 +34,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from beenet import atomic
 from beenet.errors import BeenetError, CheckpointError, ConfigError
-from beenet.evaluation.evaluate import (
-    autocast_context,
-    context_options,
-    predict_split,
-    resolve_device,
-    to_device,
-)
+from beenet.device import autocast_context, resolve_device, to_device
+from beenet.evaluation.evaluate import context_options, predict_split
 from beenet.progress import progress
 from beenet.training import distributed as D
 from beenet.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint

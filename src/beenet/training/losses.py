@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from beenet.errors import BeenetError, ConfigError
-from beenet.labels import NUM_CATEGORIES, NUM_COCO, NUM_PLACES, NUM_VAD, VAD_SCALE
+from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_CATEGORIES, NUM_VAD, VAD_SCALE
 from beenet.metrics import binarize_categories
 
 LOSS_KINDS = ("mse", "bce")
@@ -120,11 +120,11 @@ def compute_loss(
     total = main
     context = batch.get("context")
     if context is not None and cfg.distill_weight > 0:
-        if context.ndim != 2 or context.shape[1] != NUM_PLACES + NUM_COCO:
+        if context.ndim != 2 or context.shape[1] != CONTEXT_DIM:
             raise BeenetError(
-                f"compute_loss: batch['context'] must have shape [B, {NUM_PLACES + NUM_COCO}], got {tuple(context.shape)}"
+                f"compute_loss: batch['context'] must have shape [B, {CONTEXT_DIM}], got {tuple(context.shape)}"
             )
-        for name, cols in (("place", slice(0, NUM_PLACES)), ("object", slice(NUM_PLACES, NUM_PLACES + NUM_COCO))):
+        for name, cols in (("place", CONTEXT_SLICES["places"]), ("object", CONTEXT_SLICES["objects"])):
             logits = out.get(f"{name}_logits")
             if logits is None:
                 continue

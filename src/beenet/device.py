@@ -1,0 +1,51 @@
+"""Where tensors run: one owner for device resolution, moving batches, and mixed precision.
+
+Every part that picks a device (training, evaluation, prediction, the context experts) calls
+:func:`resolve_device`, so ``auto``, ``cpu``, ``cuda`` and ``cuda:N`` mean the same everywhere
+and asking for a GPU that is not there is the same clear error everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from beenet.errors import ConfigError
+
+#: Spellings :func:`resolve_device` accepts (besides a ``torch.device``).
+DEVICE_HELP = "auto, cpu, cuda, cuda:N"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as given, checked.
+
+    Raises :class:`~beenet.errors.ConfigError` for a CUDA device when torch sees no GPU, and for a
+    string torch does not understand.
+    """
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).strip()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r} is not one of {DEVICE_HELP}") from None
+
+
+def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move the tensors of a collated batch to ``device`` (other values stay as they are)."""
+    nb = device.type == "cuda"
+    return {k: (v.to(device, non_blocking=nb) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def autocast_context(device: torch.device, amp: str) -> Any:
+    """Mixed-precision autocast on CUDA (``bf16`` / ``fp16``); a no-op elsewhere or with ``off``."""
+    if device.type != "cuda" or amp == "off":
+        return torch.autocast(device_type=device.type, enabled=False)
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
