@@ -14,6 +14,7 @@ listed in ``excluded_categories``, never counted as 0 or 1.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,24 @@ ArrayLike = np.ndarray | torch.Tensor
 
 #: The headline keys of :func:`bold_scores`, in the order reports print them.
 HEADLINE_KEYS: tuple[str, ...] = ("mAP", "mRA", "mR2", "ERS")
+
+
+def format_headline(scores: Mapping[str, Any] | None, *, digits: int = 4, sep: str = "  ",
+                    keys: Sequence[str] = HEADLINE_KEYS) -> str:
+    """``"mAP 0.1234  mRA 0.5678  mR2 0.0123  ERS 0.3012"``; ``n/a`` for a key that is missing or
+    None (a metric undefined on the split). Every log line, report title and CLI summary that
+    prints the headline calls this, so they all read the same."""
+    scores = scores or {}
+    return sep.join(f"{k} {'n/a' if scores.get(k) is None else format(float(scores[k]), f'.{digits}f')}"
+                    for k in keys)
+
+
+def headline(scores: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The headline part of :func:`bold_scores`' result: the four metrics, ``n`` and ``chance``
+    (what checkpoints and run summaries keep)."""
+    if scores is None:
+        return None
+    return {k: scores.get(k) for k in (*HEADLINE_KEYS, "n")} | {"chance": scores.get("chance")}
 
 
 def binarize_categories(targets: ArrayLike) -> np.ndarray:
