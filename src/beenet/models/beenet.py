@@ -221,6 +221,11 @@ class BEENet(nn.Module):
         parts = [ctx[:, CONTEXT_SLICES[p]] for p in self.context_parts]
         self.priors.fit(torch.cat(parts, dim=1), categories, vad)
 
+    def no_weight_decay(self) -> set[str]:
+        """Full names of parameters that weight decay must not touch (timm's convention): the
+        priors when ``trainable_priors`` makes them parameters (decay would pull them toward 0)."""
+        return {f"priors.{name}" for name, _ in self.priors.named_parameters()}
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Number of parameters (only those with ``requires_grad`` when ``trainable_only``)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

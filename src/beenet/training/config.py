@@ -56,6 +56,8 @@ class OptimConfig:
     epochs: int = 90
     #: Clip the global gradient norm to this value (0 = no clipping).
     grad_clip: float = 0.0
+    #: The pretrained trunk's learning rate is ``lr`` x this (e.g. 0.1 to fine-tune it gently).
+    trunk_lr_scale: float = 1.0
 
 
 @dataclass
@@ -337,7 +339,8 @@ def validate(cfg: RunConfig) -> None:
             "but context.source is 'none'; set context.source to sidecar (synthetic data), places365, "
             "coco or experts"
         )
-    for key in ("optim.lr", "optim.batch_size", "optim.epochs", "run.eval_every", "run.log_every"):
+    for key in ("optim.lr", "optim.trunk_lr_scale", "optim.batch_size", "optim.epochs", "run.eval_every",
+                "run.log_every"):
         if get_value(cfg, key) <= 0:
             raise ConfigError(f"{key} must be > 0, got {get_value(cfg, key)!r}")
     for key in ("optim.step_epochs", "context.frames_per_clip"):
