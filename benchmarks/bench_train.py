@@ -34,8 +34,10 @@ def _pipeline_vs_model(data: Path, cfg, steps: int) -> dict[str, float]:
     from beenet.data.dataset import BoLDDataset
     from beenet.models import build_model
     from beenet.training import distributed as D
-    from beenet.training.loop import _make_loader, build_optimizer, fit_model_priors
+    from beenet.training.loader import make_train_loader
+    from beenet.training.loop import fit_model_priors
     from beenet.training.losses import compute_loss
+    from beenet.training.optim import build_optimizer
 
     bold = BoLD(data)
     inst = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
@@ -46,7 +48,7 @@ def _pipeline_vs_model(data: Path, cfg, steps: int) -> dict[str, float]:
     opt = build_optimizer(model, cfg)
     ds = BoLDDataset(bold, inst, cfg.data, train=True, context=ctx, seed=0)
     sampler = D.make_train_sampler(ds, 0, D.DistInfo())
-    loader = _make_loader(ds, cfg.optim.batch_size, sampler, cfg.run.num_workers, torch.device("cpu"), 0)
+    loader = make_train_loader(ds, cfg.optim.batch_size, sampler, cfg.run.num_workers, torch.device("cpu"), 0)
 
     def step(batch):
         out = model(batch)

@@ -12,7 +12,8 @@ from beenet.cli import main
 from beenet.errors import CheckpointError, ConfigError
 from beenet.training.checkpoint import load_checkpoint
 from beenet.training.config import RunConfig, load_config
-from beenet.training.loop import lr_factor, train
+from beenet.training.loop import train
+from beenet.training.optim import lr_factor
 from train_helpers import TINY, csv_rows, restore_root_logging, tiny_config, write_tiny_synth
 
 

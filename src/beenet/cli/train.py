@@ -36,9 +36,10 @@ examples:
       continue runs/demo after an interruption, from its last.pt, exactly.
 
 config keys (--set): data.*, model.*, loss.*, optim.* (optimizer, lr, momentum, weight_decay,
-schedule, step_epochs, gamma, warmup_epochs, batch_size, epochs, grad_clip), context.* (source,
-cache_dir, frames_per_clip, pretrained, device), run.* (seed, protocol, split_seed, num_workers,
-device, amp, log_every, eval_every, early_stop). A wrong key lists the valid ones.
+schedule, step_epochs, gamma, warmup_epochs, batch_size, epochs, grad_clip, trunk_lr_scale),
+context.* (source, cache_dir, frames_per_clip, pretrained, device), run.* (seed, protocol,
+split_seed, num_workers, device, amp, log_every, eval_every, early_stop). A wrong key lists the
+valid ones.
 See docs/training.md.
 """
 
@@ -78,6 +79,7 @@ def resolve_config(args: argparse.Namespace):  # -> RunConfig
 
 
 def run(args: argparse.Namespace) -> int:
+    from beenet.metrics import format_headline
     from beenet.training.config import to_yaml
 
     cfg = resolve_config(args)
@@ -95,15 +97,11 @@ def run(args: argparse.Namespace) -> int:
     chance = best.get("chance") or {}
     run_dir = Path(result["run_dir"])
 
-    def line(scores: dict) -> str:
-        return "  ".join(f"{k} {'n/a' if scores.get(k) is None else format(scores[k], '.4f')}"
-                         for k in ("mAP", "mRA", "mR2", "ERS"))
-
     print(f"run {run_dir} ({cfg.run.protocol} protocol, val split, {result['epochs_done']} epochs, "
           f"{env_world_size()} process(es))")
-    print(f"  last epoch:   {line(last)}")
-    print(f"  best epoch {result.get('best_epoch')}: {line(best)}")
-    print(f"  chance:       {line(chance)}")
+    print(f"  last epoch:   {format_headline(last)}")
+    print(f"  best epoch {result.get('best_epoch')}: {format_headline(best)}")
+    print(f"  chance:       {format_headline(chance)}")
     print(f"checkpoints: {run_dir / 'best.pt'} (best val ERS), {run_dir / 'last.pt'}; "
           f"per-epoch metrics: {run_dir / 'metrics.csv'}")
     return 0

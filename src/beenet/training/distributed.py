@@ -3,16 +3,19 @@
 ``torchrun --nproc_per_node N -m beenet train ...`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``MASTER_ADDR`` and ``MASTER_PORT``; :func:`init_distributed` reads them and starts a process group
 (``nccl`` on GPUs, ``gloo`` on CPU). Without them everything here degrades to one process, so the
-trainer has a single code path.
+trainer has a single code path. The RNG helpers here let a resumed run continue every rank's
+random stream where it stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
-from collections.abc import Sized
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -77,6 +80,16 @@ def broadcast_object(obj: object, info: DistInfo) -> object:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+@contextlib.contextmanager
+def rank0_first(info: DistInfo) -> Iterator[None]:
+    """Rank 0 runs the block first (writing caches, splits, downloads); then the others run it."""
+    if info.enabled and not info.is_main:
+        barrier(info)
+    yield
+    if info.enabled and info.is_main:
+        barrier(info)
 
 
 def all_reduce_mean(values: dict[str, float], info: DistInfo, device: torch.device) -> dict[str, float]:
@@ -144,3 +157,29 @@ def make_train_sampler(dataset: Sized, seed: int, info: DistInfo) -> Distributed
     """
     return DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True,
                               seed=seed, drop_last=False)
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's torch RNG state (and the CUDA one of ``device``)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Restore a state of :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def gather_rng(device: torch.device, info: DistInfo) -> list[dict[str, Any]]:
+    """Every rank's RNG state (rank order), so a resumed DDP run continues each rank's stream."""
+    mine = rng_state(device)
+    if not info.enabled:
+        return [mine]
+    cpu_mine = {k: v.cpu() for k, v in mine.items()}
+    allstates: list[Any] = [None] * info.world_size
+    dist.all_gather_object(allstates, cpu_mine)
+    return allstates
