@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
+from beenet.choices import literal_fields
 from beenet.errors import ConfigError
 from beenet.training.config import (
+    SECTIONS,
     RunConfig,
     load_config,
     preset_names,
@@ -132,3 +136,68 @@ def test_yaml_file_errors_name_file_and_key(tmp_path):
 def test_from_dict_rejects_unknown_section():
     with pytest.raises(ConfigError, match="unknown config section 'extra'"):
         RunConfig.from_dict({"extra": {}})
+
+
+# ------------------------------------------------------------------ one owner per choice list
+
+
+def test_mean_is_the_one_word_for_the_mean_at_every_pooling_field():
+    keys = ("model.temporal_pool", "model.skeleton_pool", "model.context_pool", "model.stream_pool")
+    c = load_config("video", [f"{k}=mean" for k in keys])
+    assert (c.model.temporal_pool, c.model.skeleton_pool, c.model.context_pool, c.model.stream_pool) == ("mean",) * 4
+    assert "avg" not in to_yaml(load_config("video"))  # the presets use the current word
+
+
+@pytest.mark.parametrize("key", ["model.temporal_pool", "model.skeleton_pool", "model.context_pool"])
+def test_old_word_avg_still_works_with_a_deprecation_message(key, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="beenet"):
+        c = load_config("video", [f"{key}=avg"])
+    assert getattr(c.model, key.split(".")[1]) == "mean"
+    assert f"{key}: 'avg' is deprecated, write 'mean'" in caplog.text
+    caplog.clear()
+    p = tmp_path / "old.yaml"
+    p.write_text(to_yaml(c).replace(f"{key.split('.')[1]}: mean", f"{key.split('.')[1]}: avg"))
+    with caplog.at_level("WARNING", logger="beenet"):
+        assert load_config(str(p)) == c
+    assert f"{key}: 'avg' is deprecated" in caplog.text
+
+
+def test_every_section_owns_its_choices_and_checks_itself():
+    """One style: each section's Literal hints are its choice lists, and validate() (run by
+    __post_init__) names the field in the one message form."""
+    cfg = RunConfig()
+    # ContextConfig is moving to beenet/context/config.py (issue 8, item 2); until it has its own
+    # validate(), training.config.validate checks it.
+    for section in [s for s in SECTIONS if s != "context"]:
+        obj = getattr(cfg, section)
+        for name, valid in literal_fields(type(obj)).items():
+            assert getattr(obj, name) in valid, f"{section}.{name}"
+            with pytest.raises(ConfigError, match=rf"^{section}\.{name}: 'nope' is not one of "):
+                dataclasses.replace(obj, **{name: "nope"})
+    for section, name, bad, message in [
+        ("data", "num_frames", 0, "must be a positive integer"),
+        ("data", "box_margin", -1.0, "must be >= 0"),
+        ("model", "kappa", 0, "must be a positive integer"),
+        ("loss", "distill_weight", -1.0, "must be >= 0"),
+        ("optim", "lr", 0.0, "must be > 0"),
+        ("optim", "step_epochs", 0, "must be >= 1"),
+        ("optim", "warmup_epochs", -1, "must be >= 0"),
+        ("run", "eval_every", 0, "must be > 0"),
+        ("run", "num_workers", -1, "must be >= 0"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"^{section}\.{name} {message}, got"):
+            dataclasses.replace(getattr(cfg, section), **{name: bad})
+    with pytest.raises(ConfigError, match=r"run.device: 'gpu' is not one of 'auto', 'cpu', 'cuda', 'cuda:N'"):
+        load_config("paper", ["run.device=gpu"])
+    assert load_config("paper", ["run.device=cuda:1"]).run.device == "cuda:1"
+
+
+def test_fusion_needs_context_is_asked_of_the_fusion_class():
+    from beenet.models.fusion import FUSIONS
+    from beenet.training.config import model_needs_input_context, needs_context
+
+    for kind, cls in FUSIONS.items():
+        cfg = load_config("paper", [f"model.fusion={kind}", "model.fusion_context=input"])
+        fuses = cls.reads_context or cls.reads_priors
+        assert model_needs_input_context(cfg.model) is fuses, kind
+        assert needs_context(cfg) is fuses, kind  # no own streams with fusion_context=input

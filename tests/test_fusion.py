@@ -8,15 +8,23 @@ import numpy as np
 import pytest
 import torch
 
+from beenet.choices import choices
 from beenet.errors import BeenetError, ConfigError
 from beenet.labels import NUM_CATEGORIES, NUM_VAD
+from beenet.models.config import ModelConfig
 from beenet.models.fusion import (
+    FUSION_KINDS,
+    FUSIONS,
     BEENetFusion,
     CAMoDEFusion,
     ConcatFusion,
     ContextPriors,
+    Fusion,
     NoFusion,
     build_fusion,
+    build_priors,
+    fusion_class,
+    fusion_reads_priors,
 )
 
 
@@ -267,3 +275,136 @@ def test_build_fusion_checks_its_arguments() -> None:
         build_fusion("sum", 8, 3)
     with pytest.raises(ConfigError, match="context_pool"):
         build_fusion("beenet", 8, 3, context_pool="median")
+
+
+# ------------------------------------------------------------ every fusion, by what it declares
+
+J = 6  # contexts of the tiny examples below
+DIM = 8
+
+
+def _fitted_priors(trainable: bool = False, kind: str = "beenet", seed: int = 1) -> ContextPriors:
+    rng = np.random.default_rng(seed)
+    pr = build_priors(kind, J, trainable=trainable)
+    pr.fit(rng.random((40, J)), rng.random((40, NUM_CATEGORIES)), 1 + 9 * rng.random((40, 3)))
+    return pr
+
+
+def _fusion(kind: str, seed: int = 0) -> Fusion:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build_fusion(kind, DIM, J, context_pool="mean", form="odds")
+
+
+def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(3, DIM, generator=g), torch.rand(3, J, generator=g)
+
+
+def test_fusion_names_are_the_config_choices() -> None:
+    """``ModelConfig.fusion`` owns the names; they must be exactly the classes' table."""
+    assert choices(ModelConfig, "fusion") == FUSION_KINDS == tuple(FUSIONS)
+    for kind, cls in FUSIONS.items():
+        assert fusion_class(kind) is cls and issubclass(cls, Fusion)
+        assert fusion_reads_priors(kind) is cls.reads_priors
+        assert not cls.reads_vad_priors or cls.reads_priors, kind  # VAD priors come with the priors
+    with pytest.raises(ConfigError, match="model.fusion: 'sum' is not one of 'none', 'concat'"):
+        fusion_class("sum")
+
+
+@pytest.mark.parametrize("kind", FUSION_KINDS)
+def test_every_fusion_forward_backward_shapes(kind: str) -> None:
+    fusion = _fusion(kind)
+    assert isinstance(fusion, fusion_class(kind))
+    pr = _fitted_priors(trainable=True, kind=kind)
+    features, context = _inputs()
+    features.requires_grad_(True)
+    out = fusion(features, context, pr)
+    assert set(out) == {"category_logits", "categories", "vad_z"}
+    assert out["category_logits"].shape == out["categories"].shape == (3, NUM_CATEGORIES)
+    assert out["vad_z"].shape == (3, NUM_VAD)
+    for key, value in out.items():
+        assert torch.isfinite(value).all(), key
+    (out["category_logits"].sum() + out["categories"].sum() + out["vad_z"].sum()).backward()
+    assert features.grad is not None and torch.isfinite(features.grad).all()
+    # Every parameter, the trainable priors included, gets a gradient (DDP rejects those that do not).
+    params = dict(fusion.named_parameters()) | {f"priors.{n}": p for n, p in pr.named_parameters()}
+    for name, p in params.items():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+@pytest.mark.parametrize("kind", FUSION_KINDS)
+def test_fitted_priors_change_the_output_exactly_when_declared(kind: str) -> None:
+    cls = fusion_class(kind)
+    fusion = _fusion(kind)
+    features, context = _inputs()
+    neutral = ContextPriors(J)
+    with torch.no_grad():
+        before, after = fusion(features, context, neutral), fusion(features, context, _fitted_priors())
+    categories_changed = not torch.equal(before["categories"], after["categories"])
+    vad_changed = not torch.equal(before["vad_z"], after["vad_z"])
+    assert categories_changed is cls.reads_priors, kind
+    assert vad_changed is cls.reads_vad_priors, kind
+
+
+@pytest.mark.parametrize("kind", FUSION_KINDS)
+def test_per_sample_context_changes_the_output_exactly_when_declared(kind: str) -> None:
+    cls = fusion_class(kind)
+    fusion = _fusion(kind)
+    features, context = _inputs()
+    other = torch.roll(context, 1, dims=1)
+    pr = _fitted_priors()
+    with torch.no_grad():
+        a, b = fusion(features, context, pr), fusion(features, other, pr)
+    assert (not torch.equal(a["categories"], b["categories"])) is cls.reads_context, kind
+    if cls.reads_context:
+        with pytest.raises(BeenetError, match="context"):
+            fusion(features, None, pr)
+
+
+@pytest.mark.parametrize("kind", FUSION_KINDS)
+@pytest.mark.parametrize("trainable", [False, True])
+def test_trainable_priors_are_parameters_exactly_for_the_priors_a_fusion_reads(
+    kind: str, trainable: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    cls = fusion_class(kind)
+    with caplog.at_level("WARNING", logger="beenet"):
+        pr = build_priors(kind, J, trainable=trainable)
+    expected = set()
+    if trainable and cls.reads_priors:
+        expected |= {"p_pos", "p_neg"}
+    if trainable and cls.reads_vad_priors:
+        expected |= {"vad_pos", "vad_neg"}
+    assert {n for n, _ in pr.named_parameters()} == expected
+    # The state dict is the same either way (a checkpoint loads whatever trainable_priors was).
+    assert pr.state_dict().keys() == ContextPriors(J).state_dict().keys()
+    assert ("has no effect" in caplog.text) is (trainable and not cls.reads_priors)
+
+
+@pytest.mark.parametrize("kind", FUSION_KINDS)
+def test_the_model_makes_the_priors_its_fusion_reads_trainable(kind: str, monkeypatch) -> None:
+    """The model asks the fusion class, not its name: a fusion declaring priors gets them."""
+    import beenet.models.beenet as beenet_module
+    from beenet.models import build_model
+
+    monkeypatch.setattr(beenet_module, "build_trunk", lambda backbone, pretrained: _TinyTrunk())
+    cfg = ModelConfig(pretrained=False, image_size=32, stream_channels=8, stream_layers=1, kappa=4,
+                      fusion=kind, trainable_priors=True, channels_last=False)
+    model = build_model(cfg, seed=0)
+    assert isinstance(model.fusion, fusion_class(kind))
+    trainable = {n for n, _ in model.priors.named_parameters()}
+    assert bool(trainable) is fusion_class(kind).reads_priors
+    assert bool(trainable & {"vad_pos", "vad_neg"}) is fusion_class(kind).reads_vad_priors
+
+
+class _TinyTrunk(torch.nn.Module):
+    """Stride-16 stand-in for the GoogLeNet trunk (the fusion tests are not about the trunk)."""
+
+    out_channels = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, kernel_size=16, stride=16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)

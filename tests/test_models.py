@@ -12,7 +12,7 @@ import torch
 from beenet.errors import BeenetError, ConfigError
 from beenet.labels import NUM_CATEGORIES, NUM_COCO, NUM_PLACES, VAD_SCALE
 from beenet.models import BEENet, ModelConfig, build_model
-from beenet.models.config import POOL_KINDS
+from beenet.models.pooling import POOL_KINDS
 from beenet.models.trunk import GoogLeNetTrunk
 
 S = 32  # image side: the trunk has stride 16, so the stream heads see 2 x 2 maps
@@ -139,9 +139,9 @@ def test_config_round_trip_and_unknown_keys() -> None:
 
 
 def test_config_pool_kinds_match_pooling_module() -> None:
-    from beenet.models.pooling import POOL_KINDS as MADE
+    from beenet.choices import choices
 
-    assert set(POOL_KINDS) == set(MADE)
+    assert set(choices(ModelConfig, "temporal_pool")) == set(POOL_KINDS)
 
 
 def test_build_model_from_dict_and_seeded_init_leaves_global_rng_alone() -> None:
@@ -304,6 +304,43 @@ def test_vad_starts_at_the_training_mean_and_priors_survive_save_load(tmp_path) 
         assert torch.equal(full(batch)["fused"], fresh(batch)["fused"])
 
 
+def test_checkpoint_from_before_the_mean_rename_loads_and_predicts_the_same(
+    shared_trunk: None, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Checkpoints saved before ``avg`` became ``mean`` hold ``temporal_pool: avg`` (and
+    ``skeleton_pool: avg``): they still load, into the same model, and predict the same."""
+    from beenet.training.checkpoint import model_from_checkpoint, save_checkpoint
+    from beenet.training.config import RunConfig
+
+    cfg = _cfg(fusion="beenet", body_crop="shared", skeleton=True, skeleton_channels=(8,),
+               temporal_pool="mean", skeleton_pool="mean")
+    model = build_model(cfg, seed=0).eval()
+    _fit(model)
+    run = RunConfig()
+    run.model = cfg
+    run.data.sampling, run.data.num_frames = "uniform", 2
+    run.data.image_size, run.data.body_crop, run.data.skeleton = S, True, True
+    old = run.to_dict()
+    old["model"] = {**old["model"], "temporal_pool": "avg", "skeleton_pool": "avg"}  # as saved then
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, model=model, config=old, epoch=1, metrics={})
+
+    with caplog.at_level("WARNING", logger="beenet"):
+        loaded, ckpt = model_from_checkpoint(path)
+        back = RunConfig.from_dict(ckpt["config"])  # evaluate / resume read the whole run config
+    assert "model.temporal_pool: 'avg' is deprecated, write 'mean'" in caplog.text
+    assert "model.skeleton_pool: 'avg' is deprecated" in caplog.text
+    assert (loaded.cfg.temporal_pool, loaded.cfg.skeleton_pool) == ("mean", "mean") == (
+        back.model.temporal_pool, back.model.skeleton_pool)
+    assert loaded.cfg == cfg and back.model == cfg
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    batch = _batch(cfg, T=2)
+    with torch.no_grad():
+        a, b = model(batch), loaded(batch)
+    for key in ("categories", "vad", "fused"):
+        assert torch.equal(a[key], b[key]), key
+
+
 def test_missing_body_inputs_raise_clear_errors(shared_trunk: None) -> None:
     model = build_model(_cfg(body_crop="shared"), seed=0)
     batch = _batch(_cfg())
@@ -357,7 +394,7 @@ class _Exported(torch.nn.Module):
 def test_onnx_export_with_dynamic_batch_matches_pytorch(tmp_path, T: int) -> None:
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    cfg = _cfg(fusion="beenet", context_pool="max", temporal_pool="attention" if T > 1 else "avg")
+    cfg = _cfg(fusion="beenet", context_pool="max", temporal_pool="attention" if T > 1 else "mean")
     model = build_model(cfg, seed=0).eval()
     _fit(model)
     wrapper = _Exported(model).eval()

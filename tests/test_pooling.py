@@ -17,10 +17,10 @@ from beenet.errors import ConfigError
 from beenet.models.pooling import (
     POOL_KINDS,
     AttentionPool,
-    AvgPool,
     GeMPool,
     MaxPool,
-    MixedMaxAvgPool,
+    MeanPool,
+    MixedMaxMeanPool,
     SimPool,
     SoftPool,
     make_pool,
@@ -120,7 +120,7 @@ def test_gradient_finite_and_reaches_parameters(kind: str, init_average: bool) -
     assert sum(float(p.grad.abs().sum()) for p in params.values()) > 0
 
 
-@pytest.mark.parametrize("kind", AVERAGE_AT_INIT + ("softpool", "avg"))
+@pytest.mark.parametrize("kind", AVERAGE_AT_INIT + ("softpool", "mean"))
 def test_average_special_case_at_init(kind: str) -> None:
     pool = _pool(kind, init_average=True)
     x, mask = _data(positive=True)  # GeM's average case holds on x >= eps
@@ -185,7 +185,7 @@ def test_gem_groups_share_p_and_large_values_are_finite() -> None:
 
 
 def test_mixed_can_sit_at_zero_and_still_learn() -> None:
-    pool = MixedMaxAvgPool(D)
+    pool = MixedMaxMeanPool(D)
     assert (pool.a == 0).all()
     x, mask = _data()
     pool(x, mask).sum().backward()  # max >= mean, so d/da > 0
@@ -225,9 +225,9 @@ def test_empty_row_and_bad_shapes_raise() -> None:
         with pytest.raises(ValueError, match=r"rows \[1\]"):
             _pool(kind)(x, mask)
     with pytest.raises(ValueError, match=r"\[B, N, D\]"):
-        AvgPool()(x[0])
+        MeanPool()(x[0])
     with pytest.raises(ValueError, match="mask"):
-        AvgPool()(x, mask[:, :3])
+        MeanPool()(x, mask[:, :3])
 
 
 def test_make_pool_errors_name_the_choices() -> None:
@@ -235,8 +235,26 @@ def test_make_pool_errors_name_the_choices() -> None:
         make_pool("median", D)
     with pytest.raises(ConfigError, match="groups"):
         make_pool("gem", D, group=2)
-    assert isinstance(make_pool("avg", D, init_average=False), AvgPool)
-    assert set(POOL_KINDS) == {"avg", "max", "mixed", "gated", "softpool", "gem", "simpool", "attention", "stats"}
+    assert isinstance(make_pool("mean", D, init_average=False), MeanPool)
+    assert set(POOL_KINDS) == {"mean", "max", "mixed", "gated", "softpool", "gem", "simpool", "attention", "stats"}
+
+
+def test_old_kind_avg_still_builds_the_mean_with_a_deprecation_message(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="beenet"):
+        pool = make_pool("avg", D, init_average=False)
+    assert isinstance(pool, MeanPool)
+    assert "'avg' is deprecated, write 'mean'" in caplog.text
+
+
+def test_pool_kinds_are_the_config_choices() -> None:
+    """``ModelConfig``'s hints own the choice lists; they must name exactly what make_pool builds."""
+    from beenet.choices import choices
+    from beenet.models import ModelConfig
+
+    assert choices(ModelConfig, "temporal_pool") == POOL_KINDS
+    assert choices(ModelConfig, "skeleton_pool") == POOL_KINDS
+    for site_c in ("context_pool", "stream_pool"):  # site c takes a subset
+        assert set(choices(ModelConfig, site_c)) <= set(POOL_KINDS), site_c
 
 
 # ------------------------------------------------------------------ property tests (hypothesis)
@@ -257,15 +275,15 @@ def _mask_for(shape: tuple[int, ...], bits: int) -> torch.Tensor:
 
 @settings(max_examples=60, deadline=None)
 @given(_arrays, st.integers(0, 2**31 - 1))
-def test_property_avg_max(arr: np.ndarray, bits: int) -> None:
+def test_property_mean_max(arr: np.ndarray, bits: int) -> None:
     x = torch.from_numpy(arr)
     mask = _mask_for(arr.shape, bits)
-    avg, top = AvgPool()(x, mask), MaxPool()(x, mask)
+    mean, top = MeanPool()(x, mask), MaxPool()(x, mask)
     for i in range(arr.shape[0]):
         real = arr[i][mask[i].numpy()]
         np.testing.assert_allclose(top[i].numpy(), real.max(0), rtol=0, atol=0)
-        np.testing.assert_allclose(avg[i].numpy(), real.astype(np.float64).mean(0), rtol=1e-5, atol=1e-3)
-    assert (avg <= top + 1e-3).all()
+        np.testing.assert_allclose(mean[i].numpy(), real.astype(np.float64).mean(0), rtol=1e-5, atol=1e-3)
+    assert (mean <= top + 1e-3).all()
 
 
 @settings(max_examples=60, deadline=None)
@@ -279,7 +297,7 @@ def test_property_softpool_between_mean_and_max_and_shift_equivariant(
     out = pool(x, mask)
     tol = 1e-3 + 1e-5 * float(np.abs(arr).max(initial=0))
     assert torch.isfinite(out).all()
-    assert (out >= AvgPool()(x, mask) - tol).all()
+    assert (out >= MeanPool()(x, mask) - tol).all()
     assert (out <= MaxPool()(x, mask) + tol).all()
     torch.testing.assert_close(pool(x + shift, mask), out + shift, rtol=0, atol=10 * tol)
 

@@ -15,7 +15,7 @@ B, T, V, C = 2, 16, NUM_JOINTS, 3
 SMALL = (8, 16)
 
 
-def _model(pool: str = "avg", seed: int = 0, **kw: object) -> STGCN:
+def _model(pool: str = "mean", seed: int = 0, **kw: object) -> STGCN:
     with torch.random.fork_rng():  # repeatable random init without touching the global RNG
         torch.manual_seed(seed)
         return STGCN(C, channels=kw.pop("channels", SMALL), pool=pool, **kw)
@@ -119,7 +119,7 @@ def test_every_pool_kind(pool: str) -> None:
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-@pytest.mark.parametrize("pool", ["avg", "max", "softpool", "attention"])
+@pytest.mark.parametrize("pool", ["mean", "max", "softpool", "attention"])
 def test_fully_missing_sample_is_finite(pool: str) -> None:
     model = _model(pool=pool)
     x, mask = _skeleton()

@@ -35,11 +35,9 @@ examples:
   beenet train --data synth --out runs/demo --resume
       continue runs/demo after an interruption, from its last.pt, exactly.
 
-config keys (--set): data.*, model.*, loss.*, optim.* (optimizer, lr, momentum, weight_decay,
-schedule, step_epochs, gamma, warmup_epochs, batch_size, epochs, grad_clip, trunk_lr_scale),
-context.* (source, cache_dir, frames_per_clip, pretrained, device), run.* (seed, protocol,
-split_seed, num_workers, device, amp, log_every, eval_every, early_stop). A wrong key lists the
-valid ones.
+config keys (--set): SECTION.KEY, sections data, model, loss, optim, context, run.
+--print-config shows every key with its value; a wrong key lists the valid ones, a wrong value
+the valid choices (read off the config's types, so this help never lists a stale copy).
 See docs/training.md.
 """
 
@@ -52,8 +50,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="RUN", help="run directory to create (or to resume)")
     p.add_argument("--config", default=None, metavar="NAME|FILE",
                    help="preset name (paper, demo, video) or a YAML file (default: paper; with --resume: RUN/config.yaml)")
-    p.add_argument("--protocol", choices=("official", "paper"), default=None,
-                   help="split protocol (sets run.protocol)")
+    # No choices= copy: run.protocol's type owns them and names them when a value is wrong
+    # (and reading it here would import torch for --help).
+    p.add_argument("--protocol", default=None, metavar="NAME",
+                   help="split protocol: official or paper (sets run.protocol)")
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="number of epochs (sets optim.epochs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.001 (repeatable)")

@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -20,20 +20,19 @@ from torch.utils.data import Dataset
 from beenet.data.bold import BoLD, Instance
 from beenet.data.joints import PersonJoints, load_person_joints
 from beenet.data.transforms import Box, box_from_keypoints, crop_to_tensor, frames_to_tensor, normalize_skeleton
+from beenet.choices import check_at_least, check_choices, check_positive_ints
 from beenet.data.video import VideoReader
 from beenet.errors import ConfigError, DataNotFoundError
 from beenet.labels import CONTEXT_DIM, NUM_CATEGORIES, NUM_JOINTS, NUM_VAD
 
 log = logging.getLogger(__name__)
 
-SAMPLINGS: tuple[str, ...] = ("still", "uniform")
-
 
 @dataclass
 class DataConfig:
     """How an instance becomes tensors (see ``docs/design.md``)."""
 
-    sampling: str = "still"  # "still": one frame; "uniform": num_frames evenly spaced frames
+    sampling: Literal["still", "uniform"] = "still"  # "still": one frame; "uniform": num_frames evenly spaced frames
     num_frames: int = 8  # T for uniform sampling (stills use 1)
     image_size: int = 224  # whole frames are resized to image_size x image_size
     body_crop: bool = False  # add person-centred crops
@@ -43,14 +42,13 @@ class DataConfig:
     box_margin: float = 0.15  # crop box margin, a fraction of the keypoint box per side
 
     def __post_init__(self) -> None:
-        if self.sampling not in SAMPLINGS:
-            raise ConfigError(f"data.sampling = {self.sampling!r}; expected one of {', '.join(SAMPLINGS)}")
-        for name in ("num_frames", "image_size", "crop_size", "skeleton_frames"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"data.{name} = {value!r}; expected a positive integer")
-        if not isinstance(self.box_margin, (int, float)) or self.box_margin < 0:
-            raise ConfigError(f"data.box_margin = {self.box_margin!r}; expected a number >= 0")
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`~beenet.errors.ConfigError` naming the field whose value is not valid."""
+        check_choices(self, "data")
+        check_positive_ints(self, "data", "num_frames", "image_size", "crop_size", "skeleton_frames")
+        check_at_least(self, "data", 0, "box_margin")
 
     @property
     def frames_per_sample(self) -> int:

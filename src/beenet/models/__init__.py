@@ -7,11 +7,14 @@ from beenet.models.fusion import (
     CAMoDEFusion,
     ConcatFusion,
     ContextPriors,
+    Fusion,
     NoFusion,
     build_fusion,
+    fusion_class,
+    fusion_reads_priors,
 )
 
 __all__ = [
-    "BEENet", "BEENetFusion", "CAMoDEFusion", "ConcatFusion", "ContextPriors", "ModelConfig",
-    "NoFusion", "build_fusion", "build_model",
+    "BEENet", "BEENetFusion", "CAMoDEFusion", "ConcatFusion", "ContextPriors", "Fusion", "ModelConfig",
+    "NoFusion", "build_fusion", "build_model", "fusion_class", "fusion_reads_priors",
 ]

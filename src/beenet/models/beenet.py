@@ -19,15 +19,13 @@ from torch import nn
 from beenet.errors import BeenetError, ConfigError
 from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_COCO, NUM_PLACES, VAD_SCALE
 from beenet.models.config import ModelConfig
-from beenet.models.fusion import ContextPriors, build_fusion
+from beenet.models.fusion import build_fusion, build_priors, fusion_uses_context
 from beenet.models.heads import ContextStream, StreamFeatures
 from beenet.models.pooling import make_pool
 from beenet.models.trunk import build_trunk
 
 log = logging.getLogger(__name__)
 
-#: ``ModelConfig.stream_pool`` -> the ``make_pool`` kind it names.
-STREAM_POOL_KINDS = {"mean": "avg", "max": "max", "gem": "gem", "attention": "attention"}
 #: The output key of each context part's stream logits.
 CONTEXT_LOGITS = {"places": "place_logits", "objects": "object_logits"}
 
@@ -75,7 +73,7 @@ class BEENet(nn.Module):
         self.stream_names = cfg.emotion_streams
         self.feature_dropout = nn.Dropout(cfg.dropout)
         self.stream_pool = (
-            make_pool(STREAM_POOL_KINDS[cfg.stream_pool], D) if len(self.stream_names) > 1 else None
+            make_pool(cfg.stream_pool, D) if len(self.stream_names) > 1 else None
         )
 
         own_context = cfg.fusion_context == "streams"
@@ -88,13 +86,7 @@ class BEENet(nn.Module):
 
         self.context_parts = cfg.context_parts
         num_contexts = sum(CONTEXT_SLICES[p].stop - CONTEXT_SLICES[p].start for p in self.context_parts)
-        if cfg.trainable_priors and cfg.fusion not in ("camode", "beenet"):
-            log.warning("model.trainable_priors=true has no effect with model.fusion=%r (it reads no priors)", cfg.fusion)
-        self.priors = ContextPriors(
-            num_contexts,
-            trainable=cfg.trainable_priors and cfg.fusion in ("camode", "beenet"),
-            trainable_vad=cfg.trainable_priors and cfg.fusion == "beenet",
-        )
+        self.priors = build_priors(cfg.fusion, num_contexts, trainable=cfg.trainable_priors)
         self.fusion = build_fusion(
             cfg.fusion, D, num_contexts, context_pool=cfg.context_pool, lam=cfg.prior_lambda,
             alpha=cfg.gate_alpha, tau=cfg.gate_tau, form=cfg.fusion_form,
@@ -114,7 +106,7 @@ class BEENet(nn.Module):
 
     def _context(self, batch: Mapping[str, Any], out: dict[str, Any]) -> torch.Tensor | None:
         """c ``[B, J]`` for the fusion: softmax of the own streams, or ``batch["context"]`` parts."""
-        if self.cfg.fusion == "none":
+        if not fusion_uses_context(self.cfg.fusion):
             return None
         if self.cfg.fusion_context == "streams":
             parts = [torch.softmax(out[CONTEXT_LOGITS[p]], dim=-1) for p in self.context_parts]

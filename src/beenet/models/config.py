@@ -10,19 +10,17 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from beenet.choices import check_at_least, check_choices, check_positive_ints, upgrade_choices
 from beenet.errors import ConfigError
+from beenet.models.fusion import fusion_uses_context
 
-FUSIONS = ("none", "concat", "camode", "beenet")
-FUSION_CONTEXTS = ("streams", "input")
-FUSION_FORMS = ("scale", "odds")
-CONTEXT_POOLS = ("max", "mean", "gem", "attention")
-STREAM_POOLS = ("mean", "max", "gem", "attention")
-BODY_CROPS = ("none", "shared", "separate")
-#: Every kind ``beenet.models.pooling.make_pool`` builds (sites a and b take any of them).
-POOL_KINDS = ("avg", "max", "mixed", "gated", "softpool", "gem", "simpool", "attention", "stats")
-BACKBONES = ("googlenet",)
+#: Every kind ``beenet.models.pooling.make_pool`` builds (sites a and b take any of them; a test
+#: checks this hint against the pooling module's constructor table).
+PoolKind = Literal["mean", "max", "mixed", "gated", "softpool", "gem", "simpool", "attention", "stats"]
+#: ``avg``, the old word for the masked mean, is read as ``mean`` at every pooling field.
+_OLD_MEAN = {"avg": "mean"}
 
 
 @dataclass
@@ -79,7 +77,7 @@ class ModelConfig:
     gate_tau: float = 0.5
 
     #: Pooling of per-frame stream features over the T frames of a clip (site a): any pooling kind.
-    temporal_pool: Literal["avg", "max", "mixed", "gated", "softpool", "gem", "simpool", "attention", "stats"] = "avg"
+    temporal_pool: PoolKind = "mean"
     #: Body crop stream on ``batch["crops"]``: ``none``; ``shared`` (through the shared trunk);
     #: ``separate`` (through its own copy of the trunk).
     body_crop: Literal["none", "shared", "separate"] = "none"
@@ -88,46 +86,41 @@ class ModelConfig:
     #: Channels of the ST-GCN blocks.
     skeleton_channels: tuple[int, ...] = (32, 64, 128)
     #: Pooling over joints and time inside the ST-GCN (site b): any pooling kind.
-    skeleton_pool: Literal["avg", "max", "mixed", "gated", "softpool", "gem", "simpool", "attention", "stats"] = "avg"
+    skeleton_pool: PoolKind = "mean"
     #: Pooling over the emotion-bearing streams (whole frame, crop, skeleton; site c): ``mean``,
     #: ``max``, ``gem`` or ``attention`` (the crop stream is the query when there is one).
     stream_pool: Literal["mean", "max", "gem", "attention"] = "mean"
 
+    #: Old spellings still read (with a deprecation warning): YAML files, ``--set`` values and
+    #: checkpoints saved before ``avg`` became ``mean``.
+    RENAMED_CHOICES: ClassVar[dict[str, dict[str, str]]] = {
+        "temporal_pool": _OLD_MEAN, "skeleton_pool": _OLD_MEAN, "context_pool": _OLD_MEAN, "stream_pool": _OLD_MEAN,
+    }
+
     def __post_init__(self) -> None:
         if isinstance(self.skeleton_channels, list):
             self.skeleton_channels = tuple(self.skeleton_channels)
+        upgrade_choices(self, "model")
         self.validate()
 
     # ------------------------------------------------------------------ checks
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the field whose value is not valid."""
-        choices = {
-            "backbone": BACKBONES, "fusion": FUSIONS, "fusion_context": FUSION_CONTEXTS,
-            "fusion_form": FUSION_FORMS, "context_pool": CONTEXT_POOLS, "temporal_pool": POOL_KINDS,
-            "body_crop": BODY_CROPS, "skeleton_pool": POOL_KINDS, "stream_pool": STREAM_POOLS,
-        }
-        for name, valid in choices.items():
-            value = getattr(self, name)
-            if value not in valid:
-                raise ConfigError(f"model.{name}: {value!r} is not one of {', '.join(map(repr, valid))}")
-        for name in ("image_size", "stream_channels", "stream_layers", "kappa"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"model.{name} must be a positive integer, got {value!r}")
+        check_choices(self, "model")
+        check_positive_ints(self, "model", "image_size", "stream_channels", "stream_layers", "kappa")
         if self.image_size < 32:
             raise ConfigError(f"model.image_size must be >= 32 (the trunk has stride 16), got {self.image_size}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
-        if not float(self.prior_lambda) > 0.0:
-            raise ConfigError(f"model.prior_lambda must be > 0, got {self.prior_lambda!r}")
+        check_at_least(self, "model", 0, "prior_lambda", strict=True)
         if not self.skeleton_channels or any(
             isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.skeleton_channels
         ):
             raise ConfigError(
                 f"model.skeleton_channels must be a non-empty list of positive integers, got {self.skeleton_channels!r}"
             )
-        if self.fusion != "none" and not (self.place_stream or self.object_stream):
+        if fusion_uses_context(self.fusion) and not (self.place_stream or self.object_stream):
             raise ConfigError(
                 f"model.fusion={self.fusion!r} fuses context, but model.place_stream and model.object_stream "
                 "are both false; enable one of them (they also pick the context parts of fusion_context=input) "

@@ -20,16 +20,29 @@ training standard deviation around the training mean: the model converts back to
 For ``camode`` and ``beenet`` the fused score is y~_i = prior_i y_i / lambda (``form="scale"``, the
 paper) or sigmoid(logit y_i + log(prior_i / lambda)) (``form="odds"``); ``category_logits`` is always the
 odds form's logit, the input of a BCE loss.
+
+Each fusion class declares what it reads, so no caller matches fusion names: ``reads_context``
+(the per-sample c_j), ``reads_priors`` (P+ / P-), ``reads_vad_priors`` (the VAD conditional means)
+and ``pools_contexts`` (it pools over contexts with ``model.context_pool``). The model makes exactly
+the priors a fusion reads trainable; a fusion that reads context or priors needs context labels.
+The fusion names are derived from the constructor table ``FUSIONS`` (a test checks that
+``ModelConfig.fusion`` allows the same names); :func:`fusion_class` and the ``fusion_*`` helpers
+answer by name. To add a fusion: a :class:`Fusion` subclass here with its declarations, its
+``build`` and ``forward``, an entry in ``FUSIONS``, its name in ``ModelConfig.fusion``; the tests
+in ``tests/test_fusion.py`` run over every name.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from beenet.choices import choices, not_one_of, upgrade_choice
 from beenet.errors import BeenetError, ConfigError
 from beenet.labels import NUM_CATEGORIES, NUM_VAD
 from beenet.models.pooling import make_pool
@@ -44,9 +57,6 @@ NEUTRAL_VAD_MEAN = 5.5
 GUARD_EPS = 1e-6
 #: Smallest prior inside a log (odds form).
 LOG_EPS = 1e-6
-
-#: ``ModelConfig.context_pool`` -> the ``make_pool`` kind it names.
-CONTEXT_POOL_KINDS = {"max": "max", "mean": "avg", "gem": "gem", "attention": "attention"}
 
 
 def _as_float64(x: torch.Tensor | np.ndarray, name: str, width: int) -> torch.Tensor:
@@ -183,12 +193,54 @@ def _combine(logits: torch.Tensor, prior: torch.Tensor, lam: float, form: str) -
     return {"category_logits": category_logits, "categories": categories}
 
 
-class NoFusion(nn.Module):
+
+@dataclass(frozen=True)
+class FusionOptions:
+    """The ``ModelConfig`` values a fusion may read (each class takes the ones it needs)."""
+
+    context_pool: str = "max"
+    lam: float = 0.2
+    alpha: float = 10.0
+    tau: float = 0.5
+    form: str = "scale"
+
+
+class Fusion(nn.Module):
+    """Base of the fusions: ``forward(features [B, D], context [B, J] | None, priors) -> dict``.
+
+    A subclass declares what it reads; the model and the ablation ask these, never the name.
+    """
+
+    #: Reads the per-sample context probabilities c_j (``context`` of ``forward``).
+    reads_context: ClassVar[bool] = False
+    #: Reads the fitted category priors P+ / P- (``model.trainable_priors`` makes them parameters).
+    reads_priors: ClassVar[bool] = False
+    #: Reads the fitted VAD conditional means E[v | A_j], E[v | not A_j] (trainable alike).
+    reads_vad_priors: ClassVar[bool] = False
+    #: Pools over the contexts j with ``model.context_pool`` (site c of the pooling study).
+    pools_contexts: ClassVar[bool] = False
+
+    @classmethod
+    def build(cls, dim: int, num_contexts: int, options: FusionOptions) -> Fusion:
+        """The fusion for emotion features of width ``dim`` and ``num_contexts`` contexts."""
+        raise NotImplementedError  # pragma: no cover - every fusion defines it
+
+    def forward(  # pragma: no cover - every fusion defines it
+        self, features: torch.Tensor, context: torch.Tensor | None, priors: ContextPriors
+    ) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class NoFusion(Fusion):
     """The emotion stream alone: ``linear(features)`` -> 26 logits + 3 standardised VAD."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.classifier = nn.Linear(dim, NUM_CATEGORIES + NUM_VAD)
+
+    @classmethod
+    def build(cls, dim: int, num_contexts: int, options: FusionOptions) -> NoFusion:
+        return cls(dim)
 
     def forward(self, features: torch.Tensor, context: torch.Tensor | None, priors: ContextPriors) -> dict[str, torch.Tensor]:
         out = self.classifier(features)
@@ -196,12 +248,18 @@ class NoFusion(nn.Module):
         return {"category_logits": logits, "categories": torch.sigmoid(logits), "vad_z": out[:, NUM_CATEGORIES:]}
 
 
-class ConcatFusion(nn.Module):
+class ConcatFusion(Fusion):
     """Plain fusion: context probabilities concatenated with the emotion features, then linear."""
+
+    reads_context = True
 
     def __init__(self, dim: int, num_contexts: int) -> None:
         super().__init__()
         self.classifier = nn.Linear(dim + num_contexts, NUM_CATEGORIES + NUM_VAD)
+
+    @classmethod
+    def build(cls, dim: int, num_contexts: int, options: FusionOptions) -> ConcatFusion:
+        return cls(dim, num_contexts)
 
     def forward(self, features: torch.Tensor, context: torch.Tensor | None, priors: ContextPriors) -> dict[str, torch.Tensor]:
         if context is None:
@@ -211,13 +269,19 @@ class ConcatFusion(nn.Module):
         return {"category_logits": logits, "categories": torch.sigmoid(logits), "vad_z": out[:, NUM_CATEGORIES:]}
 
 
-class CAMoDEFusion(nn.Module):
+class CAMoDEFusion(Fusion):
     """The CA-MoDE gate (global priors per emotion, the same for every sample); VAD from the stream."""
+
+    reads_priors = True
 
     def __init__(self, dim: int, lam: float = 0.2, alpha: float = 10.0, tau: float = 0.5, form: str = "scale") -> None:
         super().__init__()
         self.classifier = nn.Linear(dim, NUM_CATEGORIES + NUM_VAD)
         self.lam, self.alpha, self.tau, self.form = float(lam), float(alpha), float(tau), form
+
+    @classmethod
+    def build(cls, dim: int, num_contexts: int, options: FusionOptions) -> CAMoDEFusion:
+        return cls(dim, lam=options.lam, alpha=options.alpha, tau=options.tau, form=options.form)
 
     def prior(self, priors: ContextPriors) -> torch.Tensor:
         """p^ ``[26]``: Q p+ + (1 - Q) p-, Q = sigmoid(alpha (p+ - tau)), p+- = max over contexts."""
@@ -236,20 +300,32 @@ class CAMoDEFusion(nn.Module):
         return f"lambda={self.lam}, alpha={self.alpha}, tau={self.tau}, form={self.form!r}"
 
 
-class BEENetFusion(nn.Module):
+class BEENetFusion(Fusion):
     """Per-sample probabilistic pooling over contexts (BEE-NET, our reading; see the module doc)."""
+
+    reads_context = True
+    reads_priors = True
+    reads_vad_priors = True
+    pools_contexts = True
 
     def __init__(self, dim: int, pool: str = "max", lam: float = 0.2, form: str = "scale") -> None:
         super().__init__()
-        if pool not in CONTEXT_POOL_KINDS:
-            raise ConfigError(f"model.context_pool: {pool!r} is not one of {', '.join(map(repr, CONTEXT_POOL_KINDS))}")
+        from beenet.models.config import ModelConfig  # the owner of the choices (it imports this module)
+
+        valid = choices(ModelConfig, "context_pool")
+        pool = upgrade_choice(ModelConfig, "context_pool", pool, "model.context_pool")
+        if pool not in valid:
+            raise not_one_of("model.context_pool", pool, valid)
         self.classifier = nn.Linear(dim, NUM_CATEGORIES + NUM_VAD)
-        kind = CONTEXT_POOL_KINDS[pool]
-        self.category_pool = make_pool(kind, NUM_CATEGORIES)
-        self.vad_pool = make_pool(kind, NUM_VAD)
+        self.category_pool = make_pool(pool, NUM_CATEGORIES)
+        self.vad_pool = make_pool(pool, NUM_VAD)
         #: Per VAD dimension, sigmoid(vad_gate) is the weight of the emotion stream (0.5 at init).
         self.vad_gate = nn.Parameter(torch.zeros(NUM_VAD))
         self.lam, self.form = float(lam), form
+
+    @classmethod
+    def build(cls, dim: int, num_contexts: int, options: FusionOptions) -> BEENetFusion:
+        return cls(dim, pool=options.context_pool, lam=options.lam, form=options.form)
 
     def prior(self, context: torch.Tensor, priors: ContextPriors) -> torch.Tensor:
         """prior_i(x) ``[B, 26]`` = POOL_j [P+_ij c_j + P-_ij (1 - c_j)]."""
@@ -280,6 +356,57 @@ class BEENetFusion(nn.Module):
         return f"lambda={self.lam}, form={self.form!r}"
 
 
+# ------------------------------------------------------------------------------------ factory
+
+#: ``ModelConfig.fusion`` name -> its class; the fusion names are this table's keys.
+FUSIONS: dict[str, type[Fusion]] = {
+    "none": NoFusion,
+    "concat": ConcatFusion,
+    "camode": CAMoDEFusion,
+    "beenet": BEENetFusion,
+}
+
+#: Every fusion name ``build_fusion`` builds.
+FUSION_KINDS: tuple[str, ...] = tuple(FUSIONS)
+
+
+def fusion_class(kind: str) -> type[Fusion]:
+    """The class of fusion ``kind`` (ask it what it reads), or ConfigError listing the names."""
+    try:
+        return FUSIONS[kind]
+    except (KeyError, TypeError):
+        raise not_one_of("model.fusion", kind, FUSION_KINDS) from None
+
+
+def fusion_reads_priors(kind: str) -> bool:
+    """True when fusion ``kind`` reads the fitted priors (so ``model.trainable_priors`` matters)."""
+    return fusion_class(kind).reads_priors
+
+
+def fusion_uses_context(kind: str) -> bool:
+    """True when fusion ``kind`` needs context: the per-sample c_j or priors fitted on context labels."""
+    cls = fusion_class(kind)
+    return cls.reads_context or cls.reads_priors
+
+
+def fusion_pools_contexts(kind: str) -> bool:
+    """True when fusion ``kind`` pools over contexts with ``model.context_pool`` (pooling site c)."""
+    return fusion_class(kind).pools_contexts
+
+
+def build_priors(kind: str, num_contexts: int, trainable: bool = False) -> ContextPriors:
+    """The priors of a model with fusion ``kind``: with ``trainable``, exactly those it reads are
+    parameters (a parameter no forward reads has no gradient, which DDP rejects)."""
+    cls = fusion_class(kind)
+    if trainable and not cls.reads_priors:
+        log.warning("model.trainable_priors=true has no effect with model.fusion=%r (it reads no priors)", kind)
+    return ContextPriors(
+        num_contexts,
+        trainable=trainable and cls.reads_priors,
+        trainable_vad=trainable and cls.reads_vad_priors,
+    )
+
+
 def build_fusion(
     kind: str,
     dim: int,
@@ -290,16 +417,10 @@ def build_fusion(
     alpha: float = 10.0,
     tau: float = 0.5,
     form: str = "scale",
-) -> nn.Module:
+) -> Fusion:
     """The fusion ``ModelConfig.fusion`` names, for emotion features of width ``dim``."""
-    if kind != "none" and num_contexts < 1:
+    cls = fusion_class(kind)
+    if fusion_uses_context(kind) and num_contexts < 1:
         raise ConfigError(f"model.fusion={kind!r} needs at least one context (place or object stream)")
-    constructors = {
-        "none": lambda: NoFusion(dim),
-        "concat": lambda: ConcatFusion(dim, num_contexts),
-        "camode": lambda: CAMoDEFusion(dim, lam=lam, alpha=alpha, tau=tau, form=form),
-        "beenet": lambda: BEENetFusion(dim, pool=context_pool, lam=lam, form=form),
-    }
-    if kind not in constructors:
-        raise ConfigError(f"model.fusion: {kind!r} is not one of {', '.join(map(repr, constructors))}")
-    return constructors[kind]()
+    options = FusionOptions(context_pool=context_pool, lam=lam, alpha=alpha, tau=tau, form=form)
+    return cls.build(dim, num_contexts, options)

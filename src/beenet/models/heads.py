@@ -17,7 +17,7 @@ from beenet.models.pooling import make_pool
 class StreamFeatures(nn.Module):
     """``[B*T, C_in, H, W]`` trunk features + frame mask ``[B, T]`` -> clip features ``[B, channels]``."""
 
-    def __init__(self, in_channels: int, channels: int = 384, layers: int = 3, temporal_pool: str = "avg") -> None:
+    def __init__(self, in_channels: int, channels: int = 384, layers: int = 3, temporal_pool: str = "mean") -> None:
         super().__init__()
         blocks: list[nn.Module] = []
         for i in range(layers):
@@ -59,7 +59,7 @@ class ContextStream(nn.Module):
 
     def __init__(
         self, in_channels: int, num_classes: int, channels: int = 384, layers: int = 3,
-        kappa: int = 56, dropout: float = 0.2, temporal_pool: str = "avg",
+        kappa: int = 56, dropout: float = 0.2, temporal_pool: str = "mean",
     ) -> None:
         super().__init__()
         self.features = StreamFeatures(in_channels, channels, layers, temporal_pool)

@@ -15,7 +15,11 @@ Conventions shared by every class:
   and the result is cast back to the input dtype: exp and pow never overflow a half type.
   Softmax goes through ``torch.softmax`` (which subtracts the row max) after a ``-inf`` fill.
 * Every learnable pooling with an average special case takes ``init_average`` (default True)
-  and then starts exactly at the masked mean, so swapping it in never starts worse than "avg".
+  and then starts exactly at the masked mean, so swapping it in never starts worse than "mean".
+
+The kinds are named by what they compute: ``mean`` (the masked mean; ``avg``, its old name, still
+builds it with a deprecation warning), ``max``, ``mixed`` and ``gated`` (a learned and an
+input-gated mix of max and mean), ``softpool``, ``gem``, ``simpool``, ``attention``, ``stats``.
 """
 
 from __future__ import annotations
@@ -28,16 +32,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from beenet.choices import deprecated
 from beenet.errors import ConfigError
 
 __all__ = [
-    "AttentionPool", "AvgPool", "GatedMaxAvgPool", "GeMPool", "MaxPool", "MixedMaxAvgPool",
+    "AttentionPool", "GatedMaxMeanPool", "GeMPool", "MaxPool", "MeanPool", "MixedMaxMeanPool",
     "POOL_KINDS", "SimPool", "SoftPool", "StatsPool", "make_pool",
 ]
 
 #: Floor of clamped values before a pow (GeM, SimPool) and inside square roots (std).
 EPS = 1e-6
-#: Gate bias that makes the gated max-avg pooling start at the average: sigmoid(-16) ~ 1e-7.
+#: Gate bias that makes the gated max-mean pooling start at the average: sigmoid(-16) ~ 1e-7.
 GATE_BIAS_AVERAGE = -16.0
 #: Range of GeM's learned exponent p (the forward sees the clamped value).
 GEM_P_RANGE = (0.5, 32.0)
@@ -140,7 +145,7 @@ def _check_dim(name: str, dim: int) -> int:
 # ---------------------------------------------------------------------------------- baselines
 
 
-class AvgPool(_Pool):
+class MeanPool(_Pool):
     """Masked mean over the N elements (the baseline every other pooling starts from)."""
 
     def __init__(self, dim: int | None = None) -> None:
@@ -162,10 +167,10 @@ class MaxPool(_Pool):
         return _masked_max(x, mask)
 
 
-# ------------------------------------------------------------------------------ max-avg mixes
+# ----------------------------------------------------------------------------- max-mean mixes
 
 
-class MixedMaxAvgPool(_Pool):
+class MixedMaxMeanPool(_Pool):
     """``a * max + (1 - a) * mean`` with a learned ``a`` in [0, 1] (Lee, Gallagher, Tu 2016).
 
     Parametrisation: ``a = clamp(theta, 0, 1)`` with a straight-through gradient. It can hold
@@ -176,7 +181,7 @@ class MixedMaxAvgPool(_Pool):
 
     def __init__(self, dim: int, per_channel: bool = True, init_average: bool = True) -> None:
         super().__init__()
-        _check_dim("MixedMaxAvgPool", dim)
+        _check_dim("MixedMaxMeanPool", dim)
         self.dim = dim
         start = 0.0 if init_average else 0.5
         self.theta = nn.Parameter(torch.full((dim if per_channel else 1,), start))
@@ -191,7 +196,7 @@ class MixedMaxAvgPool(_Pool):
         return a * _masked_max(x, mask) + (1.0 - a) * _masked_mean(x, mask)
 
 
-class GatedMaxAvgPool(_Pool):
+class GatedMaxMeanPool(_Pool):
     """``g * max + (1 - g) * mean`` with an input-dependent gate ``g = sigmoid(w . s + b)``.
 
     Lee et al. gate on the pooling region itself, which needs a fixed N; here the summary ``s`` is
@@ -204,7 +209,7 @@ class GatedMaxAvgPool(_Pool):
 
     def __init__(self, dim: int, per_channel: bool = False, init_average: bool = True) -> None:
         super().__init__()
-        _check_dim("GatedMaxAvgPool", dim)
+        _check_dim("GatedMaxMeanPool", dim)
         self.dim = dim
         self.per_channel = per_channel
         bias = GATE_BIAS_AVERAGE if init_average else 0.0
@@ -433,10 +438,10 @@ class StatsPool(_Pool):
 # ------------------------------------------------------------------------------------ factory
 
 _CONSTRUCTORS: dict[str, Callable[..., nn.Module]] = {
-    "avg": AvgPool,
+    "mean": MeanPool,
     "max": MaxPool,
-    "mixed": MixedMaxAvgPool,
-    "gated": GatedMaxAvgPool,
+    "mixed": MixedMaxMeanPool,
+    "gated": GatedMaxMeanPool,
     "softpool": SoftPool,
     "gem": GeMPool,
     "simpool": SimPool,
@@ -446,20 +451,30 @@ _CONSTRUCTORS: dict[str, Callable[..., nn.Module]] = {
 
 #: Every pooling kind ``make_pool`` builds.
 POOL_KINDS: tuple[str, ...] = tuple(_CONSTRUCTORS)
+#: Old kind names ``make_pool`` still reads, with a deprecation warning.
+RENAMED_KINDS: dict[str, str] = {"avg": "mean"}
+
+#: The classes' old names, kept importable.
+AvgPool = MeanPool
+MixedMaxAvgPool = MixedMaxMeanPool
+GatedMaxAvgPool = GatedMaxMeanPool
 
 
 def make_pool(kind: str, dim: int, **kwargs: object) -> nn.Module:
     """Build the pooling ``kind`` over ``dim`` channels; ``kwargs`` go to its constructor.
 
-    ``init_average`` is accepted by every kind (ignored by the parameter-free avg and max), so a
+    ``init_average`` is accepted by every kind (ignored by the parameter-free mean and max), so a
     config can set it once for all sites. Raises ``ConfigError`` (a ``ValueError``) naming the
     valid kinds or the valid keyword arguments.
     """
+    if isinstance(kind, str) and kind in RENAMED_KINDS:
+        deprecated("pooling kind", kind, RENAMED_KINDS[kind])
+        kind = RENAMED_KINDS[kind]
     try:
         ctor = _CONSTRUCTORS[kind]
     except (KeyError, TypeError):
         raise ConfigError(f"unknown pooling kind {kind!r}; choose one of: {', '.join(POOL_KINDS)}") from None
-    if kind in ("avg", "max"):
+    if "init_average" not in inspect.signature(ctor).parameters:  # parameter-free: mean, max
         kwargs.pop("init_average", None)
     try:
         inspect.signature(ctor).bind(dim, **kwargs)

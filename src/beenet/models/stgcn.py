@@ -189,7 +189,7 @@ class STGCN(nn.Module):
         channels: Sequence[int] = (32, 64, 128),
         temporal_kernel: int = 9,
         dropout: float = 0.0,
-        pool: str = "avg",
+        pool: str = "mean",
         *,
         strides: Sequence[int] | None = None,
         strategy: str = "spatial",

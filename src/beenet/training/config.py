@@ -25,14 +25,14 @@ from typing import Any, Literal
 import yaml
 
 from beenet import atomic
+from beenet.choices import check_at_least, check_choices, not_one_of, upgrade_choice
 from beenet.data.dataset import DataConfig
 from beenet.errors import ConfigError
 from beenet.models import ModelConfig
+from beenet.models.fusion import fusion_uses_context
 from beenet.training.losses import LossConfig
 
 log = logging.getLogger(__name__)
-
-CONTEXT_SOURCES = ("none", "sidecar", "places365", "coco", "experts")
 
 
 @dataclass
@@ -58,6 +58,16 @@ class OptimConfig:
     grad_clip: float = 0.0
     #: The pretrained trunk's learning rate is ``lr`` x this (e.g. 0.1 to fine-tune it gently).
     trunk_lr_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the field whose value is not valid."""
+        check_choices(self, "optim")
+        check_at_least(self, "optim", 0, "lr", "trunk_lr_scale", "batch_size", "epochs", strict=True)
+        check_at_least(self, "optim", 1, "step_epochs")
+        check_at_least(self, "optim", 0, "weight_decay", "grad_clip", "warmup_epochs")
 
 
 @dataclass
@@ -99,6 +109,17 @@ class RunSettings:
     eval_every: int = 1
     #: Stop when val ERS has not improved for this many validations (0 = never).
     early_stop: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the field whose value is not valid."""
+        check_choices(self, "run")
+        check_at_least(self, "run", 0, "eval_every", "log_every", strict=True)
+        check_at_least(self, "run", 0, "num_workers", "early_stop")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise not_one_of("run.device", self.device, ("auto", "cpu", "cuda", "cuda:N"))
 
 
 @dataclass
@@ -285,8 +306,10 @@ def _resolve_key(cfg: RunConfig, key: str) -> tuple[Any, str, Any]:
 
 
 def set_value(cfg: RunConfig, key: str, value: Any) -> None:
-    """Set the dotted ``key`` to ``value`` parsed by the field's type."""
+    """Set the dotted ``key`` to ``value`` parsed by the field's type (an old spelling of a
+    choice becomes the current one, with a deprecation warning)."""
     obj, name, tp = _resolve_key(cfg, key)
+    value = upgrade_choice(type(obj), name, value, key)
     setattr(obj, name, coerce(value, tp, key))
 
 
@@ -316,18 +339,19 @@ def _apply_dict(cfg: RunConfig, d: Any, where: str) -> None:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Cross-field checks: what the model reads must be what the data and context provide."""
+    """Each section's own checks (its ``validate()``, which attribute writes bypassed), then the
+    cross-section checks: what the model reads must be what the data and context provide."""
     for a, b in _LINKED:
         va, vb = get_value(cfg, a), get_value(cfg, b)
         if va != vb:
             raise ConfigError(f"{a}={va!r} but {b}={vb!r}: they must agree (set both, e.g. --set {a}={va})")
     for section in SECTIONS:
-        # Re-run each section's own checks (its __post_init__), which attribute writes bypassed.
         obj = getattr(cfg, section)
-        dataclasses.replace(obj)
         check = getattr(obj, "validate", None)
         if callable(check):
             check()
+        else:  # a section without validate() checks itself in __post_init__
+            dataclasses.replace(obj)
     m = cfg.model
     if m.body_crop != "none" and not cfg.data.body_crop:
         raise ConfigError(f"model.body_crop={m.body_crop!r} needs data.body_crop=true (the dataset makes the crops)")
@@ -339,24 +363,13 @@ def validate(cfg: RunConfig) -> None:
             "but context.source is 'none'; set context.source to sidecar (synthetic data), places365, "
             "coco or experts"
         )
-    for key in ("optim.lr", "optim.trunk_lr_scale", "optim.batch_size", "optim.epochs", "run.eval_every",
-                "run.log_every"):
-        if get_value(cfg, key) <= 0:
-            raise ConfigError(f"{key} must be > 0, got {get_value(cfg, key)!r}")
-    for key in ("optim.step_epochs", "context.frames_per_clip"):
-        if get_value(cfg, key) < 1:
-            raise ConfigError(f"{key} must be >= 1, got {get_value(cfg, key)!r}")
-    for key in ("optim.weight_decay", "optim.grad_clip", "optim.warmup_epochs", "run.num_workers", "run.early_stop"):
-        if get_value(cfg, key) < 0:
-            raise ConfigError(f"{key} must be >= 0, got {get_value(cfg, key)!r}")
-    if not (cfg.run.device in ("auto", "cpu", "cuda") or cfg.run.device.startswith("cuda:")):
-        raise ConfigError(f"run.device: {cfg.run.device!r} is not one of 'auto', 'cpu', 'cuda', 'cuda:N'")
+    check_at_least(cfg.context, "context", 1, "frames_per_clip")
 
 
 def needs_context(cfg: RunConfig) -> bool:
     """True when the model reads context labels (priors, distillation targets or fusion input)."""
     m = cfg.model
-    if m.fusion != "none":
+    if fusion_uses_context(m.fusion):
         return True
     # No fusion: context streams (built only with fusion_context=streams) still need their targets.
     return m.fusion_context == "streams" and bool(m.place_stream or m.object_stream)
@@ -364,7 +377,7 @@ def needs_context(cfg: RunConfig) -> bool:
 
 def model_needs_input_context(model_cfg: ModelConfig) -> bool:
     """True when the model's forward reads ``batch["context"]`` (so eval must supply it)."""
-    return model_cfg.fusion != "none" and model_cfg.fusion_context == "input"
+    return fusion_uses_context(model_cfg.fusion) and model_cfg.fusion_context == "input"
 
 
 # --------------------------------------------------------------------------- loading

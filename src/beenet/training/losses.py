@@ -11,12 +11,10 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from beenet.errors import BeenetError, ConfigError
+from beenet.choices import check_at_least, check_choices, choices, not_one_of
+from beenet.errors import BeenetError
 from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_CATEGORIES, NUM_VAD, VAD_SCALE
 from beenet.metrics import binarize_categories
-
-LOSS_KINDS = ("mse", "bce")
-DISTILL_KINDS = ("kl", "bce")
 
 
 @dataclass
@@ -36,16 +34,13 @@ class LossConfig:
     #: (binary cross-entropy per class between the stream's and the expert's probabilities).
     distill: Literal["kl", "bce"] = "kl"
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the field whose value is not valid."""
-        if self.kind not in LOSS_KINDS:
-            raise ConfigError(f"loss.kind: {self.kind!r} is not one of {', '.join(map(repr, LOSS_KINDS))}")
-        if self.distill not in DISTILL_KINDS:
-            raise ConfigError(f"loss.distill: {self.distill!r} is not one of {', '.join(map(repr, DISTILL_KINDS))}")
-        for name in ("vad_weight", "distill_weight"):
-            value = getattr(self, name)
-            if not float(value) >= 0.0:
-                raise ConfigError(f"loss.{name} must be >= 0, got {value!r}")
+        """Raise :class:`~beenet.errors.ConfigError` naming the field whose value is not valid."""
+        check_choices(self, "loss")
+        check_at_least(self, "loss", 0, "vad_weight", "distill_weight")
 
 
 def _weighted_mean(per_sample: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -114,7 +109,7 @@ def compute_loss(
         vad_part = _weighted_mean(vad_sq, weight)
         main = cat_part + cfg.vad_weight * vad_part
     else:
-        raise ConfigError(f"loss.kind: {cfg.kind!r} is not one of {', '.join(map(repr, LOSS_KINDS))}")
+        raise not_one_of("loss.kind", cfg.kind, choices(LossConfig, "kind"))
 
     parts: dict[str, torch.Tensor] = {"categories": cat_part.detach(), "vad": vad_part.detach()}
     total = main
