@@ -7,7 +7,7 @@ import pytest
 
 from beenet.cli import main
 from beenet.errors import ConfigError
-from beenet.evaluation import ablate as A
+from beenet.evaluation import ablation as A
 from beenet.training.config import config_diff, load_config
 from train_helpers import TINY, csv_rows, restore_root_logging, write_tiny_synth
 
@@ -37,7 +37,7 @@ def test_pooling_study_changes_one_site_at_a_time():
     base = load_config("video")
     st = A.make_study("pooling", base)
     names = [v.name for v in st.variants]
-    kinds = A._pool_kinds()
+    kinds = A.pool_kinds()
     assert names[0] == "baseline"
     assert {f"a-{k}" for k in kinds if k != base.model.temporal_pool} <= set(names)
     assert {f"c-{k}" for k in ("mean", "gem", "attention")} <= set(names)
@@ -58,6 +58,30 @@ def test_streams_study_and_unknown_names():
         (False, False), (True, False), (False, True), (True, True)]
     with pytest.raises(ConfigError, match="unknown study"):
         A.make_study("mine", load_config("demo"))
+
+
+def test_stress_names_round_trip():
+    for name in ("none", "distractors-25", "distractors-50", "distractors-0", "drop-places", "drop-objects"):
+        assert str(A.Stress.parse(name)) == name
+        assert A.Stress.parse(str(A.Stress.parse(name))) == A.Stress.parse(name)
+    assert A.Stress.parse("distractors-25") == A.Stress("distractors", percent=25)
+    assert A.Stress.parse("distractors-25").fraction == 0.25
+    assert A.Stress.parse("drop-objects") == A.Stress("drop", part="objects")
+    assert A.Stress() == A.Stress.parse("none")
+    # every stress a study asks for is one the parser reads back
+    for v in A.make_study("pooling", load_config("video")).variants:
+        assert [str(A.Stress.parse(s)) for s in v.stresses] == list(v.stresses)
+
+
+@pytest.mark.parametrize("bad", ["", "nothing", "none-1", "distractors", "distractors-x", "distractors-150",
+                                 "drop", "drop-", "drop-people", "Drop-places"])
+def test_unknown_stress_lists_the_valid_ones(bad):
+    with pytest.raises(ConfigError) as err:
+        A.Stress.parse(bad)
+    text = str(err.value)
+    assert "none" in text and "distractors-<percent>" in text and "drop-places" in text and "drop-objects" in text
+    with pytest.raises(ConfigError, match="drop-places"):
+        A.Stress("drop", part="faces")
 
 
 PAPER_KW = dict(config="demo", study="paper", seeds=1, epochs=1, overrides=TINY, only=["emotion", "both-beenet"])

@@ -10,7 +10,7 @@ import torch
 
 from beenet.data.bold import BoLD
 from beenet.errors import ConfigError
-from beenet.evaluation.ablate import distractor_hook, drop_context_input
+from beenet.evaluation.ablation import distractor_hook, drop_context_input
 from beenet.evaluation.evaluate import evaluate_checkpoint, predict_split
 from beenet.evaluation.predictions import align_predictions, read_predictions
 from beenet.metrics import bold_scores

@@ -14,6 +14,7 @@ import pytest
 
 from beenet.context.sidecar import SidecarContext
 from beenet.data import synth
+from beenet.data.synth import render as synth_render
 from beenet.data.synth import SCENES, SynthConfig, generate, oracle_report, plan_dataset, render_clip
 from beenet.errors import BoLDFormatError, DataNotFoundError
 from beenet.labels import CATEGORIES, COCO_CLASSES, MIN_KEYPOINT_CONFIDENCE, NUM_COCO, NUM_PLACES
@@ -155,6 +156,21 @@ def test_every_category_positive_and_context_needed() -> None:
     assert o["body_context"]["mAP"] > o["body_only"]["mAP"] + 0.2
 
 
+def test_oracle_is_scored_with_the_bold_metric() -> None:
+    # the oracle rows are bold_scores of the oracles' predictions: no second metric to drift
+    from beenet.data.synth.oracle import oracle_predictions, oracle_targets
+    from beenet.metrics import HEADLINE_KEYS, bold_scores
+
+    plan = plan_dataset(SynthConfig(num_clips=30, seed=2))
+    report = oracle_report(plan)
+    categories, vad = oracle_targets(plan)
+    assert categories.shape == (report["instances"], len(CATEGORIES)) and vad.shape == (report["instances"], 3)
+    for name, (cat_pred, vad_pred) in oracle_predictions(plan).items():
+        scores = bold_scores(cat_pred, categories, vad_pred, vad)
+        assert report["oracle"][name] == {k: scores[k] for k in HEADLINE_KEYS}
+    assert set(report["oracle"]) == {"body_context", "body_only"}
+
+
 def test_scene_decides_the_emotion() -> None:
     # same archetype, other scene, other group: the table must really need the context
     for archetype, row in synth.EMOTION_TABLE.items():
@@ -236,7 +252,7 @@ def test_reader_reads_it_like_bold(tiny) -> None:
 
 def test_interrupted_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = synth._write_clip
+    real = synth_render.write_clip
 
     def boom(root: str, clip: synth.ClipPlan, w: int, h: int) -> str:
         calls.append(clip.video)
@@ -244,7 +260,7 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monk
             raise KeyboardInterrupt
         return real(root, clip, w, h)
 
-    monkeypatch.setattr(synth, "_write_clip", boom)
+    monkeypatch.setattr(synth_render, "write_clip", boom)
     with pytest.raises(KeyboardInterrupt):
         generate(tmp_path / "out", dataclasses.replace(TINY, num_clips=3), workers=1, show_progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -42,7 +42,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="DIR", help="BoLD directory (or 'beenet synth' output)")
     p.add_argument("--out", required=True, metavar="DIR", help="where runs and tables go (resumable)")
     p.add_argument("--config", default="demo", metavar="NAME|FILE", help="base config: preset or YAML (default: demo)")
-    p.add_argument("--study", choices=("paper", "pooling", "streams"), default="paper", help="which study (default: paper)")
+    # No argparse choices: the study names belong to beenet.evaluation.ablation.studies (importing
+    # it here would make --help wait for torch); an unknown name is refused there, listing the studies.
+    p.add_argument("--study", default="paper", metavar="NAME", help="which study, one of those above (default: paper)")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per variant: run.seed, run.seed+1, ... (default: 3)")
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="training epochs of every run (default: the config's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -52,7 +54,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.evaluation.ablate import run_ablation, summary_markdown
+    from beenet.evaluation.ablation import run_ablation, summary_markdown
     from beenet.training.config import load_config
 
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None

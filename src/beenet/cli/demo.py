@@ -156,7 +156,9 @@ def _f(v: float | None) -> str:
 def demo_report(out: Path, cfg: Any, result: dict[str, Any], evals: dict[str, dict[str, Any]],
                 oracle: dict[str, Any], check: dict[str, Any], times: dict[str, float], quick: bool) -> str:
     """``report.md``: what ran, the scores beside chance and the generator's upper bounds, the files."""
-    keys = ("mAP", "mRA", "mR2", "ERS")
+    from beenet.metrics import HEADLINE_KEYS
+
+    keys = HEADLINE_KEYS
     lines = ["# beenet demo report", ""]
     if quick:
         lines += ["**Quick smoke run** (tiny data and model, one epoch): the numbers below say that the "

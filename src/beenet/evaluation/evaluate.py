@@ -195,10 +195,10 @@ def evaluate_checkpoint(
         write_json(out / "metrics.json", result)
         if plots:
             from beenet.evaluation.plots import plot_category_bars, plot_pr_curves
+            from beenet.metrics import format_headline
 
             title = f"{split} ({protocol} protocol), n={len(instances)}"
-            headline = ", ".join(f"{k} {result[k]:.3f}" if result.get(k) is not None else f"{k} n/a"
-                                 for k in ("mAP", "mRA", "mR2", "ERS"))
+            headline = format_headline(result, digits=3, sep=", ")
             plot_category_bars(result, out / "category_bars.png", title=f"Per-category scores: {title}\n{headline}")
             plot_pr_curves(cats, cat_t, out / "pr_curves.png", title=f"Precision-recall: {title}")
             result["plots"] = [str(out / "category_bars.png"), str(out / "pr_curves.png")]

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from beenet.labels import CATEGORIES, NUM_CATEGORIES
-from beenet.metrics import average_precision, binarize_categories, precision_recall_curve
+from beenet.metrics import average_precision, binarize_categories, format_headline, precision_recall_curve
 
 _AP_COLOR = "#1f77b4"
 _AUC_COLOR = "#ff7f0e"
@@ -71,9 +71,7 @@ def plot_category_bars(result: Mapping[str, Any], path: str | Path, title: str |
         ax.plot([], [], color=_AUC_COLOR, linestyle="--", linewidth=1, label="AUC chance (0.5)")[0],
     ]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.05), ncol=4, fontsize=7, frameon=False)
-    headline = ", ".join(
-        f"{k} {result[k]:.3f}" if result.get(k) is not None else f"{k} n/a" for k in ("mAP", "mRA", "mR2", "ERS")
-    )
+    headline = format_headline(result, digits=3, sep=", ")
     ax.set_title(title or f"Per-category scores (n={result.get('n')})\n{headline}", fontsize=10)
     return _save(fig, path)
 
