@@ -17,6 +17,7 @@ from beenet.choices import choices
 from beenet.errors import ConfigError
 from beenet.evaluation.ablation.stress import STREAM_OF_PART, Stress
 from beenet.models import ModelConfig
+from beenet.models.fusion import fusion_pools_contexts, fusion_uses_context
 from beenet.training.config import RunConfig, apply_overrides, validate
 
 log = logging.getLogger(__name__)
@@ -51,22 +52,10 @@ def pool_kinds() -> tuple[str, ...]:
     return tuple(POOL_KINDS)
 
 
-def _fusion_uses_context(cfg: RunConfig) -> bool:
-    """Whether the model fuses context at all (so losing a context source can matter)."""
-    # TODO(merge): models.fusion.fusion_uses_context(cfg.model.fusion): ask the class, not the name
-    return cfg.model.fusion != "none"
-
-
-def _fusion_pools_contexts(cfg: RunConfig) -> bool:
-    """Whether the fusion pools over the contexts j (site c, ``model.context_pool``)."""
-    # TODO(merge): models.fusion.fusion_pools_contexts(cfg.model.fusion): ask the class, not the name
-    return cfg.model.fusion == "beenet"
-
-
 def stresses_for(cfg: RunConfig) -> tuple[str, ...]:
     """Stress settings that mean something for ``cfg``: distractors always, context drops per part."""
     out = [Stress(), Stress("distractors", percent=25), Stress("distractors", percent=50)]
-    if _fusion_uses_context(cfg):
+    if fusion_uses_context(cfg.model.fusion):
         out += [Stress("drop", part=part) for part, stream in STREAM_OF_PART.items() if getattr(cfg.model, stream)]
     return tuple(str(s) for s in out)
 
@@ -113,7 +102,7 @@ def _pooling(st: Study) -> None:
         if kind != m.temporal_pool:
             st.variants.append(Variant(f"a-{kind}", (f"model.temporal_pool={kind}",),
                                        f"site a (frames): {kind}", stress))
-    if _fusion_pools_contexts(base):
+    if fusion_pools_contexts(base.model.fusion):
         for kind in CONTEXT_POOL_SITE_C:
             if kind != m.context_pool:
                 st.variants.append(Variant(f"c-{kind}", (f"model.context_pool={kind}",),
