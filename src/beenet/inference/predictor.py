@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -180,20 +181,22 @@ class Predictor:
         return spec, TorchEngine(model, self.device)
 
     def _context_source(self, context: Any) -> Any:
+        """The experts the checkpoint was trained with, built by the same entry point as training's."""
         if not isinstance(context, str):
             if not hasattr(context, "label_frames"):
                 raise ConfigError("context must be 'auto', 'experts' or an object with label_frames(frames)")
             return context
-        from beenet.context.base import CombinedContext
-        from beenet.context.coco import CocoDetectorExpert
-        from beenet.context.places365 import Places365Expert
+        from beenet.context.build import make_context_source
+        from beenet.context.config import ContextConfig
 
-        ctx = self.spec.context
-        source = str(ctx.get("source", "none"))
-        if context == "experts":
-            source = "experts"
-        elif context != "auto":
+        if context not in ("auto", "experts"):
             raise ConfigError(f"context {context!r}: choose auto or experts")
+        try:
+            # A config without a context section described a model trained without context.
+            trained = ContextConfig.from_dict({"source": "none", **self.spec.context}, str(self.checkpoint))
+        except ConfigError as exc:
+            raise CheckpointError(f"{exc}; the checkpoint was written by another beenet version") from None
+        source = "experts" if context == "experts" else trained.source
         if source in ("none", "sidecar"):
             raise ConfigError(
                 f"{self.checkpoint}: the model fuses context given as input (model.fusion_context=input) and "
@@ -201,16 +204,8 @@ class Predictor:
                 "Pass --context experts (Places365 + COCO experts) to use real expert context instead, "
                 "or predict with a model whose context comes from its own streams (fusion_context=streams)."
             )
-        pretrained = bool(ctx.get("pretrained", True))
-        n = int(ctx.get("frames_per_clip", 3))
-        dev = str(self.device)
-        places = Places365Expert(weights="places365" if pretrained else None, device=dev, frames_per_clip=n)
-        objects = CocoDetectorExpert(weights="DEFAULT" if pretrained else None, device=dev, frames_per_clip=n)
-        if source == "places365":
-            return places
-        if source == "coco":
-            return objects
-        return CombinedContext(places, objects)
+        # The experts run where the model runs: context.device named the training machine's device.
+        return make_context_source(dataclasses.replace(trained, source=source, device="auto"), self.device)
 
     @property
     def pose(self) -> PoseBackend:

@@ -25,15 +25,13 @@ from typing import Any, Literal
 import yaml
 
 from beenet import atomic
+from beenet.context.config import ContextConfig
 from beenet.data.dataset import DataConfig
 from beenet.errors import ConfigError
 from beenet.models import ModelConfig
 from beenet.training.losses import LossConfig
 
 log = logging.getLogger(__name__)
-
-CONTEXT_SOURCES = ("none", "sidecar", "places365", "coco", "experts")
-
 
 @dataclass
 class OptimConfig:
@@ -56,23 +54,6 @@ class OptimConfig:
     epochs: int = 90
     #: Clip the global gradient norm to this value (0 = no clipping).
     grad_clip: float = 0.0
-
-
-@dataclass
-class ContextConfig:
-    """Where the 445-d context labels (365 places + 80 COCO objects) of each clip come from."""
-
-    #: ``none``; ``sidecar`` (``synthetic_context.json`` of ``beenet synth``); ``places365``;
-    #: ``coco``; ``experts`` (places365 + coco). Experts run once per clip and are cached on disk.
-    source: Literal["none", "sidecar", "places365", "coco", "experts"] = "experts"
-    #: Cache of expert labels; empty = ``$BEENET_CACHE`` or ``~/.cache/beenet/context``.
-    cache_dir: str = ""
-    #: Frames per clip an expert labels (averaged).
-    frames_per_clip: int = 3
-    #: Load the experts' published weights (false = random init, for offline tests and benchmarks).
-    pretrained: bool = True
-    #: Device the experts run on (``auto`` = the run's device).
-    device: str = "auto"
 
 
 @dataclass

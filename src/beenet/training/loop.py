@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from beenet import atomic
 from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.device import autocast_context, resolve_device, to_device
-from beenet.evaluation.evaluate import context_options, predict_split
+from beenet.evaluation.evaluate import predict_split
 from beenet.progress import progress
 from beenet.training import distributed as D
 from beenet.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
@@ -394,9 +394,8 @@ def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info
         from beenet.context.build import load_context
 
         videos = sorted({i.video for i in train_inst} | {i.video for i in val_inst})
-        options = context_options(cfg, device)
         with _rank0_first(info):  # rank 0 runs the experts (filling the cache), the others read it
-            context = load_context(bold, videos, cfg.context.source, cfg.context.cache_dir or None, **options)
+            context = load_context(bold, videos, cfg.context, device)
 
     torch.manual_seed(seed)  # inside fork_rng: scoped to this run (dropout draws from it)
     # Resuming overwrites every weight: no need to fetch pretrained ones.
