@@ -41,7 +41,15 @@ from beenet.inference.onnx import ModelSpec, OnnxEngine, TorchEngine, spec_from_
 from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, make_pose_backend, valid_mask
 from beenet.inference.table import PredictionTable, empty_table, make_table
 from beenet.inference.tracking import Tracker
-from beenet.inference.windows import PersonTrack, Sampling, TrackStore, WindowPlan, plan_windows
+from beenet.inference.windows import (
+    PersonTrack,
+    Sampling,
+    TrackStore,
+    WindowPlan,
+    WindowSchedule,
+    context_frames,
+    plan_windows,
+)
 from beenet.labels import CATEGORIES, NUM_CATEGORIES, NUM_JOINTS, VAD_NAMES, VAD_SCALE
 from beenet.progress import progress
 
@@ -90,6 +98,119 @@ class _Timer:
                 return
             self.add(stage, time.perf_counter() - t0)
             yield item
+
+
+class _WindowFrames:
+    """The frame tensors (and body crops) of each window's samples, kept from when a frame passes
+    until the window is assembled: ``slots[window][sample] = [frames, crops]``."""
+
+    def __init__(self, plans: list[WindowPlan], image_size: int, crop_size: int, crops: bool) -> None:
+        self.plans, self.image_size, self.crop_size, self.crops = plans, image_size, crop_size, crops
+        self.positions: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # frame -> (window, sample, pos)
+        for p in plans:
+            for si, sample in enumerate(p.samples):
+                for pos, f in enumerate(sample):
+                    self.positions[f].append((p.index, si, pos))
+        self.slots: dict[int, list[list[list[Any]]]] = {}
+
+    def take(self, idx: int, frame: np.ndarray) -> None:
+        wanted = self.positions.get(idx)
+        if not wanted:
+            return
+        full = frames_to_tensor(frame[None], self.image_size)[0]
+        for pi, si, pos in wanted:
+            p = self.plans[pi]
+            slots = self.slots.setdefault(pi, [[[None] * len(s), [None] * len(s)] for s in p.samples])
+            slots[si][0][pos] = full
+            if self.crops:
+                slots[si][1][pos] = crop_to_tensor(frame[None], p.crop_boxes.get(idx) or p.box, self.crop_size)[0]
+
+    def pop(self, window: int) -> list[list[list[Any]]]:
+        return self.slots.pop(window)
+
+    @property
+    def held(self) -> int:
+        """Distinct frame tensors held (one decoded frame can feed several windows)."""
+        return len({id(t) for slots in self.slots.values() for s in slots for t in s[0] if t is not None})
+
+
+class _SpanContext:
+    """Context vectors per window span (shared by everyone in it): the experts label a few frames
+    of the span once they have all passed."""
+
+    def __init__(self, source: Any, plans: list[WindowPlan], timer: _Timer) -> None:
+        self.source, self.timer = source, timer
+        self.frames_per_span = int(getattr(source, "frames_per_clip", 3))
+        spans = {(p.start_frame, p.end_frame): context_frames(p.start_frame, p.end_frame, self.frames_per_span)
+                 for p in plans}
+        self.schedule = WindowSchedule(spans)
+        self.frames: dict[Any, list[np.ndarray]] = defaultdict(list)
+        self.vectors: dict[Any, np.ndarray] = {}
+
+    def take(self, idx: int, frame: np.ndarray) -> None:
+        for span in self.schedule.wanted_by(idx):
+            self.frames[span].append(frame)
+        for span in self.schedule.see(idx):
+            t0 = time.perf_counter()
+            self.vectors[span] = np.asarray(self.source.label_frames(np.stack(self.frames.pop(span))),
+                                            dtype=np.float32)
+            self.timer.add("context", time.perf_counter() - t0)
+
+    def vector(self, p: WindowPlan) -> np.ndarray:
+        return self.vectors[(p.start_frame, p.end_frame)]
+
+    @property
+    def held(self) -> int:
+        return sum(len(v) for v in self.frames.values())
+
+
+class _Batches:
+    """Items of complete windows, run through the engine ``batch_size`` at a time; the outputs are
+    summed per window (several items for averaged stills) and per stream."""
+
+    def __init__(self, engine: Any, num_windows: int, batch_size: int, streams: bool, timer: _Timer) -> None:
+        self.engine, self.batch_size, self.streams, self.timer = engine, batch_size, streams, timer
+        self.ready: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self.sums = np.zeros((num_windows, NUM_CATEGORIES + 3), dtype=np.float64)
+        self.counts = np.zeros(num_windows, dtype=np.int64)
+        self.stream_sums: dict[str, np.ndarray] = {}
+
+    @property
+    def pending(self) -> int:
+        return len(self.ready)
+
+    @property
+    def unscored(self) -> int:
+        return int((self.counts == 0).sum())
+
+    def add(self, window: int, items: list[dict[str, torch.Tensor]]) -> None:
+        """Queue a window's items (kept together in one batch); run the batch once it is full."""
+        self.ready.extend((window, item) for item in items)
+        if len(self.ready) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.ready:
+            return
+        batch = {k: torch.stack([item[k] for _, item in self.ready]) for k in self.ready[0][1]}
+        t0 = time.perf_counter()
+        res = self.engine(batch)
+        self.timer.add("model", time.perf_counter() - t0)
+        fused = np.concatenate([np.asarray(res["categories"]), np.asarray(res["vad"])], axis=1)
+        rows = [w for w, _ in self.ready]
+        for row, w in enumerate(rows):
+            self.sums[w] += fused[row]
+            self.counts[w] += 1
+        if self.streams:
+            for name, arr in res["streams"].items():
+                acc = self.stream_sums.setdefault(name, np.zeros_like(self.sums))
+                for row, w in enumerate(rows):
+                    acc[w] += np.asarray(arr[row], dtype=np.float64)
+        self.ready.clear()
+
+    def means(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        n = self.counts[:, None]
+        return self.sums / n, {k: v / n for k, v in self.stream_sums.items()}
 
 
 def load_keypoints(path: str | Path) -> PrecomputedPose:
@@ -318,123 +439,63 @@ class Predictor:
     # -- pass 2: windows -> model ------------------------------------------------------------
     def _score(self, reader: Any, plans: list[WindowPlan], timer: _Timer,
                stats: dict[str, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        from beenet.context.base import evenly_spaced
-
-        spec = self.spec
-        names = spec.input_names
-        T, S, C = self.sampling.num_frames, spec.image_size, spec.crop_size
-        use_crops, use_skel = "crops" in names, "skeleton" in names
-        # Which (plan, sample, position) wants each frame.
-        wants: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-        for p in plans:
-            for si, sample in enumerate(p.samples):
-                for pos, f in enumerate(sample):
-                    wants[f].append((p.index, si, pos))
-        # Context: a few frames per window, shared by everyone in it.
-        ctx_wants: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        ctx_frames: dict[tuple[int, int], list[np.ndarray]] = {}
-        ctx_vec: dict[tuple[int, int], np.ndarray] = {}
-        ctx_need: dict[tuple[int, int], int] = {}
-        ctx_last: dict[tuple[int, int], int] = {}
-        ready_at: dict[int, list[int]] = defaultdict(list)
-        for p in plans:
-            done = p.last_needed
-            if self.context is not None:
-                key = (p.start_frame, p.end_frame)
-                if key not in ctx_need:
-                    k = int(getattr(self.context, "frames_per_clip", 3))
-                    idx = [p.start_frame + i for i in evenly_spaced(p.end_frame - p.start_frame + 1, k)]
-                    ctx_need[key], ctx_last[key] = len(idx), max(idx)
-                    ctx_frames[key] = []
-                    for f in idx:
-                        ctx_wants[f].append(key)
-                done = max(done, ctx_last[key])
-            ready_at[done].append(p.index)
-        first = min(list(wants) + list(ctx_wants))
-        last = max(ready_at)
-
-        held: dict[int, list[list[Any]]] = {}  # plan -> samples -> [frame tensors, crop tensors]
-        ready: list[tuple[int, dict[str, torch.Tensor]]] = []
-        out_sum = np.zeros((len(plans), NUM_CATEGORIES + 3), dtype=np.float64)
-        out_cnt = np.zeros(len(plans), dtype=np.int64)
-        stream_sum: dict[str, np.ndarray] = {}
-        max_held = 0
-
-        def flush() -> None:
-            if not ready:
-                return
-            batch = {k: torch.stack([item[k] for _, item in ready]) for k in ready[0][1]}
-            t0 = time.perf_counter()
-            res = self.engine(batch)
-            timer.add("model", time.perf_counter() - t0)
-            fused = np.concatenate([np.asarray(res["categories"]), np.asarray(res["vad"])], axis=1)
-            for row, (pi, _) in enumerate(ready):
-                out_sum[pi] += fused[row]
-                out_cnt[pi] += 1
-            if self.streams:
-                for sname, arr in res["streams"].items():
-                    acc = stream_sum.setdefault(sname, np.zeros((len(plans), NUM_CATEGORIES + 3)))
-                    for row, (pi, _) in enumerate(ready):
-                        acc[pi] += np.asarray(arr[row], dtype=np.float64)
-            ready.clear()
-
+        """Decode the frames the windows need once, in order, and score each window as soon as its
+        last frame has passed; returns the mean outputs per window (and per stream)."""
+        context = _SpanContext(self.context, plans, timer) if self.context is not None else None
+        schedule = WindowSchedule.for_plans(plans, context.frames_per_span if context else 0)
+        frames = _WindowFrames(plans, self.spec.image_size, self.spec.crop_size, "crops" in self.spec.input_names)
+        batches = _Batches(self.engine, len(plans), self.batch_size, self.streams, timer)
+        first, last = schedule.first_frame, schedule.last_frame
         bar = progress(total=last - first + 1, desc=f"model {reader.path.name}",
                        disable=None if self.show_progress is None else not self.show_progress)
-        frames = timer.timed_iter(iter(reader.iter_frames(first, last + 1)), "decode2")
-        for idx, frame in frames:
+        max_held = 0
+        for idx, frame in timer.timed_iter(iter(reader.iter_frames(first, last + 1)), "decode2"):
             bar.update(1)
-            if idx in wants or idx in ctx_wants:
+            t0 = time.perf_counter()
+            frames.take(idx, frame)
+            timer.add("preprocess", time.perf_counter() - t0)
+            if context is not None:
+                context.take(idx, frame)
+            held = frames.held + (context.held if context else 0) + batches.pending * self.sampling.num_frames
+            max_held = max(max_held, held)
+            for pi in schedule.see(idx):
                 t0 = time.perf_counter()
-                full = frames_to_tensor(frame[None], S)[0] if idx in wants else None
-                for pi, si, pos in wants.get(idx, ()):
-                    p = plans[pi]
-                    slots = held.setdefault(pi, [[[None] * len(s), [None] * len(s)] for s in p.samples])
-                    slots[si][0][pos] = full
-                    if use_crops:
-                        slots[si][1][pos] = crop_to_tensor(frame[None], p.crop_boxes.get(idx) or p.box, C)[0]
+                items = self._items(plans[pi], frames.pop(pi), context.vector(plans[pi]) if context else None)
                 timer.add("preprocess", time.perf_counter() - t0)
-                for key in ctx_wants.get(idx, ()):
-                    ctx_frames[key].append(frame)
-                    if len(ctx_frames[key]) == ctx_need[key]:
-                        t0 = time.perf_counter()
-                        ctx_vec[key] = np.asarray(self.context.label_frames(np.stack(ctx_frames.pop(key))),
-                                                  dtype=np.float32)
-                        timer.add("context", time.perf_counter() - t0)
-            live = {id(t) for slots in held.values() for s in slots for t in s[0] if t is not None}
-            live_ctx = sum(len(v) for v in ctx_frames.values())
-            max_held = max(max_held, len(live) + live_ctx + len(ready) * T)
-            for pi in ready_at.get(idx, ()):
-                p = plans[pi]
-                t0 = time.perf_counter()
-                slots = held.pop(pi)
-                skel = skel_mask = None
-                if use_skel:
-                    skel, skel_mask = self._skeleton(p)
-                for si, sample in enumerate(p.samples):
-                    k = len(sample)
-                    item: dict[str, torch.Tensor] = {
-                        "frames": torch.zeros(T, 3, S, S), "frame_mask": torch.zeros(T, dtype=torch.bool)}
-                    item["frames"][:k] = torch.stack(slots[si][0])
-                    item["frame_mask"][:k] = True
-                    if use_crops:
-                        item["crops"] = torch.zeros(T, 3, C, C)
-                        item["crops"][:k] = torch.stack(slots[si][1])
-                    if use_skel:
-                        item["skeleton"], item["skeleton_mask"] = skel, skel_mask
-                    if self.context is not None:
-                        item["context"] = torch.from_numpy(ctx_vec[(p.start_frame, p.end_frame)])
-                    ready.append((pi, item))
-                timer.add("preprocess", time.perf_counter() - t0)
-                if len(ready) >= self.batch_size:
-                    flush()
-        flush()
+                batches.add(pi, items)
+        batches.flush()
         bar.close()
-        if held or (out_cnt == 0).any():
-            raise BeenetError(f"{reader.path}: internal error: {int((out_cnt == 0).sum())} windows were not scored")
+        unscored = schedule.end_video()
+        if unscored or batches.unscored:
+            raise BeenetError(f"{reader.path}: internal error: {max(len(unscored), batches.unscored)} windows "
+                              "were not scored")
         stats["max_frames_held"] = max_held
-        means = out_sum / out_cnt[:, None]
-        streams = {k: v / out_cnt[:, None] for k, v in stream_sum.items()}
-        return means, streams
+        return batches.means()
+
+    def _items(self, p: WindowPlan, slots: list[list[list[torch.Tensor]]],
+               context: np.ndarray | None) -> list[dict[str, torch.Tensor]]:
+        """The model inputs of window ``p``: one item per sample (zero-padded to T frames)."""
+        T, S, C = self.sampling.num_frames, self.spec.image_size, self.spec.crop_size
+        names = self.spec.input_names
+        skel = skel_mask = None
+        if "skeleton" in names:
+            skel, skel_mask = self._skeleton(p)
+        items = []
+        for (full, crops), sample in zip(slots, p.samples):
+            k = len(sample)
+            item: dict[str, torch.Tensor] = {
+                "frames": torch.zeros(T, 3, S, S), "frame_mask": torch.zeros(T, dtype=torch.bool)}
+            item["frames"][:k] = torch.stack(full)
+            item["frame_mask"][:k] = True
+            if "crops" in names:
+                item["crops"] = torch.zeros(T, 3, C, C)
+                item["crops"][:k] = torch.stack(crops)
+            if skel is not None:
+                item["skeleton"], item["skeleton_mask"] = skel, skel_mask
+            if context is not None:
+                item["context"] = torch.from_numpy(context)
+            items.append(item)
+        return items
 
     def _skeleton(self, p: WindowPlan) -> tuple[torch.Tensor, torch.Tensor]:
         Ts = self.sampling.skeleton_frames
