@@ -13,6 +13,7 @@ computed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -90,6 +91,29 @@ def make_context_source(
     if cfg.source == "coco":
         return _coco(cfg, dev)
     return CombinedContext(_places(cfg, dev), _coco(cfg, dev))
+
+
+#: What ``Predictor(context=...)`` / ``beenet predict --context`` accept for a model that reads
+#: context as input: ``auto`` = the checkpoint's own context config, ``experts`` = Places365 + COCO
+#: (with the checkpoint's expert settings) whatever source it was trained with.
+PREDICT_CONTEXTS: tuple[str, ...] = ("auto", "experts")
+
+
+def prediction_context(trained: ContextConfig, choice: str, where: str) -> ContextConfig:
+    """The context config to predict on new videos with, from the one a model was trained with
+    (``where`` names the checkpoint in errors). The experts run where the model runs, so the
+    result's ``device`` is ``auto``: ``context.device`` named the training machine's device."""
+    if choice not in PREDICT_CONTEXTS:
+        raise ConfigError(f"context {choice!r}: choose one of {', '.join(PREDICT_CONTEXTS)}")
+    source = "experts" if choice == "experts" else trained.source
+    if source in ("none", "sidecar"):
+        raise ConfigError(
+            f"{where}: the model fuses context given as input (model.fusion_context=input) and "
+            f"was trained with context source {source!r}, which does not exist for a new video. "
+            "Pass --context experts (Places365 + COCO experts) to use real expert context instead, "
+            "or predict with a model whose context comes from its own streams (fusion_context=streams)."
+        )
+    return dataclasses.replace(trained, source=source, device="auto")
 
 
 def load_context(

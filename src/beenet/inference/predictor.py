@@ -19,13 +19,13 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import os
 import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +34,16 @@ import numpy as np
 import torch
 
 from beenet import __version__
+from beenet.context.build import PREDICT_CONTEXTS, make_context_source, prediction_context
+from beenet.context.config import ContextConfig
 from beenet.data.transforms import crop_to_tensor, frames_to_tensor, normalize_skeleton
 from beenet.device import resolve_device
-from beenet.errors import BeenetError, CheckpointError, ConfigError
-from beenet.inference.onnx import ModelSpec, OnnxEngine, TorchEngine, spec_from_checkpoint, spec_from_onnx
+from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoundError
+from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine
+from beenet.inference.inputs import resolve_inputs
+from beenet.inference.onnx import ModelSpec, spec_from_checkpoint, spec_from_onnx
 from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, make_pose_backend, valid_mask
-from beenet.inference.table import PredictionTable, empty_table, make_table
+from beenet.inference.table import PredictionTable, concat_tables, empty_table, make_table
 from beenet.inference.tracking import Tracker
 from beenet.inference.windows import (
     PersonTrack,
@@ -276,8 +280,8 @@ class Predictor:
     def _load(self, engine: str) -> tuple[ModelSpec, Any]:
         from beenet.training.checkpoint import checkpoint_sha256, load_checkpoint, load_model_state, model_config_from_checkpoint
 
-        if engine not in ("torch", "onnx"):
-            raise ConfigError(f"engine {engine!r}: choose torch or onnx")
+        if engine not in ENGINES:
+            raise ConfigError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
         if not self.checkpoint.is_file():
             raise CheckpointError(f"{self.checkpoint}: no such checkpoint file")
         if self.checkpoint.suffix.lower() == ".onnx":
@@ -302,31 +306,18 @@ class Predictor:
         return spec, TorchEngine(model, self.device)
 
     def _context_source(self, context: Any) -> Any:
-        """The experts the checkpoint was trained with, built by the same entry point as training's."""
+        """The experts the checkpoint was trained with, built by the entry point training uses."""
         if not isinstance(context, str):
             if not hasattr(context, "label_frames"):
-                raise ConfigError("context must be 'auto', 'experts' or an object with label_frames(frames)")
+                raise ConfigError(f"context must be one of {', '.join(PREDICT_CONTEXTS)} or an object "
+                                  "with label_frames(frames)")
             return context
-        from beenet.context.build import make_context_source
-        from beenet.context.config import ContextConfig
-
-        if context not in ("auto", "experts"):
-            raise ConfigError(f"context {context!r}: choose auto or experts")
         try:
             # A config without a context section described a model trained without context.
             trained = ContextConfig.from_dict({"source": "none", **self.spec.context}, str(self.checkpoint))
         except ConfigError as exc:
             raise CheckpointError(f"{exc}; the checkpoint was written by another beenet version") from None
-        source = "experts" if context == "experts" else trained.source
-        if source in ("none", "sidecar"):
-            raise ConfigError(
-                f"{self.checkpoint}: the model fuses context given as input (model.fusion_context=input) and "
-                f"was trained with context source {source!r}, which does not exist for a new video. "
-                "Pass --context experts (Places365 + COCO experts) to use real expert context instead, "
-                "or predict with a model whose context comes from its own streams (fusion_context=streams)."
-            )
-        # The experts run where the model runs: context.device named the training machine's device.
-        return make_context_source(dataclasses.replace(trained, source=source, device="auto"), self.device)
+        return make_context_source(prediction_context(trained, context, str(self.checkpoint)), self.device)
 
     @property
     def pose(self) -> PoseBackend:
@@ -358,9 +349,35 @@ class Predictor:
                 "beenet_version": __version__}
 
     # -- public API --------------------------------------------------------------------------
-    def predict(self, video: str | Path, keypoints: str | Path | PrecomputedPose | None = None) -> PredictionTable:
-        """The table of one video (see :mod:`beenet.inference.table` for the columns)."""
-        return self.run(video, keypoints).table
+    def predict(self, inputs: str | Path | Sequence[str | Path],
+                keypoints: str | Path | PrecomputedPose | None = None) -> PredictionTable:
+        """The table of a video, or of several videos in one table.
+
+        ``inputs``: a video file; a folder (every video under it, recursively, in sorted order);
+        a BoLD joints ``.npy`` or an OpenPose JSON folder (their video is found beside them); or a
+        list of any of these (see :mod:`beenet.inference.inputs`). One video gives its table, as
+        :meth:`run` does; several give their tables concatenated in input order, told apart by the
+        ``video`` column (the file name, or the path relative to a given folder; the full paths
+        when two videos would share a name), with the metadata they share (``video`` and, when the frame rates differ, ``fps`` are None).
+        ``keypoints``: precomputed joints for a single video input. Raises
+        :class:`~beenet.errors.DataNotFoundError` naming an input that is not a video, and the
+        errors of :meth:`run` for the first video that fails.
+        """
+        items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+        jobs = resolve_inputs(items)
+        for job in jobs:
+            if job.error is not None:
+                raise DataNotFoundError(job.error)
+        if keypoints is not None:
+            if len(jobs) != 1:
+                raise ConfigError(f"keypoints={str(keypoints)!r} belong to one video, but the inputs hold "
+                                  f"{len(jobs)}; give one video with its keypoints")
+            jobs[0].keypoints = keypoints  # type: ignore[assignment]
+        if len({job.name for job in jobs}) < len(jobs):  # same file name in two folders
+            for job in jobs:
+                job.name = str(job.video)
+        tables = [self.run(job.video, job.keypoints, name=job.name).table for job in jobs]
+        return tables[0] if len(tables) == 1 else concat_tables(tables)
 
     def run(self, video: str | Path, keypoints: str | Path | PrecomputedPose | None = None,
             name: str | None = None) -> VideoResult:
