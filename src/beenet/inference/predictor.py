@@ -231,13 +231,16 @@ class Predictor:
     """Loads a model once and predicts per person and window on any number of videos.
 
     ``checkpoint``: a ``beenet train`` checkpoint (``.pt``) or a ``beenet export onnx`` file.
-    ``engine``: ``torch`` or ``onnx`` (a ``.pt`` is exported to a temporary ONNX file first).
-    ``pose``: ``auto`` (mediapipe when installed, else Keypoint R-CNN), ``mediapipe``, ``rcnn``, or
-    a :class:`PoseBackend` instance. ``window`` / ``stride`` in seconds. ``streams`` adds the
-    per-stream scores to the table. ``stills`` (still-frame models): stills averaged per window.
-    ``context``: for models fused with expert context (``fusion_context=input``): ``auto`` builds the
-    experts the checkpoint was trained with, ``experts`` uses the Places365 + COCO experts whatever
-    the checkpoint used, or pass an object with ``label_frames(frames) -> [445]``.
+    ``engine``: one of :data:`~beenet.inference.engines.ENGINES`, ``torch`` or ``onnx`` (a ``.pt``
+    is exported to a temporary ONNX file first). ``pose``: one of
+    :data:`~beenet.inference.pose.POSE_CHOICES` (``auto`` = mediapipe when installed, else
+    Keypoint R-CNN), or a :class:`PoseBackend` instance. ``window`` / ``stride`` in seconds.
+    ``streams`` adds the per-stream scores to the table. ``stills`` (still-frame models): stills
+    averaged per window. ``context``: for models fused with expert context
+    (``fusion_context=input``): ``auto`` builds the experts of the checkpoint's context config
+    through :func:`~beenet.context.build.make_context_source`, as training did; ``experts`` uses
+    Places365 + COCO whatever source the checkpoint used; or pass an object with
+    ``label_frames(frames) -> [445]``.
     """
 
     def __init__(
