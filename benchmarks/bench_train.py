@@ -41,7 +41,7 @@ def _pipeline_vs_model(data: Path, cfg, steps: int) -> dict[str, float]:
 
     bold = BoLD(data)
     inst = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
-    ctx = load_context(bold, sorted({i.video for i in inst}), cfg.context.source) if cfg.context.source != "none" else None
+    ctx = load_context(bold, sorted({i.video for i in inst}), cfg.context, "cpu") if cfg.context.source != "none" else None
     model = build_model(cfg.model, seed=0)
     fit_model_priors(model, inst, ctx)
     model.train()

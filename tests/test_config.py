@@ -166,9 +166,7 @@ def test_every_section_owns_its_choices_and_checks_itself():
     """One style: each section's Literal hints are its choice lists, and validate() (run by
     __post_init__) names the field in the one message form."""
     cfg = RunConfig()
-    # ContextConfig is moving to beenet/context/config.py (issue 8, item 2); until it has its own
-    # validate(), training.config.validate checks it.
-    for section in [s for s in SECTIONS if s != "context"]:
+    for section in SECTIONS:
         obj = getattr(cfg, section)
         for name, valid in literal_fields(type(obj)).items():
             assert getattr(obj, name) in valid, f"{section}.{name}"
@@ -183,6 +181,7 @@ def test_every_section_owns_its_choices_and_checks_itself():
         ("optim", "step_epochs", 0, "must be >= 1"),
         ("optim", "warmup_epochs", -1, "must be >= 0"),
         ("run", "eval_every", 0, "must be > 0"),
+        ("context", "frames_per_clip", 0, "must be >= 1"),
         ("run", "num_workers", -1, "must be >= 0"),
     ]:
         with pytest.raises(ConfigError, match=rf"^{section}\.{name} {message}, got"):

@@ -6,6 +6,7 @@ read files written into ``tmp_path`` in the published formats, with downloading 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import urllib.error
 import zlib
@@ -27,6 +28,7 @@ from beenet.context.base import (
 )
 from beenet.context.build import default_cache_dir, load_context, make_context_source
 from beenet.context.cache import ContextCache
+from beenet.context.config import ContextConfig
 from beenet.context.coco import (
     COCO_UNUSED_IDS,
     CocoDetectorExpert,
@@ -376,14 +378,15 @@ def test_cache_counts_real_expert_calls(tmp_path, bold, monkeypatch) -> None:
         return original(self, fr)
 
     monkeypatch.setattr(Places365Expert, "score_frames", counting)
-    opts = dict(pretrained=False, frames_per_clip=1, image_size=32)
-    first = load_context(bold, CLIPS, "places365", tmp_path, **opts)
+    cfg = ContextConfig(source="places365", cache_dir=str(tmp_path), pretrained=False, frames_per_clip=1,
+                        places_image_size=32)
+    first = load_context(bold, CLIPS, cfg)
     assert calls == [1, 1, 1]
-    second = load_context(bold, CLIPS, "places365", tmp_path, **opts)
+    second = load_context(bold, CLIPS, cfg)
     assert calls == [1, 1, 1]
     for v in CLIPS:
         np.testing.assert_array_equal(first[v], second[v])
-    load_context(bold, CLIPS, "places365", tmp_path, **{**opts, "image_size": 48})
+    load_context(bold, CLIPS, dataclasses.replace(cfg, places_image_size=48))
     assert len(calls) == 6, "a changed setting must change the fingerprint and recompute"
 
 
@@ -391,15 +394,15 @@ def test_cache_counts_real_expert_calls(tmp_path, bold, monkeypatch) -> None:
 
 
 def test_experts_reuse_the_places_cache(tmp_path, bold, tiny_detector, monkeypatch) -> None:
-    opts = dict(pretrained=False, frames_per_clip=1, places_image_size=32)
-    places_only = load_context(bold, CLIPS, "places365", tmp_path, pretrained=False, frames_per_clip=1,
-                               image_size=32)
+    cfg = ContextConfig(source="places365", cache_dir=str(tmp_path), pretrained=False, frames_per_clip=1,
+                        places_image_size=32)
+    places_only = load_context(bold, CLIPS, cfg)
     called: list[str] = []
     original = Places365Expert.score_frames
     monkeypatch.setattr(Places365Expert, "score_frames",
                         lambda self, fr: called.append("places") or original(self, fr))
-    both = load_context(bold, CLIPS, "experts", tmp_path, coco_score_threshold=0.0, coco_min_size=64,
-                        coco_max_size=64, **opts)
+    both = load_context(bold, CLIPS, dataclasses.replace(cfg, source="experts", coco_score_threshold=0.0,
+                                                         coco_min_size=64, coco_max_size=64))
     assert called == []
     for v in CLIPS:
         p, o = split_context(both[v])
@@ -407,17 +410,19 @@ def test_experts_reuse_the_places_cache(tmp_path, bold, tiny_detector, monkeypat
         assert o.sum() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_make_context_source_routes_options() -> None:
-    src = make_context_source("experts", None, pretrained=False, frames_per_clip=2, places_arch="resnet50",
-                              places_image_size=64, coco_score_threshold=0.5, coco_min_size=96, device="cpu")
+def test_make_context_source_reads_the_config() -> None:
+    src = make_context_source(ContextConfig(source="experts", pretrained=False, frames_per_clip=2,
+                                            places_arch="resnet50", places_image_size=64,
+                                            coco_score_threshold=0.5, coco_min_size=96, device="cpu"))
     assert isinstance(src, CombinedContext)
     assert src.places.arch == "resnet50" and src.places.image_size == 64 and src.places.weights is None
     assert src.objects.score_threshold == 0.5 and src.objects.min_size == 96 and src.objects.weights is None
     assert src.places.frames_per_clip == src.objects.frames_per_clip == 2
-    assert src.fingerprint != make_context_source("experts", None, pretrained=False).fingerprint
-    coco = make_context_source("coco", None, pretrained=False, score_threshold=0.2, places_arch="resnet50")
+    assert src.fingerprint != make_context_source(ContextConfig(source="experts", pretrained=False)).fingerprint
+    coco = make_context_source(ContextConfig(source="coco", pretrained=False, coco_score_threshold=0.2,
+                                             places_arch="resnet50"))
     assert isinstance(coco, CocoDetectorExpert) and coco.score_threshold == 0.2
-    places = make_context_source("places365", None, weights=None, arch="resnet50", device="auto")
+    places = make_context_source(ContextConfig(source="places365", pretrained=False, places_arch="resnet50"), "auto")
     assert isinstance(places, Places365Expert) and places.arch == "resnet50"
     assert places.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert isinstance(places, FrameExpertSource)
@@ -425,15 +430,15 @@ def test_make_context_source_routes_options() -> None:
 
 def test_make_context_source_rejects_bad_input() -> None:
     with pytest.raises(ConfigError, match="nope"):
-        make_context_source("nope")
+        make_context_source(ContextConfig(source="nope"))
     with pytest.raises(ConfigError, match="colour"):
-        make_context_source("places365", None, pretrained=False, colour="red")
+        ContextConfig.from_dict({"source": "places365", "pretrained": False, "colour": "red"})
     with pytest.raises(ConfigError, match="arch"):
-        make_context_source("experts", None, pretrained=False, arch="resnet50")  # ambiguous without prefix
+        ContextConfig.from_dict({"source": "experts", "pretrained": False, "arch": "resnet50"})  # no prefix
     with pytest.raises(ConfigError, match="pretrained"):
-        make_context_source("places365", None, pretrained=False, weights="places365")
+        ContextConfig(source="places365", pretrained=False, places_weights="places365")
     with pytest.raises(ConfigError, match="root"):
-        make_context_source("sidecar", None)
+        make_context_source(ContextConfig(source="sidecar"))
 
 
 def test_load_context_sidecar_needs_no_cache(tmp_path, bold) -> None:
@@ -445,7 +450,8 @@ def test_load_context_sidecar_needs_no_cache(tmp_path, bold) -> None:
     (Path(bold.root) / "synthetic_context.json").write_text(json.dumps(
         {"version": 1, "scenes": {"kitchen": 203, "beach": 48}, "objects": {"dog": 16}, "clips": clips}))
     try:
-        out = load_context(bold, CLIPS, "sidecar", tmp_path / "unused", frames_per_clip=3, pretrained=True)
+        out = load_context(bold, CLIPS, ContextConfig(source="sidecar", cache_dir=str(tmp_path / "unused"),
+                                                      frames_per_clip=3, pretrained=True))
     finally:
         (Path(bold.root) / "synthetic_context.json").unlink()
     assert set(out) == set(CLIPS) and not (tmp_path / "unused").exists()
@@ -459,3 +465,74 @@ def test_default_cache_dir(monkeypatch, tmp_path) -> None:
     assert default_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("BEENET_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "beenet" / "context"
+
+
+# ----------------------------------------------------------------------------- one entry point
+
+
+def test_unknown_source_lists_the_choices() -> None:
+    with pytest.raises(ConfigError, match="context.source: 'nope' is not one of 'none', 'sidecar', "
+                                          "'places365', 'coco', 'experts'"):
+        ContextConfig(source="nope")
+    cfg = ContextConfig()
+    cfg.source = "nope"  # an attribute write skips __post_init__; the entry point still says what is valid
+    with pytest.raises(ConfigError, match="'nope' is not one of .*'experts'"):
+        make_context_source(cfg)
+    with pytest.raises(ConfigError, match="'none'.*no context source"):
+        make_context_source(ContextConfig(source="none"))
+
+
+def test_sidecar_needs_the_dataset_root(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="'sidecar' needs the dataset root"):
+        make_context_source(ContextConfig(source="sidecar"), "cpu")
+    with pytest.raises(DataNotFoundError, match="synthetic_context.json"):
+        make_context_source(ContextConfig(source="sidecar"), "cpu", root=tmp_path)
+
+
+def test_old_checkpoint_context_builds_the_experts_predict_built() -> None:
+    """A checkpoint written before the expert settings were config fields (five keys) gives the
+    experts the predictor used to build by hand: the same fingerprints, so the same cache files."""
+    old = {"source": "experts", "cache_dir": "", "frames_per_clip": 3, "pretrained": False, "device": "auto"}
+    src = make_context_source(ContextConfig.from_dict(old), "cpu")
+    by_hand = CombinedContext(Places365Expert(weights=None, device="cpu", frames_per_clip=3),
+                              CocoDetectorExpert(weights=None, device="cpu", frames_per_clip=3))
+    assert src.fingerprint == by_hand.fingerprint
+    published = make_context_source(ContextConfig.from_dict({**old, "pretrained": True}), "cpu")
+    assert published.places.weights == "places365" and published.objects.weights_id != by_hand.objects.weights_id
+
+
+def test_train_eval_and_predict_use_the_same_experts(tmp_path) -> None:
+    """One ContextConfig, three users: the cache training fills is the one evaluation reads, and
+    ``beenet predict`` builds the experts of the checkpoint with the settings it was trained with."""
+    from beenet.data.bold import BoLD
+    from beenet.evaluation.evaluate import load_split_context
+    from beenet.inference.predictor import Predictor
+    from beenet.training.config import RunConfig
+    from beenet.training.loop import train
+    from train_helpers import tiny_config, write_tiny_synth
+
+    data = write_tiny_synth(tmp_path / "synth", clips=10)
+    cache = tmp_path / "cache"
+    cfg = tiny_config("demo", ["optim.epochs=1", "model.fusion_context=input", "context.source=places365",
+                               "context.frames_per_clip=2", "context.places_image_size=32",
+                               f"context.cache_dir={cache}"])
+    train(cfg, data, tmp_path / "run")
+    ckpt = tmp_path / "run" / "best.pt"
+
+    with Predictor(ckpt, device="cpu") as predictor:
+        source = predictor.context
+    assert isinstance(source, Places365Expert)
+    assert (source.image_size, source.frames_per_clip, source.weights) == (32, 2, None)  # the run's settings
+    assert source.fingerprint == make_context_source(cfg.context, "cpu", data).fingerprint
+    cached = ContextCache(cache).path_for(source)
+    assert cached.is_file(), "training filled the cache file of the fingerprint predict uses"
+
+    from beenet.training.checkpoint import load_checkpoint
+
+    saved = RunConfig.from_dict(load_checkpoint(ckpt)["config"])
+    assert saved.context == cfg.context
+    bold = BoLD(data)
+    stamp = cached.stat().st_mtime_ns
+    ctx = load_split_context(saved, bold, bold.instances("val", protocol="paper", seed=42), "cpu")
+    assert ctx and all(v.shape == (CONTEXT_DIM,) for v in ctx.values())
+    assert cached.stat().st_mtime_ns == stamp, "evaluation found every clip in training's cache"

@@ -65,11 +65,12 @@ def test_predict_split_order_and_hooks(trained):
     model, c = model_from_checkpoint(ckpt)
     from beenet.training.config import RunConfig
     from beenet.context.build import load_context
+    from beenet.context.config import ContextConfig
 
     cfg = RunConfig.from_dict(c["config"])
     bold = BoLD(data)
     inst = bold.instances("val", protocol="paper", seed=42)
-    ctx = load_context(bold, [i.video for i in inst], "sidecar")
+    ctx = load_context(bold, [i.video for i in inst], ContextConfig(source="sidecar"))
     a_cat, a_vad = predict_split(model, bold, inst, cfg.data, ctx, 4, "cpu")
     b_cat, b_vad = predict_split(model, bold, inst[::-1], cfg.data, ctx, 3, "cpu")
     np.testing.assert_allclose(a_cat, b_cat[::-1], atol=1e-5)

@@ -11,9 +11,8 @@ pytest.importorskip("onnxruntime")
 
 from _predict_helpers import ScriptedPose, make_checkpoint, write_people_video  # noqa: E402
 from beenet.cli import main  # noqa: E402
+from beenet.inference.engines import OnnxEngine, TorchEngine  # noqa: E402
 from beenet.inference.onnx import (  # noqa: E402
-    OnnxEngine,
-    TorchEngine,
     dummy_batch,
     export_onnx,
     spec_from_checkpoint,

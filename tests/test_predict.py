@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from _predict_helpers import ScriptedPose, make_checkpoint, write_people_video
 from beenet.cli import main
-from beenet.errors import BoLDFormatError, ConfigError, VideoDecodeError
+from beenet.errors import BoLDFormatError, ConfigError, DataNotFoundError, VideoDecodeError
 from beenet.inference.predictor import NoPersonFound, Predictor
 from beenet.inference.table import COLUMNS, PredictionTable, make_table, meta_sidecar, read_table
 from beenet.inference.windows import PersonTrack, Sampling, plan_windows, window_bounds
@@ -369,7 +369,7 @@ def test_cli_usage_errors(tmp_path, still_ckpt, capsys):
 
 
 def test_folder_input_names_clashing_stems(tmp_path):
-    from beenet.cli.predict import resolve_inputs
+    from beenet.inference.inputs import resolve_inputs
 
     for d in ("a", "b"):
         (tmp_path / "vids" / d).mkdir(parents=True)
@@ -380,3 +380,47 @@ def test_folder_input_names_clashing_stems(tmp_path):
     assert len({j.stem for j in jobs}) == 2 and all(j.stem.endswith("0001") for j in jobs)
     none = resolve_inputs([str(tmp_path / "vids" / "a" / "0001.npy")])
     assert none[0].error is not None
+
+
+# ----------------------------------------------------------------------------- several videos
+
+
+def test_predict_takes_a_folder_and_a_list(tmp_path, still_ckpt):
+    """``Predictor.predict`` takes what ``beenet predict`` takes: a folder (its videos, sorted) or a
+    list, and answers with one table whose ``video`` column tells the videos apart."""
+    clips = tmp_path / "clips"
+    scene = write_people_video(clips / "b" / "x.mp4", num_frames=24, width=48, height=32, people=2, fps=FPS)
+    write_people_video(clips / "a" / "x.mp4", num_frames=24, width=48, height=32, people=2, fps=FPS)
+    write_people_video(tmp_path / "solo.mp4", num_frames=24, width=48, height=32, people=2, fps=FPS)
+    (clips / "notes.txt").write_text("not a video")
+    pred = Predictor(still_ckpt, device="cpu", pose=ScriptedPose(scene), window=1.0, stride=1.0)
+    one = pred.predict(tmp_path / "solo.mp4")
+    assert set(one["video"]) == {"solo.mp4"} and one.metadata["video"] == "solo.mp4"
+
+    folder = pred.predict(clips)
+    assert isinstance(folder, PredictionTable) and len(folder) == 2 * len(one)
+    assert list(dict.fromkeys(folder["video"])) == ["a/x.mp4", "b/x.mp4"]
+    assert folder.metadata["video"] is None and folder.metadata["fps"] == FPS
+    assert folder.metadata["checkpoint_sha256"] == one.metadata["checkpoint_sha256"]
+    assert list(folder.index) == list(range(len(folder)))
+    cols = [c for c in folder.columns if c != "video"]
+    for name in ("a/x.mp4", "b/x.mp4"):  # same pixels, same rows as the single video
+        part = folder[folder["video"] == name]
+        np.testing.assert_allclose(part[cols].to_numpy(float), one[cols].to_numpy(float), atol=1e-6)
+
+    listed = pred.predict([str(tmp_path / "solo.mp4"), clips / "a"])
+    assert list(dict.fromkeys(listed["video"])) == ["solo.mp4", "x.mp4"]
+    clash = pred.predict([clips / "b" / "x.mp4", clips / "a"])  # two videos called x.mp4
+    assert list(dict.fromkeys(clash["video"])) == [str(clips / "b" / "x.mp4"), str(clips / "a" / "x.mp4")]
+
+
+def test_predict_names_inputs_it_cannot_use(tmp_path, still_ckpt, people_video):
+    video, scene = people_video
+    pred = Predictor(still_ckpt, device="cpu", pose=ScriptedPose(scene))
+    with pytest.raises(DataNotFoundError, match="nowhere.mp4: no such file"):
+        pred.predict([video, tmp_path / "nowhere.mp4"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataNotFoundError, match="empty: no video files"):
+        pred.predict(tmp_path / "empty")
+    with pytest.raises(ConfigError, match="one video"):
+        pred.predict([video, video], keypoints=tmp_path / "x.npy")

@@ -6,14 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-DESCRIPTION = """\
+from beenet.labels import CONTEXT_DIM, NUM_CATEGORIES, NUM_JOINTS, NUM_VAD
+
+DESCRIPTION = f"""\
 Export a trained beenet checkpoint to another format.
 
   onnx   an ONNX model (opset 17, TorchScript exporter) with a dynamic batch axis. Its inputs
          are, in order, frames [B,T,3,S,S], frame_mask [B,T], then crops [B,T,3,C,C],
-         skeleton [B,Ts,18,3] + skeleton_mask [B,Ts,18] and context [B,445] when the model
-         reads them; its outputs categories [B,26], vad [B,3] (BoLD scale) and one
-         'stream.<name>' [B,29] per model stream. The model name, the checkpoint's SHA-256,
+         skeleton [B,Ts,{NUM_JOINTS},3] + skeleton_mask [B,Ts,{NUM_JOINTS}] and context [B,{CONTEXT_DIM}] when the model
+         reads them; its outputs categories [B,{NUM_CATEGORIES}], vad [B,{NUM_VAD}] (BoLD scale) and one
+         'stream.<name>' [B,{NUM_CATEGORIES + NUM_VAD}] per model stream. The model name, the checkpoint's SHA-256,
          the beenet version and the full run config are stored in the ONNX metadata_props,
          so 'beenet predict --engine onnx --checkpoint FILE' needs nothing else.
 

@@ -7,12 +7,9 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
 
 DESCRIPTION = """\
 Find every person in each video, follow them over time, and predict per person and time window
@@ -51,32 +48,25 @@ examples:
 """
 
 
-@dataclass
-class Job:
-    """One video to process (or an input that could not become one: ``error``)."""
-
-    source: str
-    video: Path | None = None
-    keypoints: Path | None = None
-    name: str = ""
-    stem: str = ""
-    error: str | None = None
-
-
 def build_parser(prog: str) -> argparse.ArgumentParser:
+    from beenet.context.build import PREDICT_CONTEXTS
+    from beenet.inference.engines import ENGINES
+    from beenet.inference.pose import POSE_CHOICES
+    from beenet.inference.table import FORMATS
+
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, folders of videos, joints .npy, OpenPose JSON folders")
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a 'beenet train' checkpoint (.pt) or an exported .onnx")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--format", default="csv", metavar="FMT[,FMT]",
-                   help="table formats, comma separated: csv, json, parquet (default: csv)")
+                   help=f"table formats, comma separated: {', '.join(FORMATS)} (default: csv)")
     p.add_argument("--video", action="store_true", help="also write the annotated <stem>_annotated.mp4")
     p.add_argument("--window", type=float, default=4.0, metavar="SECONDS", help="window length (default 4)")
     p.add_argument("--stride", type=float, default=2.0, metavar="SECONDS", help="step between windows (default 2)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs (default auto)")
-    p.add_argument("--engine", default="torch", choices=("torch", "onnx"), help="PyTorch or ONNX Runtime (default torch)")
-    p.add_argument("--pose", default="auto", choices=("auto", "mediapipe", "rcnn"),
+    p.add_argument("--engine", default="torch", choices=tuple(ENGINES), help="PyTorch or ONNX Runtime (default torch)")
+    p.add_argument("--pose", default="auto", choices=POSE_CHOICES,
                    help="pose backend for plain videos: mediapipe (offline, one person), rcnn (torchvision "
                         "Keypoint R-CNN, several people), auto = mediapipe when installed (default)")
     p.add_argument("--streams", action="store_true", help="add each model stream's scores as '<stream>.<label>' columns")
@@ -85,7 +75,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="still-frame models: average K stills per window (default 1: the middle frame)")
     p.add_argument("--min-presence", type=float, default=0.25, metavar="F",
                    help="score a person in a window only when present in this fraction of its frames (default 0.25)")
-    p.add_argument("--context", default="auto", choices=("auto", "experts"),
+    p.add_argument("--context", default="auto", choices=PREDICT_CONTEXTS,
                    help="models fused with expert context: the experts of the checkpoint (auto) or Places365 + COCO")
     return p
 
@@ -100,88 +90,9 @@ def parse_formats(text: str) -> list[str]:
     return list(dict.fromkeys(fmts))
 
 
-def find_video_for(path: Path) -> Path | None:
-    """The video a joints ``.npy`` or an OpenPose JSON folder belongs to, or None."""
-    candidates: list[Path] = []
-    if path.is_dir():
-        candidates += [path.with_name(path.name + s) for s in VIDEO_SUFFIXES]
-        inside = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
-        if len(inside) == 1:
-            candidates.append(inside[0])
-        names = sorted(path.glob("*_keypoints.json"))
-        if names:
-            prefix = names[0].name.rsplit("_", 2)[0]
-            candidates += [path.parent / (prefix + s) for s in VIDEO_SUFFIXES]
-            candidates += [path / (prefix + s) for s in VIDEO_SUFFIXES]
-    else:
-        candidates += [path.with_suffix(s) for s in VIDEO_SUFFIXES]
-        parts = list(path.parts)
-        if "joints" in parts:  # BoLD: joints/<rel>.npy -> videos/<rel>.mp4
-            i = len(parts) - 1 - parts[::-1].index("joints")
-            parts[i] = "videos"
-            candidates.append(Path(*parts).with_suffix(".mp4"))
-    for c in candidates:
-        if c.is_file():
-            return c
-    return None
-
-
-def resolve_inputs(inputs: list[str]) -> list[Job]:
-    """Turn the INPUT arguments into jobs (video + optional keypoints), one per video."""
-    jobs: list[Job] = []
-    for raw in inputs:
-        path = Path(raw)
-        if not path.exists():
-            jobs.append(Job(raw, error=f"{path}: no such file or folder"))
-        elif path.is_dir() and any(path.glob("*_keypoints.json")):
-            video = find_video_for(path)
-            if video is None:
-                jobs.append(Job(raw, error=f"{path}: OpenPose JSON folder without its video; put {path.name}.mp4 "
-                                           "beside the folder (or the video inside it)"))
-            else:
-                jobs.append(Job(raw, video, path, video.name))
-        elif path.is_dir():
-            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-                            and not p.name.endswith("_annotated.mp4"))
-            if not videos:
-                jobs.append(Job(raw, error=f"{path}: no video files ({', '.join(VIDEO_SUFFIXES)}) under this folder"))
-            for v in videos:
-                jobs.append(Job(str(v), v, None, v.relative_to(path).as_posix()))
-        elif path.suffix.lower() == ".npy":
-            video = find_video_for(path)
-            if video is None:
-                jobs.append(Job(raw, error=f"{path}: joints file without its video; expected {path.with_suffix('.mp4')} "
-                                           "(or the BoLD layout joints/... -> videos/...)"))
-            else:
-                jobs.append(Job(raw, video, path, video.name))
-        else:
-            jobs.append(Job(raw, path, None, path.name))
-    _assign_stems(jobs)
-    return jobs
-
-
-def _assign_stems(jobs: list[Job]) -> None:
-    """Output names: the video's stem, made longer with its folders where two would collide."""
-    live = [j for j in jobs if j.video is not None]
-    for j in live:
-        j.stem = j.video.stem
-    depth = 1
-    while True:
-        seen: dict[str, list[Job]] = {}
-        for j in live:
-            seen.setdefault(j.stem, []).append(j)
-        clashes = [g for g in seen.values() if len(g) > 1]
-        if not clashes or depth > 8:
-            break
-        for group in clashes:
-            for j in group:
-                parts = j.video.resolve().with_suffix("").parts[-(depth + 1):]
-                j.stem = "_".join(p.replace(".", "-") for p in parts)
-        depth += 1
-
-
 def run(args: argparse.Namespace) -> int:
     from beenet.errors import BeenetError
+    from beenet.inference.inputs import resolve_inputs
     from beenet.inference.predictor import Predictor
     from beenet.inference.render import render_timeline, render_video
 

@@ -25,8 +25,6 @@ from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_COCO, NUM_PLACES
 if TYPE_CHECKING:  # pragma: no cover
     from beenet.data.bold import BoLD
 
-#: Length of a context vector: 365 places then 80 COCO objects.
-
 #: Bump when the way experts turn frames into vectors changes, so old caches are not reused.
 CONTEXT_FORMAT_VERSION = 1
 
@@ -185,6 +183,11 @@ class CombinedContext:
                              f"{places.name} ({places.part}) and {objects.name} ({objects.part})")
         self.places = places
         self.objects = objects
+
+    @property
+    def frames_per_clip(self) -> int:
+        """Frames a clip (or a predict window) is labelled from: the larger of the two experts'."""
+        return max(self.places.frames_per_clip, self.objects.frames_per_clip)
 
     @property
     def parts(self) -> tuple[FrameExpertSource, FrameExpertSource]:

@@ -1,44 +1,39 @@
-"""Choosing a context source by name and getting the context vectors of a set of clips.
+"""The one way to get a context source, and the context vectors of a set of clips.
 
-Kinds: ``sidecar`` (the ``synthetic_context.json`` of ``beenet synth``, exact and free),
-``places365`` (scene CNN; objects half zero), ``coco`` (object detector; places half zero) and
-``experts`` (both, joined into one 445 vector). Experts are cached on disk per expert, so
-``experts`` reuses what an earlier ``places365`` or ``coco`` run computed.
+:func:`make_context_source` turns a :class:`~beenet.context.config.ContextConfig` into its
+source; training, evaluation, ``beenet predict`` (and anything that prepares the cache) call it,
+so one config always means the same experts with the same settings and the same fingerprint.
 
-Options (keyword arguments of :func:`make_context_source` / :func:`load_context`):
-
-- shared: ``device``, ``frames_per_clip``, ``seed`` (random init), ``pretrained`` (False =
-  random init, no download), ``weights_dir`` (where downloaded weights are kept);
-- Places365: ``places_arch``, ``places_weights``, ``places_image_size``;
-- COCO: ``coco_model``, ``coco_weights``, ``coco_score_threshold``, ``coco_min_size``,
-  ``coco_max_size``;
-- sidecar: the keywords of ``SidecarContext`` (e.g. ``place_smoothing``); expert options are ignored.
-
-For the single-expert kinds the prefix may be left out (``arch="resnet50"`` with ``places365``).
+Sources: ``sidecar`` (the ``synthetic_context.json`` of ``beenet synth``, exact and free, needs
+the dataset root), ``places365`` (scene CNN; objects half zero), ``coco`` (object detector;
+places half zero) and ``experts`` (both, joined into one 445 vector). :func:`load_context` caches
+experts on disk per expert, so ``experts`` reuses what an earlier ``places365`` or ``coco`` run
+computed.
 """
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from beenet.choices import choices, not_one_of
 from beenet.context.base import CombinedContext, ContextSource, join_context, split_context
-from beenet.labels import CONTEXT_DIM
 from beenet.context.cache import ContextCache
+from beenet.context.config import ContextConfig
 from beenet.errors import BeenetError, ConfigError
+from beenet.labels import CONTEXT_DIM
 
 if TYPE_CHECKING:  # pragma: no cover
-    from beenet.data.bold import BoLD
+    import torch
 
-#: Names accepted by :func:`make_context_source`.
-CONTEXT_KINDS: tuple[str, ...] = ("sidecar", "places365", "coco", "experts")
-#: Options every expert understands.
-SHARED_OPTIONS: tuple[str, ...] = ("device", "frames_per_clip", "seed", "pretrained", "weights_dir")
+    from beenet.context.coco import CocoDetectorExpert
+    from beenet.context.places365 import Places365Expert
+    from beenet.data.bold import BoLD
 
 
 def default_cache_dir() -> Path:
@@ -47,102 +42,102 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "beenet" / "context"
 
 
-def _expert_kwargs(cls: type, prefix: str, options: dict[str, Any], bare: bool) -> tuple[dict[str, Any], set[str]]:
-    """The constructor keywords of ``cls`` found in ``options``, and the option names used."""
-    params = set(inspect.signature(cls.__init__).parameters) - {"self", "cache_dir"}
-    kwargs: dict[str, Any] = {}
-    used: set[str] = set()
-    for key, value in options.items():
-        name = None
-        if key.startswith(prefix) and key[len(prefix):] in params:
-            name = key[len(prefix):]
-        elif key in ("device", "frames_per_clip", "seed") or (bare and key in params):
-            name = key
-        if name is not None:
-            kwargs[name] = value
-            used.add(key)
-    if options.get("weights_dir") is not None:
-        kwargs["cache_dir"] = options["weights_dir"]
-    used.add("weights_dir")
-    pretrained = options.get("pretrained")
-    used.add("pretrained")
-    if pretrained is not None and not pretrained:
-        if kwargs.get("weights") is not None:
-            raise ConfigError(f"context options: pretrained=False conflicts with "
-                              f"{prefix}weights={kwargs['weights']!r}; give one of them")
-        kwargs["weights"] = None
-    return kwargs, used
+def _expert_device(cfg: ContextConfig, device: "str | torch.device") -> str:
+    """``context.device``, or the run's ``device`` when it says ``auto``."""
+    return str(device) if cfg.device == "auto" else cfg.device
 
 
-def _check_used(kind: str, options: dict[str, Any], used: set[str], ignore: tuple[str, ...] = ()) -> None:
-    """Raise on options nobody used; those starting with an ``ignore`` prefix (the other expert's,
-    so that one config serves every kind) are let through."""
-    unknown = sorted(k for k in set(options) - used if not (ignore and k.startswith(ignore)))
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for context source {kind!r}; "
-                          f"see 'beenet.context.build' for the options of each source")
+def _places(cfg: ContextConfig, device: str) -> "Places365Expert":
+    from beenet.context.places365 import Places365Expert
+
+    return Places365Expert(arch=cfg.places_arch, weights=cfg.places_weights_arg, cache_dir=cfg.weights_dir or None,
+                           device=device, frames_per_clip=cfg.frames_per_clip, image_size=cfg.places_image_size)
 
 
-def make_context_source(kind: str, root: str | Path | None = None, **options: Any) -> ContextSource:
-    """The context source called ``kind`` (see :data:`CONTEXT_KINDS`); ``root`` is the dataset
-    directory (needed by ``sidecar`` only)."""
-    if kind == "sidecar":
+def _coco(cfg: ContextConfig, device: str) -> "CocoDetectorExpert":
+    from beenet.context.coco import CocoDetectorExpert
+
+    return CocoDetectorExpert(model=cfg.coco_model, weights=cfg.coco_weights_arg,
+                              score_threshold=cfg.coco_score_threshold, device=device,
+                              frames_per_clip=cfg.frames_per_clip, min_size=cfg.coco_min_size,
+                              max_size=cfg.coco_max_size, cache_dir=cfg.weights_dir or None)
+
+
+def make_context_source(
+    cfg: ContextConfig, device: "str | torch.device" = "auto", root: str | Path | None = None
+) -> ContextSource:
+    """The context source ``cfg`` describes.
+
+    ``device`` is where the experts run when ``cfg.device`` is ``auto`` (the run's device);
+    ``root`` is the dataset directory, needed by ``sidecar`` only. Expert weights are fetched on
+    first use, not here, so building a source whose clips are all cached costs nothing.
+    """
+    valid = choices(ContextConfig, "source")
+    if cfg.source not in valid:
+        raise not_one_of("context.source", cfg.source, valid)
+    if cfg.source == "none":
+        raise ConfigError("context.source is 'none': there is no context source to build; set it to one of "
+                          f"{', '.join(repr(s) for s in valid if s != 'none')}")
+    if cfg.source == "sidecar":
         if root is None:
             raise ConfigError("context source 'sidecar' needs the dataset root (the folder holding "
                               "synthetic_context.json)")
         from beenet.context.sidecar import SidecarContext
 
-        own = set(inspect.signature(SidecarContext.__init__).parameters) - {"self", "root"}
-        kwargs = {k: v for k, v in options.items() if k in own}
-        # Expert options mean nothing to the sidecar; tolerate them so one config serves every kind.
-        _check_used(kind, options, set(SHARED_OPTIONS) | set(kwargs), ignore=("places_", "coco_"))
-        return SidecarContext(root, **kwargs)
-    if kind == "places365":
-        from beenet.context.places365 import Places365Expert
+        return SidecarContext(root)
+    dev = _expert_device(cfg, device)
+    if cfg.source == "places365":
+        return _places(cfg, dev)
+    if cfg.source == "coco":
+        return _coco(cfg, dev)
+    return CombinedContext(_places(cfg, dev), _coco(cfg, dev))
 
-        kwargs, used = _expert_kwargs(Places365Expert, "places_", options, bare=True)
-        _check_used(kind, options, used, ignore=("coco_",))
-        return Places365Expert(**kwargs)
-    if kind == "coco":
-        from beenet.context.coco import CocoDetectorExpert
 
-        kwargs, used = _expert_kwargs(CocoDetectorExpert, "coco_", options, bare=True)
-        _check_used(kind, options, used, ignore=("places_",))
-        return CocoDetectorExpert(**kwargs)
-    if kind == "experts":
-        from beenet.context.coco import CocoDetectorExpert
-        from beenet.context.places365 import Places365Expert
+#: What ``Predictor(context=...)`` / ``beenet predict --context`` accept for a model that reads
+#: context as input: ``auto`` = the checkpoint's own context config, ``experts`` = Places365 + COCO
+#: (with the checkpoint's expert settings) whatever source it was trained with.
+PREDICT_CONTEXTS: tuple[str, ...] = ("auto", "experts")
 
-        p_kwargs, p_used = _expert_kwargs(Places365Expert, "places_", options, bare=False)
-        c_kwargs, c_used = _expert_kwargs(CocoDetectorExpert, "coco_", options, bare=False)
-        _check_used(kind, options, p_used | c_used)
-        return CombinedContext(Places365Expert(**p_kwargs), CocoDetectorExpert(**c_kwargs))
-    raise ConfigError(f"unknown context source {kind!r}; choose one of {', '.join(CONTEXT_KINDS)}")
+
+def prediction_context(trained: ContextConfig, choice: str, where: str) -> ContextConfig:
+    """The context config to predict on new videos with, from the one a model was trained with
+    (``where`` names the checkpoint in errors). The experts run where the model runs, so the
+    result's ``device`` is ``auto``: ``context.device`` named the training machine's device."""
+    if choice not in PREDICT_CONTEXTS:
+        raise ConfigError(f"context {choice!r}: choose one of {', '.join(PREDICT_CONTEXTS)}")
+    source = "experts" if choice == "experts" else trained.source
+    if source in ("none", "sidecar"):
+        raise ConfigError(
+            f"{where}: the model fuses context given as input (model.fusion_context=input) and "
+            f"was trained with context source {source!r}, which does not exist for a new video. "
+            "Pass --context experts (Places365 + COCO experts) to use real expert context instead, "
+            "or predict with a model whose context comes from its own streams (fusion_context=streams)."
+        )
+    return dataclasses.replace(trained, source=source, device="auto")
 
 
 def load_context(
     bold: "BoLD",
     videos: Iterable[str],
-    kind: str,
-    cache_dir: str | Path | None = None,
+    cfg: ContextConfig,
+    device: "str | torch.device" = "auto",
     *,
     save_every: int = 50,
-    **options: Any,
 ) -> dict[str, np.ndarray]:
-    """``{video: float32[445]}`` for every clip of ``videos`` from the context source ``kind``.
+    """``{video: float32[445]}`` for every clip of ``videos`` from the source ``cfg`` describes.
 
-    The sidecar is read directly; experts go through :class:`ContextCache` in ``cache_dir``
+    The sidecar is read directly; experts go through :class:`ContextCache` in ``cfg.cache_dir``
     (default :func:`default_cache_dir`), one cache file per expert.
     """
     wanted = list(dict.fromkeys(str(v) for v in videos))
-    source = make_context_source(kind, getattr(bold, "root", None), **options)
-    if kind == "sidecar":
+    source = make_context_source(cfg, device, getattr(bold, "root", None))
+    if cfg.source == "sidecar":
         out = {v: np.asarray(source.label_clip(bold, v), dtype=np.float32) for v in wanted}
         for v, vec in out.items():
             if vec.shape != (CONTEXT_DIM,):
                 raise BeenetError(f"sidecar context of clip {v} has shape {vec.shape}, expected ({CONTEXT_DIM},)")
         return out
-    cache = ContextCache(cache_dir if cache_dir is not None else default_cache_dir(), save_every=save_every)
+    cache = ContextCache(cfg.cache_dir or default_cache_dir(), save_every=save_every)
     if isinstance(source, CombinedContext):
         places = cache.get_or_compute(source.places, bold, wanted)
         objects = cache.get_or_compute(source.objects, bold, wanted)

@@ -21,23 +21,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from beenet.choices import choices
 from beenet.context.base import FrameExpertSource
+from beenet.context.config import ContextConfig
 from beenet.device import resolve_device
 from beenet.errors import CheckpointError, ConfigError, DataNotFoundError
 from beenet.labels import COCO_CLASSES, NUM_COCO
 
 log = logging.getLogger(__name__)
 
-#: torchvision detectors beenet can use, and the keyword of each one's internal score cut.
-DETECTORS: dict[str, str] = {
-    "fasterrcnn_mobilenet_v3_large_fpn": "box_score_thresh",
-    "fasterrcnn_mobilenet_v3_large_320_fpn": "box_score_thresh",
-    "fasterrcnn_resnet50_fpn": "box_score_thresh",
-    "fasterrcnn_resnet50_fpn_v2": "box_score_thresh",
-    "retinanet_resnet50_fpn": "score_thresh",
-    "retinanet_resnet50_fpn_v2": "score_thresh",
-    "fcos_resnet50_fpn": "score_thresh",
-}
+#: torchvision detectors beenet can use (owned by ``ContextConfig.coco_model``).
+DETECTORS: tuple[str, ...] = choices(ContextConfig, "coco_model")
+
+
+def score_keyword(model: str) -> str:
+    """The keyword of a torchvision detector's internal score cut (Faster R-CNN names it apart)."""
+    return "box_score_thresh" if model.startswith("fasterrcnn") else "score_thresh"
+
 
 #: Size of torchvision's COCO label space: ids 0..90, 0 = background.
 NUM_COCO_IDS = 91
@@ -159,7 +159,7 @@ class CocoDetectorExpert(FrameExpertSource):
         if self._net is None:
             import torchvision.models as tvm
 
-            kwargs: dict[str, Any] = {DETECTORS[self.model_name]: min(self.score_threshold, 0.05)}
+            kwargs: dict[str, Any] = {score_keyword(self.model_name): min(self.score_threshold, 0.05)}
             if self.min_size is not None:
                 kwargs["min_size"] = self.min_size
             if self.max_size is not None:

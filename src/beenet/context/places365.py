@@ -16,14 +16,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from beenet.choices import choices
 from beenet.context.base import FrameExpertSource, file_digest
+from beenet.context.config import ContextConfig
 from beenet.device import resolve_device
 from beenet.data.transforms import frames_to_tensor
 from beenet.errors import CheckpointError, ConfigError, DataNotFoundError
 from beenet.labels import NUM_PLACES
 
-#: Architectures for which the Places365 project publishes PyTorch weights.
-PLACES365_ARCHS: tuple[str, ...] = ("resnet18", "resnet50", "densenet161")
+#: Architectures for which the Places365 project publishes PyTorch weights (owned by
+#: ``ContextConfig.places_arch``).
+PLACES365_ARCHS: tuple[str, ...] = choices(ContextConfig, "places_arch")
 PLACES365_URL = "http://places2.csail.mit.edu/models_places365/{arch}_places365.pth.tar"
 
 # Old (2017) DenseNet checkpoints name layers 'norm.1' where torchvision now says 'norm1'.

@@ -114,18 +114,7 @@ def load_split_context(cfg: Any, bold: Any, instances: Sequence[Any], device: to
     """Context labels of the clips of ``instances`` from the run config's context source."""
     from beenet.context.build import load_context
 
-    videos = sorted({inst.video for inst in instances})
-    options = context_options(cfg, device)
-    return load_context(bold, videos, cfg.context.source, cfg.context.cache_dir or None, **options)
-
-
-def context_options(cfg: Any, device: torch.device | str) -> dict[str, Any]:
-    """Keyword options of ``load_context`` for the configured expert(s)."""
-    source = cfg.context.source
-    if source in ("sidecar", "none"):
-        return {}
-    dev = str(device) if cfg.context.device == "auto" else cfg.context.device
-    return {"frames_per_clip": cfg.context.frames_per_clip, "pretrained": cfg.context.pretrained, "device": dev}
+    return load_context(bold, sorted({inst.video for inst in instances}), cfg.context, device)
 
 
 def evaluate_checkpoint(

@@ -1,4 +1,4 @@
-"""ONNX export of a checkpoint, and an engine that runs it with ONNX Runtime.
+"""ONNX export of a checkpoint (the engine that runs it is in :mod:`beenet.inference.engines`).
 
 The model takes a dict; ONNX wants positional tensors. :class:`PositionalModel` wraps the model so
 its inputs are, in order, ``frames, frame_mask`` and then ``crops``, ``skeleton, skeleton_mask``,
@@ -25,6 +25,7 @@ from torch import nn
 
 from beenet import __version__
 from beenet.errors import BeenetError, CheckpointError
+from beenet.inference.engines import OnnxEngine, TorchEngine
 from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_JOINTS
 
 log = logging.getLogger(__name__)
@@ -199,13 +200,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
     return out
 
 
-def read_onnx_metadata(path: str | Path) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file as a dict (without loading the weights twice)."""
-    ort = _onnxruntime()
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return dict(sess.get_modelmeta().custom_metadata_map)
-
-
 def spec_from_onnx(path: str | Path, metadata: Mapping[str, str]) -> ModelSpec:
     """The :class:`ModelSpec` stored in a beenet ONNX file's metadata."""
     from beenet.models import ModelConfig
@@ -217,73 +211,6 @@ def spec_from_onnx(path: str | Path, metadata: Mapping[str, str]) -> ModelSpec:
     return ModelSpec(cfg, dict(config.get("data") or {}), dict(config.get("context") or {}),
                      metadata.get("beenet.model", describe_model(cfg)),
                      metadata.get("beenet.checkpoint_sha256", ""), metadata.get("beenet.beenet_version", "?"), config)
-
-
-def _onnxruntime() -> Any:
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise BeenetError("the onnx engine needs onnxruntime: pip install 'beenet[onnx]'") from exc
-    return ort
-
-
-class TorchEngine:
-    """Runs the PyTorch model: batch dict of CPU tensors -> dict of numpy outputs."""
-
-    name = "torch"
-
-    def __init__(self, model: nn.Module, device: torch.device) -> None:
-        self.model = model.eval().to(device)
-        self.device = device
-
-    def __call__(self, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-        with torch.inference_mode():
-            out = self.model({k: v.to(self.device, non_blocking=True) for k, v in batch.items()})
-        return {
-            "categories": out["categories"].float().cpu().numpy(),
-            "vad": out["vad"].float().cpu().numpy(),
-            "streams": {k: v.float().cpu().numpy() for k, v in (out.get("streams") or {}).items()},
-        }
-
-
-class OnnxEngine:
-    """Runs an exported model with ONNX Runtime (CUDA provider when asked for and installed)."""
-
-    name = "onnx"
-
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
-        ort = _onnxruntime()
-        self.path = Path(path)
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        providers = ["CPUExecutionProvider"]
-        if str(device).startswith("cuda"):
-            if "CUDAExecutionProvider" in ort.get_available_providers():
-                providers.insert(0, "CUDAExecutionProvider")
-            else:
-                log.warning("onnxruntime has no CUDA provider here; running the ONNX model on the CPU")
-        try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise CheckpointError(f"{self.path}: onnxruntime cannot load this model ({exc})") from exc
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-
-    def __call__(self, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-        feed = {}
-        for name in self.input_names:
-            if name not in batch:
-                raise BeenetError(f"{self.path}: the ONNX model needs input {name!r}, which the batch lacks")
-            feed[name] = np.ascontiguousarray(batch[name].cpu().numpy())
-        values = self.session.run(self.output_names, feed)
-        res = dict(zip(self.output_names, values))
-        return {
-            "categories": res["categories"],
-            "vad": res["vad"],
-            "streams": {k[len("stream."):]: v for k, v in res.items() if k.startswith("stream.")},
-        }
 
 
 def onnx_parity(checkpoint: str | Path, onnx_path: str | Path, batch_sizes: tuple[int, ...] = (1, 3),

@@ -7,6 +7,10 @@ backend maps its own skeleton onto that layout here, once:
 - :class:`MediaPipePose`: mediapipe's BlazePose (33 landmarks), offline, one person per frame.
 - :class:`KeypointRCNNPose`: torchvision's Keypoint R-CNN (COCO-17), several people per frame.
 - :class:`PrecomputedPose`: keypoints a user already has (BoLD joints ``.npy`` or OpenPose JSON).
+
+A new backend is a class with ``name``, ``needs_pixels``, ``__call__(frame, index)`` and
+``reset()`` (the :class:`PoseBackend` protocol) plus one builder in :data:`POSE_BACKENDS`; the
+Predictor and ``beenet predict --pose`` read the names from that table.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -372,13 +376,26 @@ def mediapipe_available() -> bool:
     return True
 
 
+def _mediapipe(device: str, weights: str | None) -> PoseBackend:
+    return MediaPipePose()  # runs on the CPU, with the model bundled in mediapipe
+
+
+def _rcnn(device: str, weights: str | None) -> PoseBackend:
+    return KeypointRCNNPose(weights=weights, device=device)
+
+
+#: Pose backends that look at pixels, by name: ``builder(device, weights) -> PoseBackend``.
+#: Precomputed keypoints come with their input, not from here.
+POSE_BACKENDS: dict[str, Callable[[str, str | None], PoseBackend]] = {"mediapipe": _mediapipe, "rcnn": _rcnn}
+#: What ``Predictor(pose=...)`` and ``beenet predict --pose`` accept: ``auto`` or a backend name.
+POSE_CHOICES: tuple[str, ...] = ("auto", *POSE_BACKENDS)
+
+
 def make_pose_backend(name: str = "auto", device: str = "cpu", weights: str | None = "DEFAULT") -> PoseBackend:
-    """The pose backend called ``name``: ``auto`` (mediapipe when installed, else rcnn),
-    ``mediapipe`` or ``rcnn``. Precomputed keypoints come with their input, not from here."""
+    """The pose backend called ``name`` (one of :data:`POSE_CHOICES`); ``auto`` is mediapipe when
+    installed, else rcnn."""
     if name == "auto":
         name = "mediapipe" if mediapipe_available() else "rcnn"
-    if name == "mediapipe":
-        return MediaPipePose()
-    if name == "rcnn":
-        return KeypointRCNNPose(weights=weights, device=device)
-    raise BeenetError(f"unknown pose backend {name!r}; choose auto, mediapipe or rcnn")
+    if name not in POSE_BACKENDS:
+        raise BeenetError(f"unknown pose backend {name!r}; choose one of {', '.join(POSE_CHOICES)}")
+    return POSE_BACKENDS[name](device, weights)

@@ -20,11 +20,12 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,26 @@ import numpy as np
 import torch
 
 from beenet import __version__
+from beenet.context.build import PREDICT_CONTEXTS, make_context_source, prediction_context
+from beenet.context.config import ContextConfig
 from beenet.data.transforms import crop_to_tensor, frames_to_tensor, normalize_skeleton
 from beenet.device import resolve_device
-from beenet.errors import BeenetError, CheckpointError, ConfigError
-from beenet.inference.onnx import ModelSpec, OnnxEngine, TorchEngine, spec_from_checkpoint, spec_from_onnx
+from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoundError
+from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine
+from beenet.inference.inputs import resolve_inputs
+from beenet.inference.onnx import ModelSpec, spec_from_checkpoint, spec_from_onnx
 from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, make_pose_backend, valid_mask
-from beenet.inference.table import PredictionTable, empty_table, make_table
+from beenet.inference.table import PredictionTable, concat_tables, empty_table, make_table
 from beenet.inference.tracking import Tracker
-from beenet.inference.windows import PersonTrack, Sampling, TrackStore, WindowPlan, plan_windows
+from beenet.inference.windows import (
+    PersonTrack,
+    Sampling,
+    TrackStore,
+    WindowPlan,
+    WindowSchedule,
+    context_frames,
+    plan_windows,
+)
 from beenet.labels import CATEGORIES, NUM_CATEGORIES, NUM_JOINTS, VAD_NAMES, VAD_SCALE
 from beenet.progress import progress
 
@@ -91,6 +104,119 @@ class _Timer:
             yield item
 
 
+class _WindowFrames:
+    """The frame tensors (and body crops) of each window's samples, kept from when a frame passes
+    until the window is assembled: ``slots[window][sample] = [frames, crops]``."""
+
+    def __init__(self, plans: list[WindowPlan], image_size: int, crop_size: int, crops: bool) -> None:
+        self.plans, self.image_size, self.crop_size, self.crops = plans, image_size, crop_size, crops
+        self.positions: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # frame -> (window, sample, pos)
+        for p in plans:
+            for si, sample in enumerate(p.samples):
+                for pos, f in enumerate(sample):
+                    self.positions[f].append((p.index, si, pos))
+        self.slots: dict[int, list[list[list[Any]]]] = {}
+
+    def take(self, idx: int, frame: np.ndarray) -> None:
+        wanted = self.positions.get(idx)
+        if not wanted:
+            return
+        full = frames_to_tensor(frame[None], self.image_size)[0]
+        for pi, si, pos in wanted:
+            p = self.plans[pi]
+            slots = self.slots.setdefault(pi, [[[None] * len(s), [None] * len(s)] for s in p.samples])
+            slots[si][0][pos] = full
+            if self.crops:
+                slots[si][1][pos] = crop_to_tensor(frame[None], p.crop_boxes.get(idx) or p.box, self.crop_size)[0]
+
+    def pop(self, window: int) -> list[list[list[Any]]]:
+        return self.slots.pop(window)
+
+    @property
+    def held(self) -> int:
+        """Distinct frame tensors held (one decoded frame can feed several windows)."""
+        return len({id(t) for slots in self.slots.values() for s in slots for t in s[0] if t is not None})
+
+
+class _SpanContext:
+    """Context vectors per window span (shared by everyone in it): the experts label a few frames
+    of the span once they have all passed."""
+
+    def __init__(self, source: Any, plans: list[WindowPlan], timer: _Timer) -> None:
+        self.source, self.timer = source, timer
+        self.frames_per_span = int(getattr(source, "frames_per_clip", 3))
+        spans = {(p.start_frame, p.end_frame): context_frames(p.start_frame, p.end_frame, self.frames_per_span)
+                 for p in plans}
+        self.schedule = WindowSchedule(spans)
+        self.frames: dict[Any, list[np.ndarray]] = defaultdict(list)
+        self.vectors: dict[Any, np.ndarray] = {}
+
+    def take(self, idx: int, frame: np.ndarray) -> None:
+        for span in self.schedule.wanted_by(idx):
+            self.frames[span].append(frame)
+        for span in self.schedule.see(idx):
+            t0 = time.perf_counter()
+            self.vectors[span] = np.asarray(self.source.label_frames(np.stack(self.frames.pop(span))),
+                                            dtype=np.float32)
+            self.timer.add("context", time.perf_counter() - t0)
+
+    def vector(self, p: WindowPlan) -> np.ndarray:
+        return self.vectors[(p.start_frame, p.end_frame)]
+
+    @property
+    def held(self) -> int:
+        return sum(len(v) for v in self.frames.values())
+
+
+class _Batches:
+    """Items of complete windows, run through the engine ``batch_size`` at a time; the outputs are
+    summed per window (several items for averaged stills) and per stream."""
+
+    def __init__(self, engine: Any, num_windows: int, batch_size: int, streams: bool, timer: _Timer) -> None:
+        self.engine, self.batch_size, self.streams, self.timer = engine, batch_size, streams, timer
+        self.ready: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self.sums = np.zeros((num_windows, NUM_CATEGORIES + 3), dtype=np.float64)
+        self.counts = np.zeros(num_windows, dtype=np.int64)
+        self.stream_sums: dict[str, np.ndarray] = {}
+
+    @property
+    def pending(self) -> int:
+        return len(self.ready)
+
+    @property
+    def unscored(self) -> int:
+        return int((self.counts == 0).sum())
+
+    def add(self, window: int, items: list[dict[str, torch.Tensor]]) -> None:
+        """Queue a window's items (kept together in one batch); run the batch once it is full."""
+        self.ready.extend((window, item) for item in items)
+        if len(self.ready) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.ready:
+            return
+        batch = {k: torch.stack([item[k] for _, item in self.ready]) for k in self.ready[0][1]}
+        t0 = time.perf_counter()
+        res = self.engine(batch)
+        self.timer.add("model", time.perf_counter() - t0)
+        fused = np.concatenate([np.asarray(res["categories"]), np.asarray(res["vad"])], axis=1)
+        rows = [w for w, _ in self.ready]
+        for row, w in enumerate(rows):
+            self.sums[w] += fused[row]
+            self.counts[w] += 1
+        if self.streams:
+            for name, arr in res["streams"].items():
+                acc = self.stream_sums.setdefault(name, np.zeros_like(self.sums))
+                for row, w in enumerate(rows):
+                    acc[w] += np.asarray(arr[row], dtype=np.float64)
+        self.ready.clear()
+
+    def means(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        n = self.counts[:, None]
+        return self.sums / n, {k: v / n for k, v in self.stream_sums.items()}
+
+
 def load_keypoints(path: str | Path) -> PrecomputedPose:
     """A BoLD joints ``.npy`` or a folder of OpenPose ``*_keypoints.json`` as a pose source."""
     path = Path(path)
@@ -105,13 +231,16 @@ class Predictor:
     """Loads a model once and predicts per person and window on any number of videos.
 
     ``checkpoint``: a ``beenet train`` checkpoint (``.pt``) or a ``beenet export onnx`` file.
-    ``engine``: ``torch`` or ``onnx`` (a ``.pt`` is exported to a temporary ONNX file first).
-    ``pose``: ``auto`` (mediapipe when installed, else Keypoint R-CNN), ``mediapipe``, ``rcnn``, or
-    a :class:`PoseBackend` instance. ``window`` / ``stride`` in seconds. ``streams`` adds the
-    per-stream scores to the table. ``stills`` (still-frame models): stills averaged per window.
-    ``context``: for models fused with expert context (``fusion_context=input``): ``auto`` builds the
-    experts the checkpoint was trained with, ``experts`` uses the Places365 + COCO experts whatever
-    the checkpoint used, or pass an object with ``label_frames(frames) -> [445]``.
+    ``engine``: one of :data:`~beenet.inference.engines.ENGINES`, ``torch`` or ``onnx`` (a ``.pt``
+    is exported to a temporary ONNX file first). ``pose``: one of
+    :data:`~beenet.inference.pose.POSE_CHOICES` (``auto`` = mediapipe when installed, else
+    Keypoint R-CNN), or a :class:`PoseBackend` instance. ``window`` / ``stride`` in seconds.
+    ``streams`` adds the per-stream scores to the table. ``stills`` (still-frame models): stills
+    averaged per window. ``context``: for models fused with expert context
+    (``fusion_context=input``): ``auto`` builds the experts of the checkpoint's context config
+    through :func:`~beenet.context.build.make_context_source`, as training did; ``experts`` uses
+    Places365 + COCO whatever source the checkpoint used; or pass an object with
+    ``label_frames(frames) -> [445]``.
     """
 
     def __init__(
@@ -154,8 +283,8 @@ class Predictor:
     def _load(self, engine: str) -> tuple[ModelSpec, Any]:
         from beenet.training.checkpoint import checkpoint_sha256, load_checkpoint, load_model_state, model_config_from_checkpoint
 
-        if engine not in ("torch", "onnx"):
-            raise ConfigError(f"engine {engine!r}: choose torch or onnx")
+        if engine not in ENGINES:
+            raise ConfigError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
         if not self.checkpoint.is_file():
             raise CheckpointError(f"{self.checkpoint}: no such checkpoint file")
         if self.checkpoint.suffix.lower() == ".onnx":
@@ -180,37 +309,18 @@ class Predictor:
         return spec, TorchEngine(model, self.device)
 
     def _context_source(self, context: Any) -> Any:
+        """The experts the checkpoint was trained with, built by the entry point training uses."""
         if not isinstance(context, str):
             if not hasattr(context, "label_frames"):
-                raise ConfigError("context must be 'auto', 'experts' or an object with label_frames(frames)")
+                raise ConfigError(f"context must be one of {', '.join(PREDICT_CONTEXTS)} or an object "
+                                  "with label_frames(frames)")
             return context
-        from beenet.context.base import CombinedContext
-        from beenet.context.coco import CocoDetectorExpert
-        from beenet.context.places365 import Places365Expert
-
-        ctx = self.spec.context
-        source = str(ctx.get("source", "none"))
-        if context == "experts":
-            source = "experts"
-        elif context != "auto":
-            raise ConfigError(f"context {context!r}: choose auto or experts")
-        if source in ("none", "sidecar"):
-            raise ConfigError(
-                f"{self.checkpoint}: the model fuses context given as input (model.fusion_context=input) and "
-                f"was trained with context source {source!r}, which does not exist for a new video. "
-                "Pass --context experts (Places365 + COCO experts) to use real expert context instead, "
-                "or predict with a model whose context comes from its own streams (fusion_context=streams)."
-            )
-        pretrained = bool(ctx.get("pretrained", True))
-        n = int(ctx.get("frames_per_clip", 3))
-        dev = str(self.device)
-        places = Places365Expert(weights="places365" if pretrained else None, device=dev, frames_per_clip=n)
-        objects = CocoDetectorExpert(weights="DEFAULT" if pretrained else None, device=dev, frames_per_clip=n)
-        if source == "places365":
-            return places
-        if source == "coco":
-            return objects
-        return CombinedContext(places, objects)
+        try:
+            # A config without a context section described a model trained without context.
+            trained = ContextConfig.from_dict({"source": "none", **self.spec.context}, str(self.checkpoint))
+        except ConfigError as exc:
+            raise CheckpointError(f"{exc}; the checkpoint was written by another beenet version") from None
+        return make_context_source(prediction_context(trained, context, str(self.checkpoint)), self.device)
 
     @property
     def pose(self) -> PoseBackend:
@@ -242,9 +352,35 @@ class Predictor:
                 "beenet_version": __version__}
 
     # -- public API --------------------------------------------------------------------------
-    def predict(self, video: str | Path, keypoints: str | Path | PrecomputedPose | None = None) -> PredictionTable:
-        """The table of one video (see :mod:`beenet.inference.table` for the columns)."""
-        return self.run(video, keypoints).table
+    def predict(self, inputs: str | Path | Sequence[str | Path],
+                keypoints: str | Path | PrecomputedPose | None = None) -> PredictionTable:
+        """The table of a video, or of several videos in one table.
+
+        ``inputs``: a video file; a folder (every video under it, recursively, in sorted order);
+        a BoLD joints ``.npy`` or an OpenPose JSON folder (their video is found beside them); or a
+        list of any of these (see :mod:`beenet.inference.inputs`). One video gives its table, as
+        :meth:`run` does; several give their tables concatenated in input order, told apart by the
+        ``video`` column (the file name, or the path relative to a given folder; the full paths
+        when two videos would share a name), with the metadata they share (``video`` and, when the frame rates differ, ``fps`` are None).
+        ``keypoints``: precomputed joints for a single video input. Raises
+        :class:`~beenet.errors.DataNotFoundError` naming an input that is not a video, and the
+        errors of :meth:`run` for the first video that fails.
+        """
+        items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+        jobs = resolve_inputs(items)
+        for job in jobs:
+            if job.error is not None:
+                raise DataNotFoundError(job.error)
+        if keypoints is not None:
+            if len(jobs) != 1:
+                raise ConfigError(f"keypoints={str(keypoints)!r} belong to one video, but the inputs hold "
+                                  f"{len(jobs)}; give one video with its keypoints")
+            jobs[0].keypoints = keypoints  # type: ignore[assignment]
+        if len({job.name for job in jobs}) < len(jobs):  # same file name in two folders
+            for job in jobs:
+                job.name = str(job.video)
+        tables = [self.run(job.video, job.keypoints, name=job.name).table for job in jobs]
+        return tables[0] if len(tables) == 1 else concat_tables(tables)
 
     def run(self, video: str | Path, keypoints: str | Path | PrecomputedPose | None = None,
             name: str | None = None) -> VideoResult:
@@ -323,123 +459,63 @@ class Predictor:
     # -- pass 2: windows -> model ------------------------------------------------------------
     def _score(self, reader: Any, plans: list[WindowPlan], timer: _Timer,
                stats: dict[str, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        from beenet.context.base import evenly_spaced
-
-        spec = self.spec
-        names = spec.input_names
-        T, S, C = self.sampling.num_frames, spec.image_size, spec.crop_size
-        use_crops, use_skel = "crops" in names, "skeleton" in names
-        # Which (plan, sample, position) wants each frame.
-        wants: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-        for p in plans:
-            for si, sample in enumerate(p.samples):
-                for pos, f in enumerate(sample):
-                    wants[f].append((p.index, si, pos))
-        # Context: a few frames per window, shared by everyone in it.
-        ctx_wants: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        ctx_frames: dict[tuple[int, int], list[np.ndarray]] = {}
-        ctx_vec: dict[tuple[int, int], np.ndarray] = {}
-        ctx_need: dict[tuple[int, int], int] = {}
-        ctx_last: dict[tuple[int, int], int] = {}
-        ready_at: dict[int, list[int]] = defaultdict(list)
-        for p in plans:
-            done = p.last_needed
-            if self.context is not None:
-                key = (p.start_frame, p.end_frame)
-                if key not in ctx_need:
-                    k = int(getattr(self.context, "frames_per_clip", 3))
-                    idx = [p.start_frame + i for i in evenly_spaced(p.end_frame - p.start_frame + 1, k)]
-                    ctx_need[key], ctx_last[key] = len(idx), max(idx)
-                    ctx_frames[key] = []
-                    for f in idx:
-                        ctx_wants[f].append(key)
-                done = max(done, ctx_last[key])
-            ready_at[done].append(p.index)
-        first = min(list(wants) + list(ctx_wants))
-        last = max(ready_at)
-
-        held: dict[int, list[list[Any]]] = {}  # plan -> samples -> [frame tensors, crop tensors]
-        ready: list[tuple[int, dict[str, torch.Tensor]]] = []
-        out_sum = np.zeros((len(plans), NUM_CATEGORIES + 3), dtype=np.float64)
-        out_cnt = np.zeros(len(plans), dtype=np.int64)
-        stream_sum: dict[str, np.ndarray] = {}
-        max_held = 0
-
-        def flush() -> None:
-            if not ready:
-                return
-            batch = {k: torch.stack([item[k] for _, item in ready]) for k in ready[0][1]}
-            t0 = time.perf_counter()
-            res = self.engine(batch)
-            timer.add("model", time.perf_counter() - t0)
-            fused = np.concatenate([np.asarray(res["categories"]), np.asarray(res["vad"])], axis=1)
-            for row, (pi, _) in enumerate(ready):
-                out_sum[pi] += fused[row]
-                out_cnt[pi] += 1
-            if self.streams:
-                for sname, arr in res["streams"].items():
-                    acc = stream_sum.setdefault(sname, np.zeros((len(plans), NUM_CATEGORIES + 3)))
-                    for row, (pi, _) in enumerate(ready):
-                        acc[pi] += np.asarray(arr[row], dtype=np.float64)
-            ready.clear()
-
+        """Decode the frames the windows need once, in order, and score each window as soon as its
+        last frame has passed; returns the mean outputs per window (and per stream)."""
+        context = _SpanContext(self.context, plans, timer) if self.context is not None else None
+        schedule = WindowSchedule.for_plans(plans, context.frames_per_span if context else 0)
+        frames = _WindowFrames(plans, self.spec.image_size, self.spec.crop_size, "crops" in self.spec.input_names)
+        batches = _Batches(self.engine, len(plans), self.batch_size, self.streams, timer)
+        first, last = schedule.first_frame, schedule.last_frame
         bar = progress(total=last - first + 1, desc=f"model {reader.path.name}",
                        disable=None if self.show_progress is None else not self.show_progress)
-        frames = timer.timed_iter(iter(reader.iter_frames(first, last + 1)), "decode2")
-        for idx, frame in frames:
+        max_held = 0
+        for idx, frame in timer.timed_iter(iter(reader.iter_frames(first, last + 1)), "decode2"):
             bar.update(1)
-            if idx in wants or idx in ctx_wants:
+            t0 = time.perf_counter()
+            frames.take(idx, frame)
+            timer.add("preprocess", time.perf_counter() - t0)
+            if context is not None:
+                context.take(idx, frame)
+            held = frames.held + (context.held if context else 0) + batches.pending * self.sampling.num_frames
+            max_held = max(max_held, held)
+            for pi in schedule.see(idx):
                 t0 = time.perf_counter()
-                full = frames_to_tensor(frame[None], S)[0] if idx in wants else None
-                for pi, si, pos in wants.get(idx, ()):
-                    p = plans[pi]
-                    slots = held.setdefault(pi, [[[None] * len(s), [None] * len(s)] for s in p.samples])
-                    slots[si][0][pos] = full
-                    if use_crops:
-                        slots[si][1][pos] = crop_to_tensor(frame[None], p.crop_boxes.get(idx) or p.box, C)[0]
+                items = self._items(plans[pi], frames.pop(pi), context.vector(plans[pi]) if context else None)
                 timer.add("preprocess", time.perf_counter() - t0)
-                for key in ctx_wants.get(idx, ()):
-                    ctx_frames[key].append(frame)
-                    if len(ctx_frames[key]) == ctx_need[key]:
-                        t0 = time.perf_counter()
-                        ctx_vec[key] = np.asarray(self.context.label_frames(np.stack(ctx_frames.pop(key))),
-                                                  dtype=np.float32)
-                        timer.add("context", time.perf_counter() - t0)
-            live = {id(t) for slots in held.values() for s in slots for t in s[0] if t is not None}
-            live_ctx = sum(len(v) for v in ctx_frames.values())
-            max_held = max(max_held, len(live) + live_ctx + len(ready) * T)
-            for pi in ready_at.get(idx, ()):
-                p = plans[pi]
-                t0 = time.perf_counter()
-                slots = held.pop(pi)
-                skel = skel_mask = None
-                if use_skel:
-                    skel, skel_mask = self._skeleton(p)
-                for si, sample in enumerate(p.samples):
-                    k = len(sample)
-                    item: dict[str, torch.Tensor] = {
-                        "frames": torch.zeros(T, 3, S, S), "frame_mask": torch.zeros(T, dtype=torch.bool)}
-                    item["frames"][:k] = torch.stack(slots[si][0])
-                    item["frame_mask"][:k] = True
-                    if use_crops:
-                        item["crops"] = torch.zeros(T, 3, C, C)
-                        item["crops"][:k] = torch.stack(slots[si][1])
-                    if use_skel:
-                        item["skeleton"], item["skeleton_mask"] = skel, skel_mask
-                    if self.context is not None:
-                        item["context"] = torch.from_numpy(ctx_vec[(p.start_frame, p.end_frame)])
-                    ready.append((pi, item))
-                timer.add("preprocess", time.perf_counter() - t0)
-                if len(ready) >= self.batch_size:
-                    flush()
-        flush()
+                batches.add(pi, items)
+        batches.flush()
         bar.close()
-        if held or (out_cnt == 0).any():
-            raise BeenetError(f"{reader.path}: internal error: {int((out_cnt == 0).sum())} windows were not scored")
+        unscored = schedule.end_video()
+        if unscored or batches.unscored:
+            raise BeenetError(f"{reader.path}: internal error: {max(len(unscored), batches.unscored)} windows "
+                              "were not scored")
         stats["max_frames_held"] = max_held
-        means = out_sum / out_cnt[:, None]
-        streams = {k: v / out_cnt[:, None] for k, v in stream_sum.items()}
-        return means, streams
+        return batches.means()
+
+    def _items(self, p: WindowPlan, slots: list[list[list[torch.Tensor]]],
+               context: np.ndarray | None) -> list[dict[str, torch.Tensor]]:
+        """The model inputs of window ``p``: one item per sample (zero-padded to T frames)."""
+        T, S, C = self.sampling.num_frames, self.spec.image_size, self.spec.crop_size
+        names = self.spec.input_names
+        skel = skel_mask = None
+        if "skeleton" in names:
+            skel, skel_mask = self._skeleton(p)
+        items = []
+        for (full, crops), sample in zip(slots, p.samples):
+            k = len(sample)
+            item: dict[str, torch.Tensor] = {
+                "frames": torch.zeros(T, 3, S, S), "frame_mask": torch.zeros(T, dtype=torch.bool)}
+            item["frames"][:k] = torch.stack(full)
+            item["frame_mask"][:k] = True
+            if "crops" in names:
+                item["crops"] = torch.zeros(T, 3, C, C)
+                item["crops"][:k] = torch.stack(crops)
+            if skel is not None:
+                item["skeleton"], item["skeleton_mask"] = skel, skel_mask
+            if context is not None:
+                item["context"] = torch.from_numpy(context)
+            items.append(item)
+        return items
 
     def _skeleton(self, p: WindowPlan) -> tuple[torch.Tensor, torch.Tensor]:
         Ts = self.sampling.skeleton_frames

@@ -171,6 +171,22 @@ def make_table(rows: dict[str, Any], streams: dict[str, np.ndarray] | None = Non
     return df.set_metadata(**meta)
 
 
+def concat_tables(tables: list[PredictionTable]) -> PredictionTable:
+    """Several videos' tables as one, in order (the ``video`` column tells them apart).
+
+    Metadata the tables share is kept; a key whose values differ (``video``, and ``fps`` when the
+    frame rates differ) becomes None. Stream columns missing from some tables are NaN there.
+    """
+    if not tables:
+        return empty_table()
+    out = PredictionTable(pd.concat([pd.DataFrame(t) for t in tables], ignore_index=True))
+    meta = {}
+    for key in META_KEYS:
+        values = [t.metadata[key] for t in tables]
+        meta[key] = values[0] if all(v == values[0] for v in values) else None
+    return out.set_metadata(**meta)
+
+
 def empty_table(**meta: Any) -> PredictionTable:
     """A table with the fixed columns and no rows (a video where nobody was found)."""
     cols: dict[str, Any] = {c: np.zeros(0, dtype=np.float64) for c in COLUMNS}

@@ -7,10 +7,17 @@ sampling takes T evenly spaced frames over the frames where the person is presen
 sampling scores the middle present frame (or averages ``stills`` evenly spaced stills). The
 skeleton stream and the body crops follow the dataset's evaluation sampling too, so a window is
 seen the way a BoLD clip was seen in training.
+
+:class:`WindowSchedule` is the streaming side: given the frames each window needs, it says which
+windows want a frame and which windows are complete once a frame has been seen (all their frames
+seen), a track has ended, or the video has ended, so a caller can score windows while the video
+streams past and drop frames nobody needs any more. It holds frame indices only, never pixels.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -194,3 +201,107 @@ def plan_windows(
     for i, p in enumerate(plans):
         p.index = i
     return plans
+
+
+def context_frames(start: int, end: int, k: int) -> list[int]:
+    """The ``k`` frames of the span ``start..end`` (inclusive) the context experts label: the
+    centres of ``k`` equal parts, as the experts sample a whole clip."""
+    from beenet.context.base import evenly_spaced
+
+    return [start + i for i in evenly_spaced(end - start + 1, k)]
+
+
+class WindowSchedule:
+    """Which frames each window needs, and when each window is complete, as frames stream past.
+
+    ``needs`` maps a window key (any hashable: a plan index, a frame span) to the frame indices it
+    needs; ``owners`` optionally maps a key to the track (person id) it belongs to, so that
+    :meth:`end_track` can close that person's windows. A window is complete once every frame it
+    needs has been seen (:meth:`see`, in any order), when its track ends (:meth:`end_track`), or
+    when the video ends (:meth:`end_video`); each of those returns the windows completed by that
+    event, in the order of ``needs``, and each window is returned once. :meth:`missing` says which
+    needed frames a window completed without.
+    """
+
+    def __init__(self, needs: Mapping[Hashable, Iterable[int]],
+                 owners: Mapping[Hashable, Hashable] | None = None) -> None:
+        self._order = {key: i for i, key in enumerate(needs)}
+        self._needs = {key: frozenset(int(f) for f in frames) for key, frames in needs.items()}
+        self._owner = dict(owners or {})
+        self._left = {key: set(frames) for key, frames in self._needs.items()}
+        self._wanted_by: dict[int, list[Hashable]] = defaultdict(list)
+        for key, frames in self._needs.items():
+            for f in sorted(frames):
+                self._wanted_by[f].append(key)
+        self._seen: set[int] = set()
+
+    @classmethod
+    def for_plans(cls, plans: Sequence[WindowPlan], context_k: int = 0) -> WindowSchedule:
+        """The schedule of ``plans`` (keyed by ``plan.index``): each window needs the frames its
+        samples read and, with ``context_k`` > 0, the ``context_k`` context frames of its span."""
+        needs: dict[int, set[int]] = {}
+        for p in plans:
+            frames = set(p.needed_frames)
+            if context_k > 0:
+                frames.update(context_frames(p.start_frame, p.end_frame, context_k))
+            needs[p.index] = frames
+        return cls(needs, {p.index: p.person_id for p in plans})
+
+    # -- what is needed ------------------------------------------------------------------------
+    def needs(self, key: Hashable) -> frozenset[int]:
+        """Every frame window ``key`` needs."""
+        return self._needs[key]
+
+    def wanted_by(self, frame: int) -> list[Hashable]:
+        """The windows that need ``frame`` (open or complete), in the order of ``needs``."""
+        return list(self._wanted_by.get(int(frame), ()))
+
+    @property
+    def frames(self) -> list[int]:
+        """Every frame some window needs, sorted."""
+        return sorted(self._wanted_by)
+
+    @property
+    def first_frame(self) -> int | None:
+        return min(self._wanted_by, default=None)
+
+    @property
+    def last_frame(self) -> int | None:
+        return max(self._wanted_by, default=None)
+
+    # -- progress ------------------------------------------------------------------------------
+    @property
+    def open(self) -> list[Hashable]:
+        """Windows not complete yet, in the order of ``needs``."""
+        return [k for k in self._order if k in self._left]
+
+    def missing(self, key: Hashable) -> frozenset[int]:
+        """Frames window ``key`` needs that were not seen (empty for a window completed by its frames)."""
+        return frozenset(f for f in self._needs[key] if f not in self._seen)
+
+    def see(self, frame: int) -> list[Hashable]:
+        """Record that ``frame`` has passed; the windows it completes."""
+        frame = int(frame)
+        self._seen.add(frame)
+        done = []
+        for key in self._wanted_by.get(frame, ()):
+            left = self._left.get(key)
+            if left is None:
+                continue
+            left.discard(frame)
+            if not left:
+                done.append(key)
+        return self._close(done)
+
+    def end_track(self, owner: Hashable) -> list[Hashable]:
+        """Track ``owner`` will not be seen again: its open windows are complete with what they have."""
+        return self._close([k for k in self._left if self._owner.get(k) == owner])
+
+    def end_video(self) -> list[Hashable]:
+        """No frame will come any more: every open window is complete with what it has."""
+        return self._close(list(self._left))
+
+    def _close(self, keys: list[Hashable]) -> list[Hashable]:
+        for k in keys:
+            del self._left[k]
+        return sorted(keys, key=self._order.__getitem__)

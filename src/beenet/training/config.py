@@ -26,6 +26,7 @@ import yaml
 
 from beenet import atomic
 from beenet.choices import check_at_least, check_choices, not_one_of, upgrade_choice
+from beenet.context.config import ContextConfig
 from beenet.data.dataset import DataConfig
 from beenet.errors import ConfigError
 from beenet.models import ModelConfig
@@ -68,23 +69,6 @@ class OptimConfig:
         check_at_least(self, "optim", 0, "lr", "trunk_lr_scale", "batch_size", "epochs", strict=True)
         check_at_least(self, "optim", 1, "step_epochs")
         check_at_least(self, "optim", 0, "weight_decay", "grad_clip", "warmup_epochs")
-
-
-@dataclass
-class ContextConfig:
-    """Where the 445-d context labels (365 places + 80 COCO objects) of each clip come from."""
-
-    #: ``none``; ``sidecar`` (``synthetic_context.json`` of ``beenet synth``); ``places365``;
-    #: ``coco``; ``experts`` (places365 + coco). Experts run once per clip and are cached on disk.
-    source: Literal["none", "sidecar", "places365", "coco", "experts"] = "experts"
-    #: Cache of expert labels; empty = ``$BEENET_CACHE`` or ``~/.cache/beenet/context``.
-    cache_dir: str = ""
-    #: Frames per clip an expert labels (averaged).
-    frames_per_clip: int = 3
-    #: Load the experts' published weights (false = random init, for offline tests and benchmarks).
-    pretrained: bool = True
-    #: Device the experts run on (``auto`` = the run's device).
-    device: str = "auto"
 
 
 @dataclass
@@ -363,7 +347,6 @@ def validate(cfg: RunConfig) -> None:
             "but context.source is 'none'; set context.source to sidecar (synthetic data), places365, "
             "coco or experts"
         )
-    check_at_least(cfg.context, "context", 1, "frames_per_clip")
 
 
 def needs_context(cfg: RunConfig) -> bool:

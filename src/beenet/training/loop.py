@@ -27,7 +27,7 @@ import torch
 
 from beenet.device import autocast_context, resolve_device, to_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError
-from beenet.evaluation.evaluate import context_options, predict_split
+from beenet.evaluation.evaluate import predict_split
 from beenet.metrics import HEADLINE_KEYS, bold_scores, format_headline, headline
 from beenet.progress import progress
 from beenet.training import distributed as D
@@ -254,9 +254,8 @@ def _load_context(cfg: RunConfig, bold: Any, train_inst: list[Any], val_inst: li
     from beenet.context.build import load_context
 
     videos = sorted({i.video for i in train_inst} | {i.video for i in val_inst})
-    options = context_options(cfg, device)
     with D.rank0_first(info):  # rank 0 runs the experts (filling the cache), the others read it
-        return load_context(bold, videos, cfg.context.source, cfg.context.cache_dir or None, **options)
+        return load_context(bold, videos, cfg.context, device)
 
 
 def _model(cfg: RunConfig, train_inst: list[Any], context: dict[str, np.ndarray] | None, device: torch.device,
