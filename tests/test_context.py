@@ -498,7 +498,10 @@ def test_old_checkpoint_context_builds_the_experts_predict_built() -> None:
                               CocoDetectorExpert(weights=None, device="cpu", frames_per_clip=3))
     assert src.fingerprint == by_hand.fingerprint
     published = make_context_source(ContextConfig.from_dict({**old, "pretrained": True}), "cpu")
-    assert published.places.weights == "places365" and published.objects.weights_id != by_hand.objects.weights_id
+    # The published weights are asked for (their identity is the file's sha256, known only once the
+    # file is there: not computed here, which would need the network).
+    assert published.places.weights == "places365" and published.objects.weights == "DEFAULT"
+    assert by_hand.objects.weights is None
 
 
 def test_train_eval_and_predict_use_the_same_experts(tmp_path) -> None:

@@ -10,23 +10,21 @@ gaps, 0 = background); :func:`coco_label_map` maps them onto the 80 contiguous c
 from __future__ import annotations
 
 import logging
-import os
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from torch import nn
 
 from beenet.choices import choices
-from beenet.context.base import FrameExpertSource
+from beenet.context.base import FrameExpertSource, file_digest
 from beenet.context.config import ContextConfig
 from beenet.device import resolve_device
-from beenet.errors import CheckpointError, ConfigError, DataNotFoundError
+from beenet.errors import ConfigError
 from beenet.labels import COCO_CLASSES, NUM_COCO
+from beenet.weights import WeightsFile, WeightsRecord, build_torchvision_detector, fetch, load_published, locate
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +95,13 @@ class CocoDetectorExpert(FrameExpertSource):
 
     ``weights="DEFAULT"`` (or the name of one of the model's torchvision weights, e.g. ``"COCO_V1"``)
     downloads torchvision's COCO weights once into ``cache_dir`` (default torch hub's checkpoint
-    dir) and loads them with ``weights_only=True``; ``weights=None`` is a random initialisation
-    from ``seed`` without any download (backbone included), for tests and offline smoke runs.
+    dir) and loads them with ``weights_only=True`` into the network torchvision builds for them
+    (frozen batch norms included); ``weights=None`` is a random initialisation from ``seed``
+    without any download (backbone included), for tests and offline smoke runs.
     ``min_size`` / ``max_size`` set the detector's input resize (None = the model's default);
-    small values make it fast and less accurate. The detector is built on first use (see
-    :attr:`net`); the fingerprint is known before, so fully cached clips never need the weights.
+    small values make it fast and less accurate. The fingerprint holds the SHA-256 of the weights
+    file; the detector itself is built on first use (see :attr:`net`), so fully cached clips need
+    the file but never run the detector.
     """
 
     name = "coco"
@@ -149,63 +149,49 @@ class CocoDetectorExpert(FrameExpertSource):
         self._chosen = chosen
         self._num_classes = len(categories) if categories is not None else NUM_COCO_IDS
         self.weights = None if weights is None else str(weights)
-        self.weights_id = f"random-init-seed{self.seed}" if chosen is None else str(chosen)
+        self._weights_id: str | None = None
+        #: The weights file the detector was loaded from (set on first use of :attr:`net`).
+        self.weights_record: WeightsRecord | None = None
         self._net: nn.Module | None = None
+
+    @property
+    def weights_id(self) -> str:
+        """What the fingerprint says about the weights: the seed of a random init, else torchvision's
+        weights name, file name and the file's SHA-256 (the file is fetched first when not cached)."""
+        if self._weights_id is None:
+            if self._chosen is None:
+                self._weights_id = f"random-init-seed{self.seed}"
+            else:
+                path = fetch(self._published_file(), check_hash=True, offline_hint=self._offline_hint())
+                self._weights_id = f"{self._chosen}:{path.name}:sha256={file_digest(path)}"
+        return self._weights_id
+
+    def _published_file(self) -> WeightsFile:
+        return locate(self._chosen.url, f"{self.model_name} COCO weights", self.cache_dir)
+
+    def _offline_hint(self) -> str:
+        return "or pass cache_dir=<folder holding it>, or use weights=None (random init) offline"
 
     @property
     def net(self) -> nn.Module:
         """The frozen detector, built (and its weights fetched) on first use: a run whose clips are
         all cached never loads it."""
         if self._net is None:
-            import torchvision.models as tvm
-
             kwargs: dict[str, Any] = {score_keyword(self.model_name): min(self.score_threshold, 0.05)}
             if self.min_size is not None:
                 kwargs["min_size"] = self.min_size
             if self.max_size is not None:
                 kwargs["max_size"] = self.max_size
-            # Always built untrained (torchvision's own download would unpickle without
-            # weights_only); the published state dict is then loaded here.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                net = tvm.get_model(self.model_name, weights=None, weights_backbone=None,
-                                    num_classes=self._num_classes, **kwargs)
+            # Built untrained (torchvision's own loader would unpickle without weights_only), in the
+            # form torchvision gives it for these weights; the published state dict is loaded here.
+            net = build_torchvision_detector(self.model_name, self._chosen, seed=self.seed,
+                                             num_classes=self._num_classes, **kwargs)
             if self._chosen is not None:
-                self._load_weights(net, self._chosen)
+                self.weights_record = load_published(net, self._chosen.url, f"{self.model_name} COCO weights",
+                                                     cache_dir=self.cache_dir, offline_hint=self._offline_hint())
             net.eval().requires_grad_(False)
             self._net = net.to(self.device)
         return self._net
-
-    def _load_weights(self, net: nn.Module, chosen: Any) -> None:
-        url = chosen.url
-        file_name = os.path.basename(urlparse(url).path)
-        model_dir = self.cache_dir or Path(torch.hub.get_dir()) / "checkpoints"
-        cached = model_dir / file_name
-        had_file = cached.is_file()
-        try:
-            state = torch.hub.load_state_dict_from_url(
-                url, model_dir=str(model_dir), map_location="cpu", weights_only=True,
-                check_hash=True, file_name=file_name, progress=True,
-            )
-        except (pickle.UnpicklingError, OSError, RuntimeError, ValueError, EOFError) as exc:
-            if had_file or cached.is_file():
-                raise CheckpointError(f"{cached}: cannot be read as plain weights (torch.load "
-                                      f"weights_only=True): {exc}; delete it so that it is downloaded "
-                                      f"again from {url}") from exc
-            raise DataNotFoundError(
-                f"could not download the {self.model_name} COCO weights from {url} ({exc}). Download "
-                f"that file by hand and place it at {cached} (or pass cache_dir=<folder holding "
-                f"{file_name}>), or use weights=None offline") from exc
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{cached}: expected a state dict, got {type(state).__name__}")
-        state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-        # torchvision builds trained detectors with FrozenBatchNorm2d (no num_batches_tracked);
-        # ours is built untrained with BatchNorm2d, identical in eval mode.
-        result = net.load_state_dict(state, strict=False)
-        missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
-        if missing or result.unexpected_keys:
-            raise CheckpointError(f"{cached}: the weights do not fit {self.model_name} "
-                                  f"(missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})")
 
     def describe(self) -> dict[str, Any]:
         return {"model": self.model_name, "weights": self.weights_id, "score_threshold": self.score_threshold,

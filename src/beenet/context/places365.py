@@ -1,13 +1,13 @@
 """Scene context: a frozen Places365 CNN (softmax over the 365 scene classes) as a context expert.
 
 The weights are the public ones of the Places365 project (Zhou et al., TPAMI 2017), published as
-``http://places2.csail.mit.edu/models_places365/<arch>_places365.pth.tar``: a training checkpoint
+``https://places2.csail.mit.edu/models_places365/<arch>_places365.pth.tar``: the training
+checkpoint of their ``train_placesCNN.py``, a dict ``{"epoch", "arch", "state_dict", "best_prec1"}``
 whose ``state_dict`` was saved from ``nn.DataParallel`` (every key starts with ``module.``).
 """
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,12 @@ from beenet.device import resolve_device
 from beenet.data.transforms import frames_to_tensor
 from beenet.errors import CheckpointError, ConfigError, DataNotFoundError
 from beenet.labels import NUM_PLACES
+from beenet.weights import WeightsFile, WeightsFileError, check_fits, fetch, locate, read_weights
 
 #: Architectures for which the Places365 project publishes PyTorch weights (owned by
 #: ``ContextConfig.places_arch``).
 PLACES365_ARCHS: tuple[str, ...] = choices(ContextConfig, "places_arch")
-PLACES365_URL = "http://places2.csail.mit.edu/models_places365/{arch}_places365.pth.tar"
+PLACES365_URL = "https://places2.csail.mit.edu/models_places365/{arch}_places365.pth.tar"
 
 # Old (2017) DenseNet checkpoints name layers 'norm.1' where torchvision now says 'norm1'.
 _DENSENET_KEY = re.compile(
@@ -76,8 +77,9 @@ class Places365Expert(FrameExpertSource):
     the project's public weights; a path loads a checkpoint file in the same format;
     ``weights=None`` keeps a random initialisation drawn from ``seed`` (tests, offline smoke runs;
     its scene labels are meaningless). Frames are resized whole to ``image_size`` squared and
-    ImageNet-normalised, as the Places365 demo does. The network is built on first use (see
-    :attr:`net`); the fingerprint is known before, so fully cached clips never need the weights.
+    ImageNet-normalised, as the Places365 demo does. The fingerprint holds the SHA-256 of the
+    weights file (so other bytes never reuse cached labels); the network itself is built on first
+    use (see :attr:`net`), so fully cached clips need the file but never run the network.
     """
 
     name = "places365"
@@ -102,20 +104,38 @@ class Places365Expert(FrameExpertSource):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
         self.seed = int(seed)
         self.weights = None if weights is None else str(weights)
-        self.weights_id = self._weights_identity()
+        self._weights_id: str | None = None
+        if self.weights is not None and self.weights != "places365":
+            path = Path(self.weights).expanduser()
+            if not path.is_file():
+                raise DataNotFoundError(f"Places365 weights file {path} does not exist; pass weights='places365' "
+                                        f"to download the public {self.arch} weights, or the path of such a file")
         self._net: nn.Module | None = None
 
-    def _weights_identity(self) -> str:
-        """What the fingerprint says about the weights, known without loading them."""
-        if self.weights is None:
-            return f"random-init-seed{self.seed}"
+    @property
+    def weights_id(self) -> str:
+        """What the fingerprint says about the weights: the seed of a random init, else the weights
+        file's name and SHA-256 (the published file is fetched first when it is not cached)."""
+        if self._weights_id is None:
+            if self.weights is None:
+                self._weights_id = f"random-init-seed{self.seed}"
+            else:
+                path = self._weights_path()
+                self._weights_id = f"{path.name}:sha256={file_digest(path)}"
+        return self._weights_id
+
+    def _published_file(self) -> WeightsFile:
+        return locate(PLACES365_URL.format(arch=self.arch), f"Places365 {self.arch} weights", self.cache_dir,
+                      places365_file_name(self.arch))
+
+    def _weights_path(self) -> Path:
+        """The weights file: the published one (fetched once into the cache folder) or the user's."""
+        assert self.weights is not None
         if self.weights == "places365":
-            return places365_file_name(self.arch)
-        path = Path(self.weights).expanduser()
-        if not path.is_file():
-            raise DataNotFoundError(f"Places365 weights file {path} does not exist; pass weights='places365' "
-                                    f"to download the public {self.arch} weights, or the path of such a file")
-        return f"{path.name}:sha256={file_digest(path)}"
+            return fetch(self._published_file(), offline_hint=(
+                f"or pass cache_dir=<folder holding {places365_file_name(self.arch)}>, or use weights=None "
+                "(random init, meaningless scene labels) offline"))
+        return Path(self.weights).expanduser()
 
     @property
     def net(self) -> nn.Module:
@@ -127,47 +147,26 @@ class Places365Expert(FrameExpertSource):
                 torch.manual_seed(self.seed)
                 net = build_places365_net(self.arch)
             if self.weights is not None:
-                state, where = self._load_weights(self.weights)
-                try:
-                    net.load_state_dict(state, strict=True)
-                except RuntimeError as exc:
-                    raise CheckpointError(f"{where}: the weights do not fit a Places365 {self.arch} "
-                                          f"(pass the arch they were trained with): {exc}") from exc
+                net.load_state_dict(self._load_weights(net), strict=False)  # every key checked in _load_weights
             net.eval().requires_grad_(False)
             self._net = net.to(self.device, memory_format=torch.channels_last)
         return self._net
 
-    def _load_weights(self, weights: str) -> tuple[dict[str, torch.Tensor], str]:
-        """(clean state dict, the file it came from)."""
-        if weights == "places365":
-            url = PLACES365_URL.format(arch=self.arch)
-            file_name = places365_file_name(self.arch)
-            model_dir = self.cache_dir or Path(torch.hub.get_dir()) / "checkpoints"
-            cached = model_dir / file_name
-            had_file = cached.is_file()
-            try:
-                ckpt = torch.hub.load_state_dict_from_url(
-                    url, model_dir=str(model_dir), map_location="cpu", weights_only=True,
-                    file_name=file_name, progress=True,
-                )
-            except (pickle.UnpicklingError, OSError, RuntimeError, ValueError, EOFError) as exc:
-                if had_file or cached.is_file():
-                    raise CheckpointError(
-                        f"{cached}: cannot be read as plain weights (torch.load weights_only=True): {exc}; "
-                        f"delete it so that it is downloaded again from {url}") from exc
-                raise DataNotFoundError(
-                    f"could not download the Places365 {self.arch} weights from {url} ({exc}). "
-                    f"Download that file by hand and place it at {cached} "
-                    f"(or pass cache_dir=<folder holding {file_name}>), or use weights=None offline"
-                ) from exc
-            return clean_places365_state_dict(ckpt, str(cached)), str(cached)
-        path = Path(weights).expanduser()
+    def _load_weights(self, net: nn.Module) -> dict[str, torch.Tensor]:
+        """The weights file read (``weights_only=True``), cleaned of ``module.`` prefixes and checked
+        key by key and shape by shape against ``net``."""
+        path = self._weights_path()
+        what = f"Places365 {self.arch} weights"
+        if self.weights == "places365":
+            hint = self._published_file().delete_hint()
+        else:
+            hint = f"pass the arch the file was trained with (one of {', '.join(PLACES365_ARCHS)})"
+        ckpt = read_weights(path, what, hint)
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-            raise CheckpointError(f"{path}: cannot be read as plain weights (torch.load weights_only=True): "
-                                  f"{exc}") from exc
-        return clean_places365_state_dict(ckpt, str(path)), str(path)
+            state = clean_places365_state_dict(ckpt, str(path))
+        except CheckpointError as exc:
+            raise WeightsFileError(f"{exc}; {hint}") from None
+        return check_fits(state, net, str(path), what, hint)
 
     def describe(self) -> dict[str, Any]:
         return {"arch": self.arch, "weights": self.weights_id, "image_size": self.image_size,

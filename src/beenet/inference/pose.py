@@ -218,32 +218,38 @@ class MediaPipePose:
 class KeypointRCNNPose:
     """torchvision Keypoint R-CNN (ResNet-50 FPN, COCO-17 keypoints): every person in the frame.
 
-    ``weights="DEFAULT"`` loads the COCO weights through torchvision (downloaded once, then cached);
-    ``weights=None`` builds a randomly initialised network (tests only: it finds nobody real).
-    Keypoint scores are heat-map logits, mapped to (0, 1) with a sigmoid to serve as confidences.
+    ``weights="DEFAULT"`` (or ``"COCO_V1"`` / ``"COCO_LEGACY"``) loads torchvision's COCO weights:
+    downloaded once into ``cache_dir`` (default torch hub's checkpoint folder), read with
+    ``weights_only=True`` into the network torchvision builds for them; :attr:`weights_record`
+    then names the file and its SHA-256. ``weights=None`` builds a randomly initialised network
+    (tests only: it finds nobody real). Keypoint scores are heat-map logits, mapped to (0, 1) with
+    a sigmoid to serve as confidences.
     """
 
     name = "rcnn"
     needs_pixels = True
 
     def __init__(self, weights: str | None = "DEFAULT", device: str = "cpu",
-                 score_threshold: float = 0.7, max_size: int = 800) -> None:
+                 score_threshold: float = 0.7, max_size: int = 800,
+                 cache_dir: str | Path | None = None) -> None:
         import torch
-        from torchvision.models.detection import KeypointRCNN_ResNet50_FPN_Weights, keypointrcnn_resnet50_fpn
+        from torchvision.models.detection import KeypointRCNN_ResNet50_FPN_Weights
+
+        from beenet.weights import build_torchvision_detector, load_published
 
         w = None if weights is None else KeypointRCNN_ResNet50_FPN_Weights.verify(weights)
-        try:
-            self.model = keypointrcnn_resnet50_fpn(
-                weights=w, weights_backbone=None, min_size=min(640, max_size), max_size=max_size
+        self.model = build_torchvision_detector(
+            "keypointrcnn_resnet50_fpn", w, min_size=min(640, max_size), max_size=max_size
+        )
+        #: The weights file the network was loaded from (None: random init).
+        self.weights_record = None
+        if w is not None:
+            self.weights_record = load_published(
+                self.model, w.url, "Keypoint R-CNN weights", cache_dir=cache_dir,
+                offline_hint="or use --pose mediapipe (no download needed)",
             )
-        except Exception as exc:  # download failures come as URLError, OSError, RuntimeError...
-            raise BeenetError(
-                f"could not load the Keypoint R-CNN weights ({exc}). They download once from the "
-                "PyTorch model zoo into the torch hub cache; connect to the internet once, copy the "
-                "file into $TORCH_HOME/hub/checkpoints, or use --pose mediapipe."
-            ) from exc
         self.device = torch.device(device)
-        self.model.eval().to(self.device)
+        self.model.eval().requires_grad_(False).to(self.device)
         self.score_threshold = score_threshold
 
     def reset(self) -> None:

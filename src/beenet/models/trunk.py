@@ -7,7 +7,8 @@ import logging
 import torch
 from torch import nn
 
-from beenet.errors import BeenetError, ConfigError
+from beenet.errors import ConfigError
+from beenet.weights import WeightsRecord, load_published
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,11 @@ class GoogLeNetTrunk(nn.Module):
 
     def __init__(self, pretrained: bool = False) -> None:
         super().__init__()
-        net = _googlenet(pretrained)
+        net, record = _googlenet(pretrained)
         for name in GOOGLENET_LAYERS:
             self.add_module(name, getattr(net, name))
+        #: The ImageNet weights file the trunk started from (None: random init); checkpoints record it.
+        self.weights_record: WeightsRecord | None = record
         scale = torch.tensor([0.229, 0.224, 0.225]) / 0.5
         shift = (torch.tensor([0.485, 0.456, 0.406]) - 0.5) / 0.5
         self.register_buffer("input_scale", scale.view(1, 3, 1, 1), persistent=False)
@@ -48,24 +51,32 @@ class GoogLeNetTrunk(nn.Module):
         return x
 
 
-def _googlenet(pretrained: bool) -> nn.Module:
-    """torchvision's GoogLeNet, with ImageNet weights when ``pretrained`` (a clear error offline)."""
+def _googlenet(pretrained: bool) -> tuple[nn.Module, WeightsRecord | None]:
+    """torchvision's GoogLeNet, with its ImageNet weights when ``pretrained``, and their record.
+
+    torchvision's ImageNet file holds the whole network, auxiliary heads and classifier included,
+    and torchvision's own builder loads it only into a GoogLeNet with those heads
+    (``aux_logits=True``, 1000 classes). The same network is built here and the file is loaded
+    through :func:`beenet.weights.load_published` (``weights_only=True``, every key and shape
+    checked, clear errors offline); the trunk then keeps the layers up to ``inception4d``.
+    ``transform_input`` stays off: the trunk applies that re-scaling itself.
+    """
     from torchvision.models import GoogLeNet_Weights, googlenet
 
     if not pretrained:
         net = googlenet(weights=None, aux_logits=False, init_weights=False)
         _init_like_torchvision(nn.ModuleList(getattr(net, name) for name in GOOGLENET_LAYERS))
-        return net
-    log.info("loading ImageNet GoogLeNet weights (torch hub cache: %s)", torch.hub.get_dir())
-    try:
-        return googlenet(weights=GoogLeNet_Weights.IMAGENET1K_V1, aux_logits=False)
-    except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError
-        raise BeenetError(
-            f"cannot load the ImageNet GoogLeNet weights ({type(exc).__name__}: {exc}); "
-            "without internet, set model.pretrained=false (random init), or put the file "
-            f"{GoogLeNet_Weights.IMAGENET1K_V1.url.rsplit('/', 1)[-1]} into "
-            f"{torch.hub.get_dir()}/checkpoints/ on this machine"
-        ) from exc
+        return net, None
+    weights = GoogLeNet_Weights.IMAGENET1K_V1
+    with torch.random.fork_rng(devices=[]):  # every value is overwritten: leave the global RNG as it is
+        net = googlenet(weights=None, aux_logits=True, init_weights=False, transform_input=False,
+                        num_classes=len(weights.meta["categories"]))
+    record = load_published(
+        net, weights.url, "ImageNet GoogLeNet weights",
+        offline_hint="or set model.pretrained=false to start the trunk from a random init",
+    )
+    log.info("trunk: ImageNet GoogLeNet weights from %s (sha256 %s)", record.file, record.sha256[:16])
+    return net, record
 
 
 def _init_like_torchvision(module: nn.Module) -> None:

@@ -3,7 +3,9 @@
 Format (design.md): ``format = "beenet-checkpoint"``, ``format_version``, ``beenet_version``,
 ``config`` (the resolved run config as a dict; the model's under ``config["model"]``), ``labels``
 (``categories``, ``vad``), ``model`` (state dict), ``epoch``, ``metrics``, and for resuming
-``optimizer``, ``scheduler``, ``rng`` (plus any extra keys the trainer adds, e.g. ``best``).
+``optimizer``, ``scheduler``, ``rng`` (plus any extra keys the trainer adds, e.g. ``best``), and
+``pretrained_weights`` (``{submodule: {file, url, sha256}}`` of the published weights files the
+model started from; absent for a random init, or when given only a state dict: pass it in ``extra``).
 Only tensors, numbers, strings, lists and dicts go in, so ``torch.load(weights_only=True)`` can
 read it without running code from the file.
 """
@@ -22,6 +24,7 @@ from beenet import __version__
 from beenet.atomic import atomic_open
 from beenet.errors import CheckpointError, ConfigError
 from beenet.labels import CATEGORIES, VAD_NAMES
+from beenet.weights import pretrained_weights
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,9 @@ def save_checkpoint(
         "epoch": int(epoch),
         "metrics": _plain_metrics(metrics or {}),
     }
+    started_from = pretrained_weights(model) if isinstance(model, torch.nn.Module) else {}
+    if started_from:  # the published weights files (and their sha256) the model started from
+        ckpt["pretrained_weights"] = started_from
     if optimizer is not None:
         ckpt["optimizer"] = optimizer
     if scheduler is not None:
