@@ -18,3 +18,49 @@ def _torch_threads():
         return
     torch.set_num_threads(2)
     yield
+
+
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", ""}
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Tests never touch the network: a connection to anything but this machine fails at once
+    (loopback stays open for torchrun's rendezvous and local servers)."""
+    import socket
+
+    real_connect = socket.socket.connect
+
+    def connect(self, address):  # noqa: ANN001
+        host = address[0] if isinstance(address, tuple) else ""
+        if self.family in (socket.AF_INET, socket.AF_INET6) and str(host) not in _LOCAL_HOSTS \
+                and not str(host).startswith("127."):
+            raise OSError(f"tests must not touch the network (connect to {address!r})")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):  # noqa: ANN001
+        if host is not None and str(host) not in _LOCAL_HOSTS and not str(host).startswith("127."):
+            raise socket.gaierror(f"tests must not touch the network (lookup of {host!r})")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_caches(tmp_path_factory):
+    """No test reads or writes the user's caches: torch hub weights and beenet's context cache
+    live in a temporary folder for the session (tests that need a file place it there)."""
+    root = tmp_path_factory.mktemp("caches")
+    old = {k: os.environ.get(k) for k in ("TORCH_HOME", "BEENET_CACHE")}
+    os.environ["TORCH_HOME"] = str(root / "torch")
+    os.environ["BEENET_CACHE"] = str(root / "beenet")
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
