@@ -404,3 +404,52 @@ def test_keypoint_rcnn_not_cached_offline(
     msg = str(info.value)
     assert "keypointrcnn_resnet50_fpn_coco-fc266e95.pth" in msg and KEYPOINTS.url in msg
     assert str(tmp_path / "hub" / "checkpoints") in msg and "--pose mediapipe" in msg
+
+
+# ----------------------------------------------------------------------------- the paper preset, end to end
+
+
+@pytest.mark.slow
+def test_paper_preset_trains_resumes_and_evaluates_offline_from_torch_home(
+    cached: dict[str, Any], googlenet_file: Any, places365_file: Any, detector_file: Any, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 9's first 'done when': with the published files in TORCH_HOME and no network,
+    ``beenet train --config paper`` (pretrained trunk, Places365 + COCO experts) trains on a
+    BoLD-layout dataset, a resumed run keeps the record of the weights it started from, and
+    ``beenet eval`` scores the checkpoint."""
+    import json
+
+    from beenet.cli import main
+    from train_helpers import TINY, restore_root_logging, write_tiny_synth
+
+    logs = restore_root_logging()
+    next(logs)
+    try:
+        data = write_tiny_synth(tmp_path / "bold", clips=12)
+        sets = [s for s in TINY if not s.startswith(("model.pretrained", "context.pretrained", "optim.epochs"))]
+        sets += ["context.frames_per_clip=1", "context.places_image_size=64", "context.coco_min_size=64",
+                 "context.coco_max_size=96", f"context.cache_dir={tmp_path / 'cache'}"]
+        args = [a for s in sets for a in ("--set", s)]
+        run = tmp_path / "run"
+        assert main(["train", "--data", str(data), "--out", str(run), "--config", "paper", "--epochs", "1", *args]) == 0
+        trunk_sha = file_sha256(cached["dir"] / _name(GOOGLENET.url))
+        for name in ("best.pt", "last.pt"):
+            ckpt = load_checkpoint(run / name)
+            assert ckpt["config"]["model"]["pretrained"] is True
+            assert ckpt["pretrained_weights"]["trunk"]["sha256"] == trunk_sha, name
+        # The experts' cache files are named by fingerprints that hold the weights files' sha256.
+        assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2
+
+        assert main(["train", "--data", str(data), "--out", str(run), "--config", "paper", "--epochs", "2",
+                     *args, "--resume"]) == 0
+        resumed = load_checkpoint(run / "last.pt")
+        assert resumed["epoch"] == 1
+        assert resumed["pretrained_weights"]["trunk"]["sha256"] == trunk_sha
+
+        assert main(["eval", "--data", str(data), "--checkpoint", str(run / "best.pt"), "--split", "val",
+                     "--protocol", "paper", "--device", "cpu", "--out", str(tmp_path / "ev")]) == 0
+        scores = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+        assert scores["n"] > 0 and "ERS" in scores
+    finally:
+        next(logs, None)

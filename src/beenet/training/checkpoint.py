@@ -43,10 +43,13 @@ def save_checkpoint(
     scheduler: dict[str, Any] | None = None,
     rng: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    started_from: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically: a temp file in the same directory, fsync, ``os.replace``.
 
     A crash mid-write leaves the previous file intact (never a half-written ``last.pt``).
+    ``started_from`` is the ``pretrained_weights`` record to store; by default it is read off
+    ``model`` (a resumed run, built without downloading, passes the one its first run recorded).
     """
     path = Path(path)
     state = model.state_dict() if isinstance(model, torch.nn.Module) else model
@@ -60,7 +63,8 @@ def save_checkpoint(
         "epoch": int(epoch),
         "metrics": _plain_metrics(metrics or {}),
     }
-    started_from = pretrained_weights(model) if isinstance(model, torch.nn.Module) else {}
+    if started_from is None:
+        started_from = pretrained_weights(model) if isinstance(model, torch.nn.Module) else {}
     if started_from:  # the published weights files (and their sha256) the model started from
         ckpt["pretrained_weights"] = started_from
     if optimizer is not None:

@@ -31,6 +31,7 @@ from beenet.evaluation.evaluate import predict_split
 from beenet.metrics import HEADLINE_KEYS, bold_scores, format_headline, headline
 from beenet.progress import progress
 from beenet.training import distributed as D
+from beenet.weights import pretrained_weights
 from beenet.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from beenet.training.config import (
     RunConfig,
@@ -157,6 +158,8 @@ class _Run:
     best_scores: dict[str, Any] | None = None
     since_best: int = 0
     last_scores: dict[str, Any] | None = None
+    #: The published weights the run's model started from (``pretrained_weights`` of checkpoints).
+    started_from: dict[str, Any] = dataclasses.field(default_factory=dict)
     epochs_done: int = 0
     stopped_early: bool = False
 
@@ -290,10 +293,12 @@ def _restore(run: _Run, ckpt: dict[str, Any] | None) -> None:
     run only gives each rank its own dropout stream."""
     seed, info = run.cfg.run.seed, run.info
     if ckpt is None:
+        run.started_from = pretrained_weights(run.model)
         if info.rank:
             torch.manual_seed(seed + info.rank)  # each rank its own dropout masks
         return
     load_model_state(run.model, ckpt["model"], run.out / "last.pt")
+    run.started_from = dict(ckpt.get("pretrained_weights") or {})
     load_optimizer_state(run.optimizer, ckpt["optimizer"], run.model)
     run.schedule.load_state_dict(ckpt["scheduler"])
     if "scaler" in ckpt and run.use_scaler:
@@ -412,11 +417,12 @@ def _save(run: _Run, epoch: int, train_means: dict[str, float], scores: dict[str
         best_info = {"ers": run.best_ers, "epoch": run.best_epoch, "scores": run.best_scores,
                      "since": run.since_best}
         if improved:
-            save_checkpoint(run.out / "best.pt", **state, extra={"best": best_info})
+            save_checkpoint(run.out / "best.pt", **state, extra={"best": best_info}, started_from=run.started_from)
         save_checkpoint(
             run.out / "last.pt", **state, optimizer=run.optimizer.state_dict(),
             scheduler=run.schedule.state_dict(), rng={"ranks": rng_all},
             extra={"best": best_info, **({"scaler": run.scaler.state_dict()} if run.use_scaler else {})},
+            started_from=run.started_from,
         )
     D.barrier(info)
 
@@ -436,7 +442,8 @@ def _finish(run: _Run) -> dict[str, Any]:
         # No validation ever beat -inf (e.g. every category undefined): the last model is the best.
         last = load_checkpoint(out / "last.pt")
         save_checkpoint(out / "best.pt", model=last["model"], config=last["config"], epoch=last["epoch"],
-                        metrics=last["metrics"], extra={"best": last.get("best", {})})
+                        metrics=last["metrics"], extra={"best": last.get("best", {})},
+                        started_from=last.get("pretrained_weights", {}))
     return {
         "val": run.last_scores,
         "best": run.best_scores,
