@@ -55,6 +55,7 @@ def test_onnx_runtime_matches_pytorch(tmp_path, name):
     assert meta["beenet.model"] == spec.name
 
 
+@pytest.mark.slow
 def test_predict_with_the_onnx_engine_equals_torch(tmp_path):
     ckpt = make_checkpoint(tmp_path / "m.pt", skeleton=True, fusion_form="odds")
     scene = write_people_video(tmp_path / "v.mp4", num_frames=24, width=96, height=64, people=2, fps=12.0)
