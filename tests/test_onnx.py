@@ -9,6 +9,9 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+#: Every test here exports a model and runs it under onnxruntime (the predict one on a video too).
+pytestmark = pytest.mark.slow
+
 from _predict_helpers import ScriptedPose, make_checkpoint, write_people_video  # noqa: E402
 from beenet.cli import main  # noqa: E402
 from beenet.inference.onnx import (  # noqa: E402
@@ -55,7 +58,6 @@ def test_onnx_runtime_matches_pytorch(tmp_path, name):
     assert meta["beenet.model"] == spec.name
 
 
-@pytest.mark.slow
 def test_predict_with_the_onnx_engine_equals_torch(tmp_path):
     ckpt = make_checkpoint(tmp_path / "m.pt", skeleton=True, fusion_form="odds")
     scene = write_people_video(tmp_path / "v.mp4", num_frames=24, width=96, height=64, people=2, fps=12.0)
