@@ -93,6 +93,7 @@ def paper_run(synth, tmp_path_factory):
     return out, A.run_ablation(synth, out, **PAPER_KW)
 
 
+@pytest.mark.slow
 def test_paper_study_tables(paper_run):
     out, summary = paper_run
     rows = csv_rows(out / "results.csv")
@@ -107,6 +108,7 @@ def test_paper_study_tables(paper_run):
     assert len(csv_rows(out / "summary.csv")) == 2
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_runs_and_refuses_another_study(synth, paper_run, monkeypatch):
     out, summary = paper_run
     import beenet.training.loop as loop
@@ -130,6 +132,7 @@ def test_summary_mean_and_std_over_seeds():
     assert "0.3000 ± 0.1414" in A.summary_markdown([s], "paper", load_config("demo"), seeds=2)
 
 
+@pytest.mark.slow
 def test_pooling_stress_rows(synth, tmp_path):
     out = tmp_path / "pool"
     A.run_ablation(synth, out, config="video", study="pooling", seeds=1, epochs=1, overrides=TINY,
@@ -142,6 +145,7 @@ def test_pooling_stress_rows(synth, tmp_path):
     assert by["drop-places"] != by["none"] or by["drop-objects"] != by["none"]
 
 
+@pytest.mark.slow
 def test_cli_ablate(synth, paper_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["ablate", "--help"])

@@ -10,7 +10,7 @@ from beenet.inference.pose import mediapipe_available
 from beenet.inference.table import COLUMNS, read_table
 from beenet.labels import CATEGORIES
 
-pytestmark = pytest.mark.skipif(not mediapipe_available(), reason="mediapipe not installed")
+pytestmark = [pytest.mark.skipif(not mediapipe_available(), reason="mediapipe not installed"), pytest.mark.slow]
 
 SIZE = 256
 FRAMES = 24

@@ -42,6 +42,7 @@ def test_gather_rows_single_process_restores_order():
     assert out.flatten().tolist() == [0.0, 1.0, 2.0]
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
     data = write_tiny_synth(tmp_path / "synth")
     out = tmp_path / "run"

@@ -20,6 +20,7 @@ def demo(tmp_path_factory):
     return rc, out
 
 
+@pytest.mark.slow
 def test_quick_demo_end_to_end(demo):
     rc, out = demo
     assert rc == 0
@@ -39,6 +40,7 @@ def test_quick_demo_end_to_end(demo):
     assert f"| val | {val['n']} | {val['mAP']:.4f} |" in report
 
 
+@pytest.mark.slow
 def test_demo_output_dir_rules(demo, tmp_path, capsys):
     rc, out = demo
     # An earlier demo is not replaced without --overwrite ...

@@ -28,6 +28,7 @@ def trained(tmp_path_factory):
     return data, root / "run" / "best.pt"
 
 
+@pytest.mark.slow
 def test_val_metrics_files_and_consistency(trained, tmp_path):
     data, ckpt = trained
     out = tmp_path / "eval"
@@ -48,6 +49,7 @@ def test_val_metrics_files_and_consistency(trained, tmp_path):
     assert load_checkpoint(ckpt)["metrics"]["val"]["ERS"] == pytest.approx(res["ERS"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_unlabelled_official_test_split_writes_predictions_only(trained, tmp_path):
     data, ckpt = trained
     res = evaluate_checkpoint(data, ckpt, split="test", protocol="official", out_dir=tmp_path, device="cpu")
@@ -60,6 +62,7 @@ def test_unlabelled_official_test_split_writes_predictions_only(trained, tmp_pat
         evaluate_checkpoint(data, ckpt, split="test", protocol="official", out_dir=None, device="cpu")
 
 
+@pytest.mark.slow
 def test_predict_split_order_and_hooks(trained):
     data, ckpt = trained
     model, c = model_from_checkpoint(ckpt)

@@ -171,22 +171,26 @@ FUSION_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("T", [1, 3])
 @pytest.mark.parametrize("case", FUSION_CASES, ids=lambda c: "-".join(f"{v}" for v in c.values()))
 def test_every_fusion_and_context_pool_runs(shared_trunk: None, case: dict, T: int) -> None:
     _check_forward_backward(_cfg(**case), T)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", POOL_KINDS)
 def test_every_temporal_pool_runs(shared_trunk: None, kind: str) -> None:
     _check_forward_backward(_cfg(temporal_pool=kind), T=3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", POOL_KINDS)
 def test_every_skeleton_pool_runs(shared_trunk: None, kind: str) -> None:
     _check_forward_backward(_cfg(skeleton=True, skeleton_channels=(8, 16), skeleton_pool=kind), T=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mean", "max", "gem", "attention"])
 @pytest.mark.parametrize("crop", ["shared", "separate"])
 def test_every_stream_pool_with_crop_and_skeleton_runs(shared_trunk: None, kind: str, crop: str) -> None:
@@ -202,6 +206,7 @@ def test_separate_crop_trunk_is_its_own_copy() -> None:
     assert separate.num_parameters() - shared.num_parameters() == sum(p.numel() for p in separate.crop_trunk.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["gem", "attention"])
 def test_learnable_stream_pools_start_at_the_mean(shared_trunk: None, kind: str) -> None:
     mean = build_model(_cfg(body_crop="shared", stream_pool="mean"), seed=0).eval()
@@ -376,6 +381,7 @@ class _Exported(torch.nn.Module):
         return out["categories"], out["vad"], out["fused"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("T", [1, 3])
 def test_onnx_export_with_dynamic_batch_matches_pytorch(tmp_path, T: int) -> None:
     ort = pytest.importorskip("onnxruntime")

@@ -9,6 +9,9 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+#: Every test here exports a model and runs it under onnxruntime (the predict one on a video too).
+pytestmark = pytest.mark.slow
+
 from _predict_helpers import ScriptedPose, make_checkpoint, write_people_video  # noqa: E402
 from beenet.cli import main  # noqa: E402
 from beenet.inference.engines import OnnxEngine, TorchEngine  # noqa: E402

@@ -157,6 +157,7 @@ def test_detection_needs_two_valid_joints():
     assert det.score == pytest.approx(0.7)
 
 
+@pytest.mark.slow
 def test_keypoint_rcnn_runs_offline_with_random_weights():
     pose = KeypointRCNNPose(weights=None, max_size=96, score_threshold=0.0)
     dets = pose(np.zeros((64, 80, 3), np.uint8))

@@ -173,6 +173,7 @@ def _check_ranges(t: PredictionTable, n_frames: int, width: int, height: int) ->
     assert (t.box_x + t.box_w <= width + 1e-6).all() and (t.box_y + t.box_h <= height + 1e-6).all()
 
 
+@pytest.mark.slow
 def test_predictor_two_people_with_all_streams(uniform_ckpt, people_video):
     video, scene = people_video
     pred = Predictor(uniform_ckpt, device="cpu", pose=ScriptedPose(scene), window=1.5, stride=1.0,
@@ -199,6 +200,7 @@ def test_predictor_two_people_with_all_streams(uniform_ckpt, people_video):
     assert np.abs(a - b).max() > 0
 
 
+@pytest.mark.slow
 def test_predictor_is_deterministic_and_batch_size_free(still_ckpt, people_video):
     video, scene = people_video
     a = Predictor(still_ckpt, device="cpu", pose=ScriptedPose(scene), window=1.0, stride=1.0, batch_size=1).predict(video)
@@ -206,6 +208,7 @@ def test_predictor_is_deterministic_and_batch_size_free(still_ckpt, people_video
     pd.testing.assert_frame_equal(pd.DataFrame(a), pd.DataFrame(b), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_on_a_longer_video(tmp_path, still_ckpt, monkeypatch):
     """predict streams: it never reads the video in bulk, and the frames it holds at once do not grow
     with the video's length."""
@@ -226,6 +229,7 @@ def test_memory_stays_flat_on_a_longer_video(tmp_path, still_ckpt, monkeypatch):
     assert held[96] <= 16, held
 
 
+@pytest.mark.slow
 def test_precomputed_bold_joints_keep_their_ids(tmp_path, still_ckpt):
     scene = write_people_video(tmp_path / "clip.mp4", num_frames=24, width=96, height=64, people=2, fps=FPS)
     rows = [[500 + t, pid, *kp.ravel()] for t, people in enumerate(scene) for pid, kp in zip((4, 11), people)]
@@ -257,6 +261,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path, still_ckpt, people_video):
         pred.run(video, wrong)
 
 
+@pytest.mark.slow
 def test_context_input_models_need_real_context(tmp_path, people_video):
     video, scene = people_video
     ckpt = make_checkpoint(tmp_path / "ctx.pt", context_source="sidecar", fusion_context="input", fusion_form="odds")
@@ -284,6 +289,7 @@ def test_context_input_models_need_real_context(tmp_path, people_video):
 # ----------------------------------------------------------------------------- pictures
 
 
+@pytest.mark.slow
 def test_pictures(tmp_path, still_ckpt, people_video):
     from beenet.data.video import VideoReader
     from beenet.inference.render import draw_people, render_timeline, render_video
@@ -326,6 +332,7 @@ def test_cli_help_reads_like_a_man_page(capsys):
         assert word in text
 
 
+@pytest.mark.slow
 def test_cli_processes_good_inputs_and_reports_bad_ones(tmp_path, still_ckpt, capsys):
     scene = write_people_video(tmp_path / "in" / "good.mp4", num_frames=24, width=96, height=64, people=2, fps=FPS)
     rows = [[t, pid, *kp.ravel()] for t, people in enumerate(scene) for pid, kp in zip((0, 1), people)]

@@ -26,6 +26,7 @@ def synth(tmp_path_factory):
 
 
 
+@pytest.mark.slow
 def test_run_directory_and_priors(synth, tmp_path):
     cfg = tiny_config("demo")
     out = tmp_path / "run"
@@ -56,6 +57,7 @@ def test_run_directory_and_priors(synth, tmp_path):
     assert "epoch 2/2" in (out / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_exact_resume_is_bit_identical(synth, tmp_path):
     # Dropout on, shuffling, random stills: everything that draws randomness is exercised.
     cfg = tiny_config("demo", ["optim.epochs=3", "model.dropout=0.5", "optim.schedule=step", "optim.step_epochs=1"])
@@ -88,6 +90,7 @@ def test_refuses_to_overwrite_and_to_resume_nothing(synth, tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_resume_with_another_config_is_refused(synth, tmp_path):
     cfg = tiny_config("demo", ["optim.epochs=1"])
     out = tmp_path / "run"
@@ -122,6 +125,7 @@ def test_cli_train_help_and_config(synth, tmp_path, capsys):
     assert "optim.lrr" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_train_runs_and_resumes(synth, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--data", str(synth), "--out", str(out), "--config", "demo", "--epochs", "1"]
@@ -137,6 +141,7 @@ def test_cli_train_runs_and_resumes(synth, tmp_path, capsys):
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
 
 
+@pytest.mark.slow
 def test_loader_workers_do_not_change_the_run(synth, tmp_path):
     # Persistent workers learn the epoch from the sampler: 2 workers train exactly as 0 do.
     base = ["optim.epochs=2", "model.dropout=0.0"]
@@ -147,6 +152,7 @@ def test_loader_workers_do_not_change_the_run(synth, tmp_path):
         assert torch.equal(a["model"][k], b["model"][k]), k
 
 
+@pytest.mark.slow
 def test_missing_videos_are_left_out_with_a_warning(tmp_path, caplog):
     """Real BoLD downloads miss clips: training goes on without them and says so."""
     from beenet.data.bold import BoLD
@@ -161,6 +167,7 @@ def test_missing_videos_are_left_out_with_a_warning(tmp_path, caplog):
     assert any("left out" in r.getMessage() and gone in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_video_preset_trains_and_evaluates_end_to_end(synth, tmp_path, capsys):
     """`beenet train --config video` (frames over time, crop, skeleton, all streams fused) then
     `beenet eval --checkpoint` on the synthetic data, with per-stream scores from the model."""

@@ -11,7 +11,7 @@ epochs, data) for each seed, scored on the val split, and summarised as mean ± 
 studies:
   paper    the paper's table: emotion stream only; + place; + object; + both with concatenation;
            + both with probabilistic pooling (camode gate, beenet per-sample form)
-  pooling  pooling.md's protocol, one site at a time: a (over frames) x every pooling kind,
+  pooling  docs/pooling.md's protocol, one site at a time: a (over frames) x every pooling kind,
            c (over contexts) x max/mean/gem/attention, b (over joints and time) when the skeleton
            stream is on; each run also scored with 25% / 50% distractor frames and with one
            context source dropped at test time. Use a video config (--config video).

@@ -1,6 +1,6 @@
 """Reading the BoLD release exactly as it is on disk: headerless annotation CSVs and the layout.
 
-See ``docs/bold-format.md`` (shared docs) for the format. Every row is validated, so that a
+See ``docs/bold-format.md`` for the format. Every row is validated, so that a
 misread column (the classic BoLD bug) fails loudly with the file and line instead of silently
 shifting labels.
 """

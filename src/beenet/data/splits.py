@@ -32,11 +32,6 @@ SPLIT_VERSION = 1
 PARTS: tuple[str, ...] = ("train", "val", "test")
 
 
-def official_split(bold: "BoLD", split: str) -> list["Instance"]:
-    """train.csv / val.csv / test_meta.csv, in file order."""
-    return list(bold.annotations(split))
-
-
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/beenet/splits`` (``~/.cache/beenet/splits`` by default)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
