@@ -140,6 +140,32 @@ def _few(items: list[str], n: int = 4) -> str:
     return ", ".join(items[:n]) + (f" ... and {len(items) - n} more" if len(items) > n else "")
 
 
+def state_dict_mismatch(state: Mapping[str, Any], own: Mapping[str, torch.Tensor], side: str,
+                        optional_suffix: str | None = None) -> list[str]:
+    """What keeps ``state`` from loading into a module whose state dict is ``own``: entries that
+    are not tensors, missing and unexpected keys, shape mismatches (a few of each, counted);
+    empty when it fits. ``side`` names where ``state`` came from in the message ("file",
+    "checkpoint"); keys ending in ``optional_suffix`` may be absent on either side."""
+    def optional(k: Any) -> bool:
+        return optional_suffix is not None and str(k).endswith(optional_suffix)
+
+    bad_values = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    missing = [k for k in own if k not in state and not optional(k)]
+    unexpected = [str(k) for k in state if k not in own and not optional(k)]
+    shapes = [f"{k}: {side} {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items()
+              if isinstance(state.get(k), torch.Tensor) and tuple(state[k].shape) != tuple(v.shape)]
+    parts = []
+    if bad_values:
+        parts.append(f"{len(bad_values)} entries that are not tensors ({_few(bad_values)})")
+    if missing:
+        parts.append(f"missing {len(missing)} keys ({_few(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys ({_few(unexpected)})")
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatches ({_few(shapes)})")
+    return parts
+
+
 def check_fits(state: Any, model: nn.Module, source: str, what: str, hint: str | None = None) -> dict[str, torch.Tensor]:
     """``state`` checked key by key and shape by shape against ``model``; returns what to load.
 
@@ -150,22 +176,8 @@ def check_fits(state: Any, model: nn.Module, source: str, what: str, hint: str |
         raise WeightsFileError(f"{source}: expected the state dict of the {what} (a dict of tensors), "
                                f"got {type(state).__name__}" + (f"; {hint}" if hint else ""))
     own = model.state_dict()
-    skip = "num_batches_tracked"
-    bad_values = [str(k) for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    missing = [k for k in own if k not in state and not k.endswith(skip)]
-    unexpected = [str(k) for k in state if k not in own and not str(k).endswith(skip)]
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs expected {tuple(v.shape)}" for k, v in own.items()
-              if isinstance(state.get(k), torch.Tensor) and tuple(state[k].shape) != tuple(v.shape)]
-    if bad_values or missing or unexpected or shapes:
-        parts = []
-        if bad_values:
-            parts.append(f"{len(bad_values)} entries that are not tensors ({_few(bad_values)})")
-        if missing:
-            parts.append(f"missing {len(missing)} keys ({_few(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys ({_few(unexpected)})")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches ({_few(shapes)})")
+    parts = state_dict_mismatch(state, own, "file", optional_suffix="num_batches_tracked")
+    if parts:
         raise WeightsFileError(f"{source}: is not the {what} file that was expected: {'; '.join(parts)}"
                                + (f"; {hint}" if hint else ""))
     return {k: v for k, v in state.items() if k in own}

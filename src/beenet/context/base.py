@@ -68,11 +68,9 @@ def describe_fingerprint(name: str, description: dict[str, Any]) -> str:
 
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     """SHA-256 (first 16 hex digits) of a file's bytes: the identity of user-supplied weights."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()[:16]
+    from beenet.weights import file_sha256
+
+    return file_sha256(path, chunk)[:16]
 
 
 @runtime_checkable

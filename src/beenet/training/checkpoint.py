@@ -12,7 +12,6 @@ read it without running code from the file.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -24,7 +23,7 @@ from beenet import __version__
 from beenet.atomic import atomic_open
 from beenet.errors import CheckpointError, ConfigError
 from beenet.labels import CATEGORIES, VAD_NAMES
-from beenet.weights import pretrained_weights
+from beenet.weights import file_sha256, pretrained_weights, state_dict_mismatch
 
 log = logging.getLogger(__name__)
 
@@ -158,22 +157,8 @@ def model_config_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike[s
 
 def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike[str] = "checkpoint") -> None:
     """``model.load_state_dict(state)`` with an error that says which keys/shapes do not match."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        def few(xs: list[str]) -> str:
-            return ", ".join(xs[:4]) + (f" ... and {len(xs) - 4} more" if len(xs) > 4 else "")
-
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} keys ({few(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys ({few(unexpected)})")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches ({few(shapes)})")
+    parts = state_dict_mismatch(state, model.state_dict(), "checkpoint")
+    if parts:
         raise CheckpointError(
             f"{path}: the weights do not match the model built from the config: {'; '.join(parts)}. "
             "Load a checkpoint with the config it was trained with"
@@ -198,8 +183,4 @@ def model_from_checkpoint(path: str | os.PathLike[str], device: str | torch.devi
 
 def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of the file (the identity predict tables and ONNX metadata carry)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)
