@@ -126,7 +126,6 @@ def test_export_of_an_unvalidated_checkpoint_says_so(tmp_path):
 # ----------------------------------------------------------------------------- predict
 
 
-@pytest.mark.slow
 def test_folder_predicts_exactly_like_the_checkpoint(ckpt, folder, people_video):
     video, scene = people_video
     kw = dict(device="cpu", window=1.0, stride=1.0, batch_size=4)

@@ -18,7 +18,7 @@ never runs pickle: ``safetensors`` for the tensors, ``json`` for the rest.
 
 :func:`resolve_checkpoint` (path or id -> local path) and :func:`read_pretrained` (folder -> a
 dict shaped like a loaded checkpoint) are what ``training/checkpoint.py`` calls; the writer is
-:func:`export_pretrained`.
+:func:`export_pretrained`. User documentation: docs/predict.md, section "Sharing a model".
 """
 
 from __future__ import annotations
