@@ -1,4 +1,5 @@
-"""``beenet export onnx``: a checkpoint as an ONNX model (dynamic batch, metadata inside)."""
+"""``beenet export onnx|pretrained``: a checkpoint as an ONNX model (dynamic batch, metadata inside)
+or as a folder others can load (safetensors + config.json + model card, :mod:`beenet.pretrained`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,15 @@ Export a trained beenet checkpoint to another format.
          the beenet version and the full run config are stored in the ONNX metadata_props,
          so 'beenet predict --engine onnx --checkpoint FILE' needs nothing else.
 
-With --check, ONNX Runtime and PyTorch are run on the same random batch (sizes 1 and 3) and
+  pretrained   a folder others can load without beenet's training code or pickle:
+         model.safetensors (the weights), config.json (the full run config, label names,
+         metrics, provenance: the checkpoint's and the weights' sha256, the published weights
+         the model started from) and README.md (a model card: training data, protocol, val
+         metrics with chance levels, how to load it). Upload the folder to the Hugging Face Hub
+         as it is; 'beenet predict --checkpoint DIR_OR_USER/NAME' and
+         Predictor.from_pretrained(...) load it.
+
+For onnx, --checkpoint may also be an exported folder or a Hub id. With --check, ONNX Runtime and PyTorch are run on the same random batch (sizes 1 and 3) and
 the largest difference is printed; the export fails when it exceeds --atol.
 """
 
@@ -28,6 +37,8 @@ examples:
   beenet export onnx --checkpoint runs/demo/best.pt --out demo.onnx
   beenet export onnx --checkpoint best.pt --out model.onnx --check
   beenet predict talk.mp4 --checkpoint model.onnx --engine onnx --out preds
+  beenet export pretrained --checkpoint runs/demo/best.pt --out demo-model --training-data "beenet synth"
+  beenet predict talk.mp4 --checkpoint demo-model --out preds
 """
 
 
@@ -37,15 +48,33 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="format", metavar="FORMAT", required=True)
     o = sub.add_parser("onnx", help="export to ONNX", description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter, prog=f"{prog} onnx")
-    o.add_argument("--checkpoint", required=True, metavar="CKPT", help="a 'beenet train' checkpoint (.pt)")
+    o.add_argument("--checkpoint", required=True, metavar="CKPT",
+                   help="a 'beenet train' checkpoint (.pt), an exported folder or a Hub id")
     o.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
     o.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     o.add_argument("--check", action="store_true", help="compare ONNX Runtime with PyTorch after exporting")
     o.add_argument("--atol", type=float, default=1e-4, help="largest difference --check accepts (default 1e-4)")
+    r = sub.add_parser("pretrained", help="export a folder others can load (safetensors + config + card)",
+                       description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, prog=f"{prog} pretrained")
+    r.add_argument("--checkpoint", required=True, metavar="CKPT", help="a 'beenet train' checkpoint (.pt)")
+    r.add_argument("--out", required=True, metavar="DIR", help="the folder to write (missing or empty)")
+    r.add_argument("--overwrite", action="store_true", help="write into a folder that is not empty")
+    r.add_argument("--training-data", metavar="TEXT", default=None,
+                   help="what the model was trained on, for the model card (the checkpoint does not "
+                        "record the data directory), e.g. 'BoLD 1.0 train split'")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "pretrained":
+        from beenet.pretrained import FOLDER_FILES, export_pretrained
+
+        out = export_pretrained(args.checkpoint, args.out, overwrite=args.overwrite,
+                                training_data=args.training_data)
+        sizes = ", ".join(f"{n} {(Path(out) / n).stat().st_size / 1e6:.2f} MB" for n in FOLDER_FILES)
+        print(f"wrote {out}/ ({sizes})")
+        return 0
     from beenet.inference.onnx import export_onnx, onnx_parity
 
     out = export_onnx(args.checkpoint, args.out, opset=args.opset)

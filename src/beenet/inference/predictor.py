@@ -230,7 +230,8 @@ def load_keypoints(path: str | Path) -> PrecomputedPose:
 class Predictor:
     """Loads a model once and predicts per person and window on any number of videos.
 
-    ``checkpoint``: a ``beenet train`` checkpoint (``.pt``) or a ``beenet export onnx`` file.
+    ``checkpoint``: a ``beenet train`` checkpoint (``.pt``), a ``beenet export onnx`` file, a
+    ``beenet export pretrained`` folder or a Hugging Face Hub id of one (see :meth:`from_pretrained`).
     ``engine``: one of :data:`~beenet.inference.engines.ENGINES`, ``torch`` or ``onnx`` (a ``.pt``
     is exported to a temporary ONNX file first). ``pose``: one of
     :data:`~beenet.inference.pose.POSE_CHOICES` (``auto`` = mediapipe when installed, else
@@ -281,32 +282,49 @@ class Predictor:
 
     # -- set-up ----------------------------------------------------------------------------
     def _load(self, engine: str) -> tuple[ModelSpec, Any]:
-        from beenet.training.checkpoint import checkpoint_sha256, load_checkpoint, load_model_state, model_config_from_checkpoint
+        from beenet.pretrained import resolve_checkpoint
+        from beenet.training.checkpoint import (
+            checkpoint_sha256,
+            load_checkpoint,
+            load_model_state,
+            model_config_from_checkpoint,
+            weights_source,
+        )
 
         if engine not in ENGINES:
             raise ConfigError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
-        if not self.checkpoint.is_file():
-            raise CheckpointError(f"{self.checkpoint}: no such checkpoint file")
-        if self.checkpoint.suffix.lower() == ".onnx":
+        # A .pt, an .onnx, an exported folder, or a Hub id (resolved to its local folder).
+        path = resolve_checkpoint(self.checkpoint)
+        if path.suffix.lower() == ".onnx" and path.is_file():
             if engine != "onnx":
-                raise ConfigError(f"{self.checkpoint} is an ONNX file: use --engine onnx (or give the .pt checkpoint)")
-            eng = OnnxEngine(self.checkpoint, str(self.device))
-            return spec_from_onnx(self.checkpoint, eng.metadata), eng
-        ckpt = load_checkpoint(self.checkpoint)
-        spec = spec_from_checkpoint(ckpt, checkpoint_sha256(self.checkpoint), self.checkpoint)
+                raise ConfigError(f"{path} is an ONNX file: use --engine onnx (or give the .pt checkpoint)")
+            eng = OnnxEngine(path, str(self.device))
+            return spec_from_onnx(path, eng.metadata), eng
+        ckpt = load_checkpoint(path)
+        spec = spec_from_checkpoint(ckpt, checkpoint_sha256(path), path)
         if engine == "onnx":
             from beenet.inference.onnx import export_onnx
 
             self._tmpdir = tempfile.mkdtemp(prefix="beenet-onnx-")
-            path = export_onnx(self.checkpoint, Path(self._tmpdir) / "model.onnx")
-            return spec, OnnxEngine(path, str(self.device))
+            onnx_path = export_onnx(path, Path(self._tmpdir) / "model.onnx")
+            return spec, OnnxEngine(onnx_path, str(self.device))
         from beenet.models import build_model
 
-        cfg = model_config_from_checkpoint(ckpt, self.checkpoint)
+        cfg = model_config_from_checkpoint(ckpt, path)
         cfg.pretrained = False  # the weights come from the checkpoint
         model = build_model(cfg)
-        load_model_state(model, ckpt["model"], self.checkpoint)
+        load_model_state(model, ckpt["model"], weights_source(ckpt, path))
         return spec, TorchEngine(model, self.device)
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | Path, *, revision: str | None = None, **kwargs: Any) -> "Predictor":
+        """A Predictor from a ``beenet export pretrained`` folder or a Hugging Face Hub id
+        (``user/name``, optionally at ``revision``; needs the ``hub`` extra, and uses the local
+        Hugging Face cache when offline). A ``.pt`` or ``.onnx`` works too. ``kwargs`` are
+        :class:`Predictor`'s."""
+        from beenet.pretrained import resolve_checkpoint
+
+        return cls(resolve_checkpoint(path_or_id, revision=revision), **kwargs)
 
     def _context_source(self, context: Any) -> Any:
         """The experts the checkpoint was trained with, built by the entry point training uses."""

@@ -106,8 +106,17 @@ def _plain_metrics(m: Any) -> Any:
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read and check a beenet checkpoint (``weights_only=True``: never runs code from the file)."""
-    path = Path(path)
+    """Read and check a beenet checkpoint (``weights_only=True``: never runs code from the file).
+
+    ``path`` may also be a folder written by ``beenet export pretrained`` (read with safetensors
+    and json, no pickle) or a Hugging Face Hub id of one (:mod:`beenet.pretrained`); the result then
+    has the same keys a checkpoint's has (no optimizer state) plus ``weights_file``.
+    """
+    from beenet.pretrained import read_pretrained, resolve_checkpoint
+
+    path = resolve_checkpoint(path)
+    if path.is_dir():
+        return _check_contents(read_pretrained(path), Path(path) / "config.json")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
@@ -132,6 +141,11 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     for key in ("config", "model", "labels"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint has no {key!r} entry; the file is damaged")
+    return _check_contents(ckpt, path)
+
+
+def _check_contents(ckpt: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The checks a checkpoint and a pretrained folder share: label order, a model config."""
     labels = ckpt["labels"]
     if list(labels.get("categories", [])) != list(CATEGORIES) or list(labels.get("vad", [])) != list(VAD_NAMES):
         raise CheckpointError(
@@ -176,11 +190,21 @@ def model_from_checkpoint(path: str | os.PathLike[str], device: str | torch.devi
     if getattr(mcfg, "pretrained", False):
         mcfg.pretrained = False
     model = build_model(mcfg)
-    load_model_state(model, ckpt["model"], path)
+    load_model_state(model, ckpt["model"], weights_source(ckpt, path))
     model.to(device).eval()
     return model, ckpt
 
 
+def weights_source(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """The file that errors about the weights should name: a folder's ``model.safetensors``, or
+    the checkpoint file itself."""
+    return ckpt.get("weights_file") or path
+
+
 def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of the file (the identity predict tables and ONNX metadata carry)."""
-    return file_sha256(path)
+    """Hex SHA-256 of the file (the identity predict tables and ONNX metadata carry); for a
+    pretrained folder (or Hub id), that of its ``model.safetensors``."""
+    from beenet.pretrained import WEIGHTS_FILE, resolve_checkpoint
+
+    path = resolve_checkpoint(path)
+    return file_sha256(path / WEIGHTS_FILE if path.is_dir() else path)

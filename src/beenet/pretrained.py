@@ -1,0 +1,369 @@
+"""Weights others can load: a pretrained folder (safetensors + JSON + model card) and Hub ids.
+
+``beenet export pretrained --checkpoint RUN/best.pt --out DIR`` writes::
+
+    DIR/
+      model.safetensors   the model's state dict: tensors only (no pickle, no code)
+      config.json         format name/version, beenet version, the full run config, label names,
+                          epoch, metrics, the published weights the model started from
+                          (``pretrained_weights``), the source checkpoint's sha256 and the
+                          sha256 of model.safetensors
+      README.md           the model card (training data, protocol, val metrics with chance levels)
+
+Everything that takes a checkpoint (``Predictor``, ``beenet predict/eval/export onnx``) also takes
+such a folder, or a Hugging Face Hub id ``user/name`` (``user/name@revision``): the id is turned
+into a local folder by ``huggingface_hub.snapshot_download`` (the ``hub`` extra), which uses the
+local Hugging Face cache when offline (``HF_HUB_OFFLINE=1`` or no network). Reading a folder
+never runs pickle: ``safetensors`` for the tensors, ``json`` for the rest.
+
+:func:`resolve_checkpoint` (path or id -> local path) and :func:`read_pretrained` (folder -> a
+dict shaped like a loaded checkpoint) are what ``training/checkpoint.py`` calls; the writer is
+:func:`export_pretrained`. User documentation: docs/predict.md, section "Sharing a model".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from beenet import __version__
+from beenet.atomic import atomic_open, write_json, write_text
+from beenet.errors import BeenetError, CheckpointError
+from beenet.labels import CATEGORIES, VAD_NAMES
+
+log = logging.getLogger(__name__)
+
+FORMAT = "beenet-pretrained"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
+#: The files a folder holds; a Hub download fetches only these (never a pickle beside them).
+FOLDER_FILES = (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE)
+#: Files that would be pickles: named in the error when a folder has one but no safetensors.
+_PICKLE_NAMES = ("pytorch_model.bin", "model.pt", "model.pth", "best.pt", "last.pt")
+
+#: ``user/name`` or ``user/name@revision`` (the Hub's repo id rules, loosely).
+_HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<rev>[\w./-]+))?$")
+
+
+# --------------------------------------------------------------------------- path or Hub id
+
+
+def hub_id(text: str | os.PathLike[str]) -> tuple[str, str | None] | None:
+    """``(repo_id, revision)`` if ``text`` has the form of a Hub id, else None."""
+    m = _HUB_ID.match(str(text))
+    if m is None or m["repo"].endswith((".pt", ".pth", ".onnx")):
+        return None
+    return m["repo"], m["rev"]
+
+
+def resolve_checkpoint(path_or_id: str | os.PathLike[str], revision: str | None = None) -> Path:
+    """A local checkpoint file or folder as it is; else a Hub id, downloaded (or found in the local
+    Hugging Face cache) as a folder. Raises :class:`CheckpointError` when it is neither."""
+    path = Path(path_or_id)
+    if path.exists():
+        return path
+    parsed = hub_id(path_or_id)
+    if parsed is None:
+        raise CheckpointError(f"{path}: no such checkpoint file or folder")
+    repo, rev = parsed
+    return _snapshot(str(path_or_id), repo, revision or rev)
+
+
+def _hub_cache_dir() -> str | None:
+    """The Hub cache the environment names now (huggingface_hub reads it once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
+    return None
+
+
+def _offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _snapshot(text: str, repo: str, revision: str | None) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import (
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+    except ImportError:
+        raise CheckpointError(
+            f"{text}: no such checkpoint file or folder here; to load it as a Hugging Face Hub id, "
+            "install the hub extra: pip install 'beenet[hub]'"
+        ) from None
+    offline = _offline()
+    cache = _hub_cache_dir()
+    try:
+        folder = snapshot_download(repo, revision=revision, cache_dir=cache, local_files_only=offline,
+                                   allow_patterns=list(FOLDER_FILES))
+    except RevisionNotFoundError:
+        raise CheckpointError(f"{text}: the Hub model {repo} has no revision {revision!r}") from None
+    except RepositoryNotFoundError:
+        raise CheckpointError(
+            f"{text}: no such file or folder here, and no model {repo} on the Hugging Face Hub (or it "
+            "is private: log in with 'hf auth login')"
+        ) from None
+    except LocalEntryNotFoundError:
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
+        raise CheckpointError(
+            f"{text}: no such file or folder here, and the Hub model {repo} is not in the local Hugging "
+            f"Face cache ({cache or 'the default cache'}) while {why}; download it once online, or "
+            "copy the exported folder here and pass its path"
+        ) from None
+    except Exception as exc:  # the Hub client raises many kinds (HTTP, IO)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"{text}: cannot fetch the Hub model {repo} ({type(exc).__name__}: {first})") from None
+    log.info("Hub model %s -> %s", repo, folder)
+    return Path(folder)
+
+
+# --------------------------------------------------------------------------- reading a folder
+
+
+def read_pretrained(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read an exported folder into a dict shaped like a loaded checkpoint (``config``, ``labels``,
+    ``model``, ``epoch``, ``metrics``, ``pretrained_weights``, ...) plus ``weights_file`` (the file
+    errors about the tensors should name). JSON and safetensors only: nothing here unpickles."""
+    folder = Path(folder)
+    cfg_path, weights = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not cfg_path.is_file():
+        raise CheckpointError(
+            f"{folder}: not a beenet pretrained folder (no {CONFIG_FILE}); write one with "
+            "'beenet export pretrained --checkpoint best.pt --out DIR', or pass a .pt checkpoint"
+        )
+    try:
+        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{cfg_path}: not a beenet pretrained config (no format={FORMAT!r} key)")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        raise CheckpointError(
+            f"{cfg_path}: format_version {version!r}, this beenet ({__version__}) reads version "
+            f"{FORMAT_VERSION}" + ("; upgrade beenet" if newer else "; re-export it with this beenet")
+        )
+    for key in ("config", "labels"):
+        if not isinstance(meta.get(key), dict):
+            raise CheckpointError(f"{cfg_path}: no {key!r} mapping; the file is damaged")
+    if not weights.is_file():
+        pickles = [n for n in _PICKLE_NAMES if (folder / n).exists()]
+        hint = (f" ({', '.join(pickles)} is there, but beenet never loads a pickle from a folder)"
+                if pickles else "")
+        raise CheckpointError(f"{weights}: missing{hint}; re-export the folder with 'beenet export pretrained'")
+    state = read_safetensors(weights)
+    expected = meta.get("weights_sha256")
+    if expected:
+        from beenet.weights import file_sha256
+
+        actual = file_sha256(weights)
+        if actual != expected:
+            raise CheckpointError(
+                f"{weights}: its sha256 {actual[:12]}... differs from the {expected[:12]}... that "
+                f"{CONFIG_FILE} records; the file was changed or damaged: re-copy or re-export the folder"
+            )
+    out = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
+    out.update({"format": FORMAT, "format_version": FORMAT_VERSION, "model": state, "weights_file": str(weights)})
+    return out
+
+
+def read_safetensors(path: Path) -> dict[str, Any]:
+    """The tensors of a safetensors file, or a :class:`CheckpointError` naming it."""
+    from safetensors.torch import load_file
+
+    try:
+        return dict(load_file(str(path), device="cpu"))
+    except Exception as exc:  # SafetensorError, OSError, header errors
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({first}); it is damaged, truncated or another "
+            "format (beenet never unpickles a folder's weights): re-copy or re-export the folder"
+        ) from None
+
+
+# --------------------------------------------------------------------------- writing a folder
+
+
+def export_pretrained(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                      overwrite: bool = False, training_data: str | None = None) -> Path:
+    """Write ``checkpoint`` (a ``beenet train`` .pt) as a pretrained folder ``out``.
+
+    ``out`` must be missing or empty unless ``overwrite``. ``training_data`` describes the data the
+    model was trained on (the checkpoint does not record the data directory); it goes in the card.
+    Every file is written atomically. Returns ``out``.
+    """
+    from safetensors.torch import save
+
+    from beenet.training.checkpoint import load_checkpoint
+    from beenet.weights import file_sha256
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    if checkpoint.is_dir():
+        raise CheckpointError(f"{checkpoint}: is already a folder; export takes a .pt checkpoint of 'beenet train'")
+    if out.exists() and not out.is_dir():
+        raise BeenetError(f"{out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise BeenetError(f"{out}: the folder is not empty; choose a new --out, or pass --overwrite")
+    ckpt = load_checkpoint(checkpoint)
+    # clone(): tensors that share storage (tied weights) must be separate for safetensors.
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in ckpt["model"].items()}
+    blob = save(state, metadata={"format": "pt", "beenet_format": FORMAT,
+                                 "format_version": str(FORMAT_VERSION)})
+    with atomic_open(out / WEIGHTS_FILE, "wb", fsync=True) as fh:
+        fh.write(blob)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "beenet_version": __version__,
+        "trained_with_beenet": ckpt.get("beenet_version"),
+        "config": ckpt["config"],
+        "labels": {"categories": list(CATEGORIES), "vad": list(VAD_NAMES)},
+        "epoch": ckpt.get("epoch"),
+        "metrics": _json_safe(ckpt.get("metrics") or {}),
+        "best": _json_safe(ckpt.get("best") or {}),
+        "pretrained_weights": ckpt.get("pretrained_weights") or {},
+        "training_data": _training_data(ckpt, training_data),
+        "checkpoint_file": checkpoint.name,
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "weights_sha256": file_sha256(out / WEIGHTS_FILE),
+    }
+    write_json(out / CONFIG_FILE, _json_safe(meta))
+    write_text(out / CARD_FILE, model_card(meta))
+    log.info("exported %s -> %s (%s, %s, %s)", checkpoint, out, *FOLDER_FILES)
+    return out
+
+
+def _json_safe(v: Any) -> Any:
+    """Builtins JSON can hold: non-finite floats become None (JSON has no NaN), numpy scalars floats."""
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if hasattr(v, "item"):
+        return _json_safe(v.item())
+    return str(v)
+
+
+def _training_data(ckpt: dict[str, Any], described: str | None) -> dict[str, Any]:
+    """What is known of the training data: the user's description, the fingerprint if the
+    checkpoint records one, the protocol and split seed, and the context source."""
+    cfg = ckpt.get("config") or {}
+    run, ctx = cfg.get("run") or {}, cfg.get("context") or {}
+    fp = ckpt.get("data_fingerprint")
+    if fp is None and isinstance(ckpt.get("data"), dict):
+        fp = ckpt["data"].get("fingerprint")
+    return {
+        "description": described,
+        "fingerprint": fp,
+        "protocol": run.get("protocol"),
+        "split_seed": run.get("split_seed"),
+        "context_source": ctx.get("source"),
+    }
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    """The README.md of an exported folder: what the model is, what it was trained on, how well it
+    scored on validation (with chance levels), and how to load it."""
+    from beenet.metrics import format_headline
+    from beenet.models import ModelConfig
+
+    try:
+        from beenet.inference.onnx import describe_model
+
+        name = describe_model(ModelConfig.from_dict(dict(meta["config"]["model"])))
+    except Exception:  # the card must not fail on a config this beenet cannot describe
+        name = "beenet model"
+    cfg = meta["config"]
+    data, run = cfg.get("data") or {}, cfg.get("run") or {}
+    td = meta.get("training_data") or {}
+    metrics = meta.get("metrics") or {}
+    val = metrics.get("val") if isinstance(metrics, dict) else None
+    epoch = meta.get("epoch")
+    lines = [
+        "---",
+        "library_name: beenet",
+        "tags: [beenet, bodily-expression, emotion-recognition, video, BoLD]",
+        "---",
+        "",
+        f"# {name}",
+        "",
+        "Bodily expression of emotion in video (BEE-NET and beyond), exported by "
+        f"`beenet export pretrained` (beenet {meta.get('beenet_version')}; trained with beenet "
+        f"{meta.get('trained_with_beenet') or 'unknown'}). Outputs: the 26 BoLD categories (scores in "
+        "[0, 1]) and valence / arousal / dominance on BoLD's 1-10 scale.",
+        "",
+        "## Training data",
+        "",
+        f"- Data: {td.get('description') or 'not recorded in the checkpoint (pass --training-data to say)'}",
+        f"- Data fingerprint: {td.get('fingerprint') or 'not recorded in the checkpoint'}",
+        f"- Protocol: {td.get('protocol')} (split seed {td.get('split_seed')})",
+        f"- Context source: {td.get('context_source')}",
+        f"- Sampling: {data.get('sampling')}, {data.get('num_frames')} frame(s) at {data.get('image_size')} px",
+        f"- Seed: {run.get('seed')}; epochs configured: {(cfg.get('optim') or {}).get('epochs')}",
+        "",
+        "## Validation metrics",
+        "",
+    ]
+    if isinstance(val, dict) and any(val.get(k) is not None for k in ("mAP", "mRA", "mR2", "ERS")):
+        lines += [
+            f"Validation split of the {td.get('protocol')} protocol, n = {val.get('n')}, after epoch "
+            f"{epoch + 1 if isinstance(epoch, int) else '?'}:",
+            "",
+            f"- model:  {format_headline(val)}",
+            f"- chance: {format_headline(val.get('chance'))}",
+            "",
+            "Chance is a predictor that knows nothing: AP at each category's positive rate, ROC AUC 0.5, "
+            "R2 0. A synthetic-data model's numbers say nothing about BoLD.",
+        ]
+    else:
+        lines.append("Not validated (the checkpoint records no validation scores).")
+    pw = meta.get("pretrained_weights") or {}
+    lines += ["", "## Provenance", "",
+              f"- Source checkpoint: `{meta.get('checkpoint_file')}`, sha256 `{meta.get('checkpoint_sha256')}`",
+              f"- `{WEIGHTS_FILE}` sha256 `{meta.get('weights_sha256')}`"]
+    for part, rec in pw.items():
+        lines.append(f"- Started from `{rec.get('file')}` ({part}), sha256 `{rec.get('sha256')}`, {rec.get('url')}")
+    if not pw:
+        lines.append("- Started from: random initialisation (no published weights recorded)")
+    lines += [
+        "",
+        "## Files",
+        "",
+        f"- `{WEIGHTS_FILE}`: the weights (safetensors: tensors only, loading runs no code)",
+        f"- `{CONFIG_FILE}`: format `{FORMAT}` v{FORMAT_VERSION}, the full run config, label names, metrics, provenance",
+        f"- `{CARD_FILE}`: this card",
+        "",
+        "## How to load it",
+        "",
+        "```python",
+        "from beenet import Predictor",
+        'table = Predictor.from_pretrained("PATH_OR_USER/NAME").predict("talk.mp4")',
+        "```",
+        "",
+        "```bash",
+        "beenet predict talk.mp4 --checkpoint PATH_OR_USER/NAME --out preds",
+        "beenet eval --checkpoint PATH_OR_USER/NAME --data BOLD_DIR",
+        "```",
+        "",
+        "A Hub id (`user/name`) needs `pip install 'beenet[hub]'`; offline (`HF_HUB_OFFLINE=1`) it is "
+        "read from the local Hugging Face cache.",
+        "",
+    ]
+    return "\n".join(lines)
