@@ -42,7 +42,14 @@ from beenet.training.config import (
 )
 from beenet.training.loader import make_train_loader
 from beenet.training.optim import EpochSchedule, build_optimizer, load_optimizer_state
-from beenet.training.rundir import MetricsLog, check_run_dir, log_to_file
+from beenet.training.rundir import (
+    MetricsLog,
+    RunLock,
+    check_run_dir,
+    clear_stale_temp_files,
+    log_to_file,
+    prepare_restart,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +100,17 @@ def train(
     out = Path(out_dir)
     device = resolve_device(cfg.run.device)
     info = D.init_distributed(device)
+    lock: RunLock | None = None
+    where: dict[str, Any] = {"epoch": None, "run": None}  # what an interruption reports
     try:
         error: Exception | None = None
-        if info.is_main:
+        restart = False
+        if info.is_main:  # only rank 0 writes, so only rank 0 holds the run's lock
             try:
-                check_run_dir(out, resume)
+                check_run_dir(out, resume)  # refuse before creating anything
+                out.mkdir(parents=True, exist_ok=True)
+                lock = RunLock(out).acquire()
+                restart = check_run_dir(out, resume)  # again, now that no one else can write
             except (ConfigError, CheckpointError) as exc:
                 error = exc
         error = D.broadcast_object(error, info)  # every rank stops, not only rank 0
@@ -106,15 +119,39 @@ def train(
         if info.enabled and device.type == "cuda":
             device = torch.device("cuda", info.local_rank)
         ckpt = _resume_checkpoint(cfg, out) if resume else None
-        if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
         D.barrier(info)
         cuda_devices = [device] if device.type == "cuda" else []
         with log_to_file(out / "train.log" if info.is_main else None), \
                 torch.random.fork_rng(devices=cuda_devices):
-            return _train(cfg, Path(data_dir), out, device, info, ckpt, stop_after_epoch)
+            if info.is_main:
+                clear_stale_temp_files(out)
+                if restart:
+                    log.info("%s: restarting from scratch: the run has no checkpoint yet (it stopped before "
+                             "its first epoch ended)", out)
+                    prepare_restart(out)
+            try:
+                return _train(cfg, Path(data_dir), out, device, info, ckpt, stop_after_epoch, where)
+            except KeyboardInterrupt:
+                if info.is_main:
+                    log.warning("%s", _interrupted_message(out, data_dir, where))
+                raise
     finally:
+        if lock is not None:
+            lock.release()
         D.cleanup(info)
+
+
+def _interrupted_message(out: Path, data_dir: Any, where: dict[str, Any]) -> str:
+    """Where an interrupted run stands and how to continue it."""
+    during = "during setup" if where["epoch"] is None else f"during epoch {where['epoch'] + 1}"
+    run = where["run"]
+    done = run.saved_epochs if run is not None else None
+    if not done and not (out / "last.pt").is_file():
+        return (f"interrupted {during}; no epoch finished, so nothing was saved: run the same command "
+                f"again (without --resume) to restart {out} from scratch")
+    held = f"epoch {done}" if done else "its last finished epoch"
+    return (f"interrupted {during}; {out / 'last.pt'} holds {held} intact: continue with "
+            f"beenet train --data {data_dir} --out {out} --resume")
 
 
 def _resume_checkpoint(cfg: RunConfig, out: Path) -> dict[str, Any]:
@@ -161,6 +198,8 @@ class _Run:
     #: The published weights the run's model started from (``pretrained_weights`` of checkpoints).
     started_from: dict[str, Any] = dataclasses.field(default_factory=dict)
     epochs_done: int = 0
+    #: Epochs whose state ``last.pt`` holds (set once it is written).
+    saved_epochs: int = 0
     stopped_early: bool = False
 
     @property
@@ -169,7 +208,9 @@ class _Run:
 
 
 def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info: D.DistInfo,
-           ckpt: dict[str, Any] | None, stop_after_epoch: int | None) -> dict[str, Any]:
+           ckpt: dict[str, Any] | None, stop_after_epoch: int | None,
+           where: dict[str, Any] | None = None) -> dict[str, Any]:
+    where = {} if where is None else where
     t_setup = time.perf_counter()
     run = _prepare(cfg, data_dir, out, device, info, resumed=ckpt is not None)
     _restore(run, ckpt)
@@ -178,7 +219,9 @@ def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info
              sum(p.numel() for p in run.model.parameters() if p.requires_grad), time.perf_counter() - t_setup)
 
     run.epochs_done = run.start_epoch
+    where["run"] = run
     for epoch in range(run.start_epoch, cfg.optim.epochs):
+        where["epoch"] = epoch
         t0 = time.perf_counter()
         train_means = _train_one_epoch(run, net, epoch)
         scores = _validate(run, epoch)
@@ -303,7 +346,7 @@ def _restore(run: _Run, ckpt: dict[str, Any] | None) -> None:
     run.schedule.load_state_dict(ckpt["scheduler"])
     if "scaler" in ckpt and run.use_scaler:
         run.scaler.load_state_dict(ckpt["scaler"])
-    run.start_epoch = int(ckpt["epoch"]) + 1
+    run.start_epoch = run.saved_epochs = int(ckpt["epoch"]) + 1
     best = ckpt.get("best", {})
     run.best_ers = float(best.get("ers", float("-inf")))
     run.best_epoch = int(best.get("epoch", -1))
@@ -424,6 +467,7 @@ def _save(run: _Run, epoch: int, train_means: dict[str, float], scores: dict[str
             extra={"best": best_info, **({"scaler": run.scaler.state_dict()} if run.use_scaler else {})},
             started_from=run.started_from,
         )
+        run.saved_epochs = epoch + 1
     D.barrier(info)
 
 
