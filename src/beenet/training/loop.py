@@ -58,6 +58,14 @@ RESUMABLE_CHANGES = ("optim.epochs", "run.num_workers", "run.device", "run.log_e
                      "run.eval_every", "context.cache_dir", "context.device")
 
 
+class _ValidationFailed(Exception):
+    """A validation pass raised ``error`` (a BeenetError); the loop saves the epoch, then reports it."""
+
+    def __init__(self, error: BeenetError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class TrainingDiverged(BeenetError, FloatingPointError):
     """The loss became NaN or infinite."""
 
@@ -224,7 +232,16 @@ def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info
         where["epoch"] = epoch
         t0 = time.perf_counter()
         train_means = _train_one_epoch(run, net, epoch)
-        scores = _validate(run, epoch)
+        try:
+            scores = _validate(run, epoch)
+        except _ValidationFailed as failed:
+            # The trained epoch is kept: saved without val scores, then the run stops.
+            _save(run, epoch, train_means, None, time.perf_counter() - t0)
+            reason = str(failed.error).strip().splitlines()[-1]  # a DataLoader worker adds its traceback
+            raise BeenetError(
+                f"validation after epoch {epoch + 1} failed: {reason}; the epoch is saved in "
+                f"{out / 'last.pt'}: fix or remove that file, then continue with --resume"
+            ) from None
         _save(run, epoch, train_means, scores, time.perf_counter() - t0)
         run.epochs_done = epoch + 1
         if cfg.run.early_stop and run.since_best >= cfg.run.early_stop:
@@ -270,18 +287,24 @@ def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, in
 
 
 def _instances(cfg: RunConfig, data_dir: Path, info: D.DistInfo) -> tuple[Any, list[Any], list[Any]]:
-    """The BoLD reader and the labelled train and val instances whose files are present."""
+    """The BoLD reader and the usable labelled train and val instances (see :mod:`beenet.data.usable`)."""
     from beenet.data.bold import BoLD
-    from beenet.data.dataset import available_instances
+    from beenet.data.usable import clip_statuses, usable_instances
 
     bold = BoLD(data_dir)
     with D.rank0_first(info):  # the paper split is written to disk once, by rank 0
         train_inst = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
         val_inst = bold.instances("val", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
-    # Real BoLD downloads often miss a few clips: train on what is there, say what is not.
+    # Real BoLD downloads often miss or truncate a few clips: every clip is opened once here (its
+    # video header, its joints file), the run goes on without the unusable ones and names them.
     need_joints = bool(cfg.data.skeleton or cfg.data.body_crop)
-    train_inst = available_instances(bold, train_inst, need_joints=need_joints)
-    val_inst = available_instances(bold, val_inst, need_joints=need_joints)
+    t0 = time.perf_counter()
+    statuses = clip_statuses(bold, [i.clip for i in train_inst] + [i.clip for i in val_inst])
+    train_inst, left_train = usable_instances(bold, train_inst, need_joints, what="train instances",
+                                              statuses=statuses)
+    val_inst, left_val = usable_instances(bold, val_inst, need_joints, what="val instances", statuses=statuses)
+    log.info("checked %d clips in %.1fs: %d train and %d val instances left out as unusable",
+             len(statuses), time.perf_counter() - t0, len(left_train), len(left_val))
     for name, insts in (("train", train_inst), ("val", val_inst)):
         if not insts:
             raise ConfigError(f"the {name} split of {data_dir} ({cfg.run.protocol} protocol) is empty")
@@ -420,9 +443,12 @@ def _validate(run: _Run, epoch: int) -> dict[str, Any] | None:
     D.sync_buffers(run.model, run.info)  # every rank validates (and rank 0 saves) the same model
     if not ((epoch + 1) % cfg.run.eval_every == 0 or epoch + 1 == cfg.optim.epochs):
         return None
-    cat, vad = predict_split(run.model, run.bold, run.val_inst, cfg.data, run.val_ctx, cfg.optim.batch_size,
-                             run.device, num_workers=cfg.run.num_workers, amp=cfg.run.amp, dist_info=run.info,
-                             desc=f"val {epoch + 1}")
+    try:
+        cat, vad = predict_split(run.model, run.bold, run.val_inst, cfg.data, run.val_ctx, cfg.optim.batch_size,
+                                 run.device, num_workers=cfg.run.num_workers, amp=cfg.run.amp, dist_info=run.info,
+                                 desc=f"val {epoch + 1}")
+    except BeenetError as exc:  # e.g. a val clip that opened at setup but does not decode
+        raise _ValidationFailed(exc) from None
     cat_t = np.stack([i.categories for i in run.val_inst])
     vad_t = np.stack([i.vad for i in run.val_inst])
     scores = bold_scores(cat, cat_t, vad, vad_t)
