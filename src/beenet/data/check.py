@@ -124,7 +124,8 @@ def _check_split(
     return report, instances, complete
 
 
-def _usable(bold: BoLD, splits: dict[str, dict], instances: dict[str, list[Instance]]) -> dict[str, ClipStatus]:
+def _usable(bold: BoLD, splits: dict[str, dict], instances: dict[str, list[Instance]],
+            complete: dict[str, Counter[str]]) -> dict[str, ClipStatus]:
     """The verdict training acts on (:mod:`beenet.data.usable`, the same function): every clip's
     video header opened and joints loaded once; per split the usable instances (and those usable
     by a run that reads skeletons or body crops), and the videos that do not open."""
@@ -138,6 +139,7 @@ def _usable(bold: BoLD, splits: dict[str, dict], instances: dict[str, list[Insta
             if st.video is not None and bold.video_path(clip).is_file():
                 reason = st.video.removeprefix(f"{bold.video_path(clip)}: ")
                 r["unreadable_videos"].append({"video": clip, "reason": reason})
+                r["complete_instances"] -= complete[split].pop(clip, 0)
     return statuses
 
 
@@ -236,7 +238,7 @@ def check_bold(root: str | Path, deep: bool = False) -> dict[str, Any]:
                     f"no positive (score >= {POSITIVE_THRESHOLD}): "
                     f"{', '.join(none)}; the metric leaves {'it' if len(none) == 1 else 'them'} out of mAP/mRA"
                 )
-    statuses = _usable(bold, splits, instances)
+    statuses = _usable(bold, splits, instances, complete)
     if deep:
         clips_of = {s: list(dict.fromkeys(i.clip for i in instances[s])) for s in SPLITS}
         warnings += _deep(bold, splits, clips_of, joints, complete, instances, statuses)
