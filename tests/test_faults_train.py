@@ -197,6 +197,13 @@ def test_a_directory_with_user_files_is_never_written(synth, tmp_path, capsys):
     assert (out / "config.yaml").read_text() == "mine\n"
 
 
+def test_out_that_is_a_file_is_refused(synth, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.write_text("mine\n")
+    assert main(_args(synth, out)) == 1
+    assert "is a file" in capsys.readouterr().err and out.read_text() == "mine\n"
+
+
 def test_a_run_with_a_checkpoint_still_needs_resume(synth, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(_args(synth, out)) == 0

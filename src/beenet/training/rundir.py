@@ -64,6 +64,8 @@ def check_run_dir(out: Path, resume: bool) -> bool:
     Raises :class:`CheckpointError` (``--resume`` with no ``last.pt``) or :class:`ConfigError`
     (a run with a checkpoint and no ``--resume``; a directory holding other files).
     """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file, not a run directory: choose a new --out directory")
     names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     foreign = [n for n in names if not _own_file(n)]
     has_last = "last.pt" in names
