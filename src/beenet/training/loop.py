@@ -43,6 +43,7 @@ from beenet.training.config import (
 from beenet.training.loader import make_train_loader
 from beenet.training.optim import EpochSchedule, build_optimizer, load_optimizer_state
 from beenet.training.rundir import (
+    LOCK_FILE,
     MetricsLog,
     RunLock,
     check_run_dir,
@@ -115,9 +116,11 @@ def train(
         restart = False
         if info.is_main:  # only rank 0 writes, so only rank 0 holds the run's lock
             try:
+                if (out / LOCK_FILE).is_file():  # a run's directory: a live writer is named first
+                    lock = RunLock(out).acquire()
                 check_run_dir(out, resume)  # refuse before creating anything
                 out.mkdir(parents=True, exist_ok=True)
-                lock = RunLock(out).acquire()
+                lock = lock or RunLock(out).acquire()
                 restart = check_run_dir(out, resume)  # again, now that no one else can write
             except (ConfigError, CheckpointError) as exc:
                 error = exc
