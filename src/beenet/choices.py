@@ -11,7 +11,8 @@ attribute, ``{field: {old: new}}``, and :func:`upgrade_choice` turns an old word
 one with a deprecation warning (a YAML file, a ``--set`` value or an old checkpoint keeps working).
 
 Every section dataclass checks itself the same way: ``validate()`` (called from ``__post_init__``
-and by ``training.config.validate``) runs :func:`check_choices` and the number checks below.
+and by ``training.config.validate``) runs :func:`check_choices` and the number checks below;
+``training.config.validate`` also runs :func:`check_finite` on every section (no NaN or inf).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import numbers
 import typing
 from typing import Any, Literal
@@ -116,3 +118,14 @@ def check_at_least(obj: Any, section: str, bound: float, *names: str, strict: bo
         )
         if not ok:
             raise ConfigError(f"{section}.{name} must be {op} {bound:g}, got {value!r}")
+
+
+def check_finite(obj: Any, section: str, *names: str) -> None:
+    """Each float in the fields ``names`` (every field when none is named; floats inside tuples
+    and lists too) must be finite: NaN and infinity are refused, naming the key."""
+    for name in names or tuple(f.name for f in dataclasses.fields(obj)):
+        value = getattr(obj, name)
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for v in items:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{section}.{name} must be a finite number, got {value!r}")

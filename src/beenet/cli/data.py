@@ -14,11 +14,13 @@ Inspect a BoLD directory (the BOLD_public/ folder of the release, or the output 
 'check' reads every row of annotations/train.csv, val.csv and test_meta.csv (headerless
 CSVs: 37 columns for labelled rows, at least 4 for test rows), looks for each clip's video
 (videos/003/<youtube_id>.mp4/<NNNN>.mp4) and joints file (joints/..., .npy), and checks that
-each annotated person has rows in the joints file. It prints, per split, the counts of
-instances, clips, complete instances (video + joints + rows), missing videos, missing joints
-files, persons without joint rows and bad rows, then the first problems of each kind, and a
-verdict. The directory is usable when train.csv and val.csv parse without a bad row and each
-has at least one complete instance.
+each annotated person has rows in the joints file; it opens every video's header and loads every
+joints file once. It prints, per split, the counts of instances, clips, usable instances (what
+'beenet train' trains and validates on: the video opens, the joints file loads when present),
+complete instances (video + joints + rows), missing and unreadable videos, missing joints files,
+persons without joint rows and bad rows, then the first problems of each kind, and a verdict.
+The directory is usable when train.csv and val.csv parse without a bad row and each has at
+least one usable instance.
 """
 
 EPILOG = """\

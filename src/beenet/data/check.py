@@ -2,7 +2,9 @@
 
 :func:`check_bold` reads every annotation row (collecting bad rows instead of stopping at the
 first), looks for each clip's video and joints file, checks that each annotated person has
-joint rows, and (``deep=True``) opens every video. It returns a JSON-ready dict:
+joint rows, opens every video's header and loads every joints file once (the verdict ``beenet
+train`` acts on: :mod:`beenet.data.usable`, shared), and (``deep=True``) decodes each video's
+first frame. It returns a JSON-ready dict:
 ``{"root", "splits": {"train": {...}, "val": {...}, "test": {...}}, "usable", "warnings", ...}``.
 :func:`format_report` turns that into the text a person reads.
 """
@@ -18,6 +20,7 @@ import numpy as np
 
 from beenet.data.bold import ANNOTATION_FILES, SPLITS, BoLD, Instance, read_annotations
 from beenet.data.joints import load_joints_array
+from beenet.data.usable import ClipStatus, clip_statuses
 from beenet.data.video import VideoReader
 from beenet.errors import BeenetError, BoLDFormatError
 from beenet.labels import CATEGORIES, POSITIVE_THRESHOLD
@@ -57,6 +60,7 @@ class _Joints:
 def _check_split(
     bold: BoLD, split: str, joints: _Joints
 ) -> tuple[dict[str, Any], list[Instance], Counter[str]]:
+    """One split's counts and problems; its usable instances are counted by :func:`_usable`."""
     name, labelled = ANNOTATION_FILES[split]
     path = bold.annotations_dir / name
     report: dict[str, Any] = {
@@ -71,6 +75,8 @@ def _check_split(
         "no_joint_rows": [],
         "bad_rows": [],
         "unreadable_videos": [],
+        "usable_instances": 0,
+        "usable_with_joints": 0,
     }
     complete: Counter[str] = Counter()  # complete instances per clip
     if not report["found"]:
@@ -118,6 +124,25 @@ def _check_split(
     return report, instances, complete
 
 
+def _usable(bold: BoLD, splits: dict[str, dict], instances: dict[str, list[Instance]],
+            complete: dict[str, Counter[str]]) -> dict[str, ClipStatus]:
+    """The verdict training acts on (:mod:`beenet.data.usable`, the same function): every clip's
+    video header opened and joints loaded once; per split the usable instances (and those usable
+    by a run that reads skeletons or body crops), and the videos that do not open."""
+    statuses = clip_statuses(bold, [i.clip for s in SPLITS for i in instances[s]])
+    for split in SPLITS:
+        r = splits[split]
+        r["usable_instances"] = sum(statuses[i.clip].problem(False) is None for i in instances[split])
+        r["usable_with_joints"] = sum(statuses[i.clip].problem(True) is None for i in instances[split])
+        for clip in dict.fromkeys(i.clip for i in instances[split]):
+            st = statuses[clip]
+            if st.video is not None and bold.video_path(clip).is_file():
+                reason = st.video.removeprefix(f"{bold.video_path(clip)}: ")
+                r["unreadable_videos"].append({"video": clip, "reason": reason})
+                r["complete_instances"] -= complete[split].pop(clip, 0)
+    return statuses
+
+
 def _frame_ranges(bold: BoLD, instances: list[Instance], joints: _Joints) -> dict[str, int]:
     """How the annotations' min/max_frame relate to the joints' frame numbers (semantics unverified
     in the release): within the person's absolute joints frames, or within the re-based ones."""
@@ -139,12 +164,14 @@ def _frame_ranges(bold: BoLD, instances: list[Instance], joints: _Joints) -> dic
 
 def _deep(
     bold: BoLD, splits: dict[str, dict], clips_of: dict[str, list[str]], joints: _Joints,
-    complete: dict[str, Counter[str]],
+    complete: dict[str, Counter[str]], instances: dict[str, list[Instance]], statuses: dict[str, ClipStatus],
 ) -> list[str]:
     """Open every present video; record unreadable ones (no longer complete instances) and
     joints that run past the video's end."""
     warnings = []
-    todo = [(s, c) for s in SPLITS for c in clips_of.get(s, []) if bold.video_path(c).is_file()]
+    opened_not = {(s, u["video"]) for s in SPLITS for u in splits[s]["unreadable_videos"]}
+    todo = [(s, c) for s in SPLITS for c in clips_of.get(s, [])
+            if bold.video_path(c).is_file() and (s, c) not in opened_not]
     past_end = []
     for split, clip in progress(todo, desc="opening videos", unit="video"):
         try:
@@ -155,6 +182,11 @@ def _deep(
             reason = str(exc).removeprefix(f"{bold.video_path(clip)}: ")
             splits[split]["unreadable_videos"].append({"video": clip, "reason": reason})
             splits[split]["complete_instances"] -= complete[split].pop(clip, 0)
+            # Its instances were counted usable at the header level; training skips them per sample.
+            n_clip = sum(1 for i in instances[split] if i.clip == clip)
+            st = statuses[clip]
+            splits[split]["usable_instances"] -= n_clip if st.problem(False) is None else 0
+            splits[split]["usable_with_joints"] -= n_clip if st.problem(True) is None else 0
             continue
         arr = joints.arrays.get(clip)
         if arr is not None and len(arr) and arr[:, 0].max() - arr[:, 0].min() >= n:
@@ -206,11 +238,12 @@ def check_bold(root: str | Path, deep: bool = False) -> dict[str, Any]:
                     f"no positive (score >= {POSITIVE_THRESHOLD}): "
                     f"{', '.join(none)}; the metric leaves {'it' if len(none) == 1 else 'them'} out of mAP/mRA"
                 )
+    statuses = _usable(bold, splits, instances, complete)
     if deep:
         clips_of = {s: list(dict.fromkeys(i.clip for i in instances[s])) for s in SPLITS}
-        warnings += _deep(bold, splits, clips_of, joints, complete)
+        warnings += _deep(bold, splits, clips_of, joints, complete, instances, statuses)
     usable = all(
-        splits[s]["found"] and splits[s]["parsed"] and splits[s]["complete_instances"] > 0 for s in ("train", "val")
+        splits[s]["found"] and splits[s]["parsed"] and splits[s]["usable_instances"] > 0 for s in ("train", "val")
     )
     return {
         "root": str(bold.root),
@@ -236,12 +269,19 @@ def _verdict(report: dict[str, Any]) -> list[str]:
     splits = report["splits"]
     if report["usable"]:
         lines = ["Verdict: usable. "
-                 + "; ".join(f"{s}: {splits[s]['complete_instances']} of {splits[s]['instances']} instances complete"
+                 + "; ".join(f"{s}: {splits[s]['usable_instances']} of {splits[s]['instances']} instances usable "
+                             f"({splits[s]['usable_with_joints']} with joints, {splits[s]['complete_instances']} "
+                             "complete)"
                              for s in SPLITS if splits[s]["found"])]
+        left = sum(splits[s]["instances"] - splits[s]["usable_instances"] for s in ("train", "val"))
+        if left:
+            lines.append(f"  beenet train leaves out {left} train/val instances whose video is missing or "
+                         "unreadable or whose joints file is unreadable (listed above); a run that reads "
+                         "skeletons or body crops also those without a joints file.")
         incomplete = sum(splits[s]["instances"] - splits[s]["complete_instances"] for s in SPLITS)
         if incomplete:
-            lines.append(f"  {incomplete} instances lack a video, a joints file or joint rows: restore the files "
-                         "listed above, or leave those instances out of the run.")
+            lines.append(f"  {incomplete} instances lack a readable video, a joints file or joint rows: restore "
+                         "the files listed above, or leave those instances out of the run.")
         return lines
     lines = ["Verdict: NOT usable."]
     for s in ("train", "val"):
@@ -252,24 +292,27 @@ def _verdict(report: dict[str, Any]) -> list[str]:
             n = sum(1 for b in r["bad_rows"] if b["line"] is not None)
             lines.append(f"  - {r['file']} has {n} bad row{'s' if n != 1 else ''}: fix or delete "
                          f"{'them' if n != 1 else 'it'} (listed above); BoLD's CSVs are headerless, 37 columns a row")
-        elif r["complete_instances"] == 0:
-            lines.append(f"  - no {s} instance has both its video and its joints: check that videos/ and "
-                         "joints/ hold the release's 003/<id>.mp4/<NNNN>.mp4 and .npy files")
+        elif r["usable_instances"] == 0:
+            lines.append(f"  - no {s} instance is usable (a video that opens, a joints file that loads when "
+                         "present): check that videos/ and joints/ hold the release's 003/<id>.mp4/<NNNN>.mp4 "
+                         "and .npy files")
     return lines
 
 
 def format_report(report: dict[str, Any], show: int = SHOW) -> str:
     """The text report: a counts table, the first problems of each kind, warnings, the verdict."""
     splits = report["splits"]
-    head = ("split", "file", "instances", "clips", "complete", "no video", "no joints", "no rows", "bad rows")
+    head = ("split", "file", "instances", "clips", "usable", "complete", "no video", "unreadable", "no joints",
+            "no rows", "bad rows")
     rows = []
     for s in SPLITS:
         r = splits[s]
         if not r["found"]:
-            rows.append((s, r["file"] + " (missing)", "-", "-", "-", "-", "-", "-", "-"))
+            rows.append((s, r["file"] + " (missing)", "-", "-", "-", "-", "-", "-", "-", "-", "-"))
             continue
-        rows.append((s, r["file"], r["instances"], r["clips"], r["complete_instances"],
-                     len(r["missing_videos"]), len(r["missing_joints"]), len(r["no_joint_rows"]),
+        rows.append((s, r["file"], r["instances"], r["clips"], r["usable_instances"], r["complete_instances"],
+                     len(r["missing_videos"]), len(r["unreadable_videos"]), len(r["missing_joints"]),
+                     len(r["no_joint_rows"]),
                      len(r["bad_rows"])))
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     fmt = lambda row: "  ".join(  # noqa: E731

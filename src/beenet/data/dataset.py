@@ -22,7 +22,7 @@ from beenet.data.joints import PersonJoints, load_person_joints
 from beenet.data.transforms import Box, box_from_keypoints, crop_to_tensor, frames_to_tensor, normalize_skeleton
 from beenet.choices import check_at_least, check_choices, check_positive_ints
 from beenet.data.video import VideoReader
-from beenet.errors import ConfigError, DataNotFoundError
+from beenet.errors import BoLDFormatError, ConfigError, DataNotFoundError, VideoDecodeError
 from beenet.labels import CONTEXT_DIM, NUM_CATEGORIES, NUM_JOINTS, NUM_VAD
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,27 @@ class BoLDDataset(Dataset):
         mask[: len(picked)] = m
         return skel, mask
 
+    #: Training only: how many following instances to try when one cannot be read.
+    FALLBACK_TRIES = 8
+
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if not self.train:
+            return self._sample(index)
+        # A clip that opened at setup may still fail to decode (a file truncated inside its
+        # frames): training logs it and takes the next instance instead of stopping the run.
+        for k in range(min(self.FALLBACK_TRIES, len(self))):
+            j = (index + k) % len(self)
+            try:
+                sample = self._sample(j)
+            except (VideoDecodeError, BoLDFormatError) as exc:
+                log.warning("skipped a sample of epoch %d: %s (using the next instance instead)",
+                            self.epoch + 1, exc)
+                continue
+            return sample
+        raise VideoDecodeError(f"{self.FALLBACK_TRIES} instances in a row from index {index} cannot be "
+                               "read; run 'beenet data check --deep' on the data directory")
+
+    def _sample(self, index: int) -> dict[str, Any]:
         inst = self.instances[index]
         cfg = self.cfg
         g = self.generator(index) if self.train else None
@@ -245,24 +265,12 @@ class BoLDDataset(Dataset):
 
 
 def available_instances(bold: BoLD, instances: Sequence[Instance], need_joints: bool = False) -> list[Instance]:
-    """The instances whose video file exists (and joints file, with ``need_joints``), in order.
+    """The usable instances, in order (:func:`beenet.data.usable.usable_instances`: the video opens,
+    the joints file loads; with ``need_joints`` it must exist). What is left out is logged with
+    its file and reason; ``beenet data check`` gives the same verdict."""
+    from beenet.data.usable import usable_instances
 
-    Real BoLD downloads often miss a few clips; a run can leave those out instead of stopping
-    at the first one. What is left out is logged (``beenet data check`` lists it in full).
-    """
-    ok: dict[str, bool] = {}
-    kept: list[Instance] = []
-    dropped: list[Instance] = []
-    for inst in instances:
-        if inst.clip not in ok:
-            ok[inst.clip] = bold.video_path(inst.clip).is_file() and (
-                not need_joints or bold.joints_path(inst.clip).is_file()
-            )
-        (kept if ok[inst.clip] else dropped).append(inst)
-    if dropped:
-        log.warning("%d of %d instances left out: no video%s (first: %s)", len(dropped), len(instances),
-                    " or joints file" if need_joints else "", dropped[0].video)
-    return kept
+    return usable_instances(bold, instances, need_joints)[0]
 
 
 def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:

@@ -150,7 +150,14 @@ def paper_split(
     """BEE-NET's clip-disjoint 60/10/30 split of the labelled instances, reused from disk when
     present and written there otherwise. Instances keep their annotation-file order in each part.
     """
-    labelled = list(bold.annotations("train")) + list(bold.annotations("val"))
+    train_rows = list(bold.annotations("train"))
+    if not train_rows:
+        raise BoLDFormatError(
+            bold.annotations_dir / "train.csv", None,
+            "holds no instance: the paper protocol splits train.csv + val.csv 60/10/30 by clip, and "
+            "without train.csv that would be a split of val.csv alone; restore the release's train.csv",
+        )
+    labelled = train_rows + list(bold.annotations("val"))
     path = paper_split_path(bold, seed, splits_dir)
     if path.is_file():
         log.info("using the paper split %s", path)

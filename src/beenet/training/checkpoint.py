@@ -12,8 +12,12 @@ read it without running code from the file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +81,7 @@ def save_checkpoint(
             if k in ckpt:
                 raise ValueError(f"extra checkpoint key {k!r} would overwrite a format key")
             ckpt[k] = v
-    with atomic_open(path, "wb", fsync=True) as fh:
+    with _sigint_deferred(), atomic_open(path, "wb", fsync=True) as fh:
         torch.save(ckpt, fh)
     try:  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
@@ -88,6 +92,27 @@ def save_checkpoint(
     except OSError:
         pass
     return path
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives during the block until it ends, then raise it.
+
+    Inside ``torch.save`` an interrupt surfaces as a RuntimeError from its C++ writer (a
+    traceback, exit 1); deferred, the checkpoint is written whole and the CLI exits 130.
+    Only the main thread can set signal handlers: elsewhere the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _plain_metrics(m: Any) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import types
 import typing
@@ -25,7 +26,7 @@ from typing import Any, Literal
 import yaml
 
 from beenet import atomic
-from beenet.choices import check_at_least, check_choices, not_one_of, upgrade_choice
+from beenet.choices import check_at_least, check_choices, check_finite, not_one_of, upgrade_choice
 from beenet.context.config import ContextConfig
 from beenet.data.dataset import DataConfig
 from beenet.errors import ConfigError
@@ -101,7 +102,7 @@ class RunSettings:
         """Raise :class:`ConfigError` naming the field whose value is not valid."""
         check_choices(self, "run")
         check_at_least(self, "run", 0, "eval_every", "log_every", strict=True)
-        check_at_least(self, "run", 0, "num_workers", "early_stop")
+        check_at_least(self, "run", 0, "num_workers", "early_stop", "seed", "split_seed")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise not_one_of("run.device", self.device, ("auto", "cpu", "cuda", "cuda:N"))
 
@@ -242,13 +243,17 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise bad()
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            f = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                f = float(value.strip())
             except ValueError:
                 raise bad() from None
-        raise bad()
+        else:
+            raise bad()
+        if not math.isfinite(f):
+            raise ConfigError(f"{key}: {value!r} is not a finite number (NaN and infinity are refused)")
+        return f
     if tp is str:
         if isinstance(value, str):
             return value
@@ -331,6 +336,7 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"{a}={va!r} but {b}={vb!r}: they must agree (set both, e.g. --set {a}={va})")
     for section in SECTIONS:
         obj = getattr(cfg, section)
+        check_finite(obj, section)  # before the section's own checks: "must be finite" names the fault
         check = getattr(obj, "validate", None)
         if callable(check):
             check()
@@ -373,14 +379,23 @@ def preset_names() -> list[str]:
 
 
 def _read_yaml(path: Path | Any, where: str) -> Any:
+    """The YAML mapping in ``path``; a file that is unreadable, not UTF-8 text, not YAML, or holds
+    no setting at all (empty, or only comments: almost surely the wrong file) is a ConfigError."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read the config file ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); "
+                          "a config is a YAML text file") from None
     try:
-        return yaml.safe_load(text) or {}
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({exc})") from None
+    if data is None:
+        raise ConfigError(f"{where}: the config file holds no settings (empty, or only comments); give a "
+                          f"YAML file with sections ({', '.join(SECTIONS)}) or a preset name")
+    return data
 
 
 def parse_override(item: str) -> tuple[str, str]:

@@ -42,13 +42,29 @@ from beenet.training.config import (
 )
 from beenet.training.loader import make_train_loader
 from beenet.training.optim import EpochSchedule, build_optimizer, load_optimizer_state
-from beenet.training.rundir import MetricsLog, check_run_dir, log_to_file
+from beenet.training.rundir import (
+    LOCK_FILE,
+    MetricsLog,
+    RunLock,
+    check_run_dir,
+    clear_stale_temp_files,
+    log_to_file,
+    prepare_restart,
+)
 
 log = logging.getLogger(__name__)
 
 #: Keys a resumed run may change (hardware, logging, a longer schedule); anything else must match.
 RESUMABLE_CHANGES = ("optim.epochs", "run.num_workers", "run.device", "run.log_every", "run.early_stop",
                      "run.eval_every", "context.cache_dir", "context.device")
+
+
+class _ValidationFailed(Exception):
+    """A validation pass raised ``error`` (a BeenetError); the loop saves the epoch, then reports it."""
+
+    def __init__(self, error: BeenetError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class TrainingDiverged(BeenetError, FloatingPointError):
@@ -93,11 +109,19 @@ def train(
     out = Path(out_dir)
     device = resolve_device(cfg.run.device)
     info = D.init_distributed(device)
+    lock: RunLock | None = None
+    where: dict[str, Any] = {"epoch": None, "run": None}  # what an interruption reports
     try:
         error: Exception | None = None
-        if info.is_main:
+        restart = False
+        if info.is_main:  # only rank 0 writes, so only rank 0 holds the run's lock
             try:
-                check_run_dir(out, resume)
+                if (out / LOCK_FILE).is_file():  # a run's directory: a live writer is named first
+                    lock = RunLock(out).acquire()
+                check_run_dir(out, resume)  # refuse before creating anything
+                out.mkdir(parents=True, exist_ok=True)
+                lock = lock or RunLock(out).acquire()
+                restart = check_run_dir(out, resume)  # again, now that no one else can write
             except (ConfigError, CheckpointError) as exc:
                 error = exc
         error = D.broadcast_object(error, info)  # every rank stops, not only rank 0
@@ -106,15 +130,39 @@ def train(
         if info.enabled and device.type == "cuda":
             device = torch.device("cuda", info.local_rank)
         ckpt = _resume_checkpoint(cfg, out) if resume else None
-        if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
         D.barrier(info)
         cuda_devices = [device] if device.type == "cuda" else []
         with log_to_file(out / "train.log" if info.is_main else None), \
                 torch.random.fork_rng(devices=cuda_devices):
-            return _train(cfg, Path(data_dir), out, device, info, ckpt, stop_after_epoch)
+            if info.is_main:
+                clear_stale_temp_files(out)
+                if restart:
+                    log.info("%s: restarting from scratch: the run has no checkpoint yet (it stopped before "
+                             "its first epoch ended)", out)
+                    prepare_restart(out)
+            try:
+                return _train(cfg, Path(data_dir), out, device, info, ckpt, stop_after_epoch, where)
+            except KeyboardInterrupt:
+                if info.is_main:
+                    log.warning("%s", _interrupted_message(out, data_dir, where))
+                raise
     finally:
+        if lock is not None:
+            lock.release()
         D.cleanup(info)
+
+
+def _interrupted_message(out: Path, data_dir: Any, where: dict[str, Any]) -> str:
+    """Where an interrupted run stands and how to continue it."""
+    during = "during setup" if where["epoch"] is None else f"during epoch {where['epoch'] + 1}"
+    run = where["run"]
+    done = run.saved_epochs if run is not None else None
+    if not done and not (out / "last.pt").is_file():
+        return (f"interrupted {during}; no epoch finished, so nothing was saved: run the same command "
+                f"again (without --resume) to restart {out} from scratch")
+    held = f"epoch {done}" if done else "its last finished epoch"
+    return (f"interrupted {during}; {out / 'last.pt'} holds {held} intact: continue with "
+            f"beenet train --data {data_dir} --out {out} --resume")
 
 
 def _resume_checkpoint(cfg: RunConfig, out: Path) -> dict[str, Any]:
@@ -161,6 +209,8 @@ class _Run:
     #: The published weights the run's model started from (``pretrained_weights`` of checkpoints).
     started_from: dict[str, Any] = dataclasses.field(default_factory=dict)
     epochs_done: int = 0
+    #: Epochs whose state ``last.pt`` holds (set once it is written).
+    saved_epochs: int = 0
     stopped_early: bool = False
 
     @property
@@ -169,7 +219,9 @@ class _Run:
 
 
 def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info: D.DistInfo,
-           ckpt: dict[str, Any] | None, stop_after_epoch: int | None) -> dict[str, Any]:
+           ckpt: dict[str, Any] | None, stop_after_epoch: int | None,
+           where: dict[str, Any] | None = None) -> dict[str, Any]:
+    where = {} if where is None else where
     t_setup = time.perf_counter()
     run = _prepare(cfg, data_dir, out, device, info, resumed=ckpt is not None)
     _restore(run, ckpt)
@@ -178,10 +230,21 @@ def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info
              sum(p.numel() for p in run.model.parameters() if p.requires_grad), time.perf_counter() - t_setup)
 
     run.epochs_done = run.start_epoch
+    where["run"] = run
     for epoch in range(run.start_epoch, cfg.optim.epochs):
+        where["epoch"] = epoch
         t0 = time.perf_counter()
         train_means = _train_one_epoch(run, net, epoch)
-        scores = _validate(run, epoch)
+        try:
+            scores = _validate(run, epoch)
+        except _ValidationFailed as failed:
+            # The trained epoch is kept: saved without val scores, then the run stops.
+            _save(run, epoch, train_means, None, time.perf_counter() - t0)
+            reason = str(failed.error).strip().splitlines()[-1]  # a DataLoader worker adds its traceback
+            raise BeenetError(
+                f"validation after epoch {epoch + 1} failed: {reason}; the epoch is saved in "
+                f"{out / 'last.pt'}: fix or remove that file, then continue with --resume"
+            ) from None
         _save(run, epoch, train_means, scores, time.perf_counter() - t0)
         run.epochs_done = epoch + 1
         if cfg.run.early_stop and run.since_best >= cfg.run.early_stop:
@@ -227,18 +290,24 @@ def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, in
 
 
 def _instances(cfg: RunConfig, data_dir: Path, info: D.DistInfo) -> tuple[Any, list[Any], list[Any]]:
-    """The BoLD reader and the labelled train and val instances whose files are present."""
+    """The BoLD reader and the usable labelled train and val instances (see :mod:`beenet.data.usable`)."""
     from beenet.data.bold import BoLD
-    from beenet.data.dataset import available_instances
+    from beenet.data.usable import clip_statuses, usable_instances
 
     bold = BoLD(data_dir)
     with D.rank0_first(info):  # the paper split is written to disk once, by rank 0
         train_inst = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
         val_inst = bold.instances("val", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
-    # Real BoLD downloads often miss a few clips: train on what is there, say what is not.
+    # Real BoLD downloads often miss or truncate a few clips: every clip is opened once here (its
+    # video header, its joints file), the run goes on without the unusable ones and names them.
     need_joints = bool(cfg.data.skeleton or cfg.data.body_crop)
-    train_inst = available_instances(bold, train_inst, need_joints=need_joints)
-    val_inst = available_instances(bold, val_inst, need_joints=need_joints)
+    t0 = time.perf_counter()
+    statuses = clip_statuses(bold, [i.clip for i in train_inst] + [i.clip for i in val_inst])
+    train_inst, left_train = usable_instances(bold, train_inst, need_joints, what="train instances",
+                                              statuses=statuses)
+    val_inst, left_val = usable_instances(bold, val_inst, need_joints, what="val instances", statuses=statuses)
+    log.info("checked %d clips in %.1fs: %d train and %d val instances left out as unusable",
+             len(statuses), time.perf_counter() - t0, len(left_train), len(left_val))
     for name, insts in (("train", train_inst), ("val", val_inst)):
         if not insts:
             raise ConfigError(f"the {name} split of {data_dir} ({cfg.run.protocol} protocol) is empty")
@@ -303,7 +372,7 @@ def _restore(run: _Run, ckpt: dict[str, Any] | None) -> None:
     run.schedule.load_state_dict(ckpt["scheduler"])
     if "scaler" in ckpt and run.use_scaler:
         run.scaler.load_state_dict(ckpt["scaler"])
-    run.start_epoch = int(ckpt["epoch"]) + 1
+    run.start_epoch = run.saved_epochs = int(ckpt["epoch"]) + 1
     best = ckpt.get("best", {})
     run.best_ers = float(best.get("ers", float("-inf")))
     run.best_epoch = int(best.get("epoch", -1))
@@ -377,9 +446,12 @@ def _validate(run: _Run, epoch: int) -> dict[str, Any] | None:
     D.sync_buffers(run.model, run.info)  # every rank validates (and rank 0 saves) the same model
     if not ((epoch + 1) % cfg.run.eval_every == 0 or epoch + 1 == cfg.optim.epochs):
         return None
-    cat, vad = predict_split(run.model, run.bold, run.val_inst, cfg.data, run.val_ctx, cfg.optim.batch_size,
-                             run.device, num_workers=cfg.run.num_workers, amp=cfg.run.amp, dist_info=run.info,
-                             desc=f"val {epoch + 1}")
+    try:
+        cat, vad = predict_split(run.model, run.bold, run.val_inst, cfg.data, run.val_ctx, cfg.optim.batch_size,
+                                 run.device, num_workers=cfg.run.num_workers, amp=cfg.run.amp, dist_info=run.info,
+                                 desc=f"val {epoch + 1}")
+    except BeenetError as exc:  # e.g. a val clip that opened at setup but does not decode
+        raise _ValidationFailed(exc) from None
     cat_t = np.stack([i.categories for i in run.val_inst])
     vad_t = np.stack([i.vad for i in run.val_inst])
     scores = bold_scores(cat, cat_t, vad, vad_t)
@@ -424,6 +496,7 @@ def _save(run: _Run, epoch: int, train_means: dict[str, float], scores: dict[str
             extra={"best": best_info, **({"scaler": run.scaler.state_dict()} if run.use_scaler else {})},
             started_from=run.started_from,
         )
+        run.saved_epochs = epoch + 1
     D.barrier(info)
 
 
