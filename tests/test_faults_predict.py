@@ -102,6 +102,7 @@ def test_cli_collisions_and_repeats_never_overwrite(tmp_path, ckpt, clip):
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
+    (out / ".beenet-predict-999999999-x.tmp").mkdir()  # left by a killed predict (no such process)
     code = main(["predict", str(a), str(b), str(tmp_path / "in" / "b" / "link.npy"), str(a),
                  "--checkpoint", str(ckpt), "--out", str(out), *PREDICT])
     assert code == 0

@@ -96,6 +96,25 @@ def parse_formats(text: str) -> list[str]:
 
 
 SUMMARY = "predict_summary.json"
+#: Hidden folders in --out where one video's files are written before they are moved into place.
+STAGE_PREFIX = ".beenet-predict-"
+
+
+def clear_stale_stages(out: Path) -> None:
+    """Remove staging folders left by a predict that was killed (its process is gone)."""
+    for d in out.glob(f"{STAGE_PREFIX}*.tmp"):
+        try:
+            pid = int(d.name[len(STAGE_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def output_endings(formats: list[str], video: bool) -> list[str]:
@@ -210,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
               "choose another --out", file=sys.stderr)
         return 2
     root = out.resolve()
+    clear_stale_stages(out)
     endings = output_endings(formats, args.video)
     jobs = resolve_inputs(list(args.inputs), outputs=endings, reserved=(SUMMARY,))
     predictor = Predictor(
@@ -246,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
                                       "(a symbolic link inside it?); nothing written for this video")
                 # Everything is written to a hidden folder inside --out, then moved into place: a
                 # video that fails leaves neither partial files nor a half-replaced earlier result.
-                stage = Path(tempfile.mkdtemp(prefix=".beenet-predict-", suffix=".tmp", dir=out))
+                stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", suffix=".tmp", dir=out))
                 (stage / job.stem).parent.mkdir(parents=True, exist_ok=True)
                 result = predictor.run(job.video, job.keypoints, name=job.name)
                 for fmt in formats:
