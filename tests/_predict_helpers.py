@@ -135,3 +135,56 @@ class ScriptedPose:
         self.calls += 1
         dets = [detection_from_keypoints(kp) for kp in self.scene[int(index)]]
         return [d for d in dets if d is not None]
+
+
+def write_joints_clip(path: Path, num_frames: int = 24, width: int = 96, height: int = 64,
+                      people: int = 2, fps: float = 12.0) -> Path:
+    """A video ``path`` and its BoLD joints ``path.with_suffix('.npy')`` (person ids 0, 1, ...), so
+    ``beenet predict X.npy`` runs without a pose model; returns the joints path."""
+    scene = write_people_video(path, num_frames=num_frames, width=width, height=height, people=people, fps=fps)
+    rows = [[t, pid, *kp.ravel()] for t, frame in enumerate(scene) for pid, kp in enumerate(frame)]
+    np.save(path.with_suffix(".npy"), np.array(rows, dtype=np.float64))
+    return path.with_suffix(".npy")
+
+
+def scaled_checkpoint(src: Path, dst: Path, scale: float) -> Path:
+    """A copy of checkpoint ``src`` with every weight matrix multiplied by ``scale`` (``nan``: all
+    floating tensors NaN). 1e20 keeps the weights finite but makes the outputs overflow."""
+    import torch
+
+    from beenet.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(src)
+    if scale != scale:  # NaN
+        model = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    else:
+        model = {k: v * scale if v.is_floating_point() and v.ndim > 1 and "bn" not in k else v
+                 for k, v in ckpt["model"].items()}
+    torch.save(dict(ckpt, model=model), dst)
+    return dst
+
+
+def beenet_subprocess(args: list[str], *, fsize: int | None = None, umask: int | None = None,
+                      **popen: Any) -> Any:
+    """``python -m beenet ARGS`` in a child process (started, not waited for), optionally with a
+    file-size limit (a full disk: writes past it fail with EFBIG, SIGXFSZ ignored) or a umask."""
+    import os
+    import subprocess
+    import sys
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+    def limits() -> None:
+        import resource
+        import signal
+
+        if fsize is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        if umask is not None:
+            os.umask(umask)
+
+    return subprocess.Popen([sys.executable, "-m", "beenet", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limits, **popen)

@@ -38,3 +38,19 @@ class CheckpointError(BeenetError, ValueError):
 
 class PredictionsError(BeenetError, ValueError):
     """A predictions file that does not match the instances it should score."""
+
+
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """True when ``exc`` is a KeyboardInterrupt or was raised while handling one.
+
+    Libraries that write files (``torch.save``'s zip writer, PyAV) can turn a Ctrl-C that lands
+    inside them into their own error while cleaning up; the interrupt is still what happened.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from beenet import __version__
-from beenet.errors import BeenetError
+from beenet.errors import BeenetError, caused_by_interrupt
 
 #: name -> (module, one-line summary). Order is the order of ``beenet --help``.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -64,14 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage(), file=sys.stderr)
         return 2
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    module = importlib.import_module(COMMANDS[name][0])
-    parser = module.build_parser(f"beenet {name}")
-    args = parser.parse_args(rest)
     try:
+        module = importlib.import_module(COMMANDS[name][0])
+        args = module.build_parser(f"beenet {name}").parse_args(rest)
         return int(module.run(args) or 0)
-    except BeenetError as exc:
-        print(f"beenet {name}: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"beenet {name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A library that turned the Ctrl-C into its own error while cleaning up (torch.save does).
+        if caused_by_interrupt(exc):
+            print(f"beenet {name}: interrupted", file=sys.stderr)
+            return 130
+        if isinstance(exc, BeenetError):
+            print(f"beenet {name}: error: {exc}", file=sys.stderr)
+            return 1
+        raise

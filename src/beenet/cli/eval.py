@@ -29,7 +29,11 @@ Two sources of predictions:
   --predictions FILE   a CSV with the header
                        video,person_id,<26 categories in BoLD order>,valence,arousal,dominance
                        and one row per instance of the split, matched by (video, person_id)
-                       (row order does not matter; missing, duplicate or unknown rows are errors).
+                       (row order does not matter; missing, duplicate or unknown rows are errors,
+                       so is a value that is not a finite number: line and column are named).
+                       Category scores outside [0, 1] or VAD outside [0, 10] are scored with a
+                       warning naming the columns and the number of rows (the paper's 'scale'
+                       fusion scores categories up to 1/lambda).
   --checkpoint CKPT    a beenet checkpoint: the model is run on the split, plots are written to
                        --out, and on the test split the predictions CSV as well.
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +26,8 @@ INPUT may be:
   an OpenPose JSON folder      per-frame *_keypoints.json (COCO-18 or BODY_25); the video is
                                <folder>.mp4 beside it, or the one video inside it
 
-For each video, in --out:
+For each video, in --out (<stem>: the video's path below the folder given, or its file name,
+without the suffix; _2, _3 ... when two videos would share a file; a repeated input is done once):
   <stem>.csv / .json / .parquet  one row per person and window (--format); a CSV has its
                                  metadata (model, checkpoint sha256, ...) in <stem>.meta.json
   <stem>_timeline.png            per person: category heat map over time and VAD curves
@@ -35,8 +38,10 @@ box_w, box_h (pixels, around the person's joints in the window), the 26 categori
 valence, arousal, dominance, and with --streams '<stream>.<label>' per model stream.
 See docs/predict.md for the details.
 
-Exit status: 0 when every input was processed, 1 when some failed (each failure is printed
-with its file; the others are still processed), 2 for a usage error.
+A failure of one video of any kind (bad file, full disk, out of memory) is printed with its file
+and the others are still processed; predict_summary.json is rewritten after every video.
+Exit status: 0 when every input was processed, 1 when some failed or the checkpoint cannot be
+used, 2 for a usage error or an --out that cannot be written, 130 when interrupted (Ctrl-C).
 """
 
 EPILOG = """\
@@ -90,8 +95,121 @@ def parse_formats(text: str) -> list[str]:
     return list(dict.fromkeys(fmts))
 
 
-def run(args: argparse.Namespace) -> int:
+SUMMARY = "predict_summary.json"
+#: Hidden folders in --out where one video's files are written before they are moved into place.
+STAGE_PREFIX = ".beenet-predict-"
+
+
+def clear_stale_stages(out: Path) -> None:
+    """Remove staging folders left by a predict that was killed (its process is gone)."""
+    for d in out.glob(f"{STAGE_PREFIX}*.tmp"):
+        try:
+            pid = int(d.name[len(STAGE_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def output_endings(formats: list[str], video: bool) -> list[str]:
+    """What ``beenet predict`` appends to a video's stem to name each file it writes."""
+    ends = [f".{f}" for f in formats]
+    if "csv" in formats:
+        ends.append(".meta.json")  # the CSV's metadata sidecar (table.meta_sidecar)
+    ends.append("_timeline.png")
+    if video:
+        ends.append("_annotated.mp4")
+    return ends
+
+
+def check_out(out: Path) -> str | None:
+    """None when ``out`` can be created and written, else why not (found once, before any work)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=".beenet-probe-", dir=out))
+        try:
+            (probe / "probe").write_bytes(b"\n")
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` (links followed) lies inside the resolved folder ``root``."""
+    try:
+        path.resolve().relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for a per-video failure of any kind."""
     from beenet.errors import BeenetError
+
+    if isinstance(exc, BeenetError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory (MemoryError); try a smaller --batch-size, a shorter --window or --device cpu"
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{type(exc).__name__}: {exc.strerror or exc}{where}"
+    return f"{type(exc).__name__}: {exc} (unexpected; run 'beenet -v predict ...' for the traceback and report it)"
+
+
+class Summary:
+    """``predict_summary.json``, rewritten atomically after every input, so a batch that is
+    interrupted (or killed) still has one; ``status`` is running, done or interrupted."""
+
+    def __init__(self, path: Path, checkpoint: str, metadata: dict[str, object]) -> None:
+        self.path = path
+        self.doc: dict[str, object] = {"checkpoint": checkpoint, **metadata, "status": "running",
+                                       "videos": [], "failures": [], "duplicates": []}
+        self.write_error: str | None = None
+
+    def add(self, key: str, entry: dict[str, object]) -> None:
+        self.doc[key].append(entry)  # type: ignore[union-attr]
+        self.save()
+
+    def save(self, status: str | None = None) -> None:
+        from beenet.atomic import write_json
+
+        if status is not None:
+            self.doc["status"] = status
+        try:
+            write_json(self.path, self.doc)
+        except OSError as exc:
+            if self.write_error is None:
+                print(f"beenet predict: warning: cannot write {self.path}: {exc.strerror or exc}", file=sys.stderr)
+            self.write_error = exc.strerror or str(exc)
+        else:
+            self.write_error = None
+
+
+def publish(stage: Path, out: Path, root: Path) -> list[Path]:
+    """Move every file written under ``stage`` to the same place under ``out`` (each checked to
+    lie inside ``out``); returns the final paths."""
+    moved = []
+    for f in sorted(p for p in stage.rglob("*") if p.is_file()):
+        dest = out / f.relative_to(stage)
+        if not inside(root, dest.parent) or not inside(root, dest):
+            raise OSError(f"refusing to write {dest}: it lies outside --out {out} (a symbolic link?)")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(f, dest)
+        moved.append(dest)
+    return moved
+
+
+def run(args: argparse.Namespace) -> int:
+    from beenet.errors import BeenetError, caused_by_interrupt
     from beenet.inference.inputs import resolve_inputs
     from beenet.inference.predictor import Predictor
     from beenet.inference.render import render_timeline, render_video
@@ -105,47 +223,92 @@ def run(args: argparse.Namespace) -> int:
         print("beenet predict: error: --window, --stride must be > 0 and --batch-size, --stills >= 1", file=sys.stderr)
         return 2
     out = Path(args.out)
-    jobs = resolve_inputs(list(args.inputs))
+    why = check_out(out)
+    if why is not None:
+        print(f"beenet predict: error: --out {out}: cannot create or write this folder ({why}); "
+              "choose another --out", file=sys.stderr)
+        return 2
+    root = out.resolve()
+    clear_stale_stages(out)
+    endings = output_endings(formats, args.video)
+    jobs = resolve_inputs(list(args.inputs), outputs=endings, reserved=(SUMMARY,))
     predictor = Predictor(
         args.checkpoint, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
         stride=args.stride, batch_size=args.batch_size, streams=args.streams, stills=args.stills,
         min_presence=args.min_presence, context=args.context,
     )
-    failures: list[str] = []
-    done = 0
-    summary = []
+    summary = Summary(out / SUMMARY, str(args.checkpoint), predictor.metadata)
+    summary.save()
+    done = failed = repeated = 0
+
+    def fail(source: str, message: str) -> None:
+        nonlocal failed
+        failed += 1
+        print(f"FAILED {source}: {message}", file=sys.stderr)
+        summary.add("failures", {"input": source, "error": message})
+
     try:
         for job in jobs:
             if job.error is not None:
-                failures.append(job.error)
-                print(f"FAILED {job.source}: {job.error}", file=sys.stderr)
+                fail(job.source, job.error)
+                continue
+            if job.duplicate_of is not None:
+                repeated += 1
+                print(f"skipped {job.source}: the same video as {job.duplicate_of.source} (done once)")
+                summary.add("duplicates", {"input": job.source, "same_as": job.duplicate_of.source})
                 continue
             t0 = time.perf_counter()
+            stage: Path | None = None
             try:
+                outside = [e for e in endings if not inside(root, out / f"{job.stem}{e}")]
+                if outside:
+                    raise BeenetError(f"{out / (job.stem + outside[0])} would lie outside --out {out} "
+                                      "(a symbolic link inside it?); nothing written for this video")
+                # Everything is written to a hidden folder inside --out, then moved into place: a
+                # video that fails leaves neither partial files nor a half-replaced earlier result.
+                stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", suffix=".tmp", dir=out))
+                (stage / job.stem).parent.mkdir(parents=True, exist_ok=True)
                 result = predictor.run(job.video, job.keypoints, name=job.name)
-                written = [result.table.write(out / f"{job.stem}.{fmt}", fmt) for fmt in formats]
-                written.append(render_timeline(result.table, out / f"{job.stem}_timeline.png",
-                                               duration_s=result.num_frames / result.fps, title=job.name))
+                for fmt in formats:
+                    result.table.write(stage / f"{job.stem}.{fmt}", fmt)
+                render_timeline(result.table, stage / f"{job.stem}_timeline.png",
+                                duration_s=result.num_frames / result.fps, title=job.name)
                 if args.video:
-                    written.append(render_video(result, out / f"{job.stem}_annotated.mp4"))
-            except BeenetError as exc:
-                failures.append(str(exc))
-                print(f"FAILED {job.source}: {exc}", file=sys.stderr)
+                    render_video(result, stage / f"{job.stem}_annotated.mp4")
+                written = publish(stage, out, root)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                if caused_by_interrupt(exc):
+                    raise KeyboardInterrupt() from exc
+                log.debug("%s failed", job.source, exc_info=True)
+                fail(job.source, describe_failure(exc))
                 continue
+            finally:
+                if stage is not None:
+                    shutil.rmtree(stage, ignore_errors=True)
             seconds = time.perf_counter() - t0
             duration = result.num_frames / result.fps if result.fps else 0.0
             done += 1
-            summary.append({"video": str(job.video), "people": result.stats.get("people", 0),
-                            "windows": len(result.table), "seconds": round(seconds, 3),
-                            "realtime_factor": round(seconds / duration, 3) if duration else None})
+            summary.add("videos", {
+                "video": str(job.video), "input": job.source,
+                "outputs": [p.relative_to(out).as_posix() for p in written],
+                "people": result.stats.get("people", 0), "windows": len(result.table),
+                "seconds": round(seconds, 3),
+                "realtime_factor": round(seconds / duration, 3) if duration else None})
             print(f"ok {job.video}: {result.stats.get('people', 0)} people, {len(result.table)} windows, "
                   f"{seconds:.1f} s for {duration:.1f} s of video -> {', '.join(p.name for p in written)}")
+    except KeyboardInterrupt:
+        summary.save("interrupted")
+        print(f"interrupted: {done} of {len(jobs)} inputs done, {failed} failed; summary in {summary.path}",
+              file=sys.stderr)
+        return 130
     finally:
         predictor.close()
-    if done:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "predict_summary.json").write_text(json.dumps(
-            {"checkpoint": str(args.checkpoint), **predictor.metadata, "videos": summary,
-             "failures": failures}, indent=2) + "\n")
-    print(f"{done} of {done + len(failures)} inputs done, {len(failures)} failed; results in {out}")
-    return 1 if failures else 0
+    summary.save("done")
+    skipped = f", {repeated} repeated input(s) done once" if repeated else ""
+    print(f"{done} of {done + failed} inputs done, {failed} failed{skipped}; results in {out}")
+    if summary.write_error is not None:
+        print(f"beenet predict: error: {summary.path} could not be written ({summary.write_error})", file=sys.stderr)
+        return 1
+    return 1 if failed else 0

@@ -30,7 +30,8 @@ clips on 2 cores at the default size.
 EPILOG = """\
 exit status:
   0  written
-  1  OUT is not empty and --overwrite was not given (or OUT is not an earlier synth output)
+  1  OUT is not empty and --overwrite was not given, or OUT is not an earlier synth output,
+     or it holds files synth did not write (never deleted: move them out first)
 
 examples:
   beenet synth synth-bold
@@ -79,7 +80,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--frames", type=_frames, default=(40, 90), metavar="MIN-MAX",
                    help="clip length range in frames (default 40-90)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace OUT if it holds an earlier 'beenet synth' output")
+                   help="replace OUT if it holds an earlier 'beenet synth' output and nothing else")
     p.add_argument("--workers", type=_positive, default=None, metavar="K",
                    help="rendering processes (default: up to 2); the output does not depend on it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

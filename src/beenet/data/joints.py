@@ -111,12 +111,25 @@ def _rows_to_person(
                         frame_offset=int(frame_offset))
 
 
-def _frame_range(arr: np.ndarray, num_frames: int | None) -> tuple[int, int]:
+#: The longest frame span read off a joints file alone (no ``num_frames``): 11 h at 25 fps.
+#: One corrupt frame number (4e12) must not size the ``[T, 18, 3]`` arrays.
+MAX_FILE_SPAN = 1_000_000
+
+
+def _frame_range(arr: np.ndarray, num_frames: int | None, source: Path) -> tuple[int, int]:
     if len(arr) == 0:
         return 0, int(num_frames or 0)
     offset = int(arr[:, 0].min())
     if num_frames is None:
         num_frames = int(arr[:, 0].max()) - offset + 1
+        if num_frames > MAX_FILE_SPAN:
+            row = int(np.argmax(arr[:, 0]))
+            raise BoLDFormatError(
+                source, None,
+                f"row {row}: frame {arr[row, 0]:.0f} lies {num_frames - 1} frames after the file's first "
+                f"frame {offset} (more than {MAX_FILE_SPAN}); a frame number is corrupt, or pass the "
+                "clip's num_frames",
+            )
     return offset, int(num_frames)
 
 
@@ -128,7 +141,7 @@ def load_person_joints(path: str | Path, person_id: int, num_frames: int | None 
     """
     path = Path(path)
     arr = load_joints_array(path)
-    offset, T = _frame_range(arr, num_frames)
+    offset, T = _frame_range(arr, num_frames, path)
     rows = arr[arr[:, 1] == person_id]
     return _rows_to_person(rows, person_id, offset, T, path)
 
@@ -137,7 +150,7 @@ def load_clip_joints(path: str | Path, num_frames: int | None = None) -> dict[in
     """Every person of a joints file (``person_id -> PersonJoints``), all on the same frame axis."""
     path = Path(path)
     arr = load_joints_array(path)
-    offset, T = _frame_range(arr, num_frames)
+    offset, T = _frame_range(arr, num_frames, path)
     people: dict[int, PersonJoints] = {}
     for pid in np.unique(arr[:, 1]).astype(np.int64):
         people[int(pid)] = _rows_to_person(arr[arr[:, 1] == pid], int(pid), offset, T, path)

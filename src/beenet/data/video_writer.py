@@ -33,10 +33,14 @@ class VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".part")
         self._container = av.open(str(self._tmp), mode="w", format="mp4")
-        self._stream = self._container.add_stream("libx264", rate=fps_fraction(fps))
-        self._stream.width, self._stream.height = width, height
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        try:
+            self._stream = self._container.add_stream("libx264", rate=fps_fraction(fps))
+            self._stream.width, self._stream.height = width, height
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        except BaseException:
+            self.abort()
+            raise
         self.frames_written = 0
 
     def write(self, frame: np.ndarray) -> None:
@@ -50,17 +54,26 @@ class VideoWriter:
     def close(self) -> None:
         if self._container is None:
             return
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        self._container = None
-        os.replace(self._tmp, self.path)
-
-    def abort(self) -> None:
-        if self._container is not None:
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
             self._container.close()
             self._container = None
-        self._tmp.unlink(missing_ok=True)
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()  # a failed flush (disk full) leaves no .part behind
+            raise
+
+    def abort(self) -> None:
+        """Stop writing and remove the partial file (even when closing the container fails)."""
+        container, self._container = self._container, None
+        try:
+            if container is not None:
+                container.close()
+        except Exception:
+            pass
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> "VideoWriter":
         return self

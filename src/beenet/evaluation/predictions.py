@@ -8,9 +8,8 @@ sorted differently still scores the same.
 from __future__ import annotations
 
 import csv
+import logging
 import math
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,8 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from beenet.atomic import atomic_open
 from beenet.errors import PredictionsError
-from beenet.labels import CATEGORIES, NUM_CATEGORIES, NUM_VAD, VAD_NAMES
+from beenet.labels import CATEGORIES, NUM_CATEGORIES, NUM_VAD, VAD_NAMES, VAD_SCALE
+
+log = logging.getLogger(__name__)
 
 #: The columns of a predictions CSV, in the order beenet writes them.
 PREDICTION_COLUMNS: tuple[str, ...] = ("video", "person_id", *CATEGORIES, *VAD_NAMES)
@@ -67,15 +69,8 @@ def write_predictions(
     frame = pd.DataFrame(np.concatenate([cats, dims], axis=1), columns=list(SCORE_COLUMNS))
     frame.insert(0, "person_id", [int(k[1]) for k in keys])
     frame.insert(0, "video", [str(k[0]) for k in keys])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            frame.to_csv(handle, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, newline="") as handle:
+        frame.to_csv(handle, index=False)
     return path
 
 
@@ -123,11 +118,41 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         for j, name in enumerate(SCORE_COLUMNS):
             values[kept, j] = _parse_score(path, line, name, row[index[name]])
         kept += 1
+    warn_out_of_range(path, values[:kept])
     frame = pd.DataFrame(values[:kept], columns=list(SCORE_COLUMNS))
     frame.insert(0, "person_id", np.asarray(persons, dtype=np.int64))
     frame.insert(0, "video", pd.Series(videos, dtype=object))
     frame.attrs["source"] = str(path)
     return frame
+
+
+def out_of_range(values: np.ndarray) -> list[tuple[str, list[str], int]]:
+    """Per label group whose values leave the model's range (categories [0, 1], VAD [0, 10]):
+    ``(range text, columns, rows)``, for the score columns ``values [N, 29]``."""
+    found = []
+    for names, lo, hi, cols in ((CATEGORIES, 0.0, 1.0, slice(0, NUM_CATEGORIES)),
+                                (VAD_NAMES, 0.0, float(VAD_SCALE), slice(NUM_CATEGORIES, None))):
+        block = values[:, cols]
+        outside = (block < lo) | (block > hi)
+        if outside.any():
+            columns = [n for n, bad in zip(names, outside.any(axis=0)) if bad]
+            found.append((f"[{lo:g}, {hi:g}]", columns, int(outside.any(axis=1).sum())))
+    return found
+
+
+def warn_out_of_range(path: str | Path, values: np.ndarray) -> None:
+    """Log a warning naming the columns and the number of rows outside the usual ranges.
+
+    A warning, not a refusal: the paper's ``scale`` fusion form scores categories up to
+    1/lambda, and ranking metrics (mAP, mRA) do not need [0, 1]; but a VAD of -400 or logits in
+    place of scores make the R^2 (and the ERS) meaningless, so the reader is told.
+    """
+    for rng, columns, rows in out_of_range(values):
+        shown = ", ".join(columns[:_SHOW]) + (f" and {len(columns) - _SHOW} more" if len(columns) > _SHOW else "")
+        what = "category scores" if columns[0] in CATEGORIES else "VAD values"
+        log.warning("%s: %d row(s) have %s outside %s (columns %s); the scores are used as they are. "
+                    "Check that the file holds scores on the BoLD scale, not logits or another scale",
+                    path, rows, what, rng, shown)
 
 
 def align_predictions(df: pd.DataFrame, instances: Iterable[_InstanceLike]) -> tuple[np.ndarray, np.ndarray]:

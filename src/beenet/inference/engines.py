@@ -93,5 +93,21 @@ class OnnxEngine:
         }
 
 
+def check_outputs(res: Mapping[str, Any], model: str | Path, what: str = "") -> None:
+    """Raise :class:`CheckpointError` naming the model when an engine's outputs hold NaN or inf
+    (broken weights, or an export that went wrong): a table of empty scores is never written."""
+    arrays = [("categories", res["categories"]), ("vad", res["vad"]),
+              *((f"stream {k}", v) for k, v in (res.get("streams") or {}).items())]
+    for name, arr in arrays:
+        bad = ~np.isfinite(np.asarray(arr, dtype=np.float64))
+        if bad.any():
+            row = int(np.argwhere(bad)[0, 0])
+            raise CheckpointError(
+                f"{model}: the model produced NaN/inf {name} ({int(bad.sum())} value(s), first in batch row "
+                f"{row}){' ' + what if what else ''}; its weights are broken (diverged training or a damaged "
+                "file): use another checkpoint"
+            )
+
+
 #: Engine name -> class (the ``engine`` choices of :class:`~beenet.inference.predictor.Predictor`).
 ENGINES: dict[str, type] = {TorchEngine.name: TorchEngine, OnnxEngine.name: OnnxEngine}

@@ -4,9 +4,15 @@ An input is a video file; a folder (every video under it, recursively, sorted; t
 column is then the path relative to the folder); a BoLD joints ``X.npy`` (its video is ``X.mp4``
 beside it, or ``videos/...`` for ``joints/...`` in the BoLD layout); or a folder of OpenPose
 ``*_keypoints.json`` (its video is ``<folder>.mp4`` beside it, or the one video inside it).
-:func:`resolve_inputs` turns a list of them into :class:`Job` s, one per video, each with an
-output stem that no other job shares. An input that cannot become a video is a job with an
-``error``, so a caller can report it and go on with the others.
+:func:`resolve_inputs` turns a list of them into :class:`Job` s, one per video. An input that
+cannot become a video is a job with an ``error``, so a caller can report it and go on.
+
+Output names (``Job.stem``) come from the video's path relative to its input root (the folder
+given, or the video's own folder for a file), never from the path above the root: ``clips/a/x.mp4``
+given as ``clips`` is ``a/x``, given as itself ``x``. Two jobs that would write the same file get
+``_2``, ``_3``, ... (``clip.mp4`` and ``clip.mov``; ``x.mp4`` from two folders). The same video
+given twice (the same file, a hard link or a symbolic link to it, with the same keypoints) is
+done once: the repeats are jobs with ``duplicate_of`` set.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 #: File suffixes taken for videos (case-insensitive).
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -30,6 +36,10 @@ class Job:
     name: str = ""
     stem: str = ""
     error: str | None = None
+    #: The video's path relative to its input root (the folder given, or the video's own folder).
+    relative: PurePosixPath | None = None
+    #: The earlier job that does the very same work (same video file, same keypoints), if any.
+    duplicate_of: "Job | None" = None
 
 
 def find_video_for(path: Path) -> Path | None:
@@ -58,9 +68,15 @@ def find_video_for(path: Path) -> Path | None:
     return None
 
 
-def resolve_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
+def resolve_inputs(inputs: Sequence[str | os.PathLike[str]], outputs: Sequence[str] = ("",),
+                   reserved: Sequence[str] = ()) -> list[Job]:
     """Turn inputs (the INPUT arguments, or what :meth:`Predictor.predict` was given) into jobs
-    (video + optional keypoints), one per video, in input order."""
+    (video + optional keypoints), one per video, in input order.
+
+    ``outputs``: the endings a caller appends to a stem to name its files (``.csv``,
+    ``_timeline.png``, ...); stems are chosen so that no two jobs share a file, nor any name in
+    ``reserved`` (``predict_summary.json``). See :func:`assign_stems`.
+    """
     jobs: list[Job] = []
     for item in inputs:
         raw = str(item)
@@ -73,42 +89,83 @@ def resolve_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
                 jobs.append(Job(raw, error=f"{path}: OpenPose JSON folder without its video; put {path.name}.mp4 "
                                            "beside the folder (or the video inside it)"))
             else:
-                jobs.append(Job(raw, video, path, video.name))
+                jobs.append(Job(raw, video, path, video.name, relative=PurePosixPath(video.name)))
         elif path.is_dir():
             videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
                             and not p.name.endswith("_annotated.mp4"))
             if not videos:
                 jobs.append(Job(raw, error=f"{path}: no video files ({', '.join(VIDEO_SUFFIXES)}) under this folder"))
             for v in videos:
-                jobs.append(Job(str(v), v, None, v.relative_to(path).as_posix()))
+                rel = PurePosixPath(v.relative_to(path).as_posix())
+                jobs.append(Job(str(v), v, None, rel.as_posix(), relative=rel))
         elif path.suffix.lower() == ".npy":
             video = find_video_for(path)
             if video is None:
                 jobs.append(Job(raw, error=f"{path}: joints file without its video; expected {path.with_suffix('.mp4')} "
                                            "(or the BoLD layout joints/... -> videos/...)"))
             else:
-                jobs.append(Job(raw, video, path, video.name))
+                jobs.append(Job(raw, video, path, video.name, relative=PurePosixPath(video.name)))
         else:
-            jobs.append(Job(raw, path, None, path.name))
-    _assign_stems(jobs)
+            jobs.append(Job(raw, path, None, path.name, relative=PurePosixPath(path.name)))
+    _mark_duplicates(jobs)
+    assign_stems(jobs, outputs, reserved)
     return jobs
 
 
-def _assign_stems(jobs: list[Job]) -> None:
-    """Output names: the video's stem, made longer with its folders where two would collide."""
-    live = [j for j in jobs if j.video is not None]
-    for j in live:
-        j.stem = j.video.stem
-    depth = 1
-    while True:
-        seen: dict[str, list[Job]] = {}
-        for j in live:
-            seen.setdefault(j.stem, []).append(j)
-        clashes = [g for g in seen.values() if len(g) > 1]
-        if not clashes or depth > 8:
-            break
-        for group in clashes:
-            for j in group:
-                parts = j.video.resolve().with_suffix("").parts[-(depth + 1):]
-                j.stem = "_".join(p.replace(".", "-") for p in parts)
-        depth += 1
+def _identity(path: Path | None) -> tuple[int, int] | str | None:
+    """What makes two paths the same file: (device, inode), else the resolved path."""
+    if path is None:
+        return None
+    if isinstance(path, (str, os.PathLike)):
+        try:
+            st = os.stat(path)
+            return (st.st_dev, st.st_ino)
+        except OSError:
+            return str(Path(path).resolve())
+    return f"object:{id(path)}"
+
+
+def _mark_duplicates(jobs: list[Job]) -> None:
+    """Point each repeat of an earlier job (same video file and same keypoints) at that job."""
+    first: dict[tuple[object, object], Job] = {}
+    for j in jobs:
+        if j.video is None:
+            continue
+        key = (_identity(j.video), _identity(j.keypoints))
+        if key in first:
+            j.duplicate_of = first[key]
+        else:
+            first[key] = j
+
+
+def _clean_part(part: str) -> str:
+    part = part.replace("\x00", "")
+    return "_" if part in ("", ".", "..") else part
+
+
+def assign_stems(jobs: Sequence[Job], outputs: Sequence[str] = ("",), reserved: Sequence[str] = ()) -> None:
+    """Give every job that will run an output stem: its path relative to its input root without
+    the suffix (``a/x`` for ``clips/a/x.mp4`` given as ``clips``), plus ``_2``, ``_3``, ... when
+    one of the files ``stem + ending`` (for each ending in ``outputs``) is already taken by an
+    earlier job or is in ``reserved``. Names are compared case-insensitively (macOS, Windows).
+    Duplicates share their first job's stem."""
+    taken = {r.casefold() for r in reserved}
+    for j in jobs:
+        if j.video is None:
+            continue
+        if j.duplicate_of is not None:
+            j.stem = j.duplicate_of.stem
+            continue
+        rel = j.relative if j.relative is not None else PurePosixPath(j.video.name)
+        parts = [_clean_part(p) for p in rel.parts]
+        parts[-1] = _clean_part(PurePosixPath(parts[-1]).stem)
+        base = "/".join(parts)
+        n = 1
+        while True:
+            stem = base if n == 1 else f"{base}_{n}"
+            names = {(stem + end).casefold() for end in outputs}
+            if not names & taken:
+                break
+            n += 1
+        taken |= names
+        j.stem = stem

@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from beenet import __version__
+from beenet.atomic import atomic_path
 from beenet.errors import BeenetError, CheckpointError
-from beenet.inference.engines import OnnxEngine, TorchEngine
+from beenet.inference.engines import OnnxEngine, TorchEngine, check_outputs
 from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_JOINTS
 
 log = logging.getLogger(__name__)
@@ -89,12 +90,34 @@ def spec_from_checkpoint(ckpt: Mapping[str, Any], sha256: str, path: str | Path 
 
     cfg = model_config_from_checkpoint(dict(ckpt), path)
     config = dict(ckpt.get("config") or {})
-    data = dict(config.get("data") or {})
+    data = check_data_config(config.get("data"), path)
     if "image_size" in data and int(data["image_size"]) != int(cfg.image_size):
         raise CheckpointError(f"{path}: data.image_size {data['image_size']} differs from model.image_size "
                               f"{cfg.image_size}; the checkpoint's config is inconsistent")
     return ModelSpec(cfg, data, dict(config.get("context") or {}), describe_model(cfg), sha256,
                      str(ckpt.get("beenet_version", "?")), config)
+
+
+def check_data_config(data: Any, path: str | Path) -> dict[str, Any]:
+    """The checkpoint's ``config["data"]`` as a dict, each value checked by :class:`DataConfig`
+    (a value such as ``image_size: 'abc'`` is a located :class:`CheckpointError`, not a traceback)."""
+    import dataclasses
+
+    from beenet.data.dataset import DataConfig
+    from beenet.errors import ConfigError
+
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{path}: the checkpoint's config 'data' is a {type(data).__name__}, not a "
+                              "mapping; the file is damaged")
+    known = {f.name for f in dataclasses.fields(DataConfig)}
+    try:
+        DataConfig(**{k: v for k, v in data.items() if k in known})
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the checkpoint's data config is not valid ({exc}); the file is "
+                              "damaged or was written by another beenet version") from None
+    return dict(data)
 
 
 def dummy_batch(spec: ModelSpec, batch_size: int = 2, generator: torch.Generator | None = None,
@@ -172,30 +195,29 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
     outputs = ["categories", "vad"] + [f"stream.{s}" for s in streams]
     axes = {n: {0: "batch"} for n in spec.input_names + outputs}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    with torch.no_grad(), warnings.catch_warnings():
-        # Shape checks in the model become constants of the trace, which is what we want.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(
-            wrapper, args, str(tmp), input_names=spec.input_names, output_names=outputs,
-            dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True,
-        )
-    proto = onnx.load(str(tmp))
-    meta = {
-        "beenet.model": spec.name,
-        "beenet.checkpoint_sha256": spec.checkpoint_sha256,
-        "beenet.beenet_version": __version__,
-        "beenet.config": json.dumps(spec.config, default=str),
-        "beenet.inputs": json.dumps(spec.input_names),
-        "beenet.streams": json.dumps(streams),
-    }
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(proto, str(tmp))
-    tmp.replace(out)
+    with atomic_path(out) as tmp:  # a failed export leaves no partial file
+        with torch.no_grad(), warnings.catch_warnings():
+            # Shape checks in the model become constants of the trace, which is what we want.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            torch.onnx.export(
+                wrapper, args, str(tmp), input_names=spec.input_names, output_names=outputs,
+                dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True,
+            )
+        proto = onnx.load(str(tmp))
+        meta = {
+            "beenet.model": spec.name,
+            "beenet.checkpoint_sha256": spec.checkpoint_sha256,
+            "beenet.beenet_version": __version__,
+            "beenet.config": json.dumps(spec.config, default=str),
+            "beenet.inputs": json.dumps(spec.input_names),
+            "beenet.streams": json.dumps(streams),
+        }
+        del proto.metadata_props[:]
+        for k, v in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        onnx.save(proto, str(tmp))
     log.info("exported %s -> %s (inputs %s, outputs %s)", checkpoint, out, spec.input_names, outputs)
     return out
 
@@ -206,9 +228,15 @@ def spec_from_onnx(path: str | Path, metadata: Mapping[str, str]) -> ModelSpec:
 
     if "beenet.config" not in metadata:
         raise CheckpointError(f"{path}: not an ONNX file written by 'beenet export onnx' (no beenet metadata)")
-    config = json.loads(metadata["beenet.config"])
-    cfg = ModelConfig.from_dict(config["model"])
-    return ModelSpec(cfg, dict(config.get("data") or {}), dict(config.get("context") or {}),
+    from beenet.errors import ConfigError
+
+    try:
+        config = json.loads(metadata["beenet.config"])
+        cfg = ModelConfig.from_dict(config["model"])
+    except (ValueError, KeyError, TypeError, ConfigError) as exc:
+        raise CheckpointError(f"{path}: the beenet config in this ONNX file is not valid ({exc}); "
+                              "export the checkpoint again") from None
+    return ModelSpec(cfg, check_data_config(config.get("data"), path), dict(config.get("context") or {}),
                      metadata.get("beenet.model", describe_model(cfg)),
                      metadata.get("beenet.checkpoint_sha256", ""), metadata.get("beenet.beenet_version", "?"), config)
 
@@ -226,6 +254,8 @@ def onnx_parity(checkpoint: str | Path, onnx_path: str | Path, batch_sizes: tupl
     for b in batch_sizes:
         batch = dummy_batch(spec, b, g, partial_masks=True)
         a, o = torch_engine(batch), ort_engine(batch)
+        check_outputs(a, checkpoint, "under PyTorch")
+        check_outputs(o, onnx_path, "under ONNX Runtime")
         for key in ("categories", "vad"):
             worst = max(worst, float(np.abs(a[key] - o[key]).max()))
         for name, arr in a["streams"].items():

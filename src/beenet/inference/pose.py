@@ -325,11 +325,31 @@ class PrecomputedPose:
             )
 
     @classmethod
-    def from_bold_joints(cls, path: str | Path) -> "PrecomputedPose":
-        """A BoLD joints ``.npy`` (``[frame, person_id, x0, y0, c0, ...]`` rows), person ids kept."""
-        from beenet.data.joints import load_clip_joints
+    def from_bold_joints(cls, path: str | Path, num_frames: int | None = None) -> "PrecomputedPose":
+        """A BoLD joints ``.npy`` (``[frame, person_id, x0, y0, c0, ...]`` rows), person ids kept.
 
-        people = load_clip_joints(path)
+        ``num_frames``: the video's frame count. Frames count from the file's first frame; a row
+        past the video's end is refused with its index (a corrupt frame number such as 4e12 must
+        not make the frame axis, and the memory, that long).
+        """
+        from beenet.data.joints import load_clip_joints, load_joints_array
+
+        if num_frames is not None:
+            arr = load_joints_array(path)
+            if len(arr):
+                first = int(np.argmin(arr[:, 0]))
+                offset = arr[first, 0]
+                past = np.flatnonzero(arr[:, 0] - offset >= num_frames)
+                if len(past):
+                    row = int(past[np.argmax(arr[past, 0])])
+                    raise BoLDFormatError(
+                        path, None,
+                        f"row {row}: frame {arr[row, 0]:.0f} lies {arr[row, 0] - offset:.0f} frames after the "
+                        f"file's first frame {offset:.0f} (row {first}), but the video has {num_frames} frames "
+                        f"({len(past)} row(s) lie past its end); the keypoints do not belong to this video, "
+                        "or a frame number is corrupt",
+                    )
+        people = load_clip_joints(path, num_frames)
         frames: dict[int, list[PoseDetection]] = {}
         for pid, pj in people.items():
             kp = np.asarray(pj.keypoints, dtype=np.float32)

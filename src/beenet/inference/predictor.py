@@ -39,7 +39,7 @@ from beenet.context.config import ContextConfig
 from beenet.data.transforms import crop_to_tensor, frames_to_tensor, normalize_skeleton
 from beenet.device import resolve_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoundError
-from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine
+from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine, check_outputs
 from beenet.inference.inputs import resolve_inputs
 from beenet.inference.onnx import ModelSpec, spec_from_checkpoint, spec_from_onnx
 from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, make_pose_backend, valid_mask
@@ -172,8 +172,10 @@ class _Batches:
     """Items of complete windows, run through the engine ``batch_size`` at a time; the outputs are
     summed per window (several items for averaged stills) and per stream."""
 
-    def __init__(self, engine: Any, num_windows: int, batch_size: int, streams: bool, timer: _Timer) -> None:
+    def __init__(self, engine: Any, num_windows: int, batch_size: int, streams: bool, timer: _Timer,
+                 model: str | Path = "model", video: str | Path = "") -> None:
         self.engine, self.batch_size, self.streams, self.timer = engine, batch_size, streams, timer
+        self.model, self.video = model, video
         self.ready: list[tuple[int, dict[str, torch.Tensor]]] = []
         self.sums = np.zeros((num_windows, NUM_CATEGORIES + 3), dtype=np.float64)
         self.counts = np.zeros(num_windows, dtype=np.int64)
@@ -200,6 +202,7 @@ class _Batches:
         t0 = time.perf_counter()
         res = self.engine(batch)
         self.timer.add("model", time.perf_counter() - t0)
+        check_outputs(res, self.model, f"on {self.video}")
         fused = np.concatenate([np.asarray(res["categories"]), np.asarray(res["vad"])], axis=1)
         rows = [w for w, _ in self.ready]
         for row, w in enumerate(rows):
@@ -217,13 +220,14 @@ class _Batches:
         return self.sums / n, {k: v / n for k, v in self.stream_sums.items()}
 
 
-def load_keypoints(path: str | Path) -> PrecomputedPose:
-    """A BoLD joints ``.npy`` or a folder of OpenPose ``*_keypoints.json`` as a pose source."""
+def load_keypoints(path: str | Path, num_frames: int | None = None) -> PrecomputedPose:
+    """A BoLD joints ``.npy`` or a folder of OpenPose ``*_keypoints.json`` as a pose source;
+    ``num_frames`` (the video's) bounds the frame numbers a joints file may hold."""
     path = Path(path)
     if path.is_dir():
         return PrecomputedPose.from_openpose_json(path)
     if path.suffix.lower() == ".npy":
-        return PrecomputedPose.from_bold_joints(path)
+        return PrecomputedPose.from_bold_joints(path, num_frames)
     raise BeenetError(f"{path}: keypoints must be a BoLD joints .npy file or a folder of OpenPose *_keypoints.json")
 
 
@@ -416,16 +420,17 @@ class Predictor:
         timer = _Timer()
         t_start = time.perf_counter()
         stats: dict[str, int] = {}
+        backend: PoseBackend | None = None
         if keypoints is None:
             backend = self.pose
         elif isinstance(keypoints, PrecomputedPose):
             backend = keypoints
-        else:
-            backend = load_keypoints(keypoints)
         t_open = time.perf_counter()
         with VideoReader(video) as reader:
             timer.add("open", time.perf_counter() - t_open)
             n, fps, W, H = reader.num_frames, float(reader.fps or 25.0), reader.width, reader.height
+            if backend is None:  # read once the video's length is known: it bounds the frame numbers
+                backend = load_keypoints(keypoints, n)  # type: ignore[arg-type]
             if isinstance(backend, PrecomputedPose):
                 backend.check_matches(n, W, H, video)
             store = self._track(reader, backend, timer)
@@ -482,7 +487,7 @@ class Predictor:
         context = _SpanContext(self.context, plans, timer) if self.context is not None else None
         schedule = WindowSchedule.for_plans(plans, context.frames_per_span if context else 0)
         frames = _WindowFrames(plans, self.spec.image_size, self.spec.crop_size, "crops" in self.spec.input_names)
-        batches = _Batches(self.engine, len(plans), self.batch_size, self.streams, timer)
+        batches = _Batches(self.engine, len(plans), self.batch_size, self.streams, timer, self.checkpoint, reader.path)
         first, last = schedule.first_frame, schedule.last_frame
         bar = progress(total=last - first + 1, desc=f"model {reader.path.name}",
                        disable=None if self.show_progress is None else not self.show_progress)

@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -187,8 +187,7 @@ def render_timeline(table: "PredictionTable", out_path: str | Path, duration_s: 
         ax = fig.add_subplot()
         ax.axis("off")
         ax.text(0.5, 0.5, f"{title}\nno person found", ha="center", va="center")
-        fig.savefig(out_path, dpi=100)
-        return out_path
+        return _save_png(fig, out_path)
     counts = table.groupby("person_id").size().sort_values(ascending=False, kind="stable")
     people = sorted(counts.index[:max_people].tolist())
     end = float(table["end_s"].max()) if duration_s is None else float(duration_s)
@@ -233,7 +232,15 @@ def render_timeline(table: "PredictionTable", out_path: str | Path, duration_s: 
         fig.colorbar(heat_im, cax=cax).ax.tick_params(labelsize=6)
     extra = f" (showing {len(people)} of {len(counts)} people)" if len(counts) > len(people) else ""
     fig.suptitle(f"{title}{extra}", fontsize=11)
-    fig.savefig(out_path, dpi=100)
+    return _save_png(fig, out_path)
+
+
+def _save_png(fig: Any, out_path: Path) -> Path:
+    """Save atomically: a failed write (disk full) leaves no half PNG under ``out_path``."""
+    from beenet.atomic import atomic_open
+
+    with atomic_open(out_path, "wb") as fh:
+        fig.savefig(fh, dpi=100, format="png")
     return out_path
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from beenet.atomic import atomic_open, atomic_path
+from beenet.atomic import write_text as atomic_write_text
 from beenet.errors import BeenetError, PredictionsError
 from beenet.labels import CATEGORIES, VAD_NAMES
 
@@ -107,18 +109,17 @@ class PredictionTable(pd.DataFrame):
         fmt = (fmt or path.suffix.lstrip(".")).lower()
         if fmt not in FORMATS:
             raise BeenetError(f"{path}: unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
         plain = pd.DataFrame(self)
         meta = _jsonable(self.metadata)
         if fmt == "csv":
-            plain.to_csv(tmp, index=False, float_format="%.6g")
-            sidecar = meta_sidecar(path)
-            sidecar.write_text(json.dumps(meta, indent=2) + "\n")
+            with atomic_open(path, newline="") as fh:
+                plain.to_csv(fh, index=False, float_format="%.6g")
+            atomic_write_text(meta_sidecar(path), json.dumps(meta, indent=2) + "\n")
         elif fmt == "json":
             doc = {"metadata": meta, "columns": list(plain.columns),
                    "rows": json.loads(plain.to_json(orient="records", double_precision=10))}
-            tmp.write_text(json.dumps(doc) + "\n")
+            with atomic_open(path) as fh:
+                fh.write(json.dumps(doc) + "\n")
         else:
             try:
                 import pyarrow as pa
@@ -130,8 +131,8 @@ class PredictionTable(pd.DataFrame):
             table = pa.Table.from_pandas(plain, preserve_index=False)
             schema_meta = dict(table.schema.metadata or {})
             schema_meta[b"beenet"] = json.dumps(meta).encode()
-            pq.write_table(table.replace_schema_metadata(schema_meta), tmp)
-        tmp.replace(path)
+            with atomic_path(path) as tmp:
+                pq.write_table(table.replace_schema_metadata(schema_meta), str(tmp))
         return path
 
 

@@ -202,7 +202,19 @@ def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], pat
             f"{path}: the weights do not match the model built from the config: {'; '.join(parts)}. "
             "Load a checkpoint with the config it was trained with"
         )
+    broken = non_finite_tensors(state)
+    if broken:
+        raise CheckpointError(
+            f"{path}: {len(broken)} weight tensor(s) hold NaN/inf, e.g. {', '.join(broken[:3])}; the training "
+            "diverged or the file is damaged: use another checkpoint (an earlier best.pt / last.pt)"
+        )
     model.load_state_dict(state)
+
+
+def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` that hold NaN or inf."""
+    return [k for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def model_from_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:

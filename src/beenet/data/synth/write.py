@@ -92,6 +92,42 @@ def _looks_generated(path: Path) -> bool:
         "beenet synth" in (path / "README.txt").read_text(errors="replace")
 
 
+#: What ``beenet synth`` writes at the top of its output (and nothing else).
+_TOP_FILES = frozenset({SIDECAR_NAME, "README.txt"})
+_TOP_DIRS = {"annotations": (".csv",), "videos": (".mp4",), "joints": (".npy",),
+             # not written by synth, but derived from its annotations by 'beenet train' (paper split):
+             # stale once the data is replaced, so they go with it.
+             "splits": (".json",)}
+_ANNOTATION_FILES = frozenset({"train.csv", "val.csv", "test_meta.csv"})
+
+
+def foreign_entries(out: Path) -> list[str]:
+    """Paths under ``out`` (relative, sorted) that ``beenet synth`` did not write, and so must not
+    delete: anything but its top-level files, the three annotation CSVs, ``.mp4`` under
+    ``videos/``, ``.npy`` under ``joints/`` and ``splits/*.json``."""
+    found = []
+    for entry in sorted(out.iterdir()):
+        name = entry.name
+        if name in _TOP_FILES and entry.is_file() and not entry.is_symlink():
+            continue
+        if name not in _TOP_DIRS or not entry.is_dir() or entry.is_symlink():
+            found.append(name + ("/" if entry.is_dir() else ""))
+            continue
+        for dirpath, dirnames, filenames in os.walk(entry):
+            here = Path(dirpath)
+            for d in dirnames:
+                if (here / d).is_symlink():
+                    found.append((here / d).relative_to(out).as_posix())
+            for f in filenames:
+                p = here / f
+                ok = p.suffix.lower() in _TOP_DIRS[name] and not p.is_symlink()
+                if name == "annotations":
+                    ok = ok and here == entry and f in _ANNOTATION_FILES
+                if not ok:
+                    found.append(p.relative_to(out).as_posix())
+    return found
+
+
 def _check_output(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out} is a file; give a directory path for the synthetic dataset")
@@ -103,6 +139,12 @@ def _check_output(out: Path, overwrite: bool) -> None:
             raise OutputExistsError(f"{out} is not empty and does not look like 'beenet synth' output "
                                     f"(no {SIDECAR_NAME}); refusing to delete it even with --overwrite. "
                                     "Remove it yourself or choose another directory")
+        foreign = foreign_entries(out)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise OutputExistsError(f"{out} holds {len(foreign)} file(s) or folder(s) that 'beenet synth' did "
+                                    f"not write: {shown}; --overwrite replaces only synth's own output. Move "
+                                    "them out of the folder, or choose another directory")
 
 
 @dataclass
