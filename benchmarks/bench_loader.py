@@ -130,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, sampling, T, size in CASES:
             cfg = load_config("paper", [f"data.sampling={sampling}", f"data.num_frames={T}",
                                         f"data.image_size={size}", "context.source=none",
-                                        "model.fusion=none", "model.pretrained=false"])
+                                        "model.fusion=none", "model.place_stream=false",
+                                        "model.object_stream=false", "model.pretrained=false"])
             inst = bold.instances("train")
             sources = {"mp4": None}
             for storage in args.storage:
