@@ -173,6 +173,31 @@ def test_train_and_eval_from_the_cache_match_on_the_fly(synth, tmp_path, storage
         assert train_diff < 0.03 and all(d < 0.02 for d in diff.values()), (train_diff, diff)
 
 
+def test_expert_labels_from_the_prepare_pass_equal_labelling_on_the_fly(synth, tmp_path):
+    """Places365 + COCO (random init, offline) labelled in the prepare pass: the same vectors as
+    the context cache computes by decoding the clips again, and that cache is filled by prepare."""
+    from beenet.context.build import load_context
+    from beenet.context.cache import ContextCache
+    from beenet.context.build import make_context_source
+
+    extra = ["context.source=experts", f"context.cache_dir={tmp_path / 'ctx'}", "context.coco_min_size=64",
+             "context.coco_max_size=96", "context.frames_per_clip=2"]
+    cfg = tiny_config("demo", extra)
+    prepare(cfg, synth, tmp_path / "prep", storage="raw", workers=2, show_progress=False)
+    bold = BoLD(synth)
+    videos = sorted({i.video for i in bold.instances("train", protocol=cfg.run.protocol)})
+    cache = find_prepared(cfg, bold, videos, root=tmp_path / "prep")
+    from_prepare = cache.context(videos)
+    assert from_prepare is not None
+    source = make_context_source(cfg.context, "cpu")
+    ctx_cache = ContextCache(tmp_path / "ctx")
+    assert set(videos) <= set(ctx_cache.load(source.places)) and set(videos) <= set(ctx_cache.load(source.objects))
+    fresh = load_context(bold, videos, tiny_config("demo", extra[:1] + [f"context.cache_dir={tmp_path / 'ctx2'}"]
+                                                   + extra[2:]).context, "cpu")
+    for v in videos:
+        np.testing.assert_allclose(from_prepare[v], fresh[v], rtol=1e-5, atol=1e-6)
+
+
 def test_num_workers_auto():
     assert resolve_num_workers(3) == 3
     assert resolve_num_workers(-1, cpu_count=16, local_procs=1) == 15

@@ -109,6 +109,8 @@ def crop_window(frame: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
     y0 = max(0, math.floor(cy - side / 2.0) - 2)
     x1 = min(W, math.ceil(cx + side / 2.0) + 2)
     y1 = min(H, math.ceil(cy + side / 2.0) + 2)
+    # An even shift: crop_to_tensor rounds half to even, which only an even shift leaves unchanged.
+    x0, y0 = x0 - x0 % 2, y0 - y0 % 2
     if x1 <= x0 or y1 <= y0:
         return frame, box
     return frame[y0:y1, x0:x1], (bx - x0, by - y0, bw, bh)

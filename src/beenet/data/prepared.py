@@ -379,12 +379,11 @@ def _split_instances(bold: BoLD, cfg: "RunConfig") -> list[Any]:
     return out
 
 
-def _make_expert(cfg_dict: dict[str, Any], root: str) -> Any:
+def _make_expert(cfg_dict: dict[str, Any], device: str, root: str) -> Any:
     from beenet.context.build import make_context_source
     from beenet.context.config import ContextConfig
 
-    return make_context_source(ContextConfig.from_dict(cfg_dict), "cpu" if cfg_dict["device"] == "auto"
-                               else cfg_dict["device"], root)
+    return make_context_source(ContextConfig.from_dict(cfg_dict), device, root)
 
 
 _WORKER: dict[str, Any] = {}
@@ -400,7 +399,7 @@ def _worker_init(task: dict[str, Any]) -> None:
 
 def _source() -> Any:
     if _WORKER["source"] is None and _WORKER["context"] is not None:
-        _WORKER["source"] = _make_expert(_WORKER["context"], _WORKER["root"])
+        _WORKER["source"] = _make_expert(_WORKER["context"], _WORKER["device"], _WORKER["root"])
     return _WORKER["source"]
 
 
@@ -535,7 +534,10 @@ def prepare(cfg: "RunConfig", data_dir: str | Path, out_root: str | Path | None 
              data_dir, out, len(videos), reused, len(todo), workers, storage)
     out.mkdir(parents=True, exist_ok=True)
     _write_manifest(out, fp, entries, failed, complete=False)
+    from beenet.device import resolve_device
+
     task = {"root": str(bold.root), "out": str(out), "key": key, "storage": storage, "stamps": stamps,
+            "device": str(resolve_device(cfg.run.device)),  # where experts run when context.device is auto
             "data": {f: getattr(cfg.data, f) for f in cfg.data.__dataclass_fields__},
             "context": ({f: getattr(cfg.context, f) for f in cfg.context.__dataclass_fields__}
                         if _reads_context(cfg) else None)}
