@@ -173,6 +173,7 @@ def test_train_and_eval_from_the_cache_match_on_the_fly(synth, tmp_path, storage
         assert train_diff < 0.03 and all(d < 0.02 for d in diff.values()), (train_diff, diff)
 
 
+@pytest.mark.slow
 def test_expert_labels_from_the_prepare_pass_equal_labelling_on_the_fly(synth, tmp_path):
     """Places365 + COCO (random init, offline) labelled in the prepare pass: the same vectors as
     the context cache computes by decoding the clips again, and that cache is filled by prepare."""
