@@ -48,7 +48,7 @@ from beenet.data.dataset import (
     crops_of,
 )
 from beenet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Box, normalize, resize_uint8
-from beenet.errors import ConfigError, DataNotFoundError
+from beenet.errors import BeenetError, ConfigError, DataNotFoundError
 from beenet.labels import CONTEXT_DIM
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -225,8 +225,10 @@ def clip_path(cache_dir: Path, video: str) -> Path:
 # --------------------------------------------------------------------------- fingerprint
 
 
-def fingerprint(cfg: "RunConfig", data_dir: str | Path, storage: str = DEFAULT_STORAGE) -> dict[str, Any]:
-    """What a prepared cache depends on; two configs with the same fingerprint read the same cache."""
+def fingerprint(cfg: "RunConfig", data_dir: str | Path, storage: str = DEFAULT_STORAGE,
+                context: str | None | Literal[False] = False) -> dict[str, Any]:
+    """What a prepared cache depends on; two configs with the same fingerprint read the same cache.
+    ``context``: the context source's fingerprint when already known (False: compute it)."""
     d = cfg.data
     return {
         "format": PREPARED_FORMAT,
@@ -237,7 +239,7 @@ def fingerprint(cfg: "RunConfig", data_dir: str | Path, storage: str = DEFAULT_S
         "sampling": d.sampling,
         "image_size": d.image_size,
         "crops": {"crop_size": d.crop_size, "box_margin": d.box_margin} if d.body_crop else None,
-        "context": _context_fingerprint(cfg, data_dir),
+        "context": _context_fingerprint(cfg, data_dir) if context is False else context,
         "storage": storage,
     }
 
@@ -315,14 +317,20 @@ def find_prepared(cfg: "RunConfig", bold: BoLD, videos: Sequence[str], root: str
     wanted: dict[str, Any] | None = None
     matched: Path | None = None
     others: list[tuple[Path, dict[str, Any]]] = []
+    try:
+        ctx = _context_fingerprint(cfg, bold.root)
+    except BeenetError as exc:  # e.g. expert weights not cached and no network
+        log.info("prepared cache not looked up: the context experts cannot be identified (%s); decoding "
+                 "the videos on the fly", exc)
+        return None
     for storage in STORAGES:
-        fp = fingerprint(cfg, bold.root, storage)
+        fp = fingerprint(cfg, bold.root, storage, ctx)
         path = base / cache_key(fp)
         if (path / "manifest.json").is_file():
             wanted, matched = fp, path
             break
     if matched is None:
-        wanted = fingerprint(cfg, bold.root, DEFAULT_STORAGE)
+        wanted = fingerprint(cfg, bold.root, DEFAULT_STORAGE, ctx)
         for m in sorted(base.glob("*/manifest.json")) if base.is_dir() else []:
             try:
                 others.append((m.parent, json.loads(m.read_text())["fingerprint"]))
