@@ -1,18 +1,19 @@
-"""Throughput of BoLDDataset against plain PyAV decoding of the same frames.
+"""Samples/s of one loader worker: decoding 720p mp4 on the fly against the prepared cache.
 
 Writes ``--clips`` clips of ``--frames`` frames at 1280x720 (BoLD's largest size) in the BoLD
-layout in a temporary directory, then times, on the same clips and in the same run:
+layout in a temporary directory, runs ``beenet prepare`` on them (``--storage``: jpeg q95 and raw
+by default) and times ``BoLDDataset`` in training mode (random draws: a random still, jittered
+uniform frames; everything a sample costs: joints, sampling, decode, resize, normalise) for
 
-- loader: ``BoLDDataset`` with uniform sampling of ``--num-frames`` frames at ``--size`` px
-  (evaluation mode: joints, sampling, decode, resize, normalise: everything a sample costs);
-- plain: open the mp4 with PyAV, decode forward, convert just those frames to RGB ndarrays.
+- stills at 224 px, and uniform sampling of T=8 frames at 112 and at 224 px,
 
-Passes alternate between the two so that other jobs on a shared machine slow both alike; the
-reported rate is the median over ``--repeats`` passes. Torch runs with ``--threads`` threads (1 by
-default, what each DataLoader worker gets). Target: loader >= 0.8 x plain.
+reading the mp4 (``VideoFrames``) and reading the cache (``PreparedFrames``). One process, torch
+with ``--threads`` threads (1: what each DataLoader worker gets), so the rates are per worker.
+Reported: the median over ``--repeats`` passes, alternating sources so that other jobs on a
+shared machine slow both alike, and the ratio cache / mp4 (target for stills: >= 20).
 
 Example:
-    python benchmarks/bench_loader.py --clips 4 --frames 150 --repeats 5
+    python benchmarks/bench_loader.py --clips 4 --frames 150 --repeats 3
 """
 
 from __future__ import annotations
@@ -25,16 +26,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 
 from beenet.data.bold import BoLD
-from beenet.data.dataset import BoLDDataset, DataConfig, spread
+from beenet.data.dataset import BoLDDataset
+from beenet.data.prepared import find_prepared, prepare
 from beenet.data.video_writer import VideoWriter
 from beenet.labels import NUM_CATEGORIES, NUM_JOINTS
 from beenet.progress import progress
+from beenet.training.config import load_config
 
+#: (name, sampling, T, image size): the settings the paper (stills) and video presets read.
+CASES = (("still 224", "still", 1, 224), ("T=8 112", "uniform", 8, 112), ("T=8 224", "uniform", 8, 224))
 
 def synthetic_frames(rng: np.random.Generator, n: int, width: int, height: int):
     """Textured background panning, two moving bodies and film grain: h264 has real work to do."""
@@ -75,22 +79,6 @@ def write_dataset(root: Path, clips: int, frames: int, width: int, height: int, 
             csv.writer(fh).writerows(rows)
 
 
-def plain_pyav(path: Path, indices: np.ndarray) -> list[np.ndarray]:
-    """The baseline: decode forward, convert only the wanted frames, stop after the last."""
-    wanted = set(indices.tolist())
-    last = int(indices.max())
-    out = []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
-            if i in wanted:
-                out.append(frame.to_ndarray(format="rgb24"))
-            if i >= last:
-                break
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -101,14 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=150, help="frames per clip")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
-    parser.add_argument("--num-frames", type=int, default=16, help="frames sampled per clip")
-    parser.add_argument("--size", type=int, default=224, help="image size of the loader's frames")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="time each pass at least this long")
+    parser.add_argument("--storage", nargs="+", default=["jpeg", "raw"], help="cache storages to time")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: what PyTorch gives each DataLoader worker)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dir", type=Path, default=None, help="reuse/keep the clips here instead of a temp dir")
     return parser
+
+
+def rate(ds: BoLDDataset, min_seconds: float) -> float:
+    """Samples/s over whole epochs of ``ds`` (new random draws each epoch), at least ``min_seconds``."""
+    n, epoch, t0 = 0, 0, time.perf_counter()
+    while True:
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            ds[i]
+            n += 1
+        epoch += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_seconds:
+            return n / elapsed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,35 +124,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {args.clips} clips of {args.frames} frames at {args.width}x{args.height} "
                   f"in {time.perf_counter() - t0:.1f} s")
         bold = BoLD(root)
-        cfg = DataConfig(sampling="uniform", num_frames=args.num_frames, image_size=args.size)
-        ds = BoLDDataset(bold, "train", cfg, train=False)
-        jobs = []
-        for inst in ds.instances:
-            n = inst.max_frame - inst.min_frame + 1
-            jobs.append((bold.video_path(inst.video), spread(np.arange(n), args.num_frames, None)))
-        # Same frames on both sides (the person is present in every frame).
-        assert ds[0]["frame_mask"].all()
-        loader_rates, plain_rates = [], []
-        for _ in progress(range(args.repeats), desc="passes", unit="pass"):
-            t0 = time.perf_counter()
-            for path, idx in jobs:
-                frames = plain_pyav(path, idx)
-                assert len(frames) == len(idx)
-            plain_rates.append(len(jobs) / (time.perf_counter() - t0))
-            t0 = time.perf_counter()
-            for i in range(len(ds)):
-                sample = ds[i]
-                assert sample["frames"].shape == (args.num_frames, 3, args.size, args.size)
-            loader_rates.append(len(ds) / (time.perf_counter() - t0))
-        loader, plain = statistics.median(loader_rates), statistics.median(plain_rates)
-        print(f"clips: {len(jobs)} x {args.frames} frames {args.width}x{args.height}; "
-              f"{args.num_frames} frames per clip; torch threads {args.threads}; passes {args.repeats}")
-        print(f"plain PyAV (decode + RGB of the same frames): {plain:6.2f} clips/s "
-              f"({plain * args.num_frames:6.1f} frames/s)")
-        print(f"BoLDDataset (uniform, {args.size}x{args.size}, normalised): {loader:6.2f} clips/s "
-              f"({loader * args.num_frames:6.1f} frames/s)")
-        ratio = loader / plain
-        print(f"ratio loader / plain: {ratio:.2f} (target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'})")
+        cache_root = Path(tmp) / "prepared"
+        print(f"clips: {args.clips} x {args.frames} frames {args.width}x{args.height}; torch threads "
+              f"{args.threads}; median of {args.repeats} passes; samples/s of one worker (training draws)")
+        for name, sampling, T, size in CASES:
+            cfg = load_config("paper", [f"data.sampling={sampling}", f"data.num_frames={T}",
+                                        f"data.image_size={size}", "context.source=none",
+                                        "model.fusion=none", "model.place_stream=false",
+                                        "model.object_stream=false", "model.pretrained=false"])
+            inst = bold.instances("train")
+            sources = {"mp4": None}
+            for storage in args.storage:
+                t0 = time.perf_counter()
+                res = prepare(cfg, root, cache_root / storage, storage=storage, show_progress=False)
+                cache = find_prepared(cfg, bold, [i.video for i in inst], root=cache_root / storage)
+                assert cache is not None and len(cache.served) == args.clips
+                sources[storage] = cache.frames()
+                print(f"  [{name}] prepare {storage}: {time.perf_counter() - t0:.1f} s for {res.clips} clips, "
+                      f"{res.bytes / res.clips / 1e6:.2f} MB per clip ({res.bytes / res.clips / args.frames / 1e3:.1f} "
+                      "kB per frame)")
+            rates: dict[str, list[float]] = {k: [] for k in sources}
+            for _ in range(args.repeats):
+                for key, frames in sources.items():
+                    ds = BoLDDataset(bold, inst, cfg.data, train=True, seed=args.seed, frames=frames)
+                    rates[key].append(rate(ds, args.min_seconds))
+            mp4 = statistics.median(rates["mp4"])
+            line = f"{name:>10}: mp4 {mp4:8.1f} samples/s"
+            for storage in args.storage:
+                r = statistics.median(rates[storage])
+                line += f" | cache {storage} {r:8.1f} samples/s ({r / mp4:5.1f}x)"
+            print(line)
     return 0
 
 

@@ -182,7 +182,7 @@ def test_every_section_owns_its_choices_and_checks_itself():
         ("optim", "warmup_epochs", -1, "must be >= 0"),
         ("run", "eval_every", 0, "must be > 0"),
         ("context", "frames_per_clip", 0, "must be >= 1"),
-        ("run", "num_workers", -1, "must be >= 0"),
+        ("run", "num_workers", -2, "must be >= -1"),
     ]:
         with pytest.raises(ConfigError, match=rf"^{section}\.{name} {message}, got"):
             dataclasses.replace(getattr(cfg, section), **{name: bad})

@@ -166,7 +166,8 @@ def test_checkpoint_path_forwards_arguments(
     out = capsys.readouterr().out
     assert rc == 0
     assert calls[-1] == {"data_dir": tmp_path, "checkpoint": tmp_path / "c.pt", "split": "val", "protocol": None,
-                         "seed": None, "out_dir": tmp_path / "ev", "batch_size": 4, "device": "cpu"}
+                         "seed": None, "out_dir": tmp_path / "ev", "batch_size": 4, "device": "cpu",
+                         "prepared_dir": None}
     assert "protocol=paper" in out and f"{scored['mAP']:.4f}" in out and "category_bars.png" in out
     assert json.loads((tmp_path / "m.json").read_text())["ERS"] == pytest.approx(scored["ERS"])
 

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("beenet.cli.demo", "synthesise the embedded dataset, train, evaluate and report (offline)"),
     "synth": ("beenet.cli.synth", "write a synthetic dataset in the exact BoLD layout"),
     "data": ("beenet.cli.data", "inspect a BoLD directory ('beenet data check DIR')"),
+    "prepare": ("beenet.cli.prepare", "decode every clip once into a cache that train and eval read"),
     "train": ("beenet.cli.train", "train a model on BoLD (or the synthetic data)"),
     "eval": ("beenet.cli.eval", "score a checkpoint or a predictions CSV with the BoLD metric"),
     "ablate": ("beenet.cli.ablate", "run an ablation study over model variants and seeds"),

@@ -88,6 +88,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help="batch size when running a checkpoint (default: 16)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="device when running a checkpoint (default: auto = cuda if available)")
+    parser.add_argument("--prepared-dir", type=Path, default=None, metavar="CACHE",
+                        help="root of 'beenet prepare' caches (default: the run's run.prepared_dir, else "
+                             "~/.cache/beenet/prepared); a cache matching the checkpoint's config is used")
     return parser
 
 
@@ -154,6 +157,7 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
         out_dir=args.out,
         batch_size=args.batch_size,
         device=args.device,
+        prepared_dir=args.prepared_dir,
     )
     result = dict(result)
     split = result.setdefault("split", args.split)

@@ -86,6 +86,12 @@ class ContextCache:
             np.savez(f, fingerprint=np.array(fingerprint), videos=np.array(videos, dtype=str),
                      vectors=vectors)
 
+    def put(self, source: ContextSource, entries: dict[str, np.ndarray]) -> None:
+        """Add vectors ``source`` computed elsewhere (``beenet prepare``) to its cache file."""
+        if entries:
+            self._write(self.path_for(source), source.fingerprint,
+                        {v: np.asarray(x, dtype=np.float32) for v, x in entries.items()})
+
     def get_or_compute(
         self, source: ContextSource, bold: "BoLD", videos: Iterable[str]
     ) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -19,7 +19,14 @@ from torch.utils.data import Dataset
 
 from beenet.data.bold import BoLD, Instance
 from beenet.data.joints import PersonJoints, load_person_joints
-from beenet.data.transforms import Box, box_from_keypoints, crop_to_tensor, frames_to_tensor, normalize_skeleton
+from beenet.data.transforms import (
+    Box,
+    box_from_keypoints,
+    crop_to_tensor,
+    frames_to_tensor,
+    normalize_skeleton,
+    resize_uint8,
+)
 from beenet.choices import check_at_least, check_choices, check_positive_ints
 from beenet.data.video import VideoReader
 from beenet.errors import BoLDFormatError, ConfigError, DataNotFoundError, VideoDecodeError
@@ -102,9 +109,104 @@ def crop_window(frame: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
     y0 = max(0, math.floor(cy - side / 2.0) - 2)
     x1 = min(W, math.ceil(cx + side / 2.0) + 2)
     y1 = min(H, math.ceil(cy + side / 2.0) + 2)
+    # An even shift: crop_to_tensor rounds half to even, which only an even shift leaves unchanged.
+    x0, y0 = x0 - x0 % 2, y0 - y0 % 2
     if x1 <= x0 or y1 <= y0:
         return frame, box
     return frame[y0:y1, x0:x1], (bx - x0, by - y0, bw, bh)
+
+
+class ClipFrames(Protocol):
+    """The frames of one open clip, as a :class:`FrameSource` serves them."""
+
+    num_frames: int
+    width: int  # of the original video (boxes and keypoints are in its pixels)
+    height: int
+
+    def frames(self, indices: np.ndarray, size: int) -> torch.Tensor:
+        """Frames ``indices`` resized to ``size`` (:func:`resize_uint8`): uint8 ``[K, size, size, 3]``."""
+
+    def crops(self, person_id: int, indices: np.ndarray, boxes: Sequence[Box | None], size: int) -> torch.Tensor:
+        """Person crops of the frames last read by :meth:`frames`: float ``[K, 3, size, size]``, normalised."""
+
+    def close(self) -> None: ...
+
+
+class FrameSource(Protocol):
+    """Where a dataset gets the frames of a clip: the video itself (:class:`VideoFrames`) or a
+    prepared cache (:class:`beenet.data.prepared.PreparedFrames`). The training loop and the
+    evaluation pick the source; the dataset only asks it for frames."""
+
+    def open(self, bold: BoLD, video: str) -> ClipFrames: ...
+
+
+class _VideoClip:
+    """A clip decoded on the fly: only the asked frames, from the video file."""
+
+    def __init__(self, path: Any) -> None:
+        self.reader = VideoReader(path)
+        self.num_frames, self.width, self.height = self.reader.num_frames, self.reader.width, self.reader.height
+        self._last: np.ndarray | None = None
+
+    def frames(self, indices: np.ndarray, size: int) -> torch.Tensor:
+        self._last = self.reader.read(indices)
+        return resize_uint8(self._last, size)
+
+    def crops(self, person_id: int, indices: np.ndarray, boxes: Sequence[Box | None], size: int) -> torch.Tensor:
+        assert self._last is not None and len(self._last) == len(boxes), "frames() first, one box per frame"
+        return crops_of(self._last, boxes, size)
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def __enter__(self) -> "_VideoClip":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class VideoFrames:
+    """The default frame source: decode each asked frame from the clip's mp4."""
+
+    def open(self, bold: BoLD, video: str) -> _VideoClip:
+        return _VideoClip(bold.video_path(video))
+
+
+def crops_of(frames: np.ndarray, boxes: Sequence[Box | None], size: int) -> torch.Tensor:
+    """Crops ``[K, 3, size, size]`` (normalised) of full-resolution ``frames`` ``[K, H, W, 3]``,
+    one box per frame; ``None`` = the whole frame."""
+    crops = []
+    for k, box in enumerate(boxes):
+        if box is None:
+            crops.append(frames_to_tensor(frames[k : k + 1], size))
+        else:
+            window, local_box = crop_window(frames[k], box)
+            crops.append(crop_to_tensor(window[None], local_box, size))
+    return torch.cat(crops)
+
+
+def candidate_frames(joints: PersonJoints | None, num_frames: int) -> np.ndarray:
+    """The frames a sampler may pick for a person: those where the person is present, or every
+    frame of the clip when there are no joints (or the person is never seen)."""
+    if joints is not None and joints.present.any():
+        return joints.present_frames
+    return np.arange(num_frames)
+
+
+def crop_boxes(cfg: DataConfig, indices: np.ndarray, joints: PersonJoints | None, width: int,
+               height: int) -> list[Box | None]:
+    """The crop box of each frame of ``indices``: the person's keypoint box in that frame, else the
+    box around all their keypoints, else ``None`` (the whole frame)."""
+    margin = float(cfg.box_margin)
+    union = None
+    if joints is not None and joints.present.any():
+        union = box_from_keypoints(joints.keypoints[joints.present], width, height, margin)
+    boxes: list[Box | None] = []
+    for t in np.asarray(indices).tolist():
+        box = box_from_keypoints(joints.keypoints[t], width, height, margin) if joints is not None else None
+        boxes.append(box if box is not None else union)
+    return boxes
 
 
 class BoLDDataset(Dataset):
@@ -112,6 +214,7 @@ class BoLDDataset(Dataset):
 
     ``context`` maps a clip (``Instance.video``) to its float32 ``[445]`` context vector.
     ``train`` switches random sampling on (a random still, jittered uniform frames).
+    ``frames`` is where the pixels come from (default: decode the video on the fly).
     """
 
     def __init__(
@@ -122,8 +225,10 @@ class BoLDDataset(Dataset):
         train: bool,
         context: Mapping[str, np.ndarray] | None = None,
         seed: int = 0,
+        frames: FrameSource | None = None,
     ) -> None:
         self.bold = bold
+        self.frame_source: FrameSource = frames if frames is not None else VideoFrames()
         self.instances: list[Instance] = (
             bold.instances(instances) if isinstance(instances, str) else list(instances)
         )
@@ -157,24 +262,6 @@ class BoLDDataset(Dataset):
                 return candidates[[int(torch.randint(len(candidates), (1,), generator=g))]]
             return candidates[[len(candidates) // 2]]
         return spread(candidates, self.cfg.num_frames, g)
-
-    def _crops(self, frames: np.ndarray, indices: np.ndarray, joints: PersonJoints | None,
-               width: int, height: int) -> torch.Tensor:
-        margin = float(self.cfg.box_margin)
-        union = None
-        if joints is not None and joints.present.any():
-            union = box_from_keypoints(joints.keypoints[joints.present], width, height, margin)
-        crops = []
-        for k, t in enumerate(indices.tolist()):
-            box = box_from_keypoints(joints.keypoints[t], width, height, margin) if joints is not None else None
-            box = box if box is not None else union
-            if box is None:
-                crops.append(frames_to_tensor(frames[k : k + 1],
-                                              self.cfg.crop_size))
-            else:
-                window, local_box = crop_window(frames[k], box)
-                crops.append(crop_to_tensor(window[None], local_box, self.cfg.crop_size))
-        return torch.cat(crops)
 
     def _skeleton(self, joints: PersonJoints | None, g: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         Ts = self.cfg.skeleton_frames
@@ -215,24 +302,23 @@ class BoLDDataset(Dataset):
         inst = self.instances[index]
         cfg = self.cfg
         g = self.generator(index) if self.train else None
-        with VideoReader(self.bold.video_path(inst.video)) as reader:
-            joints = self._joints(inst, reader.num_frames)
-            if joints is not None and joints.present.any():
-                candidates = joints.present_frames
-            else:
-                candidates = np.arange(reader.num_frames)
-            indices = self._frame_indices(candidates, g)
-            frames = reader.read(indices)
-            width, height = reader.width, reader.height
+        with self.frame_source.open(self.bold, inst.video) as clip:
+            joints = self._joints(inst, clip.num_frames)
+            indices = self._frame_indices(candidate_frames(joints, clip.num_frames), g)
+            whole_u8 = clip.frames(indices, cfg.image_size)
+            crops = None
+            if cfg.body_crop:
+                boxes = crop_boxes(cfg, indices, joints, clip.width, clip.height)
+                crops = clip.crops(inst.person_id, indices, boxes, cfg.crop_size)
 
         T = cfg.frames_per_sample
         k = len(indices)
         frame_mask = torch.zeros(T, dtype=torch.bool)
         frame_mask[:k] = True
-        whole = frames_to_tensor(frames, cfg.image_size)
+        whole = frames_to_tensor(whole_u8, cfg.image_size)
         sample: dict[str, Any] = {"frames": _pad(whole, T), "frame_mask": frame_mask}
-        if cfg.body_crop:
-            sample["crops"] = _pad(self._crops(frames, indices, joints, width, height), T)
+        if crops is not None:
+            sample["crops"] = _pad(crops, T)
         if cfg.skeleton:
             sample["skeleton"], sample["skeleton_mask"] = self._skeleton(joints, g)
         if self.context is not None:

@@ -43,12 +43,14 @@ def predict_split(
     dist_info: Any = None,
     batch_hook: BatchHook | None = None,
     desc: str = "predict",
+    frames: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Category scores ``[N, 26]`` and VAD ``[N, 3]`` (raw scale) for ``instances``, in their order.
 
     Evaluation sampling (middle frame / evenly spaced frames, no jitter). Under DDP (``dist_info``
     with world size > 1) each rank scores its share and every rank gets the whole result back.
     ``batch_hook`` may alter a batch before the model sees it (the ablation's stress tests).
+    ``frames`` is the frame source (a prepared cache's; default: decode the videos).
     """
     from beenet.data.dataset import BoLDDataset, collate
     from beenet.training.distributed import DistInfo, gather_rows, shard_indices
@@ -58,11 +60,12 @@ def predict_split(
     n = len(instances)
     if n == 0:
         raise ConfigError("no instances to predict: the split is empty")
-    dataset = BoLDDataset(bold, list(instances), data_cfg, train=False, context=context, seed=0)
+    dataset = BoLDDataset(bold, list(instances), data_cfg, train=False, context=context, seed=0, frames=frames)
     shard = shard_indices(n, info)
     loader = DataLoader(
         Subset(dataset, shard), batch_size=batch_size, shuffle=False, num_workers=num_workers,
         collate_fn=collate, pin_memory=device.type == "cuda",
+        prefetch_factor=4 if num_workers > 0 else None,
         generator=torch.Generator(),  # leave the global RNG (dropout stream of a training run) alone
     )
     was_training = model.training
@@ -129,13 +132,16 @@ def evaluate_checkpoint(
     *,
     num_workers: int = 0,
     plots: bool = True,
+    prepared_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Score a checkpoint on a split of a BoLD directory.
 
     ``protocol``/``seed`` default to the checkpoint's run config. With ``out_dir``: writes
     ``metrics.json``, ``category_bars.png``, ``pr_curves.png`` and ``predictions_<split>.csv``.
     On an unlabelled split (the official test split) only the predictions are written (``out_dir``
-    is then required) and the result has no metric keys.
+    is then required) and the result has no metric keys. A prepared cache (``beenet prepare``)
+    matching the checkpoint's config under ``prepared_dir`` (default: the run's
+    ``run.prepared_dir``, else the default root) serves the frames; else they are decoded.
     """
     from beenet.data.bold import BoLD
     from beenet.evaluation.predictions import instance_targets, write_predictions
@@ -160,11 +166,18 @@ def evaluate_checkpoint(
             f"the {split} split of the {protocol} protocol has no labels, so it cannot be scored; "
             "give an output directory (--out DIR) to write its predictions for submission"
         )
+    from beenet.data.prepared import find_prepared
+
+    videos = sorted({inst.video for inst in instances})
+    prepared = find_prepared(cfg, bold, videos, root=prepared_dir)
     context = None
     if model_needs_input_context(cfg.model):
-        context = load_split_context(cfg, bold, instances, dev)
+        context = prepared.context(videos) if prepared is not None else None
+        if context is None:
+            context = load_split_context(cfg, bold, instances, dev)
     cats, vad = predict_split(model, bold, instances, cfg.data, context, batch_size, dev,
-                              num_workers=num_workers, amp=cfg.run.amp, desc=f"eval {split}")
+                              num_workers=num_workers, amp=cfg.run.amp, desc=f"eval {split}",
+                              frames=prepared.frames() if prepared is not None else None)
     keys = [inst.key for inst in instances]
     base = {"split": split, "protocol": protocol, "n": len(instances), "checkpoint": str(checkpoint),
             "epoch": ckpt.get("epoch")}

@@ -82,8 +82,13 @@ class RunSettings:
     protocol: Literal["official", "paper"] = "official"
     #: Seed of the ``paper`` split.
     split_seed: int = 42
-    #: DataLoader worker processes (0 = load in the main process).
+    #: DataLoader worker processes per process (0 = load in the main process; -1 = auto: the
+    #: CPU cores of this machine shared among the processes of the run, minus one, at most 16).
     num_workers: int = 2
+    #: Root of prepared caches (``beenet prepare``): empty = ``prepared/`` next to the context
+    #: cache (``$BEENET_CACHE/../prepared``, default ``~/.cache/beenet/prepared``); ``off`` =
+    #: always decode the videos on the fly. A cache is used only when its fingerprint matches.
+    prepared_dir: str = ""
     #: ``auto`` (cuda when available), ``cpu``, ``cuda`` or ``cuda:N``.
     device: str = "auto"
     #: Mixed precision on CUDA: ``off``, ``bf16`` or ``fp16`` (ignored on CPU).
@@ -102,7 +107,8 @@ class RunSettings:
         """Raise :class:`ConfigError` naming the field whose value is not valid."""
         check_choices(self, "run")
         check_at_least(self, "run", 0, "eval_every", "log_every", strict=True)
-        check_at_least(self, "run", 0, "num_workers", "early_stop", "seed", "split_seed")
+        check_at_least(self, "run", 0, "early_stop", "seed", "split_seed")
+        check_at_least(self, "run", -1, "num_workers")  # -1 = auto
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise not_one_of("run.device", self.device, ("auto", "cpu", "cuda", "cuda:N"))
 

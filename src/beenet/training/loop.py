@@ -40,7 +40,7 @@ from beenet.training.config import (
     needs_context,
     save_yaml,
 )
-from beenet.training.loader import make_train_loader
+from beenet.training.loader import make_train_loader, resolve_num_workers
 from beenet.training.optim import EpochSchedule, build_optimizer, load_optimizer_state
 from beenet.training.rundir import (
     LOCK_FILE,
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 #: Keys a resumed run may change (hardware, logging, a longer schedule); anything else must match.
 RESUMABLE_CHANGES = ("optim.epochs", "run.num_workers", "run.device", "run.log_every", "run.early_stop",
-                     "run.eval_every", "context.cache_dir", "context.device")
+                     "run.eval_every", "context.cache_dir", "context.device", "run.prepared_dir")
 
 
 class _ValidationFailed(Exception):
@@ -199,6 +199,8 @@ class _Run:
     sampler: Any
     loader: Any
     mlog: MetricsLog
+    #: Where the val frames come from (a prepared cache, or None = decode the videos).
+    val_frames: Any = None
     # progress, restored on resume
     start_epoch: int = 0
     best_ers: float = float("-inf")
@@ -264,13 +266,17 @@ def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, in
              resumed: bool) -> _Run:
     """Everything a run needs before its first step: instances, context, model, optimizer, loader."""
     from beenet.data.dataset import BoLDDataset
+    from beenet.data.prepared import find_prepared
 
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
     if info.is_main:
         save_yaml(cfg, out / "config.yaml")
         log.info("run %s: data %s, protocol %s, device %s, world size %d", out, data_dir, cfg.run.protocol,
                  device, info.world_size)
     bold, train_inst, val_inst = _instances(cfg, data_dir, info)
-    context = _load_context(cfg, bold, train_inst, val_inst, device, info)
+    prepared = find_prepared(cfg, bold, sorted({i.video for i in train_inst} | {i.video for i in val_inst}))
+    context = _load_context(cfg, bold, train_inst, val_inst, device, info, prepared)
     model = _model(cfg, train_inst, context, device, info, resumed)
     optimizer = build_optimizer(model, cfg)
     schedule = EpochSchedule(optimizer, cfg)
@@ -279,14 +285,17 @@ def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, in
     seed = cfg.run.seed
     train_ctx = context if (context is not None and needs_context(cfg)) else None
     val_ctx = context if model_needs_input_context(cfg.model) else None
-    train_ds = BoLDDataset(bold, train_inst, cfg.data, train=True, context=train_ctx, seed=seed)
+    frames = prepared.frames() if prepared is not None else None
+    train_ds = BoLDDataset(bold, train_inst, cfg.data, train=True, context=train_ctx, seed=seed, frames=frames)
     sampler = D.make_train_sampler(train_ds, seed, info)
-    loader = make_train_loader(train_ds, cfg.optim.batch_size, sampler, cfg.run.num_workers, device, seed)
+    workers = resolve_num_workers(cfg.run.num_workers)
+    loader = make_train_loader(train_ds, cfg.optim.batch_size, sampler, workers, device, seed)
     if len(loader) == 0:
         raise ConfigError(f"no training batch: {len(train_ds)} instances, batch size {cfg.optim.batch_size}")
     return _Run(cfg=cfg, out=out, device=device, info=info, bold=bold, train_inst=train_inst, val_inst=val_inst,
                 val_ctx=val_ctx, model=model, optimizer=optimizer, schedule=schedule, scaler=scaler,
-                train_ds=train_ds, sampler=sampler, loader=loader, mlog=MetricsLog(out / "metrics.csv"))
+                train_ds=train_ds, sampler=sampler, loader=loader, mlog=MetricsLog(out / "metrics.csv"),
+                val_frames=frames)
 
 
 def _instances(cfg: RunConfig, data_dir: Path, info: D.DistInfo) -> tuple[Any, list[Any], list[Any]]:
@@ -319,13 +328,22 @@ def _instances(cfg: RunConfig, data_dir: Path, info: D.DistInfo) -> tuple[Any, l
 
 
 def _load_context(cfg: RunConfig, bold: Any, train_inst: list[Any], val_inst: list[Any], device: torch.device,
-                  info: D.DistInfo) -> dict[str, np.ndarray] | None:
-    """The context labels of every train and val clip (None when the model reads none)."""
+                  info: D.DistInfo, prepared: Any = None) -> dict[str, np.ndarray] | None:
+    """The context labels of every train and val clip (None when the model reads none): from the
+    prepared cache when it holds them all (no rank waits), else through the context cache, which
+    rank 0 fills while the others wait (run ``beenet prepare`` first on a large dataset)."""
     if cfg.context.source == "none" or not needs_context(cfg):
         return None
     from beenet.context.build import load_context
 
     videos = sorted({i.video for i in train_inst} | {i.video for i in val_inst})
+    cached = prepared.context(videos) if prepared is not None else None
+    if cached is not None:
+        log.info("context labels of %d clips from the prepared cache %s", len(videos), prepared.path)
+        return cached
+    if info.enabled and cfg.context.source != "sidecar":
+        log.warning("rank 0 labels the clips with the context experts while the other ranks wait; on a large "
+                    "dataset run 'beenet prepare' before torchrun")
     with D.rank0_first(info):  # rank 0 runs the experts (filling the cache), the others read it
         return load_context(bold, videos, cfg.context, device)
 
@@ -407,14 +425,22 @@ def _train_one_epoch(run: _Run, net: torch.nn.Module, epoch: int) -> dict[str, f
     count = 0
     bar = progress(run.loader, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", unit="batch",
                    disable=None if info.is_main else True)
+    # On a GPU the loss is read back (a host sync) only every ``log_every`` steps and at the end.
+    sync_every = cfg.run.log_every if device.type == "cuda" else 1
+    last_step = len(run.loader) - 1
     for step, batch in enumerate(bar):
         batch = to_device(batch, device)
         with autocast_context(device, cfg.run.amp):
             outputs = net(batch)
             loss, parts = compute_loss(outputs, batch, cfg.loss)
-        if not torch.isfinite(loss):
+        bs = int(batch["frames"].shape[0])
+        count += bs
+        for k, v in (("loss", loss), *((k, v) for k, v in parts.items() if k != "loss")):
+            sums[k] = sums.get(k, 0.0) + torch.as_tensor(v).detach().float() * bs
+        synced = (step + 1) % sync_every == 0 or step == last_step
+        if synced and not torch.isfinite(sums["loss"]):
             raise TrainingDiverged(
-                f"the training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                f"the training loss became {float(sums['loss'])} at epoch {epoch + 1}, by step {step + 1} "
                 f"(lr {run.schedule.lr:g}); lower optim.lr or set optim.grad_clip (e.g. 5.0) and start again"
             )
         run.optimizer.zero_grad(set_to_none=True)
@@ -424,17 +450,12 @@ def _train_one_epoch(run: _Run, net: torch.nn.Module, epoch: int) -> dict[str, f
             torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
         run.scaler.step(run.optimizer)
         run.scaler.update()
-        bs = int(batch["frames"].shape[0])
-        count += bs
-        sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * bs
-        for k, v in parts.items():
-            if k != "loss":
-                sums[k] = sums.get(k, 0.0) + float(torch.as_tensor(v).detach()) * bs
-        if info.is_main:
-            bar.set_postfix(loss=f"{sums['loss'] / count:.4f}")
+        if info.is_main and synced:
+            mean = float(sums["loss"]) / count
+            bar.set_postfix(loss=f"{mean:.4f}")
             if (step + 1) % cfg.run.log_every == 0:
-                log.info("epoch %d step %d/%d loss %.4f", epoch + 1, step + 1, len(run.loader), sums["loss"] / count)
-    return D.all_reduce_mean({k: v / max(count, 1) for k, v in sums.items()}, info, device)
+                log.info("epoch %d step %d/%d loss %.4f", epoch + 1, step + 1, len(run.loader), mean)
+    return D.all_reduce_mean({k: float(v) / max(count, 1) for k, v in sums.items()}, info, device)
 
 
 # --------------------------------------------------------------------------- step 4: validate
@@ -447,9 +468,10 @@ def _validate(run: _Run, epoch: int) -> dict[str, Any] | None:
     if not ((epoch + 1) % cfg.run.eval_every == 0 or epoch + 1 == cfg.optim.epochs):
         return None
     try:
-        cat, vad = predict_split(run.model, run.bold, run.val_inst, cfg.data, run.val_ctx, cfg.optim.batch_size,
-                                 run.device, num_workers=cfg.run.num_workers, amp=cfg.run.amp, dist_info=run.info,
-                                 desc=f"val {epoch + 1}")
+        # No gradients to hold: evaluation takes twice the training batch (same scores, fewer steps).
+        cat, vad = predict_split(run.model, run.bold, run.val_inst, cfg.data, run.val_ctx, 2 * cfg.optim.batch_size,
+                                 run.device, num_workers=resolve_num_workers(cfg.run.num_workers),
+                                 amp=cfg.run.amp, dist_info=run.info, desc=f"val {epoch + 1}", frames=run.val_frames)
     except BeenetError as exc:  # e.g. a val clip that opened at setup but does not decode
         raise _ValidationFailed(exc) from None
     cat_t = np.stack([i.categories for i in run.val_inst])

@@ -1,0 +1,71 @@
+"""``beenet prepare``: decode every clip once into a cache that ``train`` and ``eval`` read."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Decode each clip of a BoLD directory once and store what training and evaluation read: the
+frames any sampler can ask for (every frame where an annotated person is present), resized to
+the training resolution, the person crops (with data.body_crop) and the clip's context labels
+from the configured experts, computed from the same decoded frames.
+
+'beenet train' and 'beenet eval' then use the cache by themselves when its fingerprint (data
+folder, protocol, split seed, sampling, image size, crops, context experts, storage, beenet
+version) matches their config, and say so in the log; otherwise they decode the videos.
+
+The cache goes to CACHE/<key>/ (default: run.prepared_dir, else 'prepared/' next to the context
+cache, ~/.cache/beenet/prepared). A killed run continues where it stopped (each clip file is
+written atomically) and says how many clips it reused. A clip that cannot be read is listed
+(file, reason) and skipped; training decodes it on the fly if it can.
+"""
+
+EPILOG = """\
+examples:
+  beenet prepare --data BOLD_public --config paper --workers 16
+      the paper preset's cache, in the default place (train/eval find it there).
+  beenet prepare --data synth --config demo --out /scratch/prep --set data.image_size=112
+      another folder: train with --set run.prepared_dir=/scratch/prep
+  beenet prepare --data BOLD_public --config paper --storage raw
+      lossless storage (about 6x the bytes of the default JPEG q95); see docs/training.md.
+"""
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    from beenet.data.prepared import DEFAULT_STORAGE, STORAGES
+
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, metavar="DIR", help="BoLD directory (annotations/, videos/, joints/)")
+    p.add_argument("--config", default="paper", metavar="NAME|FILE", help="preset or YAML file (default: paper)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, as for 'beenet train' (repeatable)")
+    p.add_argument("--protocol", default=None, metavar="NAME", help="official or paper (sets run.protocol)")
+    p.add_argument("--out", default=None, metavar="CACHE",
+                   help="root folder of prepared caches (default: run.prepared_dir or ~/.cache/beenet/prepared)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default: 1)")
+    p.add_argument("--storage", choices=STORAGES, default=DEFAULT_STORAGE,
+                   help=f"frame storage (default: {DEFAULT_STORAGE}, quality 95; raw is lossless)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="stop after N newly decoded clips (run again to continue)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from beenet.data.prepared import prepare
+    from beenet.training.config import load_config
+
+    overrides = list(args.overrides)
+    if args.protocol is not None:
+        overrides.append(f"run.protocol={args.protocol}")
+    cfg = load_config(args.config, overrides)
+    result = prepare(cfg, args.data, args.out, workers=max(1, args.workers), storage=args.storage,
+                     limit=args.limit)
+    print(f"prepared cache {result.path}: {result.clips - len(result.failed)} of {result.clips} clips "
+          f"({result.reused} reused, {result.prepared} decoded now), {len(result.failed)} failed, "
+          f"{result.bytes / 1e6:.1f} MB, {result.seconds:.1f}s")
+    for path, reason in result.failed:
+        print(f"  failed: {path}: {reason}")
+    if not result.complete:
+        print("stopped before the end (--limit): run the same command again to continue")
+    return 0
