@@ -207,7 +207,7 @@ def test_paper_preset_uses_the_authors_forms():
     m, loss = load_config("paper").model, load_config("paper").loss
     assert (m.fusion_form, m.kappa_projector, m.camode_contexts, m.vad_context_pool) == (
         "linear", "side", "parts", "probability")
-    assert m.prior_pseudocount == 1.0 and loss.distill_norm == "classes" and loss.kind == "mse"
+    assert m.prior_pseudocount == 1.0 and loss.distill_norm == "log_classes" and loss.kind == "mse"
 
 
 @pytest.mark.parametrize("form", ["linear", "scale"])

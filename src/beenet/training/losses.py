@@ -38,10 +38,10 @@ class LossConfig:
     distill: Literal["kl", "bce"] = "kl"
     #: Scale of each stream's distillation term (``docs/method.md`` section 4): ``log_classes``
     #: divides it by log K (K = 365 places, 80 objects: the KL of a uniform guess on a one-hot label
-    #: becomes 1), ``classes`` by K (a per-class mean, the scale of the MSE's mean over 29 outputs),
-    #: ``none`` leaves it in nats (older reading: about 10 at init, the trunk then trains almost only
-    #: for the context streams).
-    distill_norm: Literal["log_classes", "classes", "none"] = "classes"
+    #: becomes 1; the measured best, ``docs/ablations.md`` 1d), ``classes`` by K (a per-class mean,
+    #: the scale of the MSE's mean over 29 outputs; too weak for the streams to learn), ``none``
+    #: leaves it in nats (older reading: the context terms dominate the trunk's gradient).
+    distill_norm: Literal["log_classes", "classes", "none"] = "log_classes"
     #: Train ``kind=bce`` with ``model.fusion_form`` linear or scale anyway. BCE then trains the
     #: odds-form logits while the metric ranks the linear / scale scores (section 4); refused unless
     #: this is true.
