@@ -165,3 +165,11 @@ def test_draw_paper_split_by_video_never_splits_a_video(pairs, seed):
             video = clip.rsplit("/", 1)[0]
             assert owner.setdefault(video, part) == part
     assert sorted(c for cs in parts.values() for c in cs) == sorted({i.clip for i in insts})
+
+
+def test_protocol_names_have_one_owner():
+    from beenet.choices import choices
+    from beenet.data.splits import PROTOCOLS
+    from beenet.training.config import RunSettings
+
+    assert choices(RunSettings, "protocol") == PROTOCOLS

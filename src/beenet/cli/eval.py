@@ -72,7 +72,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help="BoLD root (the directory holding annotations/, videos/, joints/)")
     parser.add_argument("--split", choices=("val", "test", "train"), default="val",
                         help="which split to score (default: val)")
-    parser.add_argument("--protocol", choices=("official", "paper", "paper-video"), default=None,
+    from beenet.data.splits import PROTOCOLS  # light (numpy only): the protocol names' owner
+
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=None,
                         help="official BoLD split, BEE-NET's paper split or the source-video-disjoint paper-video split (default: official; "
                              "with --checkpoint, the protocol the checkpoint was trained under)")
     parser.add_argument("--seed", type=int, default=None,

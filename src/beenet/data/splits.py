@@ -36,6 +36,8 @@ SPLIT_VERSION = 1
 PARTS: tuple[str, ...] = ("train", "val", "test")
 #: The drawn protocols and the unit each keeps whole: a clip, or a source video (all its clips).
 GROUP_OF_PROTOCOL: dict[str, str] = {"paper": "clip", "paper-video": "video"}
+#: Every protocol ``BoLD.instances`` reads (``RunSettings.protocol`` allows the same; a test checks).
+PROTOCOLS: tuple[str, ...] = ("official", *GROUP_OF_PROTOCOL)
 
 
 def source_video(clip: str) -> str:
