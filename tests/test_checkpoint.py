@@ -144,3 +144,33 @@ def test_newer_format_version_refused(tmp_path):
     torch.save(ckpt, p)
     with pytest.raises(CheckpointError, match="newer"):
         load_checkpoint(p)
+
+
+# A checkpoint saved before issue 10 has no kappa_projector / vad_context_pool / camode_contexts /
+# prior_pseudocount in its model config; it must load as the older readings and give the same outputs.
+_NEW_KEYS = ("kappa_projector", "vad_context_pool", "camode_contexts", "prior_pseudocount")
+
+
+@pytest.mark.parametrize("fusion", ["beenet", "camode"])
+def test_checkpoint_without_the_new_keys_loads_the_older_readings_with_the_same_outputs(tmp_path, fusion) -> None:
+    legacy = dict(ModelConfig.LEGACY_VALUES)
+    assert set(legacy) == set(_NEW_KEYS)
+    mcfg = tiny_model_cfg(fusion=fusion, fusion_form="scale", place_stream=True, object_stream=True,
+                          kappa=8, channels_last=False, **legacy)
+    model = build_model(mcfg, seed=0)
+    g = torch.Generator().manual_seed(1)
+    model.fit_priors(torch.rand(40, 445, generator=g), torch.rand(40, 26, generator=g),
+                     1 + 9 * torch.rand(40, 3, generator=g))
+    model.eval()
+    old_dict = {k: v for k, v in mcfg.to_dict().items() if k not in _NEW_KEYS}
+    path = save_checkpoint(tmp_path / "old.pt", model=model, config={"model": old_dict}, epoch=1)
+    loaded, _ = model_from_checkpoint(path)
+    for key, value in legacy.items():
+        assert getattr(loaded.cfg, key) == value, key
+    with torch.no_grad():
+        a, b = model(_batch()), loaded(_batch())
+    for key in ("categories", "category_logits", "vad", "place_embedding"):
+        assert torch.equal(a[key], b[key]), key
+    # The same dict with the keys present takes them (a new checkpoint is read as written).
+    assert ModelConfig.from_dict({**old_dict, "prior_pseudocount": 3.0}).prior_pseudocount == 3.0
+    assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig()

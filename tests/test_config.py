@@ -200,3 +200,36 @@ def test_fusion_needs_context_is_asked_of_the_fusion_class():
         fuses = cls.reads_context or cls.reads_priors
         assert model_needs_input_context(cfg.model) is fuses, kind
         assert needs_context(cfg) is fuses, kind  # no own streams with fusion_context=input
+
+
+def test_paper_preset_uses_the_authors_forms():
+    """docs/method.md section 5: the paper preset's equations are the authors' (issue 10)."""
+    m, loss = load_config("paper").model, load_config("paper").loss
+    assert (m.fusion_form, m.kappa_projector, m.camode_contexts, m.vad_context_pool) == (
+        "linear", "side", "parts", "probability")
+    assert m.prior_pseudocount == 1.0 and loss.distill_norm == "log_classes" and loss.kind == "mse"
+
+
+@pytest.mark.parametrize("form", ["linear", "scale"])
+def test_bce_with_a_non_odds_form_is_refused_unless_allowed(form):
+    with pytest.raises(ConfigError, match="allow_bce_with_scale"):
+        load_config("demo", [f"model.fusion_form={form}"])
+    cfg = load_config("demo", [f"model.fusion_form={form}", "loss.allow_bce_with_scale=true"])
+    assert cfg.loss.kind == "bce" and cfg.model.fusion_form == form
+    # Plain fusions have no prior term: their scores rank as their logits, nothing to refuse.
+    load_config("demo", [f"model.fusion_form={form}", "model.fusion=concat"])
+
+
+def test_a_stored_run_config_without_the_new_keys_reads_the_older_readings():
+    from beenet.models import ModelConfig
+    from beenet.training.losses import LossConfig
+
+    d = load_config("paper").to_dict()
+    for key in ModelConfig.LEGACY_VALUES:
+        del d["model"][key]
+    del d["loss"]["distill_norm"]
+    old = RunConfig.from_dict(d)
+    for key, value in ModelConfig.LEGACY_VALUES.items():
+        assert getattr(old.model, key) == value
+    assert old.loss.distill_norm == LossConfig.LEGACY_VALUES["distill_norm"] == "none"
+    assert RunConfig.from_dict(load_config("paper").to_dict()) == load_config("paper")

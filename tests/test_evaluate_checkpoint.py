@@ -99,3 +99,29 @@ def test_distractor_hook_replaces_the_asked_share():
     mask[:, :2] = True
     out = distractor_hook(0.5, seed=0)({"frames": frames, "frame_mask": mask})
     assert torch.equal(out["frames"][:, 2:], frames[:, 2:])
+
+
+@pytest.mark.slow
+def test_a_checkpoint_scored_on_the_split_it_was_selected_on_says_so(trained):
+    """docs/method.md 2.9: best.pt was chosen on val of its own protocol; the report must say so."""
+    from beenet.evaluation.report import format_scores
+
+    data, ckpt = trained
+    val = evaluate_checkpoint(data, ckpt, split="val", batch_size=4, device="cpu")
+    test = evaluate_checkpoint(data, ckpt, split="test", batch_size=4, device="cpu")
+    assert val["selected_on_this_split"] is True and test["selected_on_this_split"] is False
+    assert "selected on this split" in format_scores(val, "val", val["protocol"])
+    assert "selected on this split" not in format_scores(test, "test", test["protocol"])
+    # Another split seed is another split: not the one the checkpoint was selected on.
+    other = evaluate_checkpoint(data, ckpt, split="val", seed=7, batch_size=4, device="cpu")
+    assert other["selected_on_this_split"] is False
+
+
+def test_paper_study_report_names_the_paper_video_protocol():
+    from beenet.evaluation.report import format_scores
+
+    result = {"n": 3, "ERS": 0.3, "mAP": 0.2, "mRA": 0.6, "mR2": 0.1, "selected_on_this_split": True}
+    text = format_scores(result, "val", "paper-video")
+    assert "source video in one part" in text and "selected on this split" in text and "--split test" in text
+    official = format_scores(result, "val", "official")
+    assert "selected on this split" in official and "--split test" not in official

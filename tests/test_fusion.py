@@ -188,9 +188,10 @@ def _hand_priors() -> ContextPriors:
     return pr
 
 
-def test_camode_matches_the_formula_on_hand_values() -> None:
+def test_camode_classes_reading_matches_the_formula_on_hand_values() -> None:
+    """The older reading: global priors, max over the per-class contexts, sigmoid-scale form."""
     pr = _hand_priors()
-    fusion = CAMoDEFusion(4, lam=0.2, alpha=10.0, tau=0.5)
+    fusion = CAMoDEFusion(4, lam=0.2, alpha=10.0, tau=0.5, form="scale", contexts="classes")
     _set_classifier(fusion, [0.0] * NUM_CATEGORIES, [0.5, 0.0, 0.0])
     out = fusion(torch.randn(3, 4), torch.rand(3, 2), pr)
     # Category 0: p+ = max(0.9, 0.3) = 0.9, p- = max(0.2, 0.4) = 0.4, Q = sigmoid(10 (0.9 - 0.5)).
@@ -218,7 +219,7 @@ def test_beenet_fusion_matches_the_formula_on_hand_values() -> None:
                     1: [max(0.8 * 0.25 + 0.2 * 0.75, 0.6), max(0.2, 0.1)]}
     expected_mean = {0: [(0.375 + 0.3) / 2, (0.2 + 0.4) / 2], 1: [(0.35 + 0.6) / 2, (0.2 + 0.1) / 2]}
     for pool, expected in (("max", expected_max), ("mean", expected_mean)):
-        fusion = BEENetFusion(4, pool=pool, lam=0.2)
+        fusion = BEENetFusion(4, pool=pool, lam=0.2, form="scale", vad_pool="context_pool")
         _set_classifier(fusion, [0.0] * NUM_CATEGORIES, [1.0, 0.0, 0.0])
         out = fusion(torch.randn(2, 4), context, pr)
         for i, prior in expected.items():
@@ -229,6 +230,105 @@ def test_beenet_fusion_matches_the_formula_on_hand_values() -> None:
             pooled = max(per_ctx[b]) if pool == "max" else sum(per_ctx[b]) / 2
             z = 0.5 * 1.0 + 0.5 * (pooled - 5.0) / 2.0
             assert out["vad_z"][b, 0].item() == pytest.approx(z, rel=1e-6)
+
+
+def test_camode_parts_reading_uses_each_parts_argmax_and_confidence() -> None:
+    """The authors' gate: two contexts (here parts of widths 1 and 1... and 2 + 1 below), each with
+    confidence c = its max probability; p+- = c P+-[argmax] + (1 - c) P(B); max over parts; Eq. 16."""
+    pr = ContextPriors(3)
+    with torch.no_grad():
+        pr.p_pos[0] = torch.tensor([0.9, 0.3, 0.7])
+        pr.p_neg[0] = torch.tensor([0.2, 0.4, 0.1])
+        pr.p_b[0] = 0.3
+    fusion = CAMoDEFusion(4, lam=0.2, alpha=10.0, tau=0.5, form="linear", contexts="parts", parts=(2, 1))
+    _set_classifier(fusion, [2.0] * NUM_CATEGORIES, [0.0, 0.0, 0.0])
+    context = torch.tensor([[0.8, 0.2, 0.5], [0.1, 0.9, 0.0]])
+    out = fusion(torch.randn(2, 4), context, pr)
+
+    def gate(pp: float, pn: float) -> float:
+        q = 1.0 / (1.0 + math.exp(-10.0 * (pp - 0.5)))
+        return q * pp + (1 - q) * pn
+
+    # Sample 0: part 1 argmax = 0 (c 0.8), part 2 = class 2 (c 0.5).
+    pp0 = max(0.8 * 0.9 + 0.2 * 0.3, 0.5 * 0.7 + 0.5 * 0.3)
+    pn0 = max(0.8 * 0.2 + 0.2 * 0.3, 0.5 * 0.1 + 0.5 * 0.3)
+    # Sample 1: part 1 argmax = 1 (c 0.9), part 2 has c = 0: the marginal.
+    pp1 = max(0.9 * 0.3 + 0.1 * 0.3, 0.3)
+    pn1 = max(0.9 * 0.4 + 0.1 * 0.3, 0.3)
+    expected = [gate(pp0, pn0) * 2.0 / 0.2, gate(pp1, pn1) * 2.0 / 0.2]
+    assert out["categories"][:, 0].tolist() == pytest.approx(expected, rel=1e-6)
+    # The per-sample context matters in this reading, and it is refused without context.
+    with pytest.raises(BeenetError, match="context"):
+        fusion(torch.randn(2, 4), None, pr)
+
+
+@pytest.mark.parametrize("kind", ["camode", "beenet"])
+def test_linear_form_is_eq16_on_the_raw_linear_output(kind: str) -> None:
+    """Eq. 16, the authors' form: y~ = p^ z / lambda with z the classifier's raw output."""
+    pr = _hand_priors()
+    context = torch.tensor([[0.25, 1.0], [0.0, 0.0]])
+    feats = torch.randn(2, 4)
+    linear = build_fusion(kind, 4, 2, form="linear")
+    scale = build_fusion(kind, 4, 2, form="scale")
+    scale.load_state_dict(linear.state_dict())
+    _set_classifier(linear, [-1.5] + [3.0] * (NUM_CATEGORIES - 1), [0.0, 0.0, 0.0])
+    _set_classifier(scale, [-1.5] + [3.0] * (NUM_CATEGORIES - 1), [0.0, 0.0, 0.0])
+    a, b = linear(feats, context, pr), scale(feats, context, pr)
+    z = torch.tensor([-1.5] + [3.0] * (NUM_CATEGORIES - 1))
+    prior = b["categories"] * 0.2 / torch.sigmoid(z)  # p^ recovered from the sigmoid-scale reading
+    assert torch.allclose(a["categories"], prior * z / 0.2, atol=1e-6)
+    # Unbounded (no sigmoid), same odds-form logits for BCE.
+    assert a["categories"][:, 1].max() > 1 / 0.2 * 0.5
+    assert torch.equal(a["category_logits"], b["category_logits"])
+
+
+@pytest.mark.parametrize("kind", ["none", "concat"])
+def test_plain_fusions_output_the_raw_score_under_the_linear_form(kind: str) -> None:
+    feats, context = torch.randn(3, 4), torch.rand(3, 2)
+    linear, odds = build_fusion(kind, 4, 2, form="linear"), build_fusion(kind, 4, 2, form="odds")
+    odds.load_state_dict(linear.state_dict())
+    a, b = linear(feats, context, ContextPriors(2)), odds(feats, context, ContextPriors(2))
+    assert torch.equal(a["categories"], a["category_logits"])
+    assert torch.allclose(torch.sigmoid(a["categories"]), b["categories"])
+
+
+def test_vad_from_context_pools_by_the_context_probabilities() -> None:
+    """Section 2.7: t_j = E[v|A_j] c_j + E[v|not A_j] (1 - c_j), pooled with weights c_j / sum c (or
+    the mean); the older reading (max) is above both."""
+    pr = _hand_priors()
+    context = torch.tensor([[0.25, 1.0]])
+    t = [7 * 0.25 + 4 * 0.75, 3 * 1.0 + 5 * 0.0]
+    want = {"probability": (0.25 * t[0] + 1.0 * t[1]) / 1.25, "mean": sum(t) / 2, "context_pool": max(t)}
+    for vad_pool, pooled in want.items():
+        fusion = BEENetFusion(4, pool="max", vad_pool=vad_pool)
+        _set_classifier(fusion, [0.0] * NUM_CATEGORIES, [1.0, 0.0, 0.0])
+        out = fusion(torch.randn(1, 4), context, pr)
+        assert out["vad_z"][0, 0].item() == pytest.approx(0.5 * 1.0 + 0.5 * (pooled - 5.0) / 2.0, rel=1e-6), vad_pool
+    with pytest.raises(ConfigError, match="vad_context_pool"):
+        BEENetFusion(4, vad_pool="median")
+
+
+def test_pseudocount_shrinks_rare_contexts_toward_the_marginal() -> None:
+    """Section 2.5: P+ = (N P(B, A) + m P(B)) / (N P(A) + m); m = 0 is the plain ratio."""
+    c, y, v = _tiny_example()
+    plain, shrunk = ContextPriors(3), ContextPriors(3, pseudocount=2.0)
+    plain.fit(c, y, v)
+    shrunk.fit(c, y, v)
+    n = 4
+    p_b0 = y[:, 0].mean()
+    joint = (y[:, 0] * c[:, 0]).sum()  # N P(B_0, A_0)
+    assert shrunk.p_pos[0, 0].item() == pytest.approx((joint + 2.0 * p_b0) / (c[:, 0].sum() + 2.0), rel=1e-6)
+    assert plain.p_pos[0, 0].item() == pytest.approx(joint / c[:, 0].sum(), rel=1e-6)
+    neg_joint = (y[:, 0] * (1 - c[:, 0])).sum()
+    assert shrunk.p_neg[0, 0].item() == pytest.approx((neg_joint + 2.0 * p_b0) / ((1 - c[:, 0]).sum() + 2.0), rel=1e-6)
+    vpos = (v[:, 0] * c[:, 0]).sum()
+    assert shrunk.vad_pos[0, 0].item() == pytest.approx((vpos + 2.0 * v[:, 0].mean()) / (c[:, 0].sum() + 2.0), rel=1e-5)
+    # Closer to the marginal than the plain ratio, and the guards are unchanged (never-seen context 1).
+    assert abs(shrunk.p_pos[0, 0] - p_b0) < abs(plain.p_pos[0, 0] - p_b0)
+    assert shrunk.p_pos[0, 1].item() == pytest.approx(p_b0, rel=1e-6)
+    assert n == c.shape[0]
+    with pytest.raises(BeenetError, match="pseudocount"):
+        ContextPriors(3, pseudocount=-1.0)
 
 
 def test_odds_form_is_a_probability_and_agrees_with_its_logits() -> None:
@@ -290,10 +390,17 @@ def _fitted_priors(trainable: bool = False, kind: str = "beenet", seed: int = 1)
     return pr
 
 
-def _fusion(kind: str, seed: int = 0) -> Fusion:
+def _fusion(kind: str, seed: int = 0, **options) -> Fusion:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return build_fusion(kind, DIM, J, context_pool="mean", form="odds")
+        return build_fusion(kind, DIM, J, **({"context_pool": "mean", "form": "odds"} | options))
+
+
+#: Every fused-score form (Eq. 16 and its readings), read off ``ModelConfig.fusion_form``.
+FORMS = choices(ModelConfig, "fusion_form")
+#: Options that change how a fusion reads its inputs (the readings of sections 2.6.1 and 2.7).
+READINGS = [{}, {"camode_contexts": "classes"}, {"vad_context_pool": "mean"},
+            {"vad_context_pool": "context_pool"}, {"parts": (4, 2)}]
 
 
 def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -313,8 +420,10 @@ def test_fusion_names_are_the_config_choices() -> None:
 
 
 @pytest.mark.parametrize("kind", FUSION_KINDS)
-def test_every_fusion_forward_backward_shapes(kind: str) -> None:
-    fusion = _fusion(kind)
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("reading", READINGS, ids=lambda r: ",".join(f"{k}={v}" for k, v in r.items()) or "default")
+def test_every_fusion_forward_backward_shapes(kind: str, form: str, reading: dict) -> None:
+    fusion = _fusion(kind, form=form, **reading)
     assert isinstance(fusion, fusion_class(kind))
     pr = _fitted_priors(trainable=True, kind=kind)
     features, context = _inputs()
@@ -345,6 +454,15 @@ def test_fitted_priors_change_the_output_exactly_when_declared(kind: str) -> Non
     vad_changed = not torch.equal(before["vad_z"], after["vad_z"])
     assert categories_changed is cls.reads_priors, kind
     assert vad_changed is cls.reads_vad_priors, kind
+
+
+def test_camode_classes_reading_ignores_the_per_sample_context() -> None:
+    fusion = _fusion("camode", camode_contexts="classes")
+    features, context = _inputs()
+    pr = _fitted_priors()
+    with torch.no_grad():
+        a, b = fusion(features, context, pr), fusion(features, torch.roll(context, 1, dims=1), pr)
+    assert torch.equal(a["categories"], b["categories"])
 
 
 @pytest.mark.parametrize("kind", FUSION_KINDS)

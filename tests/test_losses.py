@@ -97,7 +97,7 @@ def test_only_labelled_samples_count(kind: str) -> None:
 def test_distillation_of_the_context_streams(distill: str) -> None:
     out, batch = _out_and_batch()
     base, _ = compute_loss(out, {k: v for k, v in batch.items() if k != "context"}, LossConfig())
-    total, parts = compute_loss(out, batch, LossConfig(distill=distill, distill_weight=0.5))
+    total, parts = compute_loss(out, batch, LossConfig(distill=distill, distill_weight=0.5, distill_norm="none"))
     assert {"distill_place", "distill_object"} <= set(parts)
     t = batch["context"][:, :NUM_PLACES]
     logp = torch.log_softmax(out["place_logits"], 1)
@@ -117,7 +117,7 @@ def test_distillation_of_the_context_streams(distill: str) -> None:
 def test_rows_without_objects_contribute_nothing() -> None:
     out, batch = _out_and_batch()
     batch["context"][1, NUM_PLACES:] = 0.0
-    _, parts = compute_loss(out, batch, LossConfig())
+    _, parts = compute_loss(out, batch, LossConfig(distill_norm="none"))
     rows = [0, 2, 3]
     t = batch["context"][rows, NUM_PLACES:]
     expected = (t * (t.log() - torch.log_softmax(out["object_logits"][rows], 1))).sum(1).mean()
@@ -165,3 +165,17 @@ def test_loss_on_a_real_model_output_trains_every_head() -> None:
         assert torch.isfinite(total)
         assert model.place_stream.head.classifier.weight.grad.abs().sum() > 0
         assert model.fusion.classifier.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("norm", ["none", "log_classes", "classes"])
+def test_distillation_scale_is_normalised_per_stream(norm: str) -> None:
+    """Section 4: each stream's term divided by log K (log_classes) or K (classes), K its classes."""
+    out, batch = _out_and_batch()
+    _, raw = compute_loss(out, batch, LossConfig(distill_norm="none"))
+    _, parts = compute_loss(out, batch, LossConfig(distill_norm=norm))
+    for name, k in (("place", NUM_PLACES), ("object", NUM_COCO)):
+        scale = {"none": 1.0, "log_classes": math.log(k), "classes": float(k)}[norm]
+        assert parts[f"distill_{name}"].item() == pytest.approx(raw[f"distill_{name}"].item() / scale, rel=1e-5)
+    # At init the per-class mean sits on the MSE's scale (a mean over 29 outputs), nats do not.
+    if norm == "classes":
+        assert parts["distill_place"].item() < 0.1 < raw["distill_place"].item()

@@ -62,7 +62,7 @@ def test_norms_biases_and_priors_get_no_weight_decay():
     norm_params = [p for m in model.modules() if isinstance(m, NORMS) for p in m.parameters(recurse=False)]
     assert len(norm_params) > 20
     assert all(where[id(p)][0].endswith("/no_decay") for p in norm_params)
-    biases = [p for n, p in named.items() if n.endswith(".bias")]
+    biases = [p for n, p in named.items() if n.endswith(".bias") and p.requires_grad]  # frozen: in no group
     assert biases and all(where[id(p)][0].endswith("/no_decay") for p in biases)
     assert where[id(model.trunk.conv1.conv.weight)] == ["trunk/decay"]
     assert where[id(model.trunk.conv1.bn.weight)] == ["trunk/no_decay"]

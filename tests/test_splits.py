@@ -118,3 +118,58 @@ def test_draw_is_a_clip_partition(sizes, seed):
         n_train = sum(sizes[int(c[-8:-4])] for c in parts["train"])
         assert abs(n_train / len(insts) - 0.6) < 0.15
     assert draw_paper_split(insts, seed) == parts
+
+
+# ----------------------------------------------------------------- paper-video (docs/method.md 2.9)
+
+
+def test_source_video_of_a_clip_path():
+    from beenet.data.splits import source_video
+
+    assert source_video("003/abc.mp4/0001.mp4") == "003/abc.mp4"
+    assert source_video("clip.mp4") == "clip.mp4"
+
+
+def test_paper_video_split_keeps_every_clip_of_a_source_video_in_one_part(fx):
+    bold = BoLD(fx.root)
+    parts = {s: bold.instances(s, protocol="paper-video") for s in ("train", "val", "test")}
+    videos = {s: {i.clip.rsplit("/", 1)[0] for i in v} for s, v in parts.items()}
+    assert not (videos["train"] & videos["val"] or videos["train"] & videos["test"] or videos["val"] & videos["test"])
+    keys = sorted(i.key for v in parts.values() for i in v)
+    assert keys == sorted(fx.splits["train"] + fx.splits["val"])
+    path = fx.root / "splits" / "paper-video-seed42.json"
+    data = json.loads(path.read_text())
+    assert data["protocol"] == "paper-video" and data["unit"] == "video"
+    # The clip-disjoint split is its own file; asking for it does not read the video one.
+    assert paper_split_path(bold, 42, protocol="paper") != path
+    bold.instances("train", protocol="paper")
+    assert (fx.root / "splits" / "paper-seed42.json").is_file()
+    # A split file written for another protocol is refused, naming the protocol.
+    shutil.copy(fx.root / "splits" / "paper-seed42.json", path)
+    with pytest.raises(BoLDFormatError, match="protocol 'paper', not 'paper-video'"):
+        BoLD(fx.root).instances("train", protocol="paper-video")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3)), min_size=1, max_size=40), st.integers(0, 99))
+def test_draw_paper_split_by_video_never_splits_a_video(pairs, seed):
+    class _I:
+        def __init__(self, video: int, clip: int) -> None:
+            self.clip = f"003/v{video}.mp4/{clip:04d}.mp4"
+
+    insts = [_I(v, c) for v, c in pairs]
+    parts = draw_paper_split(insts, seed, group="video")
+    owner: dict[str, str] = {}
+    for part, clips in parts.items():
+        for clip in clips:
+            video = clip.rsplit("/", 1)[0]
+            assert owner.setdefault(video, part) == part
+    assert sorted(c for cs in parts.values() for c in cs) == sorted({i.clip for i in insts})
+
+
+def test_protocol_names_have_one_owner():
+    from beenet.choices import choices
+    from beenet.data.splits import PROTOCOLS
+    from beenet.training.config import RunSettings
+
+    assert choices(RunSettings, "protocol") == PROTOCOLS

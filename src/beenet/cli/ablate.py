@@ -16,6 +16,8 @@ studies:
            stream is on; each run also scored with 25% / 50% distractor frames and with one
            context source dropped at test time. Use a video config (--config video).
   streams  whole frame; + body crop; + skeleton; all
+  distill  the scale of the context distillation (docs/method.md section 4): off; KL in nats at
+           weight 1 (older reading); KL / log K; KL / K (per-class mean); KL / K at weight 10
 
 OUT receives runs/<variant>/seed<k>/ (full run directories), results.csv (one row per run and
 stress setting), summary.csv and summary.md (printed at the end). Interrupt it at any time:

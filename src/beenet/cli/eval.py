@@ -43,6 +43,11 @@ Protocols:
              test predictions to the BoLD organisers.
   paper      BEE-NET's clip-disjoint 60/10/30 split of the labelled instances, drawn with --seed
              and saved under DIR/splits/. Its numbers are NOT comparable with official ones.
+  paper-video  the same 60/10/30 fractions, but every clip of one source video
+             (003/<video>.mp4/<clip>.mp4) stays in one part: stricter than 'paper'.
+
+A checkpoint scored on the split its best epoch was selected on (val of its own protocol) is
+marked "selected on this split": that number is optimistic.
 
 The report prints the split and protocol beside every number, with chance levels
 (mAP: mean positive rate, mRA: 0.5, mR2: 0).
@@ -71,8 +76,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help="BoLD root (the directory holding annotations/, videos/, joints/)")
     parser.add_argument("--split", choices=("val", "test", "train"), default="val",
                         help="which split to score (default: val)")
-    parser.add_argument("--protocol", choices=("official", "paper"), default=None,
-                        help="official BoLD split or BEE-NET's paper split (default: official; "
+    from beenet.data.splits import PROTOCOLS  # light (numpy only): the protocol names' owner
+
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                        help="official BoLD split, BEE-NET's paper split or the source-video-disjoint paper-video split (default: official; "
                              "with --checkpoint, the protocol the checkpoint was trained under)")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of the paper protocol's split (default: 42; with --checkpoint, "
@@ -124,7 +131,7 @@ def _run_predictions(args: argparse.Namespace) -> int:
         return 1
     cat_targets, vad_true = instance_targets(instances, f"the {protocol} {args.split} split")
     result = bold_scores(cat_scores, cat_targets, vad, vad_true)
-    result.update(split=args.split, protocol=protocol, seed=seed if protocol == "paper" else None,
+    result.update(split=args.split, protocol=protocol, seed=seed if protocol != "official" else None,
                   predictions=str(args.predictions))
     if args.out is not None:
         from beenet.evaluation.plots import plot_category_bars, plot_pr_curves

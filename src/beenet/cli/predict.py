@@ -100,6 +100,13 @@ SUMMARY = "predict_summary.json"
 STAGE_PREFIX = ".beenet-predict-"
 
 
+def clear_own_stages(out: Path) -> None:
+    """Remove this process's staging folders (an interrupt can land between making one and the
+    ``finally`` that removes it, or inside that removal)."""
+    for d in out.glob(f"{STAGE_PREFIX}{os.getpid()}-*.tmp"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def clear_stale_stages(out: Path) -> None:
     """Remove staging folders left by a predict that was killed (its process is gone)."""
     for d in out.glob(f"{STAGE_PREFIX}*.tmp"):
@@ -299,6 +306,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"ok {job.video}: {result.stats.get('people', 0)} people, {len(result.table)} windows, "
                   f"{seconds:.1f} s for {duration:.1f} s of video -> {', '.join(p.name for p in written)}")
     except KeyboardInterrupt:
+        clear_own_stages(out)
         summary.save("interrupted")
         print(f"interrupted: {done} of {len(jobs)} inputs done, {failed} failed; summary in {summary.path}",
               file=sys.stderr)

@@ -53,7 +53,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     # No choices= copy: run.protocol's type owns them and names them when a value is wrong
     # (and reading it here would import torch for --help).
     p.add_argument("--protocol", default=None, metavar="NAME",
-                   help="split protocol: official or paper (sets run.protocol)")
+                   help="split protocol: official, paper (clip-disjoint) or paper-video (source-video-disjoint) "
+                        "(sets run.protocol)")
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="number of epochs (sets optim.epochs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.001 (repeatable)")
@@ -102,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  last epoch:   {format_headline(last)}")
     print(f"  best epoch {result.get('best_epoch')}: {format_headline(best)}")
     print(f"  chance:       {format_headline(chance)}")
+    print(f"  (the best epoch was selected on this split, val, so its number is optimistic; "
+          + ("the official test labels are withheld, so there is no held-out number under this protocol)"
+             if cfg.run.protocol == "official" else
+             f"the held-out number is `beenet eval --split test` on {run_dir / 'best.pt'})"))
     print(f"checkpoints: {run_dir / 'best.pt'} (best val ERS), {run_dir / 'last.pt'}; "
           f"per-epoch metrics: {run_dir / 'metrics.csv'}")
     return 0

@@ -216,7 +216,7 @@ class BoLD:
         self.root = Path(root).expanduser()
         self.splits_dir = Path(splits_dir).expanduser() if splits_dir is not None else None
         self._cache: dict[tuple[str, str], list[Instance]] = {}
-        self._paper: dict[int, dict[str, list[Instance]]] = {}
+        self._paper: dict[tuple[str, int], dict[str, list[Instance]]] = {}
         if not self.root.is_dir():
             raise DataNotFoundError(f"{self.root}: no such directory (expected a BoLD directory, e.g. BOLD_public/)")
         missing = [d for d in ("annotations", "videos") if not (self.root / d).is_dir()]
@@ -269,18 +269,19 @@ class BoLD:
         return self._cache[key]
 
     def instances(self, split: str, protocol: str = "official", seed: int = 42) -> list[Instance]:
-        """The instances of ``split`` (train / val / test) under ``protocol`` (official / paper)."""
+        """The instances of ``split`` (train / val / test) under ``protocol`` (official / paper /
+        paper-video; ``beenet.data.splits``)."""
         if split not in SPLITS:
             raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
         if protocol == "official":
             return list(self.annotations(split))
-        if protocol == "paper":
-            from beenet.data.splits import paper_split
+        from beenet.data.splits import GROUP_OF_PROTOCOL, paper_split
 
-            if seed not in self._paper:
-                self._paper[seed] = paper_split(self, seed=seed, splits_dir=self.splits_dir)
-            return list(self._paper[seed][split])
-        raise ConfigError(f"unknown protocol {protocol!r}; expected 'official' or 'paper'")
+        if protocol in GROUP_OF_PROTOCOL:
+            if (protocol, seed) not in self._paper:
+                self._paper[protocol, seed] = paper_split(self, seed=seed, splits_dir=self.splits_dir, protocol=protocol)
+            return list(self._paper[protocol, seed][split])
+        raise ConfigError(f"unknown protocol {protocol!r}; expected one of official, {', '.join(GROUP_OF_PROTOCOL)}")
 
     def __repr__(self) -> str:
         return f"BoLD({str(self.root)!r})"

@@ -9,6 +9,7 @@ person was not detected have no row; they stay missing, they never shift later f
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,12 @@ class PersonJoints:
         return np.flatnonzero(self.present)
 
 
+#: np.load parses the .npy header with ``ast.literal_eval``, and CPython < 3.11.8 can fail
+#: ("AST constructor recursion depth mismatch", a SystemError) when threads parse at once
+#: (python/cpython#106905); the setup check loads joints from a thread pool.
+_NPY_HEADER_LOCK = threading.Lock()
+
+
 def load_joints_array(path: str | Path) -> np.ndarray:
     """Load and validate a joints file: float64 ``[N, 56]`` with integer frame and person columns.
 
@@ -57,8 +64,9 @@ def load_joints_array(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise DataNotFoundError(f"{path}: joints file not found")
     try:
-        raw = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+        with _NPY_HEADER_LOCK:
+            raw = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, SystemError) as exc:
         raise BoLDFormatError(path, None, f"not a readable .npy joints file ({exc})") from None
     if not isinstance(raw, np.ndarray) or raw.ndim != 2 or raw.shape[1] != JOINTS_COLUMNS:
         shape = getattr(raw, "shape", None)

@@ -180,7 +180,13 @@ def evaluate_checkpoint(
                               frames=prepared.frames() if prepared is not None else None)
     keys = [inst.key for inst in instances]
     base = {"split": split, "protocol": protocol, "n": len(instances), "checkpoint": str(checkpoint),
-            "epoch": ckpt.get("epoch")}
+            "epoch": ckpt.get("epoch"),
+            # Training chose its best epoch on val of its own protocol and split seed: scoring that
+            # same split reports a number the checkpoint was selected on (docs/method.md 2.9).
+            "selected_on_this_split": bool(
+                ckpt.get("best") and split == "val" and protocol == cfg.run.protocol
+                and (protocol == "official" or seed == cfg.run.split_seed)
+            )}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         pred_path = write_predictions(out / f"predictions_{split}.csv", keys, cats, vad)

@@ -37,6 +37,13 @@ def format_scores(result: Mapping[str, Any], split: str, protocol: str) -> str:
         lines.append(f"  {key:<6} {_num(result.get(key))} {_num(chance.get(key))}   {_HEADLINE_NAMES[key]}")
     if protocol == "paper":
         lines.append("  (paper protocol: BEE-NET's clip-disjoint 60/10/30 split; not comparable with official-split numbers)")
+    elif protocol == "paper-video":
+        lines.append("  (paper-video protocol: 60/10/30 split keeping each source video in one part; stricter than "
+                     "the paper's clip-disjoint split, not comparable with official-split numbers)")
+    if result.get("selected_on_this_split"):
+        lines.append("  (selected on this split: the checkpoint's best epoch was chosen by its ERS on this very split, "
+                     "so the number is optimistic; report a held-out split"
+                     + (")" if protocol == "official" else ", e.g. --split test)"))
 
     per_category = result.get("per_category", {})
     width = max(len(name) for name in CATEGORIES)

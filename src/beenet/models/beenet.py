@@ -79,17 +79,21 @@ class BEENet(nn.Module):
         own_context = cfg.fusion_context == "streams"
 
         def context_stream(num_classes: int) -> ContextStream:
-            return ContextStream(C, num_classes, D, cfg.stream_layers, cfg.kappa, cfg.dropout, cfg.temporal_pool)
+            return ContextStream(C, num_classes, D, cfg.stream_layers, cfg.kappa, cfg.dropout, cfg.temporal_pool,
+                                 projector=cfg.kappa_projector)
 
         self.place_stream = context_stream(NUM_PLACES) if own_context and cfg.place_stream else None
         self.object_stream = context_stream(NUM_COCO) if own_context and cfg.object_stream else None
 
         self.context_parts = cfg.context_parts
-        num_contexts = sum(CONTEXT_SLICES[p].stop - CONTEXT_SLICES[p].start for p in self.context_parts)
-        self.priors = build_priors(cfg.fusion, num_contexts, trainable=cfg.trainable_priors)
+        part_widths = tuple(CONTEXT_SLICES[p].stop - CONTEXT_SLICES[p].start for p in self.context_parts)
+        num_contexts = sum(part_widths)
+        self.priors = build_priors(cfg.fusion, num_contexts, trainable=cfg.trainable_priors,
+                                   pseudocount=cfg.prior_pseudocount)
         self.fusion = build_fusion(
             cfg.fusion, D, num_contexts, context_pool=cfg.context_pool, lam=cfg.prior_lambda,
             alpha=cfg.gate_alpha, tau=cfg.gate_tau, form=cfg.fusion_form,
+            camode_contexts=cfg.camode_contexts, vad_context_pool=cfg.vad_context_pool, parts=part_widths,
         )
         if cfg.channels_last:
             self.to(memory_format=torch.channels_last)

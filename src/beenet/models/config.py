@@ -3,6 +3,10 @@
 Every checkpoint stores ``ModelConfig.to_dict()`` beside the weights, so a checkpoint describes the
 model it holds. The defaults are the paper's form (``docs/method.md`` section 2); every choice that
 is our reading of the paper, and every extension past it, is a field here so it can be ablated.
+
+A stored config that lacks a field predates it: :meth:`ModelConfig.from_dict` gives such a field
+its value in :data:`LEGACY_VALUES`, the one that reproduces what the code did before the field
+existed, so an old checkpoint still loads and gives the same outputs.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ class ModelConfig:
     dropout: float = 0.2
     #: Width of the linear projector of the context streams (kappa in the paper).
     kappa: int = 56
+    #: Where the kappa projector sits in a context stream (``docs/method.md`` section 2.3):
+    #: ``side`` (the authors' code: classifier D -> K, softmax, projector K -> kappa as a side
+    #: output) or ``bottleneck`` (older reading: D -> kappa -> K, a rank-kappa classifier).
+    kappa_projector: Literal["side", "bottleneck"] = "side"
 
     #: H^place: a stream that predicts the 365 Places365 scenes (trained by distillation).
     place_stream: bool = True
@@ -59,13 +67,26 @@ class ModelConfig:
     #: model's own place / object streams: one pass at inference) or ``input``
     #: (``batch["context"]``: frozen experts or the synthetic sidecar; no context streams are built).
     fusion_context: Literal["streams", "input"] = "streams"
-    #: How prior and emotion score combine (camode / beenet): ``scale`` = the paper's
-    #: y~ = prior * y / lambda (unbounded, for MSE); ``odds`` = sigmoid(logit(y) + log(prior / lambda)),
-    #: the same update on the odds, a probability (pair it with the BCE loss).
-    fusion_form: Literal["scale", "odds"] = "scale"
+    #: How prior and emotion score combine (camode / beenet; ``docs/method.md`` section 2.6.3):
+    #: ``linear`` = the paper's Eq. 16, y~ = prior * z / lambda on the raw linear output z (the
+    #: authors' form, for MSE; the plain fusions then output z too); ``scale`` = prior * sigmoid(z) /
+    #: lambda (older reading); ``odds`` = sigmoid(z + log(prior / lambda)), the same update on the
+    #: odds, a probability (pair it with the BCE loss).
+    fusion_form: Literal["linear", "scale", "odds"] = "linear"
     #: Pooling over the contexts j in the ``beenet`` fusion (site c): ``max`` (as the gate),
     #: ``mean``, ``gem`` or ``attention``.
     context_pool: Literal["max", "mean", "gem", "attention"] = "max"
+    #: Pooling of the VAD from context over the contexts (``beenet`` fusion, section 2.7):
+    #: ``probability`` (weighted by the context probabilities c_j), ``mean``, or ``context_pool``
+    #: (older reading: the same POOL as the categories; with max it biases VAD upward).
+    vad_context_pool: Literal["probability", "mean", "context_pool"] = "probability"
+    #: Contexts of the ``camode`` gate (section 2.6.1): ``parts`` (the authors' scaffold: scene and
+    #: object, each with confidence c = its max softmax probability) or ``classes`` (older reading:
+    #: global priors, max over the J per-class contexts).
+    camode_contexts: Literal["parts", "classes"] = "parts"
+    #: Pseudo-count m shrinking the conditional priors toward the marginal (section 2.5):
+    #: P+ = (N P(B, A) + m P(B)) / (N P(A) + m). 0 = plain Bayes ratios (older reading).
+    prior_pseudocount: float = 1.0
     #: Make the fitted priors trainable parameters, initialised from the fit: P+ and P- (camode,
     #: beenet) and the VAD conditional means (beenet). No effect with fusion none / concat.
     trainable_priors: bool = False
@@ -97,6 +118,15 @@ class ModelConfig:
         "temporal_pool": _OLD_MEAN, "skeleton_pool": _OLD_MEAN, "context_pool": _OLD_MEAN, "stream_pool": _OLD_MEAN,
     }
 
+    #: The value a field takes when a stored config (an older checkpoint or config.yaml) lacks it:
+    #: the behaviour of the code before the field existed.
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {
+        "kappa_projector": "bottleneck",
+        "vad_context_pool": "context_pool",
+        "camode_contexts": "classes",
+        "prior_pseudocount": 0.0,
+    }
+
     def __post_init__(self) -> None:
         if isinstance(self.skeleton_channels, list):
             self.skeleton_channels = tuple(self.skeleton_channels)
@@ -114,6 +144,7 @@ class ModelConfig:
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
         check_at_least(self, "model", 0, "prior_lambda", strict=True)
+        check_at_least(self, "model", 0, "prior_pseudocount")
         if not self.skeleton_channels or any(
             isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.skeleton_channels
         ):
@@ -154,10 +185,12 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: typing.Mapping[str, Any]) -> ModelConfig:
-        """Build from a dict such as ``to_dict()`` wrote; missing keys keep their defaults.
+        """Build from a dict such as ``to_dict()`` wrote (a checkpoint's, a run's config.yaml).
 
-        Unknown keys raise :class:`ConfigError` naming the key (a checkpoint of another version, or a
-        typo in a config file) rather than being silently dropped.
+        A missing key means the dict predates that field: it takes its :data:`LEGACY_VALUES` value
+        (the older behaviour) when it has one, its default otherwise. Unknown keys raise
+        :class:`ConfigError` naming the key (a checkpoint of another version, or a typo in a config
+        file) rather than being silently dropped.
         """
         if not isinstance(d, typing.Mapping):
             raise ConfigError(f"model config must be a mapping of keys to values, got {type(d).__name__}")
@@ -167,7 +200,7 @@ class ModelConfig:
             raise ConfigError(
                 f"unknown model config key {unknown[0]!r}; valid keys: {', '.join(names)}"
             )
-        kw = dict(d)
+        kw = {**{k: v for k, v in cls.LEGACY_VALUES.items() if k not in d}, **d}
         if "skeleton_channels" in kw and isinstance(kw["skeleton_channels"], list):
             kw["skeleton_channels"] = tuple(kw["skeleton_channels"])
         return cls(**kw)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from beenet.errors import ConfigError
 from beenet.models.pooling import make_pool
 
 
@@ -37,19 +38,35 @@ class StreamFeatures(nn.Module):
 
 
 class ContextClassifier(nn.Module):
-    """Context stream top: dropout -> linear projector to ``kappa`` dims -> linear to the classes.
+    """Context stream top (``docs/method.md`` section 2.3): ``(logits [B, classes], embedding [B, kappa])``.
 
-    Returns ``(logits [B, classes], embedding [B, kappa])``; the projector makes the classifier a
-    rank-``kappa`` map, which keeps the 365-way place head small.
+    ``projector="side"`` (the authors' code): dropout -> linear D -> classes (the classifier; its
+    softmax is the stream's context distribution), and the projector classes -> kappa on that
+    softmax is a side output (the embedding). No loss reads that side output, so the side projector
+    is frozen at its random init (``requires_grad=False``: no parameter without a gradient reaches
+    the optimiser or DDP). ``"bottleneck"`` (older reading): dropout -> linear
+    D -> kappa (the embedding) -> linear kappa -> classes, so the classifier has rank kappa.
     """
 
-    def __init__(self, in_dim: int, num_classes: int, kappa: int = 56, dropout: float = 0.2) -> None:
+    def __init__(self, in_dim: int, num_classes: int, kappa: int = 56, dropout: float = 0.2,
+                 projector: str = "side") -> None:
         super().__init__()
+        if projector not in ("side", "bottleneck"):
+            raise ConfigError(f"model.kappa_projector: {projector!r} is not one of 'side', 'bottleneck'")
         self.dropout = nn.Dropout(dropout)
-        self.projector = nn.Linear(in_dim, kappa)
-        self.classifier = nn.Linear(kappa, num_classes)
+        self.placement = projector
+        if projector == "side":
+            self.classifier = nn.Linear(in_dim, num_classes)
+            self.projector = nn.Linear(num_classes, kappa)
+            self.projector.requires_grad_(False)
+        else:
+            self.projector = nn.Linear(in_dim, kappa)
+            self.classifier = nn.Linear(kappa, num_classes)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.placement == "side":
+            logits = self.classifier(self.dropout(features))
+            return logits, self.projector(torch.softmax(logits, dim=-1))
         embedding = self.projector(self.dropout(features))
         return self.classifier(embedding), embedding
 
@@ -59,11 +76,11 @@ class ContextStream(nn.Module):
 
     def __init__(
         self, in_channels: int, num_classes: int, channels: int = 384, layers: int = 3,
-        kappa: int = 56, dropout: float = 0.2, temporal_pool: str = "mean",
+        kappa: int = 56, dropout: float = 0.2, temporal_pool: str = "mean", projector: str = "side",
     ) -> None:
         super().__init__()
         self.features = StreamFeatures(in_channels, channels, layers, temporal_pool)
-        self.head = ContextClassifier(channels, num_classes, kappa, dropout)
+        self.head = ContextClassifier(channels, num_classes, kappa, dropout, projector)
 
     def forward(self, fmap: torch.Tensor, frame_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.features(fmap, frame_mask))

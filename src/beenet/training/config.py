@@ -78,9 +78,11 @@ class RunSettings:
 
     #: Seeds the model init, dropout, the sampling of frames and the order of batches.
     seed: int = 42
-    #: ``official`` (train.csv / val.csv / test_meta.csv) or ``paper`` (clip-disjoint 60/10/30).
-    protocol: Literal["official", "paper"] = "official"
-    #: Seed of the ``paper`` split.
+    #: ``official`` (train.csv / val.csv / test_meta.csv; best.pt is selected on val, the split
+    #: it is then reported on), ``paper`` (the paper's clip-disjoint 60/10/30) or ``paper-video``
+    #: (60/10/30 keeping every clip of a source video in one part; stricter).
+    protocol: Literal["official", "paper", "paper-video"] = "official"
+    #: Seed of the ``paper`` / ``paper-video`` split.
     split_seed: int = 42
     #: DataLoader worker processes per process (0 = load in the main process; -1 = auto: the
     #: CPU cores of this machine shared among the processes of the run, minus one, at most 16).
@@ -130,8 +132,19 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> RunConfig:
-        """Build from a nested dict; missing keys keep their defaults, unknown keys raise."""
+        """Build from a nested dict (a checkpoint's, a run's config.yaml); unknown keys raise.
+
+        A key missing from a section predates its field: it takes the section's ``LEGACY_VALUES``
+        value (the older behaviour, e.g. ``ModelConfig.LEGACY_VALUES``) when there is one, its
+        default otherwise.
+        """
         cfg = cls()
+        if isinstance(d, dict):
+            d = dict(d)
+            for section in SECTIONS:
+                legacy = getattr(type(getattr(cfg, section)), "LEGACY_VALUES", None)
+                if legacy and isinstance(d.get(section), dict):
+                    d[section] = {**{k: v for k, v in legacy.items() if k not in d[section]}, **d[section]}
         _apply_dict(cfg, d, where)
         validate(cfg)
         return cfg
@@ -353,6 +366,15 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"model.body_crop={m.body_crop!r} needs data.body_crop=true (the dataset makes the crops)")
     if m.skeleton and not cfg.data.skeleton:
         raise ConfigError("model.skeleton=true needs data.skeleton=true (the dataset makes the skeletons)")
+    if cfg.loss.kind == "bce" and m.fusion_form != "odds" and m.fusion in ("camode", "beenet") \
+            and not cfg.loss.allow_bce_with_scale:
+        raise ConfigError(
+            f"loss.kind=bce with model.fusion_form={m.fusion_form!r}: BCE trains the odds-form logits "
+            f"z + log(p^/lambda) while the metric ranks the {m.fusion_form} scores p^ {'z' if m.fusion_form == 'linear' else 'sigmoid(z)'} / lambda, "
+            "so training and scoring disagree (docs/method.md section 4). Use model.fusion_form=odds with "
+            "BCE, or loss.kind=mse with linear / scale; to train this pairing anyway set "
+            "loss.allow_bce_with_scale=true"
+        )
     if needs_context(cfg) and cfg.context.source == "none":
         raise ConfigError(
             "this model needs context labels (for its priors, its context streams or its fusion input) "

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -28,11 +30,25 @@ class LossConfig:
     binarize_targets: bool = False
     #: Weight of the VAD terms against the category terms (1 = the paper's plain mean over 29).
     vad_weight: float = 1.0
-    #: Weight of the distillation of the place / object streams (0 = no distillation).
+    #: Weight of the distillation of the place / object streams (0 = no distillation); an ablation
+    #: axis (``beenet ablate --study distill``).
     distill_weight: float = 1.0
     #: Distillation loss on the context streams' softmax: ``kl`` (KL(expert || stream)) or ``bce``
     #: (binary cross-entropy per class between the stream's and the expert's probabilities).
     distill: Literal["kl", "bce"] = "kl"
+    #: Scale of each stream's distillation term (``docs/method.md`` section 4): ``log_classes``
+    #: divides it by log K (K = 365 places, 80 objects: the KL of a uniform guess on a one-hot label
+    #: becomes 1; the measured best, ``docs/ablations.md`` 1d), ``classes`` by K (a per-class mean,
+    #: the scale of the MSE's mean over 29 outputs; too weak for the streams to learn), ``none``
+    #: leaves it in nats (older reading: the context terms dominate the trunk's gradient).
+    distill_norm: Literal["log_classes", "classes", "none"] = "log_classes"
+    #: Train ``kind=bce`` with ``model.fusion_form`` linear or scale anyway. BCE then trains the
+    #: odds-form logits while the metric ranks the linear / scale scores (section 4); refused unless
+    #: this is true.
+    allow_bce_with_scale: bool = False
+
+    #: Values of fields that a stored config (an older run or checkpoint) lacks: the old behaviour.
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"distill_norm": "none"}
 
     def __post_init__(self) -> None:
         self.validate()
@@ -48,8 +64,10 @@ def _weighted_mean(per_sample: torch.Tensor, weight: torch.Tensor) -> torch.Tens
     return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def _distill(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Distillation of one context stream on soft labels; rows whose target sums to 0 count for nothing."""
+def _distill(logits: torch.Tensor, target: torch.Tensor, kind: str, norm: str = "none") -> torch.Tensor:
+    """Distillation of one context stream on soft labels; rows whose target sums to 0 count for nothing.
+
+    ``norm`` divides the per-row term by log K (``log_classes``) or K (``classes``), K the classes."""
     logits = logits.float()
     target = target.float()
     valid = (target.sum(dim=1) > 0).float()
@@ -60,6 +78,11 @@ def _distill(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Ten
         p = log_p.exp()
         log_not_p = torch.log1p(-p.clamp(max=1.0 - 1e-7))
         per_row = -(target * log_p + (1.0 - target) * log_not_p).sum(dim=1)
+    k = logits.shape[1]
+    if norm == "log_classes":
+        per_row = per_row / math.log(k)
+    elif norm == "classes":
+        per_row = per_row / k
     return _weighted_mean(per_row, valid)
 
 
@@ -123,7 +146,7 @@ def compute_loss(
             logits = out.get(f"{name}_logits")
             if logits is None:
                 continue
-            term = _distill(logits, context[:, cols], cfg.distill)
+            term = _distill(logits, context[:, cols], cfg.distill, cfg.distill_norm)
             parts[f"distill_{name}"] = term.detach()
             total = total + cfg.distill_weight * term
     return total, parts

@@ -120,8 +120,34 @@ def _pooling(st: Study) -> None:
                     "with data.sampling=uniform (e.g. --config video) to compare temporal poolings")
 
 
+#: The distill study's axis: (name, loss.distill_norm, loss.distill_weight, what it is).
+DISTILL_AXIS: tuple[tuple[str, str, float, str], ...] = (
+    ("off", "classes", 0.0, "no distillation (the context streams learn nothing)"),
+    ("nats", "none", 1.0, "KL in nats at weight 1 (older reading)"),
+    ("log-classes", "log_classes", 1.0, "KL / log K at weight 1"),
+    ("classes", "classes", 1.0, "KL / K (per-class mean) at weight 1"),
+    ("classes-x10", "classes", 10.0, "KL / K at weight 10"),
+)
+
+
+def _distill(st: Study) -> None:
+    """The scale of the context distillation (``docs/method.md`` section 4): its normalisation and
+    weight, everything else as the base config (use a config with context streams)."""
+    st.variants = [
+        Variant(name, (f"loss.distill_norm={norm}", f"loss.distill_weight={weight}"), what)
+        for name, norm, weight, what in DISTILL_AXIS
+    ]
+    st.baseline = "nats"
+    m = st.base.model
+    if m.fusion_context != "streams" or not (m.place_stream or m.object_stream):
+        log.warning("distill study: the base config has no context streams (model.fusion_context=%s), "
+                    "so nothing is distilled and every variant is the same model", m.fusion_context)
+
+
 #: Study name -> the builder that fills in its variants and baseline.
-_BUILDERS: dict[str, Callable[[Study], None]] = {"paper": _paper, "pooling": _pooling, "streams": _streams}
+_BUILDERS: dict[str, Callable[[Study], None]] = {
+    "paper": _paper, "pooling": _pooling, "streams": _streams, "distill": _distill,
+}
 STUDIES: tuple[str, ...] = tuple(_BUILDERS)
 
 
