@@ -94,6 +94,10 @@ def save_checkpoint(
     return path
 
 
+class InterruptedAfterWrite(KeyboardInterrupt):
+    """A Ctrl-C that arrived while a checkpoint was written, raised once the file is whole."""
+
+
 @contextlib.contextmanager
 def _sigint_deferred() -> Iterator[None]:
     """Hold a Ctrl-C (SIGINT) that arrives during the block until it ends, then raise it.
@@ -112,7 +116,7 @@ def _sigint_deferred() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, old)
     if caught:
-        raise KeyboardInterrupt
+        raise InterruptedAfterWrite
 
 
 def _plain_metrics(m: Any) -> Any:

@@ -32,7 +32,7 @@ from beenet.metrics import HEADLINE_KEYS, bold_scores, format_headline, headline
 from beenet.progress import progress
 from beenet.training import distributed as D
 from beenet.weights import pretrained_weights
-from beenet.training.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from beenet.training.checkpoint import InterruptedAfterWrite, load_checkpoint, load_model_state, save_checkpoint
 from beenet.training.config import (
     RunConfig,
     config_diff,
@@ -140,12 +140,11 @@ def train(
                     log.info("%s: restarting from scratch: the run has no checkpoint yet (it stopped before "
                              "its first epoch ended)", out)
                     prepare_restart(out)
-            try:
-                return _train(cfg, Path(data_dir), out, device, info, ckpt, stop_after_epoch, where)
-            except KeyboardInterrupt:
-                if info.is_main:
-                    log.warning("%s", _interrupted_message(out, data_dir, where))
-                raise
+            return _train(cfg, Path(data_dir), out, device, info, ckpt, stop_after_epoch, where)
+    except KeyboardInterrupt:
+        if info.is_main:
+            log.warning("%s", _interrupted_message(out, data_dir, where))
+        raise
     finally:
         if lock is not None:
             lock.release()
@@ -512,12 +511,16 @@ def _save(run: _Run, epoch: int, train_means: dict[str, float], scores: dict[str
                      "since": run.since_best}
         if improved:
             save_checkpoint(run.out / "best.pt", **state, extra={"best": best_info}, started_from=run.started_from)
-        save_checkpoint(
-            run.out / "last.pt", **state, optimizer=run.optimizer.state_dict(),
-            scheduler=run.schedule.state_dict(), rng={"ranks": rng_all},
-            extra={"best": best_info, **({"scaler": run.scaler.state_dict()} if run.use_scaler else {})},
-            started_from=run.started_from,
-        )
+        try:
+            save_checkpoint(
+                run.out / "last.pt", **state, optimizer=run.optimizer.state_dict(),
+                scheduler=run.schedule.state_dict(), rng={"ranks": rng_all},
+                extra={"best": best_info, **({"scaler": run.scaler.state_dict()} if run.use_scaler else {})},
+                started_from=run.started_from,
+            )
+        except InterruptedAfterWrite:  # Ctrl-C during the write: last.pt was written whole first
+            run.saved_epochs = epoch + 1
+            raise
         run.saved_epochs = epoch + 1
     D.barrier(info)
 
