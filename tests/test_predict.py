@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _predict_helpers import ScriptedPose, make_checkpoint, write_people_video
+from _predict_helpers import ScriptedPose, make_checkpoint, make_track, write_people_video
 from beenet.cli import main
 from beenet.errors import BoLDFormatError, ConfigError, DataNotFoundError, VideoDecodeError
 from beenet.inference.predictor import NoPersonFound, Predictor
 from beenet.inference.table import COLUMNS, PredictionTable, make_table, meta_sidecar, read_table
-from beenet.inference.windows import PersonTrack, Sampling, plan_windows, window_bounds
+from beenet.inference.windows import Sampling, plan_windows, window_bounds
 from beenet.labels import CATEGORIES, VAD_NAMES
 
 FPS = 12.0
@@ -40,22 +40,11 @@ def test_window_bounds_cover_every_frame(n, w, s):
     assert starts == sorted(set(starts))
 
 
-def _track(pid: int, present: np.ndarray) -> PersonTrack:
-    n = len(present)
-    kp = np.full((n, 18, 3), np.nan, np.float32)
-    kp[..., 2] = 0
-    for t in np.flatnonzero(present):
-        kp[t, :, 0] = 10 + np.arange(18) + t
-        kp[t, :, 1] = 10 + 2 * np.arange(18)
-        kp[t, :, 2] = 0.9
-    return PersonTrack(pid, kp, present)
-
-
 def test_plan_windows_samples_like_the_dataset_at_evaluation():
     present = np.zeros(48, bool)
     present[5:40] = True
     present[20:23] = False
-    tracks = {3: _track(3, present)}
+    tracks = {3: make_track(3, present)}
     still = plan_windows(tracks, 48, 12.0, 100, 100, Sampling("still"), window_s=2.0, stride_s=1.0)
     assert [(p.start_frame, p.end_frame) for p in still] == [(0, 23), (12, 35), (24, 47)]
     first = still[0]
@@ -74,15 +63,15 @@ def test_plan_windows_samples_like_the_dataset_at_evaluation():
 def test_plan_windows_skips_people_present_too_briefly():
     present = np.zeros(24, bool)
     present[:3] = True
-    plans = plan_windows({0: _track(0, present)}, 24, 12.0, 100, 100, Sampling("still"), 2.0, 1.0, min_presence=0.25)
+    plans = plan_windows({0: make_track(0, present)}, 24, 12.0, 100, 100, Sampling("still"), 2.0, 1.0, min_presence=0.25)
     assert plans == []
-    plans = plan_windows({0: _track(0, present)}, 24, 12.0, 100, 100, Sampling("still"), 2.0, 1.0, min_presence=0.1)
+    plans = plan_windows({0: make_track(0, present)}, 24, 12.0, 100, 100, Sampling("still"), 2.0, 1.0, min_presence=0.1)
     assert len(plans) == 1
 
 
 def test_averaged_stills():
     present = np.ones(24, bool)
-    plans = plan_windows({0: _track(0, present)}, 24, 12.0, 100, 100, Sampling("still", stills=3), 2.0, 2.0)
+    plans = plan_windows({0: make_track(0, present)}, 24, 12.0, 100, 100, Sampling("still", stills=3), 2.0, 2.0)
     assert [len(s) for s in plans[0].samples] == [1, 1, 1]
     assert [s[0] for s in plans[0].samples] == [4, 12, 20]
 

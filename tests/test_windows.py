@@ -7,25 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _predict_helpers import make_track
 from beenet.inference.windows import (
-    PersonTrack,
     Sampling,
     WindowSchedule,
     context_frames,
     plan_windows,
     window_bounds,
 )
-
-
-def _track(pid: int, present: np.ndarray) -> PersonTrack:
-    n = len(present)
-    kp = np.full((n, 18, 3), np.nan, np.float32)
-    kp[..., 2] = 0
-    for t in np.flatnonzero(present):
-        kp[t, :, 0] = 10 + np.arange(18) + t
-        kp[t, :, 1] = 10 + 2 * np.arange(18)
-        kp[t, :, 2] = 0.9
-    return PersonTrack(pid, kp, present)
 
 
 def test_needs_and_wanted_by() -> None:
@@ -54,10 +43,10 @@ def test_one_frame_completes_several_windows_in_their_order() -> None:
 def test_track_end_closes_that_persons_windows_only() -> None:
     s = WindowSchedule({0: [1, 2, 3], 1: [1, 2, 3], 2: [8, 9]}, owners={0: "p0", 1: "p1", 2: "p0"})
     s.see(1)
-    assert s.end_track("p0") == [0, 2]
+    assert s.endmake_track("p0") == [0, 2]
     assert s.missing(0) == {2, 3} and s.missing(2) == {8, 9}
     assert s.open == [1] and s.see(2) == [] and s.see(3) == [1]
-    assert s.end_track("p0") == [] and s.end_track("nobody") == []
+    assert s.endmake_track("p0") == [] and s.endmake_track("nobody") == []
 
 
 def test_video_end_closes_every_open_window() -> None:
@@ -77,7 +66,7 @@ def test_context_frames_are_spread_over_the_span() -> None:
 
 def test_for_plans_adds_each_windows_context_frames() -> None:
     present = np.ones(48, bool)
-    plans = plan_windows({0: _track(0, present), 1: _track(1, present)}, 48, 12.0, 100, 100,
+    plans = plan_windows({0: make_track(0, present), 1: make_track(1, present)}, 48, 12.0, 100, 100,
                          Sampling("still"), window_s=2.0, stride_s=1.0)
     plain = WindowSchedule.for_plans(plans)
     with_ctx = WindowSchedule.for_plans(plans, context_k=3)
@@ -89,12 +78,12 @@ def test_for_plans_adds_each_windows_context_frames() -> None:
     # Two people in the same span share its context frames.
     assert with_ctx.wanted_by(context_frames(0, 23, 3)[0]) == [p.index for p in plans if p.start_frame == 0]
     # Person ids are the owners: a track that ends closes its windows.
-    assert with_ctx.end_track(1) == [p.index for p in plans if p.person_id == 1]
+    assert with_ctx.endmake_track(1) == [p.index for p in plans if p.person_id == 1]
 
 
 def test_stride_longer_than_the_window_skips_frames() -> None:
     present = np.ones(100, bool)
-    plans = plan_windows({0: _track(0, present)}, 100, 10.0, 300, 100, Sampling("uniform", num_frames=4),
+    plans = plan_windows({0: make_track(0, present)}, 100, 10.0, 300, 100, Sampling("uniform", num_frames=4),
                          window_s=1.0, stride_s=3.0)
     assert [(p.start_frame, p.end_frame) for p in plans] == [(0, 9), (30, 39), (60, 69), (90, 99)]
     s = WindowSchedule.for_plans(plans, context_k=2)
@@ -112,7 +101,7 @@ def test_short_tracks() -> None:
     present[4:10] = True  # 6 of 24 frames: exactly min_presence 0.25
     brief = np.zeros(24, bool)
     brief[20] = True
-    plans = plan_windows({0: _track(0, present), 1: _track(1, brief)}, 24, 12.0, 100, 100,
+    plans = plan_windows({0: make_track(0, present), 1: make_track(1, brief)}, 24, 12.0, 100, 100,
                          Sampling("uniform", num_frames=8), window_s=2.0, stride_s=2.0)
     assert [p.person_id for p in plans] == [0]
     s = WindowSchedule.for_plans(plans)
@@ -129,7 +118,7 @@ def test_short_tracks() -> None:
 def test_any_frame_order_completes_every_window_exactly_once(n, w, stride, k, seed) -> None:
     rng = np.random.default_rng(seed)
     present = rng.random(n) < 0.8
-    plans = plan_windows({0: _track(0, present)}, n, 10.0, 200, 200, Sampling("uniform", num_frames=4),
+    plans = plan_windows({0: make_track(0, present)}, n, 10.0, 200, 200, Sampling("uniform", num_frames=4),
                          window_s=w / 10.0, stride_s=stride / 10.0)
     s = WindowSchedule.for_plans(plans, context_k=k)
     order = rng.permutation(s.frames)
