@@ -43,10 +43,10 @@ def test_one_frame_completes_several_windows_in_their_order() -> None:
 def test_track_end_closes_that_persons_windows_only() -> None:
     s = WindowSchedule({0: [1, 2, 3], 1: [1, 2, 3], 2: [8, 9]}, owners={0: "p0", 1: "p1", 2: "p0"})
     s.see(1)
-    assert s.endmake_track("p0") == [0, 2]
+    assert s.end_track("p0") == [0, 2]
     assert s.missing(0) == {2, 3} and s.missing(2) == {8, 9}
     assert s.open == [1] and s.see(2) == [] and s.see(3) == [1]
-    assert s.endmake_track("p0") == [] and s.endmake_track("nobody") == []
+    assert s.end_track("p0") == [] and s.end_track("nobody") == []
 
 
 def test_video_end_closes_every_open_window() -> None:
@@ -78,7 +78,7 @@ def test_for_plans_adds_each_windows_context_frames() -> None:
     # Two people in the same span share its context frames.
     assert with_ctx.wanted_by(context_frames(0, 23, 3)[0]) == [p.index for p in plans if p.start_frame == 0]
     # Person ids are the owners: a track that ends closes its windows.
-    assert with_ctx.endmake_track(1) == [p.index for p in plans if p.person_id == 1]
+    assert with_ctx.end_track(1) == [p.index for p in plans if p.person_id == 1]
 
 
 def test_stride_longer_than_the_window_skips_frames() -> None:
