@@ -7,7 +7,7 @@ and asking for a GPU that is not there is the same clear error everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -43,9 +43,26 @@ def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=nb) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
-def autocast_context(device: torch.device, amp: str) -> Any:
-    """Mixed-precision autocast on CUDA (``bf16`` / ``fp16``); a no-op elsewhere or with ``off``."""
+def resolve_amp(amp: str, device: torch.device, bf16_supported: Callable[[], bool] | None = None) -> str:
+    """The mixed precision that ``amp`` means on ``device``: ``off``, ``bf16`` or ``fp16``.
+
+    ``auto`` is bf16 on a CUDA GPU that supports it (``bf16_supported``, by default
+    ``torch.cuda.is_bf16_supported``; Ampere and later), else fp16 (with a gradient scaler), and
+    ``off`` on anything but CUDA. An explicit ``bf16``/``fp16`` is kept on CUDA; off elsewhere.
+    """
     if device.type != "cuda" or amp == "off":
+        return "off"
+    if amp != "auto":
+        return amp
+    supported = torch.cuda.is_bf16_supported if bf16_supported is None else bf16_supported
+    return "bf16" if supported() else "fp16"
+
+
+def autocast_context(device: torch.device, amp: str) -> Any:
+    """Mixed-precision autocast on CUDA (``bf16`` / ``fp16`` / ``auto``, see :func:`resolve_amp`);
+    a no-op elsewhere or with ``off``."""
+    amp = resolve_amp(amp, device)
+    if amp == "off":
         return torch.autocast(device_type=device.type, enabled=False)
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)

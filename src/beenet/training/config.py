@@ -93,8 +93,11 @@ class RunSettings:
     prepared_dir: str = ""
     #: ``auto`` (cuda when available), ``cpu``, ``cuda`` or ``cuda:N``.
     device: str = "auto"
-    #: Mixed precision on CUDA: ``off``, ``bf16`` or ``fp16`` (ignored on CPU).
-    amp: Literal["off", "bf16", "fp16"] = "off"
+    #: Mixed precision on CUDA: ``off``, ``bf16``, ``fp16`` (with a gradient scaler) or ``auto``
+    #: (bf16 where the GPU supports it, else fp16); always off on CPU.
+    amp: Literal["off", "auto", "bf16", "fp16"] = "off"
+    #: ``torch.compile`` the model for training (the first steps are slow while it compiles).
+    compile: bool = False
     #: Log the running loss every this many steps.
     log_every: int = 50
     #: Validate every this many epochs (the last epoch is always validated).

@@ -15,6 +15,7 @@ resumed ends with the same weights as one that never stopped.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from beenet.device import autocast_context, resolve_device, to_device
+from beenet.device import autocast_context, resolve_amp, resolve_device, to_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.evaluation.evaluate import predict_split
 from beenet.metrics import HEADLINE_KEYS, bold_scores, format_headline, headline
@@ -56,7 +57,8 @@ log = logging.getLogger(__name__)
 
 #: Keys a resumed run may change (hardware, logging, a longer schedule); anything else must match.
 RESUMABLE_CHANGES = ("optim.epochs", "run.num_workers", "run.device", "run.log_every", "run.early_stop",
-                     "run.eval_every", "context.cache_dir", "context.device", "run.prepared_dir")
+                     "run.eval_every", "context.cache_dir", "context.device", "run.prepared_dir", "run.amp",
+                     "run.compile")
 
 
 class _ValidationFailed(Exception):
@@ -226,7 +228,7 @@ def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info
     t_setup = time.perf_counter()
     run = _prepare(cfg, data_dir, out, device, info, resumed=ckpt is not None)
     _restore(run, ckpt)
-    net = _parallel(run.model, device, info)
+    net = _parallel(run)
     log.info("model: %d trainable parameters; setup %.1fs",
              sum(p.numel() for p in run.model.parameters() if p.requires_grad), time.perf_counter() - t_setup)
 
@@ -279,7 +281,10 @@ def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, in
     model = _model(cfg, train_inst, context, device, info, resumed)
     optimizer = build_optimizer(model, cfg)
     schedule = EpochSchedule(optimizer, cfg)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.run.amp == "fp16")
+    amp = resolve_amp(cfg.run.amp, device)
+    if info.is_main:
+        log.info("mixed precision: %s (run.amp=%s)", amp, cfg.run.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
 
     seed = cfg.run.seed
     train_ctx = context if (context is not None and needs_context(cfg)) else None
@@ -362,12 +367,51 @@ def _model(cfg: RunConfig, train_inst: list[Any], context: dict[str, np.ndarray]
     return model.to(device)
 
 
-def _parallel(model: torch.nn.Module, device: torch.device, info: D.DistInfo) -> torch.nn.Module:
-    """The module the training steps call: ``model`` itself, or its DDP wrapper under torchrun."""
+def unused_parameters(model: torch.nn.Module, dataset: Any, cfg: RunConfig, device: torch.device) -> list[str]:
+    """Names of the trainable parameters of ``model`` that get no gradient from a training step.
+
+    A dry forward + backward of the loss on a batch of the first two training samples, on a copy
+    of ``model`` (its weights and BatchNorm statistics stay as they are) with the RNGs restored
+    afterwards, so the run itself draws exactly what it would have drawn without this check.
+    """
+    from beenet.data.dataset import collate
+    from beenet.training.losses import compute_loss
+
+    n = min(2, len(dataset))
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        probe = copy.deepcopy(model).train()
+        batch = to_device(collate([dataset[i] for i in range(n)]), device)
+        with autocast_context(device, cfg.run.amp):
+            loss, _ = compute_loss(probe(batch), batch, cfg.loss)
+        loss.backward()
+        unused = [name for name, p in probe.named_parameters() if p.requires_grad and p.grad is None]
+    del probe
+    return unused
+
+
+def _parallel(run: _Run) -> torch.nn.Module:
+    """The module the training steps call: ``model`` itself (compiled with ``run.compile``), or
+    its DDP wrapper under torchrun. DDP looks for unused parameters after every backward (a
+    second pass over the graph) only when a dry step finds trainable parameters without a gradient."""
+    model, device, info, cfg = run.model, run.device, run.info, run.cfg
+    net: torch.nn.Module = torch.compile(model) if cfg.run.compile else model
+    if cfg.run.compile and info.is_main:
+        log.info("model compiled with torch.compile (the first steps compile it)")
     if not info.enabled:
-        return model
+        return net
+    # Every rank must pass the same flag: rank 0 looks, the others take its finding.
+    unused = unused_parameters(model, run.train_ds, cfg, device) if info.is_main else None
+    unused = list(D.broadcast_object(unused, info))  # type: ignore[arg-type]
+    if info.is_main:
+        if unused:
+            log.info("DDP: %d trainable parameter(s) get no gradient (e.g. %s): find_unused_parameters on",
+                     len(unused), unused[0])
+        else:
+            log.info("DDP: every trainable parameter gets a gradient: find_unused_parameters off")
     return torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=bool(unused)
     )
 
 
