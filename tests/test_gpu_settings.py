@@ -83,3 +83,16 @@ def test_unused_parameters_found_by_a_dry_step(synth):
     spare = _WithSpare(model)
     spare.spare.requires_grad_(False)
     assert unused_parameters(spare, ds, cfg, CPU) == []
+
+
+def test_compile_wraps_the_model_it_trains():
+    # torch.compile is lazy: wrapping costs nothing; compiling the first step on this CPU did not
+    # finish within minutes, so a compiled step is not run here (a GPU machine should run one).
+    from beenet.training.loop import compiled_for_training
+
+    model = build_model(tiny_config("demo").model, seed=0)
+    assert compiled_for_training(model, tiny_config("demo")) is model
+    net = compiled_for_training(model, tiny_config("demo", ["run.compile=true"]))
+    assert net is not model and net._orig_mod is model
+    assert {n for n, _ in net.named_parameters()} == {f"_orig_mod.{n}" for n, _ in model.named_parameters()}
+    assert all(a is b for a, b in zip(net.parameters(), model.parameters()))

@@ -222,3 +222,44 @@ def test_torchrun_two_cpu_processes_on_prepared_data(synth, tmp_path):
     log = (out / "train.log").read_text()
     assert "world size 2" in log and "using prepared cache" in log
     assert "context labels of" in log and "labels the clips" not in log
+
+
+@pytest.mark.slow
+def test_prepare_killed_with_sigkill_reuses_its_finished_clips(synth, tmp_path, capsys):
+    import signal
+    import time
+
+    prep = tmp_path / "prep"
+
+    def whole_clips() -> int:  # an atomic write's temporary file starts with a dot
+        return sum(1 for p in prep.glob("*/clips/**/*.frames") if not p.name.startswith("."))
+
+    args = ["prepare", "--data", str(synth), "--config", "demo", "--out", str(prep), *_sets([])]
+    env = dict(os.environ, OMP_NUM_THREADS="1", BEENET_NO_PROGRESS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "beenet", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while whole_clips() < 2:
+            assert proc.poll() is None, "prepare finished before it could be killed"
+            assert time.monotonic() < deadline, "prepare wrote no clip within 120 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    finished = whole_clips()
+    bold = BoLD(synth)
+    run = tiny_config("demo").run
+    n = len({i.video for s in ("train", "val", "test")
+             for i in bold.instances(s, protocol=run.protocol, seed=run.split_seed)})
+    assert 2 <= finished < n
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"{n} of {n} clips ({finished} reused, {n - finished} decoded now), 0 failed" in out
+    # The killed run's clips are whole: a third run decodes nothing.
+    assert main(args) == 0
+    assert f"({n} reused, 0 decoded now), 0 failed" in capsys.readouterr().out

@@ -391,12 +391,19 @@ def unused_parameters(model: torch.nn.Module, dataset: Any, cfg: RunConfig, devi
     return unused
 
 
+def compiled_for_training(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
+    """``torch.compile(model)`` with ``run.compile``, else ``model``. The compiled module shares
+    its parameters with ``model``, which is what checkpoints save (no ``_orig_mod.`` keys) and
+    what validation runs (uncompiled: its batch size differs)."""
+    return torch.compile(model) if cfg.run.compile else model
+
+
 def _parallel(run: _Run) -> torch.nn.Module:
     """The module the training steps call: ``model`` itself (compiled with ``run.compile``), or
     its DDP wrapper under torchrun. DDP looks for unused parameters after every backward (a
     second pass over the graph) only when a dry step finds trainable parameters without a gradient."""
     model, device, info, cfg = run.model, run.device, run.info, run.cfg
-    net: torch.nn.Module = torch.compile(model) if cfg.run.compile else model
+    net = compiled_for_training(model, cfg)
     if cfg.run.compile and info.is_main:
         log.info("model compiled with torch.compile (the first steps compile it)")
     if not info.enabled:
