@@ -399,27 +399,29 @@ def compiled_for_training(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Mo
 
 
 def _parallel(run: _Run) -> torch.nn.Module:
-    """The module the training steps call: ``model`` itself (compiled with ``run.compile``), or
-    its DDP wrapper under torchrun. DDP looks for unused parameters after every backward (a
-    second pass over the graph) only when a dry step finds trainable parameters without a gradient."""
+    """The module the training steps call: ``model`` itself, or its DDP wrapper under torchrun;
+    compiled with ``run.compile`` (after the DDP wrap, as torch recommends, so that its
+    DDPOptimizer splits the graph at the gradient buckets). DDP looks for unused parameters
+    after every backward (a second pass over the graph) only when a dry step finds trainable
+    parameters without a gradient."""
     model, device, info, cfg = run.model, run.device, run.info, run.cfg
-    net = compiled_for_training(model, cfg)
+    net: torch.nn.Module = model
+    if info.enabled:
+        # Every rank must pass the same flag: rank 0 looks, the others take its finding.
+        unused = unused_parameters(model, run.train_ds, cfg, device) if info.is_main else None
+        unused = list(D.broadcast_object(unused, info))  # type: ignore[arg-type]
+        if info.is_main:
+            if unused:
+                log.info("DDP: %d trainable parameter(s) get no gradient (e.g. %s): find_unused_parameters on",
+                         len(unused), unused[0])
+            else:
+                log.info("DDP: every trainable parameter gets a gradient: find_unused_parameters off")
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=bool(unused)
+        )
     if cfg.run.compile and info.is_main:
         log.info("model compiled with torch.compile (the first steps compile it)")
-    if not info.enabled:
-        return net
-    # Every rank must pass the same flag: rank 0 looks, the others take its finding.
-    unused = unused_parameters(model, run.train_ds, cfg, device) if info.is_main else None
-    unused = list(D.broadcast_object(unused, info))  # type: ignore[arg-type]
-    if info.is_main:
-        if unused:
-            log.info("DDP: %d trainable parameter(s) get no gradient (e.g. %s): find_unused_parameters on",
-                     len(unused), unused[0])
-        else:
-            log.info("DDP: every trainable parameter gets a gradient: find_unused_parameters off")
-    return torch.nn.parallel.DistributedDataParallel(
-        net, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=bool(unused)
-    )
+    return compiled_for_training(net, cfg)
 
 
 # --------------------------------------------------------------------------- step 2: restore
