@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_helpers import tiny_config, write_tiny_synth
 
 from beenet.data.bold import BoLD
 from beenet.data.dataset import BoLDDataset
@@ -14,7 +15,6 @@ from beenet.errors import ConfigError
 from beenet.models import build_model
 from beenet.training.config import load_config
 from beenet.training.loop import RESUMABLE_CHANGES, unused_parameters
-from train_helpers import tiny_config, write_tiny_synth
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
