@@ -44,7 +44,7 @@ def main() -> None:
         val_ctx = load_split_context(cfg, bold, val, dev) if need_ctx else None
         train_ctx = load_split_context(cfg, bold, train, dev) if need_ctx else None
         cat_t, vad_t = np.stack([i.categories for i in val]), np.stack([i.vad for i in val])
-        line = [f"{run} (epoch {ckpt.get('epoch')})"]
+        line = [f"{run} (checkpoint epoch index {ckpt.get('epoch')})"]
         for tag in table:
             if tag == "recalibrated BN":
                 ds = BoLDDataset(bold, train, cfg.data, train=True, context=train_ctx, seed=0)
