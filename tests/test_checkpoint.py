@@ -148,7 +148,7 @@ def test_newer_format_version_refused(tmp_path):
 
 # A checkpoint saved before issue 10 has no kappa_projector / vad_context_pool / camode_contexts /
 # prior_pseudocount in its model config; it must load as the older readings and give the same outputs.
-_NEW_KEYS = ("kappa_projector", "vad_context_pool", "camode_contexts", "prior_pseudocount")
+_NEW_KEYS = ("kappa_projector", "vad_context_pool", "camode_contexts", "prior_pseudocount", "vad_head_init")
 
 
 @pytest.mark.parametrize("fusion", ["beenet", "camode"])

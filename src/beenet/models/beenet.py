@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from beenet.errors import BeenetError, ConfigError
-from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_COCO, NUM_PLACES, VAD_SCALE
+from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_CATEGORIES, NUM_COCO, NUM_PLACES, NUM_VAD, VAD_SCALE
 from beenet.models.config import ModelConfig
 from beenet.models.fusion import build_fusion, build_priors, fusion_uses_context
 from beenet.models.heads import ContextStream, StreamFeatures
@@ -28,6 +28,16 @@ log = logging.getLogger(__name__)
 
 #: The output key of each context part's stream logits.
 CONTEXT_LOGITS = {"places": "place_logits", "objects": "object_logits"}
+
+
+@torch.no_grad()
+def _zero_vad_outputs(fusion: nn.Module) -> None:
+    """``model.vad_head_init=zero``: the VAD rows of the fusion's linear layer start at 0, so the
+    emotion stream's standardised VAD is 0 (the fitted training mean) before any step."""
+    classifier = getattr(fusion, "classifier", None)
+    if isinstance(classifier, nn.Linear) and classifier.out_features == NUM_CATEGORIES + NUM_VAD:
+        classifier.weight[NUM_CATEGORIES:].zero_()
+        classifier.bias[NUM_CATEGORIES:].zero_()
 
 
 class BEENet(nn.Module):
@@ -95,6 +105,8 @@ class BEENet(nn.Module):
             alpha=cfg.gate_alpha, tau=cfg.gate_tau, form=cfg.fusion_form,
             camode_contexts=cfg.camode_contexts, vad_context_pool=cfg.vad_context_pool, parts=part_widths,
         )
+        if cfg.vad_head_init == "zero":
+            _zero_vad_outputs(self.fusion)
         if cfg.channels_last:
             self.to(memory_format=torch.channels_last)
 

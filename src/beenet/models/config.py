@@ -111,6 +111,10 @@ class ModelConfig:
     #: Pooling over the emotion-bearing streams (whole frame, crop, skeleton; site c): ``mean``,
     #: ``max``, ``gem`` or ``attention`` (the crop stream is the query when there is one).
     stream_pool: Literal["mean", "max", "gem", "attention"] = "mean"
+    #: Init of the VAD outputs of the fusion's linear layer: ``zero`` (weights and bias 0, so before
+    #: any step VAD from the emotion stream is the fitted training mean) or ``default`` (PyTorch's
+    #: uniform init; older reading).
+    vad_head_init: Literal["zero", "default"] = "zero"
 
     #: Old spellings still read (with a deprecation warning): YAML files, ``--set`` values and
     #: checkpoints saved before ``avg`` became ``mean``.
@@ -125,6 +129,7 @@ class ModelConfig:
         "vad_context_pool": "context_pool",
         "camode_contexts": "classes",
         "prior_pseudocount": 0.0,
+        "vad_head_init": "default",
     }
 
     def __post_init__(self) -> None:
