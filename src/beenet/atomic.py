@@ -12,6 +12,7 @@ its own error mid-write (``torch.save`` does) is raised as the ``KeyboardInterru
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
@@ -113,3 +114,20 @@ def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2,
     """Write ``obj`` as JSON atomically; NaN and inf are refused (``ValueError``), as JSON has none."""
     text = json.dumps(obj, indent=indent, allow_nan=False, default=default)
     return write_text(path, text + "\n")
+
+
+def to_builtins(v: Any, *, finite_only: bool = False) -> Any:
+    """``v`` as builtins only (dicts with str keys, lists, str, int, float, bool, None): numpy and
+    torch scalars become Python numbers, anything else its ``str``. What ``torch.load(weights_only=
+    True)`` and JSON accept. ``finite_only`` turns NaN and inf into None (JSON has neither)."""
+    if isinstance(v, dict):
+        return {str(k): to_builtins(x, finite_only=finite_only) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [to_builtins(x, finite_only=finite_only) for x in v]
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return None if finite_only and not math.isfinite(v) else v
+    if hasattr(v, "item"):
+        return to_builtins(v.item(), finite_only=finite_only)
+    return str(v)

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from beenet import __version__
-from beenet.atomic import atomic_open, write_json, write_text
+from beenet.atomic import atomic_open, to_builtins, write_json, write_text
 from beenet.errors import BeenetError, CheckpointError
 from beenet.labels import CATEGORIES, VAD_NAMES
 
@@ -232,33 +231,18 @@ def export_pretrained(checkpoint: str | os.PathLike[str], out: str | os.PathLike
         "config": ckpt["config"],
         "labels": {"categories": list(CATEGORIES), "vad": list(VAD_NAMES)},
         "epoch": ckpt.get("epoch"),
-        "metrics": _json_safe(ckpt.get("metrics") or {}),
-        "best": _json_safe(ckpt.get("best") or {}),
+        "metrics": to_builtins(ckpt.get("metrics") or {}, finite_only=True),
+        "best": to_builtins(ckpt.get("best") or {}, finite_only=True),
         "pretrained_weights": ckpt.get("pretrained_weights") or {},
         "training_data": _training_data(ckpt, training_data),
         "checkpoint_file": checkpoint.name,
         "checkpoint_sha256": file_sha256(checkpoint),
         "weights_sha256": file_sha256(out / WEIGHTS_FILE),
     }
-    write_json(out / CONFIG_FILE, _json_safe(meta))
+    write_json(out / CONFIG_FILE, to_builtins(meta, finite_only=True))
     write_text(out / CARD_FILE, model_card(meta))
     log.info("exported %s -> %s (%s, %s, %s)", checkpoint, out, *FOLDER_FILES)
     return out
-
-
-def _json_safe(v: Any) -> Any:
-    """Builtins JSON can hold: non-finite floats become None (JSON has no NaN), numpy scalars floats."""
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
-        return v
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if hasattr(v, "item"):
-        return _json_safe(v.item())
-    return str(v)
 
 
 def _training_data(ckpt: dict[str, Any], described: str | None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from beenet import __version__
-from beenet.atomic import atomic_open
+from beenet.atomic import atomic_open, to_builtins
 from beenet.errors import CheckpointError, ConfigError
 from beenet.labels import CATEGORIES, VAD_NAMES
 from beenet.weights import file_sha256, pretrained_weights, state_dict_mismatch
@@ -64,7 +64,7 @@ def save_checkpoint(
         "labels": {"categories": list(CATEGORIES), "vad": list(VAD_NAMES)},
         "model": {k: v.detach().cpu() for k, v in state.items()},
         "epoch": int(epoch),
-        "metrics": _plain_metrics(metrics or {}),
+        "metrics": to_builtins(metrics or {}),
     }
     if started_from is None:
         started_from = pretrained_weights(model) if isinstance(model, torch.nn.Module) else {}
@@ -117,21 +117,6 @@ def _sigint_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, old)
     if caught:
         raise InterruptedAfterWrite
-
-
-def _plain_metrics(m: Any) -> Any:
-    """Metrics as builtins only (numpy scalars -> float) so that weights_only loading accepts them."""
-    if isinstance(m, dict):
-        return {str(k): _plain_metrics(v) for k, v in m.items()}
-    if isinstance(m, (list, tuple)):
-        return [_plain_metrics(v) for v in m]
-    if m is None or isinstance(m, (bool, int, str)):
-        return m
-    if isinstance(m, float):
-        return m
-    if hasattr(m, "item"):
-        return m.item()
-    return str(m)
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
