@@ -11,4 +11,5 @@ $PIP install torch==2.14.1 torchvision==0.29.1
 $PIP install -e ".[test,onnx,parquet,hub]"
 $PIP install --no-deps mediapipe==0.10.21
 $PIP install absl-py attrs flatbuffers "protobuf>=4.25.3,<5" "opencv-python-headless<5"
+bash scripts/fetch-footage.sh
 python -c "import beenet, torch, av; print('beenet', beenet.__version__, '| torch', torch.__version__, '| av', av.__version__)"

