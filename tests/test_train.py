@@ -190,3 +190,24 @@ def test_video_preset_trains_and_evaluates_end_to_end(synth, tmp_path, capsys):
 
     model, _ = model_from_checkpoint(out / "best.pt", device="cpu")
     assert {"emotion", "crop", "skeleton"} <= set(model.stream_names)
+
+
+@pytest.mark.slow
+def test_bn_recalibrate_recomputes_batchnorm_statistics_before_validation(synth, tmp_path):
+    """run.bn_recalibrate=N: the saved BatchNorm statistics are a plain average over N training
+    batches (num_batches_tracked == N), the weights are untouched; 0 keeps training's averages."""
+    runs = {}
+    for n in (0, 2):
+        cfg = tiny_config("demo", ["optim.epochs=1", "optim.batch_size=4", f"run.bn_recalibrate={n}"])
+        train(cfg, synth, tmp_path / f"bn{n}")
+        runs[n] = load_checkpoint(tmp_path / f"bn{n}" / "last.pt")["model"]
+    off, on = runs[0], runs[2]
+    counts = {k: int(v) for k, v in on.items() if k.endswith("num_batches_tracked")}
+    assert counts and set(counts.values()) == {2}
+    assert all(int(off[k]) > 2 for k in counts)  # training steps of one epoch
+    stats = [k for k in on if k.endswith("running_var")]
+    assert any(not torch.equal(off[k], on[k]) for k in stats)
+    for k in on:
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            assert torch.equal(off[k], on[k]), k
+    assert load_config("paper").run.bn_recalibrate == 0 and load_config("demo").run.bn_recalibrate == 6

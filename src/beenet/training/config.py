@@ -104,6 +104,11 @@ class RunSettings:
     eval_every: int = 1
     #: Stop when val ERS has not improved for this many validations (0 = never).
     early_stop: int = 0
+    #: Before each validation, recompute every BatchNorm's running statistics with the current
+    #: weights as the plain average over this many training batches ("precise BN"; 0 = off: the
+    #: running averages of training are kept, as the authors' code does). Measured cause of the
+    #: unstable val mR2 of short runs (docs/ablations.md, section 5).
+    bn_recalibrate: int = 50
 
     def __post_init__(self) -> None:
         self.validate()
@@ -112,7 +117,7 @@ class RunSettings:
         """Raise :class:`ConfigError` naming the field whose value is not valid."""
         check_choices(self, "run")
         check_at_least(self, "run", 0, "eval_every", "log_every", strict=True)
-        check_at_least(self, "run", 0, "early_stop", "seed", "split_seed")
+        check_at_least(self, "run", 0, "early_stop", "seed", "split_seed", "bn_recalibrate")
         check_at_least(self, "run", -1, "num_workers")  # -1 = auto
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise not_one_of("run.device", self.device, ("auto", "cpu", "cuda", "cuda:N"))

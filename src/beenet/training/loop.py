@@ -519,6 +519,8 @@ def _validate(run: _Run, epoch: int) -> dict[str, Any] | None:
     D.sync_buffers(run.model, run.info)  # every rank validates (and rank 0 saves) the same model
     if not ((epoch + 1) % cfg.run.eval_every == 0 or epoch + 1 == cfg.optim.epochs):
         return None
+    if cfg.run.bn_recalibrate > 0:
+        _recalibrate_batchnorm(run, epoch)
     try:
         # No gradients to hold: evaluation takes twice the training batch (same scores, fewer steps).
         cat, vad = predict_split(run.model, run.bold, run.val_inst, cfg.data, run.val_ctx, 2 * cfg.optim.batch_size,
@@ -531,6 +533,40 @@ def _validate(run: _Run, epoch: int) -> dict[str, Any] | None:
     scores = bold_scores(cat, cat_t, vad, vad_t)
     run.last_scores = scores
     return scores
+
+
+def _recalibrate_batchnorm(run: _Run, epoch: int) -> None:
+    """Precise BN before validating (``run.bn_recalibrate`` batches; docs/ablations.md section 5).
+
+    The batches are a fixed random subset of the training set for ``(run.seed, epoch)`` with this
+    epoch's training draws (augmentation, frames): the same on every rank and on a resumed run, and
+    the training sampler's own random state is not touched. Rank 0 computes the statistics on the
+    bare model (no DDP collective in its forward) and every rank then takes rank 0's buffers, so
+    validation and the saved checkpoint use them.
+    """
+    from torch.utils.data import DataLoader, Subset
+
+    from beenet.models.batchnorm import recalibrate_batchnorm
+
+    cfg, info = run.cfg, run.info
+    if info.is_main:
+        bs = cfg.optim.batch_size
+        order = np.random.default_rng([cfg.run.seed, epoch]).permutation(len(run.train_ds))
+        subset = Subset(run.train_ds, order[: cfg.run.bn_recalibrate * bs].tolist())
+        loader = DataLoader(subset, batch_size=bs, shuffle=False, collate_fn=run.loader.collate_fn,
+                            drop_last=len(subset) > bs,  # a 1-sample tail batch breaks BatchNorm
+                            num_workers=resolve_num_workers(cfg.run.num_workers),
+                            pin_memory=run.device.type == "cuda")
+
+        def forward(model: torch.nn.Module, batch: dict[str, Any]) -> None:
+            with autocast_context(run.device, cfg.run.amp):
+                model(to_device(batch, run.device))
+
+        t0 = time.perf_counter()
+        used = recalibrate_batchnorm(run.model, loader, cfg.run.bn_recalibrate, forward)
+        log.info("epoch %d: BatchNorm statistics recomputed over %d training batches (%.1f s)",
+                 epoch + 1, used, time.perf_counter() - t0)
+    D.sync_buffers(run.model, info)
 
 
 # --------------------------------------------------------------------------- step 5: save
