@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 MIN_JOINTS = 4
 #: Tracking defaults, measured on real footage (benchmarks/bench_tracking.py; docs/predict.md).
 MIN_HITS = 3
-MIN_CONFIDENCE = 0.5
+MIN_CONFIDENCE = 0.7
 MIN_TRACK_S = 0.5
 MAX_TILT = 45.0
 
