@@ -13,12 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from beenet.inference.pose import PoseDetection, detection_from_keypoints, mediapipe_to_openpose
+from beenet.inference.pose import (
+    PoseDetection,
+    detection_from_keypoints,
+    mediapipe_to_openpose,
+)
 
 
 def _bundle(folder: Path) -> Path:
     import mediapipe as mp
-    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer, model_asset_bundle_utils
+    from mediapipe.tasks.python.metadata.metadata_writers import (
+        metadata_writer,
+        model_asset_bundle_utils,
+    )
 
     root = Path(mp.__file__).parent / "modules"
 

@@ -24,11 +24,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from beenet.inference.pose import PoseDetection, valid_mask  # noqa: E402
-from beenet.inference.predictor import MAX_TILT, MIN_CONFIDENCE, MIN_HITS, MIN_JOINTS, MIN_TRACK_S  # noqa: E402
-from beenet.inference.shots import ShotCutDetector  # noqa: E402
-from beenet.inference.tracking import Tracker  # noqa: E402
-from beenet.inference.windows import TrackStore  # noqa: E402
+from beenet.inference.pose import PoseDetection, valid_mask
+from beenet.inference.predictor import (
+    MAX_TILT,
+    MIN_CONFIDENCE,
+    MIN_HITS,
+    MIN_JOINTS,
+    MIN_TRACK_S,
+)
+from beenet.inference.shots import ShotCutDetector
+from beenet.inference.tracking import Tracker
+from beenet.inference.windows import TrackStore
 
 
 def frames_of(path: Path):
@@ -75,7 +81,7 @@ def detect(path: Path, kind: str, every: int = 1, cache: Path | None = None) -> 
         t0 = time.perf_counter()
         dets[i] = [d for d in backend(frame, i) if valid_mask(d.keypoints).sum() >= MIN_JOINTS]
         t_pose += time.perf_counter() - t0
-    out = dict(fps=fps, num_frames=n, dets=dets, cuts=cuts, pose_s=t_pose, shot_s=t_shot, size=frame.shape[:2])
+    out = {"fps": fps, "num_frames": n, "dets": dets, "cuts": cuts, "pose_s": t_pose, "shot_s": t_shot, "size": frame.shape[:2]}
     if key is not None:
         key.parent.mkdir(parents=True, exist_ok=True)
         key.write_bytes(pickle.dumps(out))
@@ -88,8 +94,8 @@ def old_tracker(fps: float) -> Tracker:
 
 
 def new_tracker(fps: float, every: int = 1, **kw) -> Tracker:
-    opts = dict(max_age=max(every, round(0.5 * fps)), min_hits=MIN_HITS,
-                min_track_frames=max(1, round(MIN_TRACK_S * fps)), min_confidence=MIN_CONFIDENCE, max_tilt=MAX_TILT)
+    opts = {"max_age": max(every, round(0.5 * fps)), "min_hits": MIN_HITS,
+                "min_track_frames": max(1, round(MIN_TRACK_S * fps)), "min_confidence": MIN_CONFIDENCE, "max_tilt": MAX_TILT}
     opts.update(kw)
     return Tracker(**opts)
 
@@ -123,9 +129,7 @@ PALETTE = ("red", "lime", "cyan", "magenta", "yellow", "orange", "white", "blue"
 
 def sheet(path: Path, store: TrackStore, out: Path, step: int, cols: int = 6, width: int = 320,
           first: int = 0, last: int | None = None) -> None:
-    from PIL import Image, ImageDraw
-
-    from PIL import ImageFont
+    from PIL import Image, ImageDraw, ImageFont
 
     try:
         font = ImageFont.load_default(size=max(12, 8 * next(frames_of(path))[1].shape[1] // width))

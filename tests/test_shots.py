@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from footage import footage
 
 from beenet.inference.shots import ShotCutDetector, hsv_histogram
-from footage import footage
 
 #: Verified by looking at the frames on either side (benchmarks/bench_tracking.py, docs/predict.md).
 CUTS = {"bikes.mp4": [30, 76, 137, 187, 242], "face_noface.mov": [72], "talking.mp4": [], "vtest.avi": []}

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _predict_helpers import person_keypoints
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _predict_helpers import person_keypoints
 from beenet.inference.pose import detection_from_keypoints
 from beenet.inference.tracking import Tracker, body_tilt, iou, keypoint_distance
 from beenet.inference.windows import TrackStore
@@ -244,6 +244,7 @@ def tiny_ckpt(tmp_path_factory):
 
 def test_pose_every_interpolates_between_posed_frames(tmp_path, tiny_ckpt):
     from _predict_helpers import ScriptedPose, write_people_video
+
     from beenet.inference.predictor import Predictor
 
     video = tmp_path / "two.mp4"
@@ -269,8 +270,9 @@ def test_pose_every_interpolates_between_posed_frames(tmp_path, tiny_ckpt):
 def test_real_footage_one_id_per_person(tiny_ckpt):
     """talking.mp4: one woman, one id over the whole clip. face_noface.mov: one man, whose track
     ends at the cut to the animated title (frame 72); the title is nobody."""
-    from beenet.inference.predictor import Predictor
     from footage import footage
+
+    from beenet.inference.predictor import Predictor
 
     with Predictor(tiny_ckpt, pose="mediapipe", show_progress=False) as p:
         talk = p.run(footage("talking.mp4"))

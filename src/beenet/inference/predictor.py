@@ -486,8 +486,8 @@ class Predictor:
     # -- pass 1: people and joints --------------------------------------------------------------
     def tracker(self, fps: float) -> Tracker:
         """The tracker of this Predictor's thresholds for a video at ``fps``."""
-        return Tracker(max_age=max(self.pose_every, int(round(self.max_gap * fps))), min_hits=self.min_hits,
-                       min_track_frames=max(1, int(round(self.min_track * fps))),
+        return Tracker(max_age=max(self.pose_every, round(self.max_gap * fps)), min_hits=self.min_hits,
+                       min_track_frames=max(1, round(self.min_track * fps)),
                        min_confidence=self.min_confidence, max_tilt=self.max_tilt)
 
     def _track(self, reader: Any, backend: PoseBackend, timer: _Timer,

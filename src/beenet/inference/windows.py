@@ -16,6 +16,7 @@ streams past and drop frames nobody needs any more. It holds frame indices only,
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,7 +98,7 @@ class TrackStore:
         filled = 0
         for pid, rows in self._rows.items():
             frames = sorted(rows)
-            for a, b in zip(frames, frames[1:]):
+            for a, b in itertools.pairwise(frames):
                 gap = b - a - 1
                 if gap <= 0 or (max_gap is not None and gap > max_gap):
                     continue
