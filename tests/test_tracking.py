@@ -1,15 +1,17 @@
-"""Tracking: stable person ids across frames, gaps, newcomers, and given ids."""
+"""Tracking: stable person ids across frames, gaps, newcomers, given ids; min hits, dropped tracks,
+dense final ids, shot cuts, constant velocity, interpolation inside gaps; real footage."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from _predict_helpers import person_keypoints
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _predict_helpers import person_keypoints
 from beenet.inference.pose import detection_from_keypoints
-from beenet.inference.tracking import Tracker, iou, keypoint_distance
+from beenet.inference.tracking import Tracker, body_tilt, iou, keypoint_distance
+from beenet.inference.windows import TrackStore
 
 
 def _det(cx: float, top: float = 20.0, height: float = 60.0, phase: float = 0.0, track_id=None):
@@ -60,7 +62,7 @@ def test_short_gap_keeps_the_id_long_gap_gives_a_new_one():
 
 
 def test_newcomer_gets_the_next_id_and_far_jumps_are_new_people():
-    tr = Tracker()
+    tr = Tracker(min_hits=1)
     assert tr.update(0, [_det(30)]) == [0]
     assert tr.update(1, [_det(31), _det(200)]) == [0, 1]
     assert tr.update(2, [_det(400)]) == [2]  # nowhere near anyone: a new person
@@ -101,3 +103,183 @@ def test_property_ids_follow_well_separated_people(n_people, steps, speed, seed)
             expected = mapping
             assert sorted(mapping.values()) == list(range(n_people))
         assert mapping == expected
+
+
+# -- who counts as a person ------------------------------------------------------------------------
+def _run(tr: Tracker, frames: dict[int, list]) -> list[list[int]]:
+    return [tr.update(t, frames.get(t, [])) for t in range(max(frames) + 1)]
+
+
+def test_a_track_counts_after_min_hits_in_a_row():
+    tr = Tracker(min_hits=3)
+    _run(tr, {0: [_det(30)], 1: [_det(31)], 5: [_det(200)], 6: [_det(201)], 7: [_det(202)]})
+    # the first person was seen twice, then missed: a flicker, dropped; the second counts
+    assert tr.finalize() == {1: 0}
+
+
+def test_a_tentative_track_that_misses_a_frame_ends_at_once():
+    tr = Tracker(min_hits=3, max_age=10)
+    assert tr.update(0, [_det(30)]) == [0]
+    assert tr.update(1, []) == []
+    assert tr.update(2, [_det(30)]) == [1]  # not re-joined: a new tentative track
+    tr2 = Tracker(min_hits=1, max_age=10)
+    tr2.update(0, [_det(30)])
+    tr2.update(1, [])
+    assert tr2.update(2, [_det(30)]) == [0]  # a confirmed track survives the miss
+
+
+def test_short_and_low_confidence_tracks_are_dropped_and_ids_are_dense():
+    tr = Tracker(min_hits=2, min_track_frames=5, min_confidence=0.5)
+    frames: dict[int, list] = {}
+    for t in range(20):
+        people = [_det(40 + t)]  # person A: whole clip
+        if 2 <= t < 5:
+            people.append(_det(150))  # B: 3 frames, too short
+        if 4 <= t < 14:
+            faint = _det(260 + t)
+            faint.score = 0.3
+            people.append(faint)  # C: long but faint
+        if 8 <= t < 20:
+            people.append(_det(380))  # D: kept
+        frames[t] = people
+    _run(tr, frames)
+    final = tr.finalize()
+    assert sorted(final.values()) == [0, 1]  # dense, whatever was dropped in between
+    a, d = (next(t.person_id for t in tr.all_tracks() if t.first_frame == f) for f in (0, 8))
+    assert final == {a: 0, d: 1}
+
+
+def test_final_ids_follow_first_appearance():
+    tr = Tracker(min_hits=1)
+    _run(tr, {t: ([_det(300)] if t >= 0 else []) + ([_det(40)] if t >= 3 else []) for t in range(10)})
+    final = tr.finalize()
+    first = {t.person_id: t.first_frame for t in tr.all_tracks()}
+    assert sorted(final, key=final.get) == sorted(first, key=first.get)
+
+
+def test_a_lying_skeleton_is_not_a_person():
+    standing = person_keypoints(100, 20, 60)
+    lying = standing.copy()
+    lying[:, 0] = 100 + (standing[:, 1] - 20)  # rotated by 90 degrees about the neck
+    lying[:, 1] = 20 - (standing[:, 0] - 100)
+    assert body_tilt(standing) == pytest.approx(0.0, abs=1e-3)
+    assert body_tilt(lying) == pytest.approx(90.0, abs=1e-3)
+    tr = Tracker(min_hits=1)
+    for t in range(10):
+        tr.update(t, [detection_from_keypoints(standing), detection_from_keypoints(lying + [300, 0, 0])])
+    assert tr.finalize() == {0: 0}
+    tr = Tracker(min_hits=1, max_tilt=None)
+    for t in range(10):
+        tr.update(t, [detection_from_keypoints(standing), detection_from_keypoints(lying + [300, 0, 0])])
+    assert tr.finalize() == {0: 0, 1: 1}
+
+
+def test_cut_ends_every_track():
+    tr = Tracker(min_hits=1, max_age=30)
+    for t in range(10):
+        assert tr.update(t, [_det(50)]) == [0]
+    tr.cut(10)
+    assert tr.update(10, [_det(50)]) == [1]  # same place, after the cut: someone else
+    assert tr.update(11, [_det(50)]) == [1]
+    assert tr.finalize() == {0: 0, 1: 1}
+    assert [t.last_frame for t in tr.all_tracks()] == [9, 11]
+
+
+@pytest.mark.parametrize("velocity", [True, False])
+def test_two_people_crossing_keep_their_ids(velocity):
+    """Two people walk through each other at 8 px a frame; without constant-velocity prediction
+    the tracker swaps them where they overlap."""
+    tr = Tracker(min_hits=1, constant_velocity=velocity)
+    first = None
+    swapped = False
+    for t in range(30):
+        a, b = _det(60 + 8 * t, phase=0.0), _det(292 - 8 * t, phase=0.0)
+        ids = tr.update(t, [a, b])
+        first = first or ids
+        swapped |= ids != first
+    assert swapped is not velocity
+    if velocity:
+        assert tr.finalize() == {0: 0, 1: 1}
+
+
+# -- the store: final ids, confidences, interpolation ---------------------------------------------
+def test_store_interpolates_inside_gaps_and_never_past_the_ends():
+    store = TrackStore()
+    a, b = person_keypoints(50, 20, 60), person_keypoints(80, 20, 60)
+    b[3] = [np.nan, np.nan, 0.0]  # a joint missing on one side stays missing
+    store.add(2, 7, a, (10.0, 10.0, 20.0, 40.0), 0.8)
+    store.add(5, 7, b, (40.0, 10.0, 20.0, 40.0), 0.5)
+    store.add(3, 9, a, (0.0, 0.0, 5.0, 5.0), 0.9)  # a track that will be dropped
+    for f in range(10):
+        store.frame_done(f)
+    store.relabel({7: 0})
+    assert store.interpolate() == 2
+    assert store.person_ids == [0]
+    assert store.interpolated() == {0: {3, 4}}
+    assert sorted(store.boxes()[0]) == [2, 3, 4, 5]  # nothing before 2 or after 5
+    assert store.boxes()[0][3] == pytest.approx((20.0, 10.0, 20.0, 40.0))
+    assert store.confidences()[0][4] == pytest.approx(0.6)
+    tr = store.tracks()[0]
+    assert tr.present.tolist() == [False, False, True, True, True, True, False, False, False, False]
+    np.testing.assert_allclose(tr.keypoints[4, 0, :2], (a[0, :2] + 2 * b[0, :2]) / 3, rtol=1e-5)
+    assert np.isnan(tr.keypoints[4, 3, 0]) and tr.keypoints[4, 3, 2] == 0
+
+
+def test_store_leaves_gaps_longer_than_max_gap():
+    store = TrackStore()
+    kp = person_keypoints(50, 20, 60)
+    for f in (0, 1, 9):
+        store.add(f, 0, kp, (0.0, 0.0, 10.0, 10.0))
+    assert store.interpolate(max_gap=3) == 0
+    assert store.interpolated() == {0: set()}
+
+
+# -- through the Predictor ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    from _predict_helpers import make_checkpoint
+
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "still.pt", fusion_form="odds")
+
+
+def test_pose_every_interpolates_between_posed_frames(tmp_path, tiny_ckpt):
+    from _predict_helpers import ScriptedPose, write_people_video
+
+    from beenet.inference.predictor import Predictor
+
+    video = tmp_path / "two.mp4"
+    scene = write_people_video(video, num_frames=30, width=96, height=64, people=2, fps=12.0)
+    full = Predictor(tiny_ckpt, pose=ScriptedPose(scene), show_progress=False).run(video)
+    pose = ScriptedPose(scene)
+    res = Predictor(tiny_ckpt, pose=pose, pose_every=4, show_progress=False).run(video)
+    assert pose.calls == 8  # frames 0, 4, ..., 28
+    assert res.stats["posed_frames"] == 8 and res.stats["shot_cuts"] == 0
+    assert sorted(res.tracks) == sorted(full.tracks) == [0, 1]
+    for pid in (0, 1):
+        assert sorted(res.boxes[pid]) == list(range(29))  # interpolated up to the last posed frame, not past
+        assert res.interpolated[pid] == {f for f in range(29) if f % 4}
+        assert full.interpolated[pid] == set()
+        assert set(res.confidences[pid]) == set(res.boxes[pid])
+        assert all(0.0 < c <= 1.0 for c in res.confidences[pid].values())
+        # a straight line between the poses is close to the real, gently swaying, skeleton
+        err = np.nanmean(np.abs(res.tracks[pid].keypoints[:29, :, :2] - full.tracks[pid].keypoints[:29, :, :2]))
+        assert err < 1.0, err
+
+
+@pytest.mark.slow
+def test_real_footage_one_id_per_person(tiny_ckpt):
+    """talking.mp4: one woman, one id over the whole clip. face_noface.mov: one man, whose track
+    ends at the cut to the animated title (frame 72); the title is nobody."""
+    from footage import footage
+
+    from beenet.inference.predictor import Predictor
+
+    with Predictor(tiny_ckpt, pose="mediapipe", show_progress=False) as p:
+        talk = p.run(footage("talking.mp4"))
+        assert sorted(talk.tracks) == [0]
+        assert len(talk.boxes[0]) > 0.95 * talk.num_frames
+        face = p.run(footage("face_noface.mov"))
+    assert sorted(face.tracks) == [0]
+    assert face.stats["shot_cuts"] == 1
+    assert min(face.boxes[0]) < 5 and max(face.boxes[0]) == 71
+    assert set(face.table.person_id) == {0}

@@ -82,7 +82,24 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="score a person in a window only when present in this fraction of its frames (default 0.25)")
     p.add_argument("--context", default="auto", choices=PREDICT_CONTEXTS,
                    help="models fused with expert context: the experts of the checkpoint (auto) or Places365 + COCO")
+    _tracking_arguments(p)
     return p
+
+
+def _tracking_arguments(p: argparse.ArgumentParser) -> None:
+    """Who counts as a person, and how often pose runs (see docs/predict.md, "Tracking")."""
+    from beenet.inference.predictor import MIN_CONFIDENCE, MIN_HITS, MIN_TRACK_S
+
+    g = p.add_argument_group("tracking")
+    g.add_argument("--pose-every", type=int, default=1, metavar="N",
+                   help="run pose on every N-th frame only (and each shot's first); the frames between are "
+                        "interpolated within each track (default 1)")
+    g.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE, metavar="F",
+                   help=f"drop a person whose mean detection score is below F (default {MIN_CONFIDENCE:g})")
+    g.add_argument("--min-hits", type=int, default=MIN_HITS, metavar="N",
+                   help=f"a person counts after N detections in a row (default {MIN_HITS})")
+    g.add_argument("--min-track", type=float, default=MIN_TRACK_S, metavar="SECONDS",
+                   help=f"drop a person seen for less than this (default {MIN_TRACK_S:g})")
 
 
 def parse_formats(text: str) -> list[str]:
@@ -243,6 +260,8 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
         stride=args.stride, batch_size=args.batch_size, streams=args.streams, stills=args.stills,
         min_presence=args.min_presence, context=args.context,
+        pose_every=args.pose_every, min_confidence=args.min_confidence, min_hits=args.min_hits,
+        min_track=args.min_track,
     )
     summary = Summary(out / SUMMARY, str(args.checkpoint), predictor.metadata)
     summary.save()

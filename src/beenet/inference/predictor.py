@@ -43,6 +43,7 @@ from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine, check_out
 from beenet.inference.inputs import resolve_inputs
 from beenet.inference.onnx import ModelSpec, spec_from_checkpoint, spec_from_onnx
 from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, make_pose_backend, valid_mask
+from beenet.inference.shots import ShotCutDetector
 from beenet.inference.table import PredictionTable, concat_tables, empty_table, make_table
 from beenet.inference.tracking import Tracker
 from beenet.inference.windows import (
@@ -61,6 +62,11 @@ log = logging.getLogger(__name__)
 
 #: A detection with fewer valid joints than this is ignored (a stray hand, a false positive).
 MIN_JOINTS = 4
+#: Tracking defaults, measured on real footage (benchmarks/bench_tracking.py; docs/predict.md).
+MIN_HITS = 3
+MIN_CONFIDENCE = 0.7
+MIN_TRACK_S = 0.5
+MAX_TILT = 45.0
 
 
 class NoPersonFound(BeenetError):
@@ -81,6 +87,10 @@ class VideoResult:
     height: int
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
+    #: ``person_id -> frame -> confidence`` (the detection's score; interpolated inside gaps).
+    confidences: dict[int, dict[int, float]] = field(default_factory=dict)
+    #: ``person_id -> frames`` whose joints and box were interpolated, not detected.
+    interpolated: dict[int, set[int]] = field(default_factory=dict)
 
 
 class _Timer:
@@ -246,6 +256,15 @@ class Predictor:
     through :func:`~beenet.context.build.make_context_source`, as training did; ``experts`` uses
     Places365 + COCO whatever source the checkpoint used; or pass an object with
     ``label_frames(frames) -> [445]``.
+
+    Tracking (:class:`~beenet.inference.tracking.Tracker`): a person counts after ``min_hits``
+    detections in a row, and is kept when seen over at least ``min_track`` seconds with a mean
+    detection score of at least ``min_confidence``, upright (body axis within ``max_tilt`` degrees
+    of vertical; None: any); ``max_gap`` seconds without a detection end a
+    track, and gaps up to that are interpolated. ``shot_cuts`` ends every track at a detected shot
+    cut (:class:`~beenet.inference.shots.ShotCutDetector`). ``pose_every`` runs the pose backend
+    on every N-th frame only (and on the first frame of each shot); the frames between are
+    interpolated within each track.
     """
 
     def __init__(
@@ -264,11 +283,23 @@ class Predictor:
         max_gap: float = 0.5,
         context: Any = "auto",
         show_progress: bool | None = None,
+        pose_every: int = 1,
+        min_hits: int = MIN_HITS,
+        min_confidence: float = MIN_CONFIDENCE,
+        min_track: float = MIN_TRACK_S,
+        shot_cuts: bool = True,
+        max_tilt: float | None = MAX_TILT,
     ) -> None:
         if window <= 0 or stride <= 0:
             raise ConfigError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if pose_every < 1 or min_hits < 1 or min_track < 0 or max_gap < 0:
+            raise ConfigError(f"pose_every and min_hits must be >= 1, min_track and max_gap >= 0 seconds; got "
+                              f"pose_every={pose_every}, min_hits={min_hits}, min_track={min_track}, max_gap={max_gap}")
+        self.pose_every, self.min_hits = int(pose_every), int(min_hits)
+        self.min_confidence, self.min_track, self.shot_cuts = float(min_confidence), float(min_track), bool(shot_cuts)
+        self.max_tilt = max_tilt
         self.checkpoint = Path(checkpoint)
         self.device = resolve_device(device)
         self.window, self.stride = float(window), float(stride)
@@ -433,7 +464,7 @@ class Predictor:
                 backend = load_keypoints(keypoints, n)  # type: ignore[arg-type]
             if isinstance(backend, PrecomputedPose):
                 backend.check_matches(n, W, H, video)
-            store = self._track(reader, backend, timer)
+            store = self._track(reader, backend, timer, stats)
             tracks = store.tracks()
             plans = plan_windows(tracks, store.num_frames, fps, W, H, self.sampling, self.window,
                                  self.stride, self.min_presence)
@@ -449,11 +480,21 @@ class Predictor:
         table = self._table(plans, sums, streams, name or video.name, fps)
         table.set_metadata(video=name or video.name, fps=fps, **self.metadata)
         timer.add("total", time.perf_counter() - t_start)
-        return VideoResult(video, table, tracks, store.boxes(), store.num_frames, fps, W, H, dict(timer.t), stats)
+        return VideoResult(video, table, tracks, store.boxes(), store.num_frames, fps, W, H, dict(timer.t), stats,
+                           store.confidences(), store.interpolated())
 
     # -- pass 1: people and joints --------------------------------------------------------------
-    def _track(self, reader: Any, backend: PoseBackend, timer: _Timer) -> TrackStore:
-        tracker = Tracker(max_age=max(1, int(round(self.max_gap * (reader.fps or 25.0)))))
+    def tracker(self, fps: float) -> Tracker:
+        """The tracker of this Predictor's thresholds for a video at ``fps``."""
+        return Tracker(max_age=max(self.pose_every, round(self.max_gap * fps)), min_hits=self.min_hits,
+                       min_track_frames=max(1, round(self.min_track * fps)),
+                       min_confidence=self.min_confidence, max_tilt=self.max_tilt)
+
+    def _track(self, reader: Any, backend: PoseBackend, timer: _Timer,
+               stats: dict[str, int] | None = None) -> TrackStore:
+        """Pose on the frames (every ``pose_every``-th, and the first of each shot), tracking, the
+        final ids, and interpolation inside each track's gaps."""
+        tracker = self.tracker(float(reader.fps or 25.0))
         store = TrackStore()
         t0 = time.perf_counter()
         backend.reset()
@@ -465,18 +506,42 @@ class Predictor:
             frames = timer.timed_iter(iter(reader.iter_frames()), "decode")
         else:
             frames = ((i, None) for i in range(n))
+        shots = ShotCutDetector() if self.shot_cuts and backend.needs_pixels else None
+        every = self.pose_every if backend.needs_pixels else 1
+        cuts: list[int] = []
+        posed = 0
         for idx, frame in frames:
+            cut = False
+            if shots is not None:
+                t0 = time.perf_counter()
+                cut = shots(frame)
+                timer.add("shots", time.perf_counter() - t0)
+                if cut:
+                    cuts.append(idx)
+                    tracker.cut(idx)
+            store.frame_done(idx)
+            bar.update(1)
+            if idx % every and not cut:
+                continue
             t0 = time.perf_counter()
             dets = [d for d in backend(frame, idx) if valid_mask(d.keypoints).sum() >= MIN_JOINTS]
             t1 = time.perf_counter()
+            posed += 1
             ids = tracker.update(idx, dets)
             for pid, d in zip(ids, dets):
-                store.add(idx, pid, d.keypoints, d.box)
-            store.frame_done(idx)
+                store.add(idx, pid, d.keypoints, d.box, d.score)
             timer.add("pose", t1 - t0)
             timer.add("track", time.perf_counter() - t1)
-            bar.update(1)
         bar.close()
+        t0 = time.perf_counter()
+        mapping = tracker.finalize()
+        store.relabel(mapping)
+        filled = store.interpolate(max_gap=tracker.max_age)
+        timer.add("track", time.perf_counter() - t0)
+        store.cuts = cuts
+        if stats is not None:
+            stats.update(posed_frames=posed, shot_cuts=len(cuts), tracks_started=len(tracker.all_tracks()),
+                         tracks_kept=len(mapping), interpolated_frames=filled)
         return store
 
     # -- pass 2: windows -> model ------------------------------------------------------------

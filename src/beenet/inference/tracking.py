@@ -1,16 +1,31 @@
-"""Multi-person tracking: a stable ``person_id`` per person across the frames of a video.
+"""Multi-person tracking: one ``person_id`` per real person across the frames of a video.
 
 Per frame, detections are matched to live tracks by the Hungarian algorithm
 (``scipy.optimize.linear_sum_assignment``) on a cost that mixes box overlap (1 - IoU) and the mean
-distance between matching joints, normalised by the track's box size. A track survives
+distance between matching joints, normalised by the track's box size. Each track is compared at
+the place it is *predicted* to be in this frame (constant velocity of its box and of each joint,
+from its last two detections), so two people who cross keep their ids.
+
+A track is *tentative* until it has been matched ``min_hits`` times in a row (frames the
+pose backend ran on); a tentative track
+that misses a frame ends at once (a flicker of a false detection). A confirmed track survives
 ``max_age`` frames without a match (a person briefly occluded or missed by the detector keeps
-their id); an unmatched detection opens a new track with the next id. Ids count up from 0 in
-order of first appearance, so they are stable and repeatable.
+their id). :meth:`Tracker.cut` ends every live track (a shot cut: nobody crosses it).
+
+Whether a track is a person is only known once it has ended, so :meth:`Tracker.update` returns
+*provisional* ids (counting up from 0 in order of creation) and :meth:`Tracker.finalize` maps them
+to the final ids: a track is kept when it was confirmed, spans at least ``min_track_frames``
+frames, its detections' mean score is at least ``min_confidence`` and its body is upright
+(median lean from vertical at most ``max_tilt`` degrees). The kept tracks are numbered
+densely 0..n-1 in order of first appearance; dropped tracks are absent from the map.
+
+Defaults were chosen on real footage (``benchmarks/bench_tracking.py``, docs/predict.md
+"Tracking").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -30,6 +45,17 @@ def iou(a: Box, b: Box) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def body_tilt(keypoints: np.ndarray) -> float | None:
+    """Degrees between the body axis (neck -> mid-hip) and straight down: about 0 for a person
+    standing or sitting, 90 lying, 180 upside down. None without the neck and a hip."""
+    ok = valid_mask(keypoints)
+    hips = [h for h in (8, 11) if ok[h]]
+    if not ok[1] or not hips:
+        return None
+    v = keypoints[hips, :2].mean(axis=0) - keypoints[1, :2]
+    return float(np.degrees(np.arctan2(abs(float(v[0])), float(v[1]))))
+
+
 def keypoint_distance(a: np.ndarray, b: np.ndarray, scale: float) -> float | None:
     """Mean distance between joints valid in both ``[18, 3]`` skeletons, divided by ``scale``.
 
@@ -44,68 +70,142 @@ def keypoint_distance(a: np.ndarray, b: np.ndarray, scale: float) -> float | Non
 
 @dataclass
 class Track:
-    """A person followed over frames: the last box and skeleton seen, and when."""
+    """A person followed over frames: the last box and skeleton seen, their velocity per frame,
+    when they were seen and with what detection scores."""
 
-    person_id: int
+    person_id: int  # provisional
     box: Box
     keypoints: np.ndarray
     last_frame: int
     first_frame: int
     hits: int = 1
+    confirmed: bool = False
+    box_velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    keypoint_velocity: np.ndarray | None = None
+    scores: list[float] = field(default_factory=list)
+    tilts: list[float] = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        """Frames from first to last detection, both included."""
+        return self.last_frame - self.first_frame + 1
+
+    @property
+    def tilt(self) -> float | None:
+        """Median :func:`body_tilt` of the detections that show it (None: none did)."""
+        return float(np.median(self.tilts)) if self.tilts else None
+
+    @property
+    def confidence(self) -> float:
+        """Mean detection score."""
+        return float(np.mean(self.scores)) if self.scores else 0.0
+
+    def predicted(self, frame_index: int) -> tuple[Box, np.ndarray]:
+        """Box and joints extrapolated to ``frame_index`` at constant velocity."""
+        dt = frame_index - self.last_frame
+        b = np.asarray(self.box, dtype=np.float64) + self.box_velocity * dt
+        box: Box = (float(b[0]), float(b[1]), float(max(b[2], 1.0)), float(max(b[3], 1.0)))
+        kp = self.keypoints
+        if self.keypoint_velocity is not None and dt:
+            kp = kp.copy()
+            kp[:, :2] = kp[:, :2] + self.keypoint_velocity * dt
+        return box, kp
 
 
 class Tracker:
-    """Assigns a stable ``person_id`` to each detection, frame after frame.
+    """Assigns a provisional id to each detection, frame after frame; :meth:`finalize` says which
+    tracks are people and their final ids.
 
-    ``iou_weight`` and ``keypoint_weight`` mix the two costs; a pair whose cost exceeds
-    ``max_cost`` is never matched (a new person rather than a jump); tracks unseen for more than
-    ``max_age`` frames end.
+    ``max_age``: frames a confirmed track may go unmatched; ``max_cost``: a pair costing more is
+    never matched; ``iou_weight`` / ``keypoint_weight`` mix the two costs; ``min_hits``: matches in
+    a row before a track is confirmed; ``min_track_frames``: shortest kept track (first to last
+    detection); ``min_confidence``: least mean detection score of a kept track; ``velocity_smoothing``:
+    weight of the newest velocity estimate (1 = last two detections only); ``constant_velocity=False``
+    compares each track where it was last seen (the tracker before issue 11); ``max_tilt``: a track
+    whose median body axis leans more than this many degrees from upright is dropped (None: never).
+    Measured on the real footage, detector false positives (a parked bicycle, a cartoon title) are
+    skeletons lying at 90-100 degrees, upright people under 20; a person lying down is dropped too.
     """
 
     def __init__(self, max_age: int = 15, max_cost: float = 0.8, iou_weight: float = 0.5,
-                 keypoint_weight: float = 0.5) -> None:
+                 keypoint_weight: float = 0.5, min_hits: int = 3, min_track_frames: int = 1,
+                 min_confidence: float = 0.0, velocity_smoothing: float = 0.5,
+                 constant_velocity: bool = True, max_tilt: float | None = 45.0) -> None:
         if max_age < 0:
             raise ValueError(f"max_age must be >= 0, got {max_age}")
+        if min_hits < 1:
+            raise ValueError(f"min_hits must be >= 1, got {min_hits}")
+        if min_track_frames < 1:
+            raise ValueError(f"min_track_frames must be >= 1, got {min_track_frames}")
+        if not 0.0 < velocity_smoothing <= 1.0:
+            raise ValueError(f"velocity_smoothing must be in (0, 1], got {velocity_smoothing}")
         self.max_age = max_age
         self.max_cost = max_cost
         self.iou_weight = iou_weight
         self.keypoint_weight = keypoint_weight
-        self.tracks: list[Track] = []
-        self._next_id = 0
+        self.min_hits = int(min_hits)
+        self.min_track_frames = int(min_track_frames)
+        self.min_confidence = float(min_confidence)
+        self.velocity_smoothing = float(velocity_smoothing)
+        self.constant_velocity = bool(constant_velocity)
+        self.max_tilt = max_tilt
+        self.reset()
 
     def reset(self) -> None:
         """Forget every track (a new video)."""
-        self.tracks = []
+        self.tracks: list[Track] = []  # live
+        self.ended: list[Track] = []
+        self._fixed: set[int] = set()  # ids given by the source (BoLD joints files)
         self._next_id = 0
 
-    def cost(self, track: Track, det: PoseDetection) -> float:
-        """Matching cost in [0, 1]-ish: 0 = same place and posture."""
-        overlap = iou(track.box, det.box)
-        scale = float(np.hypot(track.box[2], track.box[3]))
-        kd = keypoint_distance(track.keypoints, det.keypoints, scale)
+    # -- matching ------------------------------------------------------------------------------
+    def cost(self, track: Track, det: PoseDetection, frame_index: int | None = None) -> float:
+        """Matching cost in [0, 1]-ish: 0 = where and how the track was predicted to be."""
+        if frame_index is None or not self.constant_velocity:
+            box, kps = track.box, track.keypoints
+        else:
+            box, kps = track.predicted(frame_index)
+        overlap = iou(box, det.box)
+        scale = float(np.hypot(box[2], box[3]))
+        kd = keypoint_distance(kps, det.keypoints, scale)
         if kd is None:
             return 1.0 - overlap
         return self.iou_weight * (1.0 - overlap) + self.keypoint_weight * min(kd, 1.0)
 
-    def update(self, frame_index: int, detections: list[PoseDetection]) -> list[int]:
-        """Match ``detections`` of frame ``frame_index``; returns one ``person_id`` per detection.
+    def _end(self, keep: list[Track]) -> None:
+        alive = {id(t) for t in keep}
+        self.ended.extend(t for t in self.tracks if id(t) not in alive)
+        self.tracks = keep
 
-        Detections that carry a ``track_id`` (BoLD joints files) keep it and bypass matching.
+    def cut(self, frame_index: int | None = None) -> None:
+        """A shot cut before ``frame_index``: every live track ends; whoever is seen next is new."""
+        self._end([])
+
+    def update(self, frame_index: int, detections: list[PoseDetection]) -> list[int]:
+        """Match ``detections`` of frame ``frame_index``; returns one provisional id per detection.
+
+        Detections that carry a ``track_id`` (BoLD joints files) keep it, bypass matching and are
+        always kept by :meth:`finalize` under that id.
         """
-        self.tracks = [t for t in self.tracks if frame_index - t.last_frame <= self.max_age + 1]
+        self._end([t for t in self.tracks if frame_index - t.last_frame <= self.max_age + 1])
         ids: list[int | None] = [None] * len(detections)
         free = [i for i, d in enumerate(detections) if d.track_id is None]
         for i, d in enumerate(detections):
             if d.track_id is not None:
                 ids[i] = int(d.track_id)
+                self._fixed.add(int(d.track_id))
                 self._next_id = max(self._next_id, int(d.track_id) + 1)
+        matched: set[int] = set()
         if free and self.tracks:
-            cost = np.array([[self.cost(t, detections[i]) for i in free] for t in self.tracks])
+            cost = np.array([[self.cost(t, detections[i], frame_index) for i in free] for t in self.tracks])
             gated = np.where(cost > self.max_cost, _INFEASIBLE, cost)
             rows, cols = linear_sum_assignment(gated)
             for r, c in zip(rows, cols):
                 if gated[r, c] < _INFEASIBLE:
                     ids[free[c]] = self.tracks[r].person_id
+                    matched.add(r)
+        # A tentative track that missed this frame was a flicker: it ends now.
+        self._end([t for r, t in enumerate(self.tracks) if r in matched or t.confirmed])
         by_id = {t.person_id: t for t in self.tracks}
         for i, d in enumerate(detections):
             pid = ids[i]
@@ -115,10 +215,58 @@ class Tracker:
                 ids[i] = pid
             t = by_id.get(pid)
             if t is None:
-                t = Track(pid, d.box, d.keypoints, frame_index, frame_index)
+                t = Track(pid, d.box, np.asarray(d.keypoints, dtype=np.float32), frame_index, frame_index,
+                          scores=[float(d.score)])
+                tilt = body_tilt(t.keypoints)
+                if tilt is not None:
+                    t.tilts.append(tilt)
+                t.confirmed = self.min_hits <= 1 or d.track_id is not None
                 self.tracks.append(t)
                 by_id[pid] = t
             else:
-                t.box, t.keypoints, t.last_frame = d.box, d.keypoints, frame_index
-                t.hits += 1
+                self._advance(t, frame_index, d)
         return [int(i) for i in ids]  # type: ignore[arg-type]
+
+    def _advance(self, t: Track, frame_index: int, d: PoseDetection) -> None:
+        dt = max(1, frame_index - t.last_frame)
+        a = self.velocity_smoothing
+        v = (np.asarray(d.box, dtype=np.float64) - np.asarray(t.box, dtype=np.float64)) / dt
+        t.box_velocity = a * v + (1 - a) * t.box_velocity if t.hits > 1 else v
+        new = np.asarray(d.keypoints, dtype=np.float32)
+        ok = valid_mask(new) & valid_mask(t.keypoints)
+        kv = np.zeros((len(new), 2), dtype=np.float64)
+        kv[ok] = (new[ok, :2] - t.keypoints[ok, :2]) / dt
+        old = t.keypoint_velocity if t.keypoint_velocity is not None else kv
+        t.keypoint_velocity = np.where(ok[:, None], a * kv + (1 - a) * old, 0.0) if t.hits > 1 else kv
+        t.box, t.keypoints, t.last_frame = d.box, new, frame_index
+        t.hits += 1
+        t.scores.append(float(d.score))
+        tilt = body_tilt(new)
+        if tilt is not None:
+            t.tilts.append(tilt)
+        if t.hits >= self.min_hits:  # in a row: a tentative track ends at its first miss
+            t.confirmed = True
+
+    # -- the end ---------------------------------------------------------------------------------
+    def kept(self, track: Track) -> bool:
+        """Whether ``track`` counts as a person (confirmed, long, confident and upright enough)."""
+        if track.person_id in self._fixed:
+            return True
+        upright = self.max_tilt is None or track.tilt is None or track.tilt <= self.max_tilt
+        return (track.confirmed and track.length >= self.min_track_frames
+                and track.confidence >= self.min_confidence and upright)
+
+    def all_tracks(self) -> list[Track]:
+        """Every track of the video so far, ended and live, in order of creation."""
+        return sorted(self.ended + self.tracks, key=lambda t: t.person_id)
+
+    def finalize(self) -> dict[int, int]:
+        """``provisional id -> final id`` for the kept tracks, numbered 0..n-1 by first appearance
+        (ids given by the source keep their value). Dropped tracks are absent."""
+        tracks = self.all_tracks()
+        fixed = {t.person_id: t.person_id for t in tracks if t.person_id in self._fixed}
+        fixed.update({i: i for i in self._fixed})
+        kept = sorted((t for t in tracks if t.person_id not in self._fixed and self.kept(t)),
+                      key=lambda t: (t.first_frame, t.person_id))
+        start = max(fixed.values(), default=-1) + 1
+        return {**fixed, **{t.person_id: start + k for k, t in enumerate(kept)}}

@@ -16,6 +16,7 @@ streams past and drop frames nobody needs any more. It holds frame indices only,
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from beenet.data.transforms import Box, box_from_keypoints
+from beenet.inference.pose import valid_mask
 from beenet.labels import NUM_JOINTS
 
 
@@ -54,17 +56,28 @@ class PersonTrack:
 
 
 class TrackStore:
-    """Collects per-frame detections of every person while the video streams past."""
+    """Collects per-frame detections of every person while the video streams past.
+
+    Each row is a detection's joints, box and score. :meth:`relabel` applies the tracker's final
+    ids (dropping the tracks that were not people); :meth:`interpolate` fills the frames inside a
+    track that have no detection (a missed detection, or frames the pose backend skipped) with the
+    straight line between the detections on either side: joints, box and confidence. A filled
+    frame is marked interpolated; nothing is filled before a track's first detection or after its
+    last one.
+    """
 
     def __init__(self) -> None:
-        self._rows: dict[int, tuple[list[int], list[np.ndarray], list[tuple[float, float, float, float]]]] = {}
+        # person -> frame -> (keypoints, box, confidence)
+        self._rows: dict[int, dict[int, tuple[np.ndarray, Box, float]]] = {}
+        self._interpolated: dict[int, set[int]] = {}
         self.num_frames = 0
+        #: Frames that start a new shot (set by the predictor's shot-cut detector).
+        self.cuts: list[int] = []
 
-    def add(self, frame_index: int, person_id: int, keypoints: np.ndarray, box: Box) -> None:
-        frames, kps, boxes = self._rows.setdefault(int(person_id), ([], [], []))
-        frames.append(int(frame_index))
-        kps.append(np.asarray(keypoints, dtype=np.float32))
-        boxes.append(tuple(float(v) for v in box))  # type: ignore[arg-type]
+    def add(self, frame_index: int, person_id: int, keypoints: np.ndarray, box: Box,
+            confidence: float = 1.0) -> None:
+        self._rows.setdefault(int(person_id), {})[int(frame_index)] = (
+            np.asarray(keypoints, dtype=np.float32), tuple(float(v) for v in box), float(confidence))  # type: ignore[misc]
 
     def frame_done(self, frame_index: int) -> None:
         self.num_frames = max(self.num_frames, int(frame_index) + 1)
@@ -73,23 +86,60 @@ class TrackStore:
     def person_ids(self) -> list[int]:
         return sorted(self._rows)
 
+    def relabel(self, mapping: dict[int, int]) -> None:
+        """Rename person ``p`` to ``mapping[p]``; persons absent from ``mapping`` are dropped."""
+        self._rows = {mapping[p]: rows for p, rows in self._rows.items() if p in mapping}
+        self._interpolated = {mapping[p]: f for p, f in self._interpolated.items() if p in mapping}
+
+    def interpolate(self, max_gap: int | None = None) -> int:
+        """Fill the frames missing inside each track (gaps of at most ``max_gap`` frames; None =
+        any) by linear interpolation; returns how many person-frames were filled. A joint is
+        filled only where it is valid on both sides."""
+        filled = 0
+        for pid, rows in self._rows.items():
+            frames = sorted(rows)
+            for a, b in itertools.pairwise(frames):
+                gap = b - a - 1
+                if gap <= 0 or (max_gap is not None and gap > max_gap):
+                    continue
+                (ka, ba, ca), (kb, bb, cb) = rows[a], rows[b]
+                ok = valid_mask(ka) & valid_mask(kb)
+                for f in range(a + 1, b):
+                    w = (f - a) / (b - a)
+                    kp = np.full_like(ka, np.nan)
+                    kp[:, 2] = 0.0
+                    kp[ok] = (1 - w) * ka[ok] + w * kb[ok]
+                    box = tuple(float((1 - w) * x + w * y) for x, y in zip(ba, bb))
+                    rows[f] = (kp, box, float((1 - w) * ca + w * cb))  # type: ignore[assignment]
+                    self._interpolated.setdefault(pid, set()).add(f)
+                    filled += 1
+        return filled
+
     def tracks(self) -> dict[int, PersonTrack]:
         """Every person's joints as dense arrays over the ``num_frames`` frames seen."""
         out: dict[int, PersonTrack] = {}
         n = self.num_frames
-        for pid, (frames, kps, _) in sorted(self._rows.items()):
+        for pid, rows in sorted(self._rows.items()):
             arr = np.full((n, NUM_JOINTS, 3), np.nan, dtype=np.float32)
             arr[..., 2] = 0.0
             present = np.zeros(n, dtype=bool)
-            idx = np.asarray(frames, dtype=np.int64)
-            arr[idx] = np.stack(kps)
+            idx = np.asarray(sorted(rows), dtype=np.int64)
+            arr[idx] = np.stack([rows[f][0] for f in idx])
             present[idx] = True
             out[pid] = PersonTrack(pid, arr, present)
         return out
 
     def boxes(self) -> dict[int, dict[int, Box]]:
-        """``person_id -> frame -> detection box`` (for drawing)."""
-        return {pid: dict(zip(f, b)) for pid, (f, _, b) in self._rows.items()}
+        """``person_id -> frame -> box`` (detected or interpolated)."""
+        return {pid: {f: r[1] for f, r in sorted(rows.items())} for pid, rows in sorted(self._rows.items())}
+
+    def confidences(self) -> dict[int, dict[int, float]]:
+        """``person_id -> frame -> confidence`` (the detection's score; interpolated in gaps)."""
+        return {pid: {f: r[2] for f, r in sorted(rows.items())} for pid, rows in sorted(self._rows.items())}
+
+    def interpolated(self) -> dict[int, set[int]]:
+        """``person_id -> frames`` that were interpolated, not detected."""
+        return {pid: set(self._interpolated.get(pid, ())) for pid in sorted(self._rows)}
 
 
 @dataclass(frozen=True)
