@@ -126,3 +126,24 @@ def write_run_view(folder: str | Path, page: str = PAGE) -> Path:
     folder = Path(folder)
     data = run_page_data(folder)
     return write_text(folder / page, render_page(data["title"], "run.js", data))
+
+
+def write_eval_view(folder: str | Path, data: str | Path, split: str, protocol: str, seed: int,
+                    predictions: str | Path | None = None) -> Path | None:
+    """After an eval into ``folder``: the PR curve data (from the predictions CSV and the split's
+    labels) and ``folder/report.html``. None on an unlabelled split (nothing scored)."""
+    from beenet.data.bold import BoLD
+    from beenet.evaluation.predictions import align_predictions, instance_targets, read_predictions
+
+    folder = Path(folder)
+    predictions = Path(predictions) if predictions is not None else folder / f"predictions_{split}.csv"
+    instances = BoLD(data).instances(split, protocol=protocol, seed=seed)
+    if any(i.categories is None for i in instances):
+        return None
+    if predictions.exists():
+        scores, _ = align_predictions(read_predictions(predictions), instances)
+        targets, _ = instance_targets(instances, f"the {protocol} {split} split")
+        write_pr_curves(folder, scores, targets)
+    if not find_run_parts(folder)["evals"] and not find_run_parts(folder)["metrics_csv"]:
+        return None
+    return write_run_view(folder)

@@ -23,7 +23,7 @@
     let [x0, x1] = opts.xr || [Math.min(...xs), Math.max(...xs)];
     let [y0, y1] = opts.yr || [Math.min(...ys), Math.max(...ys)];
     if (x1 === x0) x1 = x0 + 1;
-    if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
+    if (y1 === y0) { const d = Math.abs(y0) * 0.1 || 0.5; y0 -= d; y1 += d; }
     const pad = opts.yr ? 0 : (y1 - y0) * 0.06; y0 -= pad; y1 += pad;
     const X = (v) => L + (v - x0) / (x1 - x0) * (Wd - L - R), Y = (v) => T + (1 - (v - y0) / (y1 - y0)) * (H - T - Bm);
     const g = svg("svg", { viewBox: `0 0 ${Wd} ${H}`, role: "img", "aria-label": title });
@@ -42,8 +42,8 @@
     series.forEach((s, i) => {
       const c = s.colour || COL[i % COL.length];
       const pts = s.x.map((x, j) => (s.y[j] === null ? null : `${X(x).toFixed(1)},${Y(s.y[j]).toFixed(1)}`)).filter(Boolean);
-      g.append(svg("polyline", { points: pts.join(" "), fill: "none", stroke: c, "stroke-width": s.dash ? 1.3 : 2, "stroke-dasharray": s.dash ? "5 4" : "none" }));
-      if (!s.dash && pts.length < 40) pts.forEach((p) => { const [a, b] = p.split(","); g.append(svg("circle", { cx: a, cy: b, r: 2.3, fill: c })); });
+      g.append(svg("polyline", { points: pts.join(" "), fill: "none", stroke: c, "stroke-width": s.dash || s.thin ? 1.3 : 2, "stroke-dasharray": s.dash ? "5 4" : "none" }));
+      if (!s.dash && !s.thin && pts.length < 40) pts.forEach((p) => { const [a, b] = p.split(","); g.append(svg("circle", { cx: a, cy: b, r: 2.3, fill: c })); });
       if (s.name) legend.append(B.el("span", {}, B.el("span", { class: "swatch", style: `background:${c}${s.dash ? ";opacity:.5" : ""}` }), s.name));
     });
     return B.el("div", { class: "chart" }, g, legend);
@@ -64,7 +64,8 @@
       g.append(svg("text", { x: L - 4, y: y + 9, "font-size": 9.5, "text-anchor": "end", fill: "#5b6475" }, document.createTextNode(n)));
       const auc = pc[n].AUC, ap = pc[n].AP;
       if (auc !== null && auc !== undefined) g.append(svg("rect", { x: L, y: y + 1, width: X(auc) - L, height: rowH - 3, fill: "#dee2e6" }));
-      if (ap !== null && ap !== undefined) {
+      if (ap === null || ap === undefined) g.append(svg("text", { x: L + 3, y: y + 9, "font-size": 9, fill: "#9aa3b2" }, document.createTextNode("n/a: no positive or no negative in this split")));
+      else {
         g.append(svg("rect", { x: L, y: y + 3, width: X(ap) - L, height: rowH - 7, fill: COL[0] }));
         g.append(svg("text", { x: X(Math.max(ap, auc || 0)) + 3, y: y + 9, "font-size": 9 }, document.createTextNode(ap.toFixed(2))));
       }
@@ -103,9 +104,18 @@
   for (const e of D.evals) {
     const kids = [bars(`Per-category AP and AUC: ${e.split} (${e.protocol}), n=${e.n}`, e.per_category)];
     if (e.pr) {
-      const names = Object.keys(e.pr);
-      kids.push(lineChart(`Precision-recall: ${e.split}, ${names.length} categories`, names.map((n, i) => ({ name: i < 6 ? n : null, x: e.pr[n][0], y: e.pr[n][1] })),
+      // one category at a time (chosen below), the others in grey behind it
+      const names = Object.keys(e.pr), holder = B.el("div", {});
+      const pick = B.el("select", { "aria-label": "category" }, ...names.map((n) => B.el("option", { value: n,
+        text: `${n} (AP ${B.f((e.per_category[n] || {}).AP, 2)})` })));
+      const show = () => holder.replaceChildren(lineChart(`Precision-recall: ${e.split}, ${pick.value}`,
+        [...names.filter((n) => n !== pick.value).map((n) => ({ name: null, x: e.pr[n][0], y: e.pr[n][1], colour: "#dee2e6", thin: true })),
+         { name: pick.value, x: e.pr[pick.value][0], y: e.pr[pick.value][1], colour: COL[0] },
+         { name: "other categories", x: [], y: [], colour: "#dee2e6" }],
         { xr: [0, 1], yr: [0, 1], xlabel: "recall (y: precision)" }));
+      pick.addEventListener("change", show);
+      show();
+      kids.push(B.el("div", {}, B.el("label", { class: "legend" }, "category: ", pick), holder));
     }
     main.append(B.el("div", { class: "card" }, B.el("h2", { text: `Evaluation: ${e.folder}` }), B.el("div", { class: "grid2" }, ...kids.filter(Boolean))));
   }

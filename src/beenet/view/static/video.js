@@ -34,14 +34,14 @@
     B.el("button", { text: "\u2190 frame", title: "previous frame (\u2190)", onclick: () => step(-1) }),
     B.el("button", { text: "frame \u2192", title: "next frame (\u2192)", onclick: () => step(1) }), scrub, clock);
   const keys = B.el("div", { class: "keys" }, B.el("kbd", { text: "space" }), " play/pause \u00b7 ", B.el("kbd", { text: "\u2190" }), " ",
-    B.el("kbd", { text: "\u2192" }), " one frame (", B.el("kbd", { text: "shift" }), " 1 s) \u00b7 ", B.el("kbd", { text: "1" }), "\u2013",
-    B.el("kbd", { text: "9" }), " show one person only, ", B.el("kbd", { text: "0" }), " everyone \u00b7 click a timeline to seek");
+    B.el("kbd", { text: "\u2192" }), " one frame (", B.el("kbd", { text: "shift" }), " 1 s) \u00b7 ", B.el("kbd", { text: "0" }), "\u2013",
+    B.el("kbd", { text: "9" }), " only that person (again: everyone), ", B.el("kbd", { text: "esc" }), " everyone \u00b7 click a timeline to seek");
   const filter = B.el("div", { id: "filter" });
   const rowsBody = B.el("tbody");
   const rowsCard = B.el("div", { class: "card" }, B.el("h2", { id: "rows-title", text: "Table rows at this frame" }),
     B.el("div", { class: "rows" }, B.el("table", { id: "rows" }, B.el("thead", {}, B.el("tr", {},
-      ...["person", "frame", "time", "conf.", "box x, y, w, h", "window (frames)", "top emotions", "V", "A", "D"]
-        .map((h, i) => B.el("th", { class: i === 1 || i === 2 || i === 3 || i > 6 ? "num" : null, text: h })))), rowsBody)));
+      ...["person", "conf.", "box x, y, w, h", "window", "top emotions", "V / A / D"]
+        .map((h, i) => B.el("th", { class: i === 1 ? "num" : null, text: h })))), rowsBody)));
   const right = B.el("div", { class: "right", id: "people" });
   const left = B.el("div", { class: "left" }, stage, controls, B.el("div", { class: "card" }, B.el("h2", { text: "People" }), filter, keys), rowsCard);
   const main = B.el("main", {});
@@ -71,6 +71,15 @@
     return best;
   }
   function panel(p) {
+    const scored = W.person.includes(p.id);
+    if (!scored) {
+      const el = B.el("div", { class: "card person unscored", style: `--pc: ${p.colour}`, id: `person-${p.id}` },
+        B.el("h3", {}, B.el("span", { text: `person ${p.id}` }),
+          B.el("span", { class: "top", text: `seen in ${p.n} frame${p.n === 1 ? "" : "s"} (${B.time(p.fr[0] / fps)}–${B.time(p.fr[p.fr.length - 1] / fps)}); ` +
+            "not scored: not present long enough in any window" })));
+      p.panel = el;
+      return el;
+    }
     const c = B.el("canvas", { height: HM_H + PRES_H + 4 + VAD_H + 16 });
     const head = B.el("div", { class: "playhead" });
     const track = B.el("div", { class: "track", "data-person": p.id }, c, head);
@@ -82,7 +91,7 @@
     const el = B.el("div", { class: "card person", style: `--pc: ${p.colour}`, id: `person-${p.id}` },
       B.el("h3", {}, B.el("span", { text: `person ${p.id}` }),
         B.el("span", { class: "top", text: p.top.length ? "on average: " + p.top.map(([n, v]) => `${n} ${B.f(v)}`).join(", ") : "no window scored" }),
-        B.el("span", { class: "top", text: `${p.n} frames` })),
+        B.el("span", { class: "top", text: `seen in ${p.n} frame${p.n === 1 ? "" : "s"}` })),
       track,
       B.el("div", { class: "legend" }, B.el("span", { text: "heat map: category score 0 \u2192 1 (dark \u2192 yellow)" }),
         B.el("span", { text: "thin bar: frames where the person was seen" }),
@@ -145,13 +154,13 @@
   }
   people.forEach((p, i) => {
     right.append(panel(p));
-    const chip = B.el("label", { class: "chip", "data-person": p.id, title: `key ${i + 1}` },
+    const chip = B.el("label", { class: "chip", "data-person": p.id, title: p.id < 10 ? `key ${p.id}: only this person` : null },
       B.el("input", { type: "checkbox", checked: true, onchange: (e) => { p.on = e.target.checked; state.solo = null; syncFilter(); } }),
       B.el("span", { class: "swatch", style: `background:${p.colour}` }), `${p.id}`);
     p.chip = chip;
     filter.append(chip);
   });
-  const drawPanels = () => people.forEach((p) => drawPanel(p));
+  const drawPanels = () => people.forEach((p) => p.canvas && drawPanel(p));
   drawPanels();
   let resizeTimer = null;
   window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { drawPanels(); draw(true); }, 150); });
@@ -160,7 +169,7 @@
       p.chip.classList.toggle("off", !p.on);
       p.chip.querySelector("input").checked = p.on;
       p.panel.style.display = p.on ? "" : "none";
-      if (p.on && p.canvas.width !== Math.round(p.track.clientWidth * (window.devicePixelRatio || 1))) drawPanel(p);
+      if (p.on && p.canvas && p.canvas.width !== Math.round(p.track.clientWidth * (window.devicePixelRatio || 1))) drawPanel(p);
     }
     draw(true);
   }
@@ -197,9 +206,9 @@
       e.preventDefault();
       step((e.key === "ArrowRight" ? 1 : -1) * (e.shiftKey ? Math.round(fps) : 1));
     } else if (/^[0-9]$/.test(e.key)) {
-      const k = +e.key;
-      if (k === 0) solo(null); else if (k <= people.length) solo(k - 1);
-    }
+      const i = people.findIndex((p) => p.id === +e.key);
+      if (i >= 0) solo(i);
+    } else if (e.key === "Escape") solo(null);
   });
 
   // ---- drawing -------------------------------------------------------------------------------
@@ -267,14 +276,13 @@
     scrub.value = f;
     rowsBody.replaceChildren(...rows.map(({ p, i, x, y, w, h, r }) => B.el("tr", { class: p.on ? null : "dim", "data-person": p.id },
       B.el("td", {}, B.el("span", { class: "swatch", style: `background:${p.colour}` }), `${p.id}`),
-      B.el("td", { class: "num", text: f }), B.el("td", { class: "num", text: (f / fps).toFixed(3) }),
       B.el("td", { class: "num", text: p.cf[i] === 255 ? "-" : (p.cf[i] / 254).toFixed(2) + (p.ip[i] ? " (interp.)" : "") }),
       B.el("td", { class: "nowrap", text: [x, y, w, h].map((v) => v.toFixed(1)).join(", ") }),
-      B.el("td", { text: r >= 0 ? `${W.start[r]}\u2013${W.end[r]}` : "-" }),
+      B.el("td", { class: "nowrap", text: r >= 0 ? `${W.start[r]}\u2013${W.end[r]}` : "-" }),
       B.el("td", {}, ...(r >= 0 ? top3(r).map(([n, v]) => B.el("span", { class: "emo", text: `${n} ${v.toFixed(2)}` })) : ["-"])),
-      ...[0, 1, 2].map((k) => B.el("td", { class: "num", text: r >= 0 ? B.f(W.vad[r * 3 + k]) : "-" })))));
+      B.el("td", { class: "nowrap", text: r >= 0 ? [0, 1, 2].map((k) => B.f(W.vad[r * 3 + k])).join(" / ") : "-" }))));
     document.getElementById("rows-title").textContent = rows.length
-      ? `Table rows at frame ${f} (${D.sources.frames || D.sources.windows + ", window boxes"})`
+      ? `Table rows at frame ${f}, ${B.time(f / fps)} (${D.sources.frames || D.sources.windows + ", window boxes"})`
       : `No table rows at frame ${f}: nobody was seen in this frame`;
   }
   function loop() { draw(false); requestAnimationFrame(loop); }
