@@ -255,7 +255,7 @@
       g.strokeStyle = p.colour; g.lineWidth = lw; g.setLineDash(p.ip[i] ? [6 * dpr, 4 * dpr] : []);
       g.strokeRect(cx, cy, cwb, chb); g.setLineDash([]);
       // label: id and top-3 of the window at this frame
-      const label = [`${p.id}`, ...(r >= 0 ? top3(r).map(([n, v]) => `${n} ${v.toFixed(2)}`) : ["(no window)"])];
+      const label = [`${p.id}`, ...(r >= 0 ? top3(r).map(([n, v]) => `${n} ${v.toFixed(2)}`) : ["not scored (too brief)"])];
       g.font = `600 ${font}px system-ui, sans-serif`;
       const lh = font * 1.25, tw = Math.max(...label.map((s) => g.measureText(s).width)) + 8;
       let ly = cy - lh * label.length - 2;
