@@ -255,6 +255,7 @@ def test_run_view_shows_curves_chance_bars_pr_and_config(tmp_path):
 def test_view_of_a_folder_without_results_says_so(tmp_path, capsys):
     assert main(["view", str(tmp_path / "nope")]) == 2
     assert "no such folder" in capsys.readouterr().err
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")  # not a predict table: left alone
     assert main(["view", str(tmp_path)]) == 0
     assert page_data(tmp_path / "index.html")["videos"] == []
 

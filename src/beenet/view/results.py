@@ -74,10 +74,19 @@ def find_videos(out: Path) -> tuple[list[VideoEntry], list[dict[str, Any]]]:
             if (stem in entries or rel.endswith(("_frames.csv", ".meta.json")) or rel == SUMMARY
                     or p.name.startswith(".") or "/." in rel or stem.endswith(".view")):
                 continue
-            if suffix == ".json" and not _is_table_json(p):
-                continue
+            if (suffix == ".json" and not _is_table_json(p)) or (suffix == ".csv" and not _is_table_csv(p)):
+                continue  # some other file (metrics.csv, a config): not a predict table
             entries[stem] = VideoEntry(stem, p, None)
     return sorted(entries.values(), key=lambda e: e.stem), failures
+
+
+def _is_table_csv(p: Path) -> bool:
+    try:
+        with p.open(encoding="utf-8") as fh:
+            header = fh.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return {"person_id", "start_frame", "end_frame", "valence"} <= set(header)
 
 
 def _is_table_json(p: Path) -> bool:
