@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("beenet.cli.eval", "score a checkpoint or a predictions CSV with the BoLD metric"),
     "ablate": ("beenet.cli.ablate", "run an ablation study over model variants and seeds"),
     "predict": ("beenet.cli.predict", "per-person emotions over time from any video"),
+    "view": ("beenet.cli.view", "interactive pages of predict results and training runs (offline HTML)"),
     "export": ("beenet.cli.export", "export a checkpoint ('beenet export onnx', 'beenet export pretrained')"),
 }
 

@@ -137,12 +137,17 @@ def run(args: argparse.Namespace) -> int:
     save_yaml(cfg, out / "demo_config.yaml")
     text = demo_report(out, cfg, result, evals, oracle, check, times, args.quick)
     (out / "report.md").write_text(text, encoding="utf-8")
+    from beenet.view.run import write_eval_view, write_run_view
+
+    for split in ("val", "test"):
+        write_eval_view(out / f"eval-{split}", out / "data", split, cfg.run.protocol, cfg.run.split_seed)
+    write_run_view(out)  # report.html beside report.md: curves, bars, PR curves, config
     print("[5/5] report written\n")
     for split in ("val", "test"):
         print("\n\n".join(format_scores(evals[split], split, cfg.run.protocol).split("\n\n")[:2]))
         print()
     print(f"done in {times['total'] / 60:.1f} min. Outputs in {out}:")
-    print(f"  report      {out / 'report.md'}")
+    print(f"  report      {out / 'report.md'}  (interactive: {out / 'report.html'})")
     print(f"  checkpoint  {out / 'run' / 'best.pt'}  (training log and metrics.csv beside it)")
     print(f"  plots       {out / 'eval-val'}/*.png, {out / 'eval-test'}/*.png")
     print(f"  data        {out / 'data'}  (BoLD layout; 'beenet data check {out / 'data'}')")

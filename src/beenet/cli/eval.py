@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,11 @@ def _run_predictions(args: argparse.Namespace) -> int:
         bars = plot_category_bars(result, args.out / "category_bars.png", title=f"Per-category scores: {title}")
         curves = plot_pr_curves(cat_scores, cat_targets, args.out / "pr_curves.png", title=f"Precision-recall: {title}")
         result["plots"] = [str(bars), str(curves)]
+        from beenet.view.run import write_pr_curves, write_run_view
+
+        write_json(args.out / "metrics.json", result)
+        write_pr_curves(args.out, cat_scores, cat_targets)
+        result["plots"].append(str(write_run_view(args.out)))
     if args.json is not None:
         write_json(args.json, result)
     print(format_scores(result, args.split, protocol))
@@ -170,6 +176,22 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
     split = result.setdefault("split", args.split)
     protocol = result.setdefault("protocol", args.protocol or DEFAULT_PROTOCOL)
     scored = all(key in result for key in HEADLINE_KEYS)
+    if scored and args.out is not None:  # the interactive page beside the plots (beenet view)
+        from beenet.errors import BeenetError
+        from beenet.view.run import write_eval_view
+
+        try:
+            seed = args.seed
+            if seed is None:  # evaluate_checkpoint's default: the checkpoint's split seed
+                from beenet.training.checkpoint import load_checkpoint
+
+                seed = int(load_checkpoint(args.checkpoint)["config"]["run"].get("split_seed", DEFAULT_SEED))
+            page = write_eval_view(args.out, args.data, split, protocol, seed)
+        except (BeenetError, OSError) as exc:  # the page is an extra: the scores stand without it
+            print(f"beenet eval: warning: no report.html ({exc})", file=sys.stderr)
+        else:
+            if page is not None:
+                result["page"] = str(page)
     if args.json is not None:
         write_json(args.json, result)
     if scored:

@@ -82,6 +82,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="score a person in a window only when present in this fraction of its frames (default 0.25)")
     p.add_argument("--context", default="auto", choices=PREDICT_CONTEXTS,
                    help="models fused with expert context: the experts of the checkpoint (auto) or Places365 + COCO")
+    p.add_argument("--html", action="store_true", help="also write the interactive pages: --out/index.html (see 'beenet view')")
     _tracking_arguments(p)
     return p
 
@@ -335,6 +336,10 @@ def run(args: argparse.Namespace) -> int:
     summary.save("done")
     skipped = f", {repeated} repeated input(s) done once" if repeated else ""
     print(f"{done} of {done + failed} inputs done, {failed} failed{skipped}; results in {out}")
+    if getattr(args, "html", False):
+        from beenet.view import write_results_view
+
+        print(f"view: {write_results_view(out)} (open it in a browser, or 'beenet view {out} --serve')")
     if summary.write_error is not None:
         print(f"beenet predict: error: {summary.path} could not be written ({summary.write_error})", file=sys.stderr)
         return 1

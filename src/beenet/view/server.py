@@ -1,0 +1,105 @@
+"""A local HTTP server for the pages (127.0.0.1 only) that answers range requests, so the
+browser can seek in a video; input videos outside the folder are served under ``/_media/``."""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import os
+import re
+import urllib.parse
+from functools import partial
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """``SimpleHTTPRequestHandler`` with ``Range: bytes=a-b`` (206) and a media map."""
+
+    media: dict[str, Path] = {}
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    def translate_path(self, path: str) -> str:
+        rel = urllib.parse.unquote(urllib.parse.urlsplit(path).path).lstrip("/")
+        if rel in self.media:
+            return str(self.media[rel])
+        return super().translate_path(path)
+
+    def send_head(self):  # type: ignore[override]
+        path = self.translate_path(self.path)
+        rng = self.headers.get("Range")
+        if rng is None or not os.path.isfile(path):
+            return super().send_head()
+        m = _RANGE.match(rng.strip())
+        size = os.path.getsize(path)
+        if not m or (not m.group(1) and not m.group(2)):
+            return super().send_head()
+        if m.group(1):
+            start = int(m.group(1))
+            end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+        else:
+            start, end = max(0, size - int(m.group(2))), size - 1
+        if start >= size or start > end:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.end_headers()
+            return None
+        f = open(path, "rb")  # noqa: SIM115 (closed by copyfile's caller)
+        f.seek(start)
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        self._remaining = end - start + 1
+        return f
+
+    def end_headers(self) -> None:
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def copyfile(self, source, outputfile) -> None:  # type: ignore[override]
+        remaining = getattr(self, "_remaining", None)
+        if remaining is None:
+            return super().copyfile(source, outputfile)
+        try:
+            while remaining > 0:
+                buf = source.read(min(64 * 1024, remaining))
+                if not buf:
+                    break
+                outputfile.write(buf)
+                remaining -= len(buf)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            self._remaining = None
+
+
+def make_server(folder: str | Path, port: int = 0, media: dict[str, Path] | None = None) -> http.server.ThreadingHTTPServer:
+    """A server for ``folder`` on 127.0.0.1 (``port`` 0: any free port; see ``server_address``)."""
+    handler = type("Handler", (RangeHandler,), {"media": dict(media or {})})
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), partial(handler, directory=str(folder)))
+
+
+def serve(folder: str | Path, port: int = 0, media: dict[str, Path] | None = None,
+          open_page: str | None = "index.html") -> None:
+    """Serve ``folder`` until Ctrl-C, opening ``open_page`` in the default browser."""
+    srv = make_server(folder, port, media)
+    host, real_port = srv.server_address[:2]
+    url = f"http://{host}:{real_port}/{open_page or ''}"
+    print(f"serving {folder} at {url} (Ctrl-C to stop)", flush=True)
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        srv.serve_forever()
+    finally:
+        srv.server_close()
