@@ -417,12 +417,12 @@ class Predictor:
         for job in jobs:
             if job.error is not None:
                 raise DataNotFoundError(job.error)
-        jobs = [job for job in jobs if job.duplicate_of is None]
         if keypoints is not None:
             if len(jobs) != 1:
                 raise ConfigError(f"keypoints={str(keypoints)!r} belong to one video, but the inputs hold "
                                   f"{len(jobs)}; give one video with its keypoints")
             jobs[0].keypoints = keypoints  # type: ignore[assignment]
+        jobs = [job for job in jobs if job.duplicate_of is None]
         if len({job.name for job in jobs}) < len(jobs):  # same file name in two folders
             for job in jobs:
                 job.name = str(job.video)
