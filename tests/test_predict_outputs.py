@@ -17,7 +17,7 @@ import pytest
 from _predict_helpers import ScriptedPose, make_checkpoint, write_joints_clip, write_people_video
 from beenet.cli import main
 from beenet.errors import DataNotFoundError
-from beenet.inference.frames import frames_table, keypoints_array
+from beenet.inference.frames import frames_table
 from beenet.inference.inputs import Job, resolve_inputs, shard
 from beenet.inference.predictor import Predictor
 from beenet.inference.render import render_timeline, window_heat
@@ -276,20 +276,23 @@ def test_torchrun_two_ranks_equal_one_process(ckpt, tmp_path):
 
 def test_finished_outputs_are_skipped_unless_overwrite(ckpt, tmp_path, capsys):
     clips = _joints_clips(tmp_path / "in", 2)
-    args = ["predict", *map(str, clips), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"),
-            "--device", "cpu", "--window", "1", "--per-frame"]
-    assert main(args) == 0
-    (tmp_path / "out" / "c1_frames.csv").unlink()  # c1 is unfinished, c0 is done
+    common = ["--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--device", "cpu", "--window", "1"]
+    assert main(["predict", str(clips[0]), *common]) == 0
     before = (tmp_path / "out" / "c0.csv").stat().st_mtime_ns
     capsys.readouterr()
-    assert main(args) == 0
+    assert main(["predict", *map(str, clips), *common]) == 0  # c0 is done, c1 is not
     text = capsys.readouterr().out
-    assert "skipped" in text and "c0.npy: its outputs exist" in text and "c1" not in text.split("skipped")[1].split("\n")[0]
-    assert (tmp_path / "out" / "c1_frames.csv").is_file()
+    assert f"skipped {clips[0]}: its outputs exist" in text and f"skipped {clips[1]}" not in text
+    assert (tmp_path / "out" / "c1.csv").is_file()
     assert (tmp_path / "out" / "c0.csv").stat().st_mtime_ns == before
     summary = json.loads((tmp_path / "out" / "predict_summary.json").read_text())
     assert [s["input"] for s in summary["skipped"]] == [str(clips[0])] and len(summary["videos"]) == 1
-    assert main([*args, "--overwrite"]) == 0
+    # An output asked for that is missing (the per-frame table) makes the video unfinished.
+    assert main(["predict", str(clips[0]), *common, "--per-frame"]) == 0
+    assert (tmp_path / "out" / "c0_frames.csv").is_file()
+    before = (tmp_path / "out" / "c0.csv").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["predict", str(clips[0]), *common, "--overwrite"]) == 0
     assert (tmp_path / "out" / "c0.csv").stat().st_mtime_ns != before
     assert "skipped" not in capsys.readouterr().out
 
@@ -305,5 +308,4 @@ def test_iter_predict_yields_one_table_per_video(ckpt, tmp_path):
     assert all(set(t["video"]) == {job.name} for job, t in got)
     both = pred.predict([a, tmp_path / "b.mp4"])
     assert list(dict.fromkeys(both["video"])) == ["a.mp4", "b.mp4"] and len(both) == sum(len(t) for _, t in got)
-    assert keypoints_array(pred.run(a)).shape[1] == 56
     assert resolve_inputs([a, a])[1].duplicate_of is not None
