@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _predict_helpers import ScriptedPose, make_checkpoint, make_track, write_people_video
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _predict_helpers import ScriptedPose, make_checkpoint, make_track, write_people_video
 from beenet.cli import main
 from beenet.errors import BoLDFormatError, ConfigError, DataNotFoundError, VideoDecodeError
 from beenet.inference.predictor import Predictor

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from _predict_helpers import ScriptedPose, make_checkpoint, write_joints_clip, write_people_video
+from footage import footage
+
 from beenet.cli import main
 from beenet.errors import DataNotFoundError
 from beenet.inference.frames import frames_table
@@ -23,7 +24,6 @@ from beenet.inference.predictor import Predictor
 from beenet.inference.render import render_timeline, window_heat
 from beenet.inference.table import COLUMNS, FRAME_COLUMNS, make_table, read_frames_table, read_table
 from beenet.labels import CATEGORIES, VAD_NAMES
-from footage import footage
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -63,7 +63,7 @@ def real(tmp_path_factory, ckpt):
 
 
 def test_frames_table_follows_the_tracks_on_real_footage(real):
-    clips, out, result = real
+    _, out, result = real
     cli = read_frames_table(out / "talking_frames.csv")
     assert list(cli.columns) == list(FRAME_COLUMNS)
     assert json.loads((out / "talking_frames.meta.json").read_text())["video"] == "talking.mp4"
@@ -302,7 +302,6 @@ def test_iter_predict_yields_one_table_per_video(ckpt, tmp_path):
     scene = write_people_video(a, num_frames=24, width=48, height=32, people=2, fps=12.0)
     write_people_video(tmp_path / "b.mp4", num_frames=24, width=48, height=32, people=2, fps=12.0)
     pred = Predictor(ckpt, device="cpu", pose=ScriptedPose(scene), window=1.0, stride=1.0, show_progress=False)
-    pose = pred.pose
     got = list(pred.iter_predict([a, tmp_path / "b.mp4", a]))  # a repeated video is done once
     assert [job.name for job, _ in got] == ["a.mp4", "b.mp4"]
     assert all(set(t["video"]) == {job.name} for job, t in got)
