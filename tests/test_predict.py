@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from _predict_helpers import ScriptedPose, make_checkpoint, make_track, write_people_video
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _predict_helpers import ScriptedPose, make_checkpoint, make_track, write_people_video
 from beenet.cli import main
 from beenet.errors import BoLDFormatError, ConfigError, DataNotFoundError, VideoDecodeError
-from beenet.inference.predictor import NoPersonFound, Predictor
+from beenet.inference.predictor import Predictor
 from beenet.inference.table import COLUMNS, PredictionTable, make_table, meta_sidecar, read_table
 from beenet.inference.windows import Sampling, plan_windows, window_bounds
 from beenet.labels import CATEGORIES, VAD_NAMES
@@ -241,8 +241,10 @@ def test_bad_inputs_raise_clear_errors(tmp_path, still_ckpt, people_video):
         pred.run(truncated)
     empty = tmp_path / "empty.mp4"
     write_people_video(empty, num_frames=12, width=48, height=32, people=0, fps=FPS)
-    with pytest.raises(NoPersonFound, match="empty.mp4.*no person"):
-        Predictor(still_ckpt, device="cpu", pose=ScriptedPose([[]] * 12)).run(empty)
+    # Nobody in the video: not an error, an empty table and a note (the CLI exits 0).
+    res = Predictor(still_ckpt, device="cpu", pose=ScriptedPose([[]] * 12)).run(empty)
+    assert len(res.table) == 0 and list(res.table.columns) == list(COLUMNS)
+    assert "no person found" in res.note and len(res.frames) == 0
     wrong = tmp_path / "wrong.npy"
     rows = [[t, 0, *np.tile([5000.0, 5000.0, 0.9], 18)] for t in range(12)]
     np.save(wrong, np.array(rows))

@@ -32,6 +32,17 @@ without the suffix; _2, _3 ... when two videos would share a file; a repeated in
                                  metadata (model, checkpoint sha256, ...) in <stem>.meta.json
   <stem>_timeline.png            per person: category heat map over time and VAD curves
   <stem>_annotated.mp4           with --video: skeleton, box, id, top-3 emotions, VAD bars
+  <stem>_frames.csv (.json ...)  with --per-frame: one row per person and frame they were
+                                 detected (or interpolated) in: video, frame, time_s, person_id,
+                                 confidence, box_*, interpolated, and the scores of the window
+                                 covering the frame (nearest window centre where they overlap)
+  <stem>_keypoints.npy           with --save-keypoints: the joints in BoLD's format; give it back
+                                 with --keypoints (or as X.npy beside X.mp4) to skip pose
+
+A video with nobody in it gives empty tables (header only), exit 0, and a note. Still images
+are refused (make a video of them). A video whose outputs all exist is skipped (--overwrite).
+Under torchrun (WORLD_SIZE, RANK) each rank takes every WORLD_SIZE-th video and writes
+predict_summary.rank<R>-of-<W>.json.
 
 Columns: video, person_id, start_frame, end_frame (inclusive), start_s, end_s, box_x, box_y,
 box_w, box_h (pixels, around the person's joints in the window), the 26 categories,
@@ -50,6 +61,9 @@ examples:
   beenet predict clips/ --checkpoint best.pt --out preds --format csv,parquet --video
   beenet predict BOLD_public/joints/003/x.mp4/0114.npy --checkpoint best.pt --out preds
   beenet predict talk.mp4 --checkpoint model.onnx --engine onnx --window 2 --stride 1
+  beenet predict talk.mp4 --checkpoint a.pt --out p1 --per-frame --save-keypoints
+  beenet predict talk.mp4 --checkpoint b.pt --out p2 --keypoints p1/talk_keypoints.npy
+  torchrun --nproc_per_node 4 -m beenet predict clips/ --checkpoint best.pt --out preds
 """
 
 
@@ -80,6 +94,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="still-frame models: average K stills per window (default 1: the middle frame)")
     p.add_argument("--min-presence", type=float, default=0.25, metavar="F",
                    help="score a person in a window only when present in this fraction of its frames (default 0.25)")
+    p.add_argument("--per-frame", action="store_true",
+                   help="also write <stem>_frames.csv (and _frames.<fmt> per --format): one row per person and frame")
+    p.add_argument("--save-keypoints", action="store_true",
+                   help="also write <stem>_keypoints.npy (BoLD joints): predict VIDEO --keypoints FILE reuses it, no pose")
+    p.add_argument("--keypoints", metavar="FILE",
+                   help="precomputed joints for the one video given (a BoLD joints .npy such as a "
+                        "<stem>_keypoints.npy, or an OpenPose JSON folder): no pose backend runs")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo videos whose outputs all exist already (default: skip them)")
     p.add_argument("--context", default="auto", choices=PREDICT_CONTEXTS,
                    help="models fused with expert context: the experts of the checkpoint (auto) or Places365 + COCO")
     p.add_argument("--html", action="store_true", help="also write the interactive pages: --out/index.html (see 'beenet view')")
@@ -142,15 +165,40 @@ def clear_stale_stages(out: Path) -> None:
             pass
 
 
-def output_endings(formats: list[str], video: bool) -> list[str]:
+def output_endings(formats: list[str], video: bool, per_frame: bool = False,
+                   keypoints: bool = False) -> list[str]:
     """What ``beenet predict`` appends to a video's stem to name each file it writes."""
     ends = [f".{f}" for f in formats]
     if "csv" in formats:
         ends.append(".meta.json")  # the CSV's metadata sidecar (table.meta_sidecar)
+    if per_frame:
+        ends += [f"_frames.{f}" for f in formats]
+        if "csv" in formats:
+            ends.append("_frames.meta.json")
     ends.append("_timeline.png")
     if video:
         ends.append("_annotated.mp4")
+    if keypoints:
+        ends.append("_keypoints.npy")
     return ends
+
+
+def distributed_rank() -> tuple[int, int]:
+    """``(rank, world_size)`` under torchrun (``RANK`` / ``WORLD_SIZE``), else ``(0, 1)``."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0, 1
+    if world < 1 or not 0 <= rank < world:
+        return 0, 1
+    return rank, world
+
+
+def summary_name(rank: int, world: int) -> str:
+    """``predict_summary.json``; under torchrun each rank writes its own,
+    ``predict_summary.rank<R>-of-<W>.json`` (no rank waits for another)."""
+    return SUMMARY if world == 1 else f"predict_summary.rank{rank}-of-{world}.json"
 
 
 def check_out(out: Path) -> str | None:
@@ -197,7 +245,8 @@ class Summary:
     def __init__(self, path: Path, checkpoint: str, metadata: dict[str, object]) -> None:
         self.path = path
         self.doc: dict[str, object] = {"checkpoint": checkpoint, **metadata, "status": "running",
-                                       "videos": [], "failures": [], "duplicates": []}
+                                       "videos": [], "failures": [], "duplicates": [],
+                                       "skipped": []}
         self.write_error: str | None = None
 
     def add(self, key: str, entry: dict[str, object]) -> None:
@@ -235,7 +284,8 @@ def publish(stage: Path, out: Path, root: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     from beenet.errors import BeenetError, caused_by_interrupt
-    from beenet.inference.inputs import resolve_inputs
+    from beenet.inference.frames import frames_table, save_keypoints
+    from beenet.inference.inputs import resolve_inputs, shard
     from beenet.inference.predictor import Predictor
     from beenet.inference.render import render_timeline, render_video
 
@@ -255,8 +305,24 @@ def run(args: argparse.Namespace) -> int:
         return 2
     root = out.resolve()
     clear_stale_stages(out)
-    endings = output_endings(formats, args.video)
-    jobs = resolve_inputs(list(args.inputs), outputs=endings, reserved=(SUMMARY,))
+    endings = output_endings(formats, args.video, args.per_frame, args.save_keypoints)
+    rank, world = distributed_rank()
+    all_jobs = resolve_inputs(list(args.inputs), outputs=endings,
+                              reserved=(SUMMARY, summary_name(rank, world)))
+    if args.keypoints is not None:
+        runnable = [j for j in all_jobs if j.error is None and j.duplicate_of is None]
+        if len(all_jobs) != 1 or len(runnable) != 1:
+            print(f"beenet predict: error: --keypoints {args.keypoints} belongs to one video, but the inputs "
+                  f"hold {len(all_jobs)}; give one video with its keypoints", file=sys.stderr)
+            return 2
+        if not Path(args.keypoints).exists():
+            print(f"beenet predict: error: --keypoints {args.keypoints}: no such file or folder", file=sys.stderr)
+            return 2
+        runnable[0].keypoints = Path(args.keypoints)
+    jobs = shard(all_jobs, rank, world)
+    if world > 1:
+        print(f"rank {rank} of {world}: {sum(j.error is None and j.duplicate_of is None for j in jobs)} of "
+              f"{sum(j.error is None and j.duplicate_of is None for j in all_jobs)} videos")
     predictor = Predictor(
         args.checkpoint, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
         stride=args.stride, batch_size=args.batch_size, streams=args.streams, stills=args.stills,
@@ -264,9 +330,10 @@ def run(args: argparse.Namespace) -> int:
         pose_every=args.pose_every, min_confidence=args.min_confidence, min_hits=args.min_hits,
         min_track=args.min_track,
     )
-    summary = Summary(out / SUMMARY, str(args.checkpoint), predictor.metadata)
+    summary = Summary(out / summary_name(rank, world), str(args.checkpoint),
+                      {**predictor.metadata, "rank": rank, "world_size": world})
     summary.save()
-    done = failed = repeated = 0
+    done = failed = repeated = skipped = 0
 
     def fail(source: str, message: str) -> None:
         nonlocal failed
@@ -284,6 +351,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"skipped {job.source}: the same video as {job.duplicate_of.source} (done once)")
                 summary.add("duplicates", {"input": job.source, "same_as": job.duplicate_of.source})
                 continue
+            if not args.overwrite and all((out / f"{job.stem}{e}").is_file() for e in endings):
+                skipped += 1
+                print(f"skipped {job.source}: its outputs exist in {out} (--overwrite to redo)")
+                summary.add("skipped", {"input": job.source, "video": str(job.video),
+                                        "outputs": [f"{job.stem}{e}" for e in endings]})
+                continue
             t0 = time.perf_counter()
             stage: Path | None = None
             try:
@@ -298,6 +371,12 @@ def run(args: argparse.Namespace) -> int:
                 result = predictor.run(job.video, job.keypoints, name=job.name)
                 for fmt in formats:
                     result.table.write(stage / f"{job.stem}.{fmt}", fmt)
+                if args.per_frame:
+                    per_frame = frames_table(result)
+                    for fmt in formats:
+                        per_frame.write(stage / f"{job.stem}_frames.{fmt}", fmt)
+                if args.save_keypoints:
+                    save_keypoints(result, stage / f"{job.stem}_keypoints.npy")
                 render_timeline(result.table, stage / f"{job.stem}_timeline.png",
                                 duration_s=result.num_frames / result.fps, title=job.name)
                 if args.video:
@@ -317,14 +396,18 @@ def run(args: argparse.Namespace) -> int:
             seconds = time.perf_counter() - t0
             duration = result.num_frames / result.fps if result.fps else 0.0
             done += 1
-            summary.add("videos", {
+            entry: dict[str, object] = {
                 "video": str(job.video), "input": job.source,
                 "outputs": [p.relative_to(out).as_posix() for p in written],
                 "people": result.stats.get("people", 0), "windows": len(result.table),
                 "seconds": round(seconds, 3),
-                "realtime_factor": round(seconds / duration, 3) if duration else None})
+                "realtime_factor": round(seconds / duration, 3) if duration else None}
+            if result.note:
+                entry["note"] = result.note
+            summary.add("videos", entry)
+            note = f" (note: {result.note})" if result.note else ""
             print(f"ok {job.video}: {result.stats.get('people', 0)} people, {len(result.table)} windows, "
-                  f"{seconds:.1f} s for {duration:.1f} s of video -> {', '.join(p.name for p in written)}")
+                  f"{seconds:.1f} s for {duration:.1f} s of video{note} -> {', '.join(p.name for p in written)}")
     except KeyboardInterrupt:
         clear_own_stages(out)
         summary.save("interrupted")
@@ -334,9 +417,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         predictor.close()
     summary.save("done")
-    skipped = f", {repeated} repeated input(s) done once" if repeated else ""
-    print(f"{done} of {done + failed} inputs done, {failed} failed{skipped}; results in {out}")
-    if getattr(args, "html", False):
+    extra = f", {repeated} repeated input(s) done once" if repeated else ""
+    if skipped:
+        extra += f", {skipped} skipped (outputs exist; --overwrite to redo)"
+    share = f" (rank {rank} of {world})" if world > 1 else ""
+    print(f"{done} of {done + failed} inputs done{share}, {failed} failed{extra}; results in {out}")
+    if getattr(args, "html", False) and rank == 0:
         from beenet.view import write_results_view
 
         print(f"view: {write_results_view(out)} (open it in a browser, or 'beenet view {out} --serve')")

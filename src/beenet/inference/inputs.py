@@ -24,6 +24,28 @@ from pathlib import Path, PurePosixPath
 
 #: File suffixes taken for videos (case-insensitive).
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
+#: Still images: refused with a message (predictions are per time window of a video).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def still_image_error(path: Path) -> str:
+    return (f"{path}: a still image; beenet predict scores people over time windows of a video and "
+            f"does not take images. Make a video of it if you want one window, e.g. "
+            f"ffmpeg -loop 1 -i {path.name} -t 4 -r 25 -pix_fmt yuv420p {path.stem}.mp4")
+
+
+def bold_key(joints: Path) -> PurePosixPath | None:
+    """The BoLD key of a joints file in the BoLD layout, ``<dir>/<video>.mp4/<clip>.mp4`` (as in
+    BoLD's annotation CSVs) for ``.../joints/<dir>/<video>.mp4/<clip>.npy``; None elsewhere."""
+    parts = list(joints.parts)
+    if "joints" not in parts:
+        return None
+    i = len(parts) - 1 - parts[::-1].index("joints")
+    rest = parts[i + 1:]
+    if not rest:
+        return None
+    rest[-1] = PurePosixPath(rest[-1]).with_suffix(".mp4").name
+    return PurePosixPath(*rest)
 
 
 @dataclass
@@ -104,12 +126,30 @@ def resolve_inputs(inputs: Sequence[str | os.PathLike[str]], outputs: Sequence[s
                 jobs.append(Job(raw, error=f"{path}: joints file without its video; expected {path.with_suffix('.mp4')} "
                                            "(or the BoLD layout joints/... -> videos/...)"))
             else:
-                jobs.append(Job(raw, video, path, video.name, relative=PurePosixPath(video.name)))
+                key = bold_key(path)  # BoLD layout: the video column keeps the BoLD key
+                rel = key if key is not None else PurePosixPath(video.name)
+                jobs.append(Job(raw, video, path, rel.as_posix(), relative=rel))
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            jobs.append(Job(raw, error=still_image_error(path)))
         else:
             jobs.append(Job(raw, path, None, path.name, relative=PurePosixPath(path.name)))
     _mark_duplicates(jobs)
     assign_stems(jobs, outputs, reserved)
     return jobs
+
+
+def shard(jobs: Sequence[Job], rank: int, world_size: int) -> list[Job]:
+    """The jobs process ``rank`` of ``world_size`` runs (torchrun: ``RANK``, ``WORLD_SIZE``).
+
+    The runnable jobs (no error, not a repeat) sorted by output stem are dealt round robin:
+    rank r takes the r-th, (r + world_size)-th, ... so the shares are disjoint, their union is
+    every runnable job, and no communication is needed. Errors and repeats go to rank 0 only (to
+    be reported once). Input order is kept within a share."""
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} of world size {world_size}: need 0 <= rank < world size")
+    runnable = sorted((j for j in jobs if j.error is None and j.duplicate_of is None), key=lambda j: j.stem)
+    mine = {id(j) for j in runnable[rank::world_size]}
+    return [j for j in jobs if id(j) in mine or (rank == 0 and id(j) not in {id(r) for r in runnable})]
 
 
 def _identity(path: Path | None) -> tuple[int, int] | str | None:

@@ -40,11 +40,11 @@ from beenet.data.transforms import crop_to_tensor, frames_to_tensor, normalize_s
 from beenet.device import resolve_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoundError
 from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine, check_outputs
-from beenet.inference.inputs import resolve_inputs
+from beenet.inference.inputs import Job, resolve_inputs
 from beenet.inference.onnx import ModelSpec, spec_from_checkpoint, spec_from_onnx
 from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, make_pose_backend, valid_mask
 from beenet.inference.shots import ShotCutDetector
-from beenet.inference.table import PredictionTable, concat_tables, empty_table, make_table
+from beenet.inference.table import FrameTable, PredictionTable, concat_tables, empty_table, make_table
 from beenet.inference.tracking import Tracker
 from beenet.inference.windows import (
     PersonTrack,
@@ -70,7 +70,8 @@ MAX_TILT = 45.0
 
 
 class NoPersonFound(BeenetError):
-    """The video was read, but nobody was found in it (or nobody long enough for one window)."""
+    """Kept for code that catches it; no longer raised: a video with nobody in it gives an empty
+    table and :attr:`VideoResult.note` (see :meth:`Predictor.run`)."""
 
 
 @dataclass
@@ -91,6 +92,16 @@ class VideoResult:
     confidences: dict[int, dict[int, float]] = field(default_factory=dict)
     #: ``person_id -> frames`` whose joints and box were interpolated, not detected.
     interpolated: dict[int, set[int]] = field(default_factory=dict)
+    #: Why the table is empty (nobody found, or nobody stayed long enough for a window); else None.
+    note: str | None = None
+
+    @property
+    def frames(self) -> "FrameTable":
+        """One row per (frame, person) with the scores of the window covering the frame
+        (:func:`~beenet.inference.frames.frames_table`)."""
+        from beenet.inference.frames import frames_table
+
+        return frames_table(self)
 
 
 class _Timer:
@@ -419,6 +430,15 @@ class Predictor:
         :class:`~beenet.errors.DataNotFoundError` naming an input that is not a video, and the
         errors of :meth:`run` for the first video that fails.
         """
+        tables = [table for _, table in self.iter_predict(inputs, keypoints)]
+        return tables[0] if len(tables) == 1 else concat_tables(tables)
+
+    def iter_predict(self, inputs: str | Path | Sequence[str | Path],
+                     keypoints: str | Path | PrecomputedPose | None = None) -> Iterator[tuple[Job, PredictionTable]]:
+        """Like :meth:`predict`, one video at a time: yields ``(job, table)`` per video as soon as
+        it is done (``job.video`` the file, ``job.name`` its ``video`` column). A video given
+        twice (the same file, with the same keypoints) is done once. A video with nobody in it
+        yields an empty table (see :meth:`run`). Input errors are raised before any work."""
         items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
         jobs = resolve_inputs(items)
         for job in jobs:
@@ -429,11 +449,12 @@ class Predictor:
                 raise ConfigError(f"keypoints={str(keypoints)!r} belong to one video, but the inputs hold "
                                   f"{len(jobs)}; give one video with its keypoints")
             jobs[0].keypoints = keypoints  # type: ignore[assignment]
+        jobs = [job for job in jobs if job.duplicate_of is None]
         if len({job.name for job in jobs}) < len(jobs):  # same file name in two folders
             for job in jobs:
                 job.name = str(job.video)
-        tables = [self.run(job.video, job.keypoints, name=job.name).table for job in jobs]
-        return tables[0] if len(tables) == 1 else concat_tables(tables)
+        for job in jobs:
+            yield job, self.run(job.video, job.keypoints, name=job.name).table  # type: ignore[arg-type]
 
     def run(self, video: str | Path, keypoints: str | Path | PrecomputedPose | None = None,
             name: str | None = None) -> VideoResult:
@@ -441,9 +462,10 @@ class Predictor:
 
         ``keypoints``: precomputed joints for this video (BoLD ``.npy``, OpenPose JSON folder, or a
         :class:`PrecomputedPose`); None runs the pose backend. ``name``: the ``video`` column
-        (default: the file name). Raises :class:`VideoDecodeError` for unreadable or truncated
-        videos, :class:`NoPersonFound` when nobody is found, :class:`BoLDFormatError` when the
-        keypoints do not match the video.
+        (default: the file name). A video with nobody in it (or nobody present long enough for
+        one window) gives an empty table, with the reason in ``result.note`` and the log; it is
+        not an error. Raises :class:`VideoDecodeError` for unreadable or truncated videos and
+        :class:`BoLDFormatError` when the keypoints do not match the video.
         """
         from beenet.data.video import VideoReader
 
@@ -469,19 +491,23 @@ class Predictor:
             plans = plan_windows(tracks, store.num_frames, fps, W, H, self.sampling, self.window,
                                  self.stride, self.min_presence)
             stats.update(frames=store.num_frames, people=len(tracks), windows=len(plans))
+            note = None
             if not tracks:
-                raise NoPersonFound(f"{video}: no person found in {store.num_frames} frames "
-                                    f"(pose backend: {backend.name}); nothing to predict")
-            if not plans:
-                raise NoPersonFound(
-                    f"{video}: people were found, but none stayed for {self.min_presence:.0%} of a "
-                    f"{self.window:g} s window; try a shorter --window")
-            sums, streams = self._score(reader, plans, timer, stats)
+                note = (f"no person found in {store.num_frames} frames (pose backend: {backend.name}); "
+                        "the table is empty")
+            elif not plans:
+                note = (f"people were found, but none stayed for {self.min_presence:.0%} of a "
+                        f"{self.window:g} s window; the table is empty (try a shorter --window)")
+            if note is None:
+                sums, streams = self._score(reader, plans, timer, stats)
+            else:
+                log.warning("%s: %s", video, note)
+                sums, streams = np.zeros((0, NUM_CATEGORIES + 3)), {}
         table = self._table(plans, sums, streams, name or video.name, fps)
         table.set_metadata(video=name or video.name, fps=fps, **self.metadata)
         timer.add("total", time.perf_counter() - t_start)
         return VideoResult(video, table, tracks, store.boxes(), store.num_frames, fps, W, H, dict(timer.t), stats,
-                           store.confidences(), store.interpolated())
+                           store.confidences(), store.interpolated(), note=note)
 
     # -- pass 1: people and joints --------------------------------------------------------------
     def tracker(self, fps: float) -> Tracker:

@@ -2,7 +2,8 @@
 
 The annotated video shows, per person and frame, the skeleton, the box, the person id, the top-3
 emotions and three VAD bars of the window that covers the frame. The timeline shows per person a
-heat map of the 26 categories over time and the valence / arousal / dominance curves.
+heat map of the 26 categories over time, every window drawn over its real extent (where windows
+overlap, the one whose centre is nearest), and the valence / arousal / dominance curves.
 """
 
 from __future__ import annotations
@@ -199,19 +200,12 @@ def render_timeline(table: "PredictionTable", out_path: str | Path, duration_s: 
         rows = table[table["person_id"] == pid].sort_values("start_s")
         centres = ((rows["start_s"] + rows["end_s"]) / 2.0).to_numpy()
         starts, ends = rows["start_s"].to_numpy(), rows["end_s"].to_numpy()
-        # A regular time grid; each column shows the window whose centre is nearest (NaN = absent).
-        step = float(np.median(np.diff(centres))) if len(centres) > 1 else max(end, 1e-3)
-        n_cols = max(1, int(np.ceil(end / step)))
-        grid_t = (np.arange(n_cols) + 0.5) * end / n_cols
         scores = rows[list(CATEGORIES)].to_numpy(dtype=np.float64)
-        heat = np.full((len(CATEGORIES), n_cols), np.nan)
-        for c, t in enumerate(grid_t):
-            inside = np.flatnonzero((starts <= t) & (ends >= t))
-            if len(inside):
-                heat[:, c] = scores[inside[np.argmin(np.abs(centres[inside] - t))]]
+        edges, heat = window_heat(starts, ends, scores, end)
         ax = fig.add_subplot(grid[2 * i, 0])
-        heat_im = ax.imshow(heat, aspect="auto", cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest",
-                            extent=(0.0, end, len(CATEGORIES) - 0.5, -0.5))
+        heat_im = ax.pcolormesh(edges, np.arange(len(CATEGORIES) + 1) - 0.5, np.ma.masked_invalid(heat),
+                                cmap="magma", vmin=0.0, vmax=1.0, shading="flat", antialiased=False)
+        ax.invert_yaxis()
         ax.set_facecolor("#dddddd")
         ax.set_yticks(range(len(CATEGORIES)))
         ax.set_yticklabels(CATEGORIES, fontsize=6)
@@ -221,7 +215,9 @@ def render_timeline(table: "PredictionTable", out_path: str | Path, duration_s: 
         ax.tick_params(axis="x", labelbottom=False)
         vx = fig.add_subplot(grid[2 * i + 1, 0], sharex=ax)
         for k, (name, c) in enumerate(zip(VAD_NAMES, _VAD_COLOURS)):
-            vx.plot(centres, rows[name].to_numpy(), marker="o", ms=2.5, lw=1.4, color=np.array(c) / 255.0, label=name)
+            vals = rows[name].to_numpy(dtype=np.float64)
+            vx.plot(centres, vals, marker="o", ms=2.5, lw=1.4, color=np.array(c) / 255.0, label=name)
+            vx.hlines(vals, starts, ends, colors=[np.array(c) / 255.0], lw=0.8, alpha=0.5)  # each window's extent
         vx.set_ylim(0, VAD_SCALE)
         vx.set_ylabel("VAD", fontsize=8)
         vx.grid(alpha=0.3)
@@ -233,6 +229,28 @@ def render_timeline(table: "PredictionTable", out_path: str | Path, duration_s: 
     extra = f" (showing {len(people)} of {len(counts)} people)" if len(counts) > len(people) else ""
     fig.suptitle(f"{title}{extra}", fontsize=11)
     return _save_png(fig, out_path)
+
+
+def window_heat(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray,
+                end: float) -> tuple[np.ndarray, np.ndarray]:
+    """One person's heat map with every window over its real extent (``start_s .. end_s``).
+
+    Returns the time edges (every window start and end, plus 0 and ``end``) and ``[K, len(edges)
+    - 1]`` scores: each segment between two edges shows the window that covers it whose centre
+    is nearest the segment's middle, NaN where no window covers it (the person was not scored).
+    """
+    starts, ends = np.asarray(starts, np.float64), np.asarray(ends, np.float64)
+    edges = np.unique(np.concatenate([[0.0, max(end, float(ends.max()) if len(ends) else 0.0)], starts, ends]))
+    if len(edges) < 2:
+        edges = np.array([0.0, max(end, 1e-3)])
+    mids = (edges[:-1] + edges[1:]) / 2.0
+    centres = (starts + ends) / 2.0
+    heat = np.full((scores.shape[1], len(mids)), np.nan)
+    for c, t in enumerate(mids):
+        inside = np.flatnonzero((starts <= t) & (ends >= t))
+        if len(inside):
+            heat[:, c] = scores[inside[np.argmin(np.abs(centres[inside] - t))]]
+    return edges, heat
 
 
 def _save_png(fig: Any, out_path: Path) -> Path:

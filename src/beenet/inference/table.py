@@ -30,6 +30,12 @@ BOX_COLUMNS: tuple[str, ...] = ("box_x", "box_y", "box_w", "box_h")
 COLUMNS: tuple[str, ...] = ID_COLUMNS + CATEGORIES + VAD_NAMES
 #: Labels of one stream's 29 outputs (26 categories, then VAD on the raw scale).
 STREAM_LABELS: tuple[str, ...] = CATEGORIES + VAD_NAMES
+#: The per-frame table (``<stem>_frames.csv``): one row per person and frame, with the scores of
+#: the window covering the frame (see :mod:`beenet.inference.frames`).
+FRAME_COLUMNS: tuple[str, ...] = (
+    "video", "frame", "time_s", "person_id", "confidence", "box_x", "box_y", "box_w", "box_h",
+    "interpolated",
+) + CATEGORIES + VAD_NAMES
 FORMATS: tuple[str, ...] = ("csv", "json", "parquet")
 META_KEYS: tuple[str, ...] = ("model", "checkpoint_sha256", "beenet_version", "video", "fps")
 
@@ -195,6 +201,60 @@ def empty_table(**meta: Any) -> PredictionTable:
     for c in _INT_COLUMNS:
         cols[c] = np.zeros(0, dtype=np.int64)
     return make_table(cols, **meta)
+
+
+class FrameTable(PredictionTable):
+    """Per-frame predictions (:data:`FRAME_COLUMNS`): one row per person and frame; the same
+    accessors and writers as :class:`PredictionTable`."""
+
+    @property
+    def _constructor(self) -> type["FrameTable"]:
+        return FrameTable
+
+
+def empty_frames_table(**meta: Any) -> FrameTable:
+    """A per-frame table with its columns and no rows (a video where nobody was found)."""
+    cols: dict[str, Any] = {c: np.zeros(0, dtype=np.float64) for c in FRAME_COLUMNS}
+    cols["video"] = np.zeros(0, dtype=object)
+    cols["frame"] = np.zeros(0, dtype=np.int64)
+    cols["person_id"] = np.zeros(0, dtype=np.int64)
+    cols["interpolated"] = np.zeros(0, dtype=bool)
+    return FrameTable(cols).set_metadata(**meta)
+
+
+def read_frames_table(path: str | Path) -> FrameTable:
+    """Read a per-frame table written by ``beenet predict --per-frame`` (csv / json / parquet)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if not path.is_file():
+        raise PredictionsError(f"{path}: no such per-frame table")
+    meta: dict[str, Any] = {}
+    if fmt == "csv":
+        df = pd.read_csv(path, dtype={"video": str})
+        side = meta_sidecar(path)
+        if side.is_file():
+            meta = json.loads(side.read_text())
+    elif fmt == "json":
+        doc = json.loads(path.read_text())
+        df = pd.DataFrame(doc["rows"], columns=doc["columns"])
+        meta = doc.get("metadata") or {}
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(path)
+        raw = (t.schema.metadata or {}).get(b"beenet")
+        meta = json.loads(raw) if raw else {}
+        df = t.to_pandas()
+    else:
+        raise PredictionsError(f"{path}: unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    missing = [c for c in FRAME_COLUMNS if c not in df.columns]
+    if missing:
+        raise PredictionsError(f"{path}: not a beenet per-frame table; missing columns {missing[:5]}")
+    out = FrameTable(df)
+    for c in ("frame", "person_id"):
+        out[c] = out[c].astype(np.int64)
+    out["interpolated"] = out["interpolated"].astype(bool)
+    return out.set_metadata(**{k: v for k, v in meta.items() if k in META_KEYS})
 
 
 def read_table(path: str | Path) -> PredictionTable:

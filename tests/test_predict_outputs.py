@@ -1,0 +1,310 @@
+"""``beenet predict`` outputs on real footage: the per-frame table, keypoints saved and read back,
+the timeline with every window, empty videos, still images, BoLD keys, torchrun shards, skipping
+finished outputs, and ``Predictor.iter_predict``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _predict_helpers import ScriptedPose, make_checkpoint, write_joints_clip, write_people_video
+from footage import footage
+
+from beenet.cli import main
+from beenet.errors import DataNotFoundError
+from beenet.inference.frames import frames_table
+from beenet.inference.inputs import Job, resolve_inputs, shard
+from beenet.inference.predictor import Predictor
+from beenet.inference.render import render_timeline, window_heat
+from beenet.inference.table import COLUMNS, FRAME_COLUMNS, make_table, read_frames_table, read_table
+from beenet.labels import CATEGORIES, VAD_NAMES
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def cut(src: Path, dst: Path, frames: int) -> Path:
+    """The first ``frames`` frames of real footage ``src``, re-encoded to ``dst`` (same fps)."""
+    from beenet.data.video import VideoReader
+    from beenet.data.video_writer import write_video
+
+    with VideoReader(src) as r:
+        fps = r.fps
+        pics = [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for _, f in r.iter_frames(0, frames)]
+    write_video(dst, pics, fps)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "still.pt", fusion_form="odds")
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory, ckpt):
+    """One CLI run on two real clips (a woman talking, a street scene with several people) with
+    --per-frame --save-keypoints, and the Python API's result for the talking clip."""
+    d = tmp_path_factory.mktemp("real")
+    clips = d / "clips"
+    clips.mkdir()
+    cut(footage("talking.mp4"), clips / "talking.mp4", 45)
+    cut(footage("bikes.mp4"), clips / "bikes.mp4", 110)
+    out = d / "out"
+    rc = main(["predict", str(clips), "--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu",
+               "--window", "1", "--stride", "0.5", "--per-frame", "--save-keypoints", "--format", "csv,json"])
+    assert rc == 0
+    result = Predictor(ckpt, device="cpu", window=1.0, stride=0.5, show_progress=False).run(clips / "talking.mp4")
+    return clips, out, result
+
+
+def test_frames_table_follows_the_tracks_on_real_footage(real):
+    _, out, result = real
+    cli = read_frames_table(out / "talking_frames.csv")
+    assert list(cli.columns) == list(FRAME_COLUMNS)
+    assert json.loads((out / "talking_frames.meta.json").read_text())["video"] == "talking.mp4"
+    api = result.frames
+    assert len(api) > 20 and list(api.columns) == list(FRAME_COLUMNS)
+    # The CLI and the Python API write the same table.
+    pd.testing.assert_frame_equal(pd.DataFrame(cli), pd.DataFrame(api), check_exact=False, rtol=1e-5,
+                                  check_dtype=False)
+    json_rows = json.loads((out / "talking_frames.json").read_text())["rows"]
+    assert len(json_rows) == len(cli)
+    seen = set()
+    for row in api.itertuples(index=False):
+        pid, f = int(row.person_id), int(row.frame)
+        track = result.tracks[pid]
+        detected = np.flatnonzero(track.present)
+        assert detected[0] <= f <= detected[-1]  # never extrapolated past the track
+        assert tuple(result.boxes[pid][f]) == pytest.approx((row.box_x, row.box_y, row.box_w, row.box_h))
+        assert 0 < row.confidence <= 1 and not row.interpolated
+        assert row.time_s == pytest.approx(f / result.fps)
+        seen.add((pid, f))
+    # ... and every stored detection has its row.
+    assert seen == {(pid, f) for pid, b in result.boxes.items() for f in b}
+    # Scores: those of the window covering the frame, nearest centre where windows overlap.
+    table = result.table
+    for row in api.sample(n=min(15, len(api)), random_state=0).itertuples(index=False):
+        win = table[(table.person_id == row.person_id) & (table.start_frame <= row.frame) & (table.end_frame >= row.frame)]
+        if len(win) == 0:
+            assert np.isnan(row.Peace)
+            continue
+        centre = (win.start_frame + win.end_frame) / 2
+        best = win.iloc[int(np.argmin(np.abs(centre.to_numpy() - row.frame)))]
+        assert row.valence == pytest.approx(best.valence) and row.Peace == pytest.approx(best.Peace)
+
+
+def test_frames_table_confidence_and_interpolation_fields(real):
+    """Detection confidences and interpolated frames, where the tracker records them, are used."""
+    _, _, result = real
+    pid = min(result.boxes)
+    frames = sorted(result.boxes[pid])
+    result.confidences = {pid: {frames[0]: 0.25}}
+    result.interpolated = {pid: {frames[1]}}
+    try:
+        t = frames_table(result)
+        first = t[(t.person_id == pid) & (t.frame == frames[0])].iloc[0]
+        second = t[(t.person_id == pid) & (t.frame == frames[1])].iloc[0]
+        assert first.confidence == 0.25 and not first.interpolated and second.interpolated
+    finally:
+        result.confidences, result.interpolated = {}, {}
+
+
+def test_street_scene_per_frame_rows_and_keypoints_round_trip(real, ckpt, tmp_path):
+    clips, out, _ = real
+    frames = read_frames_table(out / "bikes_frames.csv")
+    kp = np.load(out / "bikes_keypoints.npy")
+    assert kp.shape[1] == 56 and kp[:, 0].min() == 0
+    table = read_table(out / "bikes.csv")
+    assert table.person_id.nunique() >= 2 and frames.person_id.nunique() >= 2
+    # Per-frame rows are exactly the (person, frame) pairs of the saved joints (bar the frame-0 pin).
+    real_rows = kp[(kp[:, 2:].reshape(-1, 18, 3)[..., 2] > 0).any(1)]
+    assert set(zip(frames.person_id, frames.frame)) == {(int(p), int(f)) for f, p in real_rows[:, :2]}
+    # Scored again from the saved joints: no pose, the same tables.
+    again = tmp_path / "again"
+    rc = main(["predict", str(clips / "bikes.mp4"), "--checkpoint", str(ckpt), "--out", str(again),
+               "--device", "cpu", "--window", "1", "--stride", "0.5", "--per-frame",
+               "--keypoints", str(out / "bikes_keypoints.npy")])
+    assert rc == 0
+    pd.testing.assert_frame_equal(pd.read_csv(again / "bikes.csv"), pd.read_csv(out / "bikes.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(again / "bikes_frames.csv"), pd.read_csv(out / "bikes_frames.csv"))
+    # The same through the Python API (a precomputed pose never decodes for pose).
+    pred = Predictor(ckpt, device="cpu", window=1.0, stride=0.5, pose=ScriptedPose([]), show_progress=False)
+    t = pred.predict(clips / "bikes.mp4", keypoints=out / "bikes_keypoints.npy")
+    np.testing.assert_allclose(t[list(CATEGORIES)].to_numpy(float), table[list(CATEGORIES)].to_numpy(float), atol=2e-6)
+
+
+def _heat_pixels(png: Path) -> np.ndarray:
+    """Mask of the pixels drawn in magma colours (the heat map), not background, text or lines."""
+    import matplotlib
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(png)[::2, ::2, :3]  # every other pixel: enough, and fast
+    img = img[:, : int(img.shape[1] * 0.9)]  # not the colour bar
+    lut = matplotlib.colormaps["magma"](np.linspace(0.3, 1.0, 24))[:, :3]
+    d = np.full(img.shape[:2], np.inf)
+    for colour in lut:
+        d = np.minimum(d, np.abs(img - colour).max(-1))
+    return d < 0.02
+
+
+def test_timeline_shows_a_single_window_person(real, tmp_path):
+    # Synthetic: one window at 0-1 s of a 10 s video (the old grid drew one column at 5 s: blank).
+    rows = {c: [0.0] for c in COLUMNS}
+    rows.update(video=["v.mp4"], person_id=[0], start_frame=[0], end_frame=[9], start_s=[0.0], end_s=[1.0],
+                box_w=[5.0], box_h=[5.0])
+    rows.update({c: [0.7] for c in CATEGORIES})
+    rows.update({v: [5.0] for v in VAD_NAMES})
+    png = render_timeline(make_table(rows), tmp_path / "one.png", duration_s=10.0)
+    heat = _heat_pixels(png)
+    cols = np.flatnonzero(heat.any(0))
+    assert heat.sum() > 500
+    assert 0.05 < (cols.max() - cols.min()) / heat.shape[1] < 0.2  # about 1/10 of the axis wide
+    assert cols.min() < 0.2 * heat.shape[1]  # at the start, where the window is
+    edges, h = window_heat(np.array([2.0, 3.0]), np.array([4.0, 5.0]), np.array([[0.1], [0.9]]), 10.0)
+    assert list(edges) == [0.0, 2.0, 3.0, 4.0, 5.0, 10.0]
+    np.testing.assert_allclose(h[0], [np.nan, 0.1, 0.1, 0.9, np.nan])  # nearest centre in the overlap
+    # Real footage: every person of the street scene, one with a single window among them.
+    _, out, _ = real
+    table = read_table(out / "bikes.csv")
+    counts = table.groupby("person_id").size()
+    single = counts[counts == 1].index
+    pid = int(single[0]) if len(single) else int(counts.index[0])
+    one = table[table.person_id == pid]
+    png = render_timeline(one, tmp_path / "real.png", duration_s=110 / 25.0)
+    assert _heat_pixels(png).sum() > 250
+    assert (out / "bikes_timeline.png").stat().st_size > 10_000
+
+
+def test_empty_video_gives_header_only_tables(ckpt, tmp_path, capsys):
+    """Nobody in the video (a blank one, with the default pose backend): empty tables, exit 0, a note."""
+    from beenet.data.video_writer import write_video
+
+    rng = np.random.default_rng(0)
+    write_video(tmp_path / "blank.mp4", (np.full((64, 96, 3), 120, np.uint8) + rng.integers(0, 3, (64, 96, 3)).astype(np.uint8)
+                                         for _ in range(12)), 12.0)
+    out = tmp_path / "out"
+    rc = main(["predict", str(tmp_path / "blank.mp4"), "--checkpoint", str(ckpt), "--out", str(out),
+               "--device", "cpu", "--per-frame", "--save-keypoints"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "no person found" in text
+    assert (out / "blank.csv").read_text().strip().split(",") == list(COLUMNS)
+    assert (out / "blank_frames.csv").read_text().strip().split(",") == list(FRAME_COLUMNS)
+    assert np.load(out / "blank_keypoints.npy").shape == (0, 56)
+    assert (out / "blank_timeline.png").is_file()
+    summary = json.loads((out / "predict_summary.json").read_text())
+    assert "no person found" in summary["videos"][0]["note"] and summary["videos"][0]["windows"] == 0
+
+
+def test_still_image_is_refused_with_a_message(ckpt, tmp_path, capsys):
+    from PIL import Image
+    from skimage import data
+
+    jpg = tmp_path / "astronaut.jpg"
+    Image.fromarray(data.astronaut()).save(jpg)
+    rc = main(["predict", str(jpg), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "astronaut.jpg: a still image" in err and "ffmpeg -loop 1" in err
+    with pytest.raises(DataNotFoundError, match="still image"):
+        Predictor(ckpt, device="cpu").predict(jpg)
+
+
+def test_bold_joints_input_keeps_the_bold_key(ckpt, tmp_path):
+    root = tmp_path / "BOLD_public"
+    video = root / "videos" / "003" / "IzvOYVMltkI.mp4" / "0114.mp4"
+    joints = write_joints_clip(video, num_frames=24)
+    target = root / "joints" / "003" / "IzvOYVMltkI.mp4" / "0114.npy"
+    target.parent.mkdir(parents=True)
+    joints.rename(target)
+    pred = Predictor(ckpt, device="cpu", window=1.0, stride=1.0, show_progress=False)
+    t = pred.predict(target)
+    assert set(t["video"]) == {"003/IzvOYVMltkI.mp4/0114.mp4"}
+    rc = main(["predict", str(target), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"),
+               "--device", "cpu", "--window", "1", "--per-frame"])
+    assert rc == 0
+    frames = read_frames_table(tmp_path / "out" / "003" / "IzvOYVMltkI.mp4" / "0114_frames.csv")
+    assert set(frames["video"]) == {"003/IzvOYVMltkI.mp4/0114.mp4"}
+
+
+def test_shard_deals_sorted_jobs_round_robin():
+    jobs = [Job(f"v{i}", Path(f"v{i}.mp4"), name=f"v{i}.mp4", stem=f"v{i}") for i in (3, 0, 4, 1, 2)]
+    jobs.append(Job("bad", error="bad: no such file"))
+    jobs.append(Job("v0 again", Path("v0.mp4"), stem="v0", duplicate_of=jobs[1]))
+    shares = [shard(jobs, r, 2) for r in range(2)]
+    assert [j.stem for j in shares[0] if j.error is None and j.duplicate_of is None] == ["v0", "v4", "v2"]
+    assert [j.stem for j in shares[1]] == ["v3", "v1"]
+    assert [j.source for j in shares[0] if j.error or j.duplicate_of] == ["bad", "v0 again"]  # reported once
+    assert shard(jobs, 0, 1) == jobs
+    for world in (1, 2, 3, 7):
+        runs = [j.stem for r in range(world) for j in shard(jobs, r, world) if j.error is None and j.duplicate_of is None]
+        assert sorted(runs) == ["v0", "v1", "v2", "v3", "v4"]
+    with pytest.raises(ValueError):
+        shard(jobs, 2, 2)
+
+
+def _joints_clips(folder: Path, n: int) -> list[Path]:
+    return [write_joints_clip(folder / f"c{i}.mp4", num_frames=18, people=1 + i % 2) for i in range(n)]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.startswith("predict_summary") and p.suffix in (".csv", ".npy")}
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_equal_one_process(ckpt, tmp_path):
+    clips = _joints_clips(tmp_path / "in", 3)
+    args = [*map(str, clips), "--checkpoint", str(ckpt), "--device", "cpu", "--window", "1",
+            "--per-frame", "--save-keypoints"]
+    assert main(["predict", *args, "--out", str(tmp_path / "one")]) == 0
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "0", "-m", "beenet",
+                           "predict", *args, "--out", str(tmp_path / "two")],
+                          env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _tree(tmp_path / "two") == _tree(tmp_path / "one") and len(_tree(tmp_path / "one")) == 3 * 3
+    summaries = [json.loads((tmp_path / "two" / f"predict_summary.rank{r}-of-2.json").read_text()) for r in range(2)]
+    done = sorted(v["input"] for s in summaries for v in s["videos"])
+    assert done == sorted(str(c) for c in clips) and all(s["status"] == "done" for s in summaries)
+    assert [len(s["videos"]) for s in summaries] == [2, 1]
+
+
+def test_finished_outputs_are_skipped_unless_overwrite(ckpt, tmp_path, capsys):
+    clips = _joints_clips(tmp_path / "in", 2)
+    common = ["--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--device", "cpu", "--window", "1"]
+    assert main(["predict", str(clips[0]), *common]) == 0
+    before = (tmp_path / "out" / "c0.csv").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["predict", *map(str, clips), *common]) == 0  # c0 is done, c1 is not
+    text = capsys.readouterr().out
+    assert f"skipped {clips[0]}: its outputs exist" in text and f"skipped {clips[1]}" not in text
+    assert (tmp_path / "out" / "c1.csv").is_file()
+    assert (tmp_path / "out" / "c0.csv").stat().st_mtime_ns == before
+    summary = json.loads((tmp_path / "out" / "predict_summary.json").read_text())
+    assert [s["input"] for s in summary["skipped"]] == [str(clips[0])] and len(summary["videos"]) == 1
+    # An output asked for that is missing (the per-frame table) makes the video unfinished.
+    assert main(["predict", str(clips[0]), *common, "--per-frame"]) == 0
+    assert (tmp_path / "out" / "c0_frames.csv").is_file()
+    before = (tmp_path / "out" / "c0.csv").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["predict", str(clips[0]), *common, "--overwrite"]) == 0
+    assert (tmp_path / "out" / "c0.csv").stat().st_mtime_ns != before
+    assert "skipped" not in capsys.readouterr().out
+
+
+def test_iter_predict_yields_one_table_per_video(ckpt, tmp_path):
+    a = tmp_path / "a.mp4"
+    scene = write_people_video(a, num_frames=24, width=48, height=32, people=2, fps=12.0)
+    write_people_video(tmp_path / "b.mp4", num_frames=24, width=48, height=32, people=2, fps=12.0)
+    pred = Predictor(ckpt, device="cpu", pose=ScriptedPose(scene), window=1.0, stride=1.0, show_progress=False)
+    got = list(pred.iter_predict([a, tmp_path / "b.mp4", a]))  # a repeated video is done once
+    assert [job.name for job, _ in got] == ["a.mp4", "b.mp4"]
+    assert all(set(t["video"]) == {job.name} for job, t in got)
+    both = pred.predict([a, tmp_path / "b.mp4"])
+    assert list(dict.fromkeys(both["video"])) == ["a.mp4", "b.mp4"] and len(both) == sum(len(t) for _, t in got)
+    assert resolve_inputs([a, a])[1].duplicate_of is not None
