@@ -29,68 +29,20 @@ FRAMES_COLUMNS = ["video", "frame", "time_s", "person_id", "confidence", "box_x"
                   "interpolated", *CATEGORIES, *VAD_NAMES]
 
 
-# ---- TEST SCAFFOLDING (replace at merge with the real `beenet predict --per-frame --save-keypoints`) ----
-def scaffold_frames_and_keypoints(result, out: Path, stem: str) -> None:
-    """Write ``<stem>_frames.csv`` and ``<stem>_keypoints.npy`` in the formats predict will write
-    (issue 11), derived from ``Predictor.run``'s ``VideoResult``: a row per frame where the person
-    was detected, with the scores of the covering window (closest centre), and BoLD joints rows
-    ``[frame, person_id, x0, y0, c0, ...]``. Scaffolding until those flags land."""
-    from beenet.inference.render import window_for_frames
-
-    table = result.table
-    rows_of = window_for_frames(table, result.num_frames)
-    scores = table.loc[:, [*CATEGORIES, *VAD_NAMES]].to_numpy(np.float64)
-    rows, kps = [], []
-    for pid in sorted(result.boxes):
-        track = result.tracks.get(pid)
-        for f, box in sorted(result.boxes[pid].items()):
-            r = rows_of.get(pid, np.full(result.num_frames, -1))[f]
-            sc = scores[r] if r >= 0 else np.full(len(CATEGORIES) + 3, np.nan)
-            conf = 1.0
-            if track is not None:
-                c = track.keypoints[f, :, 2]
-                conf = float(np.nanmean(c)) if np.isfinite(c).any() else 0.0
-                kp = np.nan_to_num(track.keypoints[f], nan=0.0)
-                kps.append(np.concatenate([[f, pid], kp.reshape(-1)]))
-            rows.append([table.metadata["video"], f, f / result.fps, pid, conf, *box, 0, *sc])
-    pd.DataFrame(rows, columns=FRAMES_COLUMNS).to_csv(out / f"{stem}_frames.csv", index=False, float_format="%.6g")
-    np.save(out / f"{stem}_keypoints.npy", np.asarray(kps, dtype=np.float64).reshape(-1, 2 + 3 * NUM_JOINTS))
-
-
-def write_like_predict(result, out: Path, stem: str) -> None:
-    """The files ``beenet predict`` writes for one video (table, sidecar, timeline, summary)."""
-    from beenet.inference.render import render_timeline
-
-    out.mkdir(parents=True, exist_ok=True)
-    result.table.write(out / f"{stem}.csv")
-    render_timeline(result.table, out / f"{stem}_timeline.png", duration_s=result.num_frames / result.fps, title=stem)
-    doc = {"status": "done", "videos": [{"video": str(result.video), "input": str(result.video),
-                                         "outputs": [f"{stem}.csv", f"{stem}.meta.json", f"{stem}_timeline.png"],
-                                         "people": len(result.tracks), "windows": len(result.table)}],
-           "failures": [], "duplicates": []}
-    (out / "predict_summary.json").write_text(json.dumps(doc))
-# ---- end of test scaffolding ----
 
 
 @pytest.fixture(scope="module")
 def bikes_results(tmp_path_factory):
-    """A real predict run on real footage (bikes.mp4: several people, shot cuts) with per-frame
-    rows and keypoints, and its view."""
-    from beenet.inference.predictor import Predictor
-    from beenet.view import write_results_view
-
+    """A real ``beenet predict --per-frame --save-keypoints --html`` run on real footage
+    (bikes.mp4: several people, shot cuts) and its view."""
     video = footage("bikes.mp4")
     d = tmp_path_factory.mktemp("view")
     ckpt = make_checkpoint(d / "still.pt", fusion_form="odds")
-    predictor = Predictor(ckpt, device="cpu")
-    try:
-        result = predictor.run(video)
-    finally:
-        predictor.close()
     out = d / "res"
-    write_like_predict(result, out, "bikes")
-    scaffold_frames_and_keypoints(result, out, "bikes")
-    write_results_view(out)
+    rc = main(["predict", str(video), "--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu",
+               "--window", "1", "--stride", "0.5", "--per-frame", "--save-keypoints", "--html"])
+    assert rc == 0
+    assert (out / "index.html").is_file() and (out / "bikes.html").is_file()
     return out
 
 
