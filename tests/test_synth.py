@@ -43,7 +43,7 @@ def _decoded(path: Path) -> tuple[int, float]:
 
 def test_layout_is_bold(tiny) -> None:
     root, plan = tiny
-    assert sorted(p.name for p in root.iterdir()) == ["README.txt", "annotations", "joints",
+    assert sorted(p.name for p in root.iterdir()) == ["README.txt", "annotations", "beenet-synth.json", "joints",
                                                      "synthetic_context.json", "videos"]
     assert "SYNTHETIC" in (root / "README.txt").read_text() and "seed: 5" in (root / "README.txt").read_text()
     rows = {s: _csv(root / "annotations" / f) for s, f in
