@@ -378,10 +378,13 @@ class Predictor:
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:
-                lines = str(exc).strip().splitlines()
-                reason = lines[0] if lines else type(exc).__name__
-                if not isinstance(exc, BeenetError):
-                    reason = f"{type(exc).__name__}: {reason}"
+                # A package that is not importable: say which import failed (the cause), not
+                # the advice of the wrapper around it.
+                cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
+                lines = str(cause).strip().splitlines()
+                reason = lines[0] if lines else type(cause).__name__
+                if not isinstance(cause, BeenetError):
+                    reason = f"{type(cause).__name__}: {reason}"
                 self._pose_error = PoseBackendError(name, reason)
                 raise self._pose_error from exc
             self._pose = backend
