@@ -80,7 +80,7 @@ def _shim(tmp_path: Path, body: str, monkeypatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "shim"))
 
 
-@pytest.mark.parametrize("case", ["missing", "wrong release"])
+@pytest.mark.parametrize("case", ["missing", pytest.param("wrong release", marks=pytest.mark.slow)])
 def test_pose_backend_that_cannot_start_exits_2_once_before_any_video(tmp_path, ckpt, case, monkeypatch):
     """mediapipe not importable (or a release without mp.solutions): one message, exit 2, before
     any video is opened, even with several videos to do."""
@@ -105,6 +105,7 @@ def test_pose_backend_that_cannot_start_exits_2_once_before_any_video(tmp_path, 
     assert not (out / "predict_summary.json").exists()
 
 
+@pytest.mark.slow
 def test_precomputed_joints_need_no_pose_backend(tmp_path, ckpt, clip, monkeypatch):
     """With only joints inputs the pose backend is never built: mediapipe missing is no error."""
     _shim(tmp_path, "raise ModuleNotFoundError('hidden', name='mediapipe')\n", monkeypatch)

@@ -231,4 +231,5 @@ def read_table(path: str | Path) -> PredictionTable:
     out = PredictionTable(df)
     for c in _INT_COLUMNS:
         out[c] = out[c].astype(np.int64)
-    return out.set_metadata(**{k: v for k, v in meta.items() if k in META_KEYS})
+    # A table written before a key existed reads back with it None.
+    return out.set_metadata(**{k: meta.get(k) for k in META_KEYS})
