@@ -38,6 +38,12 @@ def test_quick_demo_end_to_end(demo):
     assert "(eval-val/category_bars.png)" in report
     # The report's val row is the evaluated checkpoint's numbers.
     assert f"| val | {val['n']} | {val['mAP']:.4f} |" in report
+    # It says plainly that the checkpoint learned from stick figures, and the checkpoint records it.
+    assert "learned from synthetic stick figures" in report and "mean nothing" in report
+    assert "beenet predict VIDEO --checkpoint run/best.pt" in report
+    from beenet.training.checkpoint import load_checkpoint, trained_on
+
+    assert trained_on(load_checkpoint(out / "run" / "best.pt"))["kind"] == "synthetic"
 
 
 @pytest.mark.slow

@@ -43,7 +43,7 @@ def _decoded(path: Path) -> tuple[int, float]:
 
 def test_layout_is_bold(tiny) -> None:
     root, plan = tiny
-    assert sorted(p.name for p in root.iterdir()) == ["README.txt", "annotations", "joints",
+    assert sorted(p.name for p in root.iterdir()) == ["README.txt", "annotations", "beenet-synth.json", "joints",
                                                      "synthetic_context.json", "videos"]
     assert "SYNTHETIC" in (root / "README.txt").read_text() and "seed: 5" in (root / "README.txt").read_text()
     rows = {s: _csv(root / "annotations" / f) for s, f in
@@ -130,7 +130,7 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     b = generate(tmp_path / "b", cfg, workers=2, show_progress=False).root
     c = generate(tmp_path / "c", dataclasses.replace(cfg, seed=6), workers=1, show_progress=False).root
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.suffix in (".csv", ".npy", ".json"))
-    assert len(files) == 3 + 4 + 1
+    assert len(files) == 3 + 4 + 2  # CSVs, joints, the sidecar and the beenet-synth.json manifest
     for rel in files:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     assert (a / "annotations/train.csv").read_bytes() != (c / "annotations/train.csv").read_bytes()

@@ -7,7 +7,8 @@
       config.json         format name/version, beenet version, the full run config, label names,
                           epoch, metrics, the published weights the model started from
                           (``pretrained_weights``), the source checkpoint's sha256 and the
-                          sha256 of model.safetensors
+                          sha256 of model.safetensors, and ``trained_on`` (what the model learned
+                          from: synthetic / bold / unknown, with the data fingerprint)
       README.md           the model card (training data, protocol, val metrics with chance levels)
 
 Everything that takes a checkpoint (``Predictor``, ``beenet predict/eval/export onnx``) also takes
@@ -206,7 +207,7 @@ def export_pretrained(checkpoint: str | os.PathLike[str], out: str | os.PathLike
     """
     from safetensors.torch import save
 
-    from beenet.training.checkpoint import load_checkpoint
+    from beenet.training.checkpoint import load_checkpoint, trained_on
     from beenet.weights import file_sha256
 
     checkpoint, out = Path(checkpoint), Path(out)
@@ -234,6 +235,7 @@ def export_pretrained(checkpoint: str | os.PathLike[str], out: str | os.PathLike
         "metrics": to_builtins(ckpt.get("metrics") or {}, finite_only=True),
         "best": to_builtins(ckpt.get("best") or {}, finite_only=True),
         "pretrained_weights": ckpt.get("pretrained_weights") or {},
+        "trained_on": trained_on(ckpt),
         "training_data": _training_data(ckpt, training_data),
         "checkpoint_file": checkpoint.name,
         "checkpoint_sha256": file_sha256(checkpoint),
@@ -250,9 +252,7 @@ def _training_data(ckpt: dict[str, Any], described: str | None) -> dict[str, Any
     checkpoint records one, the protocol and split seed, and the context source."""
     cfg = ckpt.get("config") or {}
     run, ctx = cfg.get("run") or {}, cfg.get("context") or {}
-    fp = ckpt.get("data_fingerprint")
-    if fp is None and isinstance(ckpt.get("data"), dict):
-        fp = ckpt["data"].get("fingerprint")
+    fp = (ckpt.get("trained_on") or {}).get("fingerprint") if isinstance(ckpt.get("trained_on"), dict) else None
     return {
         "description": described,
         "fingerprint": fp,
@@ -260,6 +260,18 @@ def _training_data(ckpt: dict[str, Any], described: str | None) -> dict[str, Any
         "split_seed": run.get("split_seed"),
         "context_source": ctx.get("source"),
     }
+
+
+def _trained_on_line(rec: Any) -> str:
+    """The model card's one line on what the model learned from."""
+    kind = rec.get("kind") if isinstance(rec, dict) else None
+    where = f" (`{rec.get('data')}`)" if isinstance(rec, dict) and rec.get("data") else ""
+    if kind == "synthetic":
+        return (f"**synthetic stick figures** made by `beenet synth`{where}. Its scores on real video are "
+                "not meaningful: it shows that the pipeline runs, nothing about real people")
+    if kind == "bold":
+        return f"a BoLD-layout dataset of real video{where}"
+    return "not recorded (a checkpoint written before beenet recorded its training data)"
 
 
 def model_card(meta: dict[str, Any]) -> str:
@@ -295,6 +307,7 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
         "## Training data",
         "",
+        f"- Trained on: {_trained_on_line(meta.get('trained_on'))}",
         f"- Data: {td.get('description') or 'not recorded in the checkpoint (pass --training-data to say)'}",
         f"- Data fingerprint: {td.get('fingerprint') or 'not recorded in the checkpoint'}",
         f"- Protocol: {td.get('protocol')} (split seed {td.get('split_seed')})",

@@ -36,6 +36,9 @@ examples:
 
 Then try:  beenet eval --data beenet-demo/data --checkpoint beenet-demo/run/best.pt --split val
            beenet predict beenet-demo/data/videos --checkpoint beenet-demo/run/best.pt --out preds
+
+The demo checkpoint learned from synthetic stick figures only: on real video it runs (a way to
+try the pipeline), but its emotion scores mean nothing, and 'beenet predict' says so.
 """
 
 #: Dataset size and training budget of the full demo, chosen to finish within ~10 min on 2 cores.
@@ -47,6 +50,11 @@ QUICK_OVERRIDES = (
     "model.skeleton_channels=8", "optim.epochs=1", "optim.batch_size=8", "run.num_workers=0",
 )
 MARKER = "demo.json"
+#: What the report and the console say about the demo checkpoint on real video.
+SYNTHETIC_NOTE = ("this checkpoint learned from synthetic stick figures (beenet synth), not from people: "
+                  "its emotion scores on real video mean nothing. 'beenet predict' runs with it, which "
+                  "shows the pipeline works (people found, tracked, windows scored), and says so; for "
+                  "meaningful scores train on BoLD (docs/training.md).")
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -151,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  checkpoint  {out / 'run' / 'best.pt'}  (training log and metrics.csv beside it)")
     print(f"  plots       {out / 'eval-val'}/*.png, {out / 'eval-test'}/*.png")
     print(f"  data        {out / 'data'}  (BoLD layout; 'beenet data check {out / 'data'}')")
+    print(f"\nNote: {SYNTHETIC_NOTE}")
+    print(f"To try the pipeline anyway: beenet predict VIDEO --checkpoint {out / 'run' / 'best.pt'} --out preds")
     return 0
 
 
@@ -223,8 +233,15 @@ def demo_report(out: Path, cfg: Any, result: dict[str, Any], evals: dict[str, di
     lines += [f"| {k} | {v:.1f} |" for k, v in times.items()]
     lines += [
         "",
-        "Next: `beenet eval --data DIR --checkpoint run/best.pt`, `beenet predict VIDEO --checkpoint "
-        "run/best.pt --out preds`, `beenet ablate --data data --out ablation` (the paper's ablation table).",
+        "## On real video",
+        "",
+        f"**Read this before running it on your own videos:** {SYNTHETIC_NOTE}",
+        "",
+        "To try the pipeline anyway: `beenet predict VIDEO --checkpoint run/best.pt --out preds` (it prints "
+        "a warning, and the tables record `trained_on: synthetic` in their metadata).",
+        "",
+        "Next: `beenet eval --data data --checkpoint run/best.pt`, "
+        "`beenet ablate --data data --out ablation` (the paper's ablation table).",
         "",
     ]
     return "\n".join(lines)

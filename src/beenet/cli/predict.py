@@ -51,8 +51,16 @@ See docs/predict.md for the details.
 
 A failure of one video of any kind (bad file, full disk, out of memory) is printed with its file
 and the others are still processed; predict_summary.json is rewritten after every video.
+A model trained on 'beenet synth' data (the demo's) is said so once: its scores on real video
+are not meaningful. Every table's metadata records what the model was trained on (trained_on) and
+the settings that made it (pose backend and options, tracker, window, stride, engine, sampling).
+
+Setup errors are found once, before any video is opened, and exit 2 with one message that names
+what is missing and the command that fixes it: a checkpoint that does not exist, a pose backend
+that is not installed or cannot start, pyarrow missing for --format parquet, an --out that cannot
+be written.
 Exit status: 0 when every input was processed, 1 when some failed or the checkpoint cannot be
-used, 2 for a usage error or an --out that cannot be written, 130 when interrupted (Ctrl-C).
+used (damaged, not a beenet checkpoint), 2 for a usage or setup error, 130 when interrupted.
 """
 
 EPILOG = """\
@@ -201,6 +209,73 @@ def summary_name(rank: int, world: int) -> str:
     return SUMMARY if world == 1 else f"predict_summary.rank{rank}-of-{world}.json"
 
 
+#: How to install each pose backend (what a setup error about it tells the user to run).
+POSE_INSTALL: dict[str, str] = {
+    "mediapipe": ("pip install --no-deps mediapipe==0.10.21 && pip install absl-py attrs flatbuffers "
+                  "'protobuf>=4.25.3,<5' 'opencv-python-headless<5'   (what scripts/install-dev.sh does)"),
+    "rcnn": ("run once with internet to download torchvision's Keypoint R-CNN weights into "
+             "$TORCH_HOME/hub/checkpoints, or copy the file there"),
+}
+#: How to get each table writer that is not always installed.
+WRITER_INSTALL: dict[str, tuple[str, str]] = {"parquet": ("pyarrow.parquet", "pip install 'beenet[parquet]'")}
+#: What a checkpoint that does not exist can be replaced with.
+CHECKPOINT_HINT = ("give the path of a 'beenet train' checkpoint (RUN/best.pt), an exported folder or a "
+                   "Hub id; to make one offline: beenet demo --out beenet-demo  (then --checkpoint "
+                   "beenet-demo/run/best.pt; trained on synthetic stick figures, it only shows that "
+                   "the pipeline runs)")
+
+
+class SetupError(Exception):
+    """Something predict needs is missing: exit 2 with this one message, before any work."""
+
+
+def check_writers(formats: list[str]) -> None:
+    """Every --format can be written here (the optional ones need their package)."""
+    import importlib
+
+    for fmt in formats:
+        if fmt not in WRITER_INSTALL:
+            continue
+        module, fix = WRITER_INSTALL[fmt]
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise SetupError(f"--format {fmt} needs the {module.split('.')[0]} package, which is not installed "
+                             f"({exc}); install it: {fix}  (or leave {fmt} out of --format)") from None
+
+
+def check_checkpoint(text: str) -> Path:
+    """The checkpoint as a local path (a Hub id fetched or found in the cache), or a SetupError
+    when it names nothing that exists."""
+    from beenet.errors import CheckpointError
+    from beenet.pretrained import resolve_checkpoint
+
+    try:
+        return resolve_checkpoint(text)
+    except CheckpointError as exc:
+        raise SetupError(f"--checkpoint: {exc}; {CHECKPOINT_HINT}") from None
+
+
+def check_pose(predictor: object, jobs: list) -> None:
+    """Build and start the pose backend once, when some input needs it (no precomputed joints)."""
+    from beenet.inference.predictor import PoseBackendError
+
+    if not any(j.error is None and j.duplicate_of is None and j.keypoints is None for j in jobs):
+        return
+    try:
+        predictor.check_pose()  # type: ignore[attr-defined]
+    except PoseBackendError as exc:
+        name = exc.backend
+        if name == "auto":
+            from beenet.inference.pose import mediapipe_available
+
+            name = "mediapipe" if mediapipe_available() else "rcnn"
+        fix = POSE_INSTALL.get(name)
+        others = [c for c in POSE_INSTALL if c != name]
+        tail = f"; fix: {fix}" if fix else ""
+        raise SetupError(f"{exc}{tail}; or choose another backend with --pose {'/'.join(others)}") from None
+
+
 def check_out(out: Path) -> str | None:
     """None when ``out`` can be created and written, else why not (found once, before any work)."""
     try:
@@ -298,38 +373,48 @@ def run(args: argparse.Namespace) -> int:
         print("beenet predict: error: --window, --stride must be > 0 and --batch-size, --stills >= 1", file=sys.stderr)
         return 2
     out = Path(args.out)
-    why = check_out(out)
-    if why is not None:
-        print(f"beenet predict: error: --out {out}: cannot create or write this folder ({why}); "
-              "choose another --out", file=sys.stderr)
+    # Setup errors, found once before any video is opened: one message, exit 2.
+    predictor = None
+    try:
+        check_writers(formats)
+        checkpoint = check_checkpoint(args.checkpoint)
+        why = check_out(out)
+        if why is not None:
+            raise SetupError(f"--out {out}: cannot create or write this folder ({why}); choose another --out")
+        root = out.resolve()
+        clear_stale_stages(out)
+        endings = output_endings(formats, args.video, args.per_frame, args.save_keypoints)
+        rank, world = distributed_rank()
+        all_jobs = resolve_inputs(list(args.inputs), outputs=endings,
+                                  reserved=(SUMMARY, summary_name(rank, world)))
+        if args.keypoints is not None:
+            runnable = [j for j in all_jobs if j.error is None and j.duplicate_of is None]
+            if len(all_jobs) != 1 or len(runnable) != 1:
+                raise SetupError(f"--keypoints {args.keypoints} belongs to one video, but the inputs hold "
+                                 f"{len(all_jobs)}; give one video with its keypoints")
+            if not Path(args.keypoints).exists():
+                raise SetupError(f"--keypoints {args.keypoints}: no such file or folder")
+            runnable[0].keypoints = Path(args.keypoints)
+        jobs = shard(all_jobs, rank, world)
+        predictor = Predictor(
+            checkpoint, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
+            stride=args.stride, batch_size=args.batch_size, streams=args.streams, stills=args.stills,
+            min_presence=args.min_presence, context=args.context,
+            pose_every=args.pose_every, min_confidence=args.min_confidence, min_hits=args.min_hits,
+            min_track=args.min_track,
+        )
+        check_pose(predictor, jobs)
+    except SetupError as exc:
+        if predictor is not None:
+            predictor.close()
+        print(f"beenet predict: error: {exc}", file=sys.stderr)
         return 2
-    root = out.resolve()
-    clear_stale_stages(out)
-    endings = output_endings(formats, args.video, args.per_frame, args.save_keypoints)
-    rank, world = distributed_rank()
-    all_jobs = resolve_inputs(list(args.inputs), outputs=endings,
-                              reserved=(SUMMARY, summary_name(rank, world)))
-    if args.keypoints is not None:
-        runnable = [j for j in all_jobs if j.error is None and j.duplicate_of is None]
-        if len(all_jobs) != 1 or len(runnable) != 1:
-            print(f"beenet predict: error: --keypoints {args.keypoints} belongs to one video, but the inputs "
-                  f"hold {len(all_jobs)}; give one video with its keypoints", file=sys.stderr)
-            return 2
-        if not Path(args.keypoints).exists():
-            print(f"beenet predict: error: --keypoints {args.keypoints}: no such file or folder", file=sys.stderr)
-            return 2
-        runnable[0].keypoints = Path(args.keypoints)
-    jobs = shard(all_jobs, rank, world)
     if world > 1:
         print(f"rank {rank} of {world}: {sum(j.error is None and j.duplicate_of is None for j in jobs)} of "
               f"{sum(j.error is None and j.duplicate_of is None for j in all_jobs)} videos")
-    predictor = Predictor(
-        args.checkpoint, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
-        stride=args.stride, batch_size=args.batch_size, streams=args.streams, stills=args.stills,
-        min_presence=args.min_presence, context=args.context,
-        pose_every=args.pose_every, min_confidence=args.min_confidence, min_hits=args.min_hits,
-        min_track=args.min_track,
-    )
+    warning = next((w for w in (predictor.synthetic_warning(j.video) for j in jobs if j.error is None) if w), None)
+    if warning is not None:
+        print(f"warning: {warning}")
     summary = Summary(out / summary_name(rank, world), str(args.checkpoint),
                       {**predictor.metadata, "rank": rank, "world_size": world})
     summary.save()

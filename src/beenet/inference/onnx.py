@@ -182,7 +182,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
         import onnx
     except ImportError as exc:
         raise BeenetError("ONNX export needs the onnx package: pip install 'beenet[onnx]'") from exc
-    from beenet.training.checkpoint import checkpoint_sha256, model_from_checkpoint
+    from beenet.training.checkpoint import checkpoint_sha256, model_from_checkpoint, trained_on
 
     checkpoint, out = Path(checkpoint), Path(out)
     model, ckpt = model_from_checkpoint(checkpoint, "cpu")
@@ -212,6 +212,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
             "beenet.config": json.dumps(spec.config, default=str),
             "beenet.inputs": json.dumps(spec.input_names),
             "beenet.streams": json.dumps(streams),
+            "beenet.trained_on": json.dumps(trained_on(ckpt)),
         }
         del proto.metadata_props[:]
         for k, v in meta.items():

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -72,6 +73,14 @@ MAX_TILT = 45.0
 class NoPersonFound(BeenetError):
     """Kept for code that catches it; no longer raised: a video with nobody in it gives an empty
     table and :attr:`VideoResult.note` (see :meth:`Predictor.run`)."""
+
+
+class PoseBackendError(BeenetError):
+    """The pose backend cannot be built or started here (not installed, model files missing)."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        super().__init__(f"the pose backend {backend!r} cannot be used: {reason}")
+        self.backend, self.reason = backend, reason
 
 
 @dataclass
@@ -324,6 +333,9 @@ class Predictor:
         self.sampling = Sampling.from_data_config(self.spec.data, bool(self.spec.model.skeleton), stills)
         self._pose_arg = pose
         self._pose: PoseBackend | None = pose if not isinstance(pose, str) else None
+        self._pose_error: PoseBackendError | None = None
+        self._engine_name = engine
+        self._warned_synthetic = False
         self.context = self._context_source(context) if "context" in self.spec.input_names else None
 
     # -- set-up ----------------------------------------------------------------------------
@@ -337,6 +349,8 @@ class Predictor:
             weights_source,
         )
 
+        from beenet.training.checkpoint import UNKNOWN_DATA, trained_on
+
         if engine not in ENGINES:
             raise ConfigError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
         # A .pt, an .onnx, an exported folder, or a Hub id (resolved to its local folder).
@@ -345,8 +359,14 @@ class Predictor:
             if engine != "onnx":
                 raise ConfigError(f"{path} is an ONNX file: use --engine onnx (or give the .pt checkpoint)")
             eng = OnnxEngine(path, str(self.device))
+            try:
+                self.trained_on = trained_on({"trained_on": json.loads(eng.metadata.get("beenet.trained_on", ""))})
+            except ValueError:  # exported before the record existed
+                self.trained_on = dict(UNKNOWN_DATA)
             return spec_from_onnx(path, eng.metadata), eng
         ckpt = load_checkpoint(path)
+        #: What the model was trained on (kind synthetic / bold / unknown, fingerprint, data, protocol).
+        self.trained_on = trained_on(ckpt)
         spec = spec_from_checkpoint(ckpt, checkpoint_sha256(path), path)
         if engine == "onnx":
             from beenet.inference.onnx import export_onnx
@@ -388,9 +408,60 @@ class Predictor:
 
     @property
     def pose(self) -> PoseBackend:
+        """The pose backend, built (and started once) on first use; a backend that cannot be built
+        raises :class:`PoseBackendError`, the same one on every later use (it is not retried)."""
         if self._pose is None:
-            self._pose = make_pose_backend(str(self._pose_arg), device=str(self.device))
+            if self._pose_error is not None:
+                raise self._pose_error
+            name = str(self._pose_arg)
+            try:
+                backend = make_pose_backend(name, device=str(self.device))
+                backend.reset()  # loads the model files: a missing one fails here, not mid-video
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                # A package that is not importable: say which import failed (the cause), not
+                # the advice of the wrapper around it.
+                cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
+                lines = str(cause).strip().splitlines()
+                reason = lines[0] if lines else type(cause).__name__
+                if not isinstance(cause, BeenetError):
+                    reason = f"{type(cause).__name__}: {reason}"
+                self._pose_error = PoseBackendError(name, reason)
+                raise self._pose_error from exc
+            self._pose = backend
         return self._pose
+
+    def check_pose(self) -> PoseBackend:
+        """Build and start the pose backend now (before any video), so a missing backend is one
+        error up front instead of one per video. Raises :class:`PoseBackendError`."""
+        return self.pose
+
+    def synthetic_warning(self, video: str | Path) -> str | None:
+        """The warning for a model trained on ``beenet synth`` data meeting ``video`` (None when the
+        model was not, or when the video itself lies inside a ``beenet synth`` dataset)."""
+        from beenet.training.checkpoint import SYNTHETIC_WARNING
+
+        if self.trained_on.get("kind") != "synthetic" or _in_synthetic_dataset(Path(video)):
+            return None
+        return SYNTHETIC_WARNING
+
+    def settings(self, backend: PoseBackend | None = None) -> dict[str, Any]:
+        """How this predictor makes a table (the ``settings`` metadata): enough to reproduce it."""
+        pose = backend if backend is not None else self._pose
+        pose_info: dict[str, Any] = {"name": getattr(pose, "name", None) or str(self._pose_arg)}
+        if pose is not None:
+            pose_info["options"] = _backend_options(pose)
+            if isinstance(pose, PrecomputedPose):
+                pose_info["source"] = getattr(pose, "source", None)
+        return {
+            "pose": pose_info,
+            "tracker": {"max_gap_s": self.max_gap, **dict(getattr(self, "tracker_settings", {}) or {})},
+            "window_s": self.window, "stride_s": self.stride, "min_presence": self.min_presence,
+            "engine": self._engine_name, "device": str(self.device), "batch_size": self.batch_size,
+            "streams": self.streams, "sampling": _jsonable_settings(self.sampling),
+            "context": getattr(self.context, "name", None) if self.context is not None else None,
+        }
 
     def close(self) -> None:
         """Remove the temporary ONNX export, if any."""
@@ -413,7 +484,8 @@ class Predictor:
     @property
     def metadata(self) -> dict[str, Any]:
         return {"model": self.spec.name, "checkpoint_sha256": self.spec.checkpoint_sha256,
-                "beenet_version": __version__}
+                "beenet_version": __version__, "trained_on": dict(self.trained_on),
+                "settings": self.settings()}
 
     # -- public API --------------------------------------------------------------------------
     def predict(self, inputs: str | Path | Sequence[str | Path],
@@ -474,6 +546,10 @@ class Predictor:
         t_start = time.perf_counter()
         stats: dict[str, int] = {}
         backend: PoseBackend | None = None
+        warning = None if self._warned_synthetic else self.synthetic_warning(video)
+        if warning is not None:  # once per Predictor: a batch of videos says it once
+            self._warned_synthetic = True
+            log.warning("%s", warning)
         if keypoints is None:
             backend = self.pose
         elif isinstance(keypoints, PrecomputedPose):
@@ -504,7 +580,7 @@ class Predictor:
                 log.warning("%s: %s", video, note)
                 sums, streams = np.zeros((0, NUM_CATEGORIES + 3)), {}
         table = self._table(plans, sums, streams, name or video.name, fps)
-        table.set_metadata(video=name or video.name, fps=fps, **self.metadata)
+        table.set_metadata(video=name or video.name, fps=fps, **{**self.metadata, "settings": self.settings(backend)})
         timer.add("total", time.perf_counter() - t_start)
         return VideoResult(video, table, tracks, store.boxes(), store.num_frames, fps, W, H, dict(timer.t), stats,
                            store.confidences(), store.interpolated(), note=note)
@@ -666,6 +742,48 @@ class Predictor:
             sc, sv = clip_scores(arr[:, :NUM_CATEGORIES], arr[:, NUM_CATEGORIES:] * VAD_SCALE)
             per_stream[sname] = np.concatenate([sc, sv], axis=1)
         return make_table(rows, per_stream)
+
+
+def _in_synthetic_dataset(video: Path) -> bool:
+    """Whether ``video`` lies inside a ``beenet synth`` dataset (its manifest in a folder above)."""
+    from beenet.data.synth.write import synth_manifest
+
+    try:
+        parents = video.resolve().parents
+    except OSError:
+        return False
+    return any(synth_manifest(d) is not None for d in list(parents)[:8])
+
+
+def _jsonable_settings(obj: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _jsonable_settings(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable_settings(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable_settings(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return obj.item() if hasattr(obj, "item") else str(obj)
+
+
+def _backend_options(backend: Any) -> dict[str, Any]:
+    """A pose backend's thresholds and options: its ``settings`` (a dict, or a method returning
+    one) when it has them, else its public scalar attributes (and mediapipe's solution options)."""
+    own = getattr(backend, "settings", None)
+    own = own() if callable(own) else own
+    if isinstance(own, dict):
+        return _jsonable_settings(own)
+    opts: dict[str, Any] = {}
+    for k, v in vars(backend).items() if hasattr(backend, "__dict__") else ():
+        if not k.startswith("_") and isinstance(v, (bool, int, float, str)):
+            opts[k] = v
+    kwargs = getattr(backend, "_kwargs", None)  # MediaPipePose keeps its solution's options here
+    if isinstance(kwargs, dict):
+        opts.update(_jsonable_settings(kwargs))
+    return opts
 
 
 def clip_scores(categories: np.ndarray, vad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

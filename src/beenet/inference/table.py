@@ -1,7 +1,8 @@
 """The predictions table: one row per (person, window), a pandas DataFrame that knows its source.
 
 Like py-feat's ``Fex``, :class:`PredictionTable` is a DataFrame subclass whose metadata (model,
-checkpoint hash, beenet version, video, fps) survives slicing, with accessors for its column groups
+checkpoint hash, beenet version, video, fps, what the model was trained on, and the settings that
+made the table: pose backend, tracker, window, stride, engine, sampling) survives slicing, with accessors for its column groups
 (``.emotions``, ``.vad``, ``.boxes``, ``.streams``). Writers keep the metadata: parquet in the
 schema metadata, JSON inside the document, CSV in a ``<name>.meta.json`` sidecar.
 """
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from beenet.atomic import atomic_open, atomic_path
+from beenet.atomic import atomic_open, atomic_path, to_builtins
 from beenet.atomic import write_text as atomic_write_text
 from beenet.errors import BeenetError, PredictionsError
 from beenet.labels import CATEGORIES, VAD_NAMES
@@ -37,7 +38,12 @@ FRAME_COLUMNS: tuple[str, ...] = (
     "interpolated",
 ) + CATEGORIES + VAD_NAMES
 FORMATS: tuple[str, ...] = ("csv", "json", "parquet")
-META_KEYS: tuple[str, ...] = ("model", "checkpoint_sha256", "beenet_version", "video", "fps")
+#: The metadata of a table. ``trained_on``: the checkpoint's training data record (kind synthetic /
+#: bold / unknown, fingerprint, data, protocol). ``settings``: how the table was made (pose backend
+#: and its options, tracker thresholds, window, stride, min_presence, engine, sampling, ...), so a
+#: table says how to reproduce it. Tables written before a key existed read back with it None.
+META_KEYS: tuple[str, ...] = ("model", "checkpoint_sha256", "beenet_version", "video", "fps",
+                              "trained_on", "settings")
 
 _INT_COLUMNS = ("person_id", "start_frame", "end_frame")
 
@@ -149,12 +155,7 @@ def meta_sidecar(path: str | Path) -> Path:
 
 
 def _jsonable(meta: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in meta.items():
-        if isinstance(v, (np.floating, np.integer)):
-            v = v.item()
-        out[k] = v
-    return out
+    return {k: to_builtins(v) for k, v in meta.items()}
 
 
 def make_table(rows: dict[str, Any], streams: dict[str, np.ndarray] | None = None, **meta: Any) -> PredictionTable:
@@ -290,4 +291,5 @@ def read_table(path: str | Path) -> PredictionTable:
     out = PredictionTable(df)
     for c in _INT_COLUMNS:
         out[c] = out[c].astype(np.int64)
-    return out.set_metadata(**{k: v for k, v in meta.items() if k in META_KEYS})
+    # A table written before a key existed reads back with it None.
+    return out.set_metadata(**{k: meta.get(k) for k in META_KEYS})

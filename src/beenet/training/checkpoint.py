@@ -5,7 +5,9 @@ Format (design.md): ``format = "beenet-checkpoint"``, ``format_version``, ``been
 (``categories``, ``vad``), ``model`` (state dict), ``epoch``, ``metrics``, and for resuming
 ``optimizer``, ``scheduler``, ``rng`` (plus any extra keys the trainer adds, e.g. ``best``), and
 ``pretrained_weights`` (``{submodule: {file, url, sha256}}`` of the published weights files the
-model started from; absent for a random init, or when given only a state dict: pass it in ``extra``).
+model started from; absent for a random init, or when given only a state dict: pass it in ``extra``),
+and ``trained_on`` (what the model learned from: :func:`training_data_record`; a checkpoint without
+it reads as :data:`UNKNOWN_DATA` through :func:`trained_on`).
 Only tensors, numbers, strings, lists and dicts go in, so ``torch.load(weights_only=True)`` can
 read it without running code from the file.
 """
@@ -13,6 +15,7 @@ read it without running code from the file.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -34,6 +37,65 @@ log = logging.getLogger(__name__)
 FORMAT = "beenet-checkpoint"
 FORMAT_VERSION = 1
 
+#: The kinds of training data a checkpoint can record: a ``beenet synth`` dataset, a real BoLD-layout
+#: dataset, or not recorded (checkpoints written before the record existed).
+DATA_KINDS = ("synthetic", "bold", "unknown")
+#: The record of a checkpoint that does not say what it was trained on.
+UNKNOWN_DATA: dict[str, Any] = {"kind": "unknown", "fingerprint": None, "data": None, "protocol": None}
+#: What predict prints (once per run) when a model trained on ``beenet synth`` data meets a video.
+SYNTHETIC_WARNING = ("this model was trained on synthetic stick figures (beenet synth); its scores on "
+                     "real video are not meaningful")
+
+
+def training_data_record(root: str | os.PathLike[str], protocol: str, split_seed: int | None = None,
+                         instances: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+    """The ``trained_on`` record of a run on the BoLD-layout folder ``root``.
+
+    ``kind``: ``"synthetic"`` when ``root`` holds the manifest ``beenet synth`` writes (or, for
+    older synthetic datasets, its sidecar / README), else ``"bold"``. ``fingerprint``: SHA-256 over
+    the bytes of the annotation CSVs the run read (train.csv, val.csv), the protocol and split seed,
+    and the (video, person_id) keys of the ``instances`` actually used per split (``{"train": [...],
+    "val": [...]}``: this is the split, after unusable clips were left out). ``data``: the folder's
+    name (never the full path: a record travels with shared models).
+    """
+    from beenet.data.bold import ANNOTATION_FILES
+    from beenet.data.synth.write import synth_manifest
+
+    root = Path(root)
+    h = hashlib.sha256()
+    for split in ("train", "val"):
+        name = ANNOTATION_FILES[split][0]
+        path = root / "annotations" / name
+        h.update(f"{name}\0".encode())
+        h.update(file_sha256(path).encode() if path.is_file() else b"missing")
+        h.update(b"\0")
+    h.update(f"protocol={protocol}\0seed={split_seed}\0".encode())
+    for split, insts in sorted((instances or {}).items()):
+        keys = sorted({(str(i.video), int(i.person_id)) for i in insts})
+        h.update(f"{split}:{len(keys)}\0".encode())
+        for video, pid in keys:
+            h.update(f"{video}\t{pid}\n".encode())
+    manifest = synth_manifest(root)
+    record: dict[str, Any] = {
+        "kind": "synthetic" if manifest is not None else "bold",
+        "fingerprint": h.hexdigest(),
+        "data": root.resolve().name or str(root),
+        "protocol": protocol,
+        "split_seed": split_seed,
+    }
+    if manifest is not None:
+        record["generator_version"] = manifest.get("generator_version")
+    return record
+
+
+def trained_on(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The ``trained_on`` record of a loaded checkpoint (or pretrained folder); :data:`UNKNOWN_DATA`
+    when it has none (written before the record existed) or an unreadable one."""
+    rec = ckpt.get("trained_on")
+    if not isinstance(rec, dict) or rec.get("kind") not in DATA_KINDS:
+        return dict(UNKNOWN_DATA)
+    return {**UNKNOWN_DATA, **rec}
+
 
 def save_checkpoint(
     path: str | os.PathLike[str],
@@ -47,12 +109,14 @@ def save_checkpoint(
     rng: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     started_from: dict[str, Any] | None = None,
+    trained_on: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically: a temp file in the same directory, fsync, ``os.replace``.
 
     A crash mid-write leaves the previous file intact (never a half-written ``last.pt``).
     ``started_from`` is the ``pretrained_weights`` record to store; by default it is read off
     ``model`` (a resumed run, built without downloading, passes the one its first run recorded).
+    ``trained_on`` is the training data record (:func:`training_data_record`); None stores none.
     """
     path = Path(path)
     state = model.state_dict() if isinstance(model, torch.nn.Module) else model
@@ -70,6 +134,8 @@ def save_checkpoint(
         started_from = pretrained_weights(model) if isinstance(model, torch.nn.Module) else {}
     if started_from:  # the published weights files (and their sha256) the model started from
         ckpt["pretrained_weights"] = started_from
+    if trained_on is not None:
+        ckpt["trained_on"] = to_builtins(trained_on)
     if optimizer is not None:
         ckpt["optimizer"] = optimizer
     if scheduler is not None:

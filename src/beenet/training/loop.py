@@ -33,7 +33,13 @@ from beenet.metrics import HEADLINE_KEYS, bold_scores, format_headline, headline
 from beenet.progress import progress
 from beenet.training import distributed as D
 from beenet.weights import pretrained_weights
-from beenet.training.checkpoint import InterruptedAfterWrite, load_checkpoint, load_model_state, save_checkpoint
+from beenet.training.checkpoint import (
+    InterruptedAfterWrite,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+    training_data_record,
+)
 from beenet.training.config import (
     RunConfig,
     config_diff,
@@ -211,6 +217,8 @@ class _Run:
     last_scores: dict[str, Any] | None = None
     #: The published weights the run's model started from (``pretrained_weights`` of checkpoints).
     started_from: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: What the run trains on (``trained_on`` of checkpoints: kind, fingerprint, data, protocol).
+    trained_on: dict[str, Any] | None = None
     epochs_done: int = 0
     #: Epochs whose state ``last.pt`` holds (set once it is written).
     saved_epochs: int = 0
@@ -299,7 +307,9 @@ def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, in
     return _Run(cfg=cfg, out=out, device=device, info=info, bold=bold, train_inst=train_inst, val_inst=val_inst,
                 val_ctx=val_ctx, model=model, optimizer=optimizer, schedule=schedule, scaler=scaler,
                 train_ds=train_ds, sampler=sampler, loader=loader, mlog=MetricsLog(out / "metrics.csv"),
-                val_frames=frames)
+                val_frames=frames,
+                trained_on=training_data_record(data_dir, cfg.run.protocol, cfg.run.split_seed,
+                                                {"train": train_inst, "val": val_inst}))
 
 
 def _instances(cfg: RunConfig, data_dir: Path, info: D.DistInfo) -> tuple[Any, list[Any], list[Any]]:
@@ -599,13 +609,14 @@ def _save(run: _Run, epoch: int, train_means: dict[str, float], scores: dict[str
         best_info = {"ers": run.best_ers, "epoch": run.best_epoch, "scores": run.best_scores,
                      "since": run.since_best}
         if improved:
-            save_checkpoint(run.out / "best.pt", **state, extra={"best": best_info}, started_from=run.started_from)
+            save_checkpoint(run.out / "best.pt", **state, extra={"best": best_info}, started_from=run.started_from,
+                            trained_on=run.trained_on)
         try:
             save_checkpoint(
                 run.out / "last.pt", **state, optimizer=run.optimizer.state_dict(),
                 scheduler=run.schedule.state_dict(), rng={"ranks": rng_all},
                 extra={"best": best_info, **({"scaler": run.scaler.state_dict()} if run.use_scaler else {})},
-                started_from=run.started_from,
+                started_from=run.started_from, trained_on=run.trained_on,
             )
         except InterruptedAfterWrite:  # Ctrl-C during the write: last.pt was written whole first
             run.saved_epochs = epoch + 1
@@ -630,7 +641,7 @@ def _finish(run: _Run) -> dict[str, Any]:
         last = load_checkpoint(out / "last.pt")
         save_checkpoint(out / "best.pt", model=last["model"], config=last["config"], epoch=last["epoch"],
                         metrics=last["metrics"], extra={"best": last.get("best", {})},
-                        started_from=last.get("pretrained_weights", {}))
+                        started_from=last.get("pretrained_weights", {}), trained_on=last.get("trained_on"))
     return {
         "val": run.last_scores,
         "best": run.best_scores,

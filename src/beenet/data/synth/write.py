@@ -1,7 +1,9 @@
 """Writing a synthetic BoLD to disk: :func:`generate`, in the exact BoLD release layout.
 
 ``annotations/{train,val,test_meta}.csv`` (headerless, as released), ``videos/003/<id>.mp4/<NNNN>.mp4``,
-``joints/003/<id>.mp4/<NNNN>.npy``, the sidecar with each clip's scene and objects, and a README.
+``joints/003/<id>.mp4/<NNNN>.npy``, the sidecar with each clip's scene and objects, a README, and
+the manifest ``beenet-synth.json`` (:data:`MANIFEST_NAME`), which marks the folder as synthetic: a
+checkpoint trained on it records ``trained_on.kind = "synthetic"`` (:func:`synth_manifest`).
 Clips are rendered by a small process pool (:func:`_render_all`); the output does not depend on the
 number of workers. The dataset appears at ``out`` only when complete.
 """
@@ -9,6 +11,7 @@ number of workers. The dataset appears at ``out`` only when complete.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from beenet import __version__
+from beenet.atomic import write_json
 from beenet.context.sidecar import SIDECAR_NAME
 from beenet.data.synth import render
 from beenet.data.synth.plan import SPLIT_FRACTIONS, SynthConfig, SynthPlan, plan_dataset
@@ -35,6 +39,44 @@ log = logging.getLogger(__name__)
 
 class OutputExistsError(BeenetError, FileExistsError):
     """The output directory holds something that ``beenet synth`` will not overwrite."""
+
+
+#: The manifest at the root of every dataset ``beenet synth`` writes: what made it, and that it is
+#: synthetic. Training reads it to record what a checkpoint learned from.
+MANIFEST_NAME = "beenet-synth.json"
+MANIFEST_FORMAT = "beenet-synth"
+
+
+def manifest_dict(plan: SynthPlan) -> dict[str, Any]:
+    """The ``beenet-synth.json`` content: the generator, its options, and the instance counts."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "version": 1,
+        "synthetic": True,
+        "what": "synthetic stick figures drawn by 'beenet synth'; no real people, not BoLD",
+        "beenet_version": __version__,
+        "generator_version": GENERATOR_VERSION,
+        "config": dataclasses.asdict(plan.config),
+        "instances": {s: len(plan.instances(s)) for s in SPLIT_FRACTIONS},
+    }
+
+
+def synth_manifest(root: str | Path) -> dict[str, Any] | None:
+    """What marks ``root`` as a ``beenet synth`` dataset, or None for any other folder: the
+    manifest's content, or, for datasets written before the manifest existed, a stand-in read off
+    their sidecar or README (``{"synthetic": True, "format": "beenet-synth", "version": 0}``)."""
+    root = Path(root)
+    path = root / MANIFEST_NAME
+    if path.is_file():
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            doc = None
+        if isinstance(doc, dict) and doc.get("format") == MANIFEST_FORMAT:
+            return doc
+    if _looks_generated(root):
+        return {"format": MANIFEST_FORMAT, "version": 0, "synthetic": True}
+    return None
 
 
 def _fmt(v: float) -> str:
@@ -88,12 +130,12 @@ def _write_csv(path: Path, rows: list[list[str]]) -> None:
 
 
 def _looks_generated(path: Path) -> bool:
-    return (path / SIDECAR_NAME).is_file() or (path / "README.txt").is_file() and \
+    return (path / MANIFEST_NAME).is_file() or (path / SIDECAR_NAME).is_file() or (path / "README.txt").is_file() and \
         "beenet synth" in (path / "README.txt").read_text(errors="replace")
 
 
 #: What ``beenet synth`` writes at the top of its output (and nothing else).
-_TOP_FILES = frozenset({SIDECAR_NAME, "README.txt"})
+_TOP_FILES = frozenset({SIDECAR_NAME, "README.txt", MANIFEST_NAME})
 _TOP_DIRS = {"annotations": (".csv",), "videos": (".mp4",), "joints": (".npy",),
              # not written by synth, but derived from its annotations by 'beenet train' (paper split):
              # stale once the data is replaced, so they go with it.
@@ -173,6 +215,7 @@ def generate(out: str | Path, config: SynthConfig = SynthConfig(), *, overwrite:
         _render_all(tmp, plan, workers, show_progress)
         (tmp / SIDECAR_NAME).write_text(json.dumps(sidecar_dict(plan), indent=1) + "\n")
         (tmp / "README.txt").write_text(_readme(plan))
+        write_json(tmp / MANIFEST_NAME, manifest_dict(plan))
         ann = tmp / "annotations"  # last: a directory with annotations is a finished one
         ann.mkdir()
         _write_csv(ann / "train.csv", annotation_rows(plan, "train"))

@@ -1,0 +1,116 @@
+"""`beenet predict` finds setup errors once, before any video is opened: exit 2, one message that
+names what is missing and the command that fixes it (a checkpoint that does not exist, pyarrow for
+--format parquet, a pose backend that is not installed or cannot start, an --out that cannot be
+written)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from _predict_helpers import beenet_subprocess, make_checkpoint, write_joints_clip
+from beenet.cli import main
+from footage import footage
+from train_helpers import restore_root_logging
+
+_restore_logging = pytest.fixture(autouse=True)(restore_root_logging)
+
+PREDICT = ["--window", "1", "--stride", "1", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "still.pt")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A video with its joints: ``clip.mp4`` + ``clip.npy`` (two people, 24 frames)."""
+    return write_joints_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+def _error_lines(err: str) -> list[str]:
+    """The lines of stderr that beenet wrote (not a C library's log lines)."""
+    return [line for line in err.splitlines() if line.startswith("beenet predict")]
+
+
+def test_missing_checkpoint_exits_2_before_anything_is_made(tmp_path, clip, capsys):
+    out = tmp_path / "out"
+    code = main(["predict", str(clip), "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(out), *PREDICT])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert "nope.pt" in err and "no such checkpoint" in err and "beenet demo --out" in err
+    assert not out.exists()  # found before --out was even created
+
+
+def test_parquet_without_pyarrow_exits_2_once(tmp_path, ckpt, clip, capsys, monkeypatch):
+    # pyarrow really missing for this process: importing it raises ImportError.
+    for name in [m for m in sys.modules if m == "pyarrow" or m.startswith("pyarrow.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    out = tmp_path / "out"
+    videos = [str(clip), str(clip.with_suffix(".npy"))]
+    code = main(["predict", *videos, "--checkpoint", str(ckpt), "--out", str(out), "--format", "csv,parquet",
+                 *PREDICT])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert "--format parquet needs the pyarrow package" in err and "pip install 'beenet[parquet]'" in err
+    assert not (out / "predict_summary.json").exists() and not (out / "clip.csv").exists()
+
+
+def test_out_that_is_a_file_exits_2(tmp_path, ckpt, clip, capsys):
+    out = tmp_path / "a-file"
+    out.write_text("x")
+    code = main(["predict", str(clip), "--checkpoint", str(ckpt), "--out", str(out), *PREDICT])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"--out {out}: cannot create or write" in err
+
+
+def _shim(tmp_path: Path, body: str, monkeypatch) -> None:
+    """Child processes find a ``mediapipe`` package whose ``__init__`` is ``body`` before the
+    installed one (``beenet_subprocess`` puts src/ in front of PYTHONPATH, then this)."""
+    pkg = tmp_path / "shim" / "mediapipe"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(body)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "shim"))
+
+
+@pytest.mark.parametrize("case", ["missing", pytest.param("wrong release", marks=pytest.mark.slow)])
+def test_pose_backend_that_cannot_start_exits_2_once_before_any_video(tmp_path, ckpt, case, monkeypatch):
+    """mediapipe not importable (or a release without mp.solutions): one message, exit 2, before
+    any video is opened, even with several videos to do."""
+    video = footage("carphone.mp4")
+    body = ("raise ModuleNotFoundError(\"No module named 'mediapipe'\", name='mediapipe')\n" if case == "missing"
+            else "__version__ = '0.10.30'  # a release without mp.solutions\n")
+    _shim(tmp_path, body, monkeypatch)
+    out = tmp_path / "out"
+    second = tmp_path / "second.mp4"
+    second.write_bytes(video.read_bytes())
+    proc = beenet_subprocess(["predict", str(video), str(second), "--checkpoint", str(ckpt), "--out", str(out),
+                              "--pose", "mediapipe", *PREDICT])
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 2, stderr
+    lines = _error_lines(stderr)
+    assert len(lines) == 1, stderr
+    msg = lines[0]
+    assert "the pose backend 'mediapipe' cannot be used" in msg
+    assert ("No module named 'mediapipe'" in msg) if case == "missing" else ("solutions" in msg)
+    assert "pip install --no-deps mediapipe==0.10.21" in msg and "--pose rcnn" in msg
+    assert "FAILED" not in stderr and "ok " not in stdout
+    assert not (out / "predict_summary.json").exists()
+
+
+@pytest.mark.slow
+def test_precomputed_joints_need_no_pose_backend(tmp_path, ckpt, clip, monkeypatch):
+    """With only joints inputs the pose backend is never built: mediapipe missing is no error."""
+    _shim(tmp_path, "raise ModuleNotFoundError('hidden', name='mediapipe')\n", monkeypatch)
+    proc = beenet_subprocess(["predict", str(clip.with_suffix(".npy")), "--checkpoint", str(ckpt),
+                              "--out", str(tmp_path / "out"), "--pose", "mediapipe", *PREDICT])
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert (tmp_path / "out" / "clip.csv").is_file()
