@@ -456,7 +456,9 @@ class Predictor:
                 pose_info["source"] = getattr(pose, "source", None)
         return {
             "pose": pose_info,
-            "tracker": {"max_gap_s": self.max_gap, **dict(getattr(self, "tracker_settings", {}) or {})},
+            "tracker": {"max_gap_s": self.max_gap, "min_hits": self.min_hits, "min_track_s": self.min_track,
+                        "min_confidence": self.min_confidence, "max_tilt": self.max_tilt,
+                        "shot_cuts": self.shot_cuts, "pose_every": self.pose_every},
             "window_s": self.window, "stride_s": self.stride, "min_presence": self.min_presence,
             "engine": self._engine_name, "device": str(self.device), "batch_size": self.batch_size,
             "streams": self.streams, "sampling": _jsonable_settings(self.sampling),
