@@ -33,7 +33,10 @@ from beenet.errors import BeenetError
 log = logging.getLogger(__name__)
 
 #: The command that installs a mediapipe this backend works with (README command 1 runs it).
-INSTALL_HINT = "bash scripts/install-pose.sh (from the beenet repository, inside your environment)"
+INSTALL_HINT = "bash scripts/install-pose.sh (in the beenet repository, with your environment active)" + (
+    "; on this Python that is: pip install --no-deps mediapipe==0.10.21 && pip install absl-py attrs "
+    "flatbuffers 'protobuf>=4.25.3,<5' 'opencv-python-headless<5'" if sys.version_info < (3, 13) else ""
+)
 #: bundle member name -> (path inside the mediapipe package, norm mean, norm std, number of outputs).
 MODEL_FILES: dict[str, tuple[str, float, float, int]] = {
     "pose_detector.tflite": ("modules/pose_detection/pose_detection.tflite", 127.5, 127.5, 2),
@@ -73,16 +76,20 @@ def missing_models_message(where: list[Path]) -> str:
 
 def find_model_files(root: str | Path | None = None) -> dict[str, Path]:
     """The two tflite files, by bundle member name: from the installed mediapipe package when it
-    ships them (0.10.21), else from ``<root>/mediapipe-models/`` (``root``: :func:`cache_root`).
+    ships them (0.10.21), else from ``<root>/mediapipe-models/``. ``root=None``: beenet's cache
+    (:func:`cache_root`), then the default ``~/.cache/beenet`` (where ``scripts/install-pose.sh``
+    put them when ``$BEENET_CACHE`` was not set, e.g. before a run that sets it).
 
-    Raises :class:`BeenetError` with the install command when neither place has both.
+    Raises :class:`BeenetError` with the install command when no place has both.
     """
-    root = cache_root() if root is None else Path(root).expanduser()
+    roots = [Path(root).expanduser()] if root is not None else [cache_root(), Path.home() / ".cache" / "beenet"]
     places: list[Path] = []
     mp_dir = _mediapipe_dir()
     if mp_dir is not None:
         places.append(mp_dir)
-    places.append(root / MODELS_SUBDIR)
+    for r in roots:
+        if r / MODELS_SUBDIR not in places:
+            places.append(r / MODELS_SUBDIR)
     for place in places:
         files = {}
         for member, (rel, *_rest) in MODEL_FILES.items():
@@ -107,13 +114,13 @@ def _sha256(path: Path) -> str:
 def quiet_stderr() -> Iterator[None]:
     """Silence file descriptor 2 (mediapipe's C++ logging and TFLite's 'INFO: Created TensorFlow Lite
     XNNPACK delegate' go there, not through Python) for the duration; Python errors still raise."""
+    fd = 2  # what C++ writes to, whatever sys.stderr is (pytest, notebooks replace it)
     try:
-        fd = sys.stderr.fileno()
+        sys.stderr.flush()
+        saved = os.dup(fd)
     except (AttributeError, OSError, ValueError):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, fd)
@@ -178,8 +185,8 @@ def build_bundle(files: dict[str, Path] | None = None, root: str | Path | None =
     never leaves a half bundle. A file that is not a valid tflite model raises :class:`BeenetError`
     naming it.
     """
-    root = cache_root() if root is None else Path(root).expanduser()
     files = find_model_files(root) if files is None else files
+    root = cache_root() if root is None else Path(root).expanduser()
     key = hashlib.sha256("".join(f"{m}:{_sha256(Path(files[m]))};" for m in sorted(MODEL_FILES)).encode())
     out = root / BUNDLE_SUBDIR / f"pose_landmarker-{key.hexdigest()[:16]}.task"
     if out.is_file():
