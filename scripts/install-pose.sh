@@ -4,8 +4,8 @@
 #
 # Python <= 3.12: mediapipe 0.10.21, which ships the BlazePose models, without its dependencies
 #   (they would pull jax and numpy < 2), plus the few it imports.
-# Python >= 3.13: the newest mediapipe (a py3-none wheel with the Tasks API but no models), and the
-#   two model files copied out of the 0.10.21 wheel (downloaded here, once) into beenet's cache
+# Python >= 3.13: mediapipe 1.2.3 (the newest when written: a py3-none wheel with the Tasks API
+#   but no models), and the two model files copied out of the 0.10.21 wheel (downloaded here, once) into beenet's cache
 #   (~/.cache/beenet/mediapipe-models, or $BEENET_CACHE/../mediapipe-models).
 # BEENET_POSE_NEWEST=1 takes the Python >= 3.13 route on any Python (to test it).
 # Nothing is downloaded when beenet runs. Ends by running the backend once on a blank frame.
@@ -17,7 +17,8 @@ if [ "$minor" -le 12 ] && [ "${BEENET_POSE_NEWEST:-0}" != 1 ]; then
   $PIP install --no-deps mediapipe==0.10.21
   $PIP install absl-py attrs flatbuffers "protobuf>=4.25.3,<5" "opencv-python-headless<5"
 else
-  $PIP install --no-deps mediapipe
+  # Tested with these model files on Python 3.11 (not 3.13: no such Python where it was written).
+  $PIP install --no-deps mediapipe==1.2.3
   $PIP install absl-py certifi flatbuffers "opencv-python-headless<5"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
