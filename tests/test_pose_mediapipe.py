@@ -222,3 +222,12 @@ def test_real_footage_one_person_and_nobody():
     title = [len(pose(f, i - 75)) for i, f in _frames(footage("face_noface.mov"), 75, 115)]
     assert len(title) == 41 and sum(title) == 0, title
     pose.close()
+
+
+
+def test_duplicates_from_tiles_are_one_person_and_neighbours_stay_two():
+    whole = (100.0, 100.0, 40.0, 120.0)
+    assert pm._box_iou(whole, (102.0, 98.0, 40.0, 118.0)) >= 0.4  # same person, seen twice: merged
+    assert pm._box_iou(whole, (150.0, 100.0, 40.0, 120.0)) == 0.0  # the next person
+    # one person half hidden behind another (vtest.avi frame 560): kept as two
+    assert pm._box_iou(whole, (100.0, 100.0, 40.0, 40.0)) < 0.4
