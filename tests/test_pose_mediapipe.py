@@ -123,9 +123,11 @@ def test_bundle_is_built_once_keyed_by_the_model_files(tmp_path, monkeypatch):
 @needs_mediapipe
 def test_corrupt_model_file_is_named(tmp_path, newer_mediapipe):
     dest = _plant(tmp_path / "cache", data=b"this is not a tflite model")
-    with pytest.raises(BeenetError, match=r"pose_detection\.tflite: not a valid mediapipe pose model.*install-pose\.sh"):
+    bad = r"pose_detection\.tflite: not a valid mediapipe pose model.*install-pose\.sh"
+    with pytest.raises(BeenetError, match=bad):
         pm.build_bundle(root=tmp_path / "cache")
-    assert not (tmp_path / "cache" / pm.BUNDLE_SUBDIR).exists() or not any((tmp_path / "cache" / pm.BUNDLE_SUBDIR).iterdir())
+    bundles = tmp_path / "cache" / pm.BUNDLE_SUBDIR
+    assert not bundles.exists() or not any(bundles.iterdir())  # nothing half-written
     assert dest.is_dir()
 
 

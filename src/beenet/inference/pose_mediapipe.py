@@ -22,9 +22,9 @@ import logging
 import os
 import sys
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -229,8 +229,8 @@ def _tile_grid(width: int, height: int, tiles: int, overlap: float) -> list[tupl
     th = int(np.ceil(height / (tiles - (tiles - 1) * overlap)))
     for iy in range(tiles):
         for ix in range(tiles):
-            x0 = min(int(round(ix * tw * (1 - overlap))), width - tw)
-            y0 = min(int(round(iy * th * (1 - overlap))), height - th)
+            x0 = min(round(ix * tw * (1 - overlap)), width - tw)
+            y0 = min(round(iy * th * (1 - overlap)), height - th)
             out.append((max(x0, 0), max(y0, 0), min(tw, width), min(th, height)))
     return out
 
@@ -383,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m beenet.inference.pose_mediapipe")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("install-models", help="copy the tflite files out of a mediapipe 0.10.21 wheel").add_argument("wheel")
+    inst = sub.add_parser("install-models", help="copy the tflite files out of a mediapipe 0.10.21 wheel")
+    inst.add_argument("wheel")
     sub.add_parser("check", help="find the models, build the bundle, run the landmarker once")
     args = p.parse_args(argv)
     try:
