@@ -254,8 +254,9 @@ class MediaPipeMultiPose:
     by box IoU, the higher score kept. It costs about ``n*n + 1`` landmarker runs a frame.
 
     ``min_detection_confidence`` defaults to 0.7, not mediapipe's 0.5: at 0.5 the detector took a
-    car's rear window, a fence post and a parked bicycle in bikes.mp4 for people, and the landmark
-    model then gave them presence 0.97-1.0, so no later threshold removes them (docs/predict.md).
+    road marking, a car's rear window and the parked bicycle in bikes.mp4 for people (51 frames
+    against 4), and the landmark model gives such "people" presence 0.97-1.0, so no later threshold
+    removes them (docs/predict.md, "Pose backends").
 
     ``score`` of a detection is the mean *presence* of the 33 landmarks (the landmark model's
     probability that the body is in its crop), in [0, 1]; a keypoint's confidence is its landmark's
