@@ -1,16 +1,10 @@
 #!/usr/bin/env bash
-# Install beenet for development into the active Python environment (a venv is best):
-# PyTorch (pinned to the release this project is tested with), beenet with its test/ONNX/parquet
-# extras (and hub: loading models by Hugging Face id), and the offline pose backend (mediapipe 0.10.21, installed without its heavy
-# dependencies: it would otherwise pull jax and opencv-contrib).
+# Install beenet for development into the active Python environment (a venv is best): what
+# scripts/install.sh installs (PyTorch, beenet, the offline pose backend) with beenet's
+# test/ONNX/parquet/hub extras, then the real footage the tests use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PIP="python -m pip --disable-pip-version-check -q"
-$PIP install --upgrade pip
-$PIP install torch==2.14.1 torchvision==0.29.1
-$PIP install -e ".[test,onnx,parquet,hub]"
-$PIP install --no-deps mediapipe==0.10.21
-$PIP install absl-py attrs flatbuffers "protobuf>=4.25.3,<5" "opencv-python-headless<5"
+BEENET_EXTRAS="[test,onnx,parquet,hub]" bash scripts/install.sh
 bash scripts/fetch-footage.sh
 # The browser tests of 'beenet view' drive Debian's chromium (Playwright's own browser download
 # needs the network); installed when missing and this shell may use apt-get.

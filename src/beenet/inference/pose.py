@@ -4,7 +4,10 @@ Every backend turns one RGB frame into a list of :class:`PoseDetection` (18 keyp
 a box, a score). The models were trained on OpenPose COCO-18 joints (BoLD's joints files), so each
 backend maps its own skeleton onto that layout here, once:
 
-- :class:`MediaPipePose`: mediapipe's BlazePose (33 landmarks), offline, one person per frame.
+- :class:`~beenet.inference.pose_mediapipe.MediaPipeMultiPose` (``mediapipe``, the default): BlazePose
+  (33 landmarks) through mediapipe's Tasks ``PoseLandmarker``, offline, several people per frame.
+- :class:`MediaPipePose` (``mediapipe-single``): BlazePose through ``mp.solutions.pose`` (mediapipe
+  0.10.21 only), offline, one person per frame.
 - :class:`KeypointRCNNPose`: torchvision's Keypoint R-CNN (COCO-17), several people per frame.
 - :class:`PrecomputedPose`: keypoints a user already has (BoLD joints ``.npy`` or OpenPose JSON).
 
@@ -161,14 +164,15 @@ def detection_from_keypoints(keypoints: np.ndarray, score: float | None = None,
 
 
 class MediaPipePose:
-    """mediapipe BlazePose (``mp.solutions.pose``), one person per frame, runs offline.
+    """mediapipe BlazePose (``mp.solutions.pose``), one person per frame, runs offline
+    (``--pose mediapipe-single``; the multi-person ``mediapipe`` backend is the default).
 
     Only ``model_complexity=1`` ships inside the wheel (0 and 2 download their model on first use),
     so that is what is used. Video mode (``static_image_mode=False``) tracks the person from frame
     to frame, which is both faster and steadier; :meth:`reset` starts a new video.
     """
 
-    name = "mediapipe"
+    name = "mediapipe-single"
     needs_pixels = True
 
     def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
@@ -176,13 +180,21 @@ class MediaPipePose:
         # mediapipe's C++ side logs every graph start to stderr; keep warnings and errors only.
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from beenet.inference.pose_mediapipe import INSTALL_HINT
+
         try:
             import mediapipe as mp
         except ImportError as exc:
             raise BeenetError(
-                "the 'mediapipe' pose backend needs the mediapipe package: pip install mediapipe "
-                "(see docs/predict.md), or use --pose rcnn"
+                f"the 'mediapipe-single' pose backend needs mediapipe 0.10.21; install it with: {INSTALL_HINT}; "
+                "or use --pose mediapipe / --pose rcnn"
             ) from exc
+        if not hasattr(mp, "solutions"):
+            raise BeenetError(
+                f"the 'mediapipe-single' pose backend needs mp.solutions, which mediapipe {mp.__version__} "
+                "no longer has (only 0.10.21 and older, Python <= 3.12, have it); use --pose mediapipe "
+                "(several people, works with this release)"
+            )
         self._mp = mp
         self._kwargs = dict(
             static_image_mode=static_image_mode, model_complexity=1, smooth_landmarks=True,
@@ -394,34 +406,55 @@ class PrecomputedPose:
 
 
 def mediapipe_available() -> bool:
-    """Whether ``import mediapipe`` works here."""
+    """Whether the ``mediapipe`` backend can run here: mediapipe's Tasks API imports and the two
+    BlazePose model files are found (in the package or the beenet cache)."""
     try:
-        import mediapipe  # noqa: F401
-    except ImportError:
+        from mediapipe.tasks.python import vision  # noqa: F401
+
+        from beenet.inference.pose_mediapipe import find_model_files
+
+        find_model_files()
+    except (ImportError, BeenetError):
         return False
     return True
 
 
-def _mediapipe(device: str, weights: str | None) -> PoseBackend:
-    return MediaPipePose()  # runs on the CPU, with the model bundled in mediapipe
+def _mediapipe(device: str, weights: str | None, **options) -> PoseBackend:
+    from beenet.inference.pose_mediapipe import MediaPipeMultiPose
+
+    return MediaPipeMultiPose(**options)  # runs on the CPU, offline
 
 
-def _rcnn(device: str, weights: str | None) -> PoseBackend:
-    return KeypointRCNNPose(weights=weights, device=device)
+def _mediapipe_single(device: str, weights: str | None, **options) -> PoseBackend:
+    return MediaPipePose(**options)  # runs on the CPU, with the model bundled in mediapipe 0.10.21
 
 
-#: Pose backends that look at pixels, by name: ``builder(device, weights) -> PoseBackend``.
+def _rcnn(device: str, weights: str | None, **options) -> PoseBackend:
+    return KeypointRCNNPose(weights=weights, device=device, **options)
+
+
+#: Pose backends that look at pixels, by name: ``builder(device, weights, **options) -> PoseBackend``
+#: (``options``: the backend class's keyword arguments, e.g. ``tiles`` for ``mediapipe``).
 #: Precomputed keypoints come with their input, not from here.
-POSE_BACKENDS: dict[str, Callable[[str, str | None], PoseBackend]] = {"mediapipe": _mediapipe, "rcnn": _rcnn}
+POSE_BACKENDS: dict[str, Callable[..., PoseBackend]] = {
+    "mediapipe": _mediapipe, "mediapipe-single": _mediapipe_single, "rcnn": _rcnn,
+}
 #: What ``Predictor(pose=...)`` and ``beenet predict --pose`` accept: ``auto`` or a backend name.
 POSE_CHOICES: tuple[str, ...] = ("auto", *POSE_BACKENDS)
 
 
-def make_pose_backend(name: str = "auto", device: str = "cpu", weights: str | None = "DEFAULT") -> PoseBackend:
-    """The pose backend called ``name`` (one of :data:`POSE_CHOICES`); ``auto`` is mediapipe when
-    installed, else rcnn."""
+def make_pose_backend(name: str = "auto", device: str = "cpu", weights: str | None = "DEFAULT",
+                      **options) -> PoseBackend:
+    """The pose backend called ``name`` (one of :data:`POSE_CHOICES`); ``auto`` is mediapipe
+    (multi-person) when it can run here, else rcnn. ``options`` go to the backend's class (e.g.
+    ``tiles=2``, ``num_poses=6``, ``min_detection_confidence=0.7`` for ``mediapipe``)."""
     if name == "auto":
         name = "mediapipe" if mediapipe_available() else "rcnn"
     if name not in POSE_BACKENDS:
         raise BeenetError(f"unknown pose backend {name!r}; choose one of {', '.join(POSE_CHOICES)}")
-    return POSE_BACKENDS[name](device, weights)
+    try:
+        return POSE_BACKENDS[name](device, weights, **options)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise BeenetError(f"pose backend {name!r} does not take option(s) {sorted(options)} ({exc})") from None

@@ -1,0 +1,406 @@
+"""Multi-person BlazePose through mediapipe's Tasks ``PoseLandmarker``, offline.
+
+mediapipe 0.10.21 ships the BlazePose person detector and the full landmark model as bare tflite
+files (``mediapipe/modules/pose_detection/pose_detection.tflite``,
+``mediapipe/modules/pose_landmark/pose_landmark_full.tflite``). The Tasks ``PoseLandmarker``, which
+finds several people per frame (``num_poses``), refuses them as they are: its image input needs
+normalisation metadata. :func:`build_bundle` adds it with mediapipe's own metadata writer
+(detector: ``(pixel - 127.5) / 127.5``, i.e. [-1, 1]; landmarks: ``pixel / 255``, i.e. [0, 1]) and
+packs both into one ``.task`` bundle, built once into the beenet cache under a name keyed by the
+two files' SHA-256, and written atomically.
+
+Newer mediapipe releases (a py3-none wheel that installs on Python 3.13) have the Tasks API but
+no tflite files; ``scripts/install-pose.sh`` then extracts the two files from the 0.10.21 wheel
+into ``<cache>/mediapipe-models/``, where :func:`find_model_files` looks after the package.
+Nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from beenet.errors import BeenetError
+
+log = logging.getLogger(__name__)
+
+#: The command that installs a mediapipe this backend works with (README command 1 runs it).
+INSTALL_HINT = "bash scripts/install-pose.sh (in the beenet repository, with your environment active)" + (
+    "; on this Python that is: pip install --no-deps mediapipe==0.10.21 && pip install absl-py attrs "
+    "flatbuffers 'protobuf>=4.25.3,<5' 'opencv-python-headless<5'" if sys.version_info < (3, 13) else ""
+)
+#: bundle member name -> (path inside the mediapipe package, norm mean, norm std, number of outputs).
+MODEL_FILES: dict[str, tuple[str, float, float, int]] = {
+    "pose_detector.tflite": ("modules/pose_detection/pose_detection.tflite", 127.5, 127.5, 2),
+    "pose_landmarks_detector.tflite": ("modules/pose_landmark/pose_landmark_full.tflite", 0.0, 255.0, 5),
+}
+#: Folder (under the beenet cache root) where ``scripts/install-pose.sh`` puts the tflite files.
+MODELS_SUBDIR = "mediapipe-models"
+#: Folder (under the beenet cache root) of the built ``.task`` bundles.
+BUNDLE_SUBDIR = "pose"
+
+
+def cache_root() -> Path:
+    """beenet's cache root: the parent of the context cache (``$BEENET_CACHE/..``, default
+    ``~/.cache/beenet``), as for ``prepared/``."""
+    from beenet.context.build import default_cache_dir
+
+    return default_cache_dir().parent
+
+
+def _mediapipe_dir() -> Path | None:
+    try:
+        import mediapipe
+    except ImportError:
+        return None
+    return Path(mediapipe.__file__).parent
+
+
+def missing_models_message(where: list[Path]) -> str:
+    looked = ", ".join(str(p) for p in where) or "(mediapipe is not installed)"
+    return (
+        "the 'mediapipe' pose backend needs mediapipe's BlazePose models (pose_detection.tflite, "
+        f"pose_landmark_full.tflite); looked in {looked}. Install them with: {INSTALL_HINT}. "
+        "'pip install mediapipe' alone installs a release without them. Or use --pose rcnn (downloads "
+        "Keypoint R-CNN weights once)."
+    )
+
+
+def find_model_files(root: str | Path | None = None) -> dict[str, Path]:
+    """The two tflite files, by bundle member name: from the installed mediapipe package when it
+    ships them (0.10.21), else from ``<root>/mediapipe-models/``. ``root=None``: beenet's cache
+    (:func:`cache_root`), then the default ``~/.cache/beenet`` (where ``scripts/install-pose.sh``
+    put them when ``$BEENET_CACHE`` was not set, e.g. before a run that sets it).
+
+    Raises :class:`BeenetError` with the install command when no place has both.
+    """
+    roots = [Path(root).expanduser()] if root is not None else [cache_root(), Path.home() / ".cache" / "beenet"]
+    places: list[Path] = []
+    mp_dir = _mediapipe_dir()
+    if mp_dir is not None:
+        places.append(mp_dir)
+    for r in roots:
+        if r / MODELS_SUBDIR not in places:
+            places.append(r / MODELS_SUBDIR)
+    for place in places:
+        files = {}
+        for member, (rel, *_rest) in MODEL_FILES.items():
+            # In the package the files keep their folders; in the cache they lie flat.
+            p = place / rel if place == mp_dir else place / Path(rel).name
+            if p.is_file():
+                files[member] = p
+        if len(files) == len(MODEL_FILES):
+            return files
+    raise BeenetError(missing_models_message([p for p in places]))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (mediapipe's C++ logging and TFLite's 'INFO: Created TensorFlow Lite
+    XNNPACK delegate' go there, not through Python) for the duration; Python errors still raise."""
+    fd = 2  # what C++ writes to, whatever sys.stderr is (pytest, notebooks replace it)
+    try:
+        sys.stderr.flush()
+        saved = os.dup(fd)
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _metadata_writer():
+    """mediapipe's ``metadata_writer`` module. Releases after 0.10.21 (the py3-none wheels that
+    install on Python 3.13) dropped the compiled ``_pywrap_metadata_version`` that its import
+    needs, though nothing else of it; for them a stand-in answers what 0.10.21 answers for the
+    metadata written here (minimum parser version ``1.0.0``: image input, normalisation, feature
+    outputs), so the bundle comes out byte for byte the same."""
+    import types
+
+    try:
+        from mediapipe.tasks.cc.metadata.python import _pywrap_metadata_version  # noqa: F401
+    except ImportError:
+        stub = types.ModuleType("mediapipe.tasks.cc.metadata.python._pywrap_metadata_version")
+        stub.GetMinimumMetadataParserVersion = lambda buf: "1.0.0"  # type: ignore[attr-defined]
+        for name in ("mediapipe.tasks.cc", "mediapipe.tasks.cc.metadata", "mediapipe.tasks.cc.metadata.python"):
+            sys.modules.setdefault(name, types.ModuleType(name))
+        sys.modules[stub.__name__] = stub
+        sys.modules["mediapipe.tasks.cc.metadata.python"]._pywrap_metadata_version = stub  # type: ignore[attr-defined]
+    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
+
+    return metadata_writer
+
+
+def install_models_from_wheel(wheel: str | Path, root: str | Path | None = None) -> Path:
+    """Copy the two tflite files out of a mediapipe wheel (0.10.21 ships them) into
+    ``<root>/mediapipe-models/`` (``root``: :func:`cache_root`), each written atomically; returns
+    that folder. ``scripts/install-pose.sh`` runs this on Python >= 3.13."""
+    from beenet.atomic import atomic_path
+
+    root = cache_root() if root is None else Path(root).expanduser()
+    dest = root / MODELS_SUBDIR
+    try:
+        zf = zipfile.ZipFile(wheel)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BeenetError(f"{wheel}: not a readable mediapipe wheel ({exc})") from exc
+    with zf:
+        names = set(zf.namelist())
+        for rel, *_rest in MODEL_FILES.values():
+            member = f"mediapipe/{rel}"
+            if member not in names:
+                raise BeenetError(f"{wheel}: has no {member}; use the mediapipe 0.10.21 wheel")
+            with atomic_path(dest / Path(rel).name) as tmp:
+                tmp.write_bytes(zf.read(member))
+    find_model_files(root)  # both are there now
+    return dest
+
+
+def build_bundle(files: dict[str, Path] | None = None, root: str | Path | None = None) -> Path:
+    """The ``.task`` bundle of the two tflite files (with normalisation metadata), built once.
+
+    It lives in ``<root>/pose/pose_landmarker-<sha>.task`` where ``<sha>`` hashes both files, so a
+    new mediapipe model gives a new bundle; it is written to a temp file and renamed, so a crash
+    never leaves a half bundle. A file that is not a valid tflite model raises :class:`BeenetError`
+    naming it.
+    """
+    files = find_model_files(root) if files is None else files
+    root = cache_root() if root is None else Path(root).expanduser()
+    key = hashlib.sha256("".join(f"{m}:{_sha256(Path(files[m]))};" for m in sorted(MODEL_FILES)).encode())
+    out = root / BUNDLE_SUBDIR / f"pose_landmarker-{key.hexdigest()[:16]}.task"
+    if out.is_file():
+        try:
+            with zipfile.ZipFile(out) as z:
+                if sorted(z.namelist()) == sorted(MODEL_FILES):
+                    return out
+        except zipfile.BadZipFile:
+            pass
+        log.warning("%s is not a valid pose bundle; building it again", out)
+    metadata_writer = _metadata_writer()
+    members: dict[str, bytes] = {}
+    for member, (_rel, mean, std, n_out) in MODEL_FILES.items():
+        src = Path(files[member])
+        try:
+            writer = metadata_writer.MetadataWriter.create(bytearray(src.read_bytes()))
+            writer.add_image_input(norm_mean=[mean], norm_std=[std])
+            for _ in range(n_out):
+                writer.add_feature_output()
+            members[member] = writer.populate()[0]
+        except Exception as exc:  # the flatbuffer reader raises assorted errors on a bad file
+            raise BeenetError(
+                f"{src}: not a valid mediapipe pose model ({type(exc).__name__}: {exc}); delete it and "
+                f"reinstall with: {INSTALL_HINT}"
+            ) from exc
+    from mediapipe.tasks.python.metadata.metadata_writers import model_asset_bundle_utils
+
+    from beenet.atomic import atomic_path
+
+    with atomic_path(out) as tmp:  # aligned zip members, as mediapipe's own bundles
+        model_asset_bundle_utils.create_model_asset_bundle(members, str(tmp))
+    return out
+
+
+def _tile_grid(width: int, height: int, tiles: int, overlap: float) -> list[tuple[int, int, int, int]]:
+    """``tiles x tiles`` windows ``(x0, y0, w, h)`` that cover the frame, neighbours overlapping by
+    ``overlap`` of a tile."""
+    out = []
+    tw = int(np.ceil(width / (tiles - (tiles - 1) * overlap)))
+    th = int(np.ceil(height / (tiles - (tiles - 1) * overlap)))
+    for iy in range(tiles):
+        for ix in range(tiles):
+            x0 = min(round(ix * tw * (1 - overlap)), width - tw)
+            y0 = min(round(iy * th * (1 - overlap)), height - th)
+            out.append((max(x0, 0), max(y0, 0), min(tw, width), min(th, height)))
+    return out
+
+
+def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+class MediaPipeMultiPose:
+    """BlazePose through mediapipe's Tasks ``PoseLandmarker``: up to ``num_poses`` people per frame,
+    offline (see the module docstring for where the models come from).
+
+    ``tiles=1`` runs the landmarker on the whole frame in video mode (it tracks people from frame
+    to frame between detector runs). ``tiles=n > 1`` also runs it in image mode on ``n x n``
+    overlapping tiles, so that people too small for the detector's 224x224 view of the frame are
+    seen at ``n`` times the resolution; duplicates (same person in the frame and in tiles) are merged
+    by box IoU, the higher score kept. It costs about ``n*n + 1`` landmarker runs a frame.
+
+    ``min_detection_confidence`` defaults to 0.7, not mediapipe's 0.5: at 0.5 the detector took a
+    road marking, a car's rear window and the parked bicycle in bikes.mp4 for people (51 frames
+    against 4), and the landmark model gives such "people" presence 0.97-1.0, so no later threshold
+    removes them (docs/predict.md, "Pose backends").
+
+    ``score`` of a detection is the mean *presence* of the 33 landmarks (the landmark model's
+    probability that the body is in its crop), in [0, 1]; a keypoint's confidence is its landmark's
+    *visibility* (as in the Solutions backend), mapped to OpenPose-18 by ``mediapipe_to_openpose``.
+    ``min_detection_confidence`` is the person detector's threshold, ``min_presence_confidence`` the
+    landmark model's, ``min_tracking_confidence`` decides when video mode re-runs the detector.
+    """
+
+    name = "mediapipe"
+    needs_pixels = True
+
+    def __init__(self, num_poses: int = 6, min_detection_confidence: float = 0.7,
+                 min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
+                 tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
+                 cache_dir: str | Path | None = None) -> None:
+        if int(tiles) < 1:
+            raise BeenetError(f"pose tiles must be 1 or more, got {tiles}")
+        if num_poses < 1:
+            raise BeenetError(f"num_poses must be 1 or more, got {num_poses}")
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
+        except ImportError as exc:
+            raise BeenetError(
+                f"the 'mediapipe' pose backend needs mediapipe with its Tasks API; install it with: {INSTALL_HINT}"
+            ) from exc
+        self._mp = mp
+        self._vision = vision
+        self.bundle = build_bundle(root=cache_dir)
+        self.tiles = int(tiles)
+        self.tile_overlap = float(tile_overlap)
+        self.merge_iou = float(merge_iou)
+        self.num_poses = int(num_poses)
+        self._options = dict(
+            base_options=BaseOptions(model_asset_path=str(self.bundle)),
+            num_poses=self.num_poses, min_pose_detection_confidence=float(min_detection_confidence),
+            min_pose_presence_confidence=float(min_presence_confidence),
+            min_tracking_confidence=float(min_tracking_confidence),
+        )
+        self._video = None
+        self._image = None
+        self._last_ts = -1
+        self._quiet: set[int] = set()  # landmarkers whose first call (C++ warnings) is still to come
+
+    def _create(self, mode: str):
+        opts = self._vision.PoseLandmarkerOptions(running_mode=getattr(self._vision.RunningMode, mode), **self._options)
+        with quiet_stderr():
+            lm = self._vision.PoseLandmarker.create_from_options(opts)
+        self._quiet.add(id(lm))
+        return lm
+
+    def _detect(self, lm, image, ts: int | None = None):
+        """One landmarker call; the first one of each landmarker runs with stderr silenced (graph
+        start-up warnings such as 'Using NORM_RECT without IMAGE_DIMENSIONS')."""
+        if id(lm) in self._quiet:
+            self._quiet.discard(id(lm))
+            with quiet_stderr():
+                return lm.detect(image) if ts is None else lm.detect_for_video(image, ts)
+        return lm.detect(image) if ts is None else lm.detect_for_video(image, ts)
+
+    def reset(self) -> None:
+        """Start a new video (video mode's timestamps and tracked people start over)."""
+        if self._video is not None:
+            with quiet_stderr():
+                self._video.close()
+        self._video = self._create("VIDEO")
+        self._last_ts = -1
+
+    def close(self) -> None:
+        for lm in (self._video, self._image):
+            if lm is not None:
+                with quiet_stderr():
+                    lm.close()
+        self._video = self._image = None
+
+    def _people(self, result, x0: int, y0: int, w: int, h: int, width: int, height: int) -> list:
+        from beenet.inference.pose import detection_from_keypoints, mediapipe_to_openpose
+
+        dets = []
+        for person in result.pose_landmarks:
+            arr = np.array([(p.x, p.y, p.visibility if p.visibility is not None else 0.0,
+                             p.presence if p.presence is not None else 0.0) for p in person], dtype=np.float32)
+            lm = arr[:, :3].copy()
+            lm[:, 0] = (lm[:, 0] * w + x0) / width
+            lm[:, 1] = (lm[:, 1] * h + y0) / height
+            det = detection_from_keypoints(mediapipe_to_openpose(lm, width, height),
+                                           score=float(np.clip(arr[:, 3].mean(), 0.0, 1.0)))
+            if det is not None:
+                dets.append(det)
+        return dets
+
+    def __call__(self, frame: np.ndarray | None, index: int | None = None) -> list:
+        if frame is None:
+            raise ValueError("MediaPipeMultiPose needs the frame's pixels")
+        if self._video is None:
+            self.reset()
+        height, width = frame.shape[:2]
+        frame = np.ascontiguousarray(frame)
+        # Video mode wants strictly increasing timestamps (ms); frame index at ~30 fps spacing.
+        ts = self._last_ts + 33 if index is None else max(int(index) * 33, self._last_ts + 1)
+        self._last_ts = ts
+        image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=frame)
+        dets = self._people(self._detect(self._video, image, ts), 0, 0, width, height, width, height)
+        if self.tiles == 1:
+            return dets
+        if self._image is None:
+            self._image = self._create("IMAGE")
+        for x0, y0, w, h in _tile_grid(width, height, self.tiles, self.tile_overlap):
+            tile = self._mp.Image(image_format=self._mp.ImageFormat.SRGB,
+                                  data=np.ascontiguousarray(frame[y0:y0 + h, x0:x0 + w]))
+            dets += self._people(self._detect(self._image, tile), x0, y0, w, h, width, height)
+        kept: list = []
+        for d in sorted(dets, key=lambda d: -d.score):
+            if all(_box_iou(d.box, k.box) < self.merge_iou for k in kept):
+                kept.append(d)
+        return kept
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m beenet.inference.pose_mediapipe install-models WHEEL`` (used by
+    ``scripts/install-pose.sh``) or ``... check`` (builds the bundle and prints where it is)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m beenet.inference.pose_mediapipe")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    inst = sub.add_parser("install-models", help="copy the tflite files out of a mediapipe 0.10.21 wheel")
+    inst.add_argument("wheel")
+    sub.add_parser("check", help="find the models, build the bundle, run the landmarker once")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "install-models":
+            print(f"pose models in {install_models_from_wheel(args.wheel)}")
+        else:
+            pose = MediaPipeMultiPose()
+            found = pose(np.zeros((64, 64, 3), np.uint8), 0)
+            pose.close()
+            print(f"pose backend 'mediapipe' works: bundle {pose.bundle} ({len(found)} people in a blank frame)")
+    except BeenetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

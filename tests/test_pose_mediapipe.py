@@ -1,0 +1,235 @@
+"""The multi-person ``mediapipe`` pose backend: finding its model files, building the bundle once,
+the messages when something is missing, and what it finds on real footage (hand-checked frames)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from footage import footage
+
+from beenet.errors import BeenetError
+from beenet.inference import pose_mediapipe as pm
+from beenet.inference.pose import make_pose_backend, mediapipe_available
+
+needs_mediapipe = pytest.mark.skipif(not mediapipe_available(), reason="mediapipe pose backend not installed")
+
+
+def _package_models() -> dict[str, Path]:
+    """The real tflite files of the installed mediapipe (skips when it does not ship them)."""
+    try:
+        import mediapipe
+    except ImportError:
+        pytest.skip("mediapipe not installed")
+    d = Path(mediapipe.__file__).parent
+    files = {m: d / rel for m, (rel, *_r) in pm.MODEL_FILES.items()} if d is not None else {}
+    if not files or not all(p.is_file() for p in files.values()):
+        pytest.skip("the installed mediapipe does not ship the BlazePose tflite files")
+    return files
+
+
+@pytest.fixture
+def newer_mediapipe(tmp_path, monkeypatch):
+    """A mediapipe package without model files, as the releases that install on Python 3.13."""
+    pkg = tmp_path / "site" / "mediapipe"
+    pkg.mkdir(parents=True)
+    monkeypatch.setattr(pm, "_mediapipe_dir", lambda: pkg)
+    return pkg
+
+
+def _plant(root: Path, files: dict[str, Path] | None = None, data: bytes | None = None) -> Path:
+    dest = root / pm.MODELS_SUBDIR
+    dest.mkdir(parents=True, exist_ok=True)
+    for member, (rel, *_r) in pm.MODEL_FILES.items():
+        (dest / Path(rel).name).write_bytes(data if data is not None else files[member].read_bytes())
+    return dest
+
+
+def test_models_are_found_in_the_cache_when_the_package_has_none(tmp_path, newer_mediapipe):
+    dest = _plant(tmp_path / "cache", data=b"x")
+    found = pm.find_model_files(tmp_path / "cache")
+    assert found == {"pose_detector.tflite": dest / "pose_detection.tflite",
+                     "pose_landmarks_detector.tflite": dest / "pose_landmark_full.tflite"}
+
+
+def test_missing_model_file_says_how_to_install(tmp_path, newer_mediapipe):
+    dest = _plant(tmp_path / "cache", data=b"x")
+    (dest / "pose_landmark_full.tflite").unlink()
+    with pytest.raises(BeenetError) as err:
+        pm.find_model_files(tmp_path / "cache")
+    msg = str(err.value)
+    assert "scripts/install-pose.sh" in msg and str(dest) in msg and str(newer_mediapipe) in msg
+    assert "'pip install mediapipe' alone installs a release without them" in msg
+
+
+def test_models_are_copied_out_of_a_wheel(tmp_path, newer_mediapipe):
+    wheel = tmp_path / "mediapipe-0.10.21-cp312-cp312-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("mediapipe/modules/pose_detection/pose_detection.tflite", b"detector")
+        z.writestr("mediapipe/modules/pose_landmark/pose_landmark_full.tflite", b"landmarks")
+        z.writestr("mediapipe/__init__.py", b"")
+    dest = pm.install_models_from_wheel(wheel, tmp_path / "cache")
+    assert (dest / "pose_detection.tflite").read_bytes() == b"detector"
+    assert (dest / "pose_landmark_full.tflite").read_bytes() == b"landmarks"
+    assert sorted(p.name for p in dest.iterdir()) == ["pose_detection.tflite", "pose_landmark_full.tflite"]
+
+    bare = tmp_path / "mediapipe-1.2.3-py3-none-any.whl"
+    with zipfile.ZipFile(bare, "w") as z:
+        z.writestr("mediapipe/__init__.py", b"")
+    with pytest.raises(BeenetError, match="has no mediapipe/modules/pose_detection/pose_detection.tflite"):
+        pm.install_models_from_wheel(bare, tmp_path / "other")
+    with pytest.raises(BeenetError, match="not a readable mediapipe wheel"):
+        pm.install_models_from_wheel(tmp_path / "missing.whl", tmp_path / "other")
+
+
+@needs_mediapipe
+def test_bundle_is_built_once_keyed_by_the_model_files(tmp_path, monkeypatch):
+    files = _package_models()
+    monkeypatch.setattr(pm, "_mediapipe_dir", lambda: tmp_path / "site" / "mediapipe")  # no models there
+    root = tmp_path / "cache"
+    _plant(root, files)
+    bundle = pm.build_bundle(root=root)
+    assert bundle.parent == root / pm.BUNDLE_SUBDIR and bundle.suffix == ".task"
+    pm._metadata_writer()  # newer releases need its stand-in before the metadata module imports
+    from mediapipe.tasks.python.metadata.metadata import MetadataDisplayer
+
+    with zipfile.ZipFile(bundle) as z:
+        assert sorted(z.namelist()) == ["pose_detector.tflite", "pose_landmarks_detector.tflite"]
+        for member, (mean, std) in {"pose_detector.tflite": (127.5, 127.5),
+                                    "pose_landmarks_detector.tflite": (0.0, 255.0)}.items():
+            meta = json.loads(MetadataDisplayer.with_model_buffer(z.read(member)).get_metadata_json())
+            unit = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]["process_units"][0]
+            assert unit["options_type"] == "NormalizationOptions"
+            assert unit["options"] == {"mean": [mean], "std": [std]}
+    stamp = bundle.stat().st_mtime_ns
+    assert pm.build_bundle(root=root) == bundle and bundle.stat().st_mtime_ns == stamp  # reused
+    assert [p.name for p in bundle.parent.iterdir()] == [bundle.name]  # no temp file left behind
+
+    bundle.write_bytes(b"half a bundle")  # a corrupt bundle is rebuilt
+    assert pm.build_bundle(root=root) == bundle and zipfile.is_zipfile(bundle)
+
+    det = root / pm.MODELS_SUBDIR / "pose_detection.tflite"
+    data = bytearray(det.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # another model file: another bundle
+    det.write_bytes(bytes(data))
+    other = pm.build_bundle(root=root)
+    assert other != bundle and other.is_file()
+
+
+@needs_mediapipe
+def test_corrupt_model_file_is_named(tmp_path, newer_mediapipe):
+    dest = _plant(tmp_path / "cache", data=b"this is not a tflite model")
+    bad = r"pose_detection\.tflite: not a valid mediapipe pose model.*install-pose\.sh"
+    with pytest.raises(BeenetError, match=bad):
+        pm.build_bundle(root=tmp_path / "cache")
+    bundles = tmp_path / "cache" / pm.BUNDLE_SUBDIR
+    assert not bundles.exists() or not any(bundles.iterdir())  # nothing half-written
+    assert dest.is_dir()
+
+
+def test_without_mediapipe_the_message_gives_the_install_command(monkeypatch):
+    for name in [m for m in sys.modules if m == "mediapipe" or m.startswith("mediapipe.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import mediapipe raises ImportError
+    assert not mediapipe_available()
+    for name in ("mediapipe", "mediapipe-single"):
+        with pytest.raises(BeenetError) as err:
+            make_pose_backend(name)
+        assert "scripts/install-pose.sh" in str(err.value)
+        if sys.version_info < (3, 13):
+            assert "pip install --no-deps mediapipe==0.10.21" in str(err.value)
+
+
+@needs_mediapipe
+def test_options_reach_the_backend_and_wrong_ones_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEENET_CACHE", str(tmp_path / "context"))
+    pose = make_pose_backend("auto", tiles=2, num_poses=3)
+    assert isinstance(pose, pm.MediaPipeMultiPose) and pose.name == "mediapipe"
+    assert pose.tiles == 2 and pose.num_poses == 3 and pose.bundle.is_relative_to(tmp_path)
+    assert pose(np.full((120, 160, 3), 127, np.uint8), 0) == []
+    pose.close()
+    with pytest.raises(BeenetError, match="does not take option"):
+        make_pose_backend("mediapipe", tile=2)
+    with pytest.raises(BeenetError, match="tiles must be 1 or more"):
+        make_pose_backend("mediapipe", tiles=0)
+
+
+def test_tiles_cover_the_frame_and_overlap():
+    tiles = pm._tile_grid(768, 576, 3, 0.25)
+    assert len(tiles) == 9
+    covered = np.zeros((576, 768), bool)
+    for x0, y0, w, h in tiles:
+        assert x0 >= 0 and y0 >= 0 and x0 + w <= 768 and y0 + h <= 576
+        covered[y0:y0 + h, x0:x0 + w] = True
+    assert covered.all()
+    assert tiles[1][0] < tiles[0][0] + tiles[0][2]  # neighbours overlap
+
+
+def _frames(path: Path, first: int, last: int):
+    import av
+
+    with av.open(str(path)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i > last:
+                return
+            if i >= first:
+                yield i, f.to_ndarray(format="rgb24")
+
+
+@needs_mediapipe
+@pytest.mark.slow
+def test_three_pedestrians_in_one_frame_are_found_with_tiles():
+    """vtest.avi frame 0 holds three pedestrians (counted by eye); the whole-frame detector sees
+    them at 224x224 and finds none, 3x3 tiles find all three, each box on one of them."""
+    _, frame = next(_frames(footage("vtest.avi"), 0, 0))
+    people = [(266, 265), (513, 193), (663, 281)]  # centres, read off the frame by eye
+    whole = make_pose_backend("mediapipe")
+    whole.reset()
+    assert whole(frame, 0) == []
+    pose = make_pose_backend("mediapipe", tiles=3)
+    pose.reset()
+    dets = pose(frame, 0)
+    assert len(dets) == 3
+    for cx, cy in people:
+        hits = [d for d in dets if d.box[0] <= cx <= d.box[0] + d.box[2] and d.box[1] <= cy <= d.box[1] + d.box[3]]
+        assert len(hits) == 1, (cx, cy, [d.box for d in dets])
+    assert all(0.0 <= d.score <= 1.0 and d.keypoints.shape == (18, 3) for d in dets)
+    pose.close()
+    whole.close()
+
+
+@needs_mediapipe
+@pytest.mark.slow
+def test_real_footage_one_person_and_nobody():
+    """talking.mp4: one woman (a close-up: her shoulders are at the frame's edge, so she is found in
+    24 of frames 0-40), never two; bikes.mp4 103-136: the cyclist (right half), alone; the
+    animated title of face_noface.mov (frames 75-115, looked at): nobody."""
+    pose = make_pose_backend("mediapipe")
+    pose.reset()
+    counts = [len(pose(f, i)) for i, f in _frames(footage("talking.mp4"), 0, 40)]
+    assert max(counts) == 1 and sum(counts) >= 20, counts
+
+    pose.reset()
+    found = [(i, pose(f, i - 100)) for i, f in _frames(footage("bikes.mp4"), 100, 136)]
+    cyclist = [d for i, dets in found if i >= 103 for d in dets]
+    assert all(len(dets) <= 1 for _, dets in found)
+    assert len(cyclist) >= 30
+    assert all(d.box[0] + d.box[2] / 2 > 0.6 * 640 and d.score > 0.5 for d in cyclist)
+
+    pose.reset()
+    title = [len(pose(f, i - 75)) for i, f in _frames(footage("face_noface.mov"), 75, 115)]
+    assert len(title) == 41 and sum(title) == 0, title
+    pose.close()
+
+
+
+def test_duplicates_from_tiles_are_one_person_and_neighbours_stay_two():
+    whole = (100.0, 100.0, 40.0, 120.0)
+    assert pm._box_iou(whole, (102.0, 98.0, 40.0, 118.0)) >= 0.4  # same person, seen twice: merged
+    assert pm._box_iou(whole, (150.0, 100.0, 40.0, 120.0)) == 0.0  # the next person
+    # one person half hidden behind another (vtest.avi frame 560): kept as two
+    assert pm._box_iou(whole, (100.0, 100.0, 40.0, 40.0)) < 0.4
