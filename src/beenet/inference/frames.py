@@ -98,7 +98,9 @@ def frames_table(result: "VideoResult") -> FrameTable:
 
 def keypoints_array(result: "VideoResult") -> np.ndarray:
     """Every tracked person's joints as BoLD joints rows ``[frame, person_id, x0, y0, c0, ...]``
-    (float64 ``[N, 56]``), for the frames each person is present in, missing joints as 0, 0, 0 (as BoLD writes them).
+    (float64 ``[N, 56]``), for the frames each person was detected in, missing joints as 0, 0, 0
+    (as BoLD writes them). Frames the tracker interpolated are left out: read back (``--keypoints``)
+    the same gaps are interpolated again, so the tables come out the same.
 
     BoLD files count frames from the file's first row, so when frame 0 has no person a row at
     frame 0 with every joint missing is added: it pins the frame axis and is read back as no
@@ -106,7 +108,10 @@ def keypoints_array(result: "VideoResult") -> np.ndarray:
     rows = []
     for pid in sorted(result.tracks):
         tr = result.tracks[pid]
+        filled = result.interpolated.get(pid, set())
         for f in np.flatnonzero(tr.present):
+            if int(f) in filled:
+                continue
             kp = np.asarray(tr.keypoints[f], dtype=np.float64).copy()
             kp[~np.isfinite(kp).all(-1)] = 0.0
             rows.append(np.concatenate([[float(f), float(pid)], kp.ravel()]))

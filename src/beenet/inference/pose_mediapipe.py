@@ -258,9 +258,11 @@ class MediaPipeMultiPose:
     against 4), and the landmark model gives such "people" presence 0.97-1.0, so no later threshold
     removes them (docs/predict.md, "Pose backends").
 
-    ``score`` of a detection is the mean *presence* of the 33 landmarks (the landmark model's
-    probability that the body is in its crop), in [0, 1]; a keypoint's confidence is its landmark's
-    *visibility* (as in the Solutions backend), mapped to OpenPose-18 by ``mediapipe_to_openpose``.
+    A keypoint's confidence is its landmark's *visibility* (as in the Solutions backend), mapped to
+    OpenPose-18 by ``mediapipe_to_openpose``; the ``score`` of a detection is the mean confidence
+    of its joints found inside the frame, in [0, 1] (the tracker's ``min_confidence`` was chosen
+    on this score). Not the mean *presence* of all 33 landmarks: that is the share of the body
+    inside the frame, so a person filmed from the chest up scored 0.35-0.39 and was dropped.
     ``min_detection_confidence`` is the person detector's threshold, ``min_presence_confidence`` the
     landmark model's, ``min_tracking_confidence`` decides when video mode re-runs the detector.
     """
@@ -344,8 +346,7 @@ class MediaPipeMultiPose:
             lm = arr[:, :3].copy()
             lm[:, 0] = (lm[:, 0] * w + x0) / width
             lm[:, 1] = (lm[:, 1] * h + y0) / height
-            det = detection_from_keypoints(mediapipe_to_openpose(lm, width, height),
-                                           score=float(np.clip(arr[:, 3].mean(), 0.0, 1.0)))
+            det = detection_from_keypoints(mediapipe_to_openpose(lm, width, height))
             if det is not None:
                 dets.append(det)
         return dets
