@@ -211,3 +211,22 @@ def test_bn_recalibrate_recomputes_batchnorm_statistics_before_validation(synth,
         if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
             assert torch.equal(off[k], on[k]), k
     assert load_config("paper").run.bn_recalibrate == 0 and load_config("demo").run.bn_recalibrate == 6
+
+
+def test_tensorboard_event_files_carry_the_metrics_rows(synth, tmp_path):
+    """With the tensorboard package installed, training writes event files whose scalars are the
+    numbers of metrics.csv; run.tensorboard=off writes none."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config("demo", ["optim.epochs=2", "run.bn_recalibrate=0"])
+    train(cfg, synth, tmp_path / "tb")
+    ea = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
+    ea.Reload()
+    rows = csv_rows(tmp_path / "tb" / "metrics.csv")
+    for tag, col in (("val/ERS", "val_ERS"), ("train/loss", "train_loss"), ("lr", "lr")):
+        events = ea.Scalars(tag)
+        assert [e.step for e in events] == [1, 2]
+        assert [e.value for e in events] == pytest.approx([float(r[col]) for r in rows], rel=1e-4)
+    train(tiny_config("demo", ["optim.epochs=1", "run.bn_recalibrate=0", "run.tensorboard=off"]), synth, tmp_path / "off")
+    assert not (tmp_path / "off" / "tensorboard").exists()

@@ -109,6 +109,9 @@ class RunSettings:
     #: running averages of training are kept, as the authors' code does). Measured cause of the
     #: unstable val mR2 of short runs (docs/ablations.md, section 5).
     bn_recalibrate: int = 50
+    #: ``auto``: also write metrics.csv's numbers as TensorBoard event files in ``<run>/tensorboard``
+    #: when the ``tensorboard`` package is installed (``pip install 'beenet[tensorboard]'``); ``off``.
+    tensorboard: Literal["auto", "off"] = "auto"
 
     def __post_init__(self) -> None:
         self.validate()

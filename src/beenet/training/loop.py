@@ -306,7 +306,7 @@ def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, in
         raise ConfigError(f"no training batch: {len(train_ds)} instances, batch size {cfg.optim.batch_size}")
     return _Run(cfg=cfg, out=out, device=device, info=info, bold=bold, train_inst=train_inst, val_inst=val_inst,
                 val_ctx=val_ctx, model=model, optimizer=optimizer, schedule=schedule, scaler=scaler,
-                train_ds=train_ds, sampler=sampler, loader=loader, mlog=MetricsLog(out / "metrics.csv"),
+                train_ds=train_ds, sampler=sampler, loader=loader, mlog=MetricsLog(out / "metrics.csv", tensorboard=info.is_main and cfg.run.tensorboard == "auto"),
                 val_frames=frames,
                 trained_on=training_data_record(data_dir, cfg.run.protocol, cfg.run.split_seed,
                                                 {"train": train_inst, "val": val_inst}))
@@ -636,6 +636,7 @@ def _ers(scores: dict[str, Any] | None) -> float:
 def _finish(run: _Run) -> dict[str, Any]:
     """Make sure ``best.pt`` exists; the result of :func:`train`."""
     out = run.out
+    run.mlog.close()
     if run.info.is_main and not (out / "best.pt").exists() and (out / "last.pt").exists():
         # No validation ever beat -inf (e.g. every category undefined): the last model is the best.
         last = load_checkpoint(out / "last.pt")

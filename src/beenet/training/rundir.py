@@ -197,11 +197,25 @@ def log_to_file(path: Path | None) -> Iterator[None]:
 
 
 class MetricsLog:
-    """``metrics.csv``: one row per epoch, the header fixed by the first row written."""
+    """``metrics.csv``: one row per epoch, the header fixed by the first row written.
 
-    def __init__(self, path: Path) -> None:
+    With ``tensorboard=True`` and the ``tensorboard`` package installed (``pip install
+    'beenet[tensorboard]'``), each row's numbers also go to TensorBoard event files in
+    ``<run>/tensorboard/`` (``train/<part>``, ``val/<metric>``, ``lr``, step = epoch), so
+    ``tensorboard --logdir runs`` shows every run. Without the package nothing else changes.
+    """
+
+    def __init__(self, path: Path, tensorboard: bool = False) -> None:
         self.path = path
         self.fields: list[str] | None = None
+        self._tb: Any = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                pass
+            else:
+                self._tb = SummaryWriter(str(path.parent / "tensorboard"))
         if path.exists():
             with open(path, newline="") as fh:
                 reader = csv.reader(fh)
@@ -235,6 +249,20 @@ class MetricsLog:
             csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore").writerow(
                 {k: _fmt(row.get(k)) for k in self.fields}
             )
+        if self._tb is not None:
+            step = int(row["epoch"])
+            for k, v in row.items():
+                if k == "epoch" or not isinstance(v, (int, float)) or isinstance(v, bool):
+                    continue
+                tag = k.replace("train_", "train/", 1).replace("val_", "val/", 1) if "_" in k else k
+                self._tb.add_scalar(tag, float(v), step)
+            self._tb.flush()
+
+    def close(self) -> None:
+        """Close the TensorBoard writer, if any."""
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
 
 
 def _fmt(v: Any) -> Any:
