@@ -566,14 +566,21 @@ def _recalibrate_batchnorm(run: _Run, epoch: int) -> None:
         loader = DataLoader(subset, batch_size=bs, shuffle=False, collate_fn=run.loader.collate_fn,
                             drop_last=len(subset) > bs,  # a 1-sample tail batch breaks BatchNorm
                             num_workers=resolve_num_workers(cfg.run.num_workers),
-                            pin_memory=run.device.type == "cuda")
+                            pin_memory=run.device.type == "cuda",
+                            # its own generator, and the global RNG forked below: the trained
+                            # weights are those of a run without recalibration
+                            generator=torch.Generator().manual_seed(cfg.run.seed * 1000 + epoch))
 
         def forward(model: torch.nn.Module, batch: dict[str, Any]) -> None:
             with autocast_context(run.device, cfg.run.amp):
                 model(to_device(batch, run.device))
 
         t0 = time.perf_counter()
-        used = recalibrate_batchnorm(run.model, loader, cfg.run.bn_recalibrate, forward)
+        # Dropout draws in the train-mode forwards come from the global RNG: fork it, so training
+        # goes on with the draws it would have had.
+        cuda = [run.device] if run.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            used = recalibrate_batchnorm(run.model, loader, cfg.run.bn_recalibrate, forward)
         log.info("epoch %d: BatchNorm statistics recomputed over %d training batches (%.1f s)",
                  epoch + 1, used, time.perf_counter() - t0)
     D.sync_buffers(run.model, info)
