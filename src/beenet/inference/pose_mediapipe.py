@@ -321,6 +321,15 @@ class MediaPipeMultiPose:
                 return lm.detect(image) if ts is None else lm.detect_for_video(image, ts)
         return lm.detect(image) if ts is None else lm.detect_for_video(image, ts)
 
+    @property
+    def settings(self) -> dict:
+        """The options that decide who is found (recorded in a table's metadata)."""
+        o = self._options
+        return {"num_poses": self.num_poses, "min_detection_confidence": o["min_pose_detection_confidence"],
+                "min_presence_confidence": o["min_pose_presence_confidence"],
+                "min_tracking_confidence": o["min_tracking_confidence"], "tiles": self.tiles,
+                "tile_overlap": self.tile_overlap, "merge_iou": self.merge_iou, "bundle": self.bundle.name}
+
     def reset(self) -> None:
         """Start a new video (video mode's timestamps and tracked people start over)."""
         if self._video is not None:
