@@ -19,6 +19,7 @@ from beenet.data.prepared import (
     clip_path,
     context_targets,
     find_prepared,
+    fingerprint,
     nearest_rows,
     prepare,
     read_header,
@@ -169,10 +170,19 @@ def test_frame_targets_need_a_frame_cache_and_never_read_a_clip_cache(synth, tmp
     np.testing.assert_allclose(rows, np.repeat(clip_vec[None], len(rows), axis=0), atol=1e-3)
 
 
-def test_frame_targets_are_refused_for_a_model_reading_context_as_input():
-    with pytest.raises(ConfigError, match="fusion_context=input"):
-        tiny_config("demo", ["context.targets=frame", "model.fusion_context=input", "model.place_stream=false",
-                             "model.object_stream=false"])
+def test_frame_targets_change_nothing_for_a_model_without_context_streams(synth, tmp_path, caplog):
+    """fusion_context=input distils nothing: it reads the clip vectors, in the same cache as clip."""
+    base = ["model.fusion_context=input"]
+    clip, frame = tiny_config("demo", base), tiny_config("demo", base + ["context.targets=frame"])
+    assert fingerprint(clip, synth) == fingerprint(frame, synth)
+    prepare(frame, synth, tmp_path, storage="raw", show_progress=False)
+    bold = BoLD(synth)
+    videos = sorted({i.video for i in bold.instances("train", protocol=frame.run.protocol)})
+    cache = find_prepared(clip, bold, videos, root=tmp_path)
+    with caplog.at_level(logging.INFO, logger="beenet.data.prepared"):
+        assert context_targets(frame, cache, videos) == "clip"
+    assert "has no effect" in caplog.text
+    assert all("frame_context" not in read_header(clip_path(cache.path, v))[0] for v in videos)
 
 
 def test_clip_targets_leave_the_cache_files_without_frame_labels(synth, tmp_path):

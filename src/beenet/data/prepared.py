@@ -269,7 +269,7 @@ def fingerprint(cfg: "RunConfig", data_dir: str | Path, storage: str = DEFAULT_S
         "context": _context_fingerprint(cfg, data_dir) if context is False else context,
         "storage": storage,
     }
-    if fp["context"] is not None and cfg.context.targets != "clip":
+    if fp["context"] is not None and frame_targets_used(cfg):
         # Only when not the default, so a clip-target cache keeps its key and bytes.
         fp["context_targets"] = {"targets": cfg.context.targets, "label_every": cfg.context.label_every}
     return fp
@@ -281,6 +281,16 @@ def _context_fingerprint(cfg: "RunConfig", data_dir: str | Path) -> str | None:
     from beenet.context.build import make_context_source
 
     return make_context_source(cfg.context, "cpu", data_dir).fingerprint
+
+
+def frame_targets_used(cfg: "RunConfig") -> bool:
+    """True when ``cfg`` distils context streams on per-frame labels: ``context.targets=frame``
+    and a model with a place or object stream (``fusion_context=streams``). A model without such
+    streams distils nothing; it reads the clip vectors (priors, fusion input) whatever
+    ``targets`` says."""
+    m = cfg.model
+    return (cfg.context.targets == "frame" and _reads_context(cfg) and m.fusion_context == "streams"
+            and bool(m.place_stream or m.object_stream))
 
 
 def _reads_context(cfg: "RunConfig") -> bool:
@@ -396,7 +406,10 @@ def context_targets(cfg: "RunConfig", prepared: PreparedCache | None, videos: Se
     per-frame labels of the prepared cache, ``context.targets=frame``) or ``"clip"`` (the clip
     vectors). Per-frame labels exist only in a prepared cache: with ``targets=frame`` and no cache
     serving every clip of ``videos``, this refuses (no labelling on the fly)."""
-    if cfg.context.targets == "clip" or not _reads_context(cfg):
+    if not frame_targets_used(cfg):
+        if cfg.context.targets == "frame" and _reads_context(cfg):
+            log.info("context.targets=frame has no effect: this model has no place / object stream to distil "
+                     "(it reads the clips' context vectors)")
         return "clip"
     how = ("run 'beenet prepare --data DIR' with this run's config and settings (context.targets=frame "
            "included) first, or set context.targets=clip")
@@ -526,7 +539,7 @@ def _prepare_clip(job: tuple[str, list[int]]) -> dict[str, Any]:
             if context.shape != (CONTEXT_DIM,) or not np.isfinite(context).all():
                 raise ValueError(f"context source returned shape {context.shape} or non-finite values")
         frame_context = None
-        if source is not None and w["context"].get("targets", "clip") == "frame":
+        if source is not None and w["frame_targets"]:
             labelled = stored[:: int(w["context"].get("label_every", 1))]
             if experts:  # each expert's label of each frame, from the frames decoded above
                 pix = decoded[[row[t] for t in labelled]]
@@ -614,6 +627,7 @@ def prepare(cfg: "RunConfig", data_dir: str | Path, out_root: str | Path | None 
     task = {"root": str(bold.root), "out": str(out), "key": key, "storage": storage, "stamps": stamps,
             "device": str(resolve_device(cfg.run.device)),  # where experts run when context.device is auto
             "data": {f: getattr(cfg.data, f) for f in cfg.data.__dataclass_fields__},
+            "frame_targets": frame_targets_used(cfg),
             "context": ({f: getattr(cfg.context, f) for f in cfg.context.__dataclass_fields__}
                         if _reads_context(cfg) else None)}
     jobs = [(v, sorted(persons[v])) for v in (todo if limit is None else todo[:limit])]

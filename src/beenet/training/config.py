@@ -383,12 +383,6 @@ def validate(cfg: RunConfig) -> None:
             "BCE, or loss.kind=mse with linear / scale; to train this pairing anyway set "
             "loss.allow_bce_with_scale=true"
         )
-    if cfg.context.targets == "frame" and model_needs_input_context(m):
-        raise ConfigError(
-            "context.targets=frame sets the distillation targets of the place / object streams, but a model "
-            "with model.fusion_context=input has no such streams: it reads the clip's context as its input "
-            "(in training, eval and predict alike); keep context.targets=clip"
-        )
     if needs_context(cfg) and cfg.context.source == "none":
         raise ConfigError(
             "this model needs context labels (for its priors, its context streams or its fusion input) "
