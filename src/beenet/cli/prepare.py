@@ -8,11 +8,13 @@ DESCRIPTION = """\
 Decode each clip of a BoLD directory once and store what training and evaluation read: the
 frames any sampler can ask for (every frame where an annotated person is present), resized to
 the training resolution, the person crops (with data.body_crop) and the clip's context labels
-from the configured experts, computed from the same decoded frames.
+from the configured experts, computed from the same decoded frames; with context.targets=frame
+(the paper preset) also each expert's label of every stored frame (every context.label_every-th),
+which training then needs: it distils each sample on the labels of the frame(s) it sees.
 
 'beenet train' and 'beenet eval' then use the cache by themselves when its fingerprint (data
-folder, protocol, split seed, sampling, image size, crops, context experts, storage, beenet
-version) matches their config, and say so in the log; otherwise they decode the videos.
+folder, protocol, split seed, sampling, image size, crops, context experts and targets, storage,
+beenet version) matches their config, and say so in the log; otherwise they decode the videos.
 
 The cache goes to CACHE/<key>/ (default: run.prepared_dir, else 'prepared/' next to the context
 cache, ~/.cache/beenet/prepared). A killed run continues where it stopped (each clip file is

@@ -60,6 +60,12 @@ def normalise_scores(x: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def normalise_parts(vec: np.ndarray) -> np.ndarray:
+    """Each half of context vectors ``[..., 445]`` scaled to sum 1 (all-zero halves stay zero)."""
+    places, objects = split_context(np.asarray(vec, dtype=np.float32))
+    return join_context(normalise_scores(places), normalise_scores(objects))
+
+
 def describe_fingerprint(name: str, description: dict[str, Any]) -> str:
     """``"<name>-<hash>"``: a short, stable id of a source's weights and settings."""
     payload = json.dumps({"format": CONTEXT_FORMAT_VERSION, **description}, sort_keys=True, default=str)
@@ -139,6 +145,23 @@ class FrameExpertSource(ABC):
             raise ValueError(f"{self.name}: expected scores of shape {(frames.shape[0], self.part_dim)}, "
                              f"got {scores.shape}")
         return normalise_scores(scores.mean(axis=0))
+
+    def label_rows(self, frames: np.ndarray, batch: int = 16) -> np.ndarray:
+        """Frames ``[K, H, W, 3]`` -> float32 ``[K, part_dim]``: each frame's own label (its scores
+        normalised to sum 1, or all zero), scored ``batch`` frames at a time. Row k equals
+        :meth:`label_part` of frame k alone (per-frame distillation targets, ``context.targets=frame``)."""
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+            raise ValueError(f"expected uint8 frames [K, H, W, 3] with K >= 1, got {frames.shape}")
+        rows = []
+        for i in range(0, frames.shape[0], max(1, int(batch))):
+            chunk = frames[i : i + batch]
+            scores = np.asarray(self.score_frames(chunk), dtype=np.float64)
+            if scores.shape != (chunk.shape[0], self.part_dim):
+                raise ValueError(f"{self.name}: expected scores of shape {(chunk.shape[0], self.part_dim)}, "
+                                 f"got {scores.shape}")
+            rows.append(normalise_scores(scores))
+        return np.concatenate(rows).astype(np.float32, copy=False)
 
     def label_frames(self, frames: np.ndarray) -> np.ndarray:
         """Frames -> float32 ``[445]`` with this expert's half filled and the other half zero."""

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from beenet.choices import check_at_least, check_choices
+from beenet.choices import check_at_least, check_choices, check_positive_ints
 from beenet.errors import ConfigError
 
 
@@ -30,8 +30,18 @@ class ContextConfig:
     source: Literal["none", "sidecar", "places365", "coco", "experts"] = "experts"
     #: Cache of expert labels; empty = ``$BEENET_CACHE`` or ``~/.cache/beenet/context``.
     cache_dir: str = ""
-    #: Frames per clip an expert labels (averaged).
+    #: Frames per clip an expert labels (averaged) for the clip's context vector (priors, fusion
+    #: input, and the distillation targets when ``targets=clip``).
     frames_per_clip: int = 3
+    #: Distillation targets of the place / object streams (``docs/method.md`` section 4):
+    #: ``clip`` = the clip's context vector (the mean over ``frames_per_clip`` frames; the authors'
+    #: reading) for whatever frame the stream sees; ``frame`` = the experts' labels of the very
+    #: frame(s) the stream sees (a still: that frame; T frames: their mean), computed by
+    #: ``beenet prepare`` for every frame a sampler can pick (training refuses to start without it).
+    targets: Literal["clip", "frame"] = "clip"
+    #: With ``targets=frame``: label every k-th frame a sampler can pick and give the others the
+    #: label of the nearest labelled frame (1 = every frame; larger is k times cheaper to prepare).
+    label_every: int = 1
     #: Load the experts' published weights (false = random init, for offline tests and benchmarks).
     pretrained: bool = True
     #: Device the experts run on (``auto`` = the run's device).
@@ -67,6 +77,7 @@ class ContextConfig:
         """Raise :class:`ConfigError` naming the field whose value is not valid."""
         check_choices(self, "context")
         check_at_least(self, "context", 1, "frames_per_clip", "places_image_size")
+        check_positive_ints(self, "context", "label_every")
         for name in ("coco_min_size", "coco_max_size"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -215,6 +215,9 @@ class BoLDDataset(Dataset):
     ``context`` maps a clip (``Instance.video``) to its float32 ``[445]`` context vector.
     ``train`` switches random sampling on (a random still, jittered uniform frames).
     ``frames`` is where the pixels come from (default: decode the video on the fly).
+    ``context_targets``: ``clip`` = ``sample["context"]`` is the clip's vector from ``context``;
+    ``frame`` = the per-frame labels of the sampled frames (their mean for T frames), read from a
+    prepared cache (``frames`` must serve every clip; ``context.targets=frame``).
     """
 
     def __init__(
@@ -226,6 +229,7 @@ class BoLDDataset(Dataset):
         context: Mapping[str, np.ndarray] | None = None,
         seed: int = 0,
         frames: FrameSource | None = None,
+        context_targets: Literal["clip", "frame"] = "clip",
     ) -> None:
         self.bold = bold
         self.frame_source: FrameSource = frames if frames is not None else VideoFrames()
@@ -235,6 +239,9 @@ class BoLDDataset(Dataset):
         self.cfg = cfg
         self.train = bool(train)
         self.context = context
+        if context_targets not in ("clip", "frame"):
+            raise ConfigError(f"context_targets {context_targets!r}: choose clip or frame")
+        self.context_targets = context_targets
         self.seed = int(seed)
         self.epoch = 0
 
@@ -310,6 +317,7 @@ class BoLDDataset(Dataset):
             if cfg.body_crop:
                 boxes = crop_boxes(cfg, indices, joints, clip.width, clip.height)
                 crops = clip.crops(inst.person_id, indices, boxes, cfg.crop_size)
+            frame_context = self._frame_context(clip, inst, indices) if self.context_targets == "frame" else None
 
         T = cfg.frames_per_sample
         k = len(indices)
@@ -321,7 +329,9 @@ class BoLDDataset(Dataset):
             sample["crops"] = _pad(crops, T)
         if cfg.skeleton:
             sample["skeleton"], sample["skeleton_mask"] = self._skeleton(joints, g)
-        if self.context is not None:
+        if frame_context is not None:
+            sample["context"] = frame_context
+        elif self.context is not None:
             sample["context"] = self._context(inst)
         # Copies: a sample must never share memory with the instance table it came from.
         sample["categories"] = (
@@ -334,6 +344,16 @@ class BoLDDataset(Dataset):
         sample["labelled"] = inst.categories is not None
         sample["index"] = int(index)
         return sample
+
+    def _frame_context(self, clip: ClipFrames, inst: Instance, indices: np.ndarray) -> torch.Tensor:
+        """The per-frame target of the sampled ``indices`` (``context.targets=frame``)."""
+        read = getattr(clip, "frame_context", None)
+        if read is None:
+            raise DataNotFoundError(
+                f"clip {inst.video!r} is decoded on the fly, so it has no per-frame context labels "
+                "(context.targets=frame); run 'beenet prepare' with this config first"
+            )
+        return torch.from_numpy(np.asarray(read(indices), dtype=np.float32).copy())
 
     def _context(self, inst: Instance) -> torch.Tensor:
         try:

@@ -177,6 +177,25 @@ class _CachedClip:
         self._last = np.asarray(indices)
         return torch.from_numpy(out)
 
+    def frame_context(self, indices: np.ndarray) -> np.ndarray:
+        """The per-frame distillation target of frames ``indices`` (``context.targets=frame``):
+        the stored label of each frame (of the nearest labelled frame with ``context.label_every``
+        > 1), averaged over the frames, each half scaled to sum 1: float32 ``[445]``."""
+        from beenet.context.base import normalise_parts
+
+        table = self.header.get("frame_context")
+        if not table:
+            raise DataNotFoundError(f"{self.path}: clip {self.header['clip']!r} was prepared without per-frame "
+                                    "context labels; run 'beenet prepare' with context.targets=frame")
+        labelled = np.asarray(table["frames"], dtype=np.int64)
+        rows = nearest_rows(labelled, np.asarray(indices, dtype=np.int64))
+        width = CONTEXT_DIM * 2  # float16
+        base = int(table["blob"][0])
+        out = np.empty((len(rows), CONTEXT_DIM), dtype=np.float32)
+        for k, r in enumerate(rows.tolist()):
+            out[k] = np.frombuffer(self._blob([base + r * width, width]), dtype="<f2")
+        return normalise_parts(out.mean(axis=0))
+
     def crops(self, person_id: int, indices: np.ndarray, boxes: Sequence[Box | None], size: int) -> torch.Tensor:
         table = self.header.get("crops") or {}
         if size != int(self.header.get("crop_size") or -1):
@@ -217,6 +236,15 @@ class PreparedFrames:
         return self._video.open(bold, video)
 
 
+def nearest_rows(labelled: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """For each frame of ``indices``, the row in sorted ``labelled`` of the nearest labelled frame
+    (the earlier one on a tie)."""
+    pos = np.clip(np.searchsorted(labelled, indices), 0, len(labelled) - 1)
+    before = np.clip(pos - 1, 0, len(labelled) - 1)
+    take_before = np.abs(indices - labelled[before]) <= np.abs(labelled[pos] - indices)
+    return np.where(take_before, before, pos)
+
+
 def clip_path(cache_dir: Path, video: str) -> Path:
     return cache_dir / "clips" / f"{video}.frames"
 
@@ -229,7 +257,7 @@ def fingerprint(cfg: "RunConfig", data_dir: str | Path, storage: str = DEFAULT_S
     """What a prepared cache depends on; two configs with the same fingerprint read the same cache.
     ``context``: the context source's fingerprint when already known (False: compute it)."""
     d = cfg.data
-    return {
+    fp: dict[str, Any] = {
         "format": PREPARED_FORMAT,
         "beenet": __version__,
         "data": str(Path(data_dir).resolve()),
@@ -241,6 +269,10 @@ def fingerprint(cfg: "RunConfig", data_dir: str | Path, storage: str = DEFAULT_S
         "context": _context_fingerprint(cfg, data_dir) if context is False else context,
         "storage": storage,
     }
+    if fp["context"] is not None and frame_targets_used(cfg):
+        # Only when not the default, so a clip-target cache keeps its key and bytes.
+        fp["context_targets"] = {"targets": cfg.context.targets, "label_every": cfg.context.label_every}
+    return fp
 
 
 def _context_fingerprint(cfg: "RunConfig", data_dir: str | Path) -> str | None:
@@ -249,6 +281,16 @@ def _context_fingerprint(cfg: "RunConfig", data_dir: str | Path) -> str | None:
     from beenet.context.build import make_context_source
 
     return make_context_source(cfg.context, "cpu", data_dir).fingerprint
+
+
+def frame_targets_used(cfg: "RunConfig") -> bool:
+    """True when ``cfg`` distils context streams on per-frame labels: ``context.targets=frame``
+    and a model with a place or object stream (``fusion_context=streams``). A model without such
+    streams distils nothing; it reads the clip vectors (priors, fusion input) whatever
+    ``targets`` says."""
+    m = cfg.model
+    return (cfg.context.targets == "frame" and _reads_context(cfg) and m.fusion_context == "streams"
+            and bool(m.place_stream or m.object_stream))
 
 
 def _reads_context(cfg: "RunConfig") -> bool:
@@ -357,6 +399,30 @@ def find_prepared(cfg: "RunConfig", bold: BoLD, videos: Sequence[str], root: str
              ", lossy" if manifest["fingerprint"]["storage"] == "jpeg" else ", lossless",
              len(served), len(set(videos)), len(set(videos) - served))
     return PreparedCache(matched, manifest, served)
+
+
+def context_targets(cfg: "RunConfig", prepared: PreparedCache | None, videos: Sequence[str]) -> str:
+    """What the training dataset of ``cfg`` gives as ``batch["context"]``: ``"frame"`` (the
+    per-frame labels of the prepared cache, ``context.targets=frame``) or ``"clip"`` (the clip
+    vectors). Per-frame labels exist only in a prepared cache: with ``targets=frame`` and no cache
+    serving every clip of ``videos``, this refuses (no labelling on the fly)."""
+    if not frame_targets_used(cfg):
+        if cfg.context.targets == "frame" and _reads_context(cfg):
+            log.info("context.targets=frame has no effect: this model has no place / object stream to distil "
+                     "(it reads the clips' context vectors)")
+        return "clip"
+    how = ("run 'beenet prepare --data DIR' with this run's config and settings (context.targets=frame "
+           "included) first, or set context.targets=clip")
+    if prepared is None:
+        raise ConfigError("context.targets=frame: the per-frame context labels are made by 'beenet prepare', "
+                          f"and no prepared cache matches this run (the log says why); {how}")
+    missing = sorted(set(videos) - prepared.served)
+    if missing:
+        raise ConfigError(f"context.targets=frame: {len(missing)} training clip(s), e.g. {missing[0]!r}, are not in "
+                          f"the prepared cache {prepared.path} (they failed or changed since it was made); {how}")
+    log.info("distillation targets: the experts' labels of the frames each sample sees (context.targets=frame, "
+             "label_every=%d), from the prepared cache", cfg.context.label_every)
+    return "frame"
 
 
 # --------------------------------------------------------------------------- prepare
@@ -472,6 +538,19 @@ def _prepare_clip(job: tuple[str, list[int]]) -> dict[str, Any]:
                 context = np.asarray(source.label_clip(bold, video), np.float32)
             if context.shape != (CONTEXT_DIM,) or not np.isfinite(context).all():
                 raise ValueError(f"context source returned shape {context.shape} or non-finite values")
+        frame_context = None
+        if source is not None and w["frame_targets"]:
+            labelled = stored[:: int(w["context"].get("label_every", 1))]
+            if experts:  # each expert's label of each frame, from the frames decoded above
+                pix = decoded[[row[t] for t in labelled]]
+                halves = {e.part: e.label_rows(pix) for e in experts}
+                table = join_context(halves.get("places"), halves.get("objects"))
+            else:  # the sidecar knows one vector per clip: every frame gets it
+                table = np.repeat(context[None], len(labelled), axis=0)
+            if table.shape != (len(labelled), CONTEXT_DIM) or not np.isfinite(table).all():
+                raise ValueError(f"per-frame context of shape {table.shape} or non-finite values")
+            frame_context = {"frames": labelled, "dtype": "float16",
+                             "blob": add(np.ascontiguousarray(table, dtype="<f2").tobytes())}
         header = {
             "format": PREPARED_FORMAT, "key": w["key"], "clip": video, "num_frames": n, "width": width,
             "height": height, "stamp": w["stamps"][video], "image_size": dcfg.image_size,
@@ -479,6 +558,8 @@ def _prepare_clip(job: tuple[str, list[int]]) -> dict[str, Any]:
             "context": None if context is None else [float(x) for x in context],
             "context_parts": None if parts is None else {k: [float(x) for x in v] for k, v in parts.items()},
         }
+        if frame_context is not None:  # absent with clip targets: those files keep their bytes
+            header["frame_context"] = frame_context
         size = write_clip(clip_path(Path(w["out"]), video), header, blobs)
         return {"video": video, "ok": True, "frames": len(stored), "bytes": size}
     except Exception as exc:  # noqa: BLE001 - a failed clip is listed and skipped, never fatal
@@ -546,6 +627,7 @@ def prepare(cfg: "RunConfig", data_dir: str | Path, out_root: str | Path | None 
     task = {"root": str(bold.root), "out": str(out), "key": key, "storage": storage, "stamps": stamps,
             "device": str(resolve_device(cfg.run.device)),  # where experts run when context.device is auto
             "data": {f: getattr(cfg.data, f) for f in cfg.data.__dataclass_fields__},
+            "frame_targets": frame_targets_used(cfg),
             "context": ({f: getattr(cfg.context, f) for f in cfg.context.__dataclass_fields__}
                         if _reads_context(cfg) else None)}
     jobs = [(v, sorted(persons[v])) for v in (todo if limit is None else todo[:limit])]

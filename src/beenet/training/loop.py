@@ -275,7 +275,7 @@ def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, in
              resumed: bool) -> _Run:
     """Everything a run needs before its first step: instances, context, model, optimizer, loader."""
     from beenet.data.dataset import BoLDDataset
-    from beenet.data.prepared import find_prepared
+    from beenet.data.prepared import context_targets, find_prepared
 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
@@ -298,7 +298,8 @@ def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, in
     train_ctx = context if (context is not None and needs_context(cfg)) else None
     val_ctx = context if model_needs_input_context(cfg.model) else None
     frames = prepared.frames() if prepared is not None else None
-    train_ds = BoLDDataset(bold, train_inst, cfg.data, train=True, context=train_ctx, seed=seed, frames=frames)
+    train_ds = BoLDDataset(bold, train_inst, cfg.data, train=True, context=train_ctx, seed=seed, frames=frames,
+                           context_targets=context_targets(cfg, prepared, [i.video for i in train_inst]))
     sampler = D.make_train_sampler(train_ds, seed, info)
     workers = resolve_num_workers(cfg.run.num_workers)
     loader = make_train_loader(train_ds, cfg.optim.batch_size, sampler, workers, device, seed)
