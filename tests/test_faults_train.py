@@ -404,3 +404,13 @@ def test_a_second_writer_is_refused_and_the_first_unaffected(synth, tmp_path, se
     epochs = _epochs(out)
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) in (done, done + 1)
     assert f"holds epoch {done}" in err1
+
+
+def test_tensorboard_files_and_the_view_page_do_not_block_a_resume(synth, tmp_path, capsys):
+    """A run folder holding the TensorBoard events and 'beenet view RUN''s page is still a run."""
+    out = tmp_path / "run"
+    assert main(_args(synth, out)) == 0
+    (out / "tensorboard").mkdir(exist_ok=True)
+    (out / "report.html").write_text("<html></html>")
+    assert main(_args(synth, out, epochs=2)) == 1
+    assert "--resume" in capsys.readouterr().err

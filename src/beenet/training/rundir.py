@@ -8,6 +8,8 @@ Run directory (``out_dir`` of :func:`beenet.training.loop.train`)::
     last.pt       the checkpoint of the last finished epoch (optimizer, scheduler, RNG: resumable)
     train.log     the log of the run
     .beenet.lock  the run's lock: held (``fcntl.flock``) by the one process writing the run
+    tensorboard/  TensorBoard event files of metrics.csv (when the tensorboard package is installed)
+    report.html   written by ``beenet view RUN`` (not by the run)
 
 Rules (``docs/training.md``, "Run directories"):
 
@@ -30,6 +32,7 @@ import datetime
 import fcntl
 import logging
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +49,9 @@ RUN_FILES = ("config.yaml", "metrics.csv", "last.pt", "best.pt", "train.log")
 LOCK_FILE = ".beenet.lock"
 #: The files a restart from scratch replaces (a run without ``last.pt`` has no trained state).
 RESTART_REPLACES = ("metrics.csv", "best.pt")
+#: What other beenet commands put in a run directory: TensorBoard event files (written by the run
+#: when the package is installed) and the page of ``beenet view RUN``.
+RUN_EXTRAS = ("tensorboard", "report.html")
 
 
 class RunLockedError(ConfigError):
@@ -54,7 +60,8 @@ class RunLockedError(ConfigError):
 
 def _own_file(name: str) -> bool:
     """beenet's own files in a run directory: the run files, the lock, atomic-write temp files."""
-    return name in RUN_FILES or name == LOCK_FILE or (name.startswith(".") and name.endswith(".tmp"))
+    return (name in RUN_FILES or name in RUN_EXTRAS or name == LOCK_FILE
+            or (name.startswith(".") and name.endswith(".tmp")))
 
 
 def check_run_dir(out: Path, resume: bool) -> bool:
@@ -101,10 +108,15 @@ def check_run_dir(out: Path, resume: bool) -> bool:
 def prepare_restart(out: Path) -> None:
     """Clear what a run stopped before its first checkpoint left and a new start replaces
     (``metrics.csv`` rows, a ``best.pt`` without its ``last.pt``); ``train.log`` is kept and appended to."""
-    for name in RESTART_REPLACES:
-        if (out / name).exists():
-            (out / name).unlink()
-            log.info("%s: removed %s left by the earlier attempt (it had no last.pt)", out, name)
+    for name in (*RESTART_REPLACES, "tensorboard"):
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        log.info("%s: removed %s left by the earlier attempt (it had no last.pt)", out, name)
 
 
 def clear_stale_temp_files(out: Path) -> list[str]:
