@@ -212,7 +212,7 @@ def test_bn_recalibrate_recomputes_batchnorm_statistics_before_validation(synth,
     for k in on:
         if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
             assert torch.equal(off[k], on[k]), k
-    assert load_config("paper").run.bn_recalibrate == 0 and load_config("demo").run.bn_recalibrate == 6
+    assert load_config("paper").run.bn_recalibrate == 0 and load_config("demo").run.bn_recalibrate == 25
 
 
 def test_tensorboard_event_files_carry_the_metrics_rows(synth, tmp_path):
