@@ -318,3 +318,28 @@ def test_two_pedestrians_are_scored_in_the_same_window(tmp_path):
     overlapping = [(a, b) for a in spans for b in spans if a < b
                    for sa, ea in spans[a] for sb, eb in spans[b] if sa < eb and sb < ea]
     assert overlapping, spans
+
+
+@needs_mediapipe
+def test_pose_flags_reach_the_backend_and_the_table_settings(tmp_path):
+    from _predict_helpers import make_checkpoint
+
+    from beenet.cli.predict import build_parser, pose_options
+    from beenet.inference.predictor import ConfigError, Predictor
+
+    parser = build_parser("beenet predict")
+    base = ["v.mp4", "--checkpoint", "c.pt", "--out", "o"]
+    assert pose_options(parser.parse_args(base)) == {}  # the backend's defaults
+    args = parser.parse_args(base + ["--pose-detector", "blazepose", "--pose-tiles", "2"])
+    assert pose_options(args) == {"detector": "blazepose", "tiles": 2}
+    with pytest.raises(SystemExit):
+        parser.parse_args(base + ["--pose-detector", "yolo"])
+
+    ckpt = make_checkpoint(tmp_path / "tiny.pt")
+    with Predictor(ckpt, device="cpu", pose_options=pose_options(args)) as predictor:
+        assert predictor.settings()["pose"]["options"] == {"detector": "blazepose", "tiles": 2}  # not built yet
+        assert predictor.pose.detector == "blazepose" and predictor.pose.tiles == 2
+        options = predictor.settings()["pose"]["options"]
+        assert options["detector"] == "blazepose" and options["tiles"] == 2 and "hog_every" in options
+    with pytest.raises(ConfigError, match="pose_options"):
+        Predictor(ckpt, device="cpu", pose=make_pose_backend("mediapipe"), pose_options={"tiles": 2})

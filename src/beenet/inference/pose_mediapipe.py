@@ -286,6 +286,19 @@ class MediaPipeMultiPose:
     seen at ``n`` times the resolution; duplicates (same person in the frame and in tiles) are merged
     by box IoU, the higher score kept. It costs about ``n*n + 1`` landmarker runs a frame.
 
+    ``detector="hog"`` (the default) adds person proposals from OpenCV's HOG people detector
+    (:meth:`hog_boxes`; it ships with OpenCV, nothing to download), which finds people 1/7 of the
+    frame tall that BlazePose's whole-frame view misses. Each HOG box not already covered by a
+    person found on the whole frame becomes a square crop (``crop_margin`` around it, scaled to
+    ``CROP_SIDE`` px) that a one-person landmarker in image mode checks: no person on the crop, or
+    one whose box centre lies outside the HOG box, and the box is dropped, so HOG's false
+    positives (poles, blurred cars) never become people. HOG runs on every ``hog_every``-th call,
+    on the grey frame scaled by ``hog_upscale`` (at most ``hog_max_pixels``: HOG's window needs a
+    person about 96 px tall, and its cost grows with the pixels); with ``follow``, the people the
+    crops found are cropped again on the next call, so they are kept between HOG runs. Cost: one
+    landmarker run per crop (about as much as the whole-frame run) plus HOG (docs/predict.md,
+    "Pose backends", has the measurements). ``detector="blazepose"`` is the whole-frame pass only.
+
     ``min_detection_confidence`` defaults to 0.7, not mediapipe's 0.5: at 0.5 the detector took a
     road marking, a car's rear window and the parked bicycle in bikes.mp4 for people (51 frames
     against 4), and the landmark model gives such "people" presence 0.97-1.0, so no later threshold
@@ -305,15 +318,17 @@ class MediaPipeMultiPose:
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "hog", hog_every: int = 1, hog_threshold: float = 0.3,
-                 hog_scale: float = 1.1, hog_upscale: float = 1.0, crop_margin: float = 1.2,
+                 hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
+                 crop_margin: float = 1.2,
                  follow: bool = True, cache_dir: str | Path | None = None) -> None:
         if int(tiles) < 1:
             raise BeenetError(f"pose tiles must be 1 or more, got {tiles}")
         if detector not in DETECTORS:
             raise BeenetError(f"pose detector {detector!r}: choose one of {', '.join(DETECTORS)}")
-        if int(hog_every) < 1 or hog_scale <= 1.0 or hog_upscale <= 0 or crop_margin < 1.0:
-            raise BeenetError(f"hog_every must be >= 1, hog_scale > 1, hog_upscale > 0, crop_margin >= 1; got "
-                              f"{hog_every}, {hog_scale}, {hog_upscale}, {crop_margin}")
+        if int(hog_every) < 1 or hog_scale <= 1.0 or hog_upscale <= 0 or hog_max_pixels < 4096 or crop_margin < 1.0:
+            raise BeenetError(f"hog_every must be >= 1, hog_scale > 1, hog_upscale > 0, hog_max_pixels >= 4096, "
+                              f"crop_margin >= 1; got {hog_every}, {hog_scale}, {hog_upscale}, {hog_max_pixels}, "
+                              f"{crop_margin}")
         if num_poses < 1:
             raise BeenetError(f"num_poses must be 1 or more, got {num_poses}")
         os.environ.setdefault("GLOG_minloglevel", "2")
@@ -341,6 +356,7 @@ class MediaPipeMultiPose:
         self.detector = detector
         self.hog_every, self.hog_threshold = int(hog_every), float(hog_threshold)
         self.hog_scale, self.hog_upscale = float(hog_scale), float(hog_upscale)
+        self.hog_max_pixels = int(hog_max_pixels)
         self.crop_margin, self.follow = float(crop_margin), bool(follow)
         self._hog = None
         self._crop = None  # IMAGE mode, one person: the verifier of each proposal
@@ -395,13 +411,14 @@ class MediaPipeMultiPose:
             self._hog = cv2.HOGDescriptor()
             self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        if self.hog_upscale != 1.0:
-            grey = cv2.resize(grey, None, fx=self.hog_upscale, fy=self.hog_upscale, interpolation=cv2.INTER_LINEAR)
+        up = min(self.hog_upscale, float(np.sqrt(self.hog_max_pixels / (frame.shape[0] * frame.shape[1]))))
+        if abs(up - 1.0) > 1e-3:
+            grey = cv2.resize(grey, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
         rects, weights = self._hog.detectMultiScale(grey, winStride=(8, 8), padding=(8, 8), scale=self.hog_scale)
         if len(rects) == 0:
             return []
         weights = np.asarray(weights, dtype=np.float64).reshape(-1)
-        boxes = [tuple(float(v) / self.hog_upscale for v in r) for r, w in zip(rects, weights) if w >= self.hog_threshold]
+        boxes = [tuple(float(v) / up for v in r) for r, w in zip(rects, weights) if w >= self.hog_threshold]
         scores = [float(w) for w in weights if w >= self.hog_threshold]
         return [boxes[i] for i in _nms(boxes, scores, 0.3)]
 
