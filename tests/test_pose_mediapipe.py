@@ -151,11 +151,17 @@ def test_options_reach_the_backend_and_wrong_ones_are_refused(tmp_path, monkeypa
     assert isinstance(pose, pm.MediaPipeMultiPose) and pose.name == "mediapipe"
     assert pose.tiles == 2 and pose.num_poses == 3 and pose.bundle.is_relative_to(tmp_path)
     assert pose(np.full((120, 160, 3), 127, np.uint8), 0) == []
+    for shape in ((8, 8, 3), (20, 300, 3), (300, 20, 3)):  # smaller than a HOG window: nobody, no crash
+        assert pose(np.full(shape, 127, np.uint8), 1) == []
     pose.close()
     with pytest.raises(BeenetError, match="does not take option"):
         make_pose_backend("mediapipe", tile=2)
     with pytest.raises(BeenetError, match="tiles must be 1 or more"):
         make_pose_backend("mediapipe", tiles=0)
+    with pytest.raises(BeenetError, match="pose detector 'yolo': choose one of blazepose, hog"):
+        make_pose_backend("mediapipe", detector="yolo")
+    with pytest.raises(BeenetError, match="hog_every must be >= 1"):
+        make_pose_backend("mediapipe", hog_every=0)
 
 
 def test_tiles_cover_the_frame_and_overlap():

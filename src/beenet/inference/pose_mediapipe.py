@@ -45,6 +45,8 @@ MODEL_FILES: dict[str, tuple[str, float, float, int]] = {
 #: Where people are proposed: BlazePose's own detector on the whole frame only, or also OpenCV's HOG
 #: people detector, each HOG box verified by the landmarker on a crop around it.
 DETECTORS = ("blazepose", "hog")
+#: OpenCV's default people detector window (width, height), px.
+HOG_WINDOW = (64, 128)
 #: Side (px) of each crop cell the landmarker sees when verifying a proposal.
 CROP_SIDE = 256
 #: Folder (under the beenet cache root) where ``scripts/install-pose.sh`` puts the tflite files.
@@ -414,6 +416,8 @@ class MediaPipeMultiPose:
         up = min(self.hog_upscale, float(np.sqrt(self.hog_max_pixels / (frame.shape[0] * frame.shape[1]))))
         if abs(up - 1.0) > 1e-3:
             grey = cv2.resize(grey, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
+        if grey.shape[0] < HOG_WINDOW[1] or grey.shape[1] < HOG_WINDOW[0]:
+            return []  # smaller than one HOG window (OpenCV would fail an assertion)
         rects, weights = self._hog.detectMultiScale(grey, winStride=(8, 8), padding=(8, 8), scale=self.hog_scale)
         if len(rects) == 0:
             return []
