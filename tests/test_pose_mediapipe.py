@@ -300,7 +300,6 @@ def test_two_pedestrians_are_scored_in_the_same_window(tmp_path):
     """Predictor.run with the default pose on the first 40 frames (4 s) of vtest.avi: at least two
     people get an id and are scored over the same time."""
     import av
-
     from _predict_helpers import make_checkpoint
 
     from beenet.inference.predictor import Predictor

@@ -264,9 +264,9 @@ def _square_crop(box: tuple[float, float, float, float], margin: float, width: i
     (not cut) to lie inside the frame; cut only where the frame is smaller than the square."""
     cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
     side = max(box[2], box[3]) * margin
-    w, h = int(round(min(side, width))), int(round(min(side, height)))
-    x0 = int(round(min(max(cx - w / 2, 0), width - w)))
-    y0 = int(round(min(max(cy - h / 2, 0), height - h)))
+    w, h = round(min(side, width)), round(min(side, height))
+    x0 = round(min(max(cx - w / 2, 0), width - w))
+    y0 = round(min(max(cy - h / 2, 0), height - h))
     return x0, y0, w, h
 
 
