@@ -151,11 +151,17 @@ def test_options_reach_the_backend_and_wrong_ones_are_refused(tmp_path, monkeypa
     assert isinstance(pose, pm.MediaPipeMultiPose) and pose.name == "mediapipe"
     assert pose.tiles == 2 and pose.num_poses == 3 and pose.bundle.is_relative_to(tmp_path)
     assert pose(np.full((120, 160, 3), 127, np.uint8), 0) == []
+    for shape in ((8, 8, 3), (20, 300, 3), (300, 20, 3)):  # smaller than a HOG window: nobody, no crash
+        assert pose(np.full(shape, 127, np.uint8), 1) == []
     pose.close()
     with pytest.raises(BeenetError, match="does not take option"):
         make_pose_backend("mediapipe", tile=2)
     with pytest.raises(BeenetError, match="tiles must be 1 or more"):
         make_pose_backend("mediapipe", tiles=0)
+    with pytest.raises(BeenetError, match="pose detector 'yolo': choose one of blazepose, hog"):
+        make_pose_backend("mediapipe", detector="yolo")
+    with pytest.raises(BeenetError, match="hog_every must be >= 1"):
+        make_pose_backend("mediapipe", hog_every=0)
 
 
 def test_tiles_cover_the_frame_and_overlap():
@@ -187,10 +193,10 @@ def test_three_pedestrians_in_one_frame_are_found_with_tiles():
     them at 224x224 and finds none, 3x3 tiles find all three, each box on one of them."""
     _, frame = next(_frames(footage("vtest.avi"), 0, 0))
     people = [(266, 265), (513, 193), (663, 281)]  # centres, read off the frame by eye
-    whole = make_pose_backend("mediapipe")
+    whole = make_pose_backend("mediapipe", detector="blazepose")
     whole.reset()
     assert whole(frame, 0) == []
-    pose = make_pose_backend("mediapipe", tiles=3)
+    pose = make_pose_backend("mediapipe", tiles=3, detector="blazepose")
     pose.reset()
     dets = pose(frame, 0)
     assert len(dets) == 3
@@ -233,3 +239,112 @@ def test_duplicates_from_tiles_are_one_person_and_neighbours_stay_two():
     assert pm._box_iou(whole, (150.0, 100.0, 40.0, 120.0)) == 0.0  # the next person
     # one person half hidden behind another (vtest.avi frame 560): kept as two
     assert pm._box_iou(whole, (100.0, 100.0, 40.0, 40.0)) < 0.4
+
+
+def test_square_crops_stay_inside_the_frame_and_proposals_are_suppressed():
+    assert pm._square_crop((10.0, 20.0, 40.0, 80.0), 1.2, 768, 576) == (0, 12, 96, 96)  # moved, not cut
+    assert pm._square_crop((700.0, 500.0, 60.0, 120.0), 1.0, 768, 576) == (648, 456, 120, 120)
+    assert pm._square_crop((0.0, 0.0, 300.0, 300.0), 1.5, 320, 240) == (0, 0, 320, 240)  # frame too small
+    boxes = [(100.0, 100.0, 64.0, 128.0), (104.0, 98.0, 64.0, 128.0), (300.0, 100.0, 64.0, 128.0),
+             (120.0, 140.0, 30.0, 60.0)]  # a duplicate, another person, a part of the first
+    assert pm._nms(boxes, [2.0, 1.0, 1.5, 0.5], 0.3) == [0, 2]
+
+
+#: vtest.avi frame 720, looked at: eight pedestrians; these four are whole, apart and upright.
+#: Centres (x, y) read off the frame by eye.
+VTEST_720_PEOPLE = [(573, 245), (482, 242), (75, 296), (314, 201)]
+
+
+@needs_mediapipe
+def test_default_finds_several_small_people_in_one_frame():
+    """The whole-frame detector alone finds nobody in vtest.avi frame 720 (people 1/7 of the frame
+    tall); the default adds HOG proposals verified on crops and finds several, one box each."""
+    _, frame = next(_frames(footage("vtest.avi"), 720, 720))
+    whole = make_pose_backend("mediapipe", detector="blazepose")
+    whole.reset()
+    assert whole(frame, 0) == []
+    whole.close()
+    pose = make_pose_backend("mediapipe")
+    assert pose.detector == "hog"
+    pose.reset()
+    dets = pose(frame, 0)
+    pose.close()
+    assert len(dets) >= 2, [d.box for d in dets]
+    hits = [[d for d in dets if d.box[0] <= cx <= d.box[0] + d.box[2] and d.box[1] <= cy <= d.box[1] + d.box[3]]
+            for cx, cy in VTEST_720_PEOPLE]
+    assert all(len(h) <= 1 for h in hits), [d.box for d in dets]  # never two boxes on one person
+    assert sum(len(h) == 1 for h in hits) >= 3, [d.box for d in dets]
+    assert all(d.box[3] < 200 and 0.5 <= d.score <= 1.0 for d in dets)  # pedestrian-sized, scored
+
+
+@needs_mediapipe
+def test_hog_false_positives_are_dropped_by_the_verifier():
+    """Proposals on things that are not people find nobody on their crop: HOG's own false positive
+    on the blurred cars of bikes.mp4 frame 40 (weight just above 0, seen on a contact sheet), the
+    lamp post and the camera tripod of vtest.avi; a proposal on a pedestrian is kept."""
+    pose = make_pose_backend("mediapipe", detector="hog")
+    pose.reset()
+    _, bikes = next(_frames(footage("bikes.mp4"), 40, 40))
+    assert pose._verify(bikes, [(117.0, 28.0, 87.0, 174.0)], 640, 272) == []
+    _, vtest = next(_frames(footage("vtest.avi"), 0, 0))
+    pole, tripod, person = (400.0, 20.0, 60.0, 200.0), (455.0, 330.0, 75.0, 150.0), (233.0, 202.0, 66.0, 131.0)
+    assert pose._verify(vtest, [pole, tripod], 768, 576) == []
+    kept = pose._verify(vtest, [person], 768, 576)
+    assert len(kept) == 1 and pm._inside(266, 265, kept[0].box)
+    pose.close()
+
+
+@needs_mediapipe
+@pytest.mark.slow
+def test_two_pedestrians_are_scored_in_the_same_window(tmp_path):
+    """Predictor.run with the default pose on the first 40 frames (4 s) of vtest.avi: at least two
+    people get an id and are scored over the same time."""
+    import av
+    from _predict_helpers import make_checkpoint
+
+    from beenet.inference.predictor import Predictor
+
+    clip = tmp_path / "vtest40.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
+        stream.options = {"crf": "18"}
+        for _, f in _frames(footage("vtest.avi"), 0, 39):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        out.mux(stream.encode())
+    ckpt = make_checkpoint(tmp_path / "tiny.pt")
+    with Predictor(ckpt, device="cpu", window=2.0, stride=1.0, show_progress=False) as predictor:
+        result = predictor.run(clip)
+        assert predictor.settings()["pose"]["options"]["detector"] == "hog"
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for pid, s, e in zip(result.table["person_id"], result.table["start_s"], result.table["end_s"]):
+        spans.setdefault(int(pid), []).append((float(s), float(e)))
+    assert len(spans) >= 2, (spans, result.stats)
+    overlapping = [(a, b) for a in spans for b in spans if a < b
+                   for sa, ea in spans[a] for sb, eb in spans[b] if sa < eb and sb < ea]
+    assert overlapping, spans
+
+
+@needs_mediapipe
+def test_pose_flags_reach_the_backend_and_the_table_settings(tmp_path):
+    from _predict_helpers import make_checkpoint
+
+    from beenet.cli.predict import build_parser, pose_options
+    from beenet.inference.predictor import ConfigError, Predictor
+
+    parser = build_parser("beenet predict")
+    base = ["v.mp4", "--checkpoint", "c.pt", "--out", "o"]
+    assert pose_options(parser.parse_args(base)) == {}  # the backend's defaults
+    args = parser.parse_args(base + ["--pose-detector", "blazepose", "--pose-tiles", "2"])
+    assert pose_options(args) == {"detector": "blazepose", "tiles": 2}
+    with pytest.raises(SystemExit):
+        parser.parse_args(base + ["--pose-detector", "yolo"])
+
+    ckpt = make_checkpoint(tmp_path / "tiny.pt")
+    with Predictor(ckpt, device="cpu", pose_options=pose_options(args)) as predictor:
+        assert predictor.settings()["pose"]["options"] == {"detector": "blazepose", "tiles": 2}  # not built yet
+        assert predictor.pose.detector == "blazepose" and predictor.pose.tiles == 2
+        options = predictor.settings()["pose"]["options"]
+        assert options["detector"] == "blazepose" and options["tiles"] == 2 and "hog_every" in options
+    with pytest.raises(ConfigError, match="pose_options"):
+        Predictor(ckpt, device="cpu", pose=make_pose_backend("mediapipe"), pose_options={"tiles": 2})

@@ -79,6 +79,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     from beenet.context.build import PREDICT_CONTEXTS
     from beenet.inference.engines import ENGINES
     from beenet.inference.pose import POSE_CHOICES
+    from beenet.inference.pose_mediapipe import DETECTORS
     from beenet.inference.table import FORMATS
 
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
@@ -94,8 +95,16 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs (default auto)")
     p.add_argument("--engine", default="torch", choices=tuple(ENGINES), help="PyTorch or ONNX Runtime (default torch)")
     p.add_argument("--pose", default="auto", choices=POSE_CHOICES,
-                   help="pose backend for plain videos: mediapipe (offline, one person), rcnn (torchvision "
-                        "Keypoint R-CNN, several people), auto = mediapipe when installed (default)")
+                   help="pose backend for plain videos: mediapipe (offline, several people), mediapipe-single "
+                        "(offline, one person), rcnn (torchvision Keypoint R-CNN, downloads its weights once), "
+                        "auto = mediapipe when installed (default)")
+    p.add_argument("--pose-detector", default=None, choices=DETECTORS,
+                   help="mediapipe: where people are proposed: blazepose (its own detector, whole frame) or hog "
+                        "(also OpenCV's HOG people detector, each box checked by the landmarker on a crop: "
+                        "finds small people, costs more); default: the backend's (docs/predict.md, 'Pose backends')")
+    p.add_argument("--pose-tiles", type=int, default=None, metavar="N",
+                   help="mediapipe: also run the landmarker on N x N overlapping tiles (small people, about "
+                        "N*N+1 times the cost; default 1)")
     p.add_argument("--streams", action="store_true", help="add each model stream's scores as '<stream>.<label>' columns")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="(person, window) items per model call (default 8)")
     p.add_argument("--stills", type=int, default=1, metavar="K",
@@ -256,6 +265,12 @@ def check_checkpoint(text: str) -> Path:
         raise SetupError(f"--checkpoint: {exc}; {CHECKPOINT_HINT}") from None
 
 
+def pose_options(args: argparse.Namespace) -> dict:
+    """The ``--pose-*`` options given (the backend's defaults for the others)."""
+    given = {"detector": args.pose_detector, "tiles": args.pose_tiles}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def check_pose(predictor: object, jobs: list) -> None:
     """Build and start the pose backend once, when some input needs it (no precomputed joints)."""
     from beenet.inference.predictor import PoseBackendError
@@ -401,7 +416,7 @@ def run(args: argparse.Namespace) -> int:
             stride=args.stride, batch_size=args.batch_size, streams=args.streams, stills=args.stills,
             min_presence=args.min_presence, context=args.context,
             pose_every=args.pose_every, min_confidence=args.min_confidence, min_hits=args.min_hits,
-            min_track=args.min_track,
+            min_track=args.min_track, pose_options=pose_options(args),
         )
         check_pose(predictor, jobs)
     except SetupError as exc:

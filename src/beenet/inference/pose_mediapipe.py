@@ -42,6 +42,13 @@ MODEL_FILES: dict[str, tuple[str, float, float, int]] = {
     "pose_detector.tflite": ("modules/pose_detection/pose_detection.tflite", 127.5, 127.5, 2),
     "pose_landmarks_detector.tflite": ("modules/pose_landmark/pose_landmark_full.tflite", 0.0, 255.0, 5),
 }
+#: Where people are proposed: BlazePose's own detector on the whole frame only, or also OpenCV's HOG
+#: people detector, each HOG box verified by the landmarker on a crop around it.
+DETECTORS = ("blazepose", "hog")
+#: OpenCV's default people detector window (width, height), px.
+HOG_WINDOW = (64, 128)
+#: Side (px) of each crop cell the landmarker sees when verifying a proposal.
+CROP_SIDE = 256
 #: Folder (under the beenet cache root) where ``scripts/install-pose.sh`` puts the tflite files.
 MODELS_SUBDIR = "mediapipe-models"
 #: Folder (under the beenet cache root) of the built ``.task`` bundles.
@@ -235,6 +242,34 @@ def _tile_grid(width: int, height: int, tiles: int, overlap: float) -> list[tupl
     return out
 
 
+def _nms(boxes: list[tuple[float, float, float, float]], scores: list[float], iou: float) -> list[int]:
+    """Indices of the boxes kept by greedy non-maximum suppression (highest score first); a box is
+    also dropped when its centre lies inside a kept box (HOG's part-of-a-person windows)."""
+    kept: list[int] = []
+    for i in sorted(range(len(boxes)), key=lambda i: -scores[i]):
+        b = boxes[i]
+        cx, cy = b[0] + b[2] / 2, b[1] + b[3] / 2
+        if all(_box_iou(b, boxes[k]) < iou and not _inside(cx, cy, boxes[k]) for k in kept):
+            kept.append(i)
+    return kept
+
+
+def _inside(x: float, y: float, box: tuple[float, float, float, float]) -> bool:
+    return box[0] <= x <= box[0] + box[2] and box[1] <= y <= box[1] + box[3]
+
+
+def _square_crop(box: tuple[float, float, float, float], margin: float, width: int,
+                 height: int) -> tuple[int, int, int, int]:
+    """A square window ``(x0, y0, w, h)`` around ``box``, ``margin`` times its longer side, moved
+    (not cut) to lie inside the frame; cut only where the frame is smaller than the square."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    side = max(box[2], box[3]) * margin
+    w, h = round(min(side, width)), round(min(side, height))
+    x0 = round(min(max(cx - w / 2, 0), width - w))
+    y0 = round(min(max(cy - h / 2, 0), height - h))
+    return x0, y0, w, h
+
+
 def _box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
@@ -252,6 +287,19 @@ class MediaPipeMultiPose:
     overlapping tiles, so that people too small for the detector's 224x224 view of the frame are
     seen at ``n`` times the resolution; duplicates (same person in the frame and in tiles) are merged
     by box IoU, the higher score kept. It costs about ``n*n + 1`` landmarker runs a frame.
+
+    ``detector="hog"`` (the default) adds person proposals from OpenCV's HOG people detector
+    (:meth:`hog_boxes`; it ships with OpenCV, nothing to download), which finds people 1/7 of the
+    frame tall that BlazePose's whole-frame view misses. Each HOG box not already covered by a
+    person found on the whole frame becomes a square crop (``crop_margin`` around it, scaled to
+    ``CROP_SIDE`` px) that a one-person landmarker in image mode checks: no person on the crop, or
+    one whose box centre lies outside the HOG box, and the box is dropped, so HOG's false
+    positives (poles, blurred cars) never become people. HOG runs on every ``hog_every``-th call,
+    on the grey frame scaled by ``hog_upscale`` (at most ``hog_max_pixels``: HOG's window needs a
+    person about 96 px tall, and its cost grows with the pixels); with ``follow``, the people the
+    crops found are cropped again on the next call, so they are kept between HOG runs. Cost: one
+    landmarker run per crop (about as much as the whole-frame run) plus HOG (docs/predict.md,
+    "Pose backends", has the measurements). ``detector="blazepose"`` is the whole-frame pass only.
 
     ``min_detection_confidence`` defaults to 0.7, not mediapipe's 0.5: at 0.5 the detector took a
     road marking, a car's rear window and the parked bicycle in bikes.mp4 for people (51 frames
@@ -273,9 +321,18 @@ class MediaPipeMultiPose:
     def __init__(self, num_poses: int = 6, min_detection_confidence: float = 0.7,
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
-                 cache_dir: str | Path | None = None) -> None:
+                 detector: str = "hog", hog_every: int = 1, hog_threshold: float = 0.3,
+                 hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
+                 crop_margin: float = 1.2,
+                 follow: bool = True, cache_dir: str | Path | None = None) -> None:
         if int(tiles) < 1:
             raise BeenetError(f"pose tiles must be 1 or more, got {tiles}")
+        if detector not in DETECTORS:
+            raise BeenetError(f"pose detector {detector!r}: choose one of {', '.join(DETECTORS)}")
+        if int(hog_every) < 1 or hog_scale <= 1.0 or hog_upscale <= 0 or hog_max_pixels < 4096 or crop_margin < 1.0:
+            raise BeenetError(f"hog_every must be >= 1, hog_scale > 1, hog_upscale > 0, hog_max_pixels >= 4096, "
+                              f"crop_margin >= 1; got {hog_every}, {hog_scale}, {hog_upscale}, {hog_max_pixels}, "
+                              f"{crop_margin}")
         if num_poses < 1:
             raise BeenetError(f"num_poses must be 1 or more, got {num_poses}")
         os.environ.setdefault("GLOG_minloglevel", "2")
@@ -300,13 +357,23 @@ class MediaPipeMultiPose:
             min_pose_presence_confidence=float(min_presence_confidence),
             min_tracking_confidence=float(min_tracking_confidence),
         )
+        self.detector = detector
+        self.hog_every, self.hog_threshold = int(hog_every), float(hog_threshold)
+        self.hog_scale, self.hog_upscale = float(hog_scale), float(hog_upscale)
+        self.hog_max_pixels = int(hog_max_pixels)
+        self.crop_margin, self.follow = float(crop_margin), bool(follow)
+        self._hog = None
+        self._crop = None  # IMAGE mode, one person: the verifier of each proposal
+        self._calls = 0
+        self._followed: list = []  # people the crops found in the last frame (followed between HOG runs)
         self._video = None
         self._image = None
         self._last_ts = -1
         self._quiet: set[int] = set()  # landmarkers whose first call (C++ warnings) is still to come
 
-    def _create(self, mode: str):
-        opts = self._vision.PoseLandmarkerOptions(running_mode=getattr(self._vision.RunningMode, mode), **self._options)
+    def _create(self, mode: str, **override):
+        opts = self._vision.PoseLandmarkerOptions(running_mode=getattr(self._vision.RunningMode, mode),
+                                                  **{**self._options, **override})
         with quiet_stderr():
             lm = self._vision.PoseLandmarker.create_from_options(opts)
         self._quiet.add(id(lm))
@@ -337,15 +404,90 @@ class MediaPipeMultiPose:
                 self._video.close()
         self._video = self._create("VIDEO")
         self._last_ts = -1
+        self._calls = 0
+        self._followed = []
 
     def close(self) -> None:
-        for lm in (self._video, self._image):
+        for lm in (self._video, self._image, self._crop):
             if lm is not None:
                 with quiet_stderr():
                     lm.close()
-        self._video = self._image = None
+        self._video = self._image = self._crop = None
 
-    def _people(self, result, x0: int, y0: int, w: int, h: int, width: int, height: int) -> list:
+    def hog_boxes(self, frame: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """OpenCV's HOG people detector (Dalal-Triggs SVM, ships with OpenCV) on the grey frame:
+        boxes ``(x, y, w, h)`` in frame pixels with an SVM weight of at least ``hog_threshold``,
+        after non-maximum suppression. Only proposals: each is verified by the landmarker."""
+        import cv2
+
+        if self._hog is None:
+            self._hog = cv2.HOGDescriptor()
+            self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        up = min(self.hog_upscale, float(np.sqrt(self.hog_max_pixels / (frame.shape[0] * frame.shape[1]))))
+        if abs(up - 1.0) > 1e-3:
+            grey = cv2.resize(grey, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
+        if grey.shape[0] < HOG_WINDOW[1] or grey.shape[1] < HOG_WINDOW[0]:
+            return []  # smaller than one HOG window (OpenCV would fail an assertion)
+        rects, weights = self._hog.detectMultiScale(grey, winStride=(8, 8), padding=(8, 8), scale=self.hog_scale)
+        if len(rects) == 0:
+            return []
+        weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+        boxes = [tuple(float(v) / up for v in r) for r, w in zip(rects, weights) if w >= self.hog_threshold]
+        scores = [float(w) for w in weights if w >= self.hog_threshold]
+        return [boxes[i] for i in _nms(boxes, scores, 0.3)]
+
+    def _verify(self, frame: np.ndarray, proposals: list, width: int, height: int) -> list:
+        """Each proposal box cropped (square, ``crop_margin`` around it), scaled to ``CROP_SIDE`` px
+        and run through a one-person landmarker in image mode: the person it finds, mapped back to
+        the frame, when the centre of their box lies inside the proposal; nothing otherwise (a HOG
+        window on a pole or a bin finds no person, or one elsewhere in the crop).
+
+        One crop per call: the person detector needs the person large in its 224x224 view. Several
+        crops side by side in one image (one detector run for all) lost most people: on the 10
+        hand-counted vtest.avi frames 24 found one crop a call, 14 two, 4 four."""
+        import cv2
+
+        if self._crop is None:
+            self._crop = self._create("IMAGE", num_poses=1)
+        found: list = []
+        for box in proposals:
+            x0, y0, w, h = _square_crop(box, self.crop_margin, width, height)
+            if w < 8 or h < 8:
+                continue
+            f = CROP_SIDE / max(w, h)
+            crop = cv2.resize(frame[y0:y0 + h, x0:x0 + w], (max(1, round(w * f)), max(1, round(h * f))),
+                              interpolation=cv2.INTER_LINEAR)
+            image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(crop))
+            for d in self._people(self._detect(self._crop, image), x0, y0, w, h, width, height):
+                if _inside(d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2, box):
+                    found.append(d)
+        return found
+
+    def _proposals(self, frame: np.ndarray, have: list) -> list:
+        """Boxes to verify this frame: HOG's (every ``hog_every``-th call) and, with ``follow``, the
+        people the crops found last frame (their joint box, grown by a third); none that overlaps a
+        person found already (``have``) or another proposal."""
+        boxes: list = []
+        if self._calls % self.hog_every == 0:
+            boxes += self.hog_boxes(frame)
+        if self.follow:
+            for d in self._followed:
+                x, y, w, h = d.box
+                boxes.append((x - w / 6, y - h / 6, w * 4 / 3, h * 4 / 3))
+        out: list = []
+        for b in boxes:
+            cx, cy = b[0] + b[2] / 2, b[1] + b[3] / 2
+            if any(_inside(cx, cy, k.box) or _box_iou(b, k.box) >= 0.3 for k in have):
+                continue
+            if any(_box_iou(b, o) >= 0.3 or _inside(cx, cy, o) for o in out):
+                continue
+            out.append(b)
+        return out
+
+    def _people(self, result, x0: float, y0: float, w: float, h: float, width: int, height: int) -> list:
+        """The people of a landmarker result, landmarks (normalised to the image it saw: the window
+        ``(x0, y0, w, h)`` of the frame) mapped to the frame."""
         from beenet.inference.pose import detection_from_keypoints, mediapipe_to_openpose
 
         dets = []
@@ -372,18 +514,25 @@ class MediaPipeMultiPose:
         self._last_ts = ts
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=frame)
         dets = self._people(self._detect(self._video, image, ts), 0, 0, width, height, width, height)
-        if self.tiles == 1:
+        if self.tiles > 1:
+            if self._image is None:
+                self._image = self._create("IMAGE")
+            for x0, y0, w, h in _tile_grid(width, height, self.tiles, self.tile_overlap):
+                tile = self._mp.Image(image_format=self._mp.ImageFormat.SRGB,
+                                      data=np.ascontiguousarray(frame[y0:y0 + h, x0:x0 + w]))
+                dets += self._people(self._detect(self._image, tile), x0, y0, w, h, width, height)
+        if self.detector == "hog":
+            crops = self._verify(frame, self._proposals(frame, dets), width, height)
+            self._calls += 1
+            dets += crops
+        if self.tiles == 1 and self.detector != "hog":
             return dets
-        if self._image is None:
-            self._image = self._create("IMAGE")
-        for x0, y0, w, h in _tile_grid(width, height, self.tiles, self.tile_overlap):
-            tile = self._mp.Image(image_format=self._mp.ImageFormat.SRGB,
-                                  data=np.ascontiguousarray(frame[y0:y0 + h, x0:x0 + w]))
-            dets += self._people(self._detect(self._image, tile), x0, y0, w, h, width, height)
         kept: list = []
         for d in sorted(dets, key=lambda d: -d.score):
             if all(_box_iou(d.box, k.box) < self.merge_iou for k in kept):
                 kept.append(d)
+        if self.detector == "hog":
+            self._followed = [d for d in kept if any(d is c for c in crops)]
         return kept
 
 

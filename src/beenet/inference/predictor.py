@@ -282,7 +282,8 @@ class Predictor:
     detection score of at least ``min_confidence``, upright (body axis within ``max_tilt`` degrees
     of vertical; None: any); ``max_gap`` seconds without a detection end a
     track, and gaps up to that are interpolated. ``shot_cuts`` ends every track at a detected shot
-    cut (:class:`~beenet.inference.shots.ShotCutDetector`). ``pose_every`` runs the pose backend
+    cut (:class:`~beenet.inference.shots.ShotCutDetector`). ``pose_options`` go to the named pose
+    backend (:func:`~beenet.inference.pose.make_pose_backend`). ``pose_every`` runs the pose backend
     on every N-th frame only (and on the first frame of each shot); the frames between are
     interpolated within each track.
     """
@@ -309,6 +310,7 @@ class Predictor:
         min_track: float = MIN_TRACK_S,
         shot_cuts: bool = True,
         max_tilt: float | None = MAX_TILT,
+        pose_options: dict[str, Any] | None = None,
     ) -> None:
         if window <= 0 or stride <= 0:
             raise ConfigError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
@@ -332,6 +334,12 @@ class Predictor:
         self.spec, self.engine = self._load(engine)
         self.sampling = Sampling.from_data_config(self.spec.data, bool(self.spec.model.skeleton), stills)
         self._pose_arg = pose
+        #: Options for the named pose backend (``make_pose_backend(pose, **pose_options)``), e.g.
+        #: ``{"tiles": 2}`` or ``{"detector": "hog"}`` for ``mediapipe``.
+        self.pose_options = dict(pose_options or {})
+        if self.pose_options and not isinstance(pose, str):
+            raise ConfigError("pose_options apply to a pose backend given by name; this one is an instance "
+                              "(build it with the options instead)")
         self._pose: PoseBackend | None = pose if not isinstance(pose, str) else None
         self._pose_error: PoseBackendError | None = None
         self._engine_name = engine
@@ -415,7 +423,7 @@ class Predictor:
                 raise self._pose_error
             name = str(self._pose_arg)
             try:
-                backend = make_pose_backend(name, device=str(self.device))
+                backend = make_pose_backend(name, device=str(self.device), **self.pose_options)
                 backend.reset()  # loads the model files: a missing one fails here, not mid-video
             except (KeyboardInterrupt, SystemExit):
                 raise
@@ -452,6 +460,8 @@ class Predictor:
         pose_info: dict[str, Any] = {"name": getattr(pose, "name", None) or str(self._pose_arg)}
         if pose is not None:
             pose_info["options"] = _backend_options(pose)
+        elif self.pose_options:
+            pose_info["options"] = _jsonable_settings(self.pose_options)
             if isinstance(pose, PrecomputedPose):
                 pose_info["source"] = getattr(pose, "source", None)
         return {
