@@ -395,7 +395,10 @@ class MediaPipeMultiPose:
         return {"num_poses": self.num_poses, "min_detection_confidence": o["min_pose_detection_confidence"],
                 "min_presence_confidence": o["min_pose_presence_confidence"],
                 "min_tracking_confidence": o["min_tracking_confidence"], "tiles": self.tiles,
-                "tile_overlap": self.tile_overlap, "merge_iou": self.merge_iou, "bundle": self.bundle.name}
+                "tile_overlap": self.tile_overlap, "merge_iou": self.merge_iou, "bundle": self.bundle.name,
+                "detector": self.detector, "hog_every": self.hog_every, "hog_threshold": self.hog_threshold,
+                "hog_scale": self.hog_scale, "hog_upscale": self.hog_upscale,
+                "hog_max_pixels": self.hog_max_pixels, "crop_margin": self.crop_margin, "follow": self.follow}
 
     def reset(self) -> None:
         """Start a new video (video mode's timestamps and tracked people start over)."""
