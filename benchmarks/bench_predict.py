@@ -70,7 +70,8 @@ def run_once(ckpt: Path, video: Path, args: argparse.Namespace, pose_every: int)
     from beenet.inference.predictor import Predictor
 
     pred = Predictor(ckpt, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
-                     stride=args.stride, batch_size=args.batch_size, pose_every=pose_every, show_progress=False)
+                     stride=args.stride, batch_size=args.batch_size, pose_every=pose_every, show_progress=False,
+                     pose_options=args.pose_options)
     t0 = time.perf_counter()
     res = pred.run(video)
     wall = time.perf_counter() - t0
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", choices=("tiny", "paper"), default="tiny",
                     help="tiny: 112 px, 64-channel streams; paper: the default 224 px BEE-NET")
     ap.add_argument("--pose", default="mediapipe")
+    ap.add_argument("--pose-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a pose backend option, e.g. detector=blazepose or hog_every=3 (repeatable)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--engine", default="torch", choices=("torch", "onnx"))
     ap.add_argument("--window", type=float, default=4.0)
@@ -103,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args(argv)
     settings = [int(v) for v in args.pose_every.split(",") if v.strip()]
+    args.pose_options = {}
+    for item in args.pose_option:
+        key, _, value = item.partition("=")
+        try:
+            args.pose_options[key] = int(value)
+        except ValueError:
+            args.pose_options[key] = value
 
     with tempfile.TemporaryDirectory(prefix="beenet-bench-") as tmp:
         tmp = Path(tmp)
@@ -118,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         # into the cache once), so the first setting pays what the others do.
         from beenet.inference.pose import make_pose_backend
 
-        warm = make_pose_backend(args.pose)
+        warm = make_pose_backend(args.pose, **args.pose_options)
         warm.reset()
         warm(np.zeros((HEIGHT, WIDTH, 3), np.uint8), 0)
         getattr(warm, "close", lambda: None)()
@@ -126,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     r0 = runs[0]
     print(f"{video.name}: {r0['frames']} frames, {r0['duration_s']:.1f} s; device {r0['device']}, engine "
-          f"{args.engine}, pose {r0['pose']}, model {args.model} ({r0['model']}, {r0['image_size']} px); "
+          f"{args.engine}, pose {r0['pose']} {args.pose_options or ''}, model {args.model} ({r0['model']}, {r0['image_size']} px); "
           f"torch threads {__import__('torch').get_num_threads()}")
     names = list(r0["stages_s"])
     print(f"{'pose_every':>10} " + " ".join(f"{k:>10}" for k in names) + f" {'wall s':>8} {'speed':>6} "

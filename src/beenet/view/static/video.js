@@ -45,6 +45,10 @@
   const right = B.el("div", { class: "right", id: "people" });
   const left = B.el("div", { class: "left" }, stage, controls, B.el("div", { class: "card" }, B.el("h2", { text: "People" }), filter, keys), rowsCard);
   const main = B.el("main", {});
+  if (m.trained_on && m.trained_on.kind === "synthetic")
+    main.append(B.el("div", { class: "note synthetic", text: "This model was trained on synthetic stick figures " +
+      "(beenet synth): its scores on real video are not meaningful. Use it to try the pipeline; for real " +
+      "results use a model trained on BoLD." }));
   if (D.note) main.append(B.el("div", { class: "note", text: D.note }));
   if (!people.length) {
     main.append(B.el("div", { class: "empty", id: "empty" },
