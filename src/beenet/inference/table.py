@@ -223,47 +223,13 @@ def empty_frames_table(**meta: Any) -> FrameTable:
     return FrameTable(cols).set_metadata(**meta)
 
 
-def read_frames_table(path: str | Path) -> FrameTable:
-    """Read a per-frame table written by ``beenet predict --per-frame`` (csv / json / parquet)."""
+def _read_any(path: str | Path, what: str, columns: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The rows and the metadata of a table beenet wrote (csv + sidecar / json / parquet), checked
+    to hold ``columns``; ``what`` names the kind of table in the errors."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if not path.is_file():
-        raise PredictionsError(f"{path}: no such per-frame table")
-    meta: dict[str, Any] = {}
-    if fmt == "csv":
-        df = pd.read_csv(path, dtype={"video": str})
-        side = meta_sidecar(path)
-        if side.is_file():
-            meta = json.loads(side.read_text())
-    elif fmt == "json":
-        doc = json.loads(path.read_text())
-        df = pd.DataFrame(doc["rows"], columns=doc["columns"])
-        meta = doc.get("metadata") or {}
-    elif fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        t = pq.read_table(path)
-        raw = (t.schema.metadata or {}).get(b"beenet")
-        meta = json.loads(raw) if raw else {}
-        df = t.to_pandas()
-    else:
-        raise PredictionsError(f"{path}: unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    missing = [c for c in FRAME_COLUMNS if c not in df.columns]
-    if missing:
-        raise PredictionsError(f"{path}: not a beenet per-frame table; missing columns {missing[:5]}")
-    out = FrameTable(df)
-    for c in ("frame", "person_id"):
-        out[c] = out[c].astype(np.int64)
-    out["interpolated"] = out["interpolated"].astype(bool)
-    return out.set_metadata(**{k: v for k, v in meta.items() if k in META_KEYS})
-
-
-def read_table(path: str | Path) -> PredictionTable:
-    """Read a table written by :meth:`PredictionTable.write` back, with its metadata."""
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower()
-    if not path.is_file():
-        raise PredictionsError(f"{path}: no such predictions file")
+        raise PredictionsError(f"{path}: no such {what} file")
     meta: dict[str, Any] = {}
     if fmt == "csv":
         df = pd.read_csv(path, dtype={"video": str})
@@ -273,7 +239,7 @@ def read_table(path: str | Path) -> PredictionTable:
     elif fmt == "json":
         doc = json.loads(path.read_text())
         if not isinstance(doc, dict) or "rows" not in doc or "columns" not in doc:
-            raise PredictionsError(f"{path}: not a beenet predictions JSON (no 'columns'/'rows')")
+            raise PredictionsError(f"{path}: not a beenet {what} JSON (no 'columns'/'rows')")
         df = pd.DataFrame(doc["rows"], columns=doc["columns"])
         meta = doc.get("metadata") or {}
     elif fmt == "parquet":
@@ -285,9 +251,25 @@ def read_table(path: str | Path) -> PredictionTable:
         df = t.to_pandas()
     else:
         raise PredictionsError(f"{path}: unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    missing = [c for c in COLUMNS if c not in df.columns]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise PredictionsError(f"{path}: not a beenet predictions table; missing columns {missing[:5]}")
+        raise PredictionsError(f"{path}: not a beenet {what}; missing columns {missing[:5]}")
+    return df, meta
+
+
+def read_frames_table(path: str | Path) -> FrameTable:
+    """Read a per-frame table written by ``beenet predict --per-frame`` (csv / json / parquet)."""
+    df, meta = _read_any(path, "per-frame table", FRAME_COLUMNS)
+    out = FrameTable(df)
+    for c in ("frame", "person_id"):
+        out[c] = out[c].astype(np.int64)
+    out["interpolated"] = out["interpolated"].astype(bool)
+    return out.set_metadata(**{k: v for k, v in meta.items() if k in META_KEYS})
+
+
+def read_table(path: str | Path) -> PredictionTable:
+    """Read a table written by :meth:`PredictionTable.write` back, with its metadata."""
+    df, meta = _read_any(path, "predictions", COLUMNS)
     out = PredictionTable(df)
     for c in _INT_COLUMNS:
         out[c] = out[c].astype(np.int64)
