@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from beenet.inference.pose_mediapipe import INSTALL_HINT
+
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
@@ -220,8 +222,8 @@ def summary_name(rank: int, world: int) -> str:
 
 #: How to install each pose backend (what a setup error about it tells the user to run).
 POSE_INSTALL: dict[str, str] = {
-    "mediapipe": ("pip install --no-deps mediapipe==0.10.21 && pip install absl-py attrs flatbuffers "
-                  "'protobuf>=4.25.3,<5' 'opencv-python-headless<5'   (what scripts/install-dev.sh does)"),
+    "mediapipe": INSTALL_HINT,
+    "mediapipe-single": INSTALL_HINT,
     "rcnn": ("run once with internet to download torchvision's Keypoint R-CNN weights into "
              "$TORCH_HOME/hub/checkpoints, or copy the file there"),
 }
