@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  last epoch:   {format_headline(last)}")
     print(f"  best epoch {result.get('best_epoch')}: {format_headline(best)}")
     print(f"  chance:       {format_headline(chance)}")
-    print(f"  (the best epoch was selected on this split, val, so its number is optimistic; "
+    print("  (the best epoch was selected on this split, val, so its number is optimistic; "
           + ("the official test labels are withheld, so there is no held-out number under this protocol)"
              if cfg.run.protocol == "official" else
              f"the held-out number is `beenet eval --split test` on {run_dir / 'best.pt'})"))
