@@ -133,6 +133,8 @@ def test_street_scene_per_frame_rows_and_keypoints_round_trip(real, ckpt, tmp_pa
                "--keypoints", str(out / "bikes_keypoints.npy")])
     assert rc == 0
     pd.testing.assert_frame_equal(pd.read_csv(again / "bikes.csv"), pd.read_csv(out / "bikes.csv"))
+    # The table says where its joints came from.
+    assert read_table(again / "bikes.csv").settings["pose"]["source"] == str(out / "bikes_keypoints.npy")
     pd.testing.assert_frame_equal(pd.read_csv(again / "bikes_frames.csv"), pd.read_csv(out / "bikes_frames.csv"))
     # The same through the Python API (a precomputed pose never decodes for pose).
     pred = Predictor(ckpt, device="cpu", window=1.0, stride=0.5, pose=ScriptedPose([]), show_progress=False)

@@ -203,6 +203,11 @@ class MediaPipePose:
         )
         self._pose = None
 
+    @property
+    def settings(self) -> dict:
+        """The solution's options (recorded in a table's metadata)."""
+        return dict(self._kwargs)
+
     def reset(self) -> None:
         if self._pose is not None:
             self._pose.close()

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from beenet import __version__
+from beenet.atomic import to_builtins
 from beenet.context.build import PREDICT_CONTEXTS, make_context_source, prediction_context
 from beenet.context.config import ContextConfig
 from beenet.data.transforms import crop_to_tensor, frames_to_tensor, normalize_skeleton
@@ -460,10 +462,10 @@ class Predictor:
         pose_info: dict[str, Any] = {"name": getattr(pose, "name", None) or str(self._pose_arg)}
         if pose is not None:
             pose_info["options"] = _backend_options(pose)
-        elif self.pose_options:
-            pose_info["options"] = _jsonable_settings(self.pose_options)
             if isinstance(pose, PrecomputedPose):
-                pose_info["source"] = getattr(pose, "source", None)
+                pose_info["source"] = pose.source
+        elif self.pose_options:
+            pose_info["options"] = to_builtins(self.pose_options)
         return {
             "pose": pose_info,
             "tracker": {"max_gap_s": self.max_gap, "min_hits": self.min_hits, "min_track_s": self.min_track,
@@ -471,7 +473,7 @@ class Predictor:
                         "shot_cuts": self.shot_cuts, "pose_every": self.pose_every},
             "window_s": self.window, "stride_s": self.stride, "min_presence": self.min_presence,
             "engine": self._engine_name, "device": str(self.device), "batch_size": self.batch_size,
-            "streams": self.streams, "sampling": _jsonable_settings(self.sampling),
+            "streams": self.streams, "sampling": to_builtins(dataclasses.asdict(self.sampling)),
             "context": getattr(self.context, "name", None) if self.context is not None else None,
         }
 
@@ -767,35 +769,15 @@ def _in_synthetic_dataset(video: Path) -> bool:
     return any(synth_manifest(d) is not None for d in list(parents)[:8])
 
 
-def _jsonable_settings(obj: Any) -> Any:
-    import dataclasses
-
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable_settings(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable_settings(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable_settings(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    return obj.item() if hasattr(obj, "item") else str(obj)
-
-
 def _backend_options(backend: Any) -> dict[str, Any]:
     """A pose backend's thresholds and options: its ``settings`` (a dict, or a method returning
-    one) when it has them, else its public scalar attributes (and mediapipe's solution options)."""
+    one) when it has them, else its public scalar attributes."""
     own = getattr(backend, "settings", None)
     own = own() if callable(own) else own
     if isinstance(own, dict):
-        return _jsonable_settings(own)
-    opts: dict[str, Any] = {}
-    for k, v in vars(backend).items() if hasattr(backend, "__dict__") else ():
-        if not k.startswith("_") and isinstance(v, (bool, int, float, str)):
-            opts[k] = v
-    kwargs = getattr(backend, "_kwargs", None)  # MediaPipePose keeps its solution's options here
-    if isinstance(kwargs, dict):
-        opts.update(_jsonable_settings(kwargs))
-    return opts
+        return to_builtins(own)
+    return {k: v for k, v in (vars(backend).items() if hasattr(backend, "__dict__") else ())
+            if not k.startswith("_") and isinstance(v, (bool, int, float, str))}
 
 
 def clip_scores(categories: np.ndarray, vad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
