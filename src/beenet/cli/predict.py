@@ -524,7 +524,7 @@ def run(args: argparse.Namespace) -> int:
         extra += f", {skipped} skipped (outputs exist; --overwrite to redo)"
     share = f" (rank {rank} of {world})" if world > 1 else ""
     print(f"{done} of {done + failed} inputs done{share}, {failed} failed{extra}; results in {out}")
-    if getattr(args, "html", False) and rank == 0:
+    if args.html and rank == 0:
         from beenet.view import write_results_view
 
         print(f"view: {write_results_view(out)} (open it in a browser, or 'beenet view {out} --serve')")
