@@ -223,7 +223,7 @@ def empty_frames_table(**meta: Any) -> FrameTable:
     return FrameTable(cols).set_metadata(**meta)
 
 
-def _read_any(path: str | Path, what: str, columns: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, Any]]:
+def read_table_file(path: str | Path, what: str, columns: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The rows and the metadata of a table beenet wrote (csv + sidecar / json / parquet), checked
     to hold ``columns``; ``what`` names the kind of table in the errors."""
     path = Path(path)
@@ -259,7 +259,7 @@ def _read_any(path: str | Path, what: str, columns: tuple[str, ...]) -> tuple[pd
 
 def read_frames_table(path: str | Path) -> FrameTable:
     """Read a per-frame table written by ``beenet predict --per-frame`` (csv / json / parquet)."""
-    df, meta = _read_any(path, "per-frame table", FRAME_COLUMNS)
+    df, meta = read_table_file(path, "per-frame table", FRAME_COLUMNS)
     out = FrameTable(df)
     for c in ("frame", "person_id"):
         out[c] = out[c].astype(np.int64)
@@ -269,7 +269,7 @@ def read_frames_table(path: str | Path) -> FrameTable:
 
 def read_table(path: str | Path) -> PredictionTable:
     """Read a table written by :meth:`PredictionTable.write` back, with its metadata."""
-    df, meta = _read_any(path, "predictions", COLUMNS)
+    df, meta = read_table_file(path, "predictions", COLUMNS)
     out = PredictionTable(df)
     for c in _INT_COLUMNS:
         out[c] = out[c].astype(np.int64)

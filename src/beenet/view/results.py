@@ -26,6 +26,7 @@ import pandas as pd
 
 from beenet.atomic import write_text
 from beenet.errors import BeenetError
+from beenet.inference.table import read_table_file
 from beenet.labels import CATEGORIES, NUM_JOINTS, OPENPOSE_EDGES, VAD_NAMES
 from beenet.view.page import render_page
 from beenet.view.proxy import make_proxy, probe, proxy_path
@@ -98,26 +99,8 @@ def _is_table_json(p: Path) -> bool:
 
 
 def read_table(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """A window table and its metadata."""
-    if path.suffix == ".csv":
-        df = pd.read_csv(path)
-        meta_file = path.with_name(path.stem + ".meta.json")
-        meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.exists() else {}
-    elif path.suffix == ".json":
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        df = pd.DataFrame(doc["rows"], columns=doc["columns"])
-        meta = doc.get("metadata", {})
-    else:
-        import pyarrow.parquet as pq
-
-        t = pq.read_table(str(path))
-        df = t.to_pandas()
-        raw = (t.schema.metadata or {}).get(b"beenet")
-        meta = json.loads(raw) if raw else {}
-    missing = [c for c in ("person_id", "start_frame", "end_frame", *CATEGORIES, *VAD_NAMES) if c not in df.columns]
-    if missing:
-        raise BeenetError(f"{path}: not a beenet predict table (missing columns: {', '.join(missing[:4])}...)")
-    return df, meta
+    """A window table and its metadata (csv + sidecar, json or parquet, as predict writes them)."""
+    return read_table_file(path, "predict table", ("person_id", "start_frame", "end_frame", *CATEGORIES, *VAD_NAMES))
 
 
 def locate_video(out: Path, entry: VideoEntry, meta: dict[str, Any]) -> Path | None:
