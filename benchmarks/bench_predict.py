@@ -6,7 +6,7 @@ opencv-doc package, fetched by ``scripts/fetch-footage.sh``) scaled to 1280x720,
 people at 720p. ``speed`` is video duration / wall time: 2.0 means twice as fast as real time.
 
     python benchmarks/bench_predict.py                              # vtest at 720p, first 20 s
-    python benchmarks/bench_predict.py --pose-every 1,2,3 --seconds 30
+    python benchmarks/bench_predict.py --pose-every auto,1,3 --seconds 30
     python benchmarks/bench_predict.py --video my.mp4 --model paper
 """
 
@@ -66,7 +66,7 @@ def make_checkpoint(path: Path, model: str) -> Path:
     return save_checkpoint(path, model=net, config=config, epoch=0)
 
 
-def run_once(ckpt: Path, video: Path, args: argparse.Namespace, pose_every: int) -> dict:
+def run_once(ckpt: Path, video: Path, args: argparse.Namespace, pose_every: int | str) -> dict:
     from beenet.inference.predictor import Predictor
 
     pred = Predictor(ckpt, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
@@ -82,7 +82,8 @@ def run_once(ckpt: Path, video: Path, args: argparse.Namespace, pose_every: int)
               "model": tm.get("model", 0.0), "context": tm.get("context", 0.0),
               "open+init": tm.get("open", 0.0) + tm.get("pose_init", 0.0)}
     duration = res.num_frames / res.fps
-    return {"pose_every": pose_every, "frames": res.num_frames, "duration_s": duration, "wall_s": wall,
+    label = f"auto={res.stats['pose_every']}" if pose_every == "auto" else str(pose_every)
+    return {"pose_every": label, "posed_frames": res.stats.get("posed_frames"), "frames": res.num_frames, "duration_s": duration, "wall_s": wall,
             "speed": duration / wall, "stages_s": stages, "people": res.stats.get("people"),
             "windows": len(res.table), "pose": pred.pose.name, "model": pred.spec.name,
             "image_size": pred.spec.image_size, "device": str(pred.device)}
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", type=Path, help="a video to time as it is (default: vtest.avi scaled to 720p)")
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the default clip (default 20)")
-    ap.add_argument("--pose-every", default="1,2,3", help="comma-separated values to compare (default 1,2,3)")
+    ap.add_argument("--pose-every", default="auto,1,2,3",
+                    help="comma-separated values to compare, 'auto' (the default) or N (default auto,1,2,3)")
     ap.add_argument("--model", choices=("tiny", "paper"), default="tiny",
                     help="tiny: 112 px, 64-channel streams; paper: the default 224 px BEE-NET")
     ap.add_argument("--pose", default="mediapipe")
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args(argv)
-    settings = [int(v) for v in args.pose_every.split(",") if v.strip()]
+    settings = [v.strip() if v.strip() == "auto" else int(v) for v in args.pose_every.split(",") if v.strip()]
     args.pose_options = {}
     for item in args.pose_option:
         key, _, value = item.partition("=")
@@ -139,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.engine}, pose {r0['pose']} {args.pose_options or ''}, model {args.model} ({r0['model']}, {r0['image_size']} px); "
           f"torch threads {__import__('torch').get_num_threads()}")
     names = list(r0["stages_s"])
-    print(f"{'pose_every':>10} " + " ".join(f"{k:>10}" for k in names) + f" {'wall s':>8} {'speed':>6} "
+    print(f"{'pose_every':>10} {'posed':>6} " + " ".join(f"{k:>10}" for k in names) + f" {'wall s':>8} {'speed':>6} "
           f"{'people':>6} {'windows':>7}")
     for r in runs:
-        print(f"{r['pose_every']:>10} " + " ".join(f"{r['stages_s'][k]:>10.2f}" for k in names)
+        print(f"{r['pose_every']:>10} {r['posed_frames']:>6} " + " ".join(f"{r['stages_s'][k]:>10.2f}" for k in names)
               + f" {r['wall_s']:>8.2f} {r['speed']:>5.2f}x {r['people']:>6} {r['windows']:>7}")
     print("speed = video duration / wall time (2.00x = twice as fast as real time); stage columns in "
           "seconds over the whole clip")

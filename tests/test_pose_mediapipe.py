@@ -348,3 +348,23 @@ def test_pose_flags_reach_the_backend_and_the_table_settings(tmp_path):
         assert options["detector"] == "blazepose" and options["tiles"] == 2 and "hog_every" in options
     with pytest.raises(ConfigError, match="pose_options"):
         Predictor(ckpt, device="cpu", pose=make_pose_backend("mediapipe"), pose_options={"tiles": 2})
+
+
+@needs_mediapipe
+def test_threads_change_the_time_not_the_people():
+    """Crops verified by two landmarkers side by side, HOG beside the whole-frame pass: the same
+    people, boxes and joints as one thread, frame by frame (vtest.avi 0-5, several small people)."""
+    frames = list(_frames(footage("vtest.avi"), 0, 5))
+    runs = []
+    for threads in (1, 2):
+        pose = make_pose_backend("mediapipe", threads=threads)
+        assert pose.settings["threads"] == threads
+        pose.reset()
+        runs.append([pose(f, i) for i, f in frames])
+        pose.close()
+    assert sum(len(d) for d in runs[0]) >= 6  # several people a frame, so crops ran side by side
+    for one, two in zip(*runs):
+        assert [d.box for d in one] == [d.box for d in two]
+        assert all(np.array_equal(a.keypoints, b.keypoints) for a, b in zip(one, two))
+    with pytest.raises(BeenetError, match="threads"):
+        make_pose_backend("mediapipe", threads=0)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bold_fixture import frame_for_index, index_of_frame
-from beenet.data.video import VideoReader
+from beenet.data.video import VideoReader, prefetch
 from beenet.data.video_writer import write_video
 from beenet.errors import DataNotFoundError, VideoDecodeError
 
@@ -179,3 +179,53 @@ def test_close_frees_the_decoder_at_once(clips):
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_prefetch_keeps_order_and_frames(clips):
+    with VideoReader(clips["gop"]) as r:
+        plain = [(i, f.copy()) for i, f in r.iter_frames(5, 40)]
+        ahead = list(prefetch(r.iter_frames(5, 40), depth=2))
+    assert [i for i, _ in ahead] == list(range(5, 40))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(plain, ahead))
+
+
+def test_prefetch_raises_the_producers_error_where_it_happened(tmp_path, clips):
+    def frames():
+        yield 0
+        yield 1
+        raise VideoDecodeError(f"{tmp_path / 'x.mp4'}: stream ended at frame 2 of 9 (truncated video?)")
+
+    got = []
+    with pytest.raises(VideoDecodeError, match="x.mp4: stream ended at frame 2"):
+        for item in prefetch(frames(), depth=4):
+            got.append(item)
+    assert got == [0, 1]
+
+
+def test_prefetch_stops_and_closes_the_source_when_the_consumer_stops(clips):
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
+
+    for i in prefetch(endless(), depth=3):
+        if i == 5:
+            break
+    assert closed == [True]  # closed in the worker, before the loop ended
+    it = prefetch(endless(), depth=3)
+    assert next(it) == 0
+    it.close()
+    assert closed == [True, True]
+    # A reader closed right after an early stop (nothing still decoding in the background).
+    with VideoReader(clips["plain"]) as r:
+        for i, _ in prefetch(r.iter_frames(), depth=2):
+            if i == 3:
+                break
+    with pytest.raises(ValueError, match="depth"):
+        list(prefetch([1], depth=0))

@@ -129,14 +129,29 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def _pose_every(value: str) -> int | str:
+    """``--pose-every``: ``auto`` or a whole number >= 1."""
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {value!r}")
+    return n
+
+
 def _tracking_arguments(p: argparse.ArgumentParser) -> None:
     """Who counts as a person, and how often pose runs (see docs/predict.md, "Tracking")."""
-    from beenet.inference.predictor import MIN_CONFIDENCE, MIN_HITS, MIN_TRACK_S
+    from beenet.inference.predictor import MIN_CONFIDENCE, MIN_HITS, MIN_TRACK_S, POSE_RATE_HZ
 
     g = p.add_argument_group("tracking")
-    g.add_argument("--pose-every", type=int, default=1, metavar="N",
-                   help="run pose on every N-th frame only (and each shot's first); the frames between are "
-                        "interpolated within each track (default 1)")
+    g.add_argument("--pose-every", type=_pose_every, default="auto", metavar="N|auto",
+                   help=f"run pose on every N-th frame only (and each shot's first, and every frame while a new "
+                        f"person is confirmed); the frames between are interpolated within each track. auto "
+                        f"(default): about {POSE_RATE_HZ:g} poses a second (every 2nd frame at 10 fps, 5th at "
+                        f"25, 6th at 30); 1: every frame")
     g.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE, metavar="F",
                    help=f"drop a person whose mean detection score is below F (default {MIN_CONFIDENCE:g})")
     g.add_argument("--min-hits", type=int, default=MIN_HITS, metavar="N",
@@ -429,7 +444,8 @@ def run(args: argparse.Namespace) -> int:
     if world > 1:
         print(f"rank {rank} of {world}: {sum(j.error is None and j.duplicate_of is None for j in jobs)} of "
               f"{sum(j.error is None and j.duplicate_of is None for j in all_jobs)} videos")
-    warning = next((w for w in (predictor.synthetic_warning(j.video) for j in jobs if j.error is None) if w), None)
+    warning = next((w for w in (predictor.take_synthetic_warning(j.video) for j in jobs if j.error is None) if w),
+                   None)
     if warning is not None:
         print(f"warning: {warning}")
     summary = Summary(out / summary_name(rank, world), str(args.checkpoint),

@@ -11,18 +11,75 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterator, Sequence
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
 
 from beenet.errors import DataNotFoundError, VideoDecodeError
 
+T = TypeVar("T")
+
 log = logging.getLogger(__name__)
 
 _AV_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, EOFError)
+
+
+def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
+    """``items`` (e.g. :meth:`VideoReader.iter_frames`) produced by a background thread, up to
+    ``depth`` ahead of the consumer, in order: decoding overlaps the caller's work on the frames
+    before (PyAV and NumPy release the GIL while they decode and convert). An exception of the
+    producer is raised here, at the item where it happened. When the consumer stops early (break,
+    an exception, ``close()``), the thread stops and the source generator is closed in it, before
+    this generator returns; so a reader can be closed right after.
+    """
+    if depth < 1:
+        raise ValueError(f"prefetch depth must be >= 1, got {depth}")
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        it = iter(items)
+        try:
+            for item in it:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((end, exc))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="beenet-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = out.get()
+            if item is end:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,25 +118,31 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+_QUIET_LOCK = threading.RLock()
+
+
 @contextmanager
 def quiet_stderr() -> Iterator[None]:
     """Silence file descriptor 2 (mediapipe's C++ logging and TFLite's 'INFO: Created TensorFlow Lite
-    XNNPACK delegate' go there, not through Python) for the duration; Python errors still raise."""
+    XNNPACK delegate' go there, not through Python) for the duration; Python errors still raise.
+    One thread at a time (a lock): two overlapping redirections of the same descriptor, undone in
+    the wrong order, would leave stderr pointing at /dev/null for good."""
     fd = 2  # what C++ writes to, whatever sys.stderr is (pytest, notebooks replace it)
-    try:
-        sys.stderr.flush()
-        saved = os.dup(fd)
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
+    with _QUIET_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(fd)
+        except (AttributeError, OSError, ValueError):
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            os.close(devnull)
 
 
 def _metadata_writer():
@@ -301,6 +308,11 @@ class MediaPipeMultiPose:
     landmarker run per crop (about as much as the whole-frame run) plus HOG (docs/predict.md,
     "Pose backends", has the measurements). ``detector="blazepose"`` is the whole-frame pass only.
 
+    ``threads`` (default: 2, or 1 on a one-core machine) runs the crops on that many one-person
+    landmarkers side by side, and HOG beside the whole-frame pass: mediapipe and OpenCV release
+    the GIL, and each landmarker alone keeps about one core busy. Image mode has no state, so the
+    people found do not depend on ``threads`` (tested); only the time does.
+
     ``min_detection_confidence`` defaults to 0.7, not mediapipe's 0.5: at 0.5 the detector took a
     road marking, a car's rear window and the parked bicycle in bikes.mp4 for people (51 frames
     against 4), and the landmark model gives such "people" presence 0.97-1.0, so no later threshold
@@ -323,8 +335,8 @@ class MediaPipeMultiPose:
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "hog", hog_every: int = 1, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
-                 crop_margin: float = 1.2,
-                 follow: bool = True, cache_dir: str | Path | None = None) -> None:
+                 crop_margin: float = 1.2, follow: bool = True, threads: int | None = None,
+                 cache_dir: str | Path | None = None) -> None:
         if int(tiles) < 1:
             raise BeenetError(f"pose tiles must be 1 or more, got {tiles}")
         if detector not in DETECTORS:
@@ -335,6 +347,9 @@ class MediaPipeMultiPose:
                               f"{crop_margin}")
         if num_poses < 1:
             raise BeenetError(f"num_poses must be 1 or more, got {num_poses}")
+        threads = min(2, os.cpu_count() or 1) if threads is None else int(threads)
+        if threads < 1:
+            raise BeenetError(f"pose threads must be 1 or more, got {threads}")
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         try:
@@ -362,8 +377,10 @@ class MediaPipeMultiPose:
         self.hog_scale, self.hog_upscale = float(hog_scale), float(hog_upscale)
         self.hog_max_pixels = int(hog_max_pixels)
         self.crop_margin, self.follow = float(crop_margin), bool(follow)
+        self.threads = threads
         self._hog = None
-        self._crop = None  # IMAGE mode, one person: the verifier of each proposal
+        self._crops: list = []  # IMAGE mode, one person: the verifiers of the proposals, one a thread
+        self._pool = None  # ThreadPoolExecutor of `threads` workers, made on first use
         self._calls = 0
         self._followed: list = []  # people the crops found in the last frame (followed between HOG runs)
         self._video = None
@@ -380,12 +397,16 @@ class MediaPipeMultiPose:
         return lm
 
     def _detect(self, lm, image, ts: int | None = None):
-        """One landmarker call; the first one of each landmarker runs with stderr silenced (graph
-        start-up warnings such as 'Using NORM_RECT without IMAGE_DIMENSIONS')."""
+        """One landmarker call. Until a landmarker has found its first person, its calls run with
+        stderr silenced: mediapipe's graph writes start-up warnings there on the first call, and
+        'Using NORM_RECT without IMAGE_DIMENSIONS ...' (once, absl logging, which no environment
+        variable turns off) on the first call that finds somebody."""
         if id(lm) in self._quiet:
-            self._quiet.discard(id(lm))
             with quiet_stderr():
-                return lm.detect(image) if ts is None else lm.detect_for_video(image, ts)
+                result = lm.detect(image) if ts is None else lm.detect_for_video(image, ts)
+            if result.pose_landmarks:
+                self._quiet.discard(id(lm))
+            return result
         return lm.detect(image) if ts is None else lm.detect_for_video(image, ts)
 
     @property
@@ -398,7 +419,8 @@ class MediaPipeMultiPose:
                 "tile_overlap": self.tile_overlap, "merge_iou": self.merge_iou, "bundle": self.bundle.name,
                 "detector": self.detector, "hog_every": self.hog_every, "hog_threshold": self.hog_threshold,
                 "hog_scale": self.hog_scale, "hog_upscale": self.hog_upscale,
-                "hog_max_pixels": self.hog_max_pixels, "crop_margin": self.crop_margin, "follow": self.follow}
+                "hog_max_pixels": self.hog_max_pixels, "crop_margin": self.crop_margin, "follow": self.follow,
+                "threads": self.threads}
 
     def reset(self) -> None:
         """Start a new video (video mode's timestamps and tracked people start over)."""
@@ -411,11 +433,23 @@ class MediaPipeMultiPose:
         self._followed = []
 
     def close(self) -> None:
-        for lm in (self._video, self._image, self._crop):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for lm in (self._video, self._image, *self._crops):
             if lm is not None:
                 with quiet_stderr():
                     lm.close()
-        self._video = self._image = self._crop = None
+        self._video = self._image = None
+        self._crops = []
+
+    def _executor(self):
+        """The thread pool of the crops and of HOG (``threads`` workers), made on first use."""
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="beenet-pose")
+        return self._pool
 
     def hog_boxes(self, frame: np.ndarray) -> list[tuple[float, float, float, float]]:
         """OpenCV's HOG people detector (Dalal-Triggs SVM, ships with OpenCV) on the grey frame:
@@ -444,17 +478,33 @@ class MediaPipeMultiPose:
         """Each proposal box cropped (square, ``crop_margin`` around it), scaled to ``CROP_SIDE`` px
         and run through a one-person landmarker in image mode: the person it finds, mapped back to
         the frame, when the centre of their box lies inside the proposal; nothing otherwise (a HOG
-        window on a pole or a bin finds no person, or one elsewhere in the crop).
+        window on a pole or a bin finds no person, or one elsewhere in the crop). With ``threads``
+        > 1 the crops are shared out among that many landmarkers running side by side; the people
+        come back in proposal order either way.
 
         One crop per call: the person detector needs the person large in its 224x224 view. Several
         crops side by side in one image (one detector run for all) lost most people: on the 10
         hand-counted vtest.avi frames 24 found one crop a call, 14 two, 4 four."""
+        if not proposals:
+            return []
+        n = min(self.threads, len(proposals))
+        while len(self._crops) < n:
+            self._crops.append(self._create("IMAGE", num_poses=1))
+        if n == 1:
+            found = self._verify_share(self._crops[0], frame, list(enumerate(proposals)), width, height)
+        else:
+            shares = [list(enumerate(proposals))[k::n] for k in range(n)]
+            futures = [self._executor().submit(self._verify_share, self._crops[k], frame, shares[k], width, height)
+                       for k in range(n)]
+            found = [d for f in futures for d in f.result()]
+        return [d for _, d in sorted(found, key=lambda x: x[0])]
+
+    def _verify_share(self, landmarker, frame: np.ndarray, proposals: list, width: int, height: int) -> list:
+        """:meth:`_verify` of ``(index, box)`` proposals on one landmarker: ``(index, person)``."""
         import cv2
 
-        if self._crop is None:
-            self._crop = self._create("IMAGE", num_poses=1)
         found: list = []
-        for box in proposals:
+        for k, box in proposals:
             x0, y0, w, h = _square_crop(box, self.crop_margin, width, height)
             if w < 8 or h < 8:
                 continue
@@ -462,18 +512,16 @@ class MediaPipeMultiPose:
             crop = cv2.resize(frame[y0:y0 + h, x0:x0 + w], (max(1, round(w * f)), max(1, round(h * f))),
                               interpolation=cv2.INTER_LINEAR)
             image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(crop))
-            for d in self._people(self._detect(self._crop, image), x0, y0, w, h, width, height):
+            for d in self._people(self._detect(landmarker, image), x0, y0, w, h, width, height):
                 if _inside(d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2, box):
-                    found.append(d)
+                    found.append((k, d))
         return found
 
-    def _proposals(self, frame: np.ndarray, have: list) -> list:
-        """Boxes to verify this frame: HOG's (every ``hog_every``-th call) and, with ``follow``, the
-        people the crops found last frame (their joint box, grown by a third); none that overlaps a
-        person found already (``have``) or another proposal."""
-        boxes: list = []
-        if self._calls % self.hog_every == 0:
-            boxes += self.hog_boxes(frame)
+    def _proposals(self, hog: list, have: list) -> list:
+        """Boxes to verify this frame: HOG's (``hog``) and, with ``follow``, the people the crops
+        found last frame (their joint box, grown by a third); none that overlaps a person found
+        already (``have``) or another proposal."""
+        boxes: list = list(hog)
         if self.follow:
             for d in self._followed:
                 x, y, w, h = d.box
@@ -516,6 +564,9 @@ class MediaPipeMultiPose:
         ts = self._last_ts + 33 if index is None else max(int(index) * 33, self._last_ts + 1)
         self._last_ts = ts
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=frame)
+        hog = None  # HOG (every hog_every-th call) runs beside the whole-frame pass
+        if self.detector == "hog" and self._calls % self.hog_every == 0:
+            hog = self._executor().submit(self.hog_boxes, frame) if self.threads > 1 else self.hog_boxes(frame)
         dets = self._people(self._detect(self._video, image, ts), 0, 0, width, height, width, height)
         if self.tiles > 1:
             if self._image is None:
@@ -525,7 +576,8 @@ class MediaPipeMultiPose:
                                       data=np.ascontiguousarray(frame[y0:y0 + h, x0:x0 + w]))
                 dets += self._people(self._detect(self._image, tile), x0, y0, w, h, width, height)
         if self.detector == "hog":
-            crops = self._verify(frame, self._proposals(frame, dets), width, height)
+            boxes = [] if hog is None else hog if isinstance(hog, list) else hog.result()
+            crops = self._verify(frame, self._proposals(boxes, dets), width, height)
             self._calls += 1
             dets += crops
         if self.tiles == 1 and self.detector != "hog":

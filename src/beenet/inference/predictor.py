@@ -40,6 +40,7 @@ from beenet.atomic import to_builtins
 from beenet.context.build import PREDICT_CONTEXTS, make_context_source, prediction_context
 from beenet.context.config import ContextConfig
 from beenet.data.transforms import crop_to_tensor, frames_to_tensor, normalize_skeleton
+from beenet.data.video import prefetch
 from beenet.device import resolve_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoundError
 from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine, check_outputs
@@ -70,6 +71,23 @@ MIN_HITS = 3
 MIN_CONFIDENCE = 0.7
 MIN_TRACK_S = 0.5
 MAX_TILT = 45.0
+#: ``pose_every="auto"`` (the default) runs pose about this many times a second: every
+#: ``round(fps / POSE_RATE_HZ)``-th frame (10 fps: 2, 25: 5, 30: 6; at least 1), plus the frames
+#: :func:`pose_due` adds. Chosen on real footage (``benchmarks/bench_tracking.py``, docs/predict.md
+#: "Speed"): at 5 Hz the tracks cover 94.6 % (vtest.avi), 93.5 % (bikes.mp4), 98.6 %
+#: (face_noface.mov) and 89.2 % (talking.mp4) of the person-frames that pose on every frame
+#: tracks, with as many people kept; the model samples 16 skeleton frames per 4 s window (4 Hz).
+POSE_RATE_HZ = 5.0
+
+
+def pose_stride(pose_every: int | str, fps: float, needs_pixels: bool = True) -> int:
+    """Frames between pose runs for ``pose_every`` (an int, or ``"auto"``: about
+    :data:`POSE_RATE_HZ` a second) on a video at ``fps``; 1 for precomputed keypoints."""
+    if not needs_pixels:
+        return 1
+    if pose_every == "auto":
+        return max(1, round(float(fps or 25.0) / POSE_RATE_HZ))
+    return int(pose_every)
 
 
 class NoPersonFound(BeenetError):
@@ -286,8 +304,10 @@ class Predictor:
     track, and gaps up to that are interpolated. ``shot_cuts`` ends every track at a detected shot
     cut (:class:`~beenet.inference.shots.ShotCutDetector`). ``pose_options`` go to the named pose
     backend (:func:`~beenet.inference.pose.make_pose_backend`). ``pose_every`` runs the pose backend
-    on every N-th frame only (and on the first frame of each shot); the frames between are
-    interpolated within each track.
+    on every N-th frame only (and on the first frame of each shot, and on every frame while a
+    person is being confirmed, :func:`pose_due`); the frames between are interpolated within each
+    track. ``"auto"`` (the default) is about :data:`POSE_RATE_HZ` poses a second, from each
+    video's frame rate (:func:`pose_stride`); 1 poses every frame.
     """
 
     def __init__(
@@ -306,7 +326,7 @@ class Predictor:
         max_gap: float = 0.5,
         context: Any = "auto",
         show_progress: bool | None = None,
-        pose_every: int = 1,
+        pose_every: int | str = "auto",
         min_hits: int = MIN_HITS,
         min_confidence: float = MIN_CONFIDENCE,
         min_track: float = MIN_TRACK_S,
@@ -318,10 +338,13 @@ class Predictor:
             raise ConfigError(f"window and stride must be positive seconds, got window={window}, stride={stride}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-        if pose_every < 1 or min_hits < 1 or min_track < 0 or max_gap < 0:
-            raise ConfigError(f"pose_every and min_hits must be >= 1, min_track and max_gap >= 0 seconds; got "
-                              f"pose_every={pose_every}, min_hits={min_hits}, min_track={min_track}, max_gap={max_gap}")
-        self.pose_every, self.min_hits = int(pose_every), int(min_hits)
+        if pose_every != "auto" and (isinstance(pose_every, (str, bool, float)) or int(pose_every) < 1):
+            raise ConfigError(f"pose_every must be 'auto' or an integer >= 1, got {pose_every!r}")
+        if min_hits < 1 or min_track < 0 or max_gap < 0:
+            raise ConfigError(f"min_hits must be >= 1, min_track and max_gap >= 0 seconds; got "
+                              f"min_hits={min_hits}, min_track={min_track}, max_gap={max_gap}")
+        self.pose_every: int | str = pose_every if pose_every == "auto" else int(pose_every)
+        self.min_hits = int(min_hits)
         self.min_confidence, self.min_track, self.shot_cuts = float(min_confidence), float(min_track), bool(shot_cuts)
         self.max_tilt = max_tilt
         self.checkpoint = Path(checkpoint)
@@ -447,6 +470,15 @@ class Predictor:
         error up front instead of one per video. Raises :class:`PoseBackendError`."""
         return self.pose
 
+    def take_synthetic_warning(self, video: str | Path) -> str | None:
+        """:meth:`synthetic_warning` the first time this Predictor meets such a video, None after:
+        whoever shows it (the log in :meth:`run`, or ``beenet predict`` up front) shows it once."""
+        if self._warned_synthetic:
+            return None
+        warning = self.synthetic_warning(video)
+        self._warned_synthetic = warning is not None
+        return warning
+
     def synthetic_warning(self, video: str | Path) -> str | None:
         """The warning for a model trained on ``beenet synth`` data meeting ``video`` (None when the
         model was not, or when the video itself lies inside a ``beenet synth`` dataset)."""
@@ -560,9 +592,8 @@ class Predictor:
         t_start = time.perf_counter()
         stats: dict[str, int] = {}
         backend: PoseBackend | None = None
-        warning = None if self._warned_synthetic else self.synthetic_warning(video)
+        warning = self.take_synthetic_warning(video)
         if warning is not None:  # once per Predictor: a batch of videos says it once
-            self._warned_synthetic = True
             log.warning("%s", warning)
         if keypoints is None:
             backend = self.pose
@@ -594,23 +625,29 @@ class Predictor:
                 log.warning("%s: %s", video, note)
                 sums, streams = np.zeros((0, NUM_CATEGORIES + 3)), {}
         table = self._table(plans, sums, streams, name or video.name, fps)
-        table.set_metadata(video=name or video.name, fps=fps, **{**self.metadata, "settings": self.settings(backend)})
+        settings = self.settings(backend)
+        if "pose_every" in stats:  # what "auto" came to at this video's frame rate
+            settings["tracker"]["pose_every_frames"] = stats["pose_every"]
+        table.set_metadata(video=name or video.name, fps=fps, **{**self.metadata, "settings": settings})
         timer.add("total", time.perf_counter() - t_start)
         return VideoResult(video, table, tracks, store.boxes(), store.num_frames, fps, W, H, dict(timer.t), stats,
                            store.confidences(), store.interpolated(), note=note)
 
     # -- pass 1: people and joints --------------------------------------------------------------
-    def tracker(self, fps: float) -> Tracker:
-        """The tracker of this Predictor's thresholds for a video at ``fps``."""
-        return Tracker(max_age=max(self.pose_every, round(self.max_gap * fps)), min_hits=self.min_hits,
+    def tracker(self, fps: float, every: int = 1) -> Tracker:
+        """The tracker of this Predictor's thresholds for a video at ``fps``, posed every
+        ``every``-th frame."""
+        return Tracker(max_age=max(every, round(self.max_gap * fps)), min_hits=self.min_hits,
                        min_track_frames=max(1, round(self.min_track * fps)),
                        min_confidence=self.min_confidence, max_tilt=self.max_tilt)
 
     def _track(self, reader: Any, backend: PoseBackend, timer: _Timer,
                stats: dict[str, int] | None = None) -> TrackStore:
-        """Pose on the frames (every ``pose_every``-th, and the first of each shot), tracking, the
-        final ids, and interpolation inside each track's gaps."""
-        tracker = self.tracker(float(reader.fps or 25.0))
+        """Pose on the frames (every ``pose_every``-th, the first of each shot, and while a track is
+        tentative: :func:`pose_due`), tracking, the final ids, and interpolation inside each
+        track's gaps."""
+        every = pose_stride(self.pose_every, float(reader.fps or 25.0), backend.needs_pixels)
+        tracker = self.tracker(float(reader.fps or 25.0), every)
         store = TrackStore()
         t0 = time.perf_counter()
         backend.reset()
@@ -619,11 +656,10 @@ class Predictor:
         bar = progress(total=n, desc=f"pose {reader.path.name}",
                        disable=None if self.show_progress is None else not self.show_progress)
         if backend.needs_pixels:
-            frames = timer.timed_iter(iter(reader.iter_frames()), "decode")
+            frames = timer.timed_iter(prefetch(reader.iter_frames()), "decode")
         else:
             frames = ((i, None) for i in range(n))
         shots = ShotCutDetector() if self.shot_cuts and backend.needs_pixels else None
-        every = self.pose_every if backend.needs_pixels else 1
         cuts: list[int] = []
         posed = 0
         for idx, frame in frames:
@@ -637,7 +673,7 @@ class Predictor:
                     tracker.cut(idx)
             store.frame_done(idx)
             bar.update(1)
-            if idx % every and not cut:
+            if not pose_due(idx, every, cut, tracker):
                 continue
             t0 = time.perf_counter()
             dets = [d for d in backend(frame, idx) if valid_mask(d.keypoints).sum() >= MIN_JOINTS]
@@ -656,7 +692,7 @@ class Predictor:
         timer.add("track", time.perf_counter() - t0)
         store.cuts = cuts
         if stats is not None:
-            stats.update(posed_frames=posed, shot_cuts=len(cuts), tracks_started=len(tracker.all_tracks()),
+            stats.update(pose_every=every, posed_frames=posed, shot_cuts=len(cuts), tracks_started=len(tracker.all_tracks()),
                          tracks_kept=len(mapping), interpolated_frames=filled)
         return store
 
@@ -673,7 +709,7 @@ class Predictor:
         bar = progress(total=last - first + 1, desc=f"model {reader.path.name}",
                        disable=None if self.show_progress is None else not self.show_progress)
         max_held = 0
-        for idx, frame in timer.timed_iter(iter(reader.iter_frames(first, last + 1)), "decode2"):
+        for idx, frame in timer.timed_iter(prefetch(reader.iter_frames(first, last + 1)), "decode2"):
             bar.update(1)
             t0 = time.perf_counter()
             frames.take(idx, frame)
@@ -756,6 +792,16 @@ class Predictor:
             sc, sv = clip_scores(arr[:, :NUM_CATEGORIES], arr[:, NUM_CATEGORIES:] * VAD_SCALE)
             per_stream[sname] = np.concatenate([sc, sv], axis=1)
         return make_table(rows, per_stream)
+
+
+def pose_due(index: int, every: int, cut: bool, tracker: Tracker) -> bool:
+    """Whether pass 1 runs pose on frame ``index`` with ``--pose-every N`` (``every``): every N-th
+    frame, the first frame of each shot, and every frame while a track is tentative, so that a
+    person who appears is confirmed (``min_hits`` detections in a row) on consecutive frames, as
+    with N = 1, instead of N frames apart. Measured on real footage (docs/predict.md, "Speed"):
+    without the last rule, N = 2 started the woman of talking.mp4 17 frames late and lost a
+    pedestrian of bikes.mp4."""
+    return index % every == 0 or cut or tracker.tentative
 
 
 def _in_synthetic_dataset(video: Path) -> bool:

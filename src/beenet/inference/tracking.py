@@ -172,6 +172,11 @@ class Tracker:
             return 1.0 - overlap
         return self.iou_weight * (1.0 - overlap) + self.keypoint_weight * min(kd, 1.0)
 
+    @property
+    def tentative(self) -> bool:
+        """Whether a live track is still tentative (seen, not yet ``min_hits`` times in a row)."""
+        return any(not t.confirmed for t in self.tracks)
+
     def _end(self, keep: list[Track]) -> None:
         alive = {id(t) for t in keep}
         self.ended.extend(t for t in self.tracks if id(t) not in alive)
