@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -177,18 +176,9 @@ class MediaPipePose:
 
     def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  static_image_mode: bool = False) -> None:
-        # mediapipe's C++ side logs every graph start to stderr; keep warnings and errors only.
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from beenet.inference.pose_mediapipe import INSTALL_HINT
+        from beenet.inference.pose_mediapipe import import_mediapipe
 
-        try:
-            import mediapipe as mp
-        except ImportError as exc:
-            raise BeenetError(
-                f"the 'mediapipe-single' pose backend needs mediapipe 0.10.21; install it with: {INSTALL_HINT}; "
-                "or use --pose mediapipe / --pose rcnn"
-            ) from exc
+        mp = import_mediapipe("the 'mediapipe-single' pose backend needs mediapipe 0.10.21 (or use --pose rcnn)")
         if not hasattr(mp, "solutions"):
             raise BeenetError(
                 f"the 'mediapipe-single' pose backend needs mp.solutions, which mediapipe {mp.__version__} "

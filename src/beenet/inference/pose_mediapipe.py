@@ -121,6 +121,19 @@ def _sha256(path: Path) -> str:
 _QUIET_LOCK = threading.RLock()
 
 
+def import_mediapipe(needs: str):
+    """``import mediapipe`` for a pose backend, its C++ logging down to warnings and errors (set
+    before the import: mediapipe logs every graph start); BeenetError with the install command
+    when it is missing. ``needs`` says what the backend needs, for the message."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import mediapipe as mp
+    except ImportError as exc:
+        raise BeenetError(f"{needs}; install it with: {INSTALL_HINT}") from exc
+    return mp
+
+
 @contextmanager
 def quiet_stderr() -> Iterator[None]:
     """Silence file descriptor 2 (mediapipe's C++ logging and TFLite's 'INFO: Created TensorFlow Lite
@@ -350,15 +363,12 @@ class MediaPipeMultiPose:
         threads = min(2, os.cpu_count() or 1) if threads is None else int(threads)
         if threads < 1:
             raise BeenetError(f"pose threads must be 1 or more, got {threads}")
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        needs = "the 'mediapipe' pose backend needs mediapipe with its Tasks API"
+        mp = import_mediapipe(needs)
         try:
-            import mediapipe as mp
             from mediapipe.tasks.python import BaseOptions, vision
         except ImportError as exc:
-            raise BeenetError(
-                f"the 'mediapipe' pose backend needs mediapipe with its Tasks API; install it with: {INSTALL_HINT}"
-            ) from exc
+            raise BeenetError(f"{needs}; install it with: {INSTALL_HINT}") from exc
         self._mp = mp
         self._vision = vision
         self.bundle = build_bundle(root=cache_dir)
