@@ -270,7 +270,7 @@ def test_torchrun_two_ranks_equal_one_process(ckpt, tmp_path):
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     torchrun = Path(sys.executable).with_name("torchrun")
     proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "0", "-m", "beenet",
-                           "predict", *args, "--out", str(tmp_path / "two")],
+                           "predict", *args, "--out", str(tmp_path / "two"), "--html"],
                           env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert _tree(tmp_path / "two") == _tree(tmp_path / "one") and len(_tree(tmp_path / "one")) == 3 * 3
@@ -278,6 +278,12 @@ def test_torchrun_two_ranks_equal_one_process(ckpt, tmp_path):
     done = sorted(v["input"] for s in summaries for v in s["videos"])
     assert done == sorted(str(c) for c in clips) and all(s["status"] == "done" for s in summaries)
     assert [len(s["videos"]) for s in summaries] == [2, 1]
+    # --html: the last rank to finish writes the view, over both ranks' videos
+    assert proc.stdout.count("view: ") == 2 and proc.stdout.count("index.html") >= 1, proc.stdout  # 2 if they end together
+    from beenet.view.results import find_videos
+
+    assert sorted(e.stem for e in find_videos(tmp_path / "two")[0]) == ["c0", "c1", "c2"]
+    assert all(f"{c}.html" in (tmp_path / "two" / "index.html").read_text() for c in ("c0", "c1", "c2"))
 
 
 def test_finished_outputs_are_skipped_unless_overwrite(ckpt, tmp_path, capsys):

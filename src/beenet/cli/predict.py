@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -227,6 +228,18 @@ def distributed_rank() -> tuple[int, int]:
     if world < 1 or not 0 <= rank < world:
         return 0, 1
     return rank, world
+
+
+def ranks_done(out: Path, world: int) -> bool:
+    """Whether every rank's summary in ``out`` says ``done`` (each rank saves its own before it
+    asks, so of ranks finishing together the last to ask sees them all)."""
+    for r in range(world):
+        try:
+            if json.loads((out / summary_name(r, world)).read_text(encoding="utf-8")).get("status") != "done":
+                return False
+        except (OSError, ValueError):
+            return False
+    return True
 
 
 def summary_name(rank: int, world: int) -> str:
@@ -540,10 +553,13 @@ def run(args: argparse.Namespace) -> int:
         extra += f", {skipped} skipped (outputs exist; --overwrite to redo)"
     share = f" (rank {rank} of {world})" if world > 1 else ""
     print(f"{done} of {done + failed} inputs done{share}, {failed} failed{extra}; results in {out}")
-    if args.html and rank == 0:
-        from beenet.view import write_results_view
+    if args.html:
+        if ranks_done(out, world):  # under torchrun, the last rank to finish writes it, over every rank's videos
+            from beenet.view import write_results_view
 
-        print(f"view: {write_results_view(out)} (open it in a browser, or 'beenet view {out} --serve')")
+            print(f"view: {write_results_view(out)} (open it in a browser, or 'beenet view {out} --serve')")
+        else:
+            print("view: the last rank to finish writes it (or run 'beenet view' on the folder)")
     if summary.write_error is not None:
         print(f"beenet predict: error: {summary.path} could not be written ({summary.write_error})", file=sys.stderr)
         return 1

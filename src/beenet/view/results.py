@@ -56,10 +56,12 @@ def find_videos(out: Path) -> tuple[list[VideoEntry], list[dict[str, Any]]]:
     the failures the summary lists."""
     entries: dict[str, VideoEntry] = {}
     failures: list[dict[str, Any]] = []
-    summary = out / SUMMARY
-    if summary.exists():
+    # predict_summary.json, or under torchrun one predict_summary.rank<R>-of-<W>.json per rank
+    for summary in [out / SUMMARY, *sorted(out.glob("predict_summary.rank*-of-*.json"))]:
+        if not summary.exists():
+            continue
         doc = json.loads(summary.read_text(encoding="utf-8"))
-        failures = list(doc.get("failures", []))
+        failures += list(doc.get("failures", []))
         for v in doc.get("videos", []):
             tables = [o for o in v.get("outputs", []) if o.endswith(TABLE_SUFFIXES)
                       and not o.endswith("_frames.csv") and (out / o).exists()]
@@ -72,7 +74,7 @@ def find_videos(out: Path) -> tuple[list[VideoEntry], list[dict[str, Any]]]:
         for p in sorted(out.rglob(f"*{suffix}")):
             rel = p.relative_to(out).as_posix()
             stem = rel[: -len(suffix)]
-            if (stem in entries or rel.endswith(("_frames.csv", ".meta.json")) or rel == SUMMARY
+            if (stem in entries or rel.endswith(("_frames.csv", ".meta.json")) or rel.startswith("predict_summary")
                     or p.name.startswith(".") or "/." in rel or stem.endswith(".view")):
                 continue
             if (suffix == ".json" and not _is_table_json(p)) or (suffix == ".csv" and not _is_table_csv(p)):
