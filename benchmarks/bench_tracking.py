@@ -242,11 +242,11 @@ def main() -> None:
                 same, there = coverage(store, reference)
                 print(f"  covers {there:.1%} of the pose_every=1 person-frames ({same:.1%} with box IoU >= 0.5); "
                       f"posed {len(run['dets'])} of {n} frames")
-            if args.sheets and every == 1:
+            if args.sheets:
                 a, _, b = args.sheet_frames.partition(":")
                 first, last = int(a or 0), int(b or n - 1)
                 step = args.sheet_step or max(1, (last - first + 1) // 36)
-                suffix = f"_{first}-{last}" if args.sheet_frames else ""
+                suffix = (f"_{first}-{last}" if args.sheet_frames else "") + (f"_n{every}" if every > 1 else "")
                 sheet(path, store, args.sheets / f"{Path(clip).stem}_{args.backend}{suffix}.png", step,
                       width=args.sheet_width, first=first, last=last)
 

@@ -149,3 +149,23 @@ def test_row_order_never_matters(tmp_path_factory, frames, offset, seed):
     np.testing.assert_array_equal(a.keypoints, b.keypoints)
     np.testing.assert_array_equal(a.present_frames, sorted(set(frames)))
     assert a.frame_offset == offset and a.keypoints.shape[0] == max(frames) + 1
+
+
+def test_a_corrupt_low_frame_number_is_named_when_most_rows_fall_out(tmp_path, caplog):
+    """Frames are re-based on the lowest frame number (the format's rule); one corrupt low number
+    pushes the real rows past the clip's end. They are left out, and the log names the row."""
+    rows = np.zeros((6, 56))
+    rows[:, 0] = [1000, 1001, 1002, 1003, 1004, 7]  # row 5: a corrupt frame number
+    rows[:, 2:] = 0.5
+    path = tmp_path / "j.npy"
+    np.save(path, rows)
+    with caplog.at_level("WARNING", logger="beenet.data.joints"):
+        person = load_person_joints(path, 0, num_frames=20)
+    assert person.present_frames.tolist() == [0]
+    assert any("5 of 6 rows" in r.getMessage() and "row 5" in r.getMessage() and "next lowest is 1000" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="beenet.data.joints"):
+        np.save(path, rows[:5])  # without the corrupt row: nothing to say
+        assert load_person_joints(path, 0, num_frames=3).present_frames.tolist() == [0, 1, 2]
+    assert not caplog.records

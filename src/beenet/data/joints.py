@@ -128,6 +128,14 @@ def _frame_range(arr: np.ndarray, num_frames: int | None, source: Path) -> tuple
     if len(arr) == 0:
         return 0, int(num_frames or 0)
     offset = int(arr[:, 0].min())
+    if num_frames is not None and len(arr) > 1:
+        past = int((arr[:, 0] - offset >= num_frames).sum())
+        if 2 * past > len(arr):  # most rows past the clip's end: the re-basing itself looks wrong
+            row = int(np.argmin(arr[:, 0]))
+            second = float(np.min(arr[arr[:, 0] > offset, 0])) if (arr[:, 0] > offset).any() else offset
+            log.warning("%s: %d of %d rows lie past the clip's %d frames once re-based on the lowest frame "
+                        "number, %d (row %d; the next lowest is %.0f): that number may be corrupt; those rows "
+                        "are left out", source, past, len(arr), num_frames, offset, row, second)
     if num_frames is None:
         num_frames = int(arr[:, 0].max()) - offset + 1
         if num_frames > MAX_FILE_SPAN:
