@@ -267,8 +267,29 @@ def test_a_sample_that_fails_to_decode_is_skipped_in_training_only(data, caplog)
     sample = train_ds[0]
     assert sample["index"] != 0 and insts[sample["index"]].clip != insts[0].clip
     assert "skipped a sample of epoch 1" in caplog.text and str(bold.video_path(insts[0].clip)) in caplog.text
+    assert int(sample["replaced"]) == 1  # one instance could not be read before this one
     with pytest.raises(VideoDecodeError, match=insts[0].clip):
         eval_ds[0]
+
+
+def test_each_epoch_says_how_many_training_samples_were_replaced(data, tmp_path, caplog, monkeypatch):
+    """A clip that stops decoding after setup: each epoch's log says how many samples stood in."""
+    from beenet.data import dataset as ds
+
+    bad = BoLD(data).instances("train")[0].clip
+    sample = ds.BoLDDataset._sample
+
+    def failing(self, index):
+        if self.train and self.instances[index].clip == bad:
+            raise VideoDecodeError(f"{bad}: stream ended at frame 3 of 40 (truncated video?)")
+        return sample(self, index)
+
+    monkeypatch.setattr(ds.BoLDDataset, "_sample", failing)
+    n_bad = sum(i.clip == bad for i in BoLD(data).instances("train"))
+    assert main(_args(data, tmp_path / "run", "--set", "run.num_workers=0", epochs=2)) == 0
+    said = [r.getMessage() for r in caplog.records if "could not be read and were replaced" in r.getMessage()]
+    assert [m.split(":")[0] for m in said] == ["epoch 1", "epoch 2"], said
+    assert all(f": {n_bad} training sample(s)" in m for m in said), (n_bad, said)
 
 
 # ------------------------------------------------------------------------------ Ctrl-C

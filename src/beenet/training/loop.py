@@ -491,7 +491,11 @@ def _train_one_epoch(run: _Run, net: torch.nn.Module, epoch: int) -> dict[str, f
     # On a GPU the loss is read back (a host sync) only every ``log_every`` steps and at the end.
     sync_every = cfg.run.log_every if device.type == "cuda" else 1
     last_step = len(run.loader) - 1
+    replaced = 0  # training samples that could not be read (the next instance stood in)
     for step, batch in enumerate(bar):
+        rep = batch.pop("replaced", None)  # on the CPU: no device sync
+        if rep is not None:
+            replaced += int(rep.sum())
         batch = to_device(batch, device)
         with autocast_context(device, cfg.run.amp):
             outputs = net(batch)
@@ -518,6 +522,11 @@ def _train_one_epoch(run: _Run, net: torch.nn.Module, epoch: int) -> dict[str, f
             bar.set_postfix(loss=f"{mean:.4f}")
             if (step + 1) % cfg.run.log_every == 0:
                 log.info("epoch %d step %d/%d loss %.4f", epoch + 1, step + 1, len(run.loader), mean)
+    replaced = round(D.all_reduce_mean({"replaced": float(replaced)}, info, device)["replaced"] * info.world_size)
+    if replaced and info.is_main:
+        log.warning("epoch %d: %d training sample(s) could not be read and were replaced by the next instance "
+                    "(the warnings above name them; 'beenet data check --deep' lists every unreadable clip)",
+                    epoch + 1, replaced)
     return D.all_reduce_mean({k: float(v) / max(count, 1) for k, v in sums.items()}, info, device)
 
 
