@@ -422,3 +422,21 @@ def test_predict_names_inputs_it_cannot_use(tmp_path, still_ckpt, people_video):
         pred.predict(tmp_path / "empty")
     with pytest.raises(ConfigError, match="one video"):
         pred.predict([video, video], keypoints=tmp_path / "x.npy")
+
+
+def test_label_panels_of_people_side_by_side_do_not_cover_each_other():
+    """Three pedestrians close together in a 1280x720 frame (as in vtest.avi at 720p): each label
+    panel inside the frame, none over another; a close-up's panel is not put over the head."""
+    from beenet.inference.render import _overlap, place_panels
+
+    boxes = [(500.0, 300.0, 60.0, 150.0), (540.0, 310.0, 60.0, 150.0), (580.0, 290.0, 60.0, 150.0)]
+    sizes = [(224.0, 150.0)] * 3
+    corners = place_panels(boxes, sizes, 1280, 720)
+    rects = [(x, y, w, h) for (x, y), (w, h) in zip(corners, sizes)]
+    assert all(0 <= x and x + w <= 1280 and 0 <= y and y + h <= 720 for x, y, w, h in rects)
+    assert all(_overlap(a, b) == 0 for i, a in enumerate(rects) for b in rects[i + 1:]), rects
+    # One person filling the frame: no room above or below; the panel goes low in the box, off the head.
+    (x, y), = place_panels([(100.0, 0.0, 400.0, 720.0)], [(224.0, 150.0)], 640, 720)
+    assert y >= 720 / 4 and y + 150 <= 720
+    # Alone with room above: above the box, left-aligned with it, as before.
+    assert place_panels([(300.0, 400.0, 60.0, 150.0)], [(224.0, 150.0)], 1280, 720) == [(300.0, 248.0)]

@@ -66,8 +66,56 @@ def window_for_frames(table: "PredictionTable", num_frames: int) -> dict[int, np
     return out
 
 
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Overlap area of two ``(x, y, w, h)`` rectangles."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0.0, w) * max(0.0, h)
+
+
+def place_panels(boxes: list[tuple[float, float, float, float]], sizes: list[tuple[float, float]],
+                 width: int, height: int) -> list[tuple[float, float]]:
+    """Top-left corners of one label panel per person (``sizes``: panel width, height), in order,
+    each inside the frame: the first place, in the order above the box, below it, a panel's height
+    further above or below, beside it (right, then left), inside it at its bottom (each row
+    left-aligned with the box, then shifted along), that covers no panel placed before it, not the
+    top quarter of the box (the head) and no other person's box; failing that, as many of these as
+    can be kept, in that order, with the least overlap."""
+    placed: list[tuple[float, float, float, float]] = []
+    out: list[tuple[float, float]] = []
+    for (x, y, w, h), (pw, ph) in zip(boxes, sizes):
+        def clamp(px: float, py: float) -> tuple[float, float]:
+            return min(max(0.0, px), max(0.0, width - pw)), min(max(0.0, py), max(0.0, height - ph))
+
+        rows = []
+        if y - ph - 2 >= 0:
+            rows.append(y - ph - 2)
+        if y + h + 2 + ph <= height:
+            rows.append(y + h + 2)
+        rows += [r for r in (y - 2 * ph - 4, y + h + ph + 4) if 0 <= r <= height - ph]  # a second row out
+        shifts = [x, x + w - pw, x - pw / 2, x + w - pw / 2, x - pw - 2, x + w + 2, x - 2 * pw - 4, x + w + pw + 4]
+        candidates = [clamp(px, py) for py in rows for px in shifts]
+        candidates += [clamp(x + w + 2, y), clamp(x - pw - 2, y)]
+        candidates.append(clamp(x, min(y + h, height) - ph - 2))
+        head = (x, y, w, h / 4)
+
+        others = [b for b in boxes if b != (x, y, w, h)]
+
+        def cost(k: int) -> tuple:
+            rect = (candidates[k][0], candidates[k][1], pw, ph)
+            covered = sum(_overlap(rect, q) for q in placed)
+            people = sum(_overlap(rect, b) for b in others)
+            return covered > 0, _overlap(rect, head) > 0, people > 0, covered, people, k
+
+        pick = candidates[min(range(len(candidates)), key=cost)]
+        placed.append((pick[0], pick[1], pw, ph))
+        out.append(pick)
+    return out
+
+
 def draw_people(frame: np.ndarray, people: Iterable[tuple[int, np.ndarray | None, tuple | None, list[tuple[str, float]] | None, np.ndarray | None]]) -> np.ndarray:
-    """Draw on a copy of ``frame``: per person (id, keypoints [18,3], box, top-3, vad[3])."""
+    """Draw on a copy of ``frame``: per person (id, keypoints [18,3], box, top-3, vad[3]); the
+    label panels are placed so that they do not cover each other (:func:`place_panels`)."""
     from PIL import Image, ImageDraw, ImageFont
 
     img = Image.fromarray(np.ascontiguousarray(frame))
@@ -76,6 +124,9 @@ def draw_people(frame: np.ndarray, people: Iterable[tuple[int, np.ndarray | None
     size = max(10, min(28, H // 36))
     font = ImageFont.load_default(size=size)
     lw = max(2, H // 240)
+    line_h = size + 4
+    bar_h = max(4, size // 2)
+    panels = []  # (pid, colour, box, lines, vad, panel size)
     for pid, kp, box, top, vad in people:
         colour = person_colour(pid)
         if kp is not None:
@@ -94,20 +145,12 @@ def draw_people(frame: np.ndarray, people: Iterable[tuple[int, np.ndarray | None
         lines = [f"person {pid}"]
         if top:
             lines += [f"{name} {score:.2f}" for name, score in top]
-        line_h = size + 4
-        bar_h = max(4, size // 2)
         n_bars = 3 if vad is not None else 0
-        panel_w = max(font.getbbox(t)[2] for t in lines) + 12
-        panel_w = max(panel_w, 8 * size)
+        panel_w = max(max(font.getbbox(t)[2] for t in lines) + 12, 8 * size)
         panel_h = line_h * len(lines) + n_bars * (bar_h + 3) + 8
-        px = min(max(0.0, x), max(0.0, W - panel_w))
-        # Above the box, else below it, else inside at its bottom: never over the head if avoidable.
-        if y - panel_h - 2 >= 0:
-            py = y - panel_h - 2
-        elif y + h + 2 + panel_h <= H:
-            py = y + h + 2
-        else:
-            py = max(0.0, min(y + h, H) - panel_h - 2)
+        panels.append((colour, tuple(float(v) for v in box), lines, vad, (panel_w, panel_h)))
+    corners = place_panels([p[1] for p in panels], [p[4] for p in panels], W, H)
+    for (colour, _, lines, vad, (panel_w, panel_h)), (px, py) in zip(panels, corners):
         draw.rectangle([px, py, px + panel_w, py + panel_h], fill=(0, 0, 0, 150))
         draw.rectangle([px, py, px + 4, py + panel_h], fill=colour + (255,))
         for i, t in enumerate(lines):
