@@ -64,6 +64,10 @@ def detect(path: Path, kind: str, every: int = 1, cache: Path | None = None, opt
         return pickle.loads(key.read_bytes())
     with av.open(str(path)) as c:
         fps = float(c.streams.video[0].average_rate or 25)
+    from beenet.data.video import VideoReader
+
+    with VideoReader(path) as r:
+        total = r.num_frames
     backend = make_pose_backend(kind, **options)
     backend.reset()
     online = new_tracker(fps, every)
@@ -78,7 +82,7 @@ def detect(path: Path, kind: str, every: int = 1, cache: Path | None = None, opt
         if cut:
             cuts.append(i)
             online.cut(i)
-        if not pose_due(i, every, cut, online):  # the Predictor's rule: stride, cuts, tentative tracks
+        if not pose_due(i, every, cut, online, last=i == total - 1):  # the Predictor's rule
             continue
         t0 = time.perf_counter()
         dets[i] = [d for d in backend(frame, i) if valid_mask(d.keypoints).sum() >= MIN_JOINTS]

@@ -279,7 +279,7 @@ def test_torchrun_two_ranks_equal_one_process(ckpt, tmp_path):
     assert done == sorted(str(c) for c in clips) and all(s["status"] == "done" for s in summaries)
     assert [len(s["videos"]) for s in summaries] == [2, 1]
     # --html: the last rank to finish writes the view, over both ranks' videos
-    assert proc.stdout.count("view: ") == 2 and proc.stdout.count("index.html") >= 1, proc.stdout  # 2 if they end together
+    assert proc.stdout.count("index.html") >= 1, proc.stdout  # 2 when both ranks end together
     from beenet.view.results import find_videos
 
     assert sorted(e.stem for e in find_videos(tmp_path / "two")[0]) == ["c0", "c1", "c2"]

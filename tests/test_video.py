@@ -229,3 +229,18 @@ def test_prefetch_stops_and_closes_the_source_when_the_consumer_stops(clips):
                 break
     with pytest.raises(ValueError, match="depth"):
         list(prefetch([1], depth=0))
+    with pytest.raises(TypeError):  # not iterable: raised here at once, not a hang
+        next(prefetch(5, depth=2))
+
+
+def test_prefetch_closed_by_closing_when_the_consumer_raises(clips):
+    import threading
+    from contextlib import closing
+
+    with pytest.raises(RuntimeError, match="consumer"):
+        with VideoReader(clips["plain"]) as r:
+            with closing(prefetch(r.iter_frames(), depth=2)) as frames:
+                for i, _ in frames:
+                    if i == 3:
+                        raise RuntimeError("the consumer failed")
+    assert not [t for t in threading.enumerate() if t.name == "beenet-prefetch"]

@@ -554,7 +554,7 @@ def run(args: argparse.Namespace) -> int:
     share = f" (rank {rank} of {world})" if world > 1 else ""
     print(f"{done} of {done + failed} inputs done{share}, {failed} failed{extra}; results in {out}")
     if args.html:
-        if ranks_done(out, world):  # under torchrun, the last rank to finish writes it, over every rank's videos
+        if world == 1 or ranks_done(out, world):  # under torchrun the last rank to finish writes it
             from beenet.view import write_results_view
 
             print(f"view: {write_results_view(out)} (open it in a browser, or 'beenet view {out} --serve')")

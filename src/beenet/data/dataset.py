@@ -301,7 +301,7 @@ class BoLDDataset(Dataset):
                 log.warning("skipped a sample of epoch %d: %s (using the next instance instead)",
                             self.epoch + 1, exc)
                 continue
-            sample["replaced"] = torch.tensor(k)  # instances that could not be read before this one
+            sample["replaced"] = torch.tensor(k)  # failed reads before this one (> 0: this sample stands in)
             return sample
         raise VideoDecodeError(f"{self.FALLBACK_TRIES} instances in a row from index {index} cannot be "
                                "read; run 'beenet data check --deep' on the data directory")

@@ -124,13 +124,17 @@ def _rows_to_person(
 MAX_FILE_SPAN = 1_000_000
 
 
+_WARNED_REBASE: set[str] = set()  # files whose re-basing was already reported
+
+
 def _frame_range(arr: np.ndarray, num_frames: int | None, source: Path) -> tuple[int, int]:
     if len(arr) == 0:
         return 0, int(num_frames or 0)
     offset = int(arr[:, 0].min())
     if num_frames is not None and len(arr) > 1:
         past = int((arr[:, 0] - offset >= num_frames).sum())
-        if 2 * past > len(arr):  # most rows past the clip's end: the re-basing itself looks wrong
+        if 2 * past > len(arr) and str(source) not in _WARNED_REBASE:  # most rows past the clip's end
+            _WARNED_REBASE.add(str(source))  # once per file: the dataset reads it for every sample
             row = int(np.argmin(arr[:, 0]))
             second = float(np.min(arr[arr[:, 0] > offset, 0])) if (arr[:, 0] > offset).any() else offset
             log.warning("%s: %d of %d rows lie past the clip's %d frames once re-based on the lowest frame "

@@ -34,9 +34,11 @@ def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
     """``items`` (e.g. :meth:`VideoReader.iter_frames`) produced by a background thread, up to
     ``depth`` ahead of the consumer, in order: decoding overlaps the caller's work on the frames
     before (PyAV and NumPy release the GIL while they decode and convert). An exception of the
-    producer is raised here, at the item where it happened. When the consumer stops early (break,
-    an exception, ``close()``), the thread stops and the source generator is closed in it, before
-    this generator returns; so a reader can be closed right after.
+    producer is raised here, at the item where it happened. When this generator is closed (by the
+    end of a ``for`` loop that breaks, by ``close()``, or by ``contextlib.closing`` when the loop's
+    body raises), the thread stops and the source generator is closed in it before ``close()``
+    returns; so a reader can be closed right after. Use ``with closing(prefetch(...))`` inside the
+    reader's ``with``: an exception's traceback can keep an unclosed generator alive.
     """
     if depth < 1:
         raise ValueError(f"prefetch depth must be >= 1, got {depth}")
@@ -54,8 +56,9 @@ def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
         return False
 
     def produce() -> None:
-        it = iter(items)
+        it = None
         try:
+            it = iter(items)
             for item in it:
                 if not put((item, None)):
                     return

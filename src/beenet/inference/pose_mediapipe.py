@@ -52,6 +52,8 @@ HOG_WINDOW = (64, 128)
 CROP_SIDE = 256
 #: Folder (under the beenet cache root) where ``scripts/install-pose.sh`` puts the tflite files.
 MODELS_SUBDIR = "mediapipe-models"
+#: Calls of a new landmarker that run with stderr silenced until it finds its first person.
+QUIET_CALLS = 30
 #: Folder (under the beenet cache root) of the built ``.task`` bundles.
 BUNDLE_SUBDIR = "pose"
 
@@ -396,26 +398,29 @@ class MediaPipeMultiPose:
         self._video = None
         self._image = None
         self._last_ts = -1
-        self._quiet: set[int] = set()  # landmarkers whose first call (C++ warnings) is still to come
+        self._quiet: dict[int, int] = {}  # landmarker -> calls left with stderr silenced (see _detect)
 
     def _create(self, mode: str, **override):
         opts = self._vision.PoseLandmarkerOptions(running_mode=getattr(self._vision.RunningMode, mode),
                                                   **{**self._options, **override})
         with quiet_stderr():
             lm = self._vision.PoseLandmarker.create_from_options(opts)
-        self._quiet.add(id(lm))
+        self._quiet[id(lm)] = QUIET_CALLS
         return lm
 
     def _detect(self, lm, image, ts: int | None = None):
-        """One landmarker call. Until a landmarker has found its first person, its calls run with
-        stderr silenced: mediapipe's graph writes start-up warnings there on the first call, and
-        'Using NORM_RECT without IMAGE_DIMENSIONS ...' (once, absl logging, which no environment
-        variable turns off) on the first call that finds somebody."""
+        """One landmarker call. Until a landmarker has found its first person (for at most
+        ``QUIET_CALLS`` calls), its calls run with stderr silenced: mediapipe's graph writes
+        start-up warnings there on the first call, and 'Using NORM_RECT without IMAGE_DIMENSIONS
+        ...' (once, absl logging, which no environment variable turns off) on the first call that
+        finds somebody. The cap keeps other threads' messages (FFmpeg's) from being lost for a
+        whole video in which nobody is found."""
         if id(lm) in self._quiet:
             with quiet_stderr():
                 result = lm.detect(image) if ts is None else lm.detect_for_video(image, ts)
-            if result.pose_landmarks:
-                self._quiet.discard(id(lm))
+            self._quiet[id(lm)] -= 1
+            if result.pose_landmarks or self._quiet[id(lm)] <= 0:
+                del self._quiet[id(lm)]
             return result
         return lm.detect(image) if ts is None else lm.detect_for_video(image, ts)
 
@@ -485,6 +490,8 @@ class MediaPipeMultiPose:
         return [boxes[i] for i in _nms(boxes, scores, 0.3)]
 
     def _verify(self, frame: np.ndarray, proposals: list, width: int, height: int) -> list:
+        from concurrent.futures import wait
+
         """Each proposal box cropped (square, ``crop_margin`` around it), scaled to ``CROP_SIDE`` px
         and run through a one-person landmarker in image mode: the person it finds, mapped back to
         the frame, when the centre of their box lies inside the proposal; nothing otherwise (a HOG
@@ -506,6 +513,7 @@ class MediaPipeMultiPose:
             shares = [list(enumerate(proposals))[k::n] for k in range(n)]
             futures = [self._executor().submit(self._verify_share, self._crops[k], frame, shares[k], width, height)
                        for k in range(n)]
+            wait(futures)  # every landmarker free again before anything raises (a failed crop)
             found = [d for f in futures for d in f.result()]
         return [d for _, d in sorted(found, key=lambda x: x[0])]
 

@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import closing
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -143,15 +144,22 @@ class _Timer:
         self.t[stage] += seconds
 
     def timed_iter(self, it: Iterator[Any], stage: str) -> Iterator[Any]:
-        while True:
-            t0 = time.perf_counter()
-            try:
-                item = next(it)
-            except StopIteration:
+        """``it``'s items, the time spent waiting for each added to ``stage``; closing this closes
+        ``it`` (a prefetching thread stops with it)."""
+        try:
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    self.add(stage, time.perf_counter() - t0)
+                    return
                 self.add(stage, time.perf_counter() - t0)
-                return
-            self.add(stage, time.perf_counter() - t0)
-            yield item
+                yield item
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
 
 
 class _WindowFrames:
@@ -662,28 +670,30 @@ class Predictor:
         shots = ShotCutDetector() if self.shot_cuts and backend.needs_pixels else None
         cuts: list[int] = []
         posed = 0
-        for idx, frame in frames:
-            cut = False
-            if shots is not None:
+        # closed also when pose raises: the decode thread stops before the reader is closed
+        with closing(frames):
+            for idx, frame in frames:
+                cut = False
+                if shots is not None:
+                    t0 = time.perf_counter()
+                    cut = shots(frame)
+                    timer.add("shots", time.perf_counter() - t0)
+                    if cut:
+                        cuts.append(idx)
+                        tracker.cut(idx)
+                store.frame_done(idx)
+                bar.update(1)
+                if not pose_due(idx, every, cut, tracker, last=idx == n - 1):
+                    continue
                 t0 = time.perf_counter()
-                cut = shots(frame)
-                timer.add("shots", time.perf_counter() - t0)
-                if cut:
-                    cuts.append(idx)
-                    tracker.cut(idx)
-            store.frame_done(idx)
-            bar.update(1)
-            if not pose_due(idx, every, cut, tracker):
-                continue
-            t0 = time.perf_counter()
-            dets = [d for d in backend(frame, idx) if valid_mask(d.keypoints).sum() >= MIN_JOINTS]
-            t1 = time.perf_counter()
-            posed += 1
-            ids = tracker.update(idx, dets)
-            for pid, d in zip(ids, dets):
-                store.add(idx, pid, d.keypoints, d.box, d.score)
-            timer.add("pose", t1 - t0)
-            timer.add("track", time.perf_counter() - t1)
+                dets = [d for d in backend(frame, idx) if valid_mask(d.keypoints).sum() >= MIN_JOINTS]
+                t1 = time.perf_counter()
+                posed += 1
+                ids = tracker.update(idx, dets)
+                for pid, d in zip(ids, dets):
+                    store.add(idx, pid, d.keypoints, d.box, d.score)
+                timer.add("pose", t1 - t0)
+                timer.add("track", time.perf_counter() - t1)
         bar.close()
         t0 = time.perf_counter()
         mapping = tracker.finalize()
@@ -709,20 +719,22 @@ class Predictor:
         bar = progress(total=last - first + 1, desc=f"model {reader.path.name}",
                        disable=None if self.show_progress is None else not self.show_progress)
         max_held = 0
-        for idx, frame in timer.timed_iter(prefetch(reader.iter_frames(first, last + 1)), "decode2"):
-            bar.update(1)
-            t0 = time.perf_counter()
-            frames.take(idx, frame)
-            timer.add("preprocess", time.perf_counter() - t0)
-            if context is not None:
-                context.take(idx, frame)
-            held = frames.held + (context.held if context else 0) + batches.pending * self.sampling.num_frames
-            max_held = max(max_held, held)
-            for pi in schedule.see(idx):
+        decoded = timer.timed_iter(prefetch(reader.iter_frames(first, last + 1)), "decode2")
+        with closing(decoded):  # closed also when scoring raises (see _track)
+            for idx, frame in decoded:
+                bar.update(1)
                 t0 = time.perf_counter()
-                items = self._items(plans[pi], frames.pop(pi), context.vector(plans[pi]) if context else None)
+                frames.take(idx, frame)
                 timer.add("preprocess", time.perf_counter() - t0)
-                batches.add(pi, items)
+                if context is not None:
+                    context.take(idx, frame)
+                held = frames.held + (context.held if context else 0) + batches.pending * self.sampling.num_frames
+                max_held = max(max_held, held)
+                for pi in schedule.see(idx):
+                    t0 = time.perf_counter()
+                    items = self._items(plans[pi], frames.pop(pi), context.vector(plans[pi]) if context else None)
+                    timer.add("preprocess", time.perf_counter() - t0)
+                    batches.add(pi, items)
         batches.flush()
         bar.close()
         unscored = schedule.end_video()
@@ -794,14 +806,15 @@ class Predictor:
         return make_table(rows, per_stream)
 
 
-def pose_due(index: int, every: int, cut: bool, tracker: Tracker) -> bool:
+def pose_due(index: int, every: int, cut: bool, tracker: Tracker, last: bool = False) -> bool:
     """Whether pass 1 runs pose on frame ``index`` with ``--pose-every N`` (``every``): every N-th
-    frame, the first frame of each shot, and every frame while a track is tentative, so that a
+    frame, the first frame of each shot, the last frame of the video (``last``: a person still
+    there keeps their track to the end), and every frame while a track is tentative, so that a
     person who appears is confirmed (``min_hits`` detections in a row) on consecutive frames, as
     with N = 1, instead of N frames apart. Measured on real footage (docs/predict.md, "Speed"):
     without the last rule, N = 2 started the woman of talking.mp4 17 frames late and lost a
     pedestrian of bikes.mp4."""
-    return index % every == 0 or cut or tracker.tentative
+    return index % every == 0 or cut or last or tracker.tentative
 
 
 def _in_synthetic_dataset(video: Path) -> bool:

@@ -495,7 +495,7 @@ def _train_one_epoch(run: _Run, net: torch.nn.Module, epoch: int) -> dict[str, f
     for step, batch in enumerate(bar):
         rep = batch.pop("replaced", None)  # on the CPU: no device sync
         if rep is not None:
-            replaced += int(rep.sum())
+            replaced += int((rep > 0).sum())  # samples whose own instance could not be read
         batch = to_device(batch, device)
         with autocast_context(device, cfg.run.amp):
             outputs = net(batch)

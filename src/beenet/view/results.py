@@ -17,6 +17,7 @@ import html
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,15 +52,28 @@ def b64(arr: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")
 
 
+def latest_summaries(out: Path) -> list[Path]:
+    """The summaries of the latest ``beenet predict`` into ``out``: ``predict_summary.json``, or
+    under torchrun one ``predict_summary.rank<R>-of-<W>.json`` per rank. Files of an earlier run
+    with another number of processes are left out (the group whose newest file is newest wins)."""
+    groups: dict[str, list[Path]] = {}
+    if (out / SUMMARY).is_file():
+        groups["one process"] = [out / SUMMARY]
+    for p in sorted(out.glob("predict_summary.rank*-of-*.json")):
+        m = re.fullmatch(r"predict_summary\.rank(\d+)-of-(\d+)\.json", p.name)
+        if m:
+            groups.setdefault(f"{m.group(2)} processes", []).append(p)
+    if not groups:
+        return []
+    return max(groups.values(), key=lambda ps: max(p.stat().st_mtime_ns for p in ps))
+
+
 def find_videos(out: Path) -> tuple[list[VideoEntry], list[dict[str, Any]]]:
     """The videos of a results folder (from ``predict_summary.json``, else the tables found) and
     the failures the summary lists."""
     entries: dict[str, VideoEntry] = {}
     failures: list[dict[str, Any]] = []
-    # predict_summary.json, or under torchrun one predict_summary.rank<R>-of-<W>.json per rank
-    for summary in [out / SUMMARY, *sorted(out.glob("predict_summary.rank*-of-*.json"))]:
-        if not summary.exists():
-            continue
+    for summary in latest_summaries(out):
         doc = json.loads(summary.read_text(encoding="utf-8"))
         failures += list(doc.get("failures", []))
         for v in doc.get("videos", []):
