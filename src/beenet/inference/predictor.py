@@ -76,7 +76,7 @@ MAX_TILT = 45.0
 #: ``round(fps / POSE_RATE_HZ)``-th frame (10 fps: 2, 25: 5, 30: 6; at least 1), plus the frames
 #: :func:`pose_due` adds. Chosen on real footage (``benchmarks/bench_tracking.py``, docs/predict.md
 #: "Speed"): at 5 Hz the tracks cover 94.6 % (vtest.avi), 93.5 % (bikes.mp4), 98.6 %
-#: (face_noface.mov) and 89.2 % (talking.mp4) of the person-frames that pose on every frame
+#: (face_noface.mov) and 89.5 % (talking.mp4) of the person-frames that pose on every frame
 #: tracks, with as many people kept; the model samples 16 skeleton frames per 4 s window (4 Hz).
 POSE_RATE_HZ = 5.0
 
