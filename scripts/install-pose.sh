@@ -17,9 +17,10 @@ if [ "$minor" -le 12 ] && [ "${BEENET_POSE_NEWEST:-0}" != 1 ]; then
   $PIP install --no-deps mediapipe==0.10.21
   $PIP install absl-py attrs flatbuffers "protobuf>=4.25.3,<5" "opencv-python-headless<5"
 else
-  # Tested with these model files on Python 3.11 (not 3.13: no such Python where it was written).
+  # Tested on Python 3.13.0 (numpy 2.5, opencv 4.14): the same people found on real footage as
+  # 0.10.21 on Python 3.11. Its vision module imports matplotlib (also a beenet dependency).
   $PIP install --no-deps mediapipe==1.2.3
-  $PIP install absl-py certifi flatbuffers "opencv-python-headless<5"
+  $PIP install absl-py certifi flatbuffers matplotlib "opencv-python-headless<5"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   $PY -m pip --disable-pip-version-check download -q --no-deps --only-binary=:all: --python-version 3.12 \
