@@ -75,6 +75,7 @@ def run_once(ckpt: Path, video: Path, args: argparse.Namespace, pose_every: int 
     t0 = time.perf_counter()
     res = pred.run(video)
     wall = time.perf_counter() - t0
+    pose_name = pred.pose.name
     pred.close()
     tm = res.timings
     stages = {"decode": tm.get("decode", 0.0) + tm.get("decode2", 0.0), "pose": tm.get("pose", 0.0),
@@ -85,7 +86,7 @@ def run_once(ckpt: Path, video: Path, args: argparse.Namespace, pose_every: int 
     label = f"auto={res.stats['pose_every']}" if pose_every == "auto" else str(pose_every)
     return {"pose_every": label, "posed_frames": res.stats.get("posed_frames"), "frames": res.num_frames, "duration_s": duration, "wall_s": wall,
             "speed": duration / wall, "stages_s": stages, "people": res.stats.get("people"),
-            "windows": len(res.table), "pose": pred.pose.name, "model": pred.spec.name,
+            "windows": len(res.table), "pose": pose_name, "model": pred.spec.name,
             "image_size": pred.spec.image_size, "device": str(pred.device)}
 
 

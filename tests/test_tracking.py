@@ -311,3 +311,30 @@ def test_pose_raising_mid_video_stops_the_decode_thread(tmp_path, tiny_ckpt):
     with pytest.raises(RuntimeError, match="frame 5"):
         Predictor(tiny_ckpt, pose=Fails(scene), pose_every=1, show_progress=False).run(video)
     assert not [t for t in threading.enumerate() if t.name == "beenet-prefetch"]
+
+
+def test_close_closes_the_backend_the_predictor_built_not_one_it_was_given(tiny_ckpt):
+    from _predict_helpers import ScriptedPose
+
+    from beenet.inference.pose import mediapipe_available
+    from beenet.inference.predictor import Predictor
+
+    if not mediapipe_available():
+        pytest.skip("mediapipe pose backend not installed")
+    pred = Predictor(tiny_ckpt, pose="mediapipe", show_progress=False)
+    built = pred.pose
+    assert built._video is not None  # started (reset) when built
+    pred.close()
+    assert built._video is None and built._pool is None  # closed before interpreter shutdown
+    assert pred.pose is not built  # a later video builds it again
+    pred.close()
+
+    class Owned(ScriptedPose):
+        closed = 0
+
+        def close(self):
+            Owned.closed += 1
+
+    with Predictor(tiny_ckpt, pose=Owned([]), show_progress=False):
+        pass
+    assert Owned.closed == 0  # the caller's own backend is the caller's to close

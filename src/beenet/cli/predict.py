@@ -537,7 +537,8 @@ def run(args: argparse.Namespace) -> int:
                 entry["note"] = result.note
             summary.add("videos", entry)
             note = f" (note: {result.note})" if result.note else ""
-            print(f"ok {job.video}: {result.stats.get('people', 0)} people, {len(result.table)} windows, "
+            people = result.stats.get("people", 0)
+            print(f"ok {job.video}: {people} {'person' if people == 1 else 'people'}, {len(result.table)} windows, "
                   f"{seconds:.1f} s for {duration:.1f} s of video{note} -> {', '.join(p.name for p in written)}")
     except KeyboardInterrupt:
         clear_own_stages(out)

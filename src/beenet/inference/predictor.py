@@ -518,7 +518,13 @@ class Predictor:
         }
 
     def close(self) -> None:
-        """Remove the temporary ONNX export, if any."""
+        """Close the pose backend this Predictor built (one given as an object stays its owner's)
+        and remove the temporary ONNX export, if any. A later video builds the backend again."""
+        if self._pose is not None and isinstance(self._pose_arg, str):
+            pose, self._pose = self._pose, None
+            close = getattr(pose, "close", None)
+            if close is not None:
+                close()  # mediapipe's landmarkers, before the interpreter's shutdown reaches them
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
