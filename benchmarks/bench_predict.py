@@ -84,7 +84,8 @@ def run_once(ckpt: Path, video: Path, args: argparse.Namespace, pose_every: int 
               "open+init": tm.get("open", 0.0) + tm.get("pose_init", 0.0)}
     duration = res.num_frames / res.fps
     label = f"auto={res.stats['pose_every']}" if pose_every == "auto" else str(pose_every)
-    return {"pose_every": label, "posed_frames": res.stats.get("posed_frames"), "frames": res.num_frames, "duration_s": duration, "wall_s": wall,
+    return {"pose_every": label, "posed_frames": res.stats.get("posed_frames"), "frames": res.num_frames,
+            "duration_s": duration, "wall_s": wall,
             "speed": duration / wall, "stages_s": stages, "people": res.stats.get("people"),
             "windows": len(res.table), "pose": pose_name, "model": pred.spec.name,
             "image_size": pred.spec.image_size, "device": str(pred.device)}

@@ -6,7 +6,7 @@ per clip and ``--pose-every`` value, keeps the detections (``--cache DIR`` keeps
 runs), and tracks them twice: with the tracker before issue 11 (every detection opens an id, no
 velocity, nothing dropped, no shot cuts) and with the new one at the Predictor's defaults. For N >
 1 it also prints how much of the N = 1 run's tracked person-frames the run covers (a box of the
-same frame with IoU >= 0.5). ``--sheets DIR`` writes contact sheets (every k-th frame with the kept
+same frame whose centre lies in the reference box; and with box IoU >= 0.5). ``--sheets DIR`` writes contact sheets (every k-th frame with the kept
 boxes and final ids, one colour per id, thin boxes where interpolated) to look at.
 
     PYTHONPATH=src python benchmarks/bench_tracking.py --cache /tmp/tc --sheets /tmp/sheets \\
@@ -38,7 +38,7 @@ from beenet.inference.predictor import (
     pose_due,
 )
 from beenet.inference.shots import ShotCutDetector
-from beenet.inference.tracking import Tracker
+from beenet.inference.tracking import Tracker, iou
 from beenet.inference.windows import TrackStore
 
 
@@ -156,7 +156,7 @@ def coverage(store: TrackStore, reference: TrackStore) -> tuple[float, float]:
     """Shares of ``reference``'s tracked person-frames that ``store`` also has: a box of the same
     frame with IoU >= 0.5, and a box of the same frame whose centre lies in the reference box
     (the person is there, the box may differ: interpolated, or a hand raised in one of them)."""
-    from beenet.inference.pose_mediapipe import _box_iou, _inside
+    from beenet.inference.pose_mediapipe import _inside
 
     mine: dict[int, list] = {}
     for per in store.boxes().values():
@@ -166,7 +166,7 @@ def coverage(store: TrackStore, reference: TrackStore) -> tuple[float, float]:
     for per in reference.boxes().values():
         for i, b in per.items():
             total += 1
-            same += any(_box_iou(b, o) >= 0.5 for o in mine.get(i, ()))
+            same += any(iou(b, o) >= 0.5 for o in mine.get(i, ()))
             there += any(_inside(o[0] + o[2] / 2, o[1] + o[3] / 2, b) for o in mine.get(i, ()))
     return same / max(total, 1), there / max(total, 1)
 

@@ -136,7 +136,8 @@ def _frame_range(arr: np.ndarray, num_frames: int | None, source: Path) -> tuple
         if 2 * past > len(arr) and str(source) not in _WARNED_REBASE:  # most rows past the clip's end
             _WARNED_REBASE.add(str(source))  # once per file: the dataset reads it for every sample
             row = int(np.argmin(arr[:, 0]))
-            second = float(np.min(arr[arr[:, 0] > offset, 0])) if (arr[:, 0] > offset).any() else offset
+            above = arr[arr[:, 0] > offset, 0]
+            second = float(above.min()) if len(above) else offset
             log.warning("%s: %d of %d rows lie past the clip's %d frames once re-based on the lowest frame "
                         "number, %d (row %d; the next lowest is %.0f): that number may be corrupt; those rows "
                         "are left out", source, past, len(arr), num_frames, offset, row, second)

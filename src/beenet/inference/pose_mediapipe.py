@@ -490,8 +490,6 @@ class MediaPipeMultiPose:
         return [boxes[i] for i in _nms(boxes, scores, 0.3)]
 
     def _verify(self, frame: np.ndarray, proposals: list, width: int, height: int) -> list:
-        from concurrent.futures import wait
-
         """Each proposal box cropped (square, ``crop_margin`` around it), scaled to ``CROP_SIDE`` px
         and run through a one-person landmarker in image mode: the person it finds, mapped back to
         the frame, when the centre of their box lies inside the proposal; nothing otherwise (a HOG
@@ -502,15 +500,18 @@ class MediaPipeMultiPose:
         One crop per call: the person detector needs the person large in its 224x224 view. Several
         crops side by side in one image (one detector run for all) lost most people: on the 10
         hand-counted vtest.avi frames 24 found one crop a call, 14 two, 4 four."""
+        from concurrent.futures import wait
+
         if not proposals:
             return []
         n = min(self.threads, len(proposals))
         while len(self._crops) < n:
             self._crops.append(self._create("IMAGE", num_poses=1))
+        numbered = list(enumerate(proposals))
         if n == 1:
-            found = self._verify_share(self._crops[0], frame, list(enumerate(proposals)), width, height)
+            found = self._verify_share(self._crops[0], frame, numbered, width, height)
         else:
-            shares = [list(enumerate(proposals))[k::n] for k in range(n)]
+            shares = [numbered[k::n] for k in range(n)]
             futures = [self._executor().submit(self._verify_share, self._crops[k], frame, shares[k], width, height)
                        for k in range(n)]
             wait(futures)  # every landmarker free again before anything raises (a failed crop)

@@ -26,9 +26,9 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import closing
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -660,8 +660,9 @@ class Predictor:
         """Pose on the frames (every ``pose_every``-th, the first of each shot, and while a track is
         tentative: :func:`pose_due`), tracking, the final ids, and interpolation inside each
         track's gaps."""
-        every = pose_stride(self.pose_every, float(reader.fps or 25.0), backend.needs_pixels)
-        tracker = self.tracker(float(reader.fps or 25.0), every)
+        fps = float(reader.fps or 25.0)
+        every = pose_stride(self.pose_every, fps, backend.needs_pixels)
+        tracker = self.tracker(fps, every)
         store = TrackStore()
         t0 = time.perf_counter()
         backend.reset()
@@ -708,8 +709,8 @@ class Predictor:
         timer.add("track", time.perf_counter() - t0)
         store.cuts = cuts
         if stats is not None:
-            stats.update(pose_every=every, posed_frames=posed, shot_cuts=len(cuts), tracks_started=len(tracker.all_tracks()),
-                         tracks_kept=len(mapping), interpolated_frames=filled)
+            stats.update(pose_every=every, posed_frames=posed, shot_cuts=len(cuts),
+                         tracks_started=len(tracker.all_tracks()), tracks_kept=len(mapping), interpolated_frames=filled)
         return store
 
     # -- pass 2: windows -> model ------------------------------------------------------------
@@ -817,9 +818,9 @@ def pose_due(index: int, every: int, cut: bool, tracker: Tracker, last: bool = F
     frame, the first frame of each shot, the last frame of the video (``last``: a person still
     there keeps their track to the end), and every frame while a track is tentative, so that a
     person who appears is confirmed (``min_hits`` detections in a row) on consecutive frames, as
-    with N = 1, instead of N frames apart. Measured on real footage (docs/predict.md, "Speed"):
-    without the last rule, N = 2 started the woman of talking.mp4 17 frames late and lost a
-    pedestrian of bikes.mp4."""
+    with N = 1, instead of N frames apart. Measured on vtest.avi at N = 2 (docs/predict.md,
+    "Tracking"): the tracks cover 94.6 % of the person-frames pose on every frame tracks, with 51
+    ids kept, against 90.4 % and 55 ids with the stride alone, for 20 % more posed frames."""
     return index % every == 0 or cut or last or tracker.tentative
 
 

@@ -83,7 +83,7 @@ def place_panels(boxes: list[tuple[float, float, float, float]], sizes: list[tup
     can be kept, in that order, with the least overlap."""
     placed: list[tuple[float, float, float, float]] = []
     out: list[tuple[float, float]] = []
-    for (x, y, w, h), (pw, ph) in zip(boxes, sizes):
+    for i, ((x, y, w, h), (pw, ph)) in enumerate(zip(boxes, sizes)):
         def clamp(px: float, py: float) -> tuple[float, float]:
             return min(max(0.0, px), max(0.0, width - pw)), min(max(0.0, py), max(0.0, height - ph))
 
@@ -99,7 +99,7 @@ def place_panels(boxes: list[tuple[float, float, float, float]], sizes: list[tup
         candidates.append(clamp(x, min(y + h, height) - ph - 2))
         head = (x, y, w, h / 4)
 
-        others = [b for b in boxes if b != (x, y, w, h)]
+        others = boxes[:i] + boxes[i + 1:]
 
         def cost(k: int) -> tuple:
             rect = (candidates[k][0], candidates[k][1], pw, ph)
@@ -126,7 +126,7 @@ def draw_people(frame: np.ndarray, people: Iterable[tuple[int, np.ndarray | None
     lw = max(2, H // 240)
     line_h = size + 4
     bar_h = max(4, size // 2)
-    panels = []  # (pid, colour, box, lines, vad, panel size)
+    panels = []  # (colour, box, lines, vad, panel size)
     for pid, kp, box, top, vad in people:
         colour = person_colour(pid)
         if kp is not None:

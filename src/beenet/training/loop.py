@@ -522,12 +522,15 @@ def _train_one_epoch(run: _Run, net: torch.nn.Module, epoch: int) -> dict[str, f
             bar.set_postfix(loss=f"{mean:.4f}")
             if (step + 1) % cfg.run.log_every == 0:
                 log.info("epoch %d step %d/%d loss %.4f", epoch + 1, step + 1, len(run.loader), mean)
-    replaced = round(D.all_reduce_mean({"replaced": float(replaced)}, info, device)["replaced"] * info.world_size)
+    # One reduction for the loss parts and the replaced count (a mean over ranks, so times the ranks).
+    means = D.all_reduce_mean({**{k: float(v) / max(count, 1) for k, v in sums.items()},
+                               "replaced": float(replaced)}, info, device)
+    replaced = round(means.pop("replaced") * info.world_size)
     if replaced and info.is_main:
         log.warning("epoch %d: %d training sample(s) could not be read and were replaced by the next instance "
                     "(the warnings above name them; 'beenet data check --deep' lists every unreadable clip)",
                     epoch + 1, replaced)
-    return D.all_reduce_mean({k: float(v) / max(count, 1) for k, v in sums.items()}, info, device)
+    return means
 
 
 # --------------------------------------------------------------------------- step 4: validate

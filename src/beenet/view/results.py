@@ -35,6 +35,8 @@ from beenet.view.proxy import make_proxy, probe, proxy_path
 log = logging.getLogger(__name__)
 
 SUMMARY = "predict_summary.json"
+#: The summary each rank writes under torchrun (``beenet.cli.predict.summary_name``).
+RANK_SUMMARY = re.compile(r"predict_summary\.rank(\d+)-of-(\d+)\.json")
 TABLE_SUFFIXES = (".csv", ".json", ".parquet")
 #: Quarter pixels: int16 holds coordinates up to 8191 px at 0.25 px resolution.
 SUBPIXEL = 4
@@ -60,7 +62,7 @@ def latest_summaries(out: Path) -> list[Path]:
     if (out / SUMMARY).is_file():
         groups["one process"] = [out / SUMMARY]
     for p in sorted(out.glob("predict_summary.rank*-of-*.json")):
-        m = re.fullmatch(r"predict_summary\.rank(\d+)-of-(\d+)\.json", p.name)
+        m = RANK_SUMMARY.fullmatch(p.name)
         if m:
             groups.setdefault(f"{m.group(2)} processes", []).append(p)
     if not groups:
@@ -88,7 +90,8 @@ def find_videos(out: Path) -> tuple[list[VideoEntry], list[dict[str, Any]]]:
         for p in sorted(out.rglob(f"*{suffix}")):
             rel = p.relative_to(out).as_posix()
             stem = rel[: -len(suffix)]
-            if (stem in entries or rel.endswith(("_frames.csv", ".meta.json")) or rel.startswith("predict_summary")
+            if (stem in entries or rel.endswith(("_frames.csv", ".meta.json")) or rel == SUMMARY
+                    or RANK_SUMMARY.fullmatch(rel)
                     or p.name.startswith(".") or "/." in rel or stem.endswith(".view")):
                 continue
             if (suffix == ".json" and not _is_table_json(p)) or (suffix == ".csv" and not _is_table_csv(p)):
