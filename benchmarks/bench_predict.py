@@ -85,6 +85,7 @@ def run_once(ckpt: Path, video: Path, args: argparse.Namespace, pose_every: int 
     duration = res.num_frames / res.fps
     label = f"auto={res.stats['pose_every']}" if pose_every == "auto" else str(pose_every)
     return {"pose_every": label, "posed_frames": res.stats.get("posed_frames"), "frames": res.num_frames,
+            "detections": res.stats.get("detections"),
             "duration_s": duration, "wall_s": wall,
             "speed": duration / wall, "stages_s": stages, "people": res.stats.get("people"),
             "windows": len(res.table), "pose": pose_name, "model": pred.spec.name,
@@ -144,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
           f"torch threads {__import__('torch').get_num_threads()}")
     names = list(r0["stages_s"])
     print(f"{'pose_every':>10} {'posed':>6} " + " ".join(f"{k:>10}" for k in names) + f" {'wall s':>8} {'speed':>6} "
-          f"{'people':>6} {'windows':>7}")
+          f"{'people':>6} {'windows':>7} {'dets/posed':>10}")
     for r in runs:
         print(f"{r['pose_every']:>10} {r['posed_frames']:>6} " + " ".join(f"{r['stages_s'][k]:>10.2f}" for k in names)
-              + f" {r['wall_s']:>8.2f} {r['speed']:>5.2f}x {r['people']:>6} {r['windows']:>7}")
+              + f" {r['wall_s']:>8.2f} {r['speed']:>5.2f}x {r['people']:>6} {r['windows']:>7}"
+              + f" {r['detections'] / max(r['posed_frames'], 1):>10.2f}")
     print("speed = video duration / wall time (2.00x = twice as fast as real time); stage columns in "
-          "seconds over the whole clip")
+          "seconds over the whole clip; dets/posed = people the pose backend found per posed frame")
     if args.json:
         args.json.write_text(json.dumps(runs, indent=2))
     return 0

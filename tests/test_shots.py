@@ -67,3 +67,39 @@ def test_verified_cuts_on_real_footage(clip):
 @pytest.mark.parametrize("clip", ["talking.mp4", "vtest.avi"])
 def test_no_cut_in_continuous_footage(clip):
     assert _cuts(footage(clip)) == []
+
+
+class _ShotRecorder:
+    """A pose backend that finds nobody and records the frames that start a shot it was told of."""
+
+    name = "shot-recorder"
+    needs_pixels = True
+
+    def __init__(self) -> None:
+        self.told, self.starts = False, []
+
+    def reset(self) -> None:
+        self.told, self.starts = False, []
+
+    def new_shot(self) -> None:
+        self.told = True
+
+    def __call__(self, frame, index=None):
+        if self.told:
+            self.starts.append(int(index))
+            self.told = False
+        return []
+
+
+def test_the_predictor_tells_the_pose_backend_of_each_shot_cut(tmp_path):
+    """The backend's new_shot() runs at each cut, before the new shot's first frame is posed
+    (mediapipe's backend then forgets the people it followed and runs HOG on the whole frame)."""
+    from _predict_helpers import make_checkpoint
+
+    from beenet.inference.predictor import Predictor
+
+    backend = _ShotRecorder()
+    with Predictor(make_checkpoint(tmp_path / "c.pt"), device="cpu", pose=backend, window=1.0, stride=1.0) as p:
+        result = p.run(footage("bikes.mp4"))
+    assert len(result.table) == 0
+    assert backend.starts == CUTS["bikes.mp4"]

@@ -108,6 +108,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--pose-tiles", type=int, default=None, metavar="N",
                    help="mediapipe: also run the landmarker on N x N overlapping tiles (small people, about "
                         "N*N+1 times the cost; default 1)")
+    p.add_argument("--pose-option", action="append", default=[], type=_pose_option, metavar="KEY=VALUE",
+                   help="any option of the pose backend, repeatable, e.g. --pose-option hog_every=2 or "
+                        "--pose-option motion=false (mediapipe's are listed in docs/predict.md, 'Pose backends')")
     p.add_argument("--streams", action="store_true", help="add each model stream's scores as '<stream>.<label>' columns")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="(person, window) items per model call (default 8)")
     p.add_argument("--stills", type=int, default=1, metavar="K",
@@ -295,10 +298,31 @@ def check_checkpoint(text: str) -> Path:
         raise SetupError(f"--checkpoint: {exc}; {CHECKPOINT_HINT}") from None
 
 
+def _pose_option(text: str) -> tuple[str, object]:
+    """``--pose-option KEY=VALUE``: the value as a number, true/false, or else the text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. hog_every=2")
+    low = value.strip().lower()
+    if low in ("true", "false"):
+        return key.strip(), low == "true"
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(value)
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
 def pose_options(args: argparse.Namespace) -> dict:
     """The ``--pose-*`` options given (the backend's defaults for the others)."""
     given = {"detector": args.pose_detector, "tiles": args.pose_tiles}
-    return {k: v for k, v in given.items() if v is not None}
+    options = {k: v for k, v in given.items() if v is not None}
+    for key, value in getattr(args, "pose_option", None) or []:
+        if key in options and options[key] != value:
+            raise SetupError(f"--pose-option {key}={value} contradicts --pose-{key.replace('_', '-')} {options[key]}")
+        options[key] = value
+    return options
 
 
 def check_pose(predictor: object, jobs: list) -> None:

@@ -65,7 +65,9 @@ class PoseDetection:
 
 @runtime_checkable
 class PoseBackend(Protocol):
-    """``backend(frame, index) -> detections``; ``reset()`` before each new video."""
+    """``backend(frame, index) -> detections``; ``reset()`` before each new video. A backend that
+    carries people from frame to frame may also have ``new_shot()``, which the predictor calls at
+    each shot cut (:func:`shot_cut`)."""
 
     name: str
     #: False when the backend never looks at the pixels (precomputed keypoints): decoding is skipped.
@@ -74,6 +76,13 @@ class PoseBackend(Protocol):
     def __call__(self, frame: np.ndarray | None, index: int | None = None) -> list[PoseDetection]: ...
 
     def reset(self) -> None: ...
+
+
+def shot_cut(backend: PoseBackend) -> None:
+    """Tell ``backend`` that the next frame starts a new shot (when it has ``new_shot``)."""
+    new_shot = getattr(backend, "new_shot", None)
+    if callable(new_shot):
+        new_shot()
 
 
 def valid_mask(keypoints: np.ndarray, min_confidence: float = MIN_KEYPOINT_CONFIDENCE) -> np.ndarray:

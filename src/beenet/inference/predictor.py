@@ -47,7 +47,7 @@ from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoun
 from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine, check_outputs
 from beenet.inference.inputs import Job, resolve_inputs
 from beenet.inference.onnx import ModelSpec, spec_from_checkpoint, spec_from_onnx
-from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, make_pose_backend, valid_mask
+from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, make_pose_backend, shot_cut, valid_mask
 from beenet.inference.shots import ShotCutDetector
 from beenet.inference.table import FrameTable, PredictionTable, concat_tables, empty_table, make_table
 from beenet.inference.tracking import Tracker
@@ -676,7 +676,7 @@ class Predictor:
             frames = ((i, None) for i in range(n))
         shots = ShotCutDetector() if self.shot_cuts and backend.needs_pixels else None
         cuts: list[int] = []
-        posed = 0
+        posed = detections = 0
         # closed also when pose raises: the decode thread stops before the reader is closed
         with closing(frames):
             for idx, frame in frames:
@@ -688,6 +688,7 @@ class Predictor:
                     if cut:
                         cuts.append(idx)
                         tracker.cut(idx)
+                        shot_cut(backend)
                 store.frame_done(idx)
                 bar.update(1)
                 if not pose_due(idx, every, cut, tracker, last=idx == n - 1):
@@ -696,6 +697,7 @@ class Predictor:
                 dets = [d for d in backend(frame, idx) if valid_mask(d.keypoints).sum() >= MIN_JOINTS]
                 t1 = time.perf_counter()
                 posed += 1
+                detections += len(dets)
                 ids = tracker.update(idx, dets)
                 for pid, d in zip(ids, dets):
                     store.add(idx, pid, d.keypoints, d.box, d.score)
@@ -709,7 +711,7 @@ class Predictor:
         timer.add("track", time.perf_counter() - t0)
         store.cuts = cuts
         if stats is not None:
-            stats.update(pose_every=every, posed_frames=posed, shot_cuts=len(cuts),
+            stats.update(pose_every=every, posed_frames=posed, detections=detections, shot_cuts=len(cuts),
                          tracks_started=len(tracker.all_tracks()), tracks_kept=len(mapping), interpolated_frames=filled)
         return store
 

@@ -195,7 +195,14 @@
     draw(true);
   }
   function step(n) { if (video) video.pause(); seekFrame(frameNow() + n); }
-  function toggle() { if (!video) return; if (video.paused) video.play(); else video.pause(); }
+  function toggle() {
+    if (!video) return;
+    if (!video.paused) { video.pause(); return; }
+    // play() answers with a promise that a pause() before playback starts rejects (AbortError):
+    // that is the user's own toggle, not an error.
+    const started = video.play();
+    if (started && started.catch) started.catch((e) => { if (!e || e.name !== "AbortError") console.error(e); });
+  }
   if (video) {
     video.addEventListener("play", () => (play.textContent = "\u275a\u275a pause"));
     video.addEventListener("pause", () => (play.textContent = "\u25b6 play"));
