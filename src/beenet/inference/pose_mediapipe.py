@@ -48,13 +48,6 @@ MODEL_FILES: dict[str, tuple[str, float, float, int]] = {
 DETECTORS = ("blazepose", "hog")
 #: OpenCV's default people detector window (width, height), px.
 HOG_WINDOW = (64, 128)
-#: Overlap of the vertical strips HOG runs on side by side (``threads`` > 1), as a share of the
-#: frame height: a person box up to twice that tall (HOG boxes are half as wide as tall) lies whole
-#: in one strip; taller people are the whole-frame pass's.
-HOG_OVERLAP = 0.35
-#: Strips HOG cuts the whole frame into (the same for any ``threads``, so that the people found do
-#: not depend on it).
-HOG_STRIPS = 2
 #: Motion-gated HOG (``motion``): grey-level change (of 255, on the frame at 1/8 size) that counts
 #: as motion, the smallest changed blob (cells of 8x8 px), how far a blob is grown on each side (of
 #: the frame height, at least), and the largest share of the frame HOG runs on before it runs on
@@ -279,16 +272,6 @@ def _tile_grid(width: int, height: int, tiles: int, overlap: float) -> list[tupl
     return out
 
 
-def _strips(width: int, n: int, overlap: int) -> list[tuple[int, int]]:
-    """``n`` vertical strips ``(x0, x1)`` of equal width that cover ``0..width``, neighbours
-    overlapping by ``overlap`` px; one strip when they would be as wide as the frame."""
-    side = int(np.ceil((width + (n - 1) * overlap) / n))
-    if n <= 1 or side >= width:
-        return [(0, width)]
-    starts = [round(k * (width - side) / (n - 1)) for k in range(n)]
-    return [(x0, x0 + side) for x0 in starts]
-
-
 def _nms(boxes: list[tuple[float, float, float, float]], scores: list[float], iou: float) -> list[int]:
     """Indices of the boxes kept by greedy non-maximum suppression (highest score first); a box is
     also dropped when its centre lies inside a kept box (HOG's part-of-a-person windows)."""
@@ -343,8 +326,7 @@ class MediaPipeMultiPose:
     one whose box centre lies outside the HOG box, and the box is dropped, so HOG's false
     positives (poles, blurred cars) never become people. HOG runs on every ``hog_every``-th call,
     on the grey frame scaled by ``hog_upscale`` (at most ``hog_max_pixels``: HOG's window needs a
-    person about 96 px tall, and its cost grows with the pixels), cut into two overlapping strips
-    that run side by side. With ``motion`` (the default), HOG looks at the whole frame only on
+    person about 96 px tall, and its cost grows with the pixels). With ``motion`` (the default), HOG looks at the whole frame only on
     every ``hog_full_every``-th HOG call (and the first of a video or shot); on the others only
     where the frame changed since the last call (:meth:`_hog_regions`: a fixed camera's pedestrians
     are a third of the frame; a moving camera changes everything, and then HOG runs on the whole
@@ -356,11 +338,9 @@ class MediaPipeMultiPose:
     whole-frame pass only.
 
     ``threads`` (default: 2, or 1 on a one-core machine) runs the crops on that many one-person
-    landmarkers side by side, and HOG's strips beside the whole-frame pass: mediapipe and OpenCV
-    release the GIL. While the backend is open OpenCV's own thread pool is set to one thread
-    (restored by :meth:`close`): its parallel HOG cost 1.45x the CPU time of a one-thread run.
-    Image mode has no state and the strips do not depend on ``threads``, so the people found do
-    not either (tested); only the time does.
+    landmarkers side by side, and HOG beside the whole-frame pass: mediapipe and OpenCV release
+    the GIL. Image mode has no state, so the people found do not depend on ``threads`` (tested);
+    only the time does.
 
     ``min_detection_confidence`` defaults to 0.7, not mediapipe's 0.5: at 0.5 the detector took a
     road marking, a car's rear window and the parked bicycle in bikes.mp4 for people (51 frames
@@ -436,8 +416,7 @@ class MediaPipeMultiPose:
         self._hog_local = threading.local()  # a HOG descriptor for each thread that runs HOG
         self._crops: list = []  # IMAGE mode, one person: the verifiers of the proposals, one a thread
         self._pool = None  # ThreadPoolExecutor of `threads` workers (the crops), made on first use
-        self._hog_pool = None  # `threads` workers: HOG's strips or windows
-        self._cv_threads = None  # OpenCV's thread count before the HOG workers turned it to 1
+        self._hog_pool = None  # one worker: HOG
         self._calls = 0
         self._followed: list = []  # people the crops found in the last frame (followed between HOG runs)
         self._video = None
@@ -503,11 +482,6 @@ class MediaPipeMultiPose:
             if pool is not None:
                 pool.shutdown(wait=True)
         self._pool = self._hog_pool = None
-        if self._cv_threads is not None:
-            import cv2
-
-            cv2.setNumThreads(self._cv_threads)
-            self._cv_threads = None
         for lm in (self._video, self._image, *self._crops):
             if lm is not None:
                 with quiet_stderr():
@@ -558,40 +532,30 @@ class MediaPipeMultiPose:
         return windows
 
     def _hog_start(self, frame: np.ndarray):
-        """Start HOG on ``frame`` (or on the windows of :meth:`_hog_regions`); returns a function
-        that waits for its boxes. The whole frame is cut into ``HOG_STRIPS``
-        vertical strips (neighbours overlapping by ``HOG_OVERLAP`` of the frame height, so that a
-        person up to about 0.7 of the frame tall lies whole in one), and the strips or windows run
-        on ``threads`` workers side by side, with OpenCV's own threading off while the backend is
-        open: OpenCV's parallel HOG used 1.45x the CPU time of a one-thread run here, which the
-        crops running beside it then lack. Boxes found twice are merged by the suppression."""
+        """Start HOG on ``frame`` (the whole frame, or the windows of :meth:`_hog_regions`);
+        returns a function that waits for its boxes. With ``threads`` > 1 it runs on a worker
+        thread, beside the whole-frame pass and the followed crops (OpenCV's HOG is parallel
+        itself: on 720p, 640x360 and 640x272 frames its two threads cost the CPU time of one, at
+        half the wall time; cutting the frame into two overlapping strips run side by side cost
+        17-20% more CPU, measured interleaved)."""
         height, width = frame.shape[:2]
         windows = self._hog_regions(frame)
         if windows is None:
-            windows = [(x0, 0, x1, height) for x0, x1 in _strips(width, HOG_STRIPS, round(HOG_OVERLAP * height))]
+            windows = [(0, 0, width, height)]
         self.hog_share = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in windows) / float(width * height)
         jobs = [(frame[y0:y1, x0:x1], x0, y0, height * width) for x0, y0, x1, y1 in windows]
+
+        def run() -> list:
+            return self._hog_nms([r for job in jobs for r in self._hog_raw(*job)])
+
         if self.threads == 1:
-            found = [r for job in jobs for r in self._hog_raw(*job)]
-            return lambda: self._hog_nms(found)
+            found = run()
+            return lambda: found
         if self._hog_pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            import cv2
-
-            self._hog_pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="beenet-hog")
-            if self._cv_threads is None:
-                self._cv_threads = cv2.getNumThreads()
-                cv2.setNumThreads(1)
-        runs = [self._hog_pool.submit(self._hog_raw, *job) for job in jobs]
-
-        def boxes() -> list:
-            from concurrent.futures import wait
-
-            wait(runs)
-            return self._hog_nms([r for run in runs for r in run.result()])
-
-        return boxes
+            self._hog_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beenet-hog")
+        return self._hog_pool.submit(run).result
 
     def hog_boxes(self, frame: np.ndarray) -> list[tuple[float, float, float, float]]:
         """OpenCV's HOG people detector (Dalal-Triggs SVM, ships with OpenCV) on the grey frame:
