@@ -659,7 +659,7 @@ class MediaPipeMultiPose:
         a person that was kept, with the same box moved by how far the person's box centre (the
         anchor) moved since the box was made. The box keeps the size that found them: the person's
         own joint box is too tight when legs or head are not seen (following joint boxes found 1.83
-        people a call on vtest.avi at 720p, these 2.14). A followed person whose crop finds nobody
+        people a call on vtest.avi at 720p, these 2.13). A followed person whose crop finds nobody
         is not followed further (keeping them one more call cost 6% more crops for no one more)."""
         hit = {k: d for k, d in found if any(d is x for x in kept)}
         out = []
