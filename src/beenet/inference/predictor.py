@@ -75,7 +75,7 @@ MAX_TILT = 45.0
 #: ``pose_every="auto"`` (the default) runs pose about this many times a second: every
 #: ``round(fps / POSE_RATE_HZ)``-th frame (10 fps: 2, 25: 5, 30: 6; at least 1), plus the frames
 #: :func:`pose_due` adds. Chosen on real footage (``benchmarks/bench_tracking.py``, docs/predict.md
-#: "Speed"): at 5 Hz the tracks cover 94.6 % (vtest.avi), 93.5 % (bikes.mp4), 98.6 %
+#: "Tracking"): at 5 Hz the tracks cover 94.2 % (vtest.avi), 93.5 % (bikes.mp4), 98.6 %
 #: (face_noface.mov) and 89.5 % (talking.mp4) of the person-frames that pose on every frame
 #: tracks, with as many people kept; the model samples 16 skeleton frames per 4 s window (4 Hz).
 POSE_RATE_HZ = 5.0
@@ -820,8 +820,8 @@ def pose_due(index: int, every: int, cut: bool, tracker: Tracker, last: bool = F
     frame, the first frame of each shot, the last frame of the video (``last``: a person still
     there keeps their track to the end), and every frame while a track is tentative, so that a
     person who appears is confirmed (``min_hits`` detections in a row) on consecutive frames, as
-    with N = 1, instead of N frames apart. Measured on vtest.avi at N = 2 (docs/predict.md,
-    "Tracking"): the tracks cover 94.6 % of the person-frames pose on every frame tracks, with 51
+    with N = 1, instead of N frames apart. Measured on vtest.avi at N = 2 with the pose backend of
+    476b618, before it followed people (docs/predict.md, "Tracking"): the tracks cover 94.6 % of the person-frames pose on every frame tracks, with 51
     ids kept, against 90.4 % and 55 ids with the stride alone, for 20 % more posed frames."""
     return index % every == 0 or cut or last or tracker.tentative
 
