@@ -326,15 +326,16 @@ class MediaPipeMultiPose:
     one whose box centre lies outside the HOG box, and the box is dropped, so HOG's false
     positives (poles, blurred cars) never become people. HOG runs on every ``hog_every``-th call,
     on the grey frame scaled by ``hog_upscale`` (at most ``hog_max_pixels``: HOG's window needs a
-    person about 96 px tall, and its cost grows with the pixels). With ``motion`` (the default), HOG looks at the whole frame only on
-    every ``hog_full_every``-th HOG call (and the first of a video or shot); on the others only
-    where the frame changed since the last call (:meth:`_hog_regions`: a fixed camera's pedestrians
-    are a third of the frame; a moving camera changes everything, and then HOG runs on the whole
-    frame). With ``follow``, each person a crop found is cropped again on the next call, with the
-    box that found them moved as they moved (:meth:`_follow`), before HOG's new boxes: people are
-    kept between HOG runs and where HOG no longer fires on them. Cost: one landmarker run per crop
-    plus HOG (docs/predict.md, "Pose backends", has the measurements). ``new_shot()`` (called by
-    the predictor at a shot cut) forgets the people followed. ``detector="blazepose"`` is the
+    person about 96 px tall, and its cost grows with the pixels). With ``motion`` (the
+    default), HOG looks at the whole frame only on every ``hog_full_every``-th HOG call (and
+    the first of a video or shot); on the others only where the frame changed since the last
+    call (:meth:`_hog_regions`: a fixed camera's pedestrians are a third of the frame; a moving
+    camera changes everything, and then HOG runs on the whole frame). With ``follow``, each
+    person a crop found is cropped again on the next call, with the box that found them moved
+    as they moved (:meth:`_follow`), before HOG's new boxes: people are kept between HOG runs
+    and where HOG no longer fires on them. Cost: one landmarker run per crop plus HOG
+    (docs/predict.md, "Pose backends", has the measurements). ``new_shot()`` (called by the
+    predictor at a shot cut) forgets the people followed. ``detector="blazepose"`` is the
     whole-frame pass only.
 
     ``threads`` (default: 2, or 1 on a one-core machine) runs the crops on that many one-person
@@ -588,8 +589,8 @@ class MediaPipeMultiPose:
         if len(rects) == 0:
             return []
         weights = np.asarray(weights, dtype=np.float64).reshape(-1)
-        return [((float(r[0]) / up + x_offset, float(r[1]) / up + y_offset, float(r[2]) / up, float(r[3]) / up), float(wt))
-                for r, wt in zip(rects, weights) if wt >= self.hog_threshold]
+        return [((float(r[0]) / up + x_offset, float(r[1]) / up + y_offset, float(r[2]) / up, float(r[3]) / up),
+                 float(wt)) for r, wt in zip(rects, weights) if wt >= self.hog_threshold]
 
     def _verify(self, frame: np.ndarray, proposals: list, width: int, height: int, indexed: bool = False) -> list:
         """Each proposal box cropped (square, ``crop_margin`` around it), scaled to ``CROP_SIDE`` px

@@ -821,8 +821,9 @@ def pose_due(index: int, every: int, cut: bool, tracker: Tracker, last: bool = F
     there keeps their track to the end), and every frame while a track is tentative, so that a
     person who appears is confirmed (``min_hits`` detections in a row) on consecutive frames, as
     with N = 1, instead of N frames apart. Measured on vtest.avi at N = 2 with the pose backend of
-    476b618, before it followed people (docs/predict.md, "Tracking"): the tracks cover 94.6 % of the person-frames pose on every frame tracks, with 51
-    ids kept, against 90.4 % and 55 ids with the stride alone, for 20 % more posed frames."""
+    476b618, before it followed people (docs/predict.md, "Tracking"): the tracks cover 94.6 % of
+    the person-frames pose on every frame tracks, with 51 ids kept, against 90.4 % and 55 ids
+    with the stride alone, for 20 % more posed frames."""
     return index % every == 0 or cut or last or tracker.tentative
 
 
