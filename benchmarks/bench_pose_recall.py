@@ -4,7 +4,8 @@ vtest.avi (Debian's opencv-doc, fetched by ``scripts/fetch-footage.sh``) was cou
 frames 0, 80, ..., 720: 3, 6, 7, 7, 6, 3, 4, 5, 6, 8 people (55). Each frame is run on its own
 (a fresh start of the backend), and the people found are counted; the boxes of these frames were
 checked on contact sheets for the default (no false people), so "found" is read as "people found".
-Also prints the HOG time per frame (the part of the default backend that grows with the pixels).
+Also prints the time of HOG on each whole counted frame (the part of the default backend that
+grows with the pixels; between whole-frame runs predict's HOG looks only where the frame changed).
 
 ``--history S``: each counted frame is reached as ``beenet predict`` reaches it, the backend run
 on every ``--stride``-th frame of the S seconds before it (so people are followed from call to
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                     "predict's auto at 10 fps)")
     ap.add_argument("--sheet", type=Path, help="write the counted frames with the boxes found (last options)")
     args = ap.parse_args(argv)
+    if args.stride < 1 or args.history < 0:
+        ap.error(f"--stride must be >= 1 and --history >= 0, got {args.stride} and {args.history}")
     import av
 
     from beenet.inference.pose import make_pose_backend

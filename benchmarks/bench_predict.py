@@ -111,13 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args(argv)
     settings = [v.strip() if v.strip() == "auto" else int(v) for v in args.pose_every.split(",") if v.strip()]
-    args.pose_options = {}
-    for item in args.pose_option:
-        key, _, value = item.partition("=")
-        try:
-            args.pose_options[key] = int(value)
-        except ValueError:
-            args.pose_options[key] = value
+    from beenet.cli.predict import _pose_option  # typed as beenet predict --pose-option types them
+
+    args.pose_options = dict(_pose_option(item) for item in args.pose_option)
 
     with tempfile.TemporaryDirectory(prefix="beenet-bench-") as tmp:
         tmp = Path(tmp)

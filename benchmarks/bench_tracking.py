@@ -30,6 +30,7 @@ import numpy as np
 
 from beenet.inference.pose import PoseDetection, make_pose_backend, shot_cut, valid_mask
 from beenet.inference.predictor import (
+    MAX_GAP_S,
     MAX_TILT,
     MIN_CONFIDENCE,
     MIN_HITS,
@@ -103,7 +104,7 @@ def old_tracker(fps: float) -> Tracker:
 
 
 def new_tracker(fps: float, every: int = 1, **kw) -> Tracker:
-    opts = {"max_age": max(every, round(0.5 * fps)), "min_hits": MIN_HITS,
+    opts = {"max_age": max(every, round(MAX_GAP_S * fps)), "min_hits": MIN_HITS,
                 "min_track_frames": max(1, round(MIN_TRACK_S * fps)), "min_confidence": MIN_CONFIDENCE, "max_tilt": MAX_TILT}
     opts.update(kw)
     return Tracker(**opts)
@@ -221,6 +222,9 @@ def main() -> None:
     ap.add_argument("--sheet-frames", default="", metavar="A:B", help="only frames A..B on the sheets")
     ap.add_argument("--sheet-width", type=int, default=320, help="tile width in pixels")
     ap.add_argument("--pose-every", default="1", help="comma-separated N values to time")
+    ap.add_argument("--max-gap", default=str(MAX_GAP_S),
+                    help=f"comma-separated seconds a person may go undetected and keep their id, each tracked "
+                         f"in turn on the same detections (default {MAX_GAP_S:g}, the Predictor's)")
     args = ap.parse_args()
     options = {}
     for kv in args.pose_option:
@@ -238,9 +242,13 @@ def main() -> None:
             if every == 1:
                 t = old_tracker(fps)
                 print("  old:", describe(t, track(run, t, use_cuts=False), fps))
+            for gap in [float(g) for g in args.max_gap.split(",")]:
+                t = new_tracker(fps, every, max_age=max(every, round(gap * fps)))
+                store = track(run, t, use_cuts=True)
+                label = "  new:" if gap == MAX_GAP_S else f"  new, max gap {gap:g} s:"
+                print(label, describe(t, store, fps), f" tracked person-frames {sum(map(len, store.boxes().values()))}")
             t = new_tracker(fps, every)
             store = track(run, t, use_cuts=True)
-            print("  new:", describe(t, store, fps))
             if every == 1:
                 reference = store
             elif reference is not None:

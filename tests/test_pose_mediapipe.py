@@ -14,7 +14,7 @@ from footage import footage
 
 from beenet.errors import BeenetError
 from beenet.inference import pose_mediapipe as pm
-from beenet.inference.pose import make_pose_backend, mediapipe_available
+from beenet.inference.pose import PoseOptionError, make_pose_backend, mediapipe_available
 
 needs_mediapipe = pytest.mark.skipif(not mediapipe_available(), reason="mediapipe pose backend not installed")
 
@@ -154,14 +154,19 @@ def test_options_reach_the_backend_and_wrong_ones_are_refused(tmp_path, monkeypa
     for shape in ((8, 8, 3), (20, 300, 3), (300, 20, 3)):  # smaller than a HOG window: nobody, no crash
         assert pose(np.full(shape, 127, np.uint8), 1) == []
     pose.close()
-    with pytest.raises(BeenetError, match="does not take option"):
-        make_pose_backend("mediapipe", tile=2)
-    with pytest.raises(BeenetError, match="tiles must be 1 or more"):
+    with pytest.raises(PoseOptionError, match="does not take the option 'tile'$"):
+        make_pose_backend("mediapipe", tile=2, tiles=1)  # only the one it does not take is named
+    with pytest.raises(BeenetError, match="pose option tiles must be >= 1, got 0"):
         make_pose_backend("mediapipe", tiles=0)
     with pytest.raises(BeenetError, match="pose detector 'yolo': choose one of blazepose, hog"):
         make_pose_backend("mediapipe", detector="yolo")
     with pytest.raises(BeenetError, match="pose option hog_every must be >= 1, got 0"):
         make_pose_backend("mediapipe", hog_every=0)
+    # values of the wrong kind are named, not turned into something else ('no' is not True)
+    for option, value, what in (("follow", "no", "true or false"), ("hog_scale", "fast", "a number"),
+                                ("hog_every", 2.5, "a whole number"), ("motion", 2, "true or false")):
+        with pytest.raises(PoseOptionError, match=f"pose option {option} must be {what}, got {value!r}"):
+            make_pose_backend("mediapipe", **{option: value})
 
 
 def test_tiles_cover_the_frame_and_overlap():
@@ -341,8 +346,10 @@ def test_pose_flags_reach_the_backend_and_the_table_settings(tmp_path):
         parser.parse_args(base + ["--pose-detector", "yolo"])
     # --pose-option: any option of the backend, typed from its text
     typed = parser.parse_args(base + ["--pose-option", "hog_every=2", "--pose-option", "motion=false",
-                                      "--pose-option", "crop_margin=1.3", "--pose-detector", "hog"])
-    assert pose_options(typed) == {"detector": "hog", "hog_every": 2, "motion": False, "crop_margin": 1.3}
+                                      "--pose-option", "crop_margin=1.3", "--pose-detector", "hog",
+                                      "--pose-option", "follow=no", "--pose-option", "hog_every=3"])
+    assert pose_options(typed) == {"detector": "hog", "hog_every": 3, "motion": False, "crop_margin": 1.3,
+                                   "follow": False}  # given twice: the last one
     with pytest.raises(SystemExit):
         parser.parse_args(base + ["--pose-option", "hog_every"])
     from beenet.cli.predict import SetupError
@@ -400,6 +407,18 @@ def test_hog_runs_only_where_the_frame_changed():
     (x0, y0, x1, y1), = pose._hog_regions(moved)
     assert x0 <= 300 and x1 >= 330 and y0 <= 120 and y1 >= 200
     assert (x1 - x0) * (y1 - y0) < 0.3 * 640 * 360  # grown around it, not the frame
+    speck = moved.copy()
+    speck[8:16, 600:608] = 0  # one 8x8 cell changes (noise): no window
+    pose._calls = 2
+    assert pose._hog_regions(speck) == []
+    edge = speck.copy()
+    edge[0:24, 0:24] = 255  # a small change in the corner: a window inside the frame, at least HOG's size
+    pose._calls = 2
+    (x0, y0, x1, y1), = pose._hog_regions(edge)
+    up = pose._hog_up(640 * 360)
+    assert (x0, y0) == (0, 0) and x1 - x0 >= (64 + 16) / up - 1 and y1 - y0 >= (128 + 16) / up - 1
+    pose._motion_prev = None
+    pose._hog_regions(moved)  # back to the frame the pan below is made from
     pose._calls = 3
     assert pose._hog_regions(np.roll(moved, 40, axis=1)) is None  # a pan: the whole frame
     pose._calls = 4
@@ -408,9 +427,20 @@ def test_hog_runs_only_where_the_frame_changed():
     assert pose._hog_regions(np.roll(moved, 40, axis=1)) == []
     pose.new_shot()
     assert pose._hog_regions(moved) is None and pose._followed == []
+    pose.new_shot()
+    pose._calls = 1  # not a whole-frame call by the count: the cut alone makes it one
+    assert pose._hog_regions(moved) is None
     with pytest.raises(BeenetError, match="pose option hog_full_every must be >= 1, got 0"):
         make_pose_backend("mediapipe", hog_full_every=0)
     pose.close()
+
+
+def test_motion_windows_grow_to_a_size_and_merge_when_they_overlap():
+    assert pm._at_least(10, 10, 20, 20, 50, 100, 640, 360) == (0, 0, 50, 100)  # moved inward, not cut
+    assert pm._at_least(600, 300, 640, 360, 80, 144, 640, 360) == (560, 216, 640, 360)
+    assert pm._at_least(0, 0, 10, 10, 900, 900, 640, 360) == (0, 0, 640, 360)  # frame smaller: the frame
+    assert pm._merge_windows([(0, 0, 10, 10), (5, 5, 20, 20), (30, 30, 40, 40)]) == [(0, 0, 20, 20), (30, 30, 40, 40)]
+    assert pm._merge_windows([(0, 0, 10, 10), (10, 0, 20, 10)]) == [(0, 0, 10, 10), (10, 0, 20, 10)]  # touching
 
 
 def _run(pose, frames) -> list:

@@ -148,7 +148,7 @@ def _pose_every(value: str) -> int | str:
 
 def _tracking_arguments(p: argparse.ArgumentParser) -> None:
     """Who counts as a person, and how often pose runs (see docs/predict.md, "Tracking")."""
-    from beenet.inference.predictor import MIN_CONFIDENCE, MIN_HITS, MIN_TRACK_S, POSE_RATE_HZ
+    from beenet.inference.predictor import MAX_GAP_S, MIN_CONFIDENCE, MIN_HITS, MIN_TRACK_S, POSE_RATE_HZ
 
     g = p.add_argument_group("tracking")
     g.add_argument("--pose-every", type=_pose_every, default="auto", metavar="N|auto",
@@ -162,6 +162,10 @@ def _tracking_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"a person counts after N detections in a row (default {MIN_HITS})")
     g.add_argument("--min-track", type=float, default=MIN_TRACK_S, metavar="SECONDS",
                    help=f"drop a person seen for less than this (default {MIN_TRACK_S:g})")
+    g.add_argument("--max-gap", type=float, default=MAX_GAP_S, metavar="SECONDS",
+                   help=f"a person missed for longer than this gets a new id when seen again; shorter gaps are "
+                        f"interpolated (default {MAX_GAP_S:g}; crowds where people hide behind each other: "
+                        f"1, see docs/predict.md 'Tracking')")
 
 
 def parse_formats(text: str) -> list[str]:
@@ -304,8 +308,8 @@ def _pose_option(text: str) -> tuple[str, object]:
     if not sep or not key.strip().isidentifier():
         raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. hog_every=2")
     low = value.strip().lower()
-    if low in ("true", "false"):
-        return key.strip(), low == "true"
+    if low in ("true", "yes", "on", "false", "no", "off"):
+        return key.strip(), low in ("true", "yes", "on")
     for kind in (int, float):
         try:
             return key.strip(), kind(value)
@@ -316,12 +320,12 @@ def _pose_option(text: str) -> tuple[str, object]:
 
 def pose_options(args: argparse.Namespace) -> dict:
     """The ``--pose-*`` options given (the backend's defaults for the others)."""
-    given = {"detector": args.pose_detector, "tiles": args.pose_tiles}
-    options = {k: v for k, v in given.items() if v is not None}
+    flags = {k: v for k, v in {"detector": args.pose_detector, "tiles": args.pose_tiles}.items() if v is not None}
+    options = dict(flags)
     for key, value in getattr(args, "pose_option", None) or []:
-        if key in options and options[key] != value:
-            raise SetupError(f"--pose-option {key}={value} contradicts --pose-{key.replace('_', '-')} {options[key]}")
-        options[key] = value
+        if key in flags and flags[key] != value:
+            raise SetupError(f"--pose-option {key}={value} contradicts --pose-{key.replace('_', '-')} {flags[key]}")
+        options[key] = value  # given twice: the last one counts, as with any repeated flag
     return options
 
 
@@ -339,6 +343,8 @@ def check_pose(predictor: object, jobs: list) -> None:
             from beenet.inference.pose import mediapipe_available
 
             name = "mediapipe" if mediapipe_available() else "rcnn"
+        if not exc.install:  # a wrong option: installing or another backend will not fix it
+            raise SetupError(f"{exc} (--pose-option, --pose-detector, --pose-tiles)") from None
         fix = POSE_INSTALL.get(name)
         others = [c for c in POSE_INSTALL if c != name]
         tail = f"; fix: {fix}" if fix else ""
@@ -470,7 +476,7 @@ def run(args: argparse.Namespace) -> int:
             stride=args.stride, batch_size=args.batch_size, streams=args.streams, stills=args.stills,
             min_presence=args.min_presence, context=args.context,
             pose_every=args.pose_every, min_confidence=args.min_confidence, min_hits=args.min_hits,
-            min_track=args.min_track, pose_options=pose_options(args),
+            min_track=args.min_track, max_gap=args.max_gap, pose_options=pose_options(args),
         )
         check_pose(predictor, jobs)
     except SetupError as exc:

@@ -78,6 +78,10 @@ class PoseBackend(Protocol):
     def reset(self) -> None: ...
 
 
+class PoseOptionError(BeenetError, ValueError):
+    """A pose backend option that does not exist, or has a value of the wrong kind or range."""
+
+
 def shot_cut(backend: PoseBackend) -> None:
     """Tell ``backend`` that the next frame starts a new shot (when it has ``new_shot``)."""
     new_shot = getattr(backend, "new_shot", None)
@@ -459,6 +463,7 @@ def make_pose_backend(name: str = "auto", device: str = "cpu", weights: str | No
     try:
         return POSE_BACKENDS[name](device, weights, **options)
     except TypeError as exc:
-        if "unexpected keyword argument" not in str(exc):
+        found = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if found is None:
             raise
-        raise BeenetError(f"pose backend {name!r} does not take option(s) {sorted(options)} ({exc})") from None
+        raise PoseOptionError(f"pose backend {name!r} does not take the option {found.group(1)!r}") from None

@@ -258,6 +258,55 @@ def build_bundle(files: dict[str, Path] | None = None, root: str | Path | None =
     return out
 
 
+def _check_kind(name: str, value: object, kind: type) -> None:
+    """Refuse a pose option whose value is not of ``kind`` (bool: True/False, or 0/1; int: a whole
+    number; float: any number), naming it: ``bool("no")`` would be True, ``"1.3" > 1`` a TypeError."""
+    from beenet.inference.pose import PoseOptionError
+
+    if kind is bool:
+        ok = isinstance(value, bool) or (isinstance(value, int) and value in (0, 1))
+        what = "true or false"
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        what = "a whole number"
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        what = "a number"
+    if not ok:
+        raise PoseOptionError(f"pose option {name} must be {what}, got {value!r}")
+
+
+def _at_least(x0: float, y0: float, x1: float, y1: float, min_w: float, min_h: float, width: int,
+              height: int) -> tuple[int, int, int, int]:
+    """The window ``(x0, y0, x1, y1)`` grown about its centre to at least ``min_w x min_h`` (moved
+    inward at the frame's edges, cut only where the frame is smaller), in whole pixels."""
+    w, h = min(max(x1 - x0, min_w), width), min(max(y1 - y0, min_h), height)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    nx0 = int(min(max(cx - w / 2, 0), width - w))
+    ny0 = int(min(max(cy - h / 2, 0), height - h))
+    return nx0, ny0, min(width, int(np.ceil(nx0 + w))), min(height, int(np.ceil(ny0 + h)))
+
+
+def _merge_windows(windows: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Windows that overlap replaced by the box around both, until none overlap (HOG would
+    otherwise look at the overlap twice)."""
+    out = list(windows)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    out[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return out
+
+
 def _tile_grid(width: int, height: int, tiles: int, overlap: float) -> list[tuple[int, int, int, int]]:
     """``tiles x tiles`` windows ``(x0, y0, w, h)`` that cover the frame, neighbours overlapping by
     ``overlap`` of a tile."""
@@ -328,7 +377,7 @@ class MediaPipeMultiPose:
     on the grey frame scaled by ``hog_upscale`` (at most ``hog_max_pixels``: HOG's window needs a
     person about 96 px tall, and its cost grows with the pixels). With ``motion`` (the
     default), HOG looks at the whole frame only on every ``hog_full_every``-th HOG call (and
-    the first of a video or shot); on the others only where the frame changed since the last
+    the first of a video or shot); on the others only where the frame changed since the last HOG
     call (:meth:`_hog_regions`: a fixed camera's pedestrians are a third of the frame; a moving
     camera changes everything, and then HOG runs on the whole frame). With ``follow``, each
     person a crop found is cropped again on the next call, with the box that found them moved
@@ -339,8 +388,8 @@ class MediaPipeMultiPose:
     whole-frame pass only.
 
     ``threads`` (default: 2, or 1 on a one-core machine) runs the crops on that many one-person
-    landmarkers side by side, and HOG beside the whole-frame pass: mediapipe and OpenCV release
-    the GIL. Image mode has no state, so the people found do not depend on ``threads`` (tested);
+    landmarkers side by side and, when above 1, HOG on one more worker thread beside the
+    whole-frame pass and the followed crops: mediapipe and OpenCV release the GIL. Image mode has no state, so the people found do not depend on ``threads`` (tested);
     only the time does.
 
     ``min_detection_confidence`` defaults to 0.7, not mediapipe's 0.5: at 0.5 the detector took a
@@ -369,23 +418,34 @@ class MediaPipeMultiPose:
                  hog_full_every: int = 5,
                  threads: int | None = None,
                  cache_dir: str | Path | None = None) -> None:
-        if int(tiles) < 1:
-            raise BeenetError(f"pose tiles must be 1 or more, got {tiles}")
+        from beenet.inference.pose import PoseOptionError
+
         if detector not in DETECTORS:
-            raise BeenetError(f"pose detector {detector!r}: choose one of {', '.join(DETECTORS)}")
+            raise PoseOptionError(f"pose detector {detector!r}: choose one of {', '.join(DETECTORS)}")
+        threads = min(2, os.cpu_count() or 1) if threads is None else threads
+        kinds = {bool: (follow, motion), int: (tiles, num_poses, hog_every, hog_full_every, hog_max_pixels, threads)}
+        names = {bool: ("follow", "motion"),
+                 int: ("tiles", "num_poses", "hog_every", "hog_full_every", "hog_max_pixels", "threads")}
+        for kind, values in kinds.items():
+            for name, value in zip(names[kind], values):
+                _check_kind(name, value, kind)
+        for name, value in (("min_detection_confidence", min_detection_confidence),
+                            ("min_presence_confidence", min_presence_confidence),
+                            ("min_tracking_confidence", min_tracking_confidence), ("tile_overlap", tile_overlap),
+                            ("merge_iou", merge_iou), ("hog_threshold", hog_threshold), ("hog_scale", hog_scale),
+                            ("hog_upscale", hog_upscale), ("crop_margin", crop_margin)):
+            _check_kind(name, value, float)
         for name, value, ok, rule in (
-                ("hog_every", hog_every, int(hog_every) >= 1, ">= 1"),
-                ("hog_full_every", hog_full_every, int(hog_full_every) >= 1, ">= 1"),
+                ("tiles", tiles, tiles >= 1, ">= 1"), ("num_poses", num_poses, num_poses >= 1, ">= 1"),
+                ("threads", threads, threads >= 1, ">= 1"),
+                ("hog_every", hog_every, hog_every >= 1, ">= 1"),
+                ("hog_full_every", hog_full_every, hog_full_every >= 1, ">= 1"),
                 ("hog_scale", hog_scale, hog_scale > 1.0, "> 1"), ("hog_upscale", hog_upscale, hog_upscale > 0, "> 0"),
                 ("hog_max_pixels", hog_max_pixels, hog_max_pixels >= 4096, ">= 4096"),
                 ("crop_margin", crop_margin, crop_margin >= 1.0, ">= 1")):
             if not ok:
-                raise BeenetError(f"pose option {name} must be {rule}, got {value}")
-        if num_poses < 1:
-            raise BeenetError(f"num_poses must be 1 or more, got {num_poses}")
-        threads = min(2, os.cpu_count() or 1) if threads is None else int(threads)
-        if threads < 1:
-            raise BeenetError(f"pose threads must be 1 or more, got {threads}")
+                raise PoseOptionError(f"pose option {name} must be {rule}, got {value}")
+        threads = int(threads)
         needs = "the 'mediapipe' pose backend needs mediapipe with its Tasks API"
         mp = import_mediapipe(needs)
         try:
@@ -476,6 +536,7 @@ class MediaPipeMultiPose:
         whole frame."""
         self._calls = 0
         self._motion_prev = None
+        self.hog_share = 0.0
         self._followed = []
 
     def close(self) -> None:
@@ -491,7 +552,8 @@ class MediaPipeMultiPose:
         self._crops = []
 
     def _executor(self):
-        """The thread pool of the crops and of HOG (``threads`` workers), made on first use."""
+        """The thread pool of the crops (``threads`` workers), made on first use (HOG has its own
+        worker, :meth:`_hog_start`)."""
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -501,40 +563,49 @@ class MediaPipeMultiPose:
     def _hog_regions(self, frame: np.ndarray) -> list[tuple[int, int, int, int]] | None:
         """Where HOG runs this call, as windows ``(x0, y0, x1, y1)``, or None for the whole frame.
 
-        With ``motion``, between whole-frame runs (the first call, every ``hog_full_every``-th
-        call), HOG runs only where the frame changed since the last call: the grey frame at 1/8
-        of its size, differences over ``MOTION_THRESHOLD`` grey levels, each changed blob grown by
-        half its height (at least ``MOTION_GROW`` of the frame height) on every side so that a
-        person moving there lies whole in the window with HOG's margin. A moving camera changes
-        most of the frame: when the windows would cover more than ``MOTION_MAX_SHARE`` of it, the
-        whole frame. People who stand still are the followed crops' (or the next whole-frame
-        run's)."""
+        With ``motion``, between whole-frame runs (the first HOG call of a video or shot, every
+        ``hog_full_every``-th HOG call), HOG runs only where the frame changed since the last HOG
+        call: the grey frame at 1/8 of its size, differences over ``MOTION_THRESHOLD`` grey levels,
+        each changed blob of at least ``MOTION_MIN_CELLS`` changed cells grown by half its height
+        (at least ``MOTION_GROW`` of the frame height) on every side, so that a person moving there
+        lies whole in the window with HOG's margin, and each window at least as large as HOG's
+        detection window at the scale HOG runs at. A moving camera changes most of the frame: when
+        the windows would cover more than ``MOTION_MAX_SHARE`` of it, the whole frame. People who
+        stand still are the followed crops' (or the next whole-frame run's)."""
+        if not self.motion:
+            return None
         import cv2
 
         height, width = frame.shape[:2]
         small = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (max(1, width // 8), max(1, height // 8)),
                            interpolation=cv2.INTER_AREA)
         prev, self._motion_prev = self._motion_prev, small
-        if (not self.motion or prev is None or prev.shape != small.shape
-                or self._calls % (self.hog_every * self.hog_full_every) == 0):
+        if prev is None or prev.shape != small.shape or self._calls % (self.hog_every * self.hog_full_every) == 0:
             return None
         changed = (cv2.absdiff(small, prev) > MOTION_THRESHOLD).astype(np.uint8)
-        n, _, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(changed, np.ones((3, 3), np.uint8)))
-        mask = np.zeros_like(changed)
-        for x, y, w, h, area in stats[1:n]:
-            if area < MOTION_MIN_CELLS:
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(changed, np.ones((3, 3), np.uint8)))
+        cells = np.bincount(labels[changed > 0], minlength=n)  # changed cells (not the dilation) per blob
+        sy, sx = height / small.shape[0], width / small.shape[1]  # frame px per cell (8, or a little more)
+        up = self._hog_up(width * height)
+        min_w, min_h = (HOG_WINDOW[0] + 16) / up, (HOG_WINDOW[1] + 16) / up  # HOG's window and padding
+        windows = []
+        for k in range(1, n):
+            if cells[k] < MOTION_MIN_CELLS:
                 continue
-            g = max(h // 2, round(MOTION_GROW * height / 8))
-            mask[max(0, y - g):y + h + g, max(0, x - g):x + w + g] = 1
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
-        windows = [(x * 8, y * 8, min(width, (x + w) * 8), min(height, (y + h) * 8)) for x, y, w, h, _ in stats[1:n]]
+            x, y, w, h = (int(v) for v in stats[k, :4])
+            g = max(h // 2, round(MOTION_GROW * small.shape[0]))
+            x0, y0 = max(0, x - g) * sx, max(0, y - g) * sy
+            x1 = width if x + w + g >= small.shape[1] else (x + w + g) * sx
+            y1 = height if y + h + g >= small.shape[0] else (y + h + g) * sy
+            windows.append(_at_least(x0, y0, x1, y1, min_w, min_h, width, height))
+        windows = _merge_windows(windows)
         if sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in windows) > MOTION_MAX_SHARE * width * height:
             return None
         return windows
 
     def _hog_start(self, frame: np.ndarray):
         """Start HOG on ``frame`` (the whole frame, or the windows of :meth:`_hog_regions`);
-        returns a function that waits for its boxes. With ``threads`` > 1 it runs on a worker
+        returns the future of its boxes. With ``threads`` > 1 it runs on a worker
         thread, beside the whole-frame pass and the followed crops (OpenCV's HOG is parallel
         itself: on 720p, 640x360 and 640x272 frames its two threads cost the CPU time of one, at
         half the wall time; cutting the frame into two overlapping strips run side by side cost
@@ -549,14 +620,15 @@ class MediaPipeMultiPose:
         def run() -> list:
             return self._hog_nms([r for job in jobs for r in self._hog_raw(*job)])
 
-        if self.threads == 1:
-            found = run()
-            return lambda: found
-        if self._hog_pool is None:
-            from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import Future, ThreadPoolExecutor
 
+        if self.threads == 1:
+            done: Future = Future()
+            done.set_result(run())
+            return done
+        if self._hog_pool is None:
             self._hog_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beenet-hog")
-        return self._hog_pool.submit(run).result
+        return self._hog_pool.submit(run)
 
     def hog_boxes(self, frame: np.ndarray) -> list[tuple[float, float, float, float]]:
         """OpenCV's HOG people detector (Dalal-Triggs SVM, ships with OpenCV) on the grey frame:
@@ -567,6 +639,11 @@ class MediaPipeMultiPose:
     def _hog_nms(self, found: list) -> list[tuple[float, float, float, float]]:
         boxes = [b for b, w in found]
         return [boxes[i] for i in _nms(boxes, [w for b, w in found], 0.3)]
+
+    def _hog_up(self, pixels: int) -> float:
+        """How much HOG scales a frame of ``pixels`` pixels (``hog_upscale``, at most
+        ``hog_max_pixels`` after it)."""
+        return min(self.hog_upscale, float(np.sqrt(self.hog_max_pixels / pixels)))
 
     def _hog_raw(self, frame: np.ndarray, x_offset: int, y_offset: int, pixels: int) -> list:
         """``(box, weight)`` of HOG's windows on ``frame`` (a part of a frame of ``pixels``
@@ -579,8 +656,7 @@ class MediaPipeMultiPose:
             hog = self._hog_local.hog = cv2.HOGDescriptor()
             hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
-        h, w = grey.shape
-        up = min(self.hog_upscale, float(np.sqrt(self.hog_max_pixels / pixels)))
+        up = self._hog_up(pixels)
         if abs(up - 1.0) > 1e-3:
             grey = cv2.resize(grey, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
         if grey.shape[0] < HOG_WINDOW[1] or grey.shape[1] < HOG_WINDOW[0]:
@@ -702,40 +778,46 @@ class MediaPipeMultiPose:
         self._last_ts = ts
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=frame)
         hog = None  # HOG (every hog_every-th call) runs beside the whole-frame pass
+        self.hog_share = 0.0
         if self.detector == "hog" and self._calls % self.hog_every == 0:
             hog = self._hog_start(frame)
-        dets = self._people(self._detect(self._video, image, ts), 0, 0, width, height, width, height)
-        if self.tiles > 1:
-            if self._image is None:
-                self._image = self._create("IMAGE")
-            for x0, y0, w, h in _tile_grid(width, height, self.tiles, self.tile_overlap):
-                tile = self._mp.Image(image_format=self._mp.ImageFormat.SRGB,
-                                      data=np.ascontiguousarray(frame[y0:y0 + h, x0:x0 + w]))
-                dets += self._people(self._detect(self._image, tile), x0, y0, w, h, width, height)
-        if self.detector == "hog":
-            # The people followed from earlier calls are cropped first, while HOG may still run;
-            # then HOG's boxes that no person found so far covers (a second chance for a followed
-            # person whose crop failed).
-            proposals = self._proposals([(e[0], e) for e in self._followed] if self.follow else [], dets)
-            found = self._verify(frame, [b for b, _ in proposals], width, height, indexed=True)
-            boxes = [] if hog is None else hog()
-            more = self._proposals([(b, None) for b in boxes], dets + [d for _, d in found])
-            found += [(len(proposals) + k, d) for k, d in
-                      self._verify(frame, [b for b, _ in more], width, height, indexed=True)]
-            proposals += more
-            crops = [d for _, d in found]
-            self._calls += 1
-            dets += crops
-        if self.tiles == 1 and self.detector != "hog":
-            return dets
-        kept: list = []
-        for d in sorted(dets, key=lambda d: -d.score):
-            if all(_box_iou(d.box, k.box) < self.merge_iou for k in kept):
-                kept.append(d)
-        if self.detector == "hog":
-            self._followed = self._follow(proposals, found, kept)
-        return kept
+        try:
+            dets = self._people(self._detect(self._video, image, ts), 0, 0, width, height, width, height)
+            if self.tiles > 1:
+                if self._image is None:
+                    self._image = self._create("IMAGE")
+                for x0, y0, w, h in _tile_grid(width, height, self.tiles, self.tile_overlap):
+                    tile = self._mp.Image(image_format=self._mp.ImageFormat.SRGB,
+                                          data=np.ascontiguousarray(frame[y0:y0 + h, x0:x0 + w]))
+                    dets += self._people(self._detect(self._image, tile), x0, y0, w, h, width, height)
+            if self.detector == "hog":
+                # The people followed from earlier calls are cropped first, while HOG may still run;
+                # then HOG's boxes that no person found so far covers (a second chance for a followed
+                # person whose crop failed).
+                proposals = self._proposals([(e[0], e) for e in self._followed] if self.follow else [], dets)
+                found = self._verify(frame, [b for b, _ in proposals], width, height, indexed=True)
+                boxes = [] if hog is None else hog.result()
+                more = self._proposals([(b, None) for b in boxes], dets + [d for _, d in found])
+                found += [(len(proposals) + k, d) for k, d in
+                          self._verify(frame, [b for b, _ in more], width, height, indexed=True)]
+                proposals += more
+                crops = [d for _, d in found]
+                self._calls += 1
+                dets += crops
+            if self.tiles == 1 and self.detector != "hog":
+                return dets
+            kept: list = []
+            for d in sorted(dets, key=lambda d: -d.score):
+                if all(_box_iou(d.box, k.box) < self.merge_iou for k in kept):
+                    kept.append(d)
+            if self.detector == "hog":
+                self._followed = self._follow(proposals, found, kept)
+            return kept
+        finally:
+            if hog is not None:  # never leave HOG reading the frame after this call (it raised)
+                from concurrent.futures import wait
 
+                wait([hog])
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m beenet.inference.pose_mediapipe install-models WHEEL`` (used by

@@ -47,7 +47,15 @@ from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoun
 from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine, check_outputs
 from beenet.inference.inputs import Job, resolve_inputs
 from beenet.inference.onnx import ModelSpec, spec_from_checkpoint, spec_from_onnx
-from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, make_pose_backend, shot_cut, valid_mask
+from beenet.inference.pose import (
+    Box,
+    PoseBackend,
+    PoseOptionError,
+    PrecomputedPose,
+    make_pose_backend,
+    shot_cut,
+    valid_mask,
+)
 from beenet.inference.shots import ShotCutDetector
 from beenet.inference.table import FrameTable, PredictionTable, concat_tables, empty_table, make_table
 from beenet.inference.tracking import Tracker
@@ -72,6 +80,8 @@ MIN_HITS = 3
 MIN_CONFIDENCE = 0.7
 MIN_TRACK_S = 0.5
 MAX_TILT = 45.0
+#: Seconds a confirmed person may go undetected and keep their id (gaps are interpolated).
+MAX_GAP_S = 0.5
 #: ``pose_every="auto"`` (the default) runs pose about this many times a second: every
 #: ``round(fps / POSE_RATE_HZ)``-th frame (10 fps: 2, 25: 5, 30: 6; at least 1), plus the frames
 #: :func:`pose_due` adds. Chosen on real footage (``benchmarks/bench_tracking.py``, docs/predict.md
@@ -97,11 +107,12 @@ class NoPersonFound(BeenetError):
 
 
 class PoseBackendError(BeenetError):
-    """The pose backend cannot be built or started here (not installed, model files missing)."""
+    """The pose backend cannot be built or started here (not installed, model files missing; or,
+    with ``install=False``, an option it was given is wrong: installing will not fix that)."""
 
-    def __init__(self, backend: str, reason: str) -> None:
+    def __init__(self, backend: str, reason: str, install: bool = True) -> None:
         super().__init__(f"the pose backend {backend!r} cannot be used: {reason}")
-        self.backend, self.reason = backend, reason
+        self.backend, self.reason, self.install = backend, reason, install
 
 
 @dataclass
@@ -331,7 +342,7 @@ class Predictor:
         streams: bool = False,
         stills: int = 1,
         min_presence: float = 0.25,
-        max_gap: float = 0.5,
+        max_gap: float = MAX_GAP_S,
         context: Any = "auto",
         show_progress: bool | None = None,
         pose_every: int | str = "auto",
@@ -468,7 +479,7 @@ class Predictor:
                 reason = lines[0] if lines else type(cause).__name__
                 if not isinstance(cause, BeenetError):
                     reason = f"{type(cause).__name__}: {reason}"
-                self._pose_error = PoseBackendError(name, reason)
+                self._pose_error = PoseBackendError(name, reason, install=not isinstance(cause, PoseOptionError))
                 raise self._pose_error from exc
             self._pose = backend
         return self._pose
