@@ -342,7 +342,9 @@ def test_ctrl_c_before_the_first_epoch_says_restart(synth, tmp_path):
     _, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
         pytest.skip("the run finished before the interrupt")
-    assert proc.returncode == 130 and "Traceback" not in err
+    # 130, or dead of the SIGINT itself (-2), which a shell reports as 130 too: seen in 1 of 4
+    # runs here, after the run's own "interrupted ..." message and before the CLI's last line.
+    assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err, (proc.returncode, err[-2000:])
     assert "interrupted during" in err and ("nothing was saved" in err or "--resume" in err)
 
 
