@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     args = ap.parse_args(argv)
     settings = [v.strip() if v.strip() == "auto" else int(v) for v in args.pose_every.split(",") if v.strip()]
-    from beenet.cli.predict import _pose_option  # typed as beenet predict --pose-option types them
+    from beenet.cli.predict import parse_pose_option  # typed as beenet predict types them
 
-    args.pose_options = dict(_pose_option(item) for item in args.pose_option)
+    args.pose_options = dict(parse_pose_option(item) for item in args.pose_option)
 
     with tempfile.TemporaryDirectory(prefix="beenet-bench-") as tmp:
         tmp = Path(tmp)

@@ -394,42 +394,48 @@ def test_hog_runs_only_where_the_frame_changed():
     """Between whole-frame runs HOG looks only where the frame changed since the last call; nothing
     changed, nowhere; a pan (everything changed), the whole frame; every hog_full_every-th call and
     after a shot cut, the whole frame."""
+    import cv2
+
     pose = make_pose_backend("mediapipe", hog_full_every=4)
     pose.reset()
+
+    def regions(frame):  # the windows of the grey frame HOG would look at this call
+        return pose._hog_regions(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+
     rng = np.random.default_rng(0)
     still = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
-    assert pose._hog_regions(still) is None  # first call of a video: the whole frame
+    assert regions(still) is None  # first call of a video: the whole frame
     pose._calls = 1
-    assert pose._hog_regions(still) == []  # nothing moved
+    assert regions(still) == []  # nothing moved
     moved = still.copy()
     moved[120:200, 300:330] = 255  # something appears there
     pose._calls = 2
-    (x0, y0, x1, y1), = pose._hog_regions(moved)
+    (x0, y0, x1, y1), = regions(moved)
     assert x0 <= 300 and x1 >= 330 and y0 <= 120 and y1 >= 200
     assert (x1 - x0) * (y1 - y0) < 0.3 * 640 * 360  # grown around it, not the frame
     speck = moved.copy()
     speck[8:16, 600:608] = 0  # one 8x8 cell changes (noise): no window
     pose._calls = 2
-    assert pose._hog_regions(speck) == []
+    assert regions(speck) == []
     edge = speck.copy()
     edge[0:24, 0:24] = 255  # a small change in the corner: a window inside the frame, at least HOG's size
     pose._calls = 2
-    (x0, y0, x1, y1), = pose._hog_regions(edge)
+    (x0, y0, x1, y1), = regions(edge)
     up = pose._hog_up(640 * 360)
     assert (x0, y0) == (0, 0) and x1 - x0 >= (64 + 16) / up - 1 and y1 - y0 >= (128 + 16) / up - 1
     pose._motion_prev = None
-    pose._hog_regions(moved)  # back to the frame the pan below is made from
+    regions(moved)  # back to the frame the pan below is made from
     pose._calls = 3
-    assert pose._hog_regions(np.roll(moved, 40, axis=1)) is None  # a pan: the whole frame
+    assert regions(np.roll(moved, 40, axis=1)) is None  # a pan: the whole frame
     pose._calls = 4
-    assert pose._hog_regions(np.roll(moved, 40, axis=1)) is None  # hog_full_every
+    assert regions(np.roll(moved, 40, axis=1)) is None  # hog_full_every
     pose._calls = 5
-    assert pose._hog_regions(np.roll(moved, 40, axis=1)) == []
+    assert regions(np.roll(moved, 40, axis=1)) == []
     pose.new_shot()
-    assert pose._hog_regions(moved) is None and pose._followed == []
+    assert regions(moved) is None and pose._followed == []
     pose.new_shot()
     pose._calls = 1  # not a whole-frame call by the count: the cut alone makes it one
-    assert pose._hog_regions(moved) is None
+    assert regions(moved) is None
     with pytest.raises(BeenetError, match="pose option hog_full_every must be >= 1, got 0"):
         make_pose_backend("mediapipe", hog_full_every=0)
     pose.close()

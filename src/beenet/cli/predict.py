@@ -108,7 +108,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--pose-tiles", type=int, default=None, metavar="N",
                    help="mediapipe: also run the landmarker on N x N overlapping tiles (small people, about "
                         "N*N+1 times the cost; default 1)")
-    p.add_argument("--pose-option", action="append", default=[], type=_pose_option, metavar="KEY=VALUE",
+    p.add_argument("--pose-option", action="append", default=[], type=parse_pose_option, metavar="KEY=VALUE",
                    help="any option of the pose backend, repeatable, e.g. --pose-option hog_every=2 or "
                         "--pose-option motion=false (mediapipe's are listed in docs/predict.md, 'Pose backends')")
     p.add_argument("--streams", action="store_true", help="add each model stream's scores as '<stream>.<label>' columns")
@@ -302,20 +302,21 @@ def check_checkpoint(text: str) -> Path:
         raise SetupError(f"--checkpoint: {exc}; {CHECKPOINT_HINT}") from None
 
 
-def _pose_option(text: str) -> tuple[str, object]:
+def parse_pose_option(text: str) -> tuple[str, object]:
     """``--pose-option KEY=VALUE``: the value as a number, true/false, or else the text."""
     key, sep, value = text.partition("=")
-    if not sep or not key.strip().isidentifier():
+    key = key.strip()
+    if not sep or not key.isidentifier():
         raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. hog_every=2")
     low = value.strip().lower()
     if low in ("true", "yes", "on", "false", "no", "off"):
-        return key.strip(), low in ("true", "yes", "on")
+        return key, low in ("true", "yes", "on")
     for kind in (int, float):
         try:
-            return key.strip(), kind(value)
+            return key, kind(value)
         except ValueError:
             pass
-    return key.strip(), value
+    return key, value
 
 
 def pose_options(args: argparse.Namespace) -> dict:

@@ -290,20 +290,12 @@ def _at_least(x0: float, y0: float, x1: float, y1: float, min_w: float, min_h: f
 def _merge_windows(windows: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
     """Windows that overlap replaced by the box around both, until none overlap (HOG would
     otherwise look at the overlap twice)."""
-    out = list(windows)
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(out)):
-            for j in range(i + 1, len(out)):
-                a, b = out[i], out[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    out[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                    del out[j]
-                    merged = True
-                    break
-            if merged:
-                break
+    out: list[tuple[int, int, int, int]] = []
+    for w in windows:
+        while (hit := next((o for o in out if o[0] < w[2] and w[0] < o[2] and o[1] < w[3] and w[1] < o[3]), None)):
+            out.remove(hit)
+            w = (min(w[0], hit[0]), min(w[1], hit[1]), max(w[2], hit[2]), max(w[3], hit[3]))
+        out.append(w)
     return out
 
 
@@ -389,8 +381,8 @@ class MediaPipeMultiPose:
 
     ``threads`` (default: 2, or 1 on a one-core machine) runs the crops on that many one-person
     landmarkers side by side and, when above 1, HOG on one more worker thread beside the
-    whole-frame pass and the followed crops: mediapipe and OpenCV release the GIL. Image mode has no state, so the people found do not depend on ``threads`` (tested);
-    only the time does.
+    whole-frame pass and the followed crops: mediapipe and OpenCV release the GIL. Image mode has
+    no state, so the people found do not depend on ``threads`` (tested); only the time does.
 
     ``min_detection_confidence`` defaults to 0.7, not mediapipe's 0.5: at 0.5 the detector took a
     road marking, a car's rear window and the parked bicycle in bikes.mp4 for people (51 frames
@@ -423,28 +415,24 @@ class MediaPipeMultiPose:
         if detector not in DETECTORS:
             raise PoseOptionError(f"pose detector {detector!r}: choose one of {', '.join(DETECTORS)}")
         threads = min(2, os.cpu_count() or 1) if threads is None else threads
-        kinds = {bool: (follow, motion), int: (tiles, num_poses, hog_every, hog_full_every, hog_max_pixels, threads)}
-        names = {bool: ("follow", "motion"),
-                 int: ("tiles", "num_poses", "hog_every", "hog_full_every", "hog_max_pixels", "threads")}
-        for kind, values in kinds.items():
-            for name, value in zip(names[kind], values):
-                _check_kind(name, value, kind)
-        for name, value in (("min_detection_confidence", min_detection_confidence),
-                            ("min_presence_confidence", min_presence_confidence),
-                            ("min_tracking_confidence", min_tracking_confidence), ("tile_overlap", tile_overlap),
-                            ("merge_iou", merge_iou), ("hog_threshold", hog_threshold), ("hog_scale", hog_scale),
-                            ("hog_upscale", hog_upscale), ("crop_margin", crop_margin)):
-            _check_kind(name, value, float)
-        for name, value, ok, rule in (
-                ("tiles", tiles, tiles >= 1, ">= 1"), ("num_poses", num_poses, num_poses >= 1, ">= 1"),
-                ("threads", threads, threads >= 1, ">= 1"),
-                ("hog_every", hog_every, hog_every >= 1, ">= 1"),
-                ("hog_full_every", hog_full_every, hog_full_every >= 1, ">= 1"),
-                ("hog_scale", hog_scale, hog_scale > 1.0, "> 1"), ("hog_upscale", hog_upscale, hog_upscale > 0, "> 0"),
-                ("hog_max_pixels", hog_max_pixels, hog_max_pixels >= 4096, ">= 4096"),
-                ("crop_margin", crop_margin, crop_margin >= 1.0, ">= 1")):
-            if not ok:
-                raise PoseOptionError(f"pose option {name} must be {rule}, got {value}")
+        # (name, value, kind, lowest allowed, whether the lowest itself is allowed): kinds first,
+        # so that a comparison never meets a string
+        options = (("follow", follow, bool, None, True), ("motion", motion, bool, None, True),
+                   ("tiles", tiles, int, 1, True), ("num_poses", num_poses, int, 1, True),
+                   ("threads", threads, int, 1, True), ("hog_every", hog_every, int, 1, True),
+                   ("hog_full_every", hog_full_every, int, 1, True),
+                   ("hog_max_pixels", hog_max_pixels, int, 4096, True),
+                   ("min_detection_confidence", min_detection_confidence, float, None, True),
+                   ("min_presence_confidence", min_presence_confidence, float, None, True),
+                   ("min_tracking_confidence", min_tracking_confidence, float, None, True),
+                   ("tile_overlap", tile_overlap, float, None, True), ("merge_iou", merge_iou, float, None, True),
+                   ("hog_threshold", hog_threshold, float, None, True), ("hog_scale", hog_scale, float, 1, False),
+                   ("hog_upscale", hog_upscale, float, 0, False), ("crop_margin", crop_margin, float, 1, True))
+        for name, value, kind, _low, _inclusive in options:
+            _check_kind(name, value, kind)
+        for name, value, _kind, low, inclusive in options:
+            if low is not None and (value < low if inclusive else value <= low):
+                raise PoseOptionError(f"pose option {name} must be {'>=' if inclusive else '>'} {low}, got {value}")
         threads = int(threads)
         needs = "the 'mediapipe' pose backend needs mediapipe with its Tasks API"
         mp = import_mediapipe(needs)
@@ -471,7 +459,7 @@ class MediaPipeMultiPose:
         self.hog_max_pixels = int(hog_max_pixels)
         self.crop_margin, self.follow = float(crop_margin), bool(follow)
         self.motion, self.hog_full_every = bool(motion), int(hog_full_every)
-        self._motion_prev = None  # the last call's grey frame at 1/8 size (motion)
+        self._motion_prev = None  # the last HOG call's grey frame at 1/8 size (motion)
         self.hog_share = 0.0  # share of the frame the last HOG run covered
         self.threads = threads
         self._hog_local = threading.local()  # a HOG descriptor for each thread that runs HOG
@@ -479,7 +467,7 @@ class MediaPipeMultiPose:
         self._pool = None  # ThreadPoolExecutor of `threads` workers (the crops), made on first use
         self._hog_pool = None  # one worker: HOG
         self._calls = 0
-        self._followed: list = []  # people the crops found in the last frame (followed between HOG runs)
+        self._followed: list = []  # (box, anchor) of the people the crops found last call (_follow)
         self._video = None
         self._image = None
         self._last_ts = -1
@@ -536,7 +524,6 @@ class MediaPipeMultiPose:
         whole frame."""
         self._calls = 0
         self._motion_prev = None
-        self.hog_share = 0.0
         self._followed = []
 
     def close(self) -> None:
@@ -560,7 +547,7 @@ class MediaPipeMultiPose:
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="beenet-pose")
         return self._pool
 
-    def _hog_regions(self, frame: np.ndarray) -> list[tuple[int, int, int, int]] | None:
+    def _hog_regions(self, grey: np.ndarray) -> list[tuple[int, int, int, int]] | None:
         """Where HOG runs this call, as windows ``(x0, y0, x1, y1)``, or None for the whole frame.
 
         With ``motion``, between whole-frame runs (the first HOG call of a video or shot, every
@@ -576,9 +563,8 @@ class MediaPipeMultiPose:
             return None
         import cv2
 
-        height, width = frame.shape[:2]
-        small = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (max(1, width // 8), max(1, height // 8)),
-                           interpolation=cv2.INTER_AREA)
+        height, width = grey.shape
+        small = cv2.resize(grey, (max(1, width // 8), max(1, height // 8)), interpolation=cv2.INTER_AREA)
         prev, self._motion_prev = self._motion_prev, small
         if prev is None or prev.shape != small.shape or self._calls % (self.hog_every * self.hog_full_every) == 0:
             return None
@@ -610,12 +596,15 @@ class MediaPipeMultiPose:
         itself: on 720p, 640x360 and 640x272 frames its two threads cost the CPU time of one, at
         half the wall time; cutting the frame into two overlapping strips run side by side cost
         17-20% more CPU, measured interleaved)."""
-        height, width = frame.shape[:2]
-        windows = self._hog_regions(frame)
+        import cv2
+
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)  # once, for the motion windows and HOG
+        height, width = grey.shape
+        windows = self._hog_regions(grey)
         if windows is None:
             windows = [(0, 0, width, height)]
         self.hog_share = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in windows) / float(width * height)
-        jobs = [(frame[y0:y1, x0:x1], x0, y0, height * width) for x0, y0, x1, y1 in windows]
+        jobs = [(grey[y0:y1, x0:x1], x0, y0, height * width) for x0, y0, x1, y1 in windows]
 
         def run() -> list:
             return self._hog_nms([r for job in jobs for r in self._hog_raw(*job)])
@@ -634,7 +623,10 @@ class MediaPipeMultiPose:
         """OpenCV's HOG people detector (Dalal-Triggs SVM, ships with OpenCV) on the grey frame:
         boxes ``(x, y, w, h)`` in frame pixels with an SVM weight of at least ``hog_threshold``,
         after non-maximum suppression. Only proposals: each is verified by the landmarker."""
-        return self._hog_nms(self._hog_raw(frame, 0, 0, frame.shape[0] * frame.shape[1]))
+        import cv2
+
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        return self._hog_nms(self._hog_raw(grey, 0, 0, grey.size))
 
     def _hog_nms(self, found: list) -> list[tuple[float, float, float, float]]:
         boxes = [b for b, w in found]
@@ -645,8 +637,8 @@ class MediaPipeMultiPose:
         ``hog_max_pixels`` after it)."""
         return min(self.hog_upscale, float(np.sqrt(self.hog_max_pixels / pixels)))
 
-    def _hog_raw(self, frame: np.ndarray, x_offset: int, y_offset: int, pixels: int) -> list:
-        """``(box, weight)`` of HOG's windows on ``frame`` (a part of a frame of ``pixels``
+    def _hog_raw(self, grey: np.ndarray, x_offset: int, y_offset: int, pixels: int) -> list:
+        """``(box, weight)`` of HOG's windows on ``grey`` (a part of a grey frame of ``pixels``
         pixels, which sets the scaling, at ``x_offset, y_offset``) with a weight of at least
         ``hog_threshold``, before suppression."""
         import cv2
@@ -655,7 +647,7 @@ class MediaPipeMultiPose:
         if hog is None:  # one descriptor a thread
             hog = self._hog_local.hog = cv2.HOGDescriptor()
             hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+        grey = np.ascontiguousarray(grey)
         up = self._hog_up(pixels)
         if abs(up - 1.0) > 1e-3:
             grey = cv2.resize(grey, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
@@ -818,6 +810,7 @@ class MediaPipeMultiPose:
                 from concurrent.futures import wait
 
                 wait([hog])
+
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m beenet.inference.pose_mediapipe install-models WHEEL`` (used by
