@@ -226,10 +226,9 @@ def main() -> None:
                     help=f"comma-separated seconds a person may go undetected and keep their id, each tracked "
                          f"in turn on the same detections (default {MAX_GAP_S:g}, the Predictor's)")
     args = ap.parse_args()
-    options = {}
-    for kv in args.pose_option:
-        k, _, v = kv.partition("=")
-        options[k] = json.loads(v) if v and v[0] in "0123456789-[{tf" else v
+    from beenet.cli.predict import parse_pose_option  # typed as beenet predict types them
+
+    options = dict(parse_pose_option(kv) for kv in args.pose_option)
     for clip in args.clips:
         path = Path(args.footage) / clip
         reference = None
