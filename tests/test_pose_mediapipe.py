@@ -129,6 +129,9 @@ def test_corrupt_model_file_is_named(tmp_path, newer_mediapipe):
     bundles = tmp_path / "cache" / pm.BUNDLE_SUBDIR
     assert not bundles.exists() or not any(bundles.iterdir())  # nothing half-written
     assert dest.is_dir()
+    if pm.litert_available():  # the litert engine names it when the backend is made
+        with pytest.raises(BeenetError, match=bad):
+            pm.MediaPipeMultiPose(engine="litert", cache_dir=tmp_path / "cache")
 
 
 def test_without_mediapipe_the_message_gives_the_install_command(monkeypatch):
@@ -149,11 +152,19 @@ def test_options_reach_the_backend_and_wrong_ones_are_refused(tmp_path, monkeypa
     monkeypatch.setenv("BEENET_CACHE", str(tmp_path / "context"))
     pose = make_pose_backend("auto", tiles=2, num_poses=3)
     assert isinstance(pose, pm.MediaPipeMultiPose) and pose.name == "mediapipe"
-    assert pose.tiles == 2 and pose.num_poses == 3 and pose.bundle.is_relative_to(tmp_path)
-    assert pose(np.full((120, 160, 3), 127, np.uint8), 0) == []
-    for shape in ((8, 8, 3), (20, 300, 3), (300, 20, 3)):  # smaller than a HOG window: nobody, no crash
-        assert pose(np.full(shape, 127, np.uint8), 1) == []
-    pose.close()
+    assert pose.tiles == 2 and pose.num_poses == 3 and pose.engine == "litert" and pose.bundle is None
+    tasks = make_pose_backend("auto", engine="tasks")  # the Tasks engine builds its bundle in the cache
+    assert tasks.engine == "tasks" and tasks.bundle.is_relative_to(tmp_path)
+    assert tasks.settings["models"] == pose.settings["models"] == tasks.bundle.stem.split("-")[1]
+    for backend in (pose, tasks):
+        assert backend(np.full((120, 160, 3), 127, np.uint8), 0) == []
+        for shape in ((8, 8, 3), (20, 300, 3), (300, 20, 3)):  # smaller than a HOG window: nobody, no crash
+            assert backend(np.full(shape, 127, np.uint8), 1) == []
+        backend.close()
+    with pytest.raises(PoseOptionError, match="pose engine 'onnx': choose one of litert, tasks"):
+        make_pose_backend("mediapipe", engine="onnx")
+    with pytest.raises(PoseOptionError, match="pose option confirm_every must be >= 1, got 0"):
+        make_pose_backend("mediapipe", confirm_every=0)
     with pytest.raises(PoseOptionError, match="does not take the option 'tile'$"):
         make_pose_backend("mediapipe", tile=2, tiles=1)  # only the one it does not take is named
     with pytest.raises(BeenetError, match="pose option tiles must be >= 1, got 0"):
@@ -368,20 +379,24 @@ def test_pose_flags_reach_the_backend_and_the_table_settings(tmp_path):
 
 
 @needs_mediapipe
-def test_threads_change_the_time_not_the_people():
-    """Crops verified by two landmarkers side by side, HOG beside the whole-frame pass: the same
-    people, boxes and joints as one thread, frame by frame (vtest.avi 0-5, several small people)."""
+@pytest.mark.parametrize("engine", pm.ENGINES)
+def test_threads_change_the_time_not_the_people(engine):
+    """Crops verified (litert: people followed, crops verified) by two workers side by side, HOG
+    beside them: the same people, boxes and joints as one thread, frame by frame (vtest.avi 0-5,
+    several small people)."""
     frames = list(_frames(footage("vtest.avi"), 0, 5))
-    runs, crops = [], []
+    runs, jobs = [], []
     for threads in (1, 2):
-        pose = make_pose_backend("mediapipe", threads=threads)
+        pose = make_pose_backend("mediapipe", threads=threads, engine=engine)
         assert pose.settings["threads"] == threads
         pose.reset()
-        verify = pose._verify
-        pose._verify = lambda f, props, w, h, **kw: (crops.append(len(props)), verify(f, props, w, h, **kw))[1]
+        name = "_blazepose_people" if engine == "litert" else "_verify"
+        run = getattr(pose, name)
+        setattr(pose, name, lambda f, some, *a, _run=run, **kw: (jobs.append(len(some)), _run(f, some, *a, **kw))[1])
         runs.append([pose(f, i) for i, f in frames])
         pose.close()
-    assert max(crops) >= 2  # frames with several crops: with 2 threads they ran side by side
+    assert max(jobs) >= 2  # calls with several jobs: with 2 threads they ran side by side
+    assert sum(len(r) for r in runs[0]) >= 5
     for one, two in zip(*runs):
         assert [d.box for d in one] == [d.box for d in two]
         assert all(np.array_equal(a.keypoints, b.keypoints) for a, b in zip(one, two))
@@ -396,7 +411,7 @@ def test_hog_runs_only_where_the_frame_changed():
     after a shot cut, the whole frame."""
     import cv2
 
-    pose = make_pose_backend("mediapipe", hog_full_every=4)
+    pose = make_pose_backend("mediapipe", hog_full_every=4, hog_every=1)
     pose.reset()
 
     def regions(frame):  # the windows of the grey frame HOG would look at this call
@@ -432,7 +447,7 @@ def test_hog_runs_only_where_the_frame_changed():
     pose._calls = 5
     assert regions(np.roll(moved, 40, axis=1)) == []
     pose.new_shot()
-    assert regions(moved) is None and pose._followed == []
+    assert regions(moved) is None and pose._followed == [] and pose._tracked == []
     pose.new_shot()
     pose._calls = 1  # not a whole-frame call by the count: the cut alone makes it one
     assert regions(moved) is None

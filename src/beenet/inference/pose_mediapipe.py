@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 #: The command that installs a mediapipe this backend works with (README command 1 runs it).
 INSTALL_HINT = "bash scripts/install-pose.sh (in the beenet repository, with your environment active)" + (
     "; on this Python that is: pip install --no-deps mediapipe==0.10.21 && pip install absl-py attrs "
-    "flatbuffers 'protobuf>=4.25.3,<5' 'opencv-python-headless<5'" if sys.version_info < (3, 13) else ""
+    "flatbuffers 'protobuf>=4.25.3,<5' 'opencv-python-headless<5' 'ai-edge-litert>=2.0'" if sys.version_info < (3, 13) else ""
 )
 #: bundle member name -> (path inside the mediapipe package, norm mean, norm std, number of outputs).
 MODEL_FILES: dict[str, tuple[str, float, float, int]] = {
@@ -46,6 +46,11 @@ MODEL_FILES: dict[str, tuple[str, float, float, int]] = {
 #: Where people are proposed: BlazePose's own detector on the whole frame only, or also OpenCV's HOG
 #: people detector, each HOG box verified by the landmarker on a crop around it.
 DETECTORS = ("blazepose", "hog")
+#: What runs the two models: ``litert`` (the default when ``ai-edge-litert`` is installed:
+#: :mod:`beenet.inference.blazepose`, the models on LiteRT with mediapipe's pre- and post-processing
+#: written out, and people tracked from frame to frame by their landmarks) or ``tasks`` (mediapipe's
+#: Tasks ``PoseLandmarker``, a detector run on every crop).
+ENGINES = ("litert", "tasks")
 #: OpenCV's default people detector window (width, height), px.
 HOG_WINDOW = (64, 128)
 #: Motion-gated HOG (``motion``): grey-level change (of 255, on the frame at 1/8 size) that counts
@@ -56,6 +61,9 @@ MOTION_THRESHOLD = 12
 MOTION_MIN_CELLS = 3
 MOTION_GROW = 0.1
 MOTION_MAX_SHARE = 0.6
+#: The person detector's threshold when it confirms a person followed by their landmarks (litert's
+#: ``confirm_every``): mediapipe's default. Finding a new person takes ``min_detection_confidence``.
+CONFIRM_DETECTION = 0.5
 #: Side (px) of each crop cell the landmarker sees when verifying a proposal.
 CROP_SIDE = 256
 #: Folder (under the beenet cache root) where ``scripts/install-pose.sh`` puts the tflite files.
@@ -64,6 +72,16 @@ MODELS_SUBDIR = "mediapipe-models"
 QUIET_CALLS = 30
 #: Folder (under the beenet cache root) of the built ``.task`` bundles.
 BUNDLE_SUBDIR = "pose"
+
+
+def litert_available() -> bool:
+    """Whether ``ai-edge-litert`` (the ``litert`` engine's runtime) can be imported."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("ai_edge_litert") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def cache_root() -> Path:
@@ -126,6 +144,13 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def models_key(files: dict[str, Path]) -> str:
+    """16 hex digits of the SHA-256 over both model files: names the bundle built from them, and
+    is recorded in a table's settings."""
+    key = hashlib.sha256("".join(f"{m}:{_sha256(Path(files[m]))};" for m in sorted(MODEL_FILES)).encode())
+    return key.hexdigest()[:16]
 
 
 _QUIET_LOCK = threading.RLock()
@@ -224,8 +249,7 @@ def build_bundle(files: dict[str, Path] | None = None, root: str | Path | None =
     """
     files = find_model_files(root) if files is None else files
     root = cache_root() if root is None else Path(root).expanduser()
-    key = hashlib.sha256("".join(f"{m}:{_sha256(Path(files[m]))};" for m in sorted(MODEL_FILES)).encode())
-    out = root / BUNDLE_SUBDIR / f"pose_landmarker-{key.hexdigest()[:16]}.task"
+    out = root / BUNDLE_SUBDIR / f"pose_landmarker-{models_key(files)}.task"
     if out.is_file():
         try:
             with zipfile.ZipFile(out) as z:
@@ -404,16 +428,22 @@ class MediaPipeMultiPose:
     def __init__(self, num_poses: int = 6, min_detection_confidence: float = 0.7,
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
-                 detector: str = "hog", hog_every: int = 1, hog_threshold: float = 0.3,
+                 detector: str = "hog", hog_every: int | None = None, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True,
-                 hog_full_every: int = 5,
+                 hog_full_every: int = 5, engine: str | None = None, confirm_every: int = 5,
                  threads: int | None = None,
                  cache_dir: str | Path | None = None) -> None:
         from beenet.inference.pose import PoseOptionError
 
         if detector not in DETECTORS:
             raise PoseOptionError(f"pose detector {detector!r}: choose one of {', '.join(DETECTORS)}")
+        if engine is None:
+            engine = "litert" if litert_available() else "tasks"
+        if engine not in ENGINES:
+            raise PoseOptionError(f"pose engine {engine!r}: choose one of {', '.join(ENGINES)}")
+        if hog_every is None:  # litert keeps people by their landmarks: HOG only has new ones to find
+            hog_every = 2 if engine == "litert" else 1
         threads = min(2, os.cpu_count() or 1) if threads is None else threads
         # (name, value, kind, lowest allowed, whether the lowest itself is allowed): kinds first,
         # so that a comparison never meets a string
@@ -421,6 +451,7 @@ class MediaPipeMultiPose:
                    ("tiles", tiles, int, 1, True), ("num_poses", num_poses, int, 1, True),
                    ("threads", threads, int, 1, True), ("hog_every", hog_every, int, 1, True),
                    ("hog_full_every", hog_full_every, int, 1, True),
+                   ("confirm_every", confirm_every, int, 1, True),
                    ("hog_max_pixels", hog_max_pixels, int, 4096, True),
                    ("min_detection_confidence", min_detection_confidence, float, None, True),
                    ("min_presence_confidence", min_presence_confidence, float, None, True),
@@ -442,13 +473,28 @@ class MediaPipeMultiPose:
             raise BeenetError(f"{needs}; install it with: {INSTALL_HINT}") from exc
         self._mp = mp
         self._vision = vision
-        self.bundle = build_bundle(root=cache_dir)
+        self.engine = engine
+        if engine == "litert":
+            try:
+                import ai_edge_litert.interpreter  # noqa: F401
+            except ImportError as exc:
+                raise BeenetError(f"pose engine 'litert' needs ai-edge-litert; install it with: {INSTALL_HINT}") from exc
+            from beenet.inference.blazepose import BlazePose
+
+            self.model_files = find_model_files(cache_dir)
+            self.bundle = None
+            first = BlazePose(self.model_files)  # a bad model file is named now, before any work
+        else:
+            self.bundle = build_bundle(root=cache_dir)
+            self.model_files = find_model_files(cache_dir)
+        self._models_key = models_key(self.model_files)
+        self.confirm_every = int(confirm_every)
         self.tiles = int(tiles)
         self.tile_overlap = float(tile_overlap)
         self.merge_iou = float(merge_iou)
         self.num_poses = int(num_poses)
         self._options = dict(
-            base_options=BaseOptions(model_asset_path=str(self.bundle)),
+            base_options=BaseOptions(model_asset_path=str(self.bundle or "")),
             num_poses=self.num_poses, min_pose_detection_confidence=float(min_detection_confidence),
             min_pose_presence_confidence=float(min_presence_confidence),
             min_tracking_confidence=float(min_tracking_confidence),
@@ -468,6 +514,11 @@ class MediaPipeMultiPose:
         self._hog_pool = None  # one worker: HOG
         self._calls = 0
         self._followed: list = []  # (box, anchor) of the people the crops found last call (_follow)
+        # litert: last call's people as (Roi, frames since the detector saw them, velocity of the
+        # square's centre in px a frame, frame index)
+        self._tracked: list = []
+        self._index = -1  # litert: the frame index of the last call
+        self._engines: list = [first] if engine == "litert" else []  # litert: one BlazePose a worker
         self._video = None
         self._image = None
         self._last_ts = -1
@@ -504,7 +555,8 @@ class MediaPipeMultiPose:
         return {"num_poses": self.num_poses, "min_detection_confidence": o["min_pose_detection_confidence"],
                 "min_presence_confidence": o["min_pose_presence_confidence"],
                 "min_tracking_confidence": o["min_tracking_confidence"], "tiles": self.tiles,
-                "tile_overlap": self.tile_overlap, "merge_iou": self.merge_iou, "bundle": self.bundle.name,
+                "tile_overlap": self.tile_overlap, "merge_iou": self.merge_iou, "engine": self.engine,
+                "models": self._models_key, "confirm_every": self.confirm_every,
                 "detector": self.detector, "hog_every": self.hog_every, "hog_threshold": self.hog_threshold,
                 "hog_scale": self.hog_scale, "hog_upscale": self.hog_upscale,
                 "hog_max_pixels": self.hog_max_pixels, "crop_margin": self.crop_margin, "follow": self.follow,
@@ -512,10 +564,11 @@ class MediaPipeMultiPose:
 
     def reset(self) -> None:
         """Start a new video (video mode's timestamps and tracked people start over)."""
-        if self._video is not None:
+        if self._video is not None and self._video is not True:
             with quiet_stderr():
                 self._video.close()
-        self._video = self._create("VIDEO")
+        # litert has no video-mode landmarker: True marks the video as started
+        self._video = self._create("VIDEO") if self.engine == "tasks" else True
         self._last_ts = -1
         self.new_shot()
 
@@ -525,6 +578,8 @@ class MediaPipeMultiPose:
         self._calls = 0
         self._motion_prev = None
         self._followed = []
+        self._tracked = []
+        self._index = -1
 
     def close(self) -> None:
         for pool in (self._pool, self._hog_pool):
@@ -532,11 +587,12 @@ class MediaPipeMultiPose:
                 pool.shutdown(wait=True)
         self._pool = self._hog_pool = None
         for lm in (self._video, self._image, *self._crops):
-            if lm is not None:
+            if lm is not None and lm is not True:
                 with quiet_stderr():
                     lm.close()
         self._video = self._image = None
         self._crops = []
+        self._engines = []
 
     def _executor(self):
         """The thread pool of the crops (``threads`` workers), made on first use (HOG has its own
@@ -675,6 +731,10 @@ class MediaPipeMultiPose:
 
         if not proposals:
             return []
+        if self.engine == "litert":
+            results = self._blazepose_people(frame, [("crop", b, 0) for b in proposals])
+            kept = [(k, person) for k, r in enumerate(results) for person, _roi, _since in r]
+            return kept if indexed else [d for _, d in kept]
         n = min(self.threads, len(proposals))
         while len(self._crops) < n:
             self._crops.append(self._create("IMAGE", num_poses=1))
@@ -758,6 +818,177 @@ class MediaPipeMultiPose:
                 dets.append(det)
         return dets
 
+    def _blazepose_people(self, frame: np.ndarray, jobs: list) -> list:
+        """Run litert ``jobs`` on the ``threads`` workers (one :class:`BlazePose` each), shared out
+        as :meth:`_verify` shares its crops; the results come back in job order. A job is
+        ``("track", roi, since)`` (the landmark model on last call's square of a person),
+        ``("roi", roi, 0)`` (the same on the square of a whole-frame detection), ``("crop", box,
+        0)`` (the detector on a square crop around ``box``, then the landmark model on what it
+        found: the person is kept when their box centre lies inside ``box``), ``("confirm", roi,
+        0)`` (the same on last call's square of a person, grown by ``crop_margin``) or ``("frame",
+        (x0, y0, w, h), 0)`` (the detector alone on that rectangle of the frame, letterboxed, for
+        :meth:`_call_litert`'s second phase). The result of a job is a list of ``(person, next roi, since)``, or of detections
+        for ``frame``."""
+        from concurrent.futures import wait
+
+        from beenet.inference.blazepose import BlazePose
+
+        if not jobs:
+            return []
+        n = min(self.threads, len(jobs))
+        while len(self._engines) < n:
+            self._engines.append(BlazePose(self.model_files))
+        numbered = list(enumerate(jobs))
+        if n == 1:
+            done = self._blazepose_share(self._engines[0], frame, numbered)
+        else:
+            futures = [self._executor().submit(self._blazepose_share, self._engines[k], frame, numbered[k::n])
+                       for k in range(n)]
+            wait(futures)  # every engine free again before anything raises
+            done = [r for f in futures for r in f.result()]
+        done.sort(key=lambda x: x[0])
+        return [r for _, r in done]
+
+    def _blazepose_share(self, engine, frame: np.ndarray, jobs: list) -> list:
+        """:meth:`_blazepose_people` of ``(index, job)`` on one engine: ``(index, result)``."""
+        height, width = frame.shape[:2]
+        o = self._options
+        out = []
+        for k, (kind, what, since) in jobs:
+            if kind == "frame":  # a rectangle, letterboxed (black around it) as mediapipe does
+                x0, y0, w, h = what
+                side = max(w, h)
+                found = engine.detect(frame[y0:y0 + h, x0:x0 + w], ((w - side) / 2, (h - side) / 2, side),
+                                      o["min_pose_detection_confidence"], self.num_poses)
+                out.append((k, [d.moved(x0, y0) for d in found]))
+                continue
+            box = None
+            if kind in ("crop", "confirm"):
+                if kind == "crop":  # a HOG box: a square around it, moved inside the frame
+                    box = what
+                    x0, y0, w, h = _square_crop(box, self.crop_margin, width, height)
+                    window = (x0, y0, max(w, h))
+                else:  # a followed person's square grown by crop_margin, at most the whole frame's
+                    box = what.bounds()
+                    side = box[2] * self.crop_margin
+                    window = (what.cx - side / 2, what.cy - side / 2, side)
+                    if side >= max(width, height):
+                        side = max(width, height)
+                        window = ((width - side) / 2, (height - side) / 2, side)
+                if window[2] < 8:
+                    out.append((k, []))
+                    continue
+                low = o["min_pose_detection_confidence"]
+                found = engine.detect(frame, window, min(low, CONFIRM_DETECTION) if kind == "confirm" else low, 1)
+                if not found:
+                    out.append((k, []))
+                    continue
+                what = found[0].roi()
+            elif kind == "track":
+                box = what.bounds()
+            flag, lm = engine.landmarks(frame, what)
+            low = o["min_tracking_confidence"] if kind == "track" else o["min_pose_presence_confidence"]
+            person = self._landmark_person(lm, width, height) if flag >= low else None
+            if person is None or (box is not None and not _inside(person.box[0] + person.box[2] / 2,
+                                                                 person.box[1] + person.box[3] / 2, box)):
+                out.append((k, []))
+                continue
+            from beenet.inference.blazepose import BODY_LANDMARKS, roi_from_points
+
+            out.append((k, [(person, roi_from_points(lm[BODY_LANDMARKS, :2], lm[BODY_LANDMARKS + 1, :2]), since)]))
+        return out
+
+    @staticmethod
+    def _landmark_person(lm: np.ndarray, width: int, height: int):
+        """A Detection (OpenPose-18 joints, confidence = visibility) of BlazePose landmarks in
+        frame pixels (:meth:`BlazePose.landmarks`), or None when no joint lies in the frame."""
+        from beenet.inference.blazepose import BODY_LANDMARKS
+        from beenet.inference.pose import detection_from_keypoints, mediapipe_to_openpose
+
+        arr = np.stack([lm[:BODY_LANDMARKS, 0] / width, lm[:BODY_LANDMARKS, 1] / height, lm[:BODY_LANDMARKS, 2]], 1)
+        return detection_from_keypoints(mediapipe_to_openpose(arr.astype(np.float32), width, height))
+
+    def _call_litert(self, frame: np.ndarray, width: int, height: int, index: int) -> list:
+        """One call of the ``litert`` engine, in two phases of jobs run side by side
+        (:meth:`_blazepose_people`) while HOG runs on its own worker:
+
+        1. the people of the last call (``follow``): the landmark model on the square their own
+           landmarks gave (BlazePose's tracking, as mediapipe's video mode; kept while the
+           pose-presence flag stays at ``min_tracking_confidence`` or above), except every
+           ``confirm_every``-th call, when the detector must find them again on a crop around
+           that square (a square that slid off its person onto the background is dropped there);
+           and the detector on the whole frame, letterboxed (and on the tiles);
+        2. the landmark model on each whole-frame detection nobody found in 1 covers, and
+           HOG's boxes that nobody found so far covers, each verified as :meth:`_verify` does
+           (the detector on a crop, the person's box centre inside the HOG box).
+
+        People found twice are merged by box IoU (``merge_iou``), the higher score kept."""
+        from beenet.inference.blazepose import Roi
+
+        hog = None
+        self.hog_share = 0.0
+        if self.detector == "hog" and self._calls % self.hog_every == 0:
+            hog = self._hog_start(frame)
+        try:
+            # A followed person's square moves on at the velocity of its centre over the frames
+            # since their last call (predict poses every k-th frame: a person walking across a
+            # 25 fps close-up leaves last call's square within 5 frames).
+            jobs: list = []
+            origins: list = []  # the followed entry each job of phase 1 came from (None: the frame)
+            # The detector confirms them after confirm_every calls' worth of frames at this call's
+            # spacing (``since`` counts frames): the frames predict poses one by one while a new
+            # person is confirmed count for what they are, not as whole calls.
+            for entry in (self._tracked if self.follow else []):
+                roi, since, (vx, vy), at = entry
+                gap = max(1, index - at)
+                ahead = Roi(roi.cx + vx * gap, roi.cy + vy * gap, roi.side, roi.angle)
+                due = since + gap >= self.confirm_every * gap
+                jobs.append(("confirm", ahead, 0) if due else ("track", ahead, since + gap))
+                origins.append(entry)
+            # The whole frame: on every call while nobody is followed, else only when HOG looks
+            # at the whole frame (first call of a shot, every hog_full_every-th HOG call): the
+            # people it finds are followed from then on.
+            full = not self._tracked or self._calls % (self.hog_every * self.hog_full_every) == 0
+            windows = [(0, 0, width, height)] if full else []
+            if full and self.tiles > 1:
+                windows += _tile_grid(width, height, self.tiles, self.tile_overlap)
+            jobs += [("frame", w, 0) for w in windows]
+            results = self._blazepose_people(frame, jobs)
+            found = [(*p, origin) for (kind, *_), r, origin in zip(jobs, results, origins + [None] * len(windows))
+                     if kind != "frame" for p in r]
+            detections = sorted((d for (kind, *_), r in zip(jobs, results) if kind == "frame" for d in r),
+                                key=lambda d: -d.score)
+            jobs = []
+            for d in detections:
+                roi = d.roi()
+                if not any(_inside(roi.cx, roi.cy, p.box) for p, *_ in found) and \
+                        not any(_inside(roi.cx, roi.cy, r.bounds()) for _, r, _ in jobs):
+                    jobs.append(("roi", roi, 0))
+            jobs = jobs[:self.num_poses]
+            if hog is not None:
+                boxes = hog.result()
+                more = self._proposals([(b, None) for b in boxes], [p for p, *_ in found])
+                jobs += [("crop", b, 0) for b, _ in more]
+            found += [(*p, None) for r in self._blazepose_people(frame, jobs) for p in r]
+            self._calls += 1
+            kept: list = []
+            for p in sorted(found, key=lambda p: -p[0].score):
+                if all(_box_iou(p[0].box, k[0].box) < self.merge_iou for k in kept):
+                    kept.append(p)
+            self._tracked = []
+            for _person, roi, since, origin in kept:
+                velocity = (0.0, 0.0)
+                if origin is not None and index > origin[3]:
+                    gap = index - origin[3]
+                    velocity = ((roi.cx - origin[0].cx) / gap, (roi.cy - origin[0].cy) / gap)
+                self._tracked.append((roi, since, velocity, index))
+            return [p for p, *_ in kept]
+        finally:
+            if hog is not None:
+                from concurrent.futures import wait
+
+                wait([hog])
+
     def __call__(self, frame: np.ndarray | None, index: int | None = None) -> list:
         if frame is None:
             raise ValueError("MediaPipeMultiPose needs the frame's pixels")
@@ -765,6 +996,9 @@ class MediaPipeMultiPose:
             self.reset()
         height, width = frame.shape[:2]
         frame = np.ascontiguousarray(frame)
+        if self.engine == "litert":
+            self._index = self._index + 1 if index is None else int(index)
+            return self._call_litert(frame, width, height, self._index)
         # Video mode wants strictly increasing timestamps (ms); frame index at ~30 fps spacing.
         ts = self._last_ts + 33 if index is None else max(int(index) * 33, self._last_ts + 1)
         self._last_ts = ts

@@ -1,0 +1,126 @@
+"""BlazePose on LiteRT (``beenet.inference.blazepose``): mediapipe's anchors, alignment square and
+suppression written out, checked by hand-made cases and against mediapipe's own Tasks graph on
+real footage."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from footage import footage
+from test_pose_mediapipe import _frames
+
+from beenet.inference import blazepose as bp
+from beenet.inference import pose_mediapipe as pm
+from beenet.inference.pose import mediapipe_available
+
+needs_litert = pytest.mark.skipif(not (mediapipe_available() and pm.litert_available()),
+                                  reason="mediapipe models or ai-edge-litert not installed")
+
+
+def test_anchor_centres_follow_the_detector_grid():
+    a = bp.ssd_anchor_centres()
+    assert a.shape == (2254, 2)
+    # stride 8: a 28x28 grid, 2 anchors a cell, row by row
+    assert np.allclose(a[0], a[1]) and np.allclose(a[0], [0.5 / 28, 0.5 / 28]) and np.allclose(a[2], [1.5 / 28, 0.5 / 28])
+    assert np.allclose(a[2 * 28], [0.5 / 28, 1.5 / 28])
+    assert np.allclose(a[1568], [0.5 / 14, 0.5 / 14])  # stride 16 starts after 28*28*2
+    # strides 32, 32, 32 share a 7x7 grid: 6 anchors a cell
+    assert np.allclose(a[1960:1966], [0.5 / 7, 0.5 / 7]) and np.allclose(a[-1], [6.5 / 7, 6.5 / 7])
+
+
+def test_alignment_square_is_upright_for_a_standing_body_and_turns_with_it():
+    up = bp.roi_from_points((100, 200), (100, 120))  # size-and-rotation point straight above
+    assert (up.cx, up.cy) == (100, 200) and math.isclose(up.side, 2 * 80 * 1.25) and abs(up.angle) < 1e-9
+    right = bp.roi_from_points((100, 200), (180, 200))  # lying, head to the right: turned clockwise
+    assert math.isclose(right.angle, math.pi / 2)
+    left = bp.roi_from_points((100, 200), (20, 200))
+    assert math.isclose(left.angle, -math.pi / 2)
+    x, y, w, h = up.bounds()
+    assert (x, y, w, h) == (100 - 100, 200 - 100, 200, 200)
+    assert math.isclose(bp.roi_from_points((0, 0), (0, -10)).bounds()[2], 25.0)
+    tilted = bp.roi_from_points((0, 0), (10, -10))  # 45 degrees: the box around it is sqrt(2) wider
+    assert math.isclose(tilted.bounds()[2], tilted.side * math.sqrt(2), rel_tol=1e-6)
+
+
+def test_weighted_suppression_averages_overlapping_boxes_by_score():
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], np.float32)
+    kps = np.arange(3 * 4 * 2, dtype=np.float32).reshape(3, 4, 2)
+    scores = np.array([0.9, 0.6, 0.8], np.float32)
+    out = bp.weighted_nms(boxes, kps, scores, iou=0.3)
+    assert [round(s, 2) for s, _b, _k in out] == [0.9, 0.8]
+    assert np.allclose(out[0][1], (boxes[0] * 0.9 + boxes[1] * 0.6) / 1.5)
+    assert np.allclose(out[0][2], (kps[0] * 0.9 + kps[1] * 0.6) / 1.5)
+    assert np.allclose(out[1][1], boxes[2]) and np.allclose(out[1][2], kps[2])
+
+
+@needs_litert
+def test_landmarks_turn_with_the_image():
+    """The astronaut photo (scikit-image) and the same photo turned a quarter: the detector's square
+    turns with her, and the landmarks found on the turned photo are hers, turned (median within 2%
+    of the photo)."""
+    from skimage import data
+
+    engine = bp.BlazePose(pm.find_model_files())
+    img = np.ascontiguousarray(data.astronaut())
+    height, width = img.shape[:2]
+
+    def landmarks(im):
+        side = max(im.shape[:2])
+        found = engine.detect(im, ((im.shape[1] - side) / 2, (im.shape[0] - side) / 2, side), 0.5, 1)
+        assert len(found) == 1
+        flag, lm = engine.landmarks(im, found[0].roi())
+        assert flag > 0.9
+        return found[0].roi(), lm
+
+    roi0, lm0 = landmarks(img)
+    roi1, lm1 = landmarks(np.ascontiguousarray(np.rot90(img)))  # counter-clockwise: (x, y) -> (y, W-1-x)
+    assert abs(roi0.angle) < 0.4 and -math.pi / 2 - 0.4 < roi1.angle < -math.pi / 2 + 0.4
+    expected = np.stack([lm0[:, 1], width - 1 - lm0[:, 0]], 1)
+    seen = lm0[:bp.BODY_LANDMARKS, 2] > 0.5
+    err = np.hypot(*(lm1[:bp.BODY_LANDMARKS, :2] - expected[:bp.BODY_LANDMARKS]).T)[seen]
+    assert seen.sum() >= 10 and np.median(err) < 0.02 * max(height, width), np.median(err)
+
+
+@needs_litert
+def test_litert_finds_the_people_mediapipe_tasks_finds_on_real_footage():
+    """vtest.avi frames 0 and 80 (several pedestrians): each HOG proposal verified by both engines
+    (the detector on a crop, then the landmark model): the same proposals kept, and the joints of
+    each person within 2% of the box height (median)."""
+    litert = pm.MediaPipeMultiPose(engine="litert", threads=1)
+    tasks = pm.MediaPipeMultiPose(engine="tasks", threads=1)
+    kept, errors = {"litert": 0, "tasks": 0}, []
+    for _i, frame in [f for f in _frames(footage("vtest.avi"), 0, 80) if f[0] in (0, 80)]:
+        height, width = frame.shape[:2]
+        for box in tasks.hog_boxes(frame):
+            a = tasks._verify(frame, [box], width, height)
+            b = litert._verify(frame, [box], width, height)
+            kept["tasks"] += len(a)
+            kept["litert"] += len(b)
+            if a and b:
+                ka, kb = a[0].keypoints, b[0].keypoints
+                both = (ka[:, 2] > 0.5) & (kb[:, 2] > 0.5)
+                errors.append(np.median(np.hypot(*(ka[both, :2] - kb[both, :2]).T)) / box[3])
+    litert.close()
+    tasks.close()
+    assert kept["tasks"] >= 5 and abs(kept["litert"] - kept["tasks"]) <= 1, kept
+    assert len(errors) >= kept["tasks"] - 1 and np.median(errors) < 0.02, errors
+
+
+@needs_litert
+@pytest.mark.parametrize("confirm_every", [1, 3])
+def test_a_followed_square_left_on_the_background_is_dropped_by_the_next_confirmation(confirm_every):
+    """The astronaut, then a wall where she stood: her square is followed by the landmark model
+    alone for at most ``confirm_every`` - 1 calls, then the detector must find her again, and
+    nobody is left."""
+    from skimage import data
+
+    person = np.ascontiguousarray(data.astronaut())
+    wall = np.ascontiguousarray(np.repeat(data.brick()[:, :, None], 3, axis=2))
+    pose = pm.MediaPipeMultiPose(engine="litert", detector="blazepose", confirm_every=confirm_every, threads=1)
+    pose.reset()
+    assert len(pose(person, 0)) == 1 and len(pose._tracked) == 1
+    counts = [len(pose(wall, i)) for i in range(1, confirm_every + 3)]
+    assert counts[confirm_every - 1:] == [0] * 3, counts
+    pose.close()
