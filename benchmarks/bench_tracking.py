@@ -60,7 +60,7 @@ def detect(path: Path, kind: str, every: int = 1, cache: Path | None = None, opt
 
     options = options or {}
     tag = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
-    key = cache / f"{path.name}.{kind}.{tag}.{every}.v3.pkl" if cache else None
+    key = cache / f"{path.name}.{kind}.{tag}.{every}.v4.pkl" if cache else None
     if key is not None and key.is_file():
         return pickle.loads(key.read_bytes())
     with av.open(str(path)) as c:
