@@ -124,3 +124,18 @@ def test_a_followed_square_left_on_the_background_is_dropped_by_the_next_confirm
     counts = [len(pose(wall, i)) for i in range(1, confirm_every + 3)]
     assert counts[confirm_every - 1:] == [0] * 3, counts
     pose.close()
+
+
+@needs_litert
+@pytest.mark.parametrize("options", [{"follow": False}, {"detector": "blazepose"}, {}])
+def test_the_person_of_a_still_photo_is_found_on_every_call(options):
+    """Without following (every call finds people anew), with the whole-frame detector alone,
+    and by default: the astronaut on each of 6 calls, once."""
+    from skimage import data
+
+    person = np.ascontiguousarray(data.astronaut())
+    pose = pm.MediaPipeMultiPose(engine="litert", threads=1, **options)
+    pose.reset()
+    assert [len(pose(person, i)) for i in range(6)] == [1] * 6
+    assert pose._tracked == [] if options.get("follow") is False else len(pose._tracked) == 1
+    pose.close()

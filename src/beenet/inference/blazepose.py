@@ -186,8 +186,6 @@ class BlazePose:
 
         x0, y0, side = window
         f = DETECTOR_SIDE / side
-        # frame -> input: q = (p - (x0, y0)) * f; INTER_AREA where the window shrinks a lot (the
-        # whole frame), as a resize does; warpAffine's bilinear otherwise.
         # frame -> input: q = (p - (x0, y0)) * f, bilinear, as mediapipe's image-to-tensor step
         m = np.array([[f, 0, -x0 * f], [0, f, -y0 * f]], np.float32)
         tensor = cv2.warpAffine(frame, m, (DETECTOR_SIDE, DETECTOR_SIDE), flags=cv2.INTER_LINEAR,

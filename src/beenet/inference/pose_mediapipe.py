@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import sys
 import threading
@@ -385,7 +386,8 @@ class MediaPipeMultiPose:
     the last call's landmarks gave, moved at the square's velocity, and the detector again on a
     crop around it every ``confirm_every`` calls' worth of frames (at threshold
     ``CONFIRM_DETECTION``), which drops a square that slid onto the background. New people come
-    from the detector on the whole frame (while nobody is followed, and on whole-frame HOG calls)
+    from the detector on the whole frame (while nobody is followed, on whole-frame HOG calls, and
+    on every call with ``detector="blazepose"``)
     and from HOG's boxes, verified as below; HOG runs every 2nd call (``hog_every`` defaults to 2
     here, 1 with ``tasks``). :meth:`_call_litert` has the order of things. ``engine="tasks"``
     (the fallback without ai-edge-litert) is what the rest of this docstring describes: mediapipe's
@@ -894,7 +896,11 @@ class MediaPipeMultiPose:
                     out.append((k, []))
                     continue
                 low = o["min_pose_detection_confidence"]
-                found = engine.detect(frame, window, min(low, CONFIRM_DETECTION) if kind == "confirm" else low, 1)
+                if kind == "confirm":  # of a few, the one nearest the square (not a neighbour)
+                    found = engine.detect(frame, window, min(low, CONFIRM_DETECTION), 3)
+                    found.sort(key=lambda d: math.hypot(d.keypoints[0][0] - what.cx, d.keypoints[0][1] - what.cy))
+                else:
+                    found = engine.detect(frame, window, low, 1)
                 if not found:
                     out.append((k, []))
                     continue
@@ -960,10 +966,12 @@ class MediaPipeMultiPose:
                 due = since + gap >= self.confirm_every * gap
                 jobs.append(("confirm", ahead, 0) if due else ("track", ahead, since + gap))
                 origins.append(entry)
-            # The whole frame: on every call while nobody is followed, else only when HOG looks
-            # at the whole frame (first call of a shot, every hog_full_every-th HOG call): the
-            # people it finds are followed from then on.
-            full = not self._tracked or self._calls % (self.hog_every * self.hog_full_every) == 0
+            # The whole frame: on every call while nobody is followed or without HOG (then it is
+            # the only way to find someone new), else only when HOG looks at the whole frame
+            # (first call of a shot, every hog_full_every-th HOG call): the people it finds are
+            # followed from then on.
+            full = (not self._tracked or self.detector != "hog"
+                    or self._calls % (self.hog_every * self.hog_full_every) == 0)
             windows = [(0, 0, width, height)] if full else []
             if full and self.tiles > 1:
                 windows += _tile_grid(width, height, self.tiles, self.tile_overlap)
@@ -991,7 +999,7 @@ class MediaPipeMultiPose:
                 if all(_box_iou(p[0].box, k[0].box) < self.merge_iou for k in kept):
                     kept.append(p)
             self._tracked = []
-            for _person, roi, since, origin in kept:
+            for _person, roi, since, origin in (kept if self.follow else []):
                 velocity = (0.0, 0.0)
                 if origin is not None and index > origin[3]:
                     gap = index - origin[3]
@@ -1079,7 +1087,8 @@ def main(argv: list[str] | None = None) -> int:
             pose = MediaPipeMultiPose()
             found = pose(np.zeros((64, 64, 3), np.uint8), 0)
             pose.close()
-            print(f"pose backend 'mediapipe' works: bundle {pose.bundle} ({len(found)} people in a blank frame)")
+            where = f"bundle {pose.bundle}" if pose.bundle else "models " + ", ".join(str(p) for p in pose.model_files.values())
+            print(f"pose backend 'mediapipe' ({pose.engine}) works: {where} ({len(found)} people in a blank frame)")
     except BeenetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
