@@ -323,9 +323,10 @@ def test_close_closes_the_backend_the_predictor_built_not_one_it_was_given(tiny_
         pytest.skip("mediapipe pose backend not installed")
     pred = Predictor(tiny_ckpt, pose="mediapipe", show_progress=False)
     built = pred.pose
-    assert built._video is not None  # started (reset) when built
+    assert built._started  # started (reset) when built
     pred.close()
-    assert built._video is None and built._pool is None  # closed before interpreter shutdown
+    assert not built._started and built._video is None and built._pool is None  # closed before interpreter shutdown
+    assert built._engines == []  # litert's interpreters let go too
     assert pred.pose is not built  # a later video builds it again
     pred.close()
 

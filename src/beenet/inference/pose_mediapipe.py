@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from beenet.errors import BeenetError
+from beenet.inference.blazepose import BODY_LANDMARKS, BlazePose, Roi, roi_from_points
 
 log = logging.getLogger(__name__)
 
@@ -496,14 +497,12 @@ class MediaPipeMultiPose:
                 import ai_edge_litert.interpreter  # noqa: F401
             except ImportError as exc:
                 raise BeenetError(f"pose engine 'litert' needs ai-edge-litert; install it with: {INSTALL_HINT}") from exc
-            from beenet.inference.blazepose import BlazePose
-
             self.model_files = find_model_files(cache_dir)
             self.bundle = None
             first = BlazePose(self.model_files)  # a bad model file is named now, before any work
         else:
-            self.bundle = build_bundle(root=cache_dir)
             self.model_files = find_model_files(cache_dir)
+            self.bundle = build_bundle(self.model_files, root=cache_dir)
         self._models_key = models_key(self.model_files)
         self.confirm_every = int(confirm_every)
         self.tiles = int(tiles)
@@ -538,6 +537,7 @@ class MediaPipeMultiPose:
         self._engines: list = [first] if engine == "litert" else []  # litert: one BlazePose a worker
         self._video = None
         self._image = None
+        self._started = False  # reset() ran since the backend was made or closed
         self._last_ts = -1
         self._quiet: dict[int, int] = {}  # landmarker -> calls left with stderr silenced (see _detect)
 
@@ -581,11 +581,11 @@ class MediaPipeMultiPose:
 
     def reset(self) -> None:
         """Start a new video (video mode's timestamps and tracked people start over)."""
-        if self._video is not None and self._video is not True:
+        if self._video is not None:
             with quiet_stderr():
                 self._video.close()
-        # litert has no video-mode landmarker: True marks the video as started
-        self._video = self._create("VIDEO") if self.engine == "tasks" else True
+        self._video = self._create("VIDEO") if self.engine == "tasks" else None  # litert has none
+        self._started = True
         self._last_ts = -1
         self.new_shot()
 
@@ -604,10 +604,11 @@ class MediaPipeMultiPose:
                 pool.shutdown(wait=True)
         self._pool = self._hog_pool = None
         for lm in (self._video, self._image, *self._crops):
-            if lm is not None and lm is not True:
+            if lm is not None:
                 with quiet_stderr():
                     lm.close()
         self._video = self._image = None
+        self._started = False
         self._crops = []
         self._engines = []
 
@@ -821,16 +822,11 @@ class MediaPipeMultiPose:
     def _people(self, result, x0: float, y0: float, w: float, h: float, width: int, height: int) -> list:
         """The people of a landmarker result, landmarks (normalised to the image it saw: the window
         ``(x0, y0, w, h)`` of the frame) mapped to the frame."""
-        from beenet.inference.pose import detection_from_keypoints, mediapipe_to_openpose
-
         dets = []
         for person in result.pose_landmarks:
-            arr = np.array([(p.x, p.y, p.visibility if p.visibility is not None else 0.0,
-                             p.presence if p.presence is not None else 0.0) for p in person], dtype=np.float32)
-            lm = arr[:, :3].copy()
-            lm[:, 0] = (lm[:, 0] * w + x0) / width
-            lm[:, 1] = (lm[:, 1] * h + y0) / height
-            det = detection_from_keypoints(mediapipe_to_openpose(lm, width, height))
+            lm = np.array([(p.x * w + x0, p.y * h + y0, p.visibility if p.visibility is not None else 0.0)
+                           for p in person], dtype=np.float32)
+            det = self._landmark_person(lm, width, height)
             if det is not None:
                 dets.append(det)
         return dets
@@ -847,8 +843,6 @@ class MediaPipeMultiPose:
         :meth:`_call_litert`'s second phase). The result of a job is a list of ``(person, next roi, since)``, or of detections
         for ``frame``."""
         from concurrent.futures import wait
-
-        from beenet.inference.blazepose import BlazePose
 
         if not jobs:
             return []
@@ -914,16 +908,22 @@ class MediaPipeMultiPose:
                                                                  person.box[1] + person.box[3] / 2, box)):
                 out.append((k, []))
                 continue
-            from beenet.inference.blazepose import BODY_LANDMARKS, roi_from_points
-
             out.append((k, [(person, roi_from_points(lm[BODY_LANDMARKS, :2], lm[BODY_LANDMARKS + 1, :2]), since)]))
         return out
 
+    def _merge(self, items: list, person) -> list:
+        """``items`` without those whose ``person(item)`` overlaps, by box IoU of ``merge_iou`` or
+        more, one of higher score (kept first)."""
+        kept: list = []
+        for it in sorted(items, key=lambda it: -person(it).score):
+            if all(_box_iou(person(it).box, person(k).box) < self.merge_iou for k in kept):
+                kept.append(it)
+        return kept
+
     @staticmethod
     def _landmark_person(lm: np.ndarray, width: int, height: int):
-        """A Detection (OpenPose-18 joints, confidence = visibility) of BlazePose landmarks in
-        frame pixels (:meth:`BlazePose.landmarks`), or None when no joint lies in the frame."""
-        from beenet.inference.blazepose import BODY_LANDMARKS
+        """A Detection (OpenPose-18 joints, confidence = visibility) of BlazePose landmarks ``(x, y,
+        visibility, ...)`` in frame pixels, or None when no joint lies in the frame."""
         from beenet.inference.pose import detection_from_keypoints, mediapipe_to_openpose
 
         arr = np.stack([lm[:BODY_LANDMARKS, 0] / width, lm[:BODY_LANDMARKS, 1] / height, lm[:BODY_LANDMARKS, 2]], 1)
@@ -935,17 +935,15 @@ class MediaPipeMultiPose:
 
         1. the people of the last call (``follow``): the landmark model on the square their own
            landmarks gave (BlazePose's tracking, as mediapipe's video mode; kept while the
-           pose-presence flag stays at ``min_tracking_confidence`` or above), except every
-           ``confirm_every``-th call, when the detector must find them again on a crop around
-           that square (a square that slid off its person onto the background is dropped there);
+           pose-presence flag stays at ``min_tracking_confidence`` or above), except once every
+           ``confirm_every`` calls' worth of frames, when the detector must find them again on a
+           crop around that square (a square that slid off its person is dropped there);
            and the detector on the whole frame, letterboxed (and on the tiles);
         2. the landmark model on each whole-frame detection nobody found in 1 covers, and
            HOG's boxes that nobody found so far covers, each verified as :meth:`_verify` does
            (the detector on a crop, the person's box centre inside the HOG box).
 
         People found twice are merged by box IoU (``merge_iou``), the higher score kept."""
-        from beenet.inference.blazepose import Roi
-
         hog = None
         self.hog_share = 0.0
         if self.detector == "hog" and self._calls % self.hog_every == 0:
@@ -994,10 +992,7 @@ class MediaPipeMultiPose:
                 jobs += [("crop", b, 0) for b, _ in more]
             found += [(*p, None) for r in self._blazepose_people(frame, jobs) for p in r]
             self._calls += 1
-            kept: list = []
-            for p in sorted(found, key=lambda p: -p[0].score):
-                if all(_box_iou(p[0].box, k[0].box) < self.merge_iou for k in kept):
-                    kept.append(p)
+            kept = self._merge(found, lambda p: p[0])
             self._tracked = []
             for _person, roi, since, origin in (kept if self.follow else []):
                 velocity = (0.0, 0.0)
@@ -1015,7 +1010,7 @@ class MediaPipeMultiPose:
     def __call__(self, frame: np.ndarray | None, index: int | None = None) -> list:
         if frame is None:
             raise ValueError("MediaPipeMultiPose needs the frame's pixels")
-        if self._video is None:
+        if not self._started:
             self.reset()
         height, width = frame.shape[:2]
         frame = np.ascontiguousarray(frame)
@@ -1055,10 +1050,7 @@ class MediaPipeMultiPose:
                 dets += crops
             if self.tiles == 1 and self.detector != "hog":
                 return dets
-            kept: list = []
-            for d in sorted(dets, key=lambda d: -d.score):
-                if all(_box_iou(d.box, k.box) < self.merge_iou for k in kept):
-                    kept.append(d)
+            kept = self._merge(dets, lambda d: d)
             if self.detector == "hog":
                 self._followed = self._follow(proposals, found, kept)
             return kept
