@@ -316,6 +316,25 @@ def test_ctrl_c_inside_a_checkpoint_write_keeps_the_file_and_raises_keyboardinte
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_an_interrupt_names_the_epoch_last_pt_holds_even_before_the_bookkeeping(tmp_path):
+    """A Ctrl-C just after last.pt's rename (in the directory fsync, or before the loop counted the
+    epoch as saved) must name the epoch the file holds, not the one before (a CI run saw that)."""
+    from types import SimpleNamespace
+
+    from beenet.training.checkpoint import save_checkpoint, saved_epochs
+    from beenet.training.loop import _interrupted_message
+
+    out = tmp_path / "run"
+    out.mkdir()
+    assert saved_epochs(out / "last.pt") is None
+    save_checkpoint(out / "last.pt", model=torch.nn.Linear(2, 2), config={}, epoch=3)
+    stale = {"epoch": 4, "run": SimpleNamespace(saved_epochs=3)}  # the loop had not counted epoch 4
+    msg = _interrupted_message(out, "DATA", stale)
+    assert "during epoch 5" in msg and "holds epoch 4 intact" in msg and "--resume" in msg
+    (out / "last.pt").write_bytes(b"not a checkpoint")  # unreadable: the loop's count is the fallback
+    assert "holds epoch 3 intact" in _interrupted_message(out, "DATA", stale)
+
+
 @pytest.mark.slow
 def test_ctrl_c_after_an_epoch_exits_130_with_where_the_run_stands(synth, tmp_path):
     out = tmp_path / "run"

@@ -160,6 +160,16 @@ def save_checkpoint(
     return path
 
 
+def saved_epochs(path: str | os.PathLike[str]) -> int | None:
+    """How many epochs the checkpoint at ``path`` holds (its ``epoch`` + 1), read without loading
+    the tensors (memory-mapped, ``weights_only``); None when there is no readable checkpoint."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(ckpt["epoch"]) + 1
+    except Exception:  # missing, damaged or not a checkpoint: the caller falls back
+        return None
+
+
 class InterruptedAfterWrite(KeyboardInterrupt):
     """A Ctrl-C that arrived while a checkpoint was written, raised once the file is whole."""
 

@@ -38,6 +38,7 @@ from beenet.training.checkpoint import (
     load_checkpoint,
     load_model_state,
     save_checkpoint,
+    saved_epochs,
     training_data_record,
 )
 from beenet.training.config import (
@@ -163,7 +164,11 @@ def _interrupted_message(out: Path, data_dir: Any, where: dict[str, Any]) -> str
     """Where an interrupted run stands and how to continue it."""
     during = "during setup" if where["epoch"] is None else f"during epoch {where['epoch'] + 1}"
     run = where["run"]
-    done = run.saved_epochs if run is not None else None
+    # The file says what it holds: a Ctrl-C between its rename and the bookkeeping after it would
+    # otherwise name the epoch before.
+    done = saved_epochs(out / "last.pt")
+    if done is None and run is not None:
+        done = run.saved_epochs
     if not done and not (out / "last.pt").is_file():
         return (f"interrupted {during}; no epoch finished, so nothing was saved: run the same command "
                 f"again (without --resume) to restart {out} from scratch")
