@@ -11,6 +11,7 @@ import pytest
 from footage import footage
 from test_pose_mediapipe import _frames
 
+from beenet.errors import BeenetError
 from beenet.inference import blazepose as bp
 from beenet.inference import pose_mediapipe as pm
 from beenet.inference.pose import mediapipe_available
@@ -81,6 +82,50 @@ def test_landmarks_turn_with_the_image():
     seen = lm0[:bp.BODY_LANDMARKS, 2] > 0.5
     err = np.hypot(*(lm1[:bp.BODY_LANDMARKS, :2] - expected[:bp.BODY_LANDMARKS]).T)[seen]
     assert seen.sum() >= 10 and np.median(err) < 0.02 * max(height, width), np.median(err)
+
+
+@needs_litert
+def test_the_pruned_landmark_model_gives_the_same_landmarks_and_flag():
+    """The landmark model without its segmentation, heat-map and world-landmark heads: fewer
+    operators, and the two outputs read exactly as the whole model gives them (on the astronaut's
+    square and on noise)."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert import schema_py_generated as schema
+    from skimage import data
+
+    path = pm.find_model_files()["pose_landmarks_detector.tflite"]
+    whole = path.read_bytes()
+    pruned = bp.pruned_model(whole, bp.LANDMARK_OUTPUTS)
+    ops = [schema.Model.GetRootAsModel(m, 0).Subgraphs(0).OperatorsLength() for m in (whole, pruned)]
+    assert ops[1] < 0.8 * ops[0], ops
+
+    def run(model: bytes, x: np.ndarray) -> dict:
+        it = Interpreter(model_content=model, num_threads=1)
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        return {d["name"]: it.get_tensor(d["index"]).copy() for d in it.get_output_details()}
+
+    img = np.ascontiguousarray(data.astronaut())
+    face = np.ascontiguousarray(img[:256, 128:384]).astype(np.float32)[None] / 255.0
+    noise = np.random.default_rng(0).random((1, 256, 256, 3), dtype=np.float32)
+    for x in (face, noise):
+        a, b = run(whole, x), run(pruned, x)
+        assert sorted(b) == sorted(bp.LANDMARK_OUTPUTS) and len(a) == 5
+        for name in bp.LANDMARK_OUTPUTS:
+            assert np.array_equal(a[name], b[name]), name
+    with pytest.raises(ValueError, match="no output named Identity_9"):
+        bp.pruned_model(whole, ("Identity", "Identity_9"))
+
+
+@needs_litert
+def test_a_corrupt_landmark_model_is_named(tmp_path):
+    files = dict(pm.find_model_files())
+    bad = tmp_path / "pose_landmark_full.tflite"
+    bad.write_bytes(b"TFL3 but not a model at all")
+    files["pose_landmarks_detector.tflite"] = bad
+    with pytest.raises(BeenetError, match=r"pose_landmark_full\.tflite: not a valid mediapipe pose model"):
+        bp.BlazePose(files)
 
 
 @needs_litert
