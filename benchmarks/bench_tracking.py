@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from beenet.inference.appearance import appearance
 from beenet.inference.pose import PoseDetection, make_pose_backend, shot_cut, valid_mask
 from beenet.inference.predictor import (
     MAX_GAP_S,
@@ -36,6 +37,7 @@ from beenet.inference.predictor import (
     MIN_HITS,
     MIN_JOINTS,
     MIN_TRACK_S,
+    RELINK_S,
     pose_due,
 )
 from beenet.inference.shots import ShotCutDetector
@@ -60,7 +62,7 @@ def detect(path: Path, kind: str, every: int = 1, cache: Path | None = None, opt
 
     options = options or {}
     tag = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
-    key = cache / f"{path.name}.{kind}.{tag}.{every}.v4.pkl" if cache else None
+    key = cache / f"{path.name}.{kind}.{tag}.{every}.v5.pkl" if cache else None
     if key is not None and key.is_file():
         return pickle.loads(key.read_bytes())
     with av.open(str(path)) as c:
@@ -89,6 +91,8 @@ def detect(path: Path, kind: str, every: int = 1, cache: Path | None = None, opt
         t0 = time.perf_counter()
         dets[i] = [d for d in backend(frame, i) if valid_mask(d.keypoints).sum() >= MIN_JOINTS]
         t_pose += time.perf_counter() - t0
+        for d in dets[i]:  # as the Predictor does, for relinking
+            d.appearance = appearance(frame, d.keypoints)
         online.update(i, dets[i])
     backend.close()
     out = {"fps": fps, "num_frames": n, "dets": dets, "cuts": cuts, "pose_s": t_pose, "shot_s": t_shot, "size": frame.shape[:2]}
@@ -105,7 +109,8 @@ def old_tracker(fps: float) -> Tracker:
 
 def new_tracker(fps: float, every: int = 1, **kw) -> Tracker:
     opts = {"max_age": max(every, round(MAX_GAP_S * fps)), "min_hits": MIN_HITS,
-                "min_track_frames": max(1, round(MIN_TRACK_S * fps)), "min_confidence": MIN_CONFIDENCE, "max_tilt": MAX_TILT}
+            "min_track_frames": max(1, round(MIN_TRACK_S * fps)), "min_confidence": MIN_CONFIDENCE, "max_tilt": MAX_TILT,
+            "relink_frames": round(RELINK_S * fps)}
     opts.update(kw)
     return Tracker(**opts)
 
@@ -149,7 +154,8 @@ def describe(tracker: Tracker, store: TrackStore, fps: float = 25.0) -> str:
     lengths = [len(v) for v in store.boxes().values()]
     firsts = [min(v) for v in store.boxes().values()]
     conf = [np.mean(list(v.values())) for v in store.confidences().values()]
-    return (f"issued {len(tracker.all_tracks()):3d} kept {len(store.person_ids):2d} likely splits "
+    joined = sum(tracker.kept(t) for t in tracker.all_tracks()) - len(store.person_ids)  # by relinking
+    return (f"issued {len(tracker.all_tracks()):3d} kept {len(store.person_ids):2d} (joined {joined}) likely splits "
             f"{likely_splits(store, fps)}  tracked person-frames {sum(lengths)}  lengths {lengths}  "
             f"first frames {firsts}  confidence {[round(float(c), 2) for c in conf]}")
 
@@ -225,6 +231,10 @@ def main() -> None:
     ap.add_argument("--max-gap", default=str(MAX_GAP_S),
                     help=f"comma-separated seconds a person may go undetected and keep their id, each tracked "
                          f"in turn on the same detections (default {MAX_GAP_S:g}, the Predictor's)")
+    ap.add_argument("--relink", default=f"0,{RELINK_S:g}",
+                    help=f"comma-separated seconds within which a track that looks like one that ended close by "
+                         f"continues its id, each tracked in turn (0: never; the Predictor's default is "
+                         f"{RELINK_S:g}, the one the coverage and the sheets use)")
     args = ap.parse_args()
     from beenet.cli.predict import parse_pose_option  # typed as beenet predict types them
 
@@ -247,6 +257,9 @@ def main() -> None:
             for gap in [float(g) for g in args.max_gap.split(",") if float(g) != MAX_GAP_S]:
                 other = new_tracker(fps, every, max_age=max(every, round(gap * fps)))
                 print(f"  new, max gap {gap:g} s:", describe(other, track(run, other, use_cuts=True), fps))
+            for relink in [float(r) for r in args.relink.split(",") if float(r) != RELINK_S]:
+                other = new_tracker(fps, every, relink_frames=round(relink * fps))
+                print(f"  new, relink {relink:g} s:", describe(other, track(run, other, use_cuts=True), fps))
             if every == 1:
                 reference = store
             elif reference is not None:

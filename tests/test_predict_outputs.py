@@ -195,13 +195,14 @@ def test_empty_video_gives_header_only_tables(ckpt, tmp_path, capsys):
                                          for _ in range(12)), 12.0)
     out = tmp_path / "out"
     rc = main(["predict", str(tmp_path / "blank.mp4"), "--checkpoint", str(ckpt), "--out", str(out),
-               "--device", "cpu", "--per-frame", "--save-keypoints", "--max-gap", "1.5"])
+               "--device", "cpu", "--per-frame", "--save-keypoints", "--max-gap", "1.5", "--relink", "2"])
     text = capsys.readouterr().out
     assert rc == 0 and "no person found" in text
     assert (out / "blank.csv").read_text().strip().split(",") == list(COLUMNS)
     from beenet.inference.table import read_table
 
-    assert read_table(out / "blank.csv").settings["tracker"]["max_gap_s"] == 1.5  # --max-gap reached the tracker
+    tracker = read_table(out / "blank.csv").settings["tracker"]
+    assert tracker["max_gap_s"] == 1.5 and tracker["relink_s"] == 2.0  # --max-gap and --relink reached the tracker
     assert (out / "blank_frames.csv").read_text().strip().split(",") == list(FRAME_COLUMNS)
     assert np.load(out / "blank_keypoints.npy").shape == (0, 56)
     assert (out / "blank_timeline.png").is_file()

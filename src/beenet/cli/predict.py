@@ -148,7 +148,7 @@ def _pose_every(value: str) -> int | str:
 
 def _tracking_arguments(p: argparse.ArgumentParser) -> None:
     """Who counts as a person, and how often pose runs (see docs/predict.md, "Tracking")."""
-    from beenet.inference.predictor import MAX_GAP_S, MIN_CONFIDENCE, MIN_HITS, MIN_TRACK_S, POSE_RATE_HZ
+    from beenet.inference.predictor import MAX_GAP_S, MIN_CONFIDENCE, MIN_HITS, MIN_TRACK_S, POSE_RATE_HZ, RELINK_S
 
     g = p.add_argument_group("tracking")
     g.add_argument("--pose-every", type=_pose_every, default="auto", metavar="N|auto",
@@ -166,6 +166,10 @@ def _tracking_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"a person missed for longer than this gets a new id when seen again; shorter gaps are "
                         f"interpolated (default {MAX_GAP_S:g}; crowds where people hide behind each other: "
                         f"1, see docs/predict.md 'Tracking')")
+    g.add_argument("--relink", type=float, default=RELINK_S, metavar="SECONDS",
+                   help=f"a person seen again within this long after their id ended (hidden behind someone), "
+                        f"close to where they were and in the same clothes' colours, keeps their id; the gap "
+                        f"stays empty (default {RELINK_S:g}; 0: never)")
 
 
 def parse_formats(text: str) -> list[str]:
@@ -477,7 +481,7 @@ def run(args: argparse.Namespace) -> int:
             stride=args.stride, batch_size=args.batch_size, streams=args.streams, stills=args.stills,
             min_presence=args.min_presence, context=args.context,
             pose_every=args.pose_every, min_confidence=args.min_confidence, min_hits=args.min_hits,
-            min_track=args.min_track, max_gap=args.max_gap, pose_options=pose_options(args),
+            min_track=args.min_track, max_gap=args.max_gap, relink=args.relink, pose_options=pose_options(args),
         )
         check_pose(predictor, jobs)
     except SetupError as exc:

@@ -54,13 +54,16 @@ class PoseDetection:
 
     ``keypoints`` is float32 ``[18, 3]`` (x, y in pixels, confidence), NaN x/y and 0 confidence for
     missing joints; ``box`` is ``(x, y, w, h)``; ``track_id`` is set only when the source already
-    knows who is who (BoLD joints files), and then tracking keeps it.
+    knows who is who (BoLD joints files), and then tracking keeps it; ``appearance`` is what the
+    person looks like (:func:`beenet.inference.appearance.appearance`, set by the predictor from
+    the frame), which the tracker uses to join one person's tracks.
     """
 
     keypoints: np.ndarray
     box: Box
     score: float
     track_id: int | None = None
+    appearance: np.ndarray | None = None
 
 
 @runtime_checkable

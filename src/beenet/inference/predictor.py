@@ -44,6 +44,7 @@ from beenet.data.transforms import crop_to_tensor, frames_to_tensor, normalize_s
 from beenet.data.video import prefetch
 from beenet.device import resolve_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoundError
+from beenet.inference.appearance import appearance
 from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine, check_outputs
 from beenet.inference.inputs import Job, resolve_inputs
 from beenet.inference.onnx import ModelSpec, spec_from_checkpoint, spec_from_onnx
@@ -82,6 +83,11 @@ MIN_TRACK_S = 0.5
 MAX_TILT = 45.0
 #: Seconds a confirmed person may go undetected and keep their id (gaps are interpolated).
 MAX_GAP_S = 0.5
+#: Seconds after a person's track ended within which a new track close by that looks like them
+#: (clothes' colours, :mod:`beenet.inference.appearance`) continues their id (0: never). Chosen on
+#: vtest.avi (docs/predict.md "Tracking"): the 11-17 joins it makes there were each checked by eye,
+#: after gaps of 0.2-1.4 s.
+RELINK_S = 1.5
 #: ``pose_every="auto"`` (the default) runs pose about this many times a second: every
 #: ``round(fps / POSE_RATE_HZ)``-th frame (10 fps: 2, 25: 5, 30: 6; at least 1), plus the frames
 #: :func:`pose_due` adds. Chosen on real footage (``benchmarks/bench_tracking.py``, docs/predict.md
@@ -320,7 +326,9 @@ class Predictor:
     detections in a row, and is kept when seen over at least ``min_track`` seconds with a mean
     detection score of at least ``min_confidence``, upright (body axis within ``max_tilt`` degrees
     of vertical; None: any); ``max_gap`` seconds without a detection end a
-    track, and gaps up to that are interpolated. ``shot_cuts`` ends every track at a detected shot
+    track, and gaps up to that are interpolated; a track that starts within ``relink`` seconds
+    after a person's ended, close by and looking like them, keeps their id (the gap is not
+    filled). ``shot_cuts`` ends every track at a detected shot
     cut (:class:`~beenet.inference.shots.ShotCutDetector`). ``pose_options`` go to the named pose
     backend (:func:`~beenet.inference.pose.make_pose_backend`). ``pose_every`` runs the pose backend
     on every N-th frame only (and on the first frame of each shot, and on every frame while a
@@ -351,6 +359,7 @@ class Predictor:
         min_track: float = MIN_TRACK_S,
         shot_cuts: bool = True,
         max_tilt: float | None = MAX_TILT,
+        relink: float = RELINK_S,
         pose_options: dict[str, Any] | None = None,
     ) -> None:
         if window <= 0 or stride <= 0:
@@ -359,9 +368,9 @@ class Predictor:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if pose_every != "auto" and (isinstance(pose_every, (str, bool, float)) or int(pose_every) < 1):
             raise ConfigError(f"pose_every must be 'auto' or an integer >= 1, got {pose_every!r}")
-        if min_hits < 1 or min_track < 0 or max_gap < 0:
-            raise ConfigError(f"min_hits must be >= 1, min_track and max_gap >= 0 seconds; got "
-                              f"min_hits={min_hits}, min_track={min_track}, max_gap={max_gap}")
+        if min_hits < 1 or min_track < 0 or max_gap < 0 or relink < 0:
+            raise ConfigError(f"min_hits must be >= 1, min_track, max_gap and relink >= 0 seconds; got "
+                              f"min_hits={min_hits}, min_track={min_track}, max_gap={max_gap}, relink={relink}")
         self.pose_every: int | str = pose_every if pose_every == "auto" else int(pose_every)
         self.min_hits = int(min_hits)
         self.min_confidence, self.min_track, self.shot_cuts = float(min_confidence), float(min_track), bool(shot_cuts)
@@ -373,6 +382,7 @@ class Predictor:
         self.streams = bool(streams)
         self.min_presence = float(min_presence)
         self.max_gap = float(max_gap)
+        self.relink = float(relink)
         self.show_progress = show_progress
         self._tmpdir: str | None = None
         self.spec, self.engine = self._load(engine)
@@ -519,7 +529,7 @@ class Predictor:
             pose_info["options"] = to_builtins(self.pose_options)
         return {
             "pose": pose_info,
-            "tracker": {"max_gap_s": self.max_gap, "min_hits": self.min_hits, "min_track_s": self.min_track,
+            "tracker": {"max_gap_s": self.max_gap, "relink_s": self.relink, "min_hits": self.min_hits, "min_track_s": self.min_track,
                         "min_confidence": self.min_confidence, "max_tilt": self.max_tilt,
                         "shot_cuts": self.shot_cuts, "pose_every": self.pose_every},
             "window_s": self.window, "stride_s": self.stride, "min_presence": self.min_presence,
@@ -664,7 +674,8 @@ class Predictor:
         ``every``-th frame."""
         return Tracker(max_age=max(every, round(self.max_gap * fps)), min_hits=self.min_hits,
                        min_track_frames=max(1, round(self.min_track * fps)),
-                       min_confidence=self.min_confidence, max_tilt=self.max_tilt)
+                       min_confidence=self.min_confidence, max_tilt=self.max_tilt,
+                       relink_frames=round(self.relink * fps))
 
     def _track(self, reader: Any, backend: PoseBackend, timer: _Timer,
                stats: dict[str, int] | None = None) -> TrackStore:
@@ -709,6 +720,9 @@ class Predictor:
                 t1 = time.perf_counter()
                 posed += 1
                 detections += len(dets)
+                if frame is not None and self.relink > 0:  # what each person looks like, to relink
+                    for d in dets:
+                        d.appearance = appearance(frame, d.keypoints)
                 ids = tracker.update(idx, dets)
                 for pid, d in zip(ids, dets):
                     store.add(idx, pid, d.keypoints, d.box, d.score)

@@ -16,8 +16,12 @@ Whether a track is a person is only known once it has ended, so :meth:`Tracker.u
 *provisional* ids (counting up from 0 in order of creation) and :meth:`Tracker.finalize` maps them
 to the final ids: a track is kept when it was confirmed, spans at least ``min_track_frames``
 frames, its detections' mean score is at least ``min_confidence`` and its body is upright
-(median lean from vertical at most ``max_tilt`` degrees). The kept tracks are numbered
-densely 0..n-1 in order of first appearance; dropped tracks are absent from the map.
+(median lean from vertical at most ``max_tilt`` degrees). With ``relink_frames``, a kept track
+that starts within that many frames after another kept track ended, in the same shot, close to
+where it ended and looking alike (:mod:`beenet.inference.appearance`: the clothes' colours of
+their detections), continues it under the same id: a person hidden behind another for longer
+than ``max_age`` keeps their id. The kept people are numbered densely 0..n-1 in order of first
+appearance; dropped tracks are absent from the map.
 
 Defaults were chosen on real footage (``benchmarks/bench_tracking.py``, docs/predict.md
 "Tracking").
@@ -25,14 +29,18 @@ Defaults were chosen on real footage (``benchmarks/bench_tracking.py``, docs/pre
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from beenet.inference.appearance import similarity
 from beenet.inference.pose import Box, PoseDetection, valid_mask
 
 _INFEASIBLE = 1e6
+#: Detections at each end of a track whose appearance is compared when relinking.
+APPEARANCE_ENDS = 3
 
 
 def iou(a: Box, b: Box) -> float:
@@ -84,6 +92,44 @@ class Track:
     keypoint_velocity: np.ndarray | None = None
     scores: list[float] = field(default_factory=list)
     tilts: list[float] = field(default_factory=list)
+    #: The box of the first detection (where the track began).
+    first_box: Box | None = None
+    #: Shot cuts the tracker had seen when the track began (tracks of two shots are never joined).
+    shot: int = 0
+    #: Appearance (:func:`~beenet.inference.appearance.appearance`) of the detections that had one:
+    #: summed per region with how many described it, and the first and last few.
+    appearance_sum: np.ndarray | None = None
+    appearance_count: np.ndarray | None = None
+    appearance_head: list[np.ndarray] = field(default_factory=list)
+    appearance_tail: deque = field(default_factory=lambda: deque(maxlen=APPEARANCE_ENDS))
+
+    def __post_init__(self) -> None:
+        if self.first_box is None:
+            self.first_box = self.box
+
+    def see(self, look: np.ndarray | None) -> None:
+        """Add a detection's appearance (None: the detection had none)."""
+        if look is None:
+            return
+        seen = (look.sum(1) > 0).astype(np.float32)
+        if self.appearance_sum is None:
+            self.appearance_sum, self.appearance_count = np.zeros_like(look), np.zeros_like(seen)
+        self.appearance_sum += look
+        self.appearance_count += seen
+        if len(self.appearance_head) < APPEARANCE_ENDS:
+            self.appearance_head.append(look)
+        self.appearance_tail.append(look)
+
+    def looks(self, part: str = "all") -> np.ndarray | None:
+        """The mean appearance of the whole track (``"all"``), of its first or its last
+        :data:`APPEARANCE_ENDS` described detections (``"head"``, ``"tail"``); None without any."""
+        if self.appearance_sum is None:
+            return None
+        if part == "all":
+            return self.appearance_sum / np.maximum(self.appearance_count, 1.0)[:, None]
+        looks = self.appearance_head if part == "head" else list(self.appearance_tail)
+        total = np.sum(looks, axis=0)
+        return total / np.maximum((np.stack(looks).sum(2) > 0).sum(0), 1)[:, None]
 
     @property
     def length(self) -> int:
@@ -123,6 +169,11 @@ class Tracker:
     weight of the newest velocity estimate (1 = last two detections only); ``constant_velocity=False``
     compares each track where it was last seen (the tracker before issue 11); ``max_tilt``: a track
     whose median body axis leans more than this many degrees from upright is dropped (None: never).
+    ``relink_frames`` (0: never) joins a kept track to one that ended at most that many frames
+    before it began, in the same shot, when its first box centre lies within ``relink_distance``
+    box heights of the other's last, and their appearance :func:`similarity` (of the whole tracks,
+    or of the last and first few detections, whichever is higher) is at least
+    ``relink_similarity``; the most alike pairs are joined first, each track at most once each way.
     Measured on the real footage, detector false positives (a parked bicycle, a cartoon title) are
     skeletons lying at 90-100 degrees, upright people under 20; a person lying down is dropped too.
     """
@@ -130,7 +181,8 @@ class Tracker:
     def __init__(self, max_age: int = 15, max_cost: float = 0.8, iou_weight: float = 0.5,
                  keypoint_weight: float = 0.5, min_hits: int = 3, min_track_frames: int = 1,
                  min_confidence: float = 0.0, velocity_smoothing: float = 0.5,
-                 constant_velocity: bool = True, max_tilt: float | None = 45.0) -> None:
+                 constant_velocity: bool = True, max_tilt: float | None = 45.0, relink_frames: int = 0,
+                 relink_similarity: float = 0.9, relink_distance: float = 1.0) -> None:
         if max_age < 0:
             raise ValueError(f"max_age must be >= 0, got {max_age}")
         if min_hits < 1:
@@ -139,6 +191,8 @@ class Tracker:
             raise ValueError(f"min_track_frames must be >= 1, got {min_track_frames}")
         if not 0.0 < velocity_smoothing <= 1.0:
             raise ValueError(f"velocity_smoothing must be in (0, 1], got {velocity_smoothing}")
+        if relink_frames < 0 or relink_distance < 0:
+            raise ValueError(f"relink_frames and relink_distance must be >= 0, got {relink_frames}, {relink_distance}")
         self.max_age = max_age
         self.max_cost = max_cost
         self.iou_weight = iou_weight
@@ -149,6 +203,9 @@ class Tracker:
         self.velocity_smoothing = float(velocity_smoothing)
         self.constant_velocity = bool(constant_velocity)
         self.max_tilt = max_tilt
+        self.relink_frames = int(relink_frames)
+        self.relink_similarity = float(relink_similarity)
+        self.relink_distance = float(relink_distance)
         self.reset()
 
     def reset(self) -> None:
@@ -157,6 +214,7 @@ class Tracker:
         self.ended: list[Track] = []
         self._fixed: set[int] = set()  # ids given by the source (BoLD joints files)
         self._next_id = 0
+        self._shots = 0  # shot cuts seen
 
     # -- matching ------------------------------------------------------------------------------
     def cost(self, track: Track, det: PoseDetection, frame_index: int | None = None) -> float:
@@ -185,6 +243,7 @@ class Tracker:
     def cut(self, frame_index: int | None = None) -> None:
         """A shot cut before ``frame_index``: every live track ends; whoever is seen next is new."""
         self._end([])
+        self._shots += 1
 
     def update(self, frame_index: int, detections: list[PoseDetection]) -> list[int]:
         """Match ``detections`` of frame ``frame_index``; returns one provisional id per detection.
@@ -221,7 +280,8 @@ class Tracker:
             t = by_id.get(pid)
             if t is None:
                 t = Track(pid, d.box, np.asarray(d.keypoints, dtype=np.float32), frame_index, frame_index,
-                          scores=[float(d.score)])
+                          scores=[float(d.score)], shot=self._shots)
+                t.see(d.appearance)
                 tilt = body_tilt(t.keypoints)
                 if tilt is not None:
                     t.tilts.append(tilt)
@@ -246,6 +306,7 @@ class Tracker:
         t.box, t.keypoints, t.last_frame = d.box, new, frame_index
         t.hits += 1
         t.scores.append(float(d.score))
+        t.see(d.appearance)
         tilt = body_tilt(new)
         if tilt is not None:
             t.tilts.append(tilt)
@@ -267,11 +328,48 @@ class Tracker:
 
     def finalize(self) -> dict[int, int]:
         """``provisional id -> final id`` for the kept tracks, numbered 0..n-1 by first appearance
-        (ids given by the source keep their value). Dropped tracks are absent."""
+        (ids given by the source keep their value); the tracks of one person joined by relinking
+        share an id. Dropped tracks are absent."""
         tracks = self.all_tracks()
         fixed = {t.person_id: t.person_id for t in tracks if t.person_id in self._fixed}
         fixed.update({i: i for i in self._fixed})
         kept = sorted((t for t in tracks if t.person_id not in self._fixed and self.kept(t)),
                       key=lambda t: (t.first_frame, t.person_id))
+        before = {b: a for a, b in self.relinks(kept)}  # track -> the track it continues
         start = max(fixed.values(), default=-1) + 1
-        return {**fixed, **{t.person_id: start + k for k, t in enumerate(kept)}}
+        out = dict(fixed)
+        for t in kept:  # in order of first appearance: a track's predecessor is numbered first
+            a = before.get(t.person_id)
+            out[t.person_id] = out[a] if a is not None else start + len(set(out.values()) - set(fixed.values()))
+        return out
+
+    def relinks(self, kept: list[Track]) -> list[tuple[int, int]]:
+        """``(earlier, later)`` provisional ids of the kept tracks that are one person (see the
+        class docstring), the most alike first."""
+        if self.relink_frames <= 0:
+            return []
+        pairs = []
+        for b in kept:
+            for a in kept:
+                gap = b.first_frame - a.last_frame
+                if not 0 < gap <= self.relink_frames or a.shot != b.shot:
+                    continue
+                end, begin = a.box, b.first_box
+                assert begin is not None
+                height = max(end[3], begin[3], 1.0)
+                dist = np.hypot(begin[0] + begin[2] / 2 - end[0] - end[2] / 2,
+                                begin[1] + begin[3] / 2 - end[1] - end[3] / 2) / height
+                if dist > self.relink_distance:
+                    continue
+                alike = [similarity(x, y) for x, y in ((a.looks(), b.looks()), (a.looks("tail"), b.looks("head")))
+                         if x is not None and y is not None]
+                alike = [v for v in alike if v is not None]
+                if alike and max(alike) >= self.relink_similarity:
+                    pairs.append((max(alike), a.person_id, b.person_id))
+        out, has_next, has_prev = [], set(), set()
+        for _, a, b in sorted(pairs, key=lambda p: (-p[0], p[1], p[2])):
+            if a not in has_next and b not in has_prev:
+                out.append((a, b))
+                has_next.add(a)
+                has_prev.add(b)
+        return out

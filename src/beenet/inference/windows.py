@@ -87,9 +87,19 @@ class TrackStore:
         return sorted(self._rows)
 
     def relabel(self, mapping: dict[int, int]) -> None:
-        """Rename person ``p`` to ``mapping[p]``; persons absent from ``mapping`` are dropped."""
-        self._rows = {mapping[p]: rows for p, rows in self._rows.items() if p in mapping}
-        self._interpolated = {mapping[p]: f for p, f in self._interpolated.items() if p in mapping}
+        """Rename person ``p`` to ``mapping[p]``; persons absent from ``mapping`` are dropped, and
+        persons mapped to one id are joined into one (a frame both have keeps the first's row)."""
+        rows_of: dict[int, dict] = {}
+        filled: dict[int, set[int]] = {}
+        for p in sorted(self._rows):
+            if p in mapping:
+                joined = rows_of.setdefault(mapping[p], {})
+                for f, row in self._rows[p].items():
+                    joined.setdefault(f, row)
+        for p, frames in self._interpolated.items():
+            if p in mapping:
+                filled.setdefault(mapping[p], set()).update(frames)
+        self._rows, self._interpolated = rows_of, filled
 
     def interpolate(self, max_gap: int | None = None) -> int:
         """Fill the frames missing inside each track (gaps of at most ``max_gap`` frames; None =
