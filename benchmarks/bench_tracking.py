@@ -131,6 +131,44 @@ def track(run: dict, tracker: Tracker, use_cuts: bool) -> TrackStore:
     return store
 
 
+def joins(run: dict, tracker: Tracker) -> list[tuple[list, list]]:
+    """The tracks ``tracker`` (fresh) joins by relinking on ``run``'s detections: for each join, the
+    ``(frame, box)`` of the last 3 detections before the gap and of the first 3 after it."""
+    store = TrackStore()  # by provisional id: the tracks before they are joined
+    cuts = set(run["cuts"])
+    for i in range(run["num_frames"]):
+        store.frame_done(i)
+        if i in cuts:
+            tracker.cut(i)
+        for pid, d in zip(tracker.update(i, run["dets"].get(i, [])), run["dets"].get(i, [])):
+            store.add(i, pid, d.keypoints, d.box, d.score)
+    kept = sorted((t for t in tracker.all_tracks() if tracker.kept(t)), key=lambda t: (t.first_frame, t.person_id))
+    boxes = store.boxes()
+    return [([(f, boxes[a][f]) for f in sorted(boxes[a])[-3:]], [(f, boxes[b][f]) for f in sorted(boxes[b])[:3]])
+            for a, b in tracker.relinks(kept)]
+
+
+def join_sheet(path: Path, pairs: list[tuple[list, list]], out: Path, side: int = 96) -> None:
+    """One row a join: crops of the 3 detections before the gap, a gap, the 3 after (frame numbers
+    on each), to judge by eye whether they are one person."""
+    from PIL import Image, ImageDraw
+
+    want: dict[int, list] = {}
+    for k, (before, after) in enumerate(pairs):
+        for j, (f, box) in enumerate(before + after):
+            want.setdefault(f, []).append((k, j, box))
+    sheet_im = Image.new("RGB", (7 * side, max(1, len(pairs)) * 2 * side), "black")
+    for i, frame in frames_of(path):
+        for k, j, (x, y, w, h) in want.get(i, []):
+            m = 0.25 * h
+            x0, y0 = int(max(0, x - m)), int(max(0, y - m))
+            crop = Image.fromarray(frame[y0:int(y + h + m), x0:int(x + w + m)]).resize((side, 2 * side))
+            ImageDraw.Draw(crop).text((2, 2), str(i), fill="yellow")
+            sheet_im.paste(crop, ((j + (j >= 3)) * side, k * 2 * side))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet_im.save(out)
+
+
 def likely_splits(store: TrackStore, fps: float, within_s: float = 1.0) -> int:
     """Kept tracks that start where another kept track ended shortly before (within ``within_s``
     seconds, centres closer than the taller box's height): most likely one person given two ids.
@@ -224,6 +262,9 @@ def main() -> None:
                     help="an option of the backend (e.g. hog_every=2); repeatable")
     ap.add_argument("--cache", type=Path)
     ap.add_argument("--sheets", type=Path)
+    ap.add_argument("--join-sheets", type=Path, metavar="DIR",
+                    help="write one sheet a clip and N of the tracks relinking joined (crops before and after "
+                         "each gap) to judge them by eye")
     ap.add_argument("--sheet-step", type=int, default=0, help="frames between tiles (default: 36 tiles a clip)")
     ap.add_argument("--sheet-frames", default="", metavar="A:B", help="only frames A..B on the sheets")
     ap.add_argument("--sheet-width", type=int, default=320, help="tile width in pixels")
@@ -266,6 +307,10 @@ def main() -> None:
                 same, there = coverage(store, reference)
                 print(f"  covers {there:.1%} of the pose_every=1 person-frames ({same:.1%} with box IoU >= 0.5); "
                       f"posed {len(run['dets'])} of {n} frames")
+            if args.join_sheets:
+                pairs = joins(run, new_tracker(fps, every))
+                join_sheet(path, pairs, args.join_sheets / f"{Path(clip).stem}_joins_n{every}.png")
+                print(f"  {len(pairs)} joins drawn in {args.join_sheets}")
             if args.sheets:
                 a, _, b = args.sheet_frames.partition(":")
                 first, last = int(a or 0), int(b or n - 1)
