@@ -7,7 +7,9 @@ runs), and tracks them twice: with the tracker before issue 11 (every detection 
 velocity, nothing dropped, no shot cuts) and with the new one at the Predictor's defaults. For N >
 1 it also prints how much of the N = 1 run's tracked person-frames the run covers (a box of the
 same frame whose centre lies in the reference box; and with box IoU >= 0.5). ``--sheets DIR`` writes contact sheets (every k-th frame with the kept
-boxes and final ids, one colour per id, thin boxes where interpolated) to look at.
+boxes and final ids, one colour per id, thin boxes where interpolated) to look at;
+``--join-sheets DIR`` one sheet of the tracks relinking joined (the last 3 detections before each
+gap and the first 3 after), to judge each join by eye.
 
     PYTHONPATH=src python benchmarks/bench_tracking.py --cache /tmp/tc --sheets /tmp/sheets \\
         --pose-every 1,2,3 bikes.mp4 vtest.avi talking.mp4 face_noface.mov
