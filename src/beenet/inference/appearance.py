@@ -38,7 +38,7 @@ def _region(keypoints: np.ndarray, ok: np.ndarray, top: tuple[int, ...], bottom:
         return None
     pts = keypoints[t + b, :2]
     y0 = float(keypoints[t, 1].mean())
-    y1 = float(keypoints[b, 1].max()) if bottom[0] != 8 else float(keypoints[b, 1].mean())
+    y1 = float(keypoints[b, 1].max())
     if y1 - y0 < 4:
         return None
     x0, x1 = float(pts[:, 0].min()), float(pts[:, 0].max())

@@ -326,11 +326,14 @@ class Tracker:
         kept = sorted((t for t in tracks if t.person_id not in self._fixed and self.kept(t)),
                       key=lambda t: (t.first_frame, t.person_id))
         before = {b: a for a, b in self.relinks(kept)}  # track -> the track it continues
-        start = max(fixed.values(), default=-1) + 1
         out = dict(fixed)
+        next_id = max(fixed.values(), default=-1) + 1
         for t in kept:  # in order of first appearance: a track's predecessor is numbered first
             a = before.get(t.person_id)
-            out[t.person_id] = out[a] if a is not None else start + len(set(out.values()) - set(fixed.values()))
+            if a is not None:
+                out[t.person_id] = out[a]
+            else:
+                out[t.person_id], next_id = next_id, next_id + 1
         return out
 
     def relinks(self, kept: list[Track]) -> list[tuple[int, int]]:
