@@ -184,3 +184,22 @@ def test_the_person_of_a_still_photo_is_found_on_every_call(options):
     assert [len(pose(person, i)) for i in range(6)] == [1] * 6
     assert pose._tracked == [] if options.get("follow") is False else len(pose._tracked) == 1
     pose.close()
+
+
+@needs_litert
+@pytest.mark.parametrize("options", [{"detector": "blazepose"}, {}])
+def test_a_lone_job_on_all_threads_finds_what_one_thread_finds(options):
+    """A call with a single job and nothing else running (HOG off or done) runs it on one
+    engine whose interpreters use every thread; the people are those of ``threads=1``, to the
+    bit (the astronaut, 4 calls)."""
+    from skimage import data
+
+    img = np.ascontiguousarray(data.astronaut())
+    found = {}
+    for threads in (1, 2):
+        pose = pm.MediaPipeMultiPose(threads=threads, **options)
+        pose.reset()
+        found[threads] = [[(d.box, d.keypoints.tobytes()) for d in pose(img, i)] for i in range(4)]
+        assert (pose._wide is not None) == (threads == 2)
+        pose.close()
+    assert found[1] == found[2] and all(len(people) == 1 for people in found[1])
