@@ -117,7 +117,9 @@ def new_tracker(fps: float, every: int = 1, **kw) -> Tracker:
     return Tracker(**opts)
 
 
-def track(run: dict, tracker: Tracker, use_cuts: bool) -> TrackStore:
+def feed(run: dict, tracker: Tracker, use_cuts: bool = True) -> TrackStore:
+    """``run``'s detections through ``tracker`` (fresh), frame by frame as the Predictor does; the
+    store holds them under the tracker's provisional ids."""
     store = TrackStore()
     cuts = set(run["cuts"]) if use_cuts else set()
     for i in range(run["num_frames"]):
@@ -128,6 +130,11 @@ def track(run: dict, tracker: Tracker, use_cuts: bool) -> TrackStore:
             dets = run["dets"][i]
             for pid, d in zip(tracker.update(i, dets), dets):
                 store.add(i, pid, d.keypoints, d.box, d.score)
+    return store
+
+
+def track(run: dict, tracker: Tracker, use_cuts: bool) -> TrackStore:
+    store = feed(run, tracker, use_cuts)
     store.relabel(tracker.finalize())
     store.interpolate(tracker.max_age)
     return store
@@ -136,14 +143,7 @@ def track(run: dict, tracker: Tracker, use_cuts: bool) -> TrackStore:
 def joins(run: dict, tracker: Tracker) -> list[tuple[list, list]]:
     """The tracks ``tracker`` (fresh) joins by relinking on ``run``'s detections: for each join, the
     ``(frame, box)`` of the last 3 detections before the gap and of the first 3 after it."""
-    store = TrackStore()  # by provisional id: the tracks before they are joined
-    cuts = set(run["cuts"])
-    for i in range(run["num_frames"]):
-        store.frame_done(i)
-        if i in cuts:
-            tracker.cut(i)
-        for pid, d in zip(tracker.update(i, run["dets"].get(i, [])), run["dets"].get(i, [])):
-            store.add(i, pid, d.keypoints, d.box, d.score)
+    store = feed(run, tracker)  # by provisional id: the tracks before they are joined
     kept = sorted((t for t in tracker.all_tracks() if tracker.kept(t)), key=lambda t: (t.first_frame, t.person_id))
     boxes = store.boxes()
     return [([(f, boxes[a][f]) for f in sorted(boxes[a])[-3:]], [(f, boxes[b][f]) for f in sorted(boxes[b])[:3]])

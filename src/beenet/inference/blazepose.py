@@ -200,10 +200,8 @@ class BlazePose:
     def __init__(self, files: dict[str, Path], num_threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        from beenet.inference.pose_mediapipe import quiet_stderr
-
         from beenet.errors import BeenetError
-        from beenet.inference.pose_mediapipe import INSTALL_HINT
+        from beenet.inference.pose_mediapipe import INSTALL_HINT, quiet_stderr
 
         interpreters = []
         for member in ("pose_detector.tflite", "pose_landmarks_detector.tflite"):
@@ -224,7 +222,7 @@ class BlazePose:
         self._det_boxes, self._det_scores = det_out["Identity"], det_out["Identity_1"]
         self._lm_in = self._lm.get_input_details()[0]["index"]
         lm_out = {d["name"]: d["index"] for d in self._lm.get_output_details()}
-        self._lm_points, self._lm_flag = lm_out["Identity"], lm_out["Identity_1"]
+        self._lm_points, self._lm_flag = (lm_out[name] for name in LANDMARK_OUTPUTS)
         self._anchors = ssd_anchor_centres()
 
     def detect(self, frame: np.ndarray, window: tuple[float, float, float], min_score: float,

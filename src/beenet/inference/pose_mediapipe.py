@@ -497,12 +497,10 @@ class MediaPipeMultiPose:
                 import ai_edge_litert.interpreter  # noqa: F401
             except ImportError as exc:
                 raise BeenetError(f"pose engine 'litert' needs ai-edge-litert; install it with: {INSTALL_HINT}") from exc
-            self.model_files = find_model_files(cache_dir)
-            self.bundle = None
-            first = BlazePose(self.model_files)  # a bad model file is named now, before any work
-        else:
-            self.model_files = find_model_files(cache_dir)
-            self.bundle = build_bundle(self.model_files, root=cache_dir)
+        self.model_files = find_model_files(cache_dir)
+        self.bundle = build_bundle(self.model_files, root=cache_dir) if engine == "tasks" else None
+        # litert: the first engine now, so that a bad model file is named before any work
+        first = BlazePose(self.model_files) if engine == "litert" else None
         self._models_key = models_key(self.model_files)
         self.confirm_every = int(confirm_every)
         self.tiles = int(tiles)
@@ -534,7 +532,7 @@ class MediaPipeMultiPose:
         # square's centre in px a frame, frame index)
         self._tracked: list = []
         self._index = -1  # litert: the frame index of the last call
-        self._engines: list = [first] if engine == "litert" else []  # litert: one BlazePose a worker
+        self._engines: list = [first] if first is not None else []  # litert: one BlazePose a worker
         self._wide = None  # litert: a BlazePose on `threads` interpreter threads, for a lone job
         self._video = None
         self._image = None
@@ -747,8 +745,6 @@ class MediaPipeMultiPose:
         One crop per call: the person detector needs the person large in its 224x224 view. Several
         crops side by side in one image (one detector run for all) lost most people: on the 10
         hand-counted vtest.avi frames 24 found one crop a call, 14 two, 4 four."""
-        from concurrent.futures import wait
-
         if not proposals:
             return []
         if self.engine == "litert":
@@ -758,17 +754,26 @@ class MediaPipeMultiPose:
         n = min(self.threads, len(proposals))
         while len(self._crops) < n:
             self._crops.append(self._create("IMAGE", num_poses=1))
-        numbered = list(enumerate(proposals))
-        if n == 1:
-            found = self._verify_share(self._crops[0], frame, numbered, width, height)
-        else:
-            shares = [numbered[k::n] for k in range(n)]
-            futures = [self._executor().submit(self._verify_share, self._crops[k], frame, shares[k], width, height)
-                       for k in range(n)]
-            wait(futures)  # every landmarker free again before anything raises (a failed crop)
-            found = [d for f in futures for d in f.result()]
-        found.sort(key=lambda x: x[0])
+        found = self._shared(lambda lm, share: self._verify_share(lm, frame, share, width, height),
+                             self._crops[:n], list(proposals))
         return found if indexed else [d for _, d in found]
+
+    def _shared(self, work, workers: list, items: list) -> list:
+        """``work(worker, [(index, item), ...]) -> [(index, result), ...]`` with ``items`` shared out
+        round-robin among ``workers`` (landmarkers or engines, one a thread, run side by side when
+        more than one); the results of all, ``(index, result)`` in item order."""
+        from concurrent.futures import wait
+
+        numbered = list(enumerate(items))
+        n = len(workers)
+        if n == 1:
+            done = work(workers[0], numbered)
+        else:
+            futures = [self._executor().submit(work, workers[k], numbered[k::n]) for k in range(n)]
+            wait(futures)  # every worker free again before anything raises (a failed crop)
+            done = [r for f in futures for r in f.result()]
+        done.sort(key=lambda x: x[0])
+        return done
 
     def _verify_share(self, landmarker, frame: np.ndarray, proposals: list, width: int, height: int) -> list:
         """:meth:`_verify` of ``(index, box)`` proposals on one landmarker: ``(index, person)``."""
@@ -846,8 +851,6 @@ class MediaPipeMultiPose:
         for ``frame``. A single job with ``alone`` (nothing else, HOG included, is running) runs on
         one engine whose interpreters use all ``threads``: the other cores would idle otherwise
         (a landmark run 8.7 -> 4.5 ms on 2 threads, bit for bit the same output)."""
-        from concurrent.futures import wait
-
         if not jobs:
             return []
         if alone and len(jobs) == 1 and self.threads > 1:
@@ -857,15 +860,7 @@ class MediaPipeMultiPose:
         n = min(self.threads, len(jobs))
         while len(self._engines) < n:
             self._engines.append(BlazePose(self.model_files))
-        numbered = list(enumerate(jobs))
-        if n == 1:
-            done = self._blazepose_share(self._engines[0], frame, numbered)
-        else:
-            futures = [self._executor().submit(self._blazepose_share, self._engines[k], frame, numbered[k::n])
-                       for k in range(n)]
-            wait(futures)  # every engine free again before anything raises
-            done = [r for f in futures for r in f.result()]
-        done.sort(key=lambda x: x[0])
+        done = self._shared(lambda engine, share: self._blazepose_share(engine, frame, share), self._engines[:n], jobs)
         return [r for _, r in done]
 
     def _blazepose_share(self, engine, frame: np.ndarray, jobs: list) -> list:
