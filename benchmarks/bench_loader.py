@@ -32,10 +32,10 @@ import torch
 from beenet.data.bold import BoLD
 from beenet.data.dataset import BoLDDataset
 from beenet.data.prepared import find_prepared, prepare
-from beenet.data.video_writer import VideoWriter
+from beenet.media.video_writer import VideoWriter
 from beenet.labels import NUM_CATEGORIES, NUM_JOINTS
 from beenet.progress import progress
-from beenet.training.config import load_config
+from beenet.run_config import load_config
 
 #: (name, sampling, T, image size): the settings the paper (stills) and video presets read.
 CASES = (("still 224", "still", 1, 224), ("T=8 112", "uniform", 8, 112), ("T=8 224", "uniform", 8, 224))

@@ -38,8 +38,8 @@ def scaled_clip(src: Path, dst: Path, seconds: float) -> int:
     """The first ``seconds`` of ``src`` scaled to 1280x720 (H.264); returns its frame count."""
     from PIL import Image
 
-    from beenet.data.video import VideoReader
-    from beenet.data.video_writer import write_video
+    from beenet.media.video import VideoReader
+    from beenet.media.video_writer import write_video
 
     with VideoReader(src) as r:
         fps = float(r.fps or 25.0)
@@ -52,8 +52,8 @@ def scaled_clip(src: Path, dst: Path, seconds: float) -> int:
 def make_checkpoint(path: Path, model: str) -> Path:
     """A randomly initialised checkpoint (the timing does not depend on the weights)."""
     from beenet.models import ModelConfig, build_model
-    from beenet.training.checkpoint import save_checkpoint
-    from beenet.training.config import RunConfig
+    from beenet.artifacts.checkpoint import save_checkpoint
+    from beenet.run_config import RunConfig
 
     cfg = RunConfig()
     cfg.model.pretrained = False

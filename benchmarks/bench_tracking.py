@@ -69,7 +69,7 @@ def detect(path: Path, kind: str, every: int = 1, cache: Path | None = None, opt
         return pickle.loads(key.read_bytes())
     with av.open(str(path)) as c:
         fps = float(c.streams.video[0].average_rate or 25)
-    from beenet.data.video import VideoReader
+    from beenet.media.video import VideoReader
 
     with VideoReader(path) as r:
         total = r.num_frames

@@ -43,7 +43,7 @@ def _pipeline_vs_model(data: Path, cfg, steps: int) -> dict[str, float]:
     from beenet.data.bold import BoLD
     from beenet.data.dataset import BoLDDataset
     from beenet.models import build_model
-    from beenet.training import distributed as D
+    from beenet import distributed as D
     from beenet.training.loader import make_train_loader
     from beenet.training.loop import fit_model_priors
     from beenet.training.losses import compute_loss
@@ -114,7 +114,7 @@ def _preset_pipeline_vs_compute(data: Path, cfg, device: torch.device, steps: in
     from beenet.data.prepared import find_prepared
     from beenet.device import autocast_context, resolve_amp, to_device
     from beenet.models import build_model
-    from beenet.training import distributed as D
+    from beenet import distributed as D
     from beenet.training.loader import make_train_loader
     from beenet.training.loop import fit_model_priors
     from beenet.training.losses import compute_loss
@@ -185,7 +185,7 @@ def _preset_pipeline_vs_compute(data: Path, cfg, device: torch.device, steps: in
 def _device_table(args, device: torch.device) -> None:
     from beenet.data.prepared import prepare
     from beenet.data.synth import SynthConfig, generate
-    from beenet.training.config import load_config
+    from beenet.run_config import load_config
 
     amps = ["off", "auto"] if device.type == "cuda" else ["off"]
     if device.type == "cuda":
@@ -216,7 +216,7 @@ def _device_table(args, device: torch.device) -> None:
 
 
 def _expert_epochs(data: Path, cfg_name: str, overrides: list[str], work: Path) -> dict[str, float]:
-    from beenet.training.config import load_config
+    from beenet.run_config import load_config
     from beenet.training.loop import train
 
     cfg = load_config(cfg_name, overrides + [
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from beenet.data.synth import SynthConfig, generate
-    from beenet.training.config import load_config
+    from beenet.run_config import load_config
 
     overrides = ["model.pretrained=false", "run.device=cpu", f"run.num_workers={args.workers}", *args.overrides]
     cfg = load_config(args.config, overrides)

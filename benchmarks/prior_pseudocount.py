@@ -20,7 +20,7 @@ from beenet.data.bold import BoLD
 from beenet.evaluation.evaluate import load_split_context
 from beenet.metrics import bold_scores, headline
 from beenet.models.fusion import BEENetFusion, ContextPriors
-from beenet.training.config import load_config
+from beenet.run_config import load_config
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ def main() -> None:
     from beenet.evaluation.evaluate import load_split_context, predict_split
     from beenet.metrics import bold_scores
     from beenet.models.batchnorm import recalibrate_batchnorm
-    from beenet.training.checkpoint import model_from_checkpoint
-    from beenet.training.config import RunConfig, model_needs_input_context
+    from beenet.artifacts.checkpoint import model_from_checkpoint
+    from beenet.run_config import RunConfig, model_needs_input_context
 
     ap = argparse.ArgumentParser()
     ap.add_argument("data")

@@ -22,7 +22,7 @@ _BODY = np.array([
 
 def tiny_run_config(**model: Any) -> dict[str, Any]:
     """A run config dict for a tiny, randomly initialised model (fast on 2 CPU cores)."""
-    from beenet.training.config import RunConfig
+    from beenet.run_config import RunConfig
 
     cfg = RunConfig()
     m = dict(pretrained=False, image_size=32, stream_channels=16, stream_layers=1, kappa=8,
@@ -49,7 +49,7 @@ def make_checkpoint(path: Path, seed: int = 0, context_source: str | None = None
     import torch
 
     from beenet.models import ModelConfig, build_model
-    from beenet.training.checkpoint import save_checkpoint
+    from beenet.artifacts.checkpoint import save_checkpoint
 
     config = tiny_run_config(**model)
     if context_source is not None:
@@ -100,7 +100,7 @@ def people_scene(num_frames: int, width: int, height: int, people: int = 2) -> l
 def write_people_video(path: Path, num_frames: int = 24, width: int = 96, height: int = 64,
                        people: int = 2, fps: float = 12.0) -> list[list[np.ndarray]]:
     """An mp4 of stick-figure people on a textured background; returns their joints per frame."""
-    from beenet.data.video_writer import write_video
+    from beenet.media.video_writer import write_video
 
     scene = people_scene(num_frames, width, height, people)
     rng = np.random.default_rng(0)
@@ -153,7 +153,7 @@ def scaled_checkpoint(src: Path, dst: Path, scale: float) -> Path:
     floating tensors NaN). 1e20 keeps the weights finite but makes the outputs overflow."""
     import torch
 
-    from beenet.training.checkpoint import load_checkpoint
+    from beenet.artifacts.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(src)
     if scale != scale:  # NaN

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beenet.data.video_writer import VideoWriter
+from beenet.media.video_writer import VideoWriter
 from beenet.labels import NUM_CATEGORIES, NUM_JOINTS
 
 #: Person id that is detected in every frame of every clip but never annotated.

@@ -7,8 +7,8 @@ import pytest
 
 from beenet.cli import main
 from beenet.errors import ConfigError
-from beenet.evaluation import ablation as A
-from beenet.training.config import config_diff, load_config
+from beenet import ablation as A
+from beenet.run_config import config_diff, load_config
 from train_helpers import TINY, csv_rows, restore_root_logging, write_tiny_synth
 
 

@@ -38,7 +38,7 @@ def astronaut_clip(num_frames: int = FRAMES, size: int = SIZE) -> list[np.ndarra
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    from beenet.data.video_writer import write_video
+    from beenet.media.video_writer import write_video
 
     path = tmp_path_factory.mktemp("astronaut") / "astronaut.mp4"
     write_video(path, astronaut_clip(), FPS)
@@ -69,7 +69,7 @@ def test_predict_finds_the_astronaut_and_keeps_her_id(tmp_path, clip):
 
 
 def test_astronaut_is_tracked_in_every_frame(clip):
-    from beenet.data.video import VideoReader
+    from beenet.media.video import VideoReader
     from beenet.inference.pose import MediaPipePose
     from beenet.inference.tracking import Tracker
 

@@ -12,7 +12,7 @@ import torch
 from beenet.errors import CheckpointError
 from beenet.labels import CATEGORIES, VAD_NAMES
 from beenet.models import ModelConfig, build_model
-from beenet.training.checkpoint import (
+from beenet.artifacts.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
     checkpoint_sha256,

@@ -9,7 +9,7 @@ import yaml
 
 from beenet.choices import literal_fields
 from beenet.errors import ConfigError
-from beenet.training.config import (
+from beenet.run_config import (
     SECTIONS,
     RunConfig,
     load_config,
@@ -193,7 +193,7 @@ def test_every_section_owns_its_choices_and_checks_itself():
 
 def test_fusion_needs_context_is_asked_of_the_fusion_class():
     from beenet.models.fusion import FUSIONS
-    from beenet.training.config import model_needs_input_context, needs_context
+    from beenet.run_config import model_needs_input_context, needs_context
 
     for kind, cls in FUSIONS.items():
         cfg = load_config("paper", [f"model.fusion={kind}", "model.fusion_context=input"])

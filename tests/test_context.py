@@ -49,7 +49,7 @@ CLIPS = ("003/aaaaaaaaaaa.mp4/0001.mp4", "003/aaaaaaaaaaa.mp4/0002.mp4", "003/bb
 def bold(tmp_path_factory: pytest.TempPathFactory):
     """A BoLD directory with three tiny clips (64x48, 5 frames) listed in test_meta.csv."""
     from beenet.data.bold import BoLD
-    from beenet.data.video_writer import write_video
+    from beenet.media.video_writer import write_video
 
     root = tmp_path_factory.mktemp("bold")
     (root / "annotations").mkdir()
@@ -462,8 +462,11 @@ def test_load_context_sidecar_needs_no_cache(tmp_path, bold) -> None:
 
 def test_default_cache_dir(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("BEENET_CACHE", str(tmp_path / "c"))
-    assert default_cache_dir() == tmp_path / "c"
+    assert default_cache_dir() == tmp_path / "c" / "context"
     monkeypatch.delenv("BEENET_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert default_cache_dir() == tmp_path / "x" / "beenet" / "context"
+    monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_cache_dir() == Path.home() / ".cache" / "beenet" / "context"
 
 
@@ -510,7 +513,7 @@ def test_train_eval_and_predict_use_the_same_experts(tmp_path) -> None:
     from beenet.data.bold import BoLD
     from beenet.evaluation.evaluate import load_split_context
     from beenet.inference.predictor import Predictor
-    from beenet.training.config import RunConfig
+    from beenet.run_config import RunConfig
     from beenet.training.loop import train
     from train_helpers import tiny_config, write_tiny_synth
 
@@ -530,7 +533,7 @@ def test_train_eval_and_predict_use_the_same_experts(tmp_path) -> None:
     cached = ContextCache(cache).path_for(source)
     assert cached.is_file(), "training filled the cache file of the fingerprint predict uses"
 
-    from beenet.training.checkpoint import load_checkpoint
+    from beenet.artifacts.checkpoint import load_checkpoint
 
     saved = RunConfig.from_dict(load_checkpoint(ckpt)["config"])
     assert saved.context == cfg.context

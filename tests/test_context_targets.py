@@ -24,7 +24,7 @@ from beenet.data.prepared import (
     prepare,
     read_header,
 )
-from beenet.data.video import VideoReader
+from beenet.media.video import VideoReader
 from beenet.errors import ConfigError
 from beenet.labels import CONTEXT_DIM
 from beenet.training.loop import train

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bold_fixture import index_of_frame, write_bold_fixture
-from beenet.data import video as video_module
+from beenet.media import video as video_module
 from beenet.data.bold import BoLD
 from beenet.data.dataset import BoLDDataset, DataConfig, collate, spread
-from beenet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from beenet.media.transforms import IMAGENET_MEAN, IMAGENET_STD
 from beenet.errors import ConfigError, DataNotFoundError
 
 S = 32
@@ -255,7 +255,7 @@ def test_available_instances_leaves_out_missing_files(fx, tmp_path, caplog):
 )
 def test_crop_window_gives_the_same_crop(box, seed):
     from beenet.data.dataset import crop_window
-    from beenet.data.transforms import crop_to_tensor
+    from beenet.media.transforms import crop_to_tensor
 
     frame = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     window, local = crop_window(frame, box)
@@ -265,7 +265,7 @@ def test_crop_window_gives_the_same_crop(box, seed):
 
 def test_resize_uint8_is_what_frames_to_tensor_does():
     """Training, evaluation and predict all resize through resize_uint8: same pixels everywhere."""
-    from beenet.data.transforms import frames_to_tensor, resize_uint8
+    from beenet.media.transforms import frames_to_tensor, resize_uint8
 
     frames = np.random.default_rng(0).integers(0, 256, (2, 72, 96, 3), dtype=np.uint8)
     small = resize_uint8(frames, 24)

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from beenet.evaluation.evaluate import evaluate_checkpoint
-from beenet.training.checkpoint import load_checkpoint
-from beenet.training.distributed import DistInfo, gather_rows, make_train_sampler, shard_indices
+from beenet.artifacts.checkpoint import load_checkpoint
+from beenet.distributed import DistInfo, gather_rows, make_train_sampler, shard_indices
 from train_helpers import TINY, write_tiny_synth
 
 

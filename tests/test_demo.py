@@ -41,7 +41,7 @@ def test_quick_demo_end_to_end(demo):
     # It says plainly that the checkpoint learned from stick figures, and the checkpoint records it.
     assert "learned from synthetic stick figures" in report and "mean nothing" in report
     assert "beenet predict VIDEO --checkpoint run/best.pt" in report
-    from beenet.training.checkpoint import load_checkpoint, trained_on
+    from beenet.artifacts.checkpoint import load_checkpoint, trained_on
 
     assert trained_on(load_checkpoint(out / "run" / "best.pt"))["kind"] == "synthetic"
 

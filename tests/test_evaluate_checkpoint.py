@@ -10,11 +10,11 @@ import torch
 
 from beenet.data.bold import BoLD
 from beenet.errors import ConfigError
-from beenet.evaluation.ablation import distractor_hook, drop_context_input
+from beenet.ablation import distractor_hook, drop_context_input
 from beenet.evaluation.evaluate import evaluate_checkpoint, predict_split
 from beenet.evaluation.predictions import align_predictions, read_predictions
 from beenet.metrics import bold_scores
-from beenet.training.checkpoint import model_from_checkpoint
+from beenet.artifacts.checkpoint import model_from_checkpoint
 from beenet.training.loop import train
 from train_helpers import tiny_config, write_tiny_synth
 
@@ -44,7 +44,7 @@ def test_val_metrics_files_and_consistency(trained, tmp_path):
     again = bold_scores(cats, np.stack([i.categories for i in inst]), vad, np.stack([i.vad for i in inst]))
     assert again["ERS"] == pytest.approx(res["ERS"], abs=1e-6)
     # Same as the training run's own validation of this epoch.
-    from beenet.training.checkpoint import load_checkpoint
+    from beenet.artifacts.checkpoint import load_checkpoint
 
     assert load_checkpoint(ckpt)["metrics"]["val"]["ERS"] == pytest.approx(res["ERS"], abs=1e-6)
 
@@ -66,7 +66,7 @@ def test_unlabelled_official_test_split_writes_predictions_only(trained, tmp_pat
 def test_predict_split_order_and_hooks(trained):
     data, ckpt = trained
     model, c = model_from_checkpoint(ckpt)
-    from beenet.training.config import RunConfig
+    from beenet.run_config import RunConfig
     from beenet.context.build import load_context
     from beenet.context.config import ContextConfig
 

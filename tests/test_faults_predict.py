@@ -245,7 +245,7 @@ def test_model_outputs_are_checked_finite(tmp_path, ckpt, clip, capsys):
 def test_bad_config_value_in_checkpoint_is_located(tmp_path, ckpt, clip, capsys, section):
     import torch
 
-    from beenet.training.checkpoint import load_checkpoint
+    from beenet.artifacts.checkpoint import load_checkpoint
 
     c = load_checkpoint(ckpt)
     config = dict(c["config"], **{section: dict(c["config"][section], image_size="abc")})
@@ -337,7 +337,7 @@ def test_written_files_follow_the_umask(tmp_path, umask, mode):
         from beenet import atomic
         from beenet.evaluation.predictions import write_predictions
         from beenet.inference.table import empty_table
-        from beenet.training.checkpoint import save_checkpoint
+        from beenet.artifacts.checkpoint import save_checkpoint
         d = Path({str(tmp_path)!r})
         atomic.write_text(d / "config.yaml", "a: 1\\n")
         save_checkpoint(d / "last.pt", model={{"w": torch.zeros(2)}}, config={{"model": {{}}}}, epoch=0)
@@ -380,7 +380,7 @@ def test_ctrl_c_inside_a_checkpoint_write_keeps_the_old_file(tmp_path):
     first): it stays an interrupt (exit 130), the checkpoint on disk is whole, no temp file left."""
     script = textwrap.dedent(f"""
         import os, signal, sys, threading, time, torch
-        from beenet.training.checkpoint import save_checkpoint
+        from beenet.artifacts.checkpoint import save_checkpoint
         p = {str(tmp_path / "last.pt")!r}
         save_checkpoint(p, model={{"w": torch.zeros(3)}}, config={{"model": {{}}}}, epoch=0)
         big = {{f"w{{i}}": torch.randn(50_000) for i in range(20)}}
@@ -408,7 +408,7 @@ def test_ctrl_c_inside_a_checkpoint_write_keeps_the_old_file(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 130, res.stderr
-    from beenet.training.checkpoint import load_checkpoint
+    from beenet.artifacts.checkpoint import load_checkpoint
 
     # Either the old checkpoint or the whole new one (torch's writer may finish the file before the
     # interrupt surfaces), never a partial file; no temp file left.

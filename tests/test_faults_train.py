@@ -304,7 +304,7 @@ class _RaisesSigint:
 
 
 def test_ctrl_c_inside_a_checkpoint_write_keeps_the_file_and_raises_keyboardinterrupt(tmp_path):
-    from beenet.training.checkpoint import save_checkpoint
+    from beenet.artifacts.checkpoint import save_checkpoint
 
     model = torch.nn.Linear(2, 2)
     path = tmp_path / "last.pt"
@@ -321,7 +321,7 @@ def test_an_interrupt_names_the_epoch_last_pt_holds_even_before_the_bookkeeping(
     epoch as saved) must name the epoch the file holds, not the one before (a CI run saw that)."""
     from types import SimpleNamespace
 
-    from beenet.training.checkpoint import save_checkpoint, saved_epochs
+    from beenet.artifacts.checkpoint import save_checkpoint, saved_epochs
     from beenet.training.loop import _interrupted_message
 
     out = tmp_path / "run"
@@ -344,7 +344,7 @@ def test_ctrl_c_after_an_epoch_exits_130_with_where_the_run_stands(synth, tmp_pa
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted during epoch" in err and "--resume" in err
-    from beenet.training.checkpoint import load_checkpoint
+    from beenet.artifacts.checkpoint import load_checkpoint
 
     done = int(load_checkpoint(out / "last.pt")["epoch"]) + 1
     assert f"holds epoch {done}" in err
@@ -440,7 +440,7 @@ def test_a_second_writer_is_refused_and_the_first_unaffected(synth, tmp_path, se
     first.send_signal(signal.SIGINT)
     _, err1 = first.communicate(timeout=300)
     assert first.returncode == 130, err1
-    from beenet.training.checkpoint import load_checkpoint
+    from beenet.artifacts.checkpoint import load_checkpoint
 
     done = int(load_checkpoint(out / "last.pt")["epoch"]) + 1
     epochs = _epochs(out)

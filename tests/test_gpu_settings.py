@@ -13,7 +13,7 @@ from beenet.data.dataset import BoLDDataset
 from beenet.device import autocast_context, resolve_amp
 from beenet.errors import ConfigError
 from beenet.models import build_model
-from beenet.training.config import load_config
+from beenet.run_config import load_config
 from beenet.training.loop import RESUMABLE_CHANGES, unused_parameters
 
 CPU = torch.device("cpu")

@@ -314,8 +314,8 @@ def test_checkpoint_from_before_the_mean_rename_loads_and_predicts_the_same(
 ) -> None:
     """Checkpoints saved before ``avg`` became ``mean`` hold ``temporal_pool: avg`` (and
     ``skeleton_pool: avg``): they still load, into the same model, and predict the same."""
-    from beenet.training.checkpoint import model_from_checkpoint, save_checkpoint
-    from beenet.training.config import RunConfig
+    from beenet.artifacts.checkpoint import model_from_checkpoint, save_checkpoint
+    from beenet.run_config import RunConfig
 
     cfg = _cfg(fusion="beenet", body_crop="shared", skeleton=True, skeleton_channels=(8,),
                temporal_pool="mean", skeleton_pool="mean")

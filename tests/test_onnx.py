@@ -34,7 +34,7 @@ CONFIGS = {
 def test_onnx_runtime_matches_pytorch(tmp_path, name):
     import torch
 
-    from beenet.training.checkpoint import checkpoint_sha256, model_from_checkpoint
+    from beenet.artifacts.checkpoint import checkpoint_sha256, model_from_checkpoint
 
     ckpt = make_checkpoint(tmp_path / "m.pt", **CONFIGS[name])
     path = export_onnx(ckpt, tmp_path / "m.onnx")

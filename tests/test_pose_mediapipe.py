@@ -149,7 +149,7 @@ def test_without_mediapipe_the_message_gives_the_install_command(monkeypatch):
 
 @needs_mediapipe
 def test_options_reach_the_backend_and_wrong_ones_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("BEENET_CACHE", str(tmp_path / "context"))
+    monkeypatch.setenv("BEENET_CACHE", str(tmp_path))
     pose = make_pose_backend("auto", tiles=2, num_poses=3)
     assert isinstance(pose, pm.MediaPipeMultiPose) and pose.name == "mediapipe"
     assert pose.tiles == 2 and pose.num_poses == 3 and pose.engine == "litert" and pose.bundle is None

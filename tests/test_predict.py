@@ -201,7 +201,7 @@ def test_predictor_is_deterministic_and_batch_size_free(still_ckpt, people_video
 def test_memory_stays_flat_on_a_longer_video(tmp_path, still_ckpt, monkeypatch):
     """predict streams: it never reads the video in bulk, and the frames it holds at once do not grow
     with the video's length."""
-    from beenet.data.video import VideoReader
+    from beenet.media.video import VideoReader
 
     def no_bulk_read(self, indices):
         raise AssertionError("predict must stream with iter_frames, not read() frames in bulk")
@@ -282,7 +282,7 @@ def test_context_input_models_need_real_context(tmp_path, people_video):
 
 @pytest.mark.slow
 def test_pictures(tmp_path, still_ckpt, people_video):
-    from beenet.data.video import VideoReader
+    from beenet.media.video import VideoReader
     from beenet.inference.render import draw_people, render_timeline, render_video
 
     video, scene = people_video

@@ -30,8 +30,8 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 def cut(src: Path, dst: Path, frames: int) -> Path:
     """The first ``frames`` frames of real footage ``src``, re-encoded to ``dst`` (same fps)."""
-    from beenet.data.video import VideoReader
-    from beenet.data.video_writer import write_video
+    from beenet.media.video import VideoReader
+    from beenet.media.video_writer import write_video
 
     with VideoReader(src) as r:
         fps = r.fps
@@ -188,7 +188,7 @@ def test_timeline_shows_a_single_window_person(real, tmp_path):
 
 def test_empty_video_gives_header_only_tables(ckpt, tmp_path, capsys):
     """Nobody in the video (a blank one, with the default pose backend): empty tables, exit 0, a note."""
-    from beenet.data.video_writer import write_video
+    from beenet.media.video_writer import write_video
 
     rng = np.random.default_rng(0)
     write_video(tmp_path / "blank.mp4", (np.full((64, 96, 3), 120, np.uint8) + rng.integers(0, 3, (64, 96, 3)).astype(np.uint8)

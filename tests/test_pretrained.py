@@ -19,8 +19,8 @@ from beenet.cli import main
 from beenet.errors import BeenetError, CheckpointError
 from beenet.inference.predictor import Predictor
 from beenet.metrics import bold_scores, format_headline, headline
-from beenet.pretrained import CARD_FILE, CONFIG_FILE, FORMAT, WEIGHTS_FILE, export_pretrained
-from beenet.training.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from beenet.artifacts.pretrained import CARD_FILE, CONFIG_FILE, FORMAT, WEIGHTS_FILE, export_pretrained
+from beenet.artifacts.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from beenet.weights import file_sha256
 
 FPS = 12.0

@@ -14,7 +14,7 @@ CUTS = {"bikes.mp4": [30, 76, 137, 187, 242], "face_noface.mov": [72], "talking.
 
 
 def _cuts(path) -> list[int]:
-    from beenet.data.video import VideoReader
+    from beenet.media.video import VideoReader
 
     det = ShotCutDetector()
     with VideoReader(path) as r:

@@ -90,6 +90,7 @@ def test_stale_split_file_says_delete_it(fx):
 
 
 def test_read_only_root_falls_back_to_a_cache_dir(fx, tmp_path, monkeypatch):
+    monkeypatch.delenv("BEENET_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     (fx.root / "splits").write_text("")  # a file where the folder should be: the root cannot take it
     parts = BoLD(fx.root).instances("train", protocol="paper")
@@ -170,6 +171,6 @@ def test_draw_paper_split_by_video_never_splits_a_video(pairs, seed):
 def test_protocol_names_have_one_owner():
     from beenet.choices import choices
     from beenet.data.splits import PROTOCOLS
-    from beenet.training.config import RunSettings
+    from beenet.run_config import RunSettings
 
     assert choices(RunSettings, "protocol") == PROTOCOLS

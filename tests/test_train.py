@@ -10,8 +10,8 @@ import yaml
 
 from beenet.cli import main
 from beenet.errors import CheckpointError, ConfigError
-from beenet.training.checkpoint import load_checkpoint
-from beenet.training.config import RunConfig, load_config
+from beenet.artifacts.checkpoint import load_checkpoint
+from beenet.run_config import RunConfig, load_config
 from beenet.training.loop import train
 from beenet.training.optim import lr_factor
 from train_helpers import TINY, csv_rows, restore_root_logging, tiny_config, write_tiny_synth
@@ -186,7 +186,7 @@ def test_video_preset_trains_and_evaluates_end_to_end(synth, tmp_path, capsys):
     assert scores["split"] == "test" and scores["protocol"] == "paper" and scores["n"] > 0
     assert all(np.isfinite(scores[k]) for k in ("mAP", "mRA", "mR2", "ERS"))
     assert (ev / "category_bars.png").is_file() and (ev / "pr_curves.png").is_file()
-    from beenet.training.checkpoint import model_from_checkpoint
+    from beenet.artifacts.checkpoint import model_from_checkpoint
 
     model, _ = model_from_checkpoint(out / "best.pt", device="cpu")
     assert {"emotion", "crop", "skeleton"} <= set(model.stream_names)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from bold_fixture import frame_for_index, index_of_frame
-from beenet.data.video import VideoReader, prefetch
-from beenet.data.video_writer import write_video
+from beenet.media.video import VideoReader, prefetch
+from beenet.media.video_writer import write_video
 from beenet.errors import DataNotFoundError, VideoDecodeError
 
 H, W = 32, 48

@@ -41,7 +41,7 @@ from beenet.errors import CheckpointError, DataNotFoundError
 from beenet.inference.pose import KeypointRCNNPose
 from beenet.models import ModelConfig, build_model
 from beenet.models.trunk import GOOGLENET_LAYERS, GoogLeNetTrunk
-from beenet.training.checkpoint import load_checkpoint, save_checkpoint
+from beenet.artifacts.checkpoint import load_checkpoint, save_checkpoint
 from beenet.weights import WeightsFileError, WeightsNotCachedError, file_sha256, pretrained_weights
 
 GOOGLENET = GoogLeNet_Weights.IMAGENET1K_V1

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from beenet.data.synth import SynthConfig, generate
-from beenet.training.config import RunConfig, load_config
+from beenet.run_config import RunConfig, load_config
 
 #: Overrides that shrink any preset to a model that trains in a second or two per epoch.
 TINY = [

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from beenet import __version__
+from beenet.version import __version__
 from beenet.errors import BeenetError, caused_by_interrupt
 
 #: name -> (module, one-line summary). Order is the order of ``beenet --help``.

@@ -44,7 +44,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="DIR", help="BoLD directory (or 'beenet synth' output)")
     p.add_argument("--out", required=True, metavar="DIR", help="where runs and tables go (resumable)")
     p.add_argument("--config", default="demo", metavar="NAME|FILE", help="base config: preset or YAML (default: demo)")
-    # No argparse choices: the study names belong to beenet.evaluation.ablation.studies (importing
+    # No argparse choices: the study names belong to beenet.ablation.studies (importing
     # it here would make --help wait for torch); an unknown name is refused there, listing the studies.
     p.add_argument("--study", default="paper", metavar="NAME", help="which study, one of those above (default: paper)")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per variant: run.seed, run.seed+1, ... (default: 3)")
@@ -56,8 +56,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.evaluation.ablation import run_ablation, summary_markdown
-    from beenet.training.config import load_config
+    from beenet.ablation import run_ablation, summary_markdown
+    from beenet.run_config import load_config
 
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     summary = run_ablation(args.data, args.out, config=args.config, study=args.study, seeds=args.seeds,

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from beenet.errors import BeenetError
     from beenet.evaluation.evaluate import evaluate_checkpoint, write_json
     from beenet.evaluation.report import format_scores
-    from beenet.training.config import load_config, save_yaml
+    from beenet.run_config import load_config, save_yaml
     from beenet.training.loop import train
 
     t_start = time.perf_counter()

@@ -183,7 +183,7 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
         try:
             seed = args.seed
             if seed is None:  # evaluate_checkpoint's default: the checkpoint's split seed
-                from beenet.training.checkpoint import load_checkpoint
+                from beenet.artifacts.checkpoint import load_checkpoint
 
                 seed = int(load_checkpoint(args.checkpoint)["config"]["run"].get("split_seed", DEFAULT_SEED))
             page = write_eval_view(args.out, args.data, split, protocol, seed)

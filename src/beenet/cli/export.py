@@ -1,5 +1,5 @@
 """``beenet export onnx|pretrained``: a checkpoint as an ONNX model (dynamic batch, metadata inside)
-or as a folder others can load (safetensors + config.json + model card, :mod:`beenet.pretrained`)."""
+or as a folder others can load (safetensors + config.json + model card, :mod:`beenet.artifacts.pretrained`)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     if args.format == "pretrained":
-        from beenet.pretrained import FOLDER_FILES, export_pretrained
+        from beenet.artifacts.pretrained import FOLDER_FILES, export_pretrained
 
         out = export_pretrained(args.checkpoint, args.out, overwrite=args.overwrite,
                                 training_data=args.training_data)

@@ -298,7 +298,7 @@ def check_checkpoint(text: str) -> Path:
     """The checkpoint as a local path (a Hub id fetched or found in the cache), or a SetupError
     when it names nothing that exists."""
     from beenet.errors import CheckpointError
-    from beenet.pretrained import resolve_checkpoint
+    from beenet.artifacts.pretrained import resolve_checkpoint
 
     try:
         return resolve_checkpoint(text)

@@ -55,7 +55,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from beenet.data.prepared import prepare
-    from beenet.training.config import load_config
+    from beenet.run_config import load_config
 
     overrides = list(args.overrides)
     if args.protocol is not None:

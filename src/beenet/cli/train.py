@@ -65,7 +65,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def resolve_config(args: argparse.Namespace):  # -> RunConfig
     """The run config from --config / RUN/config.yaml, --protocol, --epochs and --set."""
-    from beenet.training.config import load_config
+    from beenet.run_config import load_config
 
     overrides = list(args.overrides)
     if args.protocol is not None:
@@ -81,13 +81,13 @@ def resolve_config(args: argparse.Namespace):  # -> RunConfig
 
 def run(args: argparse.Namespace) -> int:
     from beenet.metrics import format_headline
-    from beenet.training.config import to_yaml
+    from beenet.run_config import to_yaml
 
     cfg = resolve_config(args)
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
-    from beenet.training.distributed import env_world_size
+    from beenet.distributed import env_world_size
     from beenet.training.loop import train
 
     result = train(cfg, args.data, args.out, resume=args.resume)

@@ -170,7 +170,7 @@ class FrameExpertSource(ABC):
 
     def read_frames(self, path: str | Path) -> np.ndarray:
         """Decode ``frames_per_clip`` evenly spaced frames of the video at ``path``."""
-        from beenet.data.video import VideoReader
+        from beenet.media.video import VideoReader
 
         with VideoReader(path) as reader:
             indices = evenly_spaced(int(reader.num_frames), self.frames_per_clip)

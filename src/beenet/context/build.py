@@ -27,6 +27,7 @@ from beenet.context.cache import ContextCache
 from beenet.context.config import ContextConfig
 from beenet.errors import BeenetError, ConfigError
 from beenet.labels import CONTEXT_DIM
+from beenet.paths import cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -37,9 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def default_cache_dir() -> Path:
-    """``$BEENET_CACHE`` when set, else ``~/.cache/beenet/context``."""
-    env = os.environ.get("BEENET_CACHE", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "beenet" / "context"
+    """``context/`` under beenet's cache root (:func:`beenet.paths.cache_dir`)."""
+    return cache_dir("context")
 
 
 def _expert_device(cfg: ContextConfig, device: "str | torch.device") -> str:

@@ -20,7 +20,7 @@ from beenet.choices import choices
 from beenet.context.base import FrameExpertSource, file_digest
 from beenet.context.config import ContextConfig
 from beenet.device import resolve_device
-from beenet.data.transforms import frames_to_tensor
+from beenet.media.transforms import frames_to_tensor
 from beenet.errors import CheckpointError, ConfigError, DataNotFoundError
 from beenet.labels import NUM_PLACES
 from beenet.weights import WeightsFile, WeightsFileError, check_fits, fetch, locate, read_weights

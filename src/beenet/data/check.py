@@ -21,7 +21,7 @@ import numpy as np
 from beenet.data.bold import ANNOTATION_FILES, SPLITS, BoLD, Instance, read_annotations
 from beenet.data.joints import load_joints_array
 from beenet.data.usable import ClipStatus, clip_statuses
-from beenet.data.video import VideoReader
+from beenet.media.video import VideoReader
 from beenet.errors import BeenetError, BoLDFormatError
 from beenet.labels import CATEGORIES, POSITIVE_THRESHOLD
 from beenet.progress import progress

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from beenet.data.bold import BoLD, Instance
 from beenet.data.joints import PersonJoints, load_person_joints
-from beenet.data.transforms import (
+from beenet.media.transforms import (
     Box,
     box_from_keypoints,
     crop_to_tensor,
@@ -28,7 +28,7 @@ from beenet.data.transforms import (
     resize_uint8,
 )
 from beenet.choices import check_at_least, check_choices, check_positive_ints
-from beenet.data.video import VideoReader
+from beenet.media.video import VideoReader
 from beenet.errors import BoLDFormatError, ConfigError, DataNotFoundError, VideoDecodeError
 from beenet.labels import CONTEXT_DIM, NUM_CATEGORIES, NUM_JOINTS, NUM_VAD
 

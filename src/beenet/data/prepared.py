@@ -17,7 +17,7 @@ blobs. The header names the clip, its frame count and size, the stamp (size, mti
 and joints files it was made from, the offset and length of each stored frame (the frames any
 sampler can ask for: every frame where an annotated person is present, or every frame of a clip
 without joints) and of each person crop (``body_crop``), and the clip's context vector. Whole
-frames are stored after :func:`~beenet.data.transforms.resize_uint8`, so ``raw`` storage gives
+frames are stored after :func:`~beenet.media.transforms.resize_uint8`, so ``raw`` storage gives
 the very tensors decoding on the fly gives; ``jpeg`` (quality 95) is lossy and 6x smaller (see
 ``docs/training.md``). Crops are stored as uint8 at ``crop_size`` (rounded from the float crop).
 """
@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from beenet import __version__, atomic
+from beenet import atomic
+from beenet.version import __version__
 from beenet.data.bold import BoLD
 from beenet.data.dataset import (
     VideoFrames,
@@ -46,12 +47,13 @@ from beenet.data.dataset import (
     crop_boxes,
     crops_of,
 )
-from beenet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Box, normalize, resize_uint8
+from beenet.media.transforms import IMAGENET_MEAN, IMAGENET_STD, Box, normalize, resize_uint8
 from beenet.errors import BeenetError, ConfigError, DataNotFoundError
 from beenet.labels import CONTEXT_DIM
+from beenet.paths import cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover
-    from beenet.training.config import RunConfig
+    from beenet.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +296,7 @@ def frame_targets_used(cfg: "RunConfig") -> bool:
 
 
 def _reads_context(cfg: "RunConfig") -> bool:
-    from beenet.training.config import needs_context
+    from beenet.run_config import needs_context
 
     return cfg.context.source != "none" and needs_context(cfg)
 
@@ -305,9 +307,7 @@ def cache_key(fp: dict[str, Any]) -> str:
 
 def default_prepared_root() -> Path:
     """``prepared/`` next to the context cache: ``$BEENET_CACHE/../prepared`` or ``~/.cache/beenet/prepared``."""
-    from beenet.context.build import default_cache_dir
-
-    return default_cache_dir().parent / "prepared"
+    return cache_dir("prepared")
 
 
 def prepared_root(setting: str) -> Path | None:
@@ -490,7 +490,7 @@ def _prepare_clip(job: tuple[str, list[int]]) -> dict[str, Any]:
     from beenet.context.base import evenly_spaced, join_context
     from beenet.data.dataset import DataConfig
     from beenet.data.joints import load_person_joints
-    from beenet.data.video import VideoReader
+    from beenet.media.video import VideoReader
 
     video, persons = job
     w = _WORKER

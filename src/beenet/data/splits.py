@@ -23,6 +23,7 @@ import numpy as np
 
 from beenet import atomic
 from beenet.errors import BoLDFormatError
+from beenet.paths import cache_dir
 
 if TYPE_CHECKING:
     from beenet.data.bold import BoLD, Instance
@@ -49,8 +50,7 @@ def source_video(clip: str) -> str:
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/beenet/splits`` (``~/.cache/beenet/splits`` by default)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "beenet" / "splits"
+    return cache_dir("splits")
 
 
 def split_file_name(seed: int, protocol: str = "paper") -> str:

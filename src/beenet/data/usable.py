@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from beenet.data.bold import BoLD, Instance
 from beenet.data.joints import load_joints_array
-from beenet.data.video import VideoReader
+from beenet.media.video import VideoReader
 from beenet.errors import BeenetError
 
 log = logging.getLogger(__name__)

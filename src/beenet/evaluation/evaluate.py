@@ -53,7 +53,7 @@ def predict_split(
     ``frames`` is the frame source (a prepared cache's; default: decode the videos).
     """
     from beenet.data.dataset import BoLDDataset, collate
-    from beenet.training.distributed import DistInfo, gather_rows, shard_indices
+    from beenet.distributed import DistInfo, gather_rows, shard_indices
 
     info = dist_info or DistInfo()
     device = resolve_device(device)
@@ -146,8 +146,8 @@ def evaluate_checkpoint(
     from beenet.data.bold import BoLD
     from beenet.evaluation.predictions import instance_targets, write_predictions
     from beenet.metrics import bold_scores
-    from beenet.training.checkpoint import model_from_checkpoint
-    from beenet.training.config import RunConfig, model_needs_input_context
+    from beenet.artifacts.checkpoint import model_from_checkpoint
+    from beenet.run_config import RunConfig, model_needs_input_context
 
     dev = resolve_device(device)
     model, ckpt = model_from_checkpoint(checkpoint, dev)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from beenet import __version__
+from beenet.version import __version__
 from beenet.atomic import atomic_path
 from beenet.errors import BeenetError, CheckpointError
 from beenet.inference.engines import OnnxEngine, TorchEngine, check_outputs
@@ -86,7 +86,7 @@ def describe_model(cfg: Any) -> str:
 
 def spec_from_checkpoint(ckpt: Mapping[str, Any], sha256: str, path: str | Path = "checkpoint") -> ModelSpec:
     """The :class:`ModelSpec` of a loaded checkpoint dict."""
-    from beenet.training.checkpoint import model_config_from_checkpoint
+    from beenet.artifacts.checkpoint import model_config_from_checkpoint
 
     cfg = model_config_from_checkpoint(dict(ckpt), path)
     config = dict(ckpt.get("config") or {})
@@ -182,7 +182,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
         import onnx
     except ImportError as exc:
         raise BeenetError("ONNX export needs the onnx package: pip install 'beenet[onnx]'") from exc
-    from beenet.training.checkpoint import checkpoint_sha256, model_from_checkpoint, trained_on
+    from beenet.artifacts.checkpoint import checkpoint_sha256, model_from_checkpoint, trained_on
 
     checkpoint, out = Path(checkpoint), Path(out)
     model, ckpt = model_from_checkpoint(checkpoint, "cpu")
@@ -245,7 +245,7 @@ def spec_from_onnx(path: str | Path, metadata: Mapping[str, str]) -> ModelSpec:
 def onnx_parity(checkpoint: str | Path, onnx_path: str | Path, batch_sizes: tuple[int, ...] = (1, 3),
                 seed: int = 0) -> float:
     """Largest absolute difference between PyTorch and ONNX Runtime outputs on random batches."""
-    from beenet.training.checkpoint import checkpoint_sha256, model_from_checkpoint
+    from beenet.artifacts.checkpoint import checkpoint_sha256, model_from_checkpoint
 
     model, ckpt = model_from_checkpoint(checkpoint, "cpu")
     spec = spec_from_checkpoint(ckpt, checkpoint_sha256(checkpoint), checkpoint)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from beenet import paths
 from beenet.errors import BeenetError
 from beenet.inference.blazepose import BODY_LANDMARKS, BlazePose, Roi, roi_from_points
 
@@ -91,9 +92,7 @@ def litert_available() -> bool:
 def cache_root() -> Path:
     """beenet's cache root: the parent of the context cache (``$BEENET_CACHE/..``, default
     ``~/.cache/beenet``), as for ``prepared/``."""
-    from beenet.context.build import default_cache_dir
-
-    return default_cache_dir().parent
+    return paths.cache_root()
 
 
 def _mediapipe_dir() -> Path | None:

@@ -6,7 +6,7 @@ Two streaming passes over the video keep memory flat however long it is:
    stable ``person_id`` (:class:`Tracker`). Only joints are kept (216 bytes a person-frame).
 2. cut each person's presence into windows (:func:`plan_windows`), decode again and keep only the
    frames those windows sample, turn them into tensors exactly as training did
-   (:mod:`beenet.data.transforms`), and run the model on batches of (person, window) items as soon
+   (:mod:`beenet.media.transforms`), and run the model on batches of (person, window) items as soon
    as their frames have passed. A frame is dropped as soon as no pending window needs it.
 
 Example::
@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from beenet import __version__
+from beenet.version import __version__
 from beenet.atomic import to_builtins
 from beenet.context.build import PREDICT_CONTEXTS, make_context_source, prediction_context
 from beenet.context.config import ContextConfig
-from beenet.data.transforms import crop_to_tensor, frames_to_tensor, normalize_skeleton
-from beenet.data.video import prefetch
+from beenet.media.transforms import crop_to_tensor, frames_to_tensor, normalize_skeleton
+from beenet.media.video import prefetch
 from beenet.device import resolve_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoundError
 from beenet.inference.appearance import appearance
@@ -402,8 +402,8 @@ class Predictor:
 
     # -- set-up ----------------------------------------------------------------------------
     def _load(self, engine: str) -> tuple[ModelSpec, Any]:
-        from beenet.pretrained import resolve_checkpoint
-        from beenet.training.checkpoint import (
+        from beenet.artifacts.pretrained import resolve_checkpoint
+        from beenet.artifacts.checkpoint import (
             checkpoint_sha256,
             load_checkpoint,
             load_model_state,
@@ -411,7 +411,7 @@ class Predictor:
             weights_source,
         )
 
-        from beenet.training.checkpoint import UNKNOWN_DATA, trained_on
+        from beenet.artifacts.checkpoint import UNKNOWN_DATA, trained_on
 
         if engine not in ENGINES:
             raise ConfigError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
@@ -450,7 +450,7 @@ class Predictor:
         (``user/name``, optionally at ``revision``; needs the ``hub`` extra, and uses the local
         Hugging Face cache when offline). A ``.pt`` or ``.onnx`` works too. ``kwargs`` are
         :class:`Predictor`'s."""
-        from beenet.pretrained import resolve_checkpoint
+        from beenet.artifacts.pretrained import resolve_checkpoint
 
         return cls(resolve_checkpoint(path_or_id, revision=revision), **kwargs)
 
@@ -511,7 +511,7 @@ class Predictor:
     def synthetic_warning(self, video: str | Path) -> str | None:
         """The warning for a model trained on ``beenet synth`` data meeting ``video`` (None when the
         model was not, or when the video itself lies inside a ``beenet synth`` dataset)."""
-        from beenet.training.checkpoint import SYNTHETIC_WARNING
+        from beenet.artifacts.checkpoint import SYNTHETIC_WARNING
 
         if self.trained_on.get("kind") != "synthetic" or _in_synthetic_dataset(Path(video)):
             return None
@@ -620,7 +620,7 @@ class Predictor:
         not an error. Raises :class:`VideoDecodeError` for unreadable or truncated videos and
         :class:`BoLDFormatError` when the keypoints do not match the video.
         """
-        from beenet.data.video import VideoReader
+        from beenet.media.video import VideoReader
 
         video = Path(video)
         timer = _Timer()

@@ -177,8 +177,8 @@ def render_video(result: "VideoResult", out_path: str | Path, show_progress: boo
     """Write the annotated mp4 of ``result`` (decodes the source video once more, streaming)."""
     from PIL import Image
 
-    from beenet.data.video import VideoReader
-    from beenet.data.video_writer import VideoWriter
+    from beenet.media.video import VideoReader
+    from beenet.media.video_writer import VideoWriter
     from beenet.progress import progress
 
     table = result.table

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from beenet.data.transforms import Box, box_from_keypoints
+from beenet.media.transforms import Box, box_from_keypoints
 from beenet.inference.pose import valid_mask
 from beenet.labels import NUM_JOINTS
 

@@ -4,7 +4,7 @@
 ``_train`` in order: prepare (data, context, model and its priors, optimizer, loader), restore (a
 resumed run's state), then per epoch train, validate and save, and finally finish (``best.pt``, the
 result). The optimiser and its schedule live in :mod:`beenet.training.optim`, the loader in
-:mod:`beenet.training.loader`, the RNG and DDP helpers in :mod:`beenet.training.distributed`.
+:mod:`beenet.training.loader`, the RNG and DDP helpers in :mod:`beenet.distributed`.
 
 Reproducibility: the model init and dropout draw from torch's RNG seeded from ``run.seed`` inside
 a ``fork_rng`` scope (the caller's global RNG is left as it was); the batch order comes from a
@@ -31,9 +31,9 @@ from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.evaluation.evaluate import predict_split
 from beenet.metrics import HEADLINE_KEYS, bold_scores, format_headline, headline
 from beenet.progress import progress
-from beenet.training import distributed as D
+from beenet import distributed as D
 from beenet.weights import pretrained_weights
-from beenet.training.checkpoint import (
+from beenet.artifacts.checkpoint import (
     InterruptedAfterWrite,
     load_checkpoint,
     load_model_state,
@@ -41,7 +41,7 @@ from beenet.training.checkpoint import (
     saved_epochs,
     training_data_record,
 )
-from beenet.training.config import (
+from beenet.run_config import (
     RunConfig,
     config_diff,
     model_needs_input_context,

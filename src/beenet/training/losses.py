@@ -5,58 +5,18 @@ distillation of the context streams on the experts' soft labels (``docs/method.m
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import math
 
 import torch
 import torch.nn.functional as F
 
-from beenet.choices import check_at_least, check_choices, choices, not_one_of
+from beenet.choices import choices, not_one_of
 from beenet.errors import BeenetError
 from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_CATEGORIES, NUM_VAD, VAD_SCALE
 from beenet.metrics import binarize_categories
-
-
-@dataclass
-class LossConfig:
-    """What the model is trained to minimise."""
-
-    #: ``mse``: the paper's MSE on the 29 fused outputs (26 categories + VAD / 10).
-    #: ``bce``: BCE on the fused category logits + MSE on VAD in units of the training std.
-    kind: Literal["mse", "bce"] = "mse"
-    #: Binarise the category targets at >= 0.5 (the metric's rule) instead of the soft crowd scores.
-    binarize_targets: bool = False
-    #: Weight of the VAD terms against the category terms (1 = the paper's plain mean over 29).
-    vad_weight: float = 1.0
-    #: Weight of the distillation of the place / object streams (0 = no distillation); an ablation
-    #: axis (``beenet ablate --study distill``).
-    distill_weight: float = 1.0
-    #: Distillation loss on the context streams' softmax: ``kl`` (KL(expert || stream)) or ``bce``
-    #: (binary cross-entropy per class between the stream's and the expert's probabilities).
-    distill: Literal["kl", "bce"] = "kl"
-    #: Scale of each stream's distillation term (``docs/method.md`` section 4): ``log_classes``
-    #: divides it by log K (K = 365 places, 80 objects: the KL of a uniform guess on a one-hot label
-    #: becomes 1; the measured best, ``docs/ablations.md`` 1d), ``classes`` by K (a per-class mean,
-    #: the scale of the MSE's mean over 29 outputs; too weak for the streams to learn), ``none``
-    #: leaves it in nats (older reading: the context terms dominate the trunk's gradient).
-    distill_norm: Literal["log_classes", "classes", "none"] = "log_classes"
-    #: Train ``kind=bce`` with ``model.fusion_form`` linear or scale anyway. BCE then trains the
-    #: odds-form logits while the metric ranks the linear / scale scores (section 4); refused unless
-    #: this is true.
-    allow_bce_with_scale: bool = False
-
-    #: Values of fields that a stored config (an older run or checkpoint) lacks: the old behaviour.
-    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"distill_norm": "none"}
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise :class:`~beenet.errors.ConfigError` naming the field whose value is not valid."""
-        check_choices(self, "loss")
-        check_at_least(self, "loss", 0, "vad_weight", "distill_weight")
+from beenet.run_config import LossConfig
 
 
 def _weighted_mean(per_sample: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

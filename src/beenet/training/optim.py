@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from beenet.errors import BeenetError, CheckpointError, ConfigError
-from beenet.training.config import RunConfig
+from beenet.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from beenet.data.synth import draw
 from beenet.data.synth.plan import ClipPlan
 from beenet.data.synth.poses import body_pose, place_pose
 from beenet.data.synth.rules import OBJECT_NAMES, SCENES
-from beenet.data.video_writer import VideoWriter
+from beenet.media.video_writer import VideoWriter
 from beenet.labels import NUM_JOINTS
 
 # Every object the rules can place has a painter, every scene a look.

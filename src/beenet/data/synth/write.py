@@ -24,7 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from beenet import __version__
+from beenet.version import __version__
 from beenet.atomic import write_json
 from beenet.context.sidecar import SIDECAR_NAME
 from beenet.data.synth import render

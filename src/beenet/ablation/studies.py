@@ -2,7 +2,7 @@
 
 A study is a builder in :data:`_BUILDERS` (``STUDIES`` is derived from it, never copied); each
 variant changes one thing against the study's base config and lists the stress settings
-(:class:`~beenet.evaluation.ablation.stress.Stress`) it is also scored under. Axes that range over
+(:class:`~beenet.ablation.stress.Stress`) it is also scored under. Axes that range over
 a config field's choices read them off the owner: the pooling registry for sites a and b,
 ``ModelConfig.context_pool``'s ``Literal`` hint for site c.
 """
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from beenet.choices import choices
 from beenet.errors import ConfigError
-from beenet.evaluation.ablation.stress import STREAM_OF_PART, Stress
+from beenet.ablation.stress import STREAM_OF_PART, Stress
 from beenet.models import ModelConfig
 from beenet.models.fusion import fusion_pools_contexts, fusion_uses_context
-from beenet.training.config import RunConfig, apply_overrides, validate
+from beenet.run_config import RunConfig, apply_overrides, validate
 
 log = logging.getLogger(__name__)
 

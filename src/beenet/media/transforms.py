@@ -1,7 +1,7 @@
 """Frame, crop and skeleton transforms shared by training (the dataset) and inference (predict).
 
 Both paths must turn pixels and keypoints into tensors the same way, so they live here and only here.
-Frames come in as uint8 ``[T, H, W, 3]`` RGB arrays (what :mod:`beenet.data.video` returns);
+Frames come in as uint8 ``[T, H, W, 3]`` RGB arrays (what :mod:`beenet.media.video` returns);
 keypoints as float ``[T, 18, 3]`` arrays of (x, y, confidence) in pixels, NaN x/y where missing.
 """
 

@@ -21,7 +21,7 @@ import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -32,9 +32,48 @@ from beenet.data.dataset import DataConfig
 from beenet.errors import ConfigError
 from beenet.models import ModelConfig
 from beenet.models.fusion import fusion_uses_context
-from beenet.training.losses import LossConfig
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class LossConfig:
+    """What the model is trained to minimise."""
+
+    #: ``mse``: the paper's MSE on the 29 fused outputs (26 categories + VAD / 10).
+    #: ``bce``: BCE on the fused category logits + MSE on VAD in units of the training std.
+    kind: Literal["mse", "bce"] = "mse"
+    #: Binarise the category targets at >= 0.5 (the metric's rule) instead of the soft crowd scores.
+    binarize_targets: bool = False
+    #: Weight of the VAD terms against the category terms (1 = the paper's plain mean over 29).
+    vad_weight: float = 1.0
+    #: Weight of the distillation of the place / object streams (0 = no distillation); an ablation
+    #: axis (``beenet ablate --study distill``).
+    distill_weight: float = 1.0
+    #: Distillation loss on the context streams' softmax: ``kl`` (KL(expert || stream)) or ``bce``
+    #: (binary cross-entropy per class between the stream's and the expert's probabilities).
+    distill: Literal["kl", "bce"] = "kl"
+    #: Scale of each stream's distillation term (``docs/method.md`` section 4): ``log_classes``
+    #: divides it by log K (K = 365 places, 80 objects: the KL of a uniform guess on a one-hot label
+    #: becomes 1; the measured best, ``docs/ablations.md`` 1d), ``classes`` by K (a per-class mean,
+    #: the scale of the MSE's mean over 29 outputs; too weak for the streams to learn), ``none``
+    #: leaves it in nats (older reading: the context terms dominate the trunk's gradient).
+    distill_norm: Literal["log_classes", "classes", "none"] = "log_classes"
+    #: Train ``kind=bce`` with ``model.fusion_form`` linear or scale anyway. BCE then trains the
+    #: odds-form logits while the metric ranks the linear / scale scores (section 4); refused unless
+    #: this is true.
+    allow_bce_with_scale: bool = False
+
+    #: Values of fields that a stored config (an older run or checkpoint) lacks: the old behaviour.
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"distill_norm": "none"}
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`~beenet.errors.ConfigError` naming the field whose value is not valid."""
+        check_choices(self, "loss")
+        check_at_least(self, "loss", 0, "vad_weight", "distill_weight")
 
 
 @dataclass

@@ -18,7 +18,7 @@ local Hugging Face cache when offline (``HF_HUB_OFFLINE=1`` or no network). Read
 never runs pickle: ``safetensors`` for the tensors, ``json`` for the rest.
 
 :func:`resolve_checkpoint` (path or id -> local path) and :func:`read_pretrained` (folder -> a
-dict shaped like a loaded checkpoint) are what ``training/checkpoint.py`` calls; the writer is
+dict shaped like a loaded checkpoint) are what ``artifacts/checkpoint.py`` calls; the writer is
 :func:`export_pretrained`. User documentation: docs/predict.md, section "Sharing a model".
 """
 
@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from beenet import __version__
+from beenet.version import __version__
 from beenet.atomic import atomic_open, to_builtins, write_json, write_text
 from beenet.errors import BeenetError, CheckpointError
 from beenet.labels import CATEGORIES, VAD_NAMES
@@ -207,7 +207,7 @@ def export_pretrained(checkpoint: str | os.PathLike[str], out: str | os.PathLike
     """
     from safetensors.torch import save
 
-    from beenet.training.checkpoint import load_checkpoint, trained_on
+    from beenet.artifacts.checkpoint import load_checkpoint, trained_on
     from beenet.weights import file_sha256
 
     checkpoint, out = Path(checkpoint), Path(out)

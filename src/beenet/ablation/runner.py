@@ -2,8 +2,8 @@
 
 A run with a ``result.json`` is skipped, an unfinished one resumes from its ``last.pt``:
 interrupting and re-running the same command continues the study. Which runs exist is
-:mod:`~beenet.evaluation.ablation.studies`' business, how they are scored under stress
-:mod:`~beenet.evaluation.ablation.stress`'s, and the tables :mod:`~beenet.evaluation.ablation.report`'s.
+:mod:`~beenet.ablation.studies`' business, how they are scored under stress
+:mod:`~beenet.ablation.stress`'s, and the tables :mod:`~beenet.ablation.report`'s.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import torch
 
 from beenet import atomic
 from beenet.errors import ConfigError
-from beenet.evaluation.ablation.report import RESULT_FIELDS, TABLE_KEYS, summarise, summary_markdown, write_csv
-from beenet.evaluation.ablation.stress import Stress, applied
-from beenet.evaluation.ablation.studies import make_study, variant_config
-from beenet.evaluation.ablation.timing import latency_ms
+from beenet.ablation.report import RESULT_FIELDS, TABLE_KEYS, summarise, summary_markdown, write_csv
+from beenet.ablation.stress import Stress, applied
+from beenet.ablation.studies import make_study, variant_config
+from beenet.ablation.timing import latency_ms
 from beenet.progress import progress
-from beenet.training.config import RunConfig, load_config
+from beenet.run_config import RunConfig, load_config
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ def evaluate_run(run_dir: Path, data_dir: Path, stresses: Iterable[str], seed: i
     from beenet.data.bold import BoLD
     from beenet.evaluation.evaluate import load_split_context, predict_split
     from beenet.metrics import bold_scores, headline
-    from beenet.training.checkpoint import model_from_checkpoint
-    from beenet.training.config import model_needs_input_context
+    from beenet.artifacts.checkpoint import model_from_checkpoint
+    from beenet.run_config import model_needs_input_context
 
     model, ckpt = model_from_checkpoint(run_dir / "best.pt", device)
     cfg = RunConfig.from_dict(ckpt["config"])

@@ -17,18 +17,18 @@ Layout of ``out``: ``runs/<variant>/seed<k>/`` (a normal run directory plus ``re
 std over seeds). A run with a ``result.json`` is skipped, an unfinished one resumes from its
 ``last.pt``: interrupting and re-running the same command continues the study.
 
-One module per part: :mod:`~beenet.evaluation.ablation.studies` (what runs),
-:mod:`~beenet.evaluation.ablation.stress` (the test-time stress settings),
-:mod:`~beenet.evaluation.ablation.timing` (latency), :mod:`~beenet.evaluation.ablation.runner`
-(training and scoring, resumable) and :mod:`~beenet.evaluation.ablation.report` (the tables).
+One module per part: :mod:`~beenet.ablation.studies` (what runs),
+:mod:`~beenet.ablation.stress` (the test-time stress settings),
+:mod:`~beenet.ablation.timing` (latency), :mod:`~beenet.ablation.runner`
+(training and scoring, resumable) and :mod:`~beenet.ablation.report` (the tables).
 """
 
 from __future__ import annotations
 
-from beenet.evaluation.ablation.report import RESULT_FIELDS, TABLE_KEYS, summarise, summary_markdown
-from beenet.evaluation.ablation.runner import evaluate_run, run_ablation
-from beenet.evaluation.ablation.stress import Stress, distractor_hook, drop_context_input
-from beenet.evaluation.ablation.studies import (
+from beenet.ablation.report import RESULT_FIELDS, TABLE_KEYS, summarise, summary_markdown
+from beenet.ablation.runner import evaluate_run, run_ablation
+from beenet.ablation.stress import Stress, distractor_hook, drop_context_input
+from beenet.ablation.studies import (
     CONTEXT_POOL_SITE_C,
     STUDIES,
     Study,
@@ -38,7 +38,7 @@ from beenet.evaluation.ablation.studies import (
     stresses_for,
     variant_config,
 )
-from beenet.evaluation.ablation.timing import dummy_batch, latency_ms
+from beenet.ablation.timing import dummy_batch, latency_ms
 
 __all__ = [
     "CONTEXT_POOL_SITE_C", "RESULT_FIELDS", "STUDIES", "TABLE_KEYS", "Stress", "Study", "Variant",

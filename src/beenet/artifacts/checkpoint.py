@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from beenet import __version__
+from beenet.version import __version__
 from beenet.atomic import atomic_open, to_builtins
 from beenet.errors import CheckpointError, ConfigError
 from beenet.labels import CATEGORIES, VAD_NAMES
@@ -199,10 +199,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     """Read and check a beenet checkpoint (``weights_only=True``: never runs code from the file).
 
     ``path`` may also be a folder written by ``beenet export pretrained`` (read with safetensors
-    and json, no pickle) or a Hugging Face Hub id of one (:mod:`beenet.pretrained`); the result then
+    and json, no pickle) or a Hugging Face Hub id of one (:mod:`beenet.artifacts.pretrained`); the result then
     has the same keys a checkpoint's has (no optimizer state) plus ``weights_file``.
     """
-    from beenet.pretrained import read_pretrained, resolve_checkpoint
+    from beenet.artifacts.pretrained import read_pretrained, resolve_checkpoint
 
     path = resolve_checkpoint(path)
     if path.is_dir():
@@ -306,7 +306,7 @@ def weights_source(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> str | 
 def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of the file (the identity predict tables and ONNX metadata carry); for a
     pretrained folder (or Hub id), that of its ``model.safetensors``."""
-    from beenet.pretrained import WEIGHTS_FILE, resolve_checkpoint
+    from beenet.artifacts.pretrained import WEIGHTS_FILE, resolve_checkpoint
 
     path = resolve_checkpoint(path)
     return file_sha256(path / WEIGHTS_FILE if path.is_dir() else path)

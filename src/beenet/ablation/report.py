@@ -16,7 +16,7 @@ import numpy as np
 
 from beenet import atomic
 from beenet.metrics import HEADLINE_KEYS
-from beenet.training.config import RunConfig
+from beenet.run_config import RunConfig
 
 #: The headline metrics in table order: ERS, then the others as ``HEADLINE_KEYS`` orders them.
 TABLE_KEYS: tuple[str, ...] = ("ERS", *(k for k in HEADLINE_KEYS if k != "ERS"))

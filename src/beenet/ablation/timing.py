@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_JOINTS
-from beenet.training.config import RunConfig
+from beenet.run_config import RunConfig
 
 
 def dummy_batch(cfg: RunConfig, batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
