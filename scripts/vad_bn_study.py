@@ -24,7 +24,7 @@ def main() -> None:
     from beenet.evaluation.evaluate import load_split_context, predict_split
     from beenet.metrics import bold_scores
     from beenet.models.batchnorm import recalibrate_batchnorm
-    from beenet.artifacts.checkpoint import model_from_checkpoint
+    from beenet.artifacts.loader import load_model
     from beenet.run_config import RunConfig, model_needs_input_context
 
     ap = argparse.ArgumentParser()
@@ -36,7 +36,7 @@ def main() -> None:
     bold = BoLD(args.data)
     table: dict[str, list[tuple[float, float]]] = {"stored BN": [], "recalibrated BN": []}
     for run in args.runs:
-        model, ckpt = model_from_checkpoint(Path(run) / "last.pt", dev)
+        model, ckpt = load_model(Path(run) / "last.pt", dev)
         cfg = RunConfig.from_dict(ckpt["config"])
         val = bold.instances("val", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
         train = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)

@@ -12,14 +12,8 @@ import torch
 from beenet.errors import CheckpointError
 from beenet.labels import CATEGORIES, VAD_NAMES
 from beenet.models import ModelConfig, build_model
-from beenet.artifacts.checkpoint import (
-    FORMAT,
-    FORMAT_VERSION,
-    checkpoint_sha256,
-    load_checkpoint,
-    model_from_checkpoint,
-    save_checkpoint,
-)
+from beenet.artifacts.checkpoint import FORMAT, FORMAT_VERSION, checkpoint_sha256, load_checkpoint, save_checkpoint
+from beenet.artifacts.loader import load_model
 
 
 def tiny_model_cfg(**kw) -> ModelConfig:
@@ -51,7 +45,7 @@ def test_round_trip_format_and_outputs(tmp_path):
     assert ckpt["labels"] == {"categories": list(CATEGORIES), "vad": list(VAD_NAMES)}
     assert ckpt["epoch"] == 3 and ckpt["metrics"]["val"]["ERS"] == 0.5
     assert ckpt["best"] == {"ers": 0.5} and "optimizer" in ckpt and ckpt["scheduler"] == {"epoch": 3}
-    loaded, ckpt2 = model_from_checkpoint(path, "cpu")
+    loaded, ckpt2 = load_model(path, "cpu")
     assert not loaded.training
     with torch.no_grad():
         a, b = model(_batch()), loaded(_batch())
@@ -127,13 +121,13 @@ def test_model_config_mismatch_is_clear(tmp_path):
     # Weights of one model under the config of another: names the mismatched shapes.
     p = save_checkpoint(tmp_path / "mix.pt", model=model, config={"model": bigger.to_dict()}, epoch=0)
     with pytest.raises(CheckpointError, match="shape mismatches"):
-        model_from_checkpoint(p)
+        load_model(p)
     # A config key this beenet does not know.
     d = small.to_dict()
     d["no_such_key"] = 1
     p2 = save_checkpoint(tmp_path / "key.pt", model=model, config={"model": d}, epoch=0)
     with pytest.raises(CheckpointError, match="no_such_key"):
-        model_from_checkpoint(p2)
+        load_model(p2)
 
 
 def test_newer_format_version_refused(tmp_path):
@@ -164,7 +158,7 @@ def test_checkpoint_without_the_new_keys_loads_the_older_readings_with_the_same_
     model.eval()
     old_dict = {k: v for k, v in mcfg.to_dict().items() if k not in _NEW_KEYS}
     path = save_checkpoint(tmp_path / "old.pt", model=model, config={"model": old_dict}, epoch=1)
-    loaded, _ = model_from_checkpoint(path)
+    loaded, _ = load_model(path)
     for key, value in legacy.items():
         assert getattr(loaded.cfg, key) == value, key
     with torch.no_grad():

@@ -14,7 +14,7 @@ from beenet.ablation import distractor_hook, drop_context_input
 from beenet.evaluation.evaluate import evaluate_checkpoint, predict_split
 from beenet.evaluation.predictions import align_predictions, read_predictions
 from beenet.metrics import bold_scores
-from beenet.artifacts.checkpoint import model_from_checkpoint
+from beenet.artifacts.loader import load_model
 from beenet.training.loop import train
 from train_helpers import tiny_config, write_tiny_synth
 
@@ -65,7 +65,7 @@ def test_unlabelled_official_test_split_writes_predictions_only(trained, tmp_pat
 @pytest.mark.slow
 def test_predict_split_order_and_hooks(trained):
     data, ckpt = trained
-    model, c = model_from_checkpoint(ckpt)
+    model, c = load_model(ckpt)
     from beenet.run_config import RunConfig
     from beenet.context.build import load_context
     from beenet.context.config import ContextConfig

@@ -314,7 +314,8 @@ def test_checkpoint_from_before_the_mean_rename_loads_and_predicts_the_same(
 ) -> None:
     """Checkpoints saved before ``avg`` became ``mean`` hold ``temporal_pool: avg`` (and
     ``skeleton_pool: avg``): they still load, into the same model, and predict the same."""
-    from beenet.artifacts.checkpoint import model_from_checkpoint, save_checkpoint
+    from beenet.artifacts.checkpoint import save_checkpoint
+    from beenet.artifacts.loader import load_model
     from beenet.run_config import RunConfig
 
     cfg = _cfg(fusion="beenet", body_crop="shared", skeleton=True, skeleton_channels=(8,),
@@ -331,7 +332,7 @@ def test_checkpoint_from_before_the_mean_rename_loads_and_predicts_the_same(
     save_checkpoint(path, model=model, config=old, epoch=1, metrics={})
 
     with caplog.at_level("WARNING", logger="beenet"):
-        loaded, ckpt = model_from_checkpoint(path)
+        loaded, ckpt = load_model(path)
         back = RunConfig.from_dict(ckpt["config"])  # evaluate / resume read the whole run config
     assert "model.temporal_pool: 'avg' is deprecated, write 'mean'" in caplog.text
     assert "model.skeleton_pool: 'avg' is deprecated" in caplog.text

@@ -18,8 +18,8 @@ from beenet.inference.engines import OnnxEngine, TorchEngine  # noqa: E402
 from beenet.inference.onnx import (  # noqa: E402
     dummy_batch,
     export_onnx,
-    spec_from_checkpoint,
 )
+from beenet.artifacts.spec import spec_from_checkpoint  # noqa: E402
 from beenet.inference.predictor import Predictor  # noqa: E402
 
 # The default still-frame model is covered by test_export_cli (--check compares at batch 1 and 3).
@@ -34,11 +34,12 @@ CONFIGS = {
 def test_onnx_runtime_matches_pytorch(tmp_path, name):
     import torch
 
-    from beenet.artifacts.checkpoint import checkpoint_sha256, model_from_checkpoint
+    from beenet.artifacts.checkpoint import checkpoint_sha256
+    from beenet.artifacts.loader import load_model
 
     ckpt = make_checkpoint(tmp_path / "m.pt", **CONFIGS[name])
     path = export_onnx(ckpt, tmp_path / "m.onnx")
-    model, raw = model_from_checkpoint(ckpt)
+    model, raw = load_model(ckpt)
     spec = spec_from_checkpoint(raw, checkpoint_sha256(ckpt), ckpt)
     ort_engine, torch_engine = OnnxEngine(path), TorchEngine(model, torch.device("cpu"))
     assert ort_engine.input_names == spec.input_names

@@ -19,8 +19,10 @@ from beenet.cli import main
 from beenet.errors import BeenetError, CheckpointError
 from beenet.inference.predictor import Predictor
 from beenet.metrics import bold_scores, format_headline, headline
-from beenet.artifacts.pretrained import CARD_FILE, CONFIG_FILE, FORMAT, WEIGHTS_FILE, export_pretrained
-from beenet.artifacts.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from beenet.artifacts.pretrained import CARD_FILE, CONFIG_FILE, FORMAT, WEIGHTS_FILE
+from beenet.artifacts.share import export_pretrained
+from beenet.artifacts.checkpoint import load_checkpoint, save_checkpoint
+from beenet.artifacts.loader import load_model
 from beenet.weights import file_sha256
 
 FPS = 12.0
@@ -89,8 +91,8 @@ def test_export_writes_the_folder_and_it_loads_back_identically(ckpt, folder):
     assert loaded["model"].keys() == pt["model"].keys()
     for k, v in pt["model"].items():
         assert loaded["model"][k].dtype == v.dtype and torch.equal(loaded["model"][k], v), k
-    m_pt, _ = model_from_checkpoint(ckpt)
-    m_dir, _ = model_from_checkpoint(folder)
+    m_pt, _ = load_model(ckpt)
+    m_dir, _ = load_model(folder)
     for (ka, a), (kb, b) in zip(m_pt.state_dict().items(), m_dir.state_dict().items()):
         assert ka == kb and torch.equal(a, b), ka
 
@@ -167,7 +169,7 @@ def test_hub_id_loads_from_the_local_cache(folder, ckpt, tmp_path, monkeypatch, 
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     else:  # conftest blocks the network: the Hub cannot be reached, the cache answers
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    model, c = model_from_checkpoint("user/name")
+    model, c = load_model("user/name")
     pt = load_checkpoint(ckpt)
     assert Path(c["weights_file"]).parent.parent.parent == cache / "models--user--name"
     for k, v in pt["model"].items():
@@ -241,7 +243,7 @@ def test_missing_and_extra_tensors_are_named(folder, tmp_path):
     save_file(state, str(bad / WEIGHTS_FILE))
     _set_config(bad, weights_sha256=file_sha256(bad / WEIGHTS_FILE))
     with pytest.raises(CheckpointError) as err:
-        model_from_checkpoint(bad)
+        load_model(bad)
     msg = str(err.value)
     assert str(bad / WEIGHTS_FILE) in msg and gone in msg and "stray.weight" in msg
 

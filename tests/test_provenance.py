@@ -17,7 +17,7 @@ from beenet.cli import main
 from beenet.data.synth.write import MANIFEST_NAME, synth_manifest
 from beenet.inference.predictor import Predictor
 from beenet.inference.table import META_KEYS, read_table
-from beenet.artifacts.pretrained import export_pretrained
+from beenet.artifacts.share import export_pretrained
 from beenet.artifacts.checkpoint import (
     SYNTHETIC_WARNING,
     UNKNOWN_DATA,

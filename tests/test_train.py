@@ -186,9 +186,9 @@ def test_video_preset_trains_and_evaluates_end_to_end(synth, tmp_path, capsys):
     assert scores["split"] == "test" and scores["protocol"] == "paper" and scores["n"] > 0
     assert all(np.isfinite(scores[k]) for k in ("mAP", "mRA", "mR2", "ERS"))
     assert (ev / "category_bars.png").is_file() and (ev / "pr_curves.png").is_file()
-    from beenet.artifacts.checkpoint import model_from_checkpoint
+    from beenet.artifacts.loader import load_model
 
-    model, _ = model_from_checkpoint(out / "best.pt", device="cpu")
+    model, _ = load_model(out / "best.pt", device="cpu")
     assert {"emotion", "crop", "skeleton"} <= set(model.stream_names)
 
 

@@ -39,10 +39,10 @@ def evaluate_run(run_dir: Path, data_dir: Path, stresses: Iterable[str], seed: i
     from beenet.data.bold import BoLD
     from beenet.evaluation.evaluate import load_split_context, predict_split
     from beenet.metrics import bold_scores, headline
-    from beenet.artifacts.checkpoint import model_from_checkpoint
+    from beenet.artifacts.loader import load_model
     from beenet.run_config import model_needs_input_context
 
-    model, ckpt = model_from_checkpoint(run_dir / "best.pt", device)
+    model, ckpt = load_model(run_dir / "best.pt", device)
     cfg = RunConfig.from_dict(ckpt["config"])
     bold = BoLD(data_dir)
     val = bold.instances("val", protocol=cfg.run.protocol, seed=cfg.run.split_seed)

@@ -4,3 +4,7 @@ ONNX model description, and :func:`load_model`, the one loader of a checkpoint, 
 Training writes these and inference, evaluation and export read them; none of them reaches up into
 training or inference.
 """
+
+from beenet.artifacts.loader import load_model
+
+__all__ = ["load_model"]

@@ -282,21 +282,6 @@ def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
             if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
-def model_from_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Build the model a checkpoint describes, load its weights, eval mode, on ``device``."""
-    from beenet.models import build_model
-
-    ckpt = load_checkpoint(path)
-    mcfg = model_config_from_checkpoint(ckpt, path)
-    # The weights come from the checkpoint: never download pretrained ones to overwrite them.
-    if getattr(mcfg, "pretrained", False):
-        mcfg.pretrained = False
-    model = build_model(mcfg)
-    load_model_state(model, ckpt["model"], weights_source(ckpt, path))
-    model.to(device).eval()
-    return model, ckpt
-
-
 def weights_source(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> str | os.PathLike[str]:
     """The file that errors about the weights should name: a folder's ``model.safetensors``, or
     the checkpoint file itself."""

@@ -68,7 +68,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     if args.format == "pretrained":
-        from beenet.artifacts.pretrained import FOLDER_FILES, export_pretrained
+        from beenet.artifacts.pretrained import FOLDER_FILES
+        from beenet.artifacts.share import export_pretrained
 
         out = export_pretrained(args.checkpoint, args.out, overwrite=args.overwrite,
                                 training_data=args.training_data)

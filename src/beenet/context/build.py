@@ -14,7 +14,6 @@ computed.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING

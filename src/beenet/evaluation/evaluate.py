@@ -146,11 +146,11 @@ def evaluate_checkpoint(
     from beenet.data.bold import BoLD
     from beenet.evaluation.predictions import instance_targets, write_predictions
     from beenet.metrics import bold_scores
-    from beenet.artifacts.checkpoint import model_from_checkpoint
+    from beenet.artifacts.loader import load_model
     from beenet.run_config import RunConfig, model_needs_input_context
 
     dev = resolve_device(device)
-    model, ckpt = model_from_checkpoint(checkpoint, dev)
+    model, ckpt = load_model(checkpoint, dev)
     try:
         cfg = RunConfig.from_dict(ckpt["config"], where=f"{checkpoint} config")
     except ConfigError as exc:

@@ -47,7 +47,7 @@ from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoun
 from beenet.inference.appearance import appearance
 from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine, check_outputs
 from beenet.inference.inputs import Job, resolve_inputs
-from beenet.inference.onnx import ModelSpec, spec_from_checkpoint, spec_from_onnx
+from beenet.artifacts.spec import ModelSpec, spec_from_checkpoint, spec_from_onnx
 from beenet.inference.pose import (
     Box,
     PoseBackend,

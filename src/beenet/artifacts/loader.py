@@ -1,0 +1,29 @@
+"""The one loader of a model: a ``beenet train`` checkpoint, a pretrained folder or a Hub id.
+
+Training (resume, the ablation), evaluation, export and inference all build their model here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from beenet.artifacts.checkpoint import load_checkpoint, load_model_state, model_config_from_checkpoint, weights_source
+from beenet.models import build_model
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Build the model that a checkpoint, a pretrained folder or a Hub id (``user/name[@rev]``)
+    describes, load its weights (never pickle beyond ``weights_only``), eval mode, on ``device``.
+    Returns ``(model, checkpoint dict)``."""
+    ckpt = load_checkpoint(path)
+    mcfg = model_config_from_checkpoint(ckpt, path)
+    # The weights come from the checkpoint: never download pretrained ones to overwrite them.
+    if getattr(mcfg, "pretrained", False):
+        mcfg.pretrained = False
+    model = build_model(mcfg)
+    load_model_state(model, ckpt["model"], weights_source(ckpt, path))
+    model.to(device).eval()
+    return model, ckpt
