@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def __getattr__(name: str) -> Any:
     if name == "Predictor":
-        from beenet.inference.predictor import Predictor
+        from beenet.inference.predictor import Predictor  # lazy: 'import beenet' stays light (no torch)
 
         return Predictor
     raise AttributeError(f"module 'beenet' has no attribute {name!r}")

@@ -240,7 +240,7 @@ def build_torchvision_detector(name: str, weights: Any, seed: int = 0, **kwargs:
     torchvision's builder uses for them (:data:`FROZEN_BN_EPS`): a MobileNetV3 backbone built
     untrained has ``eps=1e-3``, the trained one ``1e-5``. The caller loads the weights file.
     """
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # lazy: torchvision's model zoo loads only when a detector is built
 
     if weights is not None:
         kwargs.setdefault("num_classes", len(weights.meta["categories"]))
@@ -257,7 +257,7 @@ def build_torchvision_detector(name: str, weights: Any, seed: int = 0, **kwargs:
 
 def _freeze_batchnorm(module: nn.Module, eps: float) -> None:
     """Replace every ``BatchNorm2d`` under ``module`` by a ``FrozenBatchNorm2d`` with ``eps``."""
-    from torchvision.ops import FrozenBatchNorm2d
+    from torchvision.ops import FrozenBatchNorm2d  # lazy: with the detector above
 
     for name, child in list(module.named_children()):
         if isinstance(child, nn.BatchNorm2d):

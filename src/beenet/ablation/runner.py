@@ -21,13 +21,19 @@ import numpy as np
 import torch
 
 from beenet import atomic
-from beenet.errors import ConfigError
 from beenet.ablation.report import RESULT_FIELDS, TABLE_KEYS, summarise, summary_markdown, write_csv
 from beenet.ablation.stress import Stress, applied
 from beenet.ablation.studies import make_study, variant_config
 from beenet.ablation.timing import latency_ms
+from beenet.artifacts.loader import load_model
+from beenet.data.bold import BoLD
+from beenet.device import resolve_device
+from beenet.errors import ConfigError
+from beenet.evaluation.evaluate import load_split_context, predict_split, write_json
+from beenet.metrics import bold_scores, headline
 from beenet.progress import progress
-from beenet.run_config import RunConfig, load_config
+from beenet.run_config import RunConfig, load_config, model_needs_input_context
+from beenet.training.loop import train
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +42,6 @@ def evaluate_run(run_dir: Path, data_dir: Path, stresses: Iterable[str], seed: i
                  batch_size: int, num_workers: int = 0) -> dict[str, Any]:
     """Score ``run_dir/best.pt`` on val under each stress setting (names :meth:`Stress.parse` reads);
     parameters and latency."""
-    from beenet.data.bold import BoLD
-    from beenet.evaluation.evaluate import load_split_context, predict_split
-    from beenet.metrics import bold_scores, headline
-    from beenet.artifacts.loader import load_model
-    from beenet.run_config import model_needs_input_context
-
     model, ckpt = load_model(run_dir / "best.pt", device)
     cfg = RunConfig.from_dict(ckpt["config"])
     bold = BoLD(data_dir)
@@ -78,9 +78,6 @@ def run_ablation(
 
     Returns the summary rows (one per variant and stress setting).
     """
-    from beenet.device import resolve_device
-    from beenet.training.loop import train
-
     data_dir, out = Path(data_dir), Path(out_dir)
     extra = list(overrides) + ([f"optim.epochs={epochs}"] if epochs is not None else [])
     base = load_config(config, extra)
@@ -121,7 +118,6 @@ def run_ablation(
             result = evaluate_run(run_dir, data_dir, v.stresses, seed, device, eval_batch_size,
                                   num_workers=cfg.run.num_workers)
             result["train_s"] = train_s
-            from beenet.evaluation.evaluate import write_json
 
             write_json(result_path, result)
         for stress, sc in result["scores"].items():

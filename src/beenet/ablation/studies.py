@@ -13,11 +13,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from beenet.ablation.stress import STREAM_OF_PART, Stress
 from beenet.choices import choices
 from beenet.errors import ConfigError
-from beenet.ablation.stress import STREAM_OF_PART, Stress
 from beenet.models import ModelConfig
 from beenet.models.fusion import fusion_pools_contexts, fusion_uses_context
+from beenet.models.pooling import POOL_KINDS
 from beenet.run_config import RunConfig, apply_overrides, validate
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ class Study:
 
 def pool_kinds() -> tuple[str, ...]:
     """Sites a and b's axis: every kind the pooling registry builds."""
-    from beenet.models.pooling import POOL_KINDS
-
     return tuple(POOL_KINDS)
 
 

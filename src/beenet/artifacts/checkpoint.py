@@ -26,10 +26,14 @@ from typing import Any
 
 import torch
 
-from beenet.version import __version__
+from beenet.artifacts.pretrained import WEIGHTS_FILE, read_pretrained, resolve_checkpoint
 from beenet.atomic import atomic_open, to_builtins
+from beenet.data.bold import ANNOTATION_FILES
+from beenet.data.synth.write import synth_manifest
 from beenet.errors import CheckpointError, ConfigError
 from beenet.labels import CATEGORIES, VAD_NAMES
+from beenet.models import ModelConfig
+from beenet.version import __version__
 from beenet.weights import file_sha256, pretrained_weights, state_dict_mismatch
 
 log = logging.getLogger(__name__)
@@ -58,9 +62,6 @@ def training_data_record(root: str | os.PathLike[str], protocol: str, split_seed
     "val": [...]}``: this is the split, after unusable clips were left out). ``data``: the folder's
     name (never the full path: a record travels with shared models).
     """
-    from beenet.data.bold import ANNOTATION_FILES
-    from beenet.data.synth.write import synth_manifest
-
     root = Path(root)
     h = hashlib.sha256()
     for split in ("train", "val"):
@@ -202,8 +203,6 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     and json, no pickle) or a Hugging Face Hub id of one (:mod:`beenet.artifacts.pretrained`); the result then
     has the same keys a checkpoint's has (no optimizer state) plus ``weights_file``.
     """
-    from beenet.artifacts.pretrained import read_pretrained, resolve_checkpoint
-
     path = resolve_checkpoint(path)
     if path.is_dir():
         return _check_contents(read_pretrained(path), Path(path) / "config.json")
@@ -248,8 +247,6 @@ def _check_contents(ckpt: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def model_config_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike[str] = "checkpoint") -> Any:
-    from beenet.models import ModelConfig
-
     try:
         return ModelConfig.from_dict(dict(ckpt["config"]["model"]))
     except ConfigError as exc:
@@ -291,7 +288,5 @@ def weights_source(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> str | 
 def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of the file (the identity predict tables and ONNX metadata carry); for a
     pretrained folder (or Hub id), that of its ``model.safetensors``."""
-    from beenet.artifacts.pretrained import WEIGHTS_FILE, resolve_checkpoint
-
     path = resolve_checkpoint(path)
     return file_sha256(path / WEIGHTS_FILE if path.is_dir() else path)

@@ -31,8 +31,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from beenet.version import __version__
+from safetensors.torch import load_file
+
 from beenet.errors import CheckpointError
+from beenet.version import __version__
+from beenet.weights import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +93,8 @@ def _offline() -> bool:
 
 def _snapshot(text: str, repo: str, revision: str | None) -> Path:
     try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import (
+        from huggingface_hub import snapshot_download  # lazy: the optional 'hub' extra, only for Hub ids
+        from huggingface_hub.errors import (  # lazy: the optional 'hub' extra
             LocalEntryNotFoundError,
             RepositoryNotFoundError,
             RevisionNotFoundError,
@@ -165,8 +168,6 @@ def read_pretrained(folder: str | os.PathLike[str]) -> dict[str, Any]:
     state = read_safetensors(weights)
     expected = meta.get("weights_sha256")
     if expected:
-        from beenet.weights import file_sha256
-
         actual = file_sha256(weights)
         if actual != expected:
             raise CheckpointError(
@@ -180,8 +181,6 @@ def read_pretrained(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 def read_safetensors(path: Path) -> dict[str, Any]:
     """The tensors of a safetensors file, or a :class:`CheckpointError` naming it."""
-    from safetensors.torch import load_file
-
     try:
         return dict(load_file(str(path), device="cpu"))
     except Exception as exc:  # SafetensorError, OSError, header errors

@@ -56,8 +56,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.ablation import run_ablation, summary_markdown
-    from beenet.run_config import load_config
+    from beenet.ablation import run_ablation, summary_markdown  # lazy: keeps 'beenet ablate --help' fast (loads torch)
+    from beenet.run_config import load_config  # lazy: keeps 'beenet ablate --help' fast (loads torch)
 
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     summary = run_ablation(args.data, args.out, config=args.config, study=args.study, seeds=args.seeds,

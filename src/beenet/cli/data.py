@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from beenet.data.check import check_bold, format_report
+
 DESCRIPTION = """\
 Inspect a BoLD directory (the BOLD_public/ folder of the release, or the output of
 'beenet synth') and say whether it can be trained and evaluated on.
@@ -65,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     if args.action != "check":
         args._parser.print_help(sys.stderr)
         return 2
-    from beenet.data.check import check_bold, format_report
 
     report = check_bold(args.dir, deep=args.deep)
     text = format_report(report, show=max(0, args.show))

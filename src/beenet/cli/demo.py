@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from beenet.data.check import check_bold
+from beenet.errors import BeenetError, ConfigError
+
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
@@ -73,8 +76,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
-    from beenet.errors import ConfigError
-
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise ConfigError(f"{out} exists and is not an earlier demo; choose another --out")
@@ -85,13 +86,18 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.data.check import check_bold
-    from beenet.data.synth import SynthConfig, generate, oracle_report
-    from beenet.errors import BeenetError
-    from beenet.evaluation.evaluate import evaluate_checkpoint, write_json
-    from beenet.evaluation.report import format_scores
-    from beenet.run_config import load_config, save_yaml
-    from beenet.training.loop import train
+    from beenet.data.synth import (  # lazy: keeps 'beenet demo --help' fast (loads torch)
+        SynthConfig,
+        generate,
+        oracle_report,
+    )
+    from beenet.evaluation.evaluate import (  # lazy: keeps 'beenet demo --help' fast (loads torch)
+        evaluate_checkpoint,
+        write_json,
+    )
+    from beenet.evaluation.report import format_scores  # lazy: keeps 'beenet demo --help' fast (loads torch)
+    from beenet.run_config import load_config, save_yaml  # lazy: keeps 'beenet demo --help' fast (loads torch)
+    from beenet.training.loop import train  # lazy: keeps 'beenet demo --help' fast (loads torch)
 
     t_start = time.perf_counter()
     out = Path(args.out)
@@ -145,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     save_yaml(cfg, out / "demo_config.yaml")
     text = demo_report(out, cfg, result, evals, oracle, check, times, args.quick)
     (out / "report.md").write_text(text, encoding="utf-8")
-    from beenet.view.run import write_eval_view, write_run_view
+    from beenet.view.run import write_eval_view, write_run_view  # lazy: keeps 'beenet demo --help' fast (loads torch)
 
     for split in ("val", "test"):
         write_eval_view(out / f"eval-{split}", out / "data", split, cfg.run.protocol, cfg.run.split_seed)
@@ -171,7 +177,7 @@ def _f(v: float | None) -> str:
 def demo_report(out: Path, cfg: Any, result: dict[str, Any], evals: dict[str, dict[str, Any]],
                 oracle: dict[str, Any], check: dict[str, Any], times: dict[str, float], quick: bool) -> str:
     """``report.md``: what ran, the scores beside chance and the generator's upper bounds, the files."""
-    from beenet.metrics import HEADLINE_KEYS
+    from beenet.metrics import HEADLINE_KEYS  # lazy: keeps 'beenet demo --help' fast (loads torch)
 
     keys = HEADLINE_KEYS
     lines = ["# beenet demo report", ""]

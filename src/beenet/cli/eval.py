@@ -12,7 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from beenet.errors import PredictionsError
+from beenet import atomic
+from beenet.data.bold import BoLD
+from beenet.data.splits import PROTOCOLS
+from beenet.errors import BeenetError, PredictionsError
 
 #: Protocol and split seed of --predictions runs when none is given.
 DEFAULT_PROTOCOL = "official"
@@ -77,7 +80,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help="BoLD root (the directory holding annotations/, videos/, joints/)")
     parser.add_argument("--split", choices=("val", "test", "train"), default="val",
                         help="which split to score (default: val)")
-    from beenet.data.splits import PROTOCOLS  # light (numpy only): the protocol names' owner
 
     parser.add_argument("--protocol", choices=PROTOCOLS, default=None,
                         help="official BoLD split, BEE-NET's paper split or the source-video-disjoint paper-video split (default: official; "
@@ -109,10 +111,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_predictions(args: argparse.Namespace) -> int:
-    from beenet.data.bold import BoLD
-    from beenet.evaluation.predictions import align_predictions, instance_targets, read_predictions
-    from beenet.evaluation.report import format_scores
-    from beenet.metrics import bold_scores
+    from beenet.evaluation.predictions import (  # lazy: keeps 'beenet eval --help' fast (loads torch)
+        align_predictions,
+        instance_targets,
+        read_predictions,
+    )
+    from beenet.evaluation.report import format_scores  # lazy: keeps 'beenet eval --help' fast (loads torch)
+    from beenet.metrics import bold_scores  # lazy: keeps 'beenet eval --help' fast (loads torch)
 
     protocol = args.protocol or DEFAULT_PROTOCOL
     seed = DEFAULT_SEED if args.seed is None else args.seed
@@ -135,13 +140,19 @@ def _run_predictions(args: argparse.Namespace) -> int:
     result.update(split=args.split, protocol=protocol, seed=seed if protocol != "official" else None,
                   predictions=str(args.predictions))
     if args.out is not None:
-        from beenet.evaluation.plots import plot_category_bars, plot_pr_curves
+        from beenet.evaluation.plots import (  # lazy: matplotlib loads only when plots are drawn
+            plot_category_bars,
+            plot_pr_curves,
+        )
 
         title = f"{args.split} ({protocol} protocol), n={len(instances)}"
         bars = plot_category_bars(result, args.out / "category_bars.png", title=f"Per-category scores: {title}")
         curves = plot_pr_curves(cat_scores, cat_targets, args.out / "pr_curves.png", title=f"Precision-recall: {title}")
         result["plots"] = [str(bars), str(curves)]
-        from beenet.view.run import write_pr_curves, write_run_view
+        from beenet.view.run import (  # lazy: keeps 'beenet eval --help' fast (loads torch)
+            write_pr_curves,
+            write_run_view,
+        )
 
         write_json(args.out / "metrics.json", result)
         write_pr_curves(args.out, cat_scores, cat_targets)
@@ -157,9 +168,9 @@ def _run_predictions(args: argparse.Namespace) -> int:
 
 
 def _run_checkpoint(args: argparse.Namespace) -> int:
-    from beenet.evaluation.evaluate import evaluate_checkpoint
-    from beenet.evaluation.report import format_scores
-    from beenet.metrics import HEADLINE_KEYS
+    from beenet.evaluation.evaluate import evaluate_checkpoint  # lazy: keeps 'beenet eval --help' fast (loads torch)
+    from beenet.evaluation.report import format_scores  # lazy: keeps 'beenet eval --help' fast (loads torch)
+    from beenet.metrics import HEADLINE_KEYS  # lazy: keeps 'beenet eval --help' fast (loads torch)
 
     result = evaluate_checkpoint(
         args.data,
@@ -177,13 +188,14 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
     protocol = result.setdefault("protocol", args.protocol or DEFAULT_PROTOCOL)
     scored = all(key in result for key in HEADLINE_KEYS)
     if scored and args.out is not None:  # the interactive page beside the plots (beenet view)
-        from beenet.errors import BeenetError
-        from beenet.view.run import write_eval_view
+        from beenet.view.run import write_eval_view  # lazy: keeps 'beenet eval --help' fast (loads torch)
 
         try:
             seed = args.seed
             if seed is None:  # evaluate_checkpoint's default: the checkpoint's split seed
-                from beenet.artifacts.checkpoint import load_checkpoint
+                from beenet.artifacts.checkpoint import (
+                    load_checkpoint,  # lazy: keeps 'beenet eval --help' fast (loads torch)
+                )
 
                 seed = int(load_checkpoint(args.checkpoint)["config"]["run"].get("split_seed", DEFAULT_SEED))
             page = write_eval_view(args.out, args.data, split, protocol, seed)
@@ -216,8 +228,6 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` as indented JSON atomically (temp file in the same directory, then replace)."""
-    from beenet import atomic
-
     try:
         return atomic.write_json(path, payload, default=str)
     except ValueError as exc:

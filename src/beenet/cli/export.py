@@ -68,15 +68,15 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     if args.format == "pretrained":
-        from beenet.artifacts.pretrained import FOLDER_FILES
-        from beenet.artifacts.share import export_pretrained
+        from beenet.artifacts.pretrained import FOLDER_FILES  # lazy: keeps 'beenet export --help' fast (loads torch)
+        from beenet.artifacts.share import export_pretrained  # lazy: keeps 'beenet export --help' fast (loads torch)
 
         out = export_pretrained(args.checkpoint, args.out, overwrite=args.overwrite,
                                 training_data=args.training_data)
         sizes = ", ".join(f"{n} {(Path(out) / n).stat().st_size / 1e6:.2f} MB" for n in FOLDER_FILES)
         print(f"wrote {out}/ ({sizes})")
         return 0
-    from beenet.inference.onnx import export_onnx, onnx_parity
+    from beenet.inference.onnx import export_onnx, onnx_parity  # lazy: keeps 'beenet export --help' fast (loads torch)
 
     out = export_onnx(args.checkpoint, args.out, opset=args.opset)
     print(f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB)")

@@ -34,7 +34,7 @@ examples:
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from beenet.data.prepared import DEFAULT_STORAGE, STORAGES
+    from beenet.data.prepared import DEFAULT_STORAGE, STORAGES  # lazy: keeps 'beenet prepare --help' fast (loads torch)
 
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,8 +54,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.data.prepared import prepare
-    from beenet.run_config import load_config
+    from beenet.data.prepared import prepare  # lazy: keeps 'beenet prepare --help' fast (loads torch)
+    from beenet.run_config import load_config  # lazy: keeps 'beenet prepare --help' fast (loads torch)
 
     overrides = list(args.overrides)
     if args.protocol is not None:

@@ -88,7 +88,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.data.synth import SynthConfig, format_report, generate, oracle_report
+    from beenet.data.synth import (  # lazy: keeps 'beenet synth --help' fast (loads torch)
+        SynthConfig,
+        format_report,
+        generate,
+        oracle_report,
+    )
 
     (w, h), (lo, hi) = args.size, args.frames
     cfg = SynthConfig(num_clips=args.clips, seed=args.seed, width=w, height=h, min_frames=lo, max_frames=hi)

@@ -65,7 +65,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def resolve_config(args: argparse.Namespace):  # -> RunConfig
     """The run config from --config / RUN/config.yaml, --protocol, --epochs and --set."""
-    from beenet.run_config import load_config
+    from beenet.run_config import load_config  # lazy: keeps 'beenet train --help' fast (loads torch)
 
     overrides = list(args.overrides)
     if args.protocol is not None:
@@ -80,15 +80,15 @@ def resolve_config(args: argparse.Namespace):  # -> RunConfig
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.metrics import format_headline
-    from beenet.run_config import to_yaml
+    from beenet.metrics import format_headline  # lazy: keeps 'beenet train --help' fast (loads torch)
+    from beenet.run_config import to_yaml  # lazy: keeps 'beenet train --help' fast (loads torch)
 
     cfg = resolve_config(args)
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
-    from beenet.distributed import env_world_size
-    from beenet.training.loop import train
+    from beenet.distributed import env_world_size  # lazy: keeps 'beenet train --help' fast (loads torch)
+    from beenet.training.loop import train  # lazy: keeps 'beenet train --help' fast (loads torch)
 
     result = train(cfg, args.data, args.out, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports

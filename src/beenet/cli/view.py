@@ -42,15 +42,19 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def is_run_folder(folder: Path) -> bool:
-    from beenet.view.run import find_run_parts
+    from beenet.view.run import find_run_parts  # lazy: keeps 'beenet view --help' fast (loads torch)
 
     parts = find_run_parts(folder)
     return bool(parts["metrics_csv"] or parts["evals"]) and not (folder / "predict_summary.json").exists()
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.view import serve, write_results_view, write_run_view
-    from beenet.view.results import media_map
+    from beenet.view import (  # lazy: keeps 'beenet view --help' fast (loads torch)
+        serve,
+        write_results_view,
+        write_run_view,
+    )
+    from beenet.view.results import media_map  # lazy: keeps 'beenet view --help' fast (loads torch)
 
     folder = Path(args.folder)
     if not folder.is_dir():

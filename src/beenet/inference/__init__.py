@@ -16,11 +16,11 @@ __all__ = ["Predictor", "VideoResult", "PredictionTable", "read_table"]
 
 def __getattr__(name: str) -> Any:
     if name in ("Predictor", "VideoResult"):
-        from beenet.inference import predictor
+        from beenet.inference import predictor  # lazy: 'import beenet.inference' stays light (no torch)
 
         return getattr(predictor, name)
     if name in ("PredictionTable", "read_table"):
-        from beenet.inference import table
+        from beenet.inference import table  # lazy: the same, for the table module
 
         return getattr(table, name)
     raise AttributeError(f"module 'beenet.inference' has no attribute {name!r}")

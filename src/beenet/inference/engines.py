@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from beenet.errors import BeenetError, CheckpointError
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def _onnxruntime() -> Any:
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: onnxruntime is the optional 'onnx' extra
     except ImportError as exc:
         raise BeenetError("the onnx engine needs onnxruntime: pip install 'beenet[onnx]'") from exc
     return ort
@@ -42,8 +43,6 @@ class TorchEngine:
         self.device = device
 
     def __call__(self, batch: Mapping[str, "torch.Tensor"]) -> dict[str, Any]:
-        import torch
-
         with torch.inference_mode():
             out = self.model({k: v.to(self.device, non_blocking=True) for k, v in batch.items()})
         return {

@@ -20,12 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from beenet.version import __version__
+from beenet.artifacts.checkpoint import checkpoint_sha256, trained_on
+from beenet.artifacts.loader import load_model
+from beenet.artifacts.spec import ModelSpec, spec_from_checkpoint
 from beenet.atomic import atomic_path
 from beenet.errors import BeenetError
-from beenet.artifacts.spec import ModelSpec, spec_from_checkpoint
 from beenet.inference.engines import OnnxEngine, TorchEngine, check_outputs
 from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_JOINTS
+from beenet.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +93,9 @@ def stream_names_of(model: nn.Module, spec: ModelSpec) -> list[str]:
 def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> Path:
     """Export ``checkpoint`` to ONNX at ``out`` (dynamic batch; metadata inside). Returns ``out``."""
     try:
-        import onnx
+        import onnx  # lazy: onnx is the optional 'onnx' extra
     except ImportError as exc:
         raise BeenetError("ONNX export needs the onnx package: pip install 'beenet[onnx]'") from exc
-    from beenet.artifacts.checkpoint import checkpoint_sha256, trained_on
-    from beenet.artifacts.loader import load_model
 
     checkpoint, out = Path(checkpoint), Path(out)
     model, ckpt = load_model(checkpoint, "cpu")
@@ -139,9 +139,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
 def onnx_parity(checkpoint: str | Path, onnx_path: str | Path, batch_sizes: tuple[int, ...] = (1, 3),
                 seed: int = 0) -> float:
     """Largest absolute difference between PyTorch and ONNX Runtime outputs on random batches."""
-    from beenet.artifacts.checkpoint import checkpoint_sha256
-    from beenet.artifacts.loader import load_model
-
     model, ckpt = load_model(checkpoint, "cpu")
     spec = spec_from_checkpoint(ckpt, checkpoint_sha256(checkpoint), checkpoint)
     torch_engine, ort_engine = TorchEngine(model, torch.device("cpu")), OnnxEngine(onnx_path)

@@ -134,8 +134,8 @@ class PredictionTable(pd.DataFrame):
                 fh.write(json.dumps(doc) + "\n")
         else:
             try:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
+                import pyarrow as pa  # lazy: pyarrow is the optional 'parquet' extra
+                import pyarrow.parquet as pq  # lazy: the optional 'parquet' extra
             except ImportError as exc:
                 raise BeenetError(
                     f"{path}: writing parquet needs pyarrow: pip install pyarrow (or use --format csv,json)"
@@ -243,7 +243,7 @@ def read_table_file(path: str | Path, what: str, columns: tuple[str, ...]) -> tu
         df = pd.DataFrame(doc["rows"], columns=doc["columns"])
         meta = doc.get("metadata") or {}
     elif fmt == "parquet":
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # lazy: the optional 'parquet' extra
 
         t = pq.read_table(path)
         raw = (t.schema.metadata or {}).get(b"beenet")

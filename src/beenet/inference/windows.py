@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from beenet.media.transforms import Box, box_from_keypoints
+from beenet.context.base import evenly_spaced
+from beenet.data.dataset import spread
 from beenet.inference.pose import valid_mask
 from beenet.labels import NUM_JOINTS
+from beenet.media.transforms import Box, box_from_keypoints
 
 
 def window_bounds(num_frames: int, window_frames: int, stride_frames: int) -> list[tuple[int, int]]:
@@ -225,8 +227,6 @@ def plan_windows(
     middle of T equal parts of the present frames, the skeleton Ts frames spread over the span from
     first to last presence, and crops the box of that frame's joints (the window's box as fallback).
     """
-    from beenet.data.dataset import spread
-
     fps = fps if fps and fps > 0 else 25.0
     wf = max(1, int(round(window_s * fps)))
     sf = max(1, int(round(stride_s * fps)))
@@ -266,8 +266,6 @@ def plan_windows(
 def context_frames(start: int, end: int, k: int) -> list[int]:
     """The ``k`` frames of the span ``start..end`` (inclusive) the context experts label: the
     centres of ``k`` equal parts, as the experts sample a whole clip."""
-    from beenet.context.base import evenly_spaced
-
     return [start + i for i in evenly_spaced(end - start + 1, k)]
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from beenet.data.dataset import collate
+
 
 class EpochTaggedSampler(Sampler):
     """Yields ``(epoch, index)`` pairs, so DataLoader workers learn the epoch with each index."""
@@ -70,8 +72,6 @@ def resolve_num_workers(num_workers: int, cpu_count: int | None = None, local_pr
 def make_train_loader(dataset: Any, batch_size: int, sampler: Any, num_workers: int, device: torch.device,
                       seed: int) -> DataLoader:
     """The training loader; ``sampler`` must have ``set_epoch`` and ``epoch`` (DistributedSampler)."""
-    from beenet.data.dataset import collate
-
     n = len(sampler)
     # A last batch of a single sample breaks BatchNorm in training mode: drop only that case.
     drop_last = n > batch_size and n % batch_size == 1

@@ -223,7 +223,7 @@ class MetricsLog:
         self._tb: Any = None
         if tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # lazy: tensorboard is optional
             except ImportError:
                 pass
             else:

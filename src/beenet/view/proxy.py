@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
+
 from beenet.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,6 @@ class VideoInfo:
 
 
 def probe(path: Path) -> VideoInfo:
-    import av
-
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         cc = s.codec_context
@@ -51,8 +51,6 @@ def proxy_path(out: Path, stem: str) -> Path:
 def make_proxy(src: Path, dest: Path) -> Path:
     """Transcode ``src`` to H.264 (yuv420p, even size, every frame kept at its time) in ``dest``;
     done once: an existing proxy newer than its source is kept."""
-    import av
-
     if dest.exists() and dest.stat().st_mtime >= src.stat().st_mtime:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from beenet.atomic import write_text
 from beenet.errors import BeenetError
+from beenet.inference.render import person_colour
 from beenet.inference.table import read_table_file
 from beenet.labels import CATEGORIES, NUM_JOINTS, OPENPOSE_EDGES, VAD_NAMES
 from beenet.view.page import render_page
@@ -166,8 +167,6 @@ def _closest_window(starts: np.ndarray, ends: np.ndarray, rows: np.ndarray, fram
 def person_data(df: pd.DataFrame, windows: dict[str, Any], frames_df: pd.DataFrame | None,
                 keypoints: np.ndarray | None, num_frames: int) -> list[dict[str, Any]]:
     """Per person: frames, boxes, confidences, window index per frame, joints (all base64)."""
-    from beenet.inference.render import person_colour
-
     pids = df["person_id"].to_numpy(int)
     starts, ends = df["start_frame"].to_numpy(int), df["end_frame"].to_numpy(int)
     ids = set(pids.tolist())

@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from beenet.atomic import write_text
+from beenet.atomic import write_json, write_text
+from beenet.data.bold import BoLD
 from beenet.errors import BeenetError
-from beenet.labels import CATEGORIES
+from beenet.evaluation.predictions import align_predictions, instance_targets, read_predictions
+from beenet.labels import CATEGORIES, POSITIVE_THRESHOLD
 from beenet.metrics import HEADLINE_KEYS
 from beenet.view.page import render_page
 
@@ -69,8 +71,6 @@ def read_metrics_csv(path: Path) -> dict[str, list[float | None]]:
 def pr_curves(scores: np.ndarray, targets: np.ndarray, points: int = PR_POINTS) -> dict[str, list[list[float]]]:
     """Per category, ``[[recall...], [precision...]]`` thinned to about ``points`` points
     (targets binarised at the BoLD positive threshold)."""
-    from beenet.labels import POSITIVE_THRESHOLD
-
     out: dict[str, list[list[float]]] = {}
     for k, name in enumerate(CATEGORIES):
         y = targets[:, k] >= POSITIVE_THRESHOLD
@@ -86,8 +86,6 @@ def pr_curves(scores: np.ndarray, targets: np.ndarray, points: int = PR_POINTS) 
 
 
 def write_pr_curves(folder: Path, scores: np.ndarray, targets: np.ndarray) -> Path:
-    from beenet.atomic import write_json
-
     return write_json(Path(folder) / PR_FILE, pr_curves(np.asarray(scores), np.asarray(targets)))
 
 
@@ -132,9 +130,6 @@ def write_eval_view(folder: str | Path, data: str | Path, split: str, protocol: 
                     predictions: str | Path | None = None) -> Path | None:
     """After an eval into ``folder``: the PR curve data (from the predictions CSV and the split's
     labels) and ``folder/report.html``. None on an unlabelled split (nothing scored)."""
-    from beenet.data.bold import BoLD
-    from beenet.evaluation.predictions import align_predictions, instance_targets, read_predictions
-
     folder = Path(folder)
     predictions = Path(predictions) if predictions is not None else folder / f"predictions_{split}.csv"
     instances = BoLD(data).instances(split, protocol=protocol, seed=seed)

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import urllib.parse
+import webbrowser
 from functools import partial
 from pathlib import Path
 
@@ -96,8 +97,6 @@ def serve(folder: str | Path, port: int = 0, media: dict[str, Path] | None = Non
     url = f"http://{host}:{real_port}/{open_page or ''}"
     print(f"serving {folder} at {url} (Ctrl-C to stop)", flush=True)
     if open_page:
-        import webbrowser
-
         webbrowser.open(url)
     try:
         srv.serve_forever()
