@@ -14,8 +14,9 @@ import torch
 
 from beenet.errors import ConfigError
 
-#: Spellings :func:`resolve_device` accepts (besides a ``torch.device``).
-DEVICE_HELP = "auto, cpu, cuda, cuda:N"
+#: Spellings :func:`resolve_device` accepts (besides a ``torch.device``): any device string torch
+#: understands, checked against what this machine has.
+DEVICE_HELP = "auto, cpu, cuda, cuda:N, mps, or any torch device string"
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -29,12 +30,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     name = str(device).strip()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use --device cpu")
     try:
-        return torch.device(name)
+        dev = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"device {name!r} is not one of {DEVICE_HELP}") from None
+        raise ConfigError(f"device {name!r} is not a device torch knows; use one of {DEVICE_HELP}") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {name!r} asked for, but torch sees no CUDA GPU here; use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"device {name!r} asked for, but torch sees {count} CUDA GPU(s): "
+                              f"{', '.join(f'cuda:{i}' for i in range(count))}")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device {name!r} asked for, but this torch build or machine has no Apple MPS; use --device cpu")
+    return dev
 
 
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,9 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("beenet.cli.predict", "per-person emotions over time from any video"),
     "view": ("beenet.cli.view", "interactive pages of predict results and training runs (offline HTML)"),
     "export": ("beenet.cli.export", "export a checkpoint ('beenet export onnx', 'beenet export pretrained')"),
+    "completion": ("beenet.cli.completion", "print a shell completion script ('beenet completion bash')"),
 }
 
-USAGE = """usage: beenet [--version] [-v] COMMAND [ARGS...]
+USAGE = """usage: beenet [--version] [-v|-q] COMMAND [ARGS...]  (also: python -m beenet ...)
 
 Bodily expression of emotion in in-the-wild video (BEE-NET and beyond).
 
@@ -49,11 +51,28 @@ def _usage() -> str:
     return USAGE.format(commands="\n".join(lines))
 
 
+VERBOSITY_FLAGS = {"-v": logging.DEBUG, "--verbose": logging.DEBUG, "-q": logging.WARNING, "--quiet": logging.WARNING}
+
+
+def _verbosity(args: list[str], level: int) -> tuple[list[str], int]:
+    """``-v``/``-q`` given after the subcommand (``beenet predict x.mp4 -v``) as before it: taken out
+    of the subcommand's arguments (up to a ``--``), the last one wins."""
+    kept: list[str] = []
+    for i, a in enumerate(args):
+        if a == "--":
+            return kept + args[i:], level
+        if a in VERBOSITY_FLAGS:
+            level = VERBOSITY_FLAGS[a]
+        else:
+            kept.append(a)
+    return kept, level
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     level = logging.INFO
-    while argv and argv[0] in ("-v", "--verbose", "-q", "--quiet"):
-        level = logging.DEBUG if argv.pop(0) in ("-v", "--verbose") else logging.WARNING
+    while argv and argv[0] in VERBOSITY_FLAGS:
+        level = VERBOSITY_FLAGS[argv.pop(0)]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
@@ -61,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"beenet {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
+    rest, level = _verbosity(rest, level)
+    if level >= logging.WARNING:
+        os.environ["BEENET_NO_PROGRESS"] = "1"  # -q: no progress bars either
     if name not in COMMANDS:
         print(f"beenet: unknown command {name!r}\n", file=sys.stderr)
         print(_usage(), file=sys.stderr)

@@ -96,8 +96,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         help="directory for plots (and, with --checkpoint on the test split, the predictions CSV)")
     parser.add_argument("--batch-size", type=int, default=16, metavar="N",
                         help="batch size when running a checkpoint (default: 16)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="device when running a checkpoint (default: auto = cuda if available)")
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="device when running a checkpoint: auto (cuda if available), cpu, cuda, cuda:N, mps, "
+                             "or any torch device string (default: auto)")
     parser.add_argument("--prepared-dir", type=Path, default=None, metavar="CACHE",
                         help="root of 'beenet prepare' caches (default: the run's run.prepared_dir, else "
                              "~/.cache/beenet/prepared); a cache matching the checkpoint's config is used")
