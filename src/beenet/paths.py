@@ -2,7 +2,7 @@
 
 ``$BEENET_CACHE`` when set, else ``$XDG_CACHE_HOME/beenet``, else ``~/.cache/beenet``. Below it,
 one folder per kind of thing (:data:`CACHE_KINDS`): expert context labels, prepared clips, paper
-splits, pose model files. Every part of beenet asks :func:`cache_dir` and never builds the path
+splits, model files. Every part of beenet asks :func:`cache_dir` and never builds the path
 itself, so moving the cache is one variable.
 """
 
@@ -18,7 +18,8 @@ CACHE_KINDS: dict[str, str] = {
     "context": "context",          # context labels of the experts, one .npz per expert fingerprint
     "prepared": "prepared",        # beenet prepare: decoded clips, one folder per config fingerprint
     "splits": "splits",            # the paper protocol's split files when the data folder is read-only
-    "pose-models": "mediapipe-models",  # BlazePose's tflite files
+    "models": "models",            # model files beenet runs but does not ship (beenet.model_files)
+    "pose-models": "mediapipe-models",  # BlazePose's tflite files as older releases installed them
 }
 
 

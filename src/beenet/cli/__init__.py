@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("beenet.cli.predict", "per-person emotions over time from any video"),
     "view": ("beenet.cli.view", "interactive pages of predict results and training runs (offline HTML)"),
     "export": ("beenet.cli.export", "export a checkpoint ('beenet export onnx', 'beenet export pretrained')"),
+    "models": ("beenet.cli.models", "list or fetch the model files beenet runs (the pose models)"),
     "completion": ("beenet.cli.completion", "print a shell completion script ('beenet completion bash')"),
 }
 
