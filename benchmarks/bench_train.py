@@ -51,7 +51,8 @@ def _pipeline_vs_model(data: Path, cfg, steps: int) -> dict[str, float]:
 
     bold = BoLD(data)
     inst = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
-    ctx = load_context(bold, sorted({i.video for i in inst}), cfg.context, "cpu") if cfg.context.source != "none" else None
+    ctx = (load_context(bold.video_paths(sorted({i.video for i in inst})), cfg.context, "cpu", root=bold.root)
+           if cfg.context.source != "none" else None)
     model = build_model(cfg.model, seed=0)
     fit_model_priors(model, inst, ctx)
     model.train()
@@ -128,7 +129,7 @@ def _preset_pipeline_vs_compute(data: Path, cfg, device: torch.device, steps: in
         raise SystemExit("no prepared cache matched the config: the benchmark would measure mp4 decoding")
     ctx = cache.context(videos)
     if ctx is None:
-        ctx = load_context(bold, videos, cfg.context, "cpu")
+        ctx = load_context(bold.video_paths(videos), cfg.context, "cpu", root=bold.root)
     model = build_model(cfg.model, seed=0)
     fit_model_priors(model, inst, ctx)
     model = model.to(device).train()

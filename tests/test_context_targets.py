@@ -172,7 +172,7 @@ def test_frame_targets_need_a_frame_cache_and_never_read_a_clip_cache(synth, tmp
     assert result["epochs_done"] == 2
     video = sorted({i.video for i in bold.instances("train", protocol=frame.run.protocol)})[0]
     table, rows = _stored(prep, frame, bold, video)
-    clip_vec = make_context_source(frame.context, "cpu", synth).label_clip(bold, video)
+    clip_vec = make_context_source(frame.context, "cpu", synth).label_clip(video, bold.video_path(video))
     np.testing.assert_allclose(rows, np.repeat(clip_vec[None], len(rows), axis=0), atol=1e-3)
 
 

@@ -193,8 +193,8 @@ def test_expert_labels_from_the_prepare_pass_equal_labelling_on_the_fly(synth, t
     source = make_context_source(cfg.context, "cpu")
     ctx_cache = ContextCache(tmp_path / "ctx")
     assert set(videos) <= set(ctx_cache.load(source.places)) and set(videos) <= set(ctx_cache.load(source.objects))
-    fresh = load_context(bold, videos, tiny_config("demo", extra[:1] + [f"context.cache_dir={tmp_path / 'ctx2'}"]
-                                                   + extra[2:]).context, "cpu")
+    fresh = load_context(bold.video_paths(videos), tiny_config(
+        "demo", extra[:1] + [f"context.cache_dir={tmp_path / 'ctx2'}"] + extra[2:]).context, "cpu")
     for v in videos:
         np.testing.assert_allclose(from_prepare[v], fresh[v], rtol=1e-5, atol=1e-6)
 

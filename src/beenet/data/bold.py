@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -253,6 +254,11 @@ class BoLD:
 
     def video_path(self, video: str) -> Path:
         return self.videos_dir / video
+
+    def video_paths(self, videos: Iterable[str]) -> dict[str, Path]:
+        """``{video: path to its mp4}`` for ``videos`` (first-seen order, each once): the clips as
+        :func:`beenet.context.build.load_context` and the context cache take them."""
+        return {str(v): self.video_path(str(v)) for v in videos}
 
     def joints_path(self, video: str) -> Path:
         """``videos/003/x.mp4/0001.mp4`` -> ``joints/003/x.mp4/0001.npy`` (file name only)."""

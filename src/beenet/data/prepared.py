@@ -535,7 +535,7 @@ def _prepare_clip(job: tuple[str, list[int]]) -> dict[str, Any]:
                 vecs = list(parts.values())
                 context = vecs[0] if len(vecs) == 1 else join_context(vecs[0][:365], vecs[1][365:])
             else:
-                context = np.asarray(source.label_clip(bold, video), np.float32)
+                context = np.asarray(source.label_clip(video, bold.video_path(video)), np.float32)
             if context.shape != (CONTEXT_DIM,) or not np.isfinite(context).all():
                 raise ValueError(f"context source returned shape {context.shape} or non-finite values")
         frame_context = None

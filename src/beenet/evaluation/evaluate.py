@@ -117,7 +117,8 @@ def load_split_context(cfg: Any, bold: Any, instances: Sequence[Any], device: to
     """Context labels of the clips of ``instances`` from the run config's context source."""
     from beenet.context.build import load_context
 
-    return load_context(bold, sorted({inst.video for inst in instances}), cfg.context, device)
+    videos = sorted({inst.video for inst in instances})
+    return load_context(bold.video_paths(videos), cfg.context, device, root=bold.root)
 
 
 def evaluate_checkpoint(

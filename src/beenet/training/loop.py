@@ -365,7 +365,7 @@ def _load_context(cfg: RunConfig, bold: Any, train_inst: list[Any], val_inst: li
         log.warning("rank 0 labels the clips with the context experts while the other ranks wait; on a large "
                     "dataset run 'beenet prepare' before torchrun")
     with D.rank0_first(info):  # rank 0 runs the experts (filling the cache), the others read it
-        return load_context(bold, videos, cfg.context, device)
+        return load_context(bold.video_paths(videos), cfg.context, device, root=bold.root)
 
 
 def _model(cfg: RunConfig, train_inst: list[Any], context: dict[str, np.ndarray] | None, device: torch.device,
