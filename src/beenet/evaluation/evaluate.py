@@ -148,7 +148,7 @@ def evaluate_checkpoint(
     from beenet.evaluation.predictions import instance_targets, write_predictions
     from beenet.metrics import bold_scores
     from beenet.artifacts.loader import load_model
-    from beenet.run_config import RunConfig, model_needs_input_context
+    from beenet.run_config import RunConfig, model_needs_input_context, prepare_settings
 
     dev = resolve_device(device)
     model, ckpt = load_model(checkpoint, dev)
@@ -170,7 +170,7 @@ def evaluate_checkpoint(
     from beenet.data.prepared import find_prepared
 
     videos = sorted({inst.video for inst in instances})
-    prepared = find_prepared(cfg, bold, videos, root=prepared_dir)
+    prepared = find_prepared(prepare_settings(cfg), bold, videos, root=prepared_dir)
     context = None
     if model_needs_input_context(cfg.model):
         context = prepared.context(videos) if prepared is not None else None
