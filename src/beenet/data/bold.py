@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from beenet.data.splits import GROUP_OF_PROTOCOL, paper_split
 from beenet.errors import BoLDFormatError, ConfigError, DataNotFoundError
 from beenet.labels import NUM_CATEGORIES, NUM_VAD, VAD_SCALE
 
@@ -281,8 +282,6 @@ class BoLD:
             raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
         if protocol == "official":
             return list(self.annotations(split))
-        from beenet.data.splits import GROUP_OF_PROTOCOL, paper_split
-
         if protocol in GROUP_OF_PROTOCOL:
             if (protocol, seed) not in self._paper:
                 self._paper[protocol, seed] = paper_split(self, seed=seed, splits_dir=self.splits_dir, protocol=protocol)
