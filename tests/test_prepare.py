@@ -16,7 +16,7 @@ import torch
 from beenet.cli import main
 from beenet.data.bold import BoLD
 from beenet.data.dataset import BoLDDataset
-from beenet.data.prepared import find_prepared, prepare
+from beenet.data.prepared import cache_key, find_prepared, fingerprint, prepare
 from beenet.errors import DataNotFoundError
 from beenet.run_config import prepare_settings
 from beenet.training.loader import resolve_num_workers
@@ -198,6 +198,20 @@ def test_expert_labels_from_the_prepare_pass_equal_labelling_on_the_fly(synth, t
         "demo", extra[:1] + [f"context.cache_dir={tmp_path / 'ctx2'}"] + extra[2:]).context, "cpu")
     for v in videos:
         np.testing.assert_allclose(from_prepare[v], fresh[v], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("extra,context,storage,key", [
+    ([], None, "jpeg", "f17494f706f9d275"),
+    (["data.body_crop=true", "run.protocol=official", "run.split_seed=7"], None, "png", "57b69c018e0ef5d4"),
+    (["context.source=experts", "context.targets=frame", "context.label_every=2"], "experts-0123456789abcdef", "raw",
+     "c73f1b864b348b6a"),
+])
+def test_cache_keys_of_earlier_versions_still_match(monkeypatch, extra, context, storage, key):
+    """The keys these settings had before data/prepared became a package (computed with that
+    code): a change here would orphan every prepared cache on disk."""
+    monkeypatch.setattr("beenet.data.prepared.lookup.__version__", "0.0.0")
+    fp = fingerprint(prepare_settings(tiny_config("demo", extra)), "/nonexistent/bold", storage, context)
+    assert cache_key(fp) == key
 
 
 def test_num_workers_auto():

@@ -4,7 +4,8 @@
 ``beenet eval`` find it with :func:`find_prepared` (:mod:`.lookup`: the fingerprint, the cache
 root) and read it through :class:`PreparedFrames`, a :class:`~beenet.data.dataset.FrameSource`
 (:mod:`.format`: the clip files, the manifest, ``context.npz``). What a cache depends on comes in
-a :class:`PrepareSettings` (``beenet.run_config.prepare_settings`` makes it from a run config).
+a :class:`PrepareSettings`, which ``prepare_settings`` of the run config module makes from a run
+config.
 """
 
 from beenet.data.prepared.build import PrepareResult, prepare

@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    """What the prepared cache reads of a run's config (:func:`beenet.run_config.prepare_settings`
-    makes it from a ``RunConfig``): how clips become tensors, the context source, the split, where
-    caches live, and what the model does with context."""
+    """What the prepared cache reads of a run's config (``prepare_settings`` of the run config
+    module makes it from a ``RunConfig``): how clips become tensors, the context source, the split,
+    where caches live, and what the model does with context."""
 
     data: DataConfig
     context: ContextConfig
