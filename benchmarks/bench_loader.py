@@ -35,7 +35,7 @@ from beenet.data.prepared import find_prepared, prepare
 from beenet.media.video_writer import VideoWriter
 from beenet.labels import NUM_CATEGORIES, NUM_JOINTS
 from beenet.progress import progress
-from beenet.run_config import load_config
+from beenet.run_config import load_config, prepare_settings
 
 #: (name, sampling, T, image size): the settings the paper (stills) and video presets read.
 CASES = (("still 224", "still", 1, 224), ("T=8 112", "uniform", 8, 112), ("T=8 224", "uniform", 8, 224))
@@ -136,8 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sources = {"mp4": None}
             for storage in args.storage:
                 t0 = time.perf_counter()
-                res = prepare(cfg, root, cache_root / storage, storage=storage, show_progress=False)
-                cache = find_prepared(cfg, bold, [i.video for i in inst], root=cache_root / storage)
+                res = prepare(prepare_settings(cfg), root, cache_root / storage, storage=storage, show_progress=False)
+                cache = find_prepared(prepare_settings(cfg), bold, [i.video for i in inst], root=cache_root / storage)
                 assert cache is not None and len(cache.served) == args.clips
                 sources[storage] = cache.frames()
                 print(f"  [{name}] prepare {storage}: {time.perf_counter() - t0:.1f} s for {res.clips} clips, "

@@ -51,7 +51,8 @@ def _pipeline_vs_model(data: Path, cfg, steps: int) -> dict[str, float]:
 
     bold = BoLD(data)
     inst = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
-    ctx = load_context(bold, sorted({i.video for i in inst}), cfg.context, "cpu") if cfg.context.source != "none" else None
+    ctx = (load_context(bold.video_paths(sorted({i.video for i in inst})), cfg.context, "cpu", root=bold.root)
+           if cfg.context.source != "none" else None)
     model = build_model(cfg.model, seed=0)
     fit_model_priors(model, inst, ctx)
     model.train()
@@ -112,6 +113,7 @@ def _preset_pipeline_vs_compute(data: Path, cfg, device: torch.device, steps: in
     from beenet.data.bold import BoLD
     from beenet.data.dataset import BoLDDataset
     from beenet.data.prepared import find_prepared
+    from beenet.run_config import prepare_settings
     from beenet.device import autocast_context, resolve_amp, to_device
     from beenet.models import build_model
     from beenet import distributed as D
@@ -123,12 +125,12 @@ def _preset_pipeline_vs_compute(data: Path, cfg, device: torch.device, steps: in
     bold = BoLD(data)
     inst = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
     videos = sorted({i.video for i in inst})
-    cache = find_prepared(cfg, bold, videos, root=prepared_root)
+    cache = find_prepared(prepare_settings(cfg), bold, videos, root=prepared_root)
     if cache is None:
         raise SystemExit("no prepared cache matched the config: the benchmark would measure mp4 decoding")
     ctx = cache.context(videos)
     if ctx is None:
-        ctx = load_context(bold, videos, cfg.context, "cpu")
+        ctx = load_context(bold.video_paths(videos), cfg.context, "cpu", root=bold.root)
     model = build_model(cfg.model, seed=0)
     fit_model_priors(model, inst, ctx)
     model = model.to(device).train()
@@ -185,7 +187,7 @@ def _preset_pipeline_vs_compute(data: Path, cfg, device: torch.device, steps: in
 def _device_table(args, device: torch.device) -> None:
     from beenet.data.prepared import prepare
     from beenet.data.synth import SynthConfig, generate
-    from beenet.run_config import load_config
+    from beenet.run_config import load_config, prepare_settings
 
     amps = ["off", "auto"] if device.type == "cuda" else ["off"]
     if device.type == "cuda":
@@ -201,7 +203,7 @@ def _device_table(args, device: torch.device) -> None:
             base = ["model.pretrained=false", "context.source=sidecar", "context.pretrained=false",
                     f"run.device={device}", f"run.num_workers={args.workers}", *args.overrides]
             cfg = load_config(preset, base)
-            res = prepare(cfg, work / "synth", work / "prepared", workers=max(1, args.workers),
+            res = prepare(prepare_settings(cfg), work / "synth", work / "prepared", workers=max(1, args.workers),
                           show_progress=False)
             print(f"# {preset}: image {cfg.data.image_size}, {cfg.data.sampling}, T={cfg.data.frames_per_sample}, "
                   f"batch {cfg.optim.batch_size}, workers {args.workers}; prepared {res.clips} clips "

@@ -90,7 +90,7 @@ class CountingSource:
     def fingerprint(self) -> str:
         return f"counting-{self.tag}"
 
-    def label_clip(self, bold, video: str) -> np.ndarray:
+    def label_clip(self, video: str, path) -> np.ndarray:
         if video == self.fail_on:
             raise RuntimeError(f"interrupted at {video}")
         self.calls.append(video)
@@ -140,7 +140,7 @@ def test_places365_random_init_is_a_distribution_and_never_downloads(monkeypatch
     rng_before = torch.random.get_rng_state()
     expert = Places365Expert(weights=None, frames_per_clip=2, image_size=32)
     assert isinstance(expert, ContextSource)
-    vec = expert.label_clip(bold, CLIPS[0])
+    vec = expert.label_clip(CLIPS[0], bold.video_path(CLIPS[0]))
     assert torch.equal(torch.random.get_rng_state(), rng_before), "random init touched the global RNG"
     assert vec.shape == (CONTEXT_DIM,) and vec.dtype == np.float32
     places, objects = split_context(vec)
@@ -149,7 +149,7 @@ def test_places365_random_init_is_a_distribution_and_never_downloads(monkeypatch
     assert not any(p.requires_grad for p in expert.net.parameters()) and not expert.net.training
     # Same seed, same net; other seed, other net and other fingerprint.
     again = Places365Expert(weights=None, frames_per_clip=2, image_size=32)
-    np.testing.assert_allclose(again.label_clip(bold, CLIPS[0]), vec, atol=1e-6)
+    np.testing.assert_allclose(again.label_clip(CLIPS[0], bold.video_path(CLIPS[0])), vec, atol=1e-6)
     assert again.fingerprint == expert.fingerprint
     assert Places365Expert(weights=None, image_size=32, seed=1).fingerprint != expert.fingerprint
     assert Places365Expert(weights=None, image_size=64, frames_per_clip=2).fingerprint != expert.fingerprint
@@ -265,7 +265,7 @@ def test_coco_random_init_output_is_normalised(tiny_detector, bold, monkeypatch)
         raise AssertionError("load_state_dict_from_url must not be called with weights=None")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
-    vec = tiny_detector.label_clip(bold, CLIPS[1])
+    vec = tiny_detector.label_clip(CLIPS[1], bold.video_path(CLIPS[1]))
     assert vec.shape == (CONTEXT_DIM,) and vec.dtype == np.float32
     places, objects = split_context(vec)
     assert not places.any()
@@ -307,10 +307,10 @@ def test_coco_loads_torchvision_weights_from_cache_dir(tmp_path, no_download) ->
 
 def test_cache_computes_once_then_loads(tmp_path, bold) -> None:
     src = CountingSource()
-    first = ContextCache(tmp_path).get_or_compute(src, bold, list(CLIPS) + [CLIPS[0]])
+    first = ContextCache(tmp_path).get_or_compute(src, bold.video_paths(list(CLIPS) + [CLIPS[0]]))
     assert sorted(src.calls) == sorted(CLIPS) and list(first) == list(CLIPS)
     again = CountingSource()
-    second = ContextCache(tmp_path).get_or_compute(again, bold, CLIPS)
+    second = ContextCache(tmp_path).get_or_compute(again, bold.video_paths(CLIPS))
     assert again.calls == []
     for v in CLIPS:
         np.testing.assert_array_equal(first[v], second[v])
@@ -319,17 +319,17 @@ def test_cache_computes_once_then_loads(tmp_path, bold) -> None:
 
 
 def test_cache_computes_only_missing_clips(tmp_path, bold) -> None:
-    ContextCache(tmp_path).get_or_compute(CountingSource(), bold, CLIPS[:2])
+    ContextCache(tmp_path).get_or_compute(CountingSource(), bold.video_paths(CLIPS[:2]))
     src = CountingSource()
-    out = ContextCache(tmp_path).get_or_compute(src, bold, CLIPS)
+    out = ContextCache(tmp_path).get_or_compute(src, bold.video_paths(CLIPS))
     assert src.calls == [CLIPS[2]] and set(out) == set(CLIPS)
 
 
 def test_cache_changed_fingerprint_recomputes(tmp_path, bold) -> None:
     cache = ContextCache(tmp_path)
-    a = cache.get_or_compute(CountingSource("a"), bold, CLIPS)
+    a = cache.get_or_compute(CountingSource("a"), bold.video_paths(CLIPS))
     other = CountingSource("b")
-    b = cache.get_or_compute(other, bold, CLIPS)
+    b = cache.get_or_compute(other, bold.video_paths(CLIPS))
     assert sorted(other.calls) == sorted(CLIPS)
     assert not np.array_equal(a[CLIPS[0]], b[CLIPS[0]])
     assert cache.path_for(CountingSource("a")) != cache.path_for(other)
@@ -338,11 +338,11 @@ def test_cache_changed_fingerprint_recomputes(tmp_path, bold) -> None:
 def test_cache_corrupt_file_warns_and_recomputes(tmp_path, bold, caplog) -> None:
     cache = ContextCache(tmp_path)
     src = CountingSource()
-    cache.get_or_compute(src, bold, CLIPS)
+    cache.get_or_compute(src, bold.video_paths(CLIPS))
     cache.path_for(src).write_bytes(b"PK\x03\x04 truncated")
     again = CountingSource()
     with caplog.at_level(logging.WARNING, logger="beenet.context.cache"):
-        out = cache.get_or_compute(again, bold, CLIPS)
+        out = cache.get_or_compute(again, bold.video_paths(CLIPS))
     assert sorted(again.calls) == sorted(CLIPS) and set(out) == set(CLIPS)
     assert any("unreadable" in r.getMessage() for r in caplog.records)
     assert cache.load(src).keys() == set(CLIPS)  # rewritten, readable again
@@ -352,21 +352,21 @@ def test_cache_interrupted_labelling_resumes(tmp_path, bold) -> None:
     cache = ContextCache(tmp_path, save_every=1)
     failing = CountingSource(fail_on=CLIPS[2])
     with pytest.raises(RuntimeError, match="interrupted"):
-        cache.get_or_compute(failing, bold, CLIPS)
+        cache.get_or_compute(failing, bold.video_paths(CLIPS))
     assert set(cache.load(failing)) == set(CLIPS[:2])
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
     resumed = CountingSource()
-    cache.get_or_compute(resumed, bold, CLIPS)
+    cache.get_or_compute(resumed, bold.video_paths(CLIPS))
     assert resumed.calls == [CLIPS[2]]
 
 
 def test_cache_rejects_bad_vectors(tmp_path, bold) -> None:
     class Bad(CountingSource):
-        def label_clip(self, bold, video):
+        def label_clip(self, video, path):
             return np.zeros(10, np.float32)
 
     with pytest.raises(BeenetError, match=CLIPS[0].replace(".", r"\.")):
-        ContextCache(tmp_path).get_or_compute(Bad(), bold, CLIPS[:1])
+        ContextCache(tmp_path).get_or_compute(Bad(), bold.video_paths(CLIPS[:1]))
 
 
 def test_cache_counts_real_expert_calls(tmp_path, bold, monkeypatch) -> None:
@@ -380,13 +380,13 @@ def test_cache_counts_real_expert_calls(tmp_path, bold, monkeypatch) -> None:
     monkeypatch.setattr(Places365Expert, "score_frames", counting)
     cfg = ContextConfig(source="places365", cache_dir=str(tmp_path), pretrained=False, frames_per_clip=1,
                         places_image_size=32)
-    first = load_context(bold, CLIPS, cfg)
+    first = load_context(bold.video_paths(CLIPS), cfg)
     assert calls == [1, 1, 1]
-    second = load_context(bold, CLIPS, cfg)
+    second = load_context(bold.video_paths(CLIPS), cfg)
     assert calls == [1, 1, 1]
     for v in CLIPS:
         np.testing.assert_array_equal(first[v], second[v])
-    load_context(bold, CLIPS, dataclasses.replace(cfg, places_image_size=48))
+    load_context(bold.video_paths(CLIPS), dataclasses.replace(cfg, places_image_size=48))
     assert len(calls) == 6, "a changed setting must change the fingerprint and recompute"
 
 
@@ -396,13 +396,13 @@ def test_cache_counts_real_expert_calls(tmp_path, bold, monkeypatch) -> None:
 def test_experts_reuse_the_places_cache(tmp_path, bold, tiny_detector, monkeypatch) -> None:
     cfg = ContextConfig(source="places365", cache_dir=str(tmp_path), pretrained=False, frames_per_clip=1,
                         places_image_size=32)
-    places_only = load_context(bold, CLIPS, cfg)
+    places_only = load_context(bold.video_paths(CLIPS), cfg)
     called: list[str] = []
     original = Places365Expert.score_frames
     monkeypatch.setattr(Places365Expert, "score_frames",
                         lambda self, fr: called.append("places") or original(self, fr))
-    both = load_context(bold, CLIPS, dataclasses.replace(cfg, source="experts", coco_score_threshold=0.0,
-                                                         coco_min_size=64, coco_max_size=64))
+    both = load_context(bold.video_paths(CLIPS), dataclasses.replace(
+        cfg, source="experts", coco_score_threshold=0.0, coco_min_size=64, coco_max_size=64))
     assert called == []
     for v in CLIPS:
         p, o = split_context(both[v])
@@ -450,8 +450,8 @@ def test_load_context_sidecar_needs_no_cache(tmp_path, bold) -> None:
     (Path(bold.root) / "synthetic_context.json").write_text(json.dumps(
         {"version": 1, "scenes": {"kitchen": 203, "beach": 48}, "objects": {"dog": 16}, "clips": clips}))
     try:
-        out = load_context(bold, CLIPS, ContextConfig(source="sidecar", cache_dir=str(tmp_path / "unused"),
-                                                      frames_per_clip=3, pretrained=True))
+        cfg = ContextConfig(source="sidecar", cache_dir=str(tmp_path / "unused"), frames_per_clip=3, pretrained=True)
+        out = load_context(bold.video_paths(CLIPS), cfg, root=bold.root)
     finally:
         (Path(bold.root) / "synthetic_context.json").unlink()
     assert set(out) == set(CLIPS) and not (tmp_path / "unused").exists()

@@ -15,7 +15,6 @@ from beenet.context.build import make_context_source
 from beenet.data.bold import BoLD
 from beenet.data.dataset import BoLDDataset, candidate_frames
 from beenet.data.prepared import (
-    _CachedClip,
     clip_path,
     context_targets,
     find_prepared,
@@ -24,9 +23,11 @@ from beenet.data.prepared import (
     prepare,
     read_header,
 )
+from beenet.data.prepared.format import _CachedClip
 from beenet.media.video import VideoReader
 from beenet.errors import ConfigError
 from beenet.labels import CONTEXT_DIM
+from beenet.run_config import prepare_settings
 from beenet.training.loop import train
 from train_helpers import restore_root_logging, tiny_config, write_tiny_synth
 
@@ -51,12 +52,12 @@ def prepared(synth, tmp_path_factory) -> tuple[Path, list[str]]:
     """A raw-storage cache of the tiny synth with per-frame expert labels."""
     prep = tmp_path_factory.mktemp("ctxt-prep")
     extra = EXPERTS + [f"context.cache_dir={prep / 'ctx'}"]
-    prepare(tiny_config("demo", extra), synth, prep, storage="raw", show_progress=False)
+    prepare(prepare_settings(tiny_config("demo", extra)), synth, prep, storage="raw", show_progress=False)
     return prep, extra
 
 
 def _stored(prep: Path, cfg, bold: BoLD, video: str) -> tuple[dict, np.ndarray]:
-    cache = find_prepared(cfg, bold, [video], root=prep)
+    cache = find_prepared(prepare_settings(cfg), bold, [video], root=prep)
     assert cache is not None and video in cache.served
     path = clip_path(cache.path, video)
     header, base = read_header(path)
@@ -105,8 +106,8 @@ def test_a_still_gets_the_row_of_its_sampled_frame_and_t_frames_their_mean(synth
     bold = BoLD(synth)
     inst = bold.instances("train", protocol=cfg.run.protocol)
     videos = sorted({i.video for i in inst})
-    cache = find_prepared(cfg, bold, videos, root=prep)
-    assert context_targets(cfg, cache, videos) == "frame"
+    cache = find_prepared(prepare_settings(cfg), bold, videos, root=prep)
+    assert context_targets(prepare_settings(cfg), cache, videos) == "frame"
     ds = BoLDDataset(bold, inst, cfg.data, train=True, context={}, seed=3, frames=cache.frames(),
                      context_targets="frame")
     ds.set_epoch(1)
@@ -137,10 +138,10 @@ def test_label_every_labels_every_kth_frame_and_serves_the_nearest(synth, tmp_pa
     extra = ["context.source=places365", "context.places_image_size=32", "context.targets=frame",
              "context.label_every=3", f"context.cache_dir={tmp_path / 'ctx'}"]
     cfg = tiny_config("demo", extra)
-    prepare(cfg, synth, tmp_path, storage="raw", show_progress=False)
+    prepare(prepare_settings(cfg), synth, tmp_path, storage="raw", show_progress=False)
     bold = BoLD(synth)
     video = sorted({i.video for i in bold.instances("train", protocol=cfg.run.protocol)})[0]
-    cache = find_prepared(cfg, bold, [video], root=tmp_path)
+    cache = find_prepared(prepare_settings(cfg), bold, [video], root=tmp_path)
     path = clip_path(cache.path, video)
     header, _ = read_header(path)
     stored = sorted(int(t) for t in header["frames"])
@@ -158,21 +159,22 @@ def test_frame_targets_need_a_frame_cache_and_never_read_a_clip_cache(synth, tmp
     """A cache made with clip targets has another fingerprint: a frame run does not use it, and
     refuses to start without per-frame labels (no labelling on the fly)."""
     prep = tmp_path / "prep"
-    prepare(tiny_config("demo"), synth, prep, storage="raw", show_progress=False)  # sidecar, clip targets
+    # sidecar, clip targets
+    prepare(prepare_settings(tiny_config("demo")), synth, prep, storage="raw", show_progress=False)
     frame = tiny_config("demo", ["context.targets=frame", f"run.prepared_dir={prep}"])
     bold = BoLD(synth)
     with caplog.at_level(logging.INFO, logger="beenet.data.prepared"):
-        assert find_prepared(frame, bold, ["x"], root=prep) is None
+        assert find_prepared(prepare_settings(frame), bold, ["x"], root=prep) is None
     assert "differs in: context_targets" in caplog.text
     with pytest.raises(ConfigError, match="run 'beenet prepare"):
         train(frame, synth, tmp_path / "run")
     # The sidecar knows one vector per clip: with frame targets every frame gets it.
-    prepare(frame, synth, prep, storage="raw", show_progress=False)
+    prepare(prepare_settings(frame), synth, prep, storage="raw", show_progress=False)
     result = train(frame, synth, tmp_path / "run2")
     assert result["epochs_done"] == 2
     video = sorted({i.video for i in bold.instances("train", protocol=frame.run.protocol)})[0]
     table, rows = _stored(prep, frame, bold, video)
-    clip_vec = make_context_source(frame.context, "cpu", synth).label_clip(bold, video)
+    clip_vec = make_context_source(frame.context, "cpu", synth).label_clip(video, bold.video_path(video))
     np.testing.assert_allclose(rows, np.repeat(clip_vec[None], len(rows), axis=0), atol=1e-3)
 
 
@@ -180,13 +182,13 @@ def test_frame_targets_change_nothing_for_a_model_without_context_streams(synth,
     """fusion_context=input distils nothing: it reads the clip vectors, in the same cache as clip."""
     base = ["model.fusion_context=input"]
     clip, frame = tiny_config("demo", base), tiny_config("demo", base + ["context.targets=frame"])
-    assert fingerprint(clip, synth) == fingerprint(frame, synth)
-    prepare(frame, synth, tmp_path, storage="raw", show_progress=False)
+    assert fingerprint(prepare_settings(clip), synth) == fingerprint(prepare_settings(frame), synth)
+    prepare(prepare_settings(frame), synth, tmp_path, storage="raw", show_progress=False)
     bold = BoLD(synth)
     videos = sorted({i.video for i in bold.instances("train", protocol=frame.run.protocol)})
-    cache = find_prepared(clip, bold, videos, root=tmp_path)
+    cache = find_prepared(prepare_settings(clip), bold, videos, root=tmp_path)
     with caplog.at_level(logging.INFO, logger="beenet.data.prepared"):
-        assert context_targets(frame, cache, videos) == "clip"
+        assert context_targets(prepare_settings(frame), cache, videos) == "clip"
     assert "has no effect" in caplog.text
     assert all("frame_context" not in read_header(clip_path(cache.path, v))[0] for v in videos)
 
@@ -194,13 +196,13 @@ def test_frame_targets_change_nothing_for_a_model_without_context_streams(synth,
 def test_clip_targets_leave_the_cache_files_without_frame_labels(synth, tmp_path):
     cfg = tiny_config("demo")
     assert cfg.context.targets == "clip"
-    prepare(cfg, synth, tmp_path, storage="raw", show_progress=False)
+    prepare(prepare_settings(cfg), synth, tmp_path, storage="raw", show_progress=False)
     bold = BoLD(synth)
     videos = sorted({i.video for i in bold.instances("train", protocol=cfg.run.protocol)})
-    cache = find_prepared(cfg, bold, videos, root=tmp_path)
+    cache = find_prepared(prepare_settings(cfg), bold, videos, root=tmp_path)
     assert "context_targets" not in cache.manifest["fingerprint"]
     assert all("frame_context" not in read_header(clip_path(cache.path, v))[0] for v in videos)
-    assert context_targets(cfg, cache, videos) == "clip"
+    assert context_targets(prepare_settings(cfg), cache, videos) == "clip"
     ds = BoLDDataset(bold, bold.instances("train", protocol=cfg.run.protocol), cfg.data, train=True,
                      context=cache.context(videos), frames=cache.frames())
     assert isinstance(ds[0]["context"], torch.Tensor) and ds.context_targets == "clip"

@@ -73,7 +73,7 @@ def test_predict_split_order_and_hooks(trained):
     cfg = RunConfig.from_dict(c["config"])
     bold = BoLD(data)
     inst = bold.instances("val", protocol="paper", seed=42)
-    ctx = load_context(bold, [i.video for i in inst], ContextConfig(source="sidecar"))
+    ctx = load_context(bold.video_paths(i.video for i in inst), ContextConfig(source="sidecar"), root=bold.root)
     a_cat, a_vad = predict_split(model, bold, inst, cfg.data, ctx, 4, "cpu")
     b_cat, b_vad = predict_split(model, bold, inst[::-1], cfg.data, ctx, 3, "cpu")
     np.testing.assert_allclose(a_cat, b_cat[::-1], atol=1e-5)

@@ -16,8 +16,9 @@ import torch
 from beenet.cli import main
 from beenet.data.bold import BoLD
 from beenet.data.dataset import BoLDDataset
-from beenet.data.prepared import find_prepared, prepare
+from beenet.data.prepared import cache_key, find_prepared, fingerprint, prepare
 from beenet.errors import DataNotFoundError
+from beenet.run_config import prepare_settings
 from beenet.training.loader import resolve_num_workers
 from beenet.training.loop import train
 from train_helpers import TINY, restore_root_logging, tiny_config, write_tiny_synth
@@ -68,17 +69,17 @@ def test_prepare_resumes_and_lists_a_corrupt_clip(synth, tmp_path, capsys):
     assert f"({n - 1} reused, 0 decoded now), 1 failed" in capsys.readouterr().out
     # The dataset reads the corrupt clip from the video (and fails there, as without a cache).
     cfg = tiny_config("demo")
-    cache = find_prepared(cfg, bold, clips, root=prep)
+    cache = find_prepared(prepare_settings(cfg), bold, clips, root=prep)
     assert cache is not None and bad.relative_to(data / "videos").as_posix() not in cache.served
     assert len(cache.served) == n - 1
 
 
 def test_cache_serves_exactly_the_frames_it_stores(synth, tmp_path):
     cfg = tiny_config("demo")
-    prepare(cfg, synth, tmp_path, storage="raw", show_progress=False)
+    prepare(prepare_settings(cfg), synth, tmp_path, storage="raw", show_progress=False)
     bold = BoLD(synth)
     inst = bold.instances("train")
-    cache = find_prepared(cfg, bold, [i.video for i in inst], root=tmp_path)
+    cache = find_prepared(prepare_settings(cfg), bold, [i.video for i in inst], root=tmp_path)
     assert cache is not None and len(cache.served) == len({i.video for i in inst})
     ds_cache = BoLDDataset(bold, inst, cfg.data, train=True, frames=cache.frames(), seed=3)
     ds_video = BoLDDataset(bold, inst, cfg.data, train=True, seed=3)
@@ -100,10 +101,10 @@ def test_cache_serves_exactly_the_frames_it_stores(synth, tmp_path):
 
 def test_body_crops_from_the_cache_match_within_rounding(synth, tmp_path):
     cfg = tiny_config("demo", ["data.body_crop=true"])
-    prepare(cfg, synth, tmp_path, storage="raw", show_progress=False)
+    prepare(prepare_settings(cfg), synth, tmp_path, storage="raw", show_progress=False)
     bold = BoLD(synth)
     inst = bold.instances("val")
-    cache = find_prepared(cfg, bold, [i.video for i in inst], root=tmp_path)
+    cache = find_prepared(prepare_settings(cfg), bold, [i.video for i in inst], root=tmp_path)
     a = BoLDDataset(bold, inst, cfg.data, train=False, frames=cache.frames())[0]
     b = BoLDDataset(bold, inst, cfg.data, train=False)[0]
     assert torch.equal(a["frames"], b["frames"])
@@ -112,15 +113,15 @@ def test_body_crops_from_the_cache_match_within_rounding(synth, tmp_path):
 
 
 def test_fingerprint_mismatch_is_not_used_and_says_why(synth, tmp_path, caplog):
-    prepare(tiny_config("demo"), synth, tmp_path, storage="raw", show_progress=False)
+    prepare(prepare_settings(tiny_config("demo")), synth, tmp_path, storage="raw", show_progress=False)
     bold = BoLD(synth)
     other = tiny_config("demo", ["data.image_size=48"])
     with caplog.at_level(logging.INFO, logger="beenet.data.prepared"):
-        assert find_prepared(other, bold, ["x"], root=tmp_path) is None
+        assert find_prepared(prepare_settings(other), bold, ["x"], root=tmp_path) is None
     assert "does not match this run (differs in: image_size)" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="beenet.data.prepared"):
-        assert find_prepared(tiny_config("demo"), bold, ["x"], root=tmp_path / "none") is None
+        assert find_prepared(prepare_settings(tiny_config("demo")), bold, ["x"], root=tmp_path / "none") is None
     assert "no prepared cache" in caplog.text
 
 
@@ -130,14 +131,14 @@ def test_a_changed_video_is_decoded_again_not_served_stale(synth, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(synth, data)
     cfg = tiny_config("demo")
-    prepare(cfg, data, tmp_path / "prep", storage="raw", show_progress=False)
+    prepare(prepare_settings(cfg), data, tmp_path / "prep", storage="raw", show_progress=False)
     bold = BoLD(data)
     videos = sorted({i.video for i in bold.instances("train")})
     path = bold.video_path(videos[0])
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    cache = find_prepared(cfg, bold, videos, root=tmp_path / "prep")
+    cache = find_prepared(prepare_settings(cfg), bold, videos, root=tmp_path / "prep")
     assert videos[0] not in cache.served and len(cache.served) == len(videos) - 1
-    assert prepare(cfg, data, tmp_path / "prep", storage="raw", show_progress=False).prepared == 1
+    assert prepare(prepare_settings(cfg), data, tmp_path / "prep", storage="raw", show_progress=False).prepared == 1
 
 
 @pytest.mark.parametrize("storage", ["raw", "jpeg"])
@@ -147,7 +148,7 @@ def test_train_and_eval_from_the_cache_match_on_the_fly(synth, tmp_path, storage
 
     prep = tmp_path / "prep"
     cfg = tiny_config("demo")
-    prepare(cfg, synth, prep, storage=storage, show_progress=False)
+    prepare(prepare_settings(cfg), synth, prep, storage=storage, show_progress=False)
     with caplog.at_level(logging.INFO):
         cached = train(tiny_config("demo", [f"run.prepared_dir={prep}"]), synth, tmp_path / "cached")
     assert "using prepared cache" in caplog.text
@@ -184,19 +185,33 @@ def test_expert_labels_from_the_prepare_pass_equal_labelling_on_the_fly(synth, t
     extra = ["context.source=experts", f"context.cache_dir={tmp_path / 'ctx'}", "context.coco_min_size=64",
              "context.coco_max_size=96", "context.frames_per_clip=2"]
     cfg = tiny_config("demo", extra)
-    prepare(cfg, synth, tmp_path / "prep", storage="raw", workers=2, show_progress=False)
+    prepare(prepare_settings(cfg), synth, tmp_path / "prep", storage="raw", workers=2, show_progress=False)
     bold = BoLD(synth)
     videos = sorted({i.video for i in bold.instances("train", protocol=cfg.run.protocol)})
-    cache = find_prepared(cfg, bold, videos, root=tmp_path / "prep")
+    cache = find_prepared(prepare_settings(cfg), bold, videos, root=tmp_path / "prep")
     from_prepare = cache.context(videos)
     assert from_prepare is not None
     source = make_context_source(cfg.context, "cpu")
     ctx_cache = ContextCache(tmp_path / "ctx")
     assert set(videos) <= set(ctx_cache.load(source.places)) and set(videos) <= set(ctx_cache.load(source.objects))
-    fresh = load_context(bold, videos, tiny_config("demo", extra[:1] + [f"context.cache_dir={tmp_path / 'ctx2'}"]
-                                                   + extra[2:]).context, "cpu")
+    fresh = load_context(bold.video_paths(videos), tiny_config(
+        "demo", extra[:1] + [f"context.cache_dir={tmp_path / 'ctx2'}"] + extra[2:]).context, "cpu")
     for v in videos:
         np.testing.assert_allclose(from_prepare[v], fresh[v], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("extra,context,storage,key", [
+    ([], None, "jpeg", "f17494f706f9d275"),
+    (["data.body_crop=true", "run.protocol=official", "run.split_seed=7"], None, "png", "57b69c018e0ef5d4"),
+    (["context.source=experts", "context.targets=frame", "context.label_every=2"], "experts-0123456789abcdef", "raw",
+     "c73f1b864b348b6a"),
+])
+def test_cache_keys_of_earlier_versions_still_match(monkeypatch, extra, context, storage, key):
+    """The keys these settings had before data/prepared became a package (computed with that
+    code): a change here would orphan every prepared cache on disk."""
+    monkeypatch.setattr("beenet.data.prepared.lookup.__version__", "0.0.0")
+    fp = fingerprint(prepare_settings(tiny_config("demo", extra)), "/nonexistent/bold", storage, context)
+    assert cache_key(fp) == key
 
 
 def test_num_workers_auto():

@@ -193,7 +193,7 @@ def test_sidecar_vectors(tiny) -> None:
     vecs = ctx.vectors()
     assert set(vecs) == {c.video for c in plan.clips}
     for clip in plan.clips:
-        v = ctx.label_clip(None, clip.video)
+        v = ctx.label_clip(clip.video)
         assert v.dtype == np.float32 and v.shape == (NUM_PLACES + NUM_COCO,)
         places, objects = v[:NUM_PLACES], v[NUM_PLACES:]
         assert places[SCENES[clip.scene][0]] == 1.0 and places.sum() == pytest.approx(1.0)
@@ -214,10 +214,10 @@ def test_sidecar_errors(tmp_path: Path) -> None:
     side.write_text(json.dumps({"version": 1, "scenes": {"beach": 48}, "objects": {"cup": 41},
                                 "clips": {"003/a.mp4/0001.mp4": {"scene": "beach", "objects": []}}}))
     ctx = SidecarContext(tmp_path)
-    v = ctx.label_clip(None, "003/a.mp4/0001.mp4")
+    v = ctx.label_clip("003/a.mp4/0001.mp4")
     assert v[48] == 1.0 and not v[NUM_PLACES:].any()  # no objects: all zeros
     with pytest.raises(DataNotFoundError, match="0002"):
-        ctx.label_clip(None, "003/a.mp4/0002.mp4")
+        ctx.label_clip("003/a.mp4/0002.mp4")
     before = ctx.fingerprint
     side.write_text(json.dumps({"version": 1, "scenes": {"beach": 48}, "objects": {"cup": 41},
                                 "clips": {"003/a.mp4/0001.mp4": {"scene": "beach", "objects": ["cup"]}}}))

@@ -27,6 +27,7 @@ from beenet import atomic
 from beenet.choices import check_at_least, check_choices, check_finite, not_one_of, upgrade_choice
 from beenet.context.config import ContextConfig
 from beenet.data.dataset import DataConfig
+from beenet.data.prepared import PrepareSettings
 from beenet.config_types import coerce
 from beenet.errors import ConfigError
 from beenet.models import ModelConfig
@@ -323,6 +324,18 @@ def needs_context(cfg: RunConfig) -> bool:
 def model_needs_input_context(model_cfg: ModelConfig) -> bool:
     """True when the model's forward reads ``batch["context"]`` (so eval must supply it)."""
     return fusion_uses_context(model_cfg.fusion) and model_cfg.fusion_context == "input"
+
+
+def prepare_settings(cfg: RunConfig) -> PrepareSettings:
+    """What the prepared cache (``beenet prepare``, :func:`beenet.data.prepared.find_prepared`)
+    reads of ``cfg``: its data and context sections, the split, ``run.prepared_dir``, ``run.device``
+    and what the model does with context."""
+    m = cfg.model
+    return PrepareSettings(
+        data=cfg.data, context=cfg.context, protocol=cfg.run.protocol, split_seed=cfg.run.split_seed,
+        prepared_dir=cfg.run.prepared_dir, device=cfg.run.device, model_reads_context=needs_context(cfg),
+        context_streams=m.fusion_context == "streams" and bool(m.place_stream or m.object_stream),
+    )
 
 
 # --------------------------------------------------------------------------- loading

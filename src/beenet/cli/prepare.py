@@ -34,7 +34,7 @@ examples:
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from beenet.data.prepared import DEFAULT_STORAGE, STORAGES  # lazy: keeps 'beenet prepare --help' fast (loads torch)
+    from beenet.data.prepared import DEFAULT_STORAGE, STORAGES  # lazy: imports torch, not needed for --help
 
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,14 +54,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.data.prepared import prepare  # lazy: keeps 'beenet prepare --help' fast (loads torch)
-    from beenet.run_config import load_config  # lazy: keeps 'beenet prepare --help' fast (loads torch)
+    from beenet.data.prepared import prepare  # lazy: imports torch, needed only when the command runs
+    from beenet.run_config import load_config, prepare_settings  # lazy: imports torch (through data/)
 
     overrides = list(args.overrides)
     if args.protocol is not None:
         overrides.append(f"run.protocol={args.protocol}")
     cfg = load_config(args.config, overrides)
-    result = prepare(cfg, args.data, args.out, workers=max(1, args.workers), storage=args.storage,
+    result = prepare(prepare_settings(cfg), args.data, args.out, workers=max(1, args.workers), storage=args.storage,
                      limit=args.limit)
     print(f"prepared cache {result.path}: {result.clips - len(result.failed)} of {result.clips} clips "
           f"({result.reused} reused, {result.prepared} decoded now), {len(result.failed)} failed, "

@@ -15,15 +15,12 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from beenet.errors import VideoDecodeError
 from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_COCO, NUM_PLACES
-
-if TYPE_CHECKING:  # pragma: no cover
-    from beenet.data.bold import BoLD
 
 #: Bump when the way experts turn frames into vectors changes, so old caches are not reused.
 CONTEXT_FORMAT_VERSION = 1
@@ -74,17 +71,19 @@ def describe_fingerprint(name: str, description: dict[str, Any]) -> str:
 
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
     """SHA-256 (first 16 hex digits) of a file's bytes: the identity of user-supplied weights."""
-    from beenet.weights import file_sha256
+    from beenet.weights import file_sha256  # lazy: beenet.weights imports torch
 
     return file_sha256(path, chunk)[:16]
 
 
 @runtime_checkable
 class ContextSource(Protocol):
-    """Anything that turns a BoLD clip into its 445-d context vector.
+    """Anything that turns a clip into its 445-d context vector.
 
-    ``fingerprint`` must change whenever the vectors would (other weights, other settings): the
-    on-disk cache is keyed by it.
+    A clip is named by its key (the BoLD-relative video name, e.g. ``003/x.mp4/0001.mp4``: what
+    the cache and the sidecar are keyed by) and found at ``path`` (its mp4). ``fingerprint`` must
+    change whenever the vectors would (other weights, other settings): the on-disk cache is keyed
+    by it.
     """
 
     name: str
@@ -92,7 +91,7 @@ class ContextSource(Protocol):
     @property
     def fingerprint(self) -> str: ...
 
-    def label_clip(self, bold: "BoLD", video: str) -> np.ndarray: ...
+    def label_clip(self, video: str, path: str | Path) -> np.ndarray: ...
 
 
 def evenly_spaced(num_frames: int, k: int) -> list[int]:
@@ -170,7 +169,7 @@ class FrameExpertSource(ABC):
 
     def read_frames(self, path: str | Path) -> np.ndarray:
         """Decode ``frames_per_clip`` evenly spaced frames of the video at ``path``."""
-        from beenet.media.video import VideoReader
+        from beenet.media.video import VideoReader  # lazy: imports av (PyAV), needed only to decode
 
         with VideoReader(path) as reader:
             indices = evenly_spaced(int(reader.num_frames), self.frames_per_clip)
@@ -182,9 +181,9 @@ class FrameExpertSource(ABC):
         """The 445-d context of the video file at ``path``."""
         return self.label_frames(self.read_frames(path))
 
-    def label_clip(self, bold: "BoLD", video: str) -> np.ndarray:
-        """The 445-d context of BoLD clip ``video`` (a path relative to ``videos/``)."""
-        return self.label_video(bold.video_path(video))
+    def label_clip(self, video: str, path: str | Path) -> np.ndarray:
+        """The 445-d context of clip ``video``, read from ``path`` (the key is not needed)."""
+        return self.label_video(path)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()})"
@@ -228,8 +227,8 @@ class CombinedContext:
         return join_context(self.places.label_part(self.places.read_frames(path)),
                             self.objects.label_part(self.objects.read_frames(path)))
 
-    def label_clip(self, bold: "BoLD", video: str) -> np.ndarray:
-        return self.label_video(bold.video_path(video))
+    def label_clip(self, video: str, path: str | Path) -> np.ndarray:
+        return self.label_video(path)
 
     def __repr__(self) -> str:
         return f"CombinedContext(places={self.places!r}, objects={self.objects!r})"

@@ -14,7 +14,7 @@ computed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from beenet.choices import choices, not_one_of
 from beenet.context.base import CombinedContext, ContextSource, join_context, split_context
 from beenet.context.cache import ContextCache
 from beenet.context.config import ContextConfig
+from beenet.context.sidecar import SidecarContext
 from beenet.errors import BeenetError, ConfigError
 from beenet.labels import CONTEXT_DIM
 from beenet.paths import cache_dir
@@ -33,7 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from beenet.context.coco import CocoDetectorExpert
     from beenet.context.places365 import Places365Expert
-    from beenet.data.bold import BoLD
 
 
 def default_cache_dir() -> Path:
@@ -47,14 +47,14 @@ def _expert_device(cfg: ContextConfig, device: "str | torch.device") -> str:
 
 
 def _places(cfg: ContextConfig, device: str) -> "Places365Expert":
-    from beenet.context.places365 import Places365Expert
+    from beenet.context.places365 import Places365Expert  # lazy: imports torch and torchvision
 
     return Places365Expert(arch=cfg.places_arch, weights=cfg.places_weights_arg, cache_dir=cfg.weights_dir or None,
                            device=device, frames_per_clip=cfg.frames_per_clip, image_size=cfg.places_image_size)
 
 
 def _coco(cfg: ContextConfig, device: str) -> "CocoDetectorExpert":
-    from beenet.context.coco import CocoDetectorExpert
+    from beenet.context.coco import CocoDetectorExpert  # lazy: imports torch and torchvision
 
     return CocoDetectorExpert(model=cfg.coco_model, weights=cfg.coco_weights_arg,
                               score_threshold=cfg.coco_score_threshold, device=device,
@@ -81,8 +81,6 @@ def make_context_source(
         if root is None:
             raise ConfigError("context source 'sidecar' needs the dataset root (the folder holding "
                               "synthetic_context.json)")
-        from beenet.context.sidecar import SidecarContext
-
         return SidecarContext(root)
     dev = _expert_device(cfg, device)
     if cfg.source == "places365":
@@ -116,29 +114,32 @@ def prediction_context(trained: ContextConfig, choice: str, where: str) -> Conte
 
 
 def load_context(
-    bold: "BoLD",
-    videos: Iterable[str],
+    clips: Mapping[str, str | Path],
     cfg: ContextConfig,
     device: "str | torch.device" = "auto",
     *,
+    root: str | Path | None = None,
     save_every: int = 50,
 ) -> dict[str, np.ndarray]:
-    """``{video: float32[445]}`` for every clip of ``videos`` from the source ``cfg`` describes.
+    """``{video: float32[445]}`` for every clip of ``clips`` from the source ``cfg`` describes.
 
-    The sidecar is read directly; experts go through :class:`ContextCache` in ``cfg.cache_dir``
-    (default :func:`default_cache_dir`), one cache file per expert.
+    ``clips`` is ``{clip key (the BoLD-relative video name): path to its mp4}``
+    (``BoLD.video_paths``); ``root`` is the dataset folder holding ``synthetic_context.json``,
+    needed by the ``sidecar`` source only. The sidecar is read directly; experts go through
+    :class:`ContextCache` in ``cfg.cache_dir`` (default :func:`default_cache_dir`), one cache
+    file per expert.
     """
-    wanted = list(dict.fromkeys(str(v) for v in videos))
-    source = make_context_source(cfg, device, getattr(bold, "root", None))
+    paths = {str(v): p for v, p in clips.items()}
+    source = make_context_source(cfg, device, root)
     if cfg.source == "sidecar":
-        out = {v: np.asarray(source.label_clip(bold, v), dtype=np.float32) for v in wanted}
+        out = {v: np.asarray(source.label_clip(v, p), dtype=np.float32) for v, p in paths.items()}
         for v, vec in out.items():
             if vec.shape != (CONTEXT_DIM,):
                 raise BeenetError(f"sidecar context of clip {v} has shape {vec.shape}, expected ({CONTEXT_DIM},)")
         return out
     cache = ContextCache(cfg.cache_dir or default_cache_dir(), save_every=save_every)
     if isinstance(source, CombinedContext):
-        places = cache.get_or_compute(source.places, bold, wanted)
-        objects = cache.get_or_compute(source.objects, bold, wanted)
-        return {v: join_context(split_context(places[v])[0], split_context(objects[v])[1]) for v in wanted}
-    return cache.get_or_compute(source, bold, wanted)
+        places = cache.get_or_compute(source.places, paths)
+        objects = cache.get_or_compute(source.objects, paths)
+        return {v: join_context(split_context(places[v])[0], split_context(objects[v])[1]) for v in paths}
+    return cache.get_or_compute(source, paths)

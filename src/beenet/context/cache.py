@@ -14,9 +14,8 @@ import hashlib
 import logging
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,9 +24,6 @@ from beenet.context.base import ContextSource
 from beenet.labels import CONTEXT_DIM
 from beenet.errors import BeenetError
 from beenet.progress import progress
-
-if TYPE_CHECKING:  # pragma: no cover
-    from beenet.data.bold import BoLD
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +89,13 @@ class ContextCache:
                         {v: np.asarray(x, dtype=np.float32) for v, x in entries.items()})
 
     def get_or_compute(
-        self, source: ContextSource, bold: "BoLD", videos: Iterable[str]
+        self, source: ContextSource, clips: Mapping[str, str | Path]
     ) -> dict[str, np.ndarray]:
-        """``{video: float32[445]}`` for every clip in ``videos``: cached ones are loaded, the
-        missing ones labelled by ``source`` (progress bar) and added to the cache."""
-        wanted = list(dict.fromkeys(str(v) for v in videos))
+        """``{video: float32[445]}`` for every clip of ``clips`` (``{clip key: path to its mp4}``,
+        the key being the BoLD-relative video name the cache is keyed by): cached ones are loaded,
+        the missing ones labelled by ``source`` (progress bar) and added to the cache."""
+        paths = {str(v): p for v, p in clips.items()}
+        wanted = list(paths)
         path = self.path_for(source)
         fingerprint = source.fingerprint
         entries = self._read(path, fingerprint)
@@ -107,7 +105,7 @@ class ContextCache:
         fresh = 0
         try:
             for video in progress(missing, desc=f"context {source.name}", unit="clip"):
-                vec = np.asarray(source.label_clip(bold, video), dtype=np.float32)
+                vec = np.asarray(source.label_clip(video, paths[video]), dtype=np.float32)
                 if vec.shape != (CONTEXT_DIM,) or not np.isfinite(vec).all():
                     raise BeenetError(f"context source {source.name} returned a vector of shape "
                                       f"{vec.shape} (or non-finite values) for clip {video}; "

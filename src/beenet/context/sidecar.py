@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from beenet.context.base import describe_fingerprint, file_digest, join_context
 from beenet.errors import BoLDFormatError, DataNotFoundError
 from beenet.labels import NUM_COCO, NUM_PLACES
-
-if TYPE_CHECKING:  # pragma: no cover
-    from beenet.data.bold import BoLD
 
 SIDECAR_NAME = "synthetic_context.json"
 SIDECAR_VERSION = 1
@@ -101,8 +98,8 @@ class SidecarContext:
         objects = counts / counts.sum() if counts.sum() > 0 else counts
         return join_context(places, objects)
 
-    def label_clip(self, bold: "BoLD | None", video: str) -> np.ndarray:
-        """The :class:`~beenet.context.base.ContextSource` entry point; ``bold`` is not needed."""
+    def label_clip(self, video: str, path: str | Path | None = None) -> np.ndarray:
+        """The :class:`~beenet.context.base.ContextSource` entry point; ``path`` is not needed."""
         return self.vector(video)
 
     def vectors(self) -> dict[str, np.ndarray]:

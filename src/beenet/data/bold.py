@@ -10,11 +10,13 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from beenet.data.splits import GROUP_OF_PROTOCOL, paper_split
 from beenet.errors import BoLDFormatError, ConfigError, DataNotFoundError
 from beenet.labels import NUM_CATEGORIES, NUM_VAD, VAD_SCALE
 
@@ -254,6 +256,11 @@ class BoLD:
     def video_path(self, video: str) -> Path:
         return self.videos_dir / video
 
+    def video_paths(self, videos: Iterable[str]) -> dict[str, Path]:
+        """``{video: path to its mp4}`` for ``videos`` (first-seen order, each once): the clips as
+        :func:`beenet.context.build.load_context` and the context cache take them."""
+        return {str(v): self.video_path(str(v)) for v in videos}
+
     def joints_path(self, video: str) -> Path:
         """``videos/003/x.mp4/0001.mp4`` -> ``joints/003/x.mp4/0001.npy`` (file name only)."""
         return self.joints_dir / PurePosixPath(video).with_suffix(".npy")
@@ -275,8 +282,6 @@ class BoLD:
             raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
         if protocol == "official":
             return list(self.annotations(split))
-        from beenet.data.splits import GROUP_OF_PROTOCOL, paper_split
-
         if protocol in GROUP_OF_PROTOCOL:
             if (protocol, seed) not in self._paper:
                 self._paper[protocol, seed] = paper_split(self, seed=seed, splits_dir=self.splits_dir, protocol=protocol)

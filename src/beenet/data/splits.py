@@ -8,6 +8,9 @@ scene, person or camera of a test clip was seen in training through another clip
 Each is drawn once from ``numpy.random.default_rng(seed)`` and written to
 ``<root>/splits/<protocol>-seed<seed>.json`` (or a cache directory when the dataset is read-only),
 so that every later run, and anyone with the file, uses the very same split.
+
+This module reads a dataset only through :class:`AnnotatedDataset` (what ``BoLD`` offers), so
+``beenet.data.bold`` imports it and not the other way round.
 """
 
 from __future__ import annotations
@@ -15,17 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from beenet import atomic
 from beenet.errors import BoLDFormatError
 from beenet.paths import cache_dir
-
-if TYPE_CHECKING:
-    from beenet.data.bold import BoLD, Instance
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,27 @@ PARTS: tuple[str, ...] = ("train", "val", "test")
 GROUP_OF_PROTOCOL: dict[str, str] = {"paper": "clip", "paper-video": "video"}
 #: Every protocol ``BoLD.instances`` reads (``RunSettings.protocol`` allows the same; a test checks).
 PROTOCOLS: tuple[str, ...] = ("official", *GROUP_OF_PROTOCOL)
+
+
+class Annotated(Protocol):
+    """One annotated (clip, person): ``beenet.data.bold.Instance``."""
+
+    @property
+    def clip(self) -> str: ...
+
+    @property
+    def key(self) -> tuple[str, int]: ...
+
+
+class AnnotatedDataset(Protocol):
+    """What a split is drawn from: ``beenet.data.bold.BoLD``."""
+
+    root: Path
+
+    @property
+    def annotations_dir(self) -> Path: ...
+
+    def annotations(self, split: str) -> Sequence[Annotated]: ...
 
 
 def source_video(clip: str) -> str:
@@ -57,7 +79,7 @@ def split_file_name(seed: int, protocol: str = "paper") -> str:
 
 
 def draw_paper_split(
-    instances: list["Instance"], seed: int = DEFAULT_SEED,
+    instances: list[Annotated], seed: int = DEFAULT_SEED,
     fractions: tuple[float, float, float] = PAPER_FRACTIONS, group: str = "clip",
 ) -> dict[str, list[str]]:
     """Assign whole units (``group``: ``clip``, or ``video``: every clip of a source video) to
@@ -99,7 +121,7 @@ def draw_paper_split(
     return {"train": expand(order[:k1]), "val": expand(order[k1:k2]), "test": expand(order[k2:])}
 
 
-def _fingerprint(instances: list["Instance"]) -> str:
+def _fingerprint(instances: list[Annotated]) -> str:
     h = hashlib.sha256()
     for key in sorted(inst.key for inst in instances):
         h.update(f"{key[0]}\t{key[1]}\n".encode())
@@ -110,7 +132,7 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
     atomic.write_json(path, payload, indent=1)
 
 
-def _cache_path(bold: "BoLD", seed: int, splits_dir: Path | None, protocol: str = "paper") -> Path:
+def _cache_path(bold: AnnotatedDataset, seed: int, splits_dir: Path | None, protocol: str = "paper") -> Path:
     if splits_dir is not None:
         return Path(splits_dir) / split_file_name(seed, protocol)
     root = bold.root.resolve()
@@ -119,7 +141,7 @@ def _cache_path(bold: "BoLD", seed: int, splits_dir: Path | None, protocol: str 
 
 
 def paper_split_path(
-    bold: "BoLD", seed: int = DEFAULT_SEED, splits_dir: str | Path | None = None, protocol: str = "paper"
+    bold: AnnotatedDataset, seed: int = DEFAULT_SEED, splits_dir: str | Path | None = None, protocol: str = "paper"
 ) -> Path:
     """Where the split of ``protocol`` and ``seed`` is (or would be) stored: the first existing of
     ``<root>/splits/``, ``splits_dir`` / the cache; else ``<root>/splits/``."""
@@ -131,7 +153,8 @@ def paper_split_path(
     return in_root
 
 
-def _load_split(path: Path, labelled: list["Instance"], seed: int, protocol: str = "paper") -> dict[str, list["Instance"]]:
+def _load_split(path: Path, labelled: list[Annotated], seed: int, protocol: str = "paper",
+                ) -> dict[str, list[Annotated]]:
     what_to_do = "delete this file to draw the split again from the seed"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -161,15 +184,15 @@ def _load_split(path: Path, labelled: list["Instance"], seed: int, protocol: str
         raise BoLDFormatError(
             path, None, f"the split no longer matches the annotations: {'; '.join(detail)}; {what_to_do}"
         )
-    parts: dict[str, list[Instance]] = {p: [] for p in PARTS}
+    parts: dict[str, list[Annotated]] = {p: [] for p in PARTS}
     for inst in labelled:
         parts[part_of[inst.clip]].append(inst)
     return parts
 
 
 def paper_split(
-    bold: "BoLD", seed: int = DEFAULT_SEED, splits_dir: str | Path | None = None, protocol: str = "paper",
-) -> dict[str, list["Instance"]]:
+    bold: AnnotatedDataset, seed: int = DEFAULT_SEED, splits_dir: str | Path | None = None, protocol: str = "paper",
+) -> dict[str, list[Annotated]]:
     """A 60/10/30 split of the labelled instances, reused from disk when present and written there
     otherwise: ``paper`` (BEE-NET's clip-disjoint one) or ``paper-video`` (source-video-disjoint).
     Instances keep their annotation-file order in each part.
@@ -202,7 +225,7 @@ def paper_split(
         "clips": clips,
     }
     part_of = {c: p for p, cs in clips.items() for c in cs}
-    parts: dict[str, list[Instance]] = {p: [] for p in PARTS}
+    parts: dict[str, list[Annotated]] = {p: [] for p in PARTS}
     for inst in labelled:
         parts[part_of[inst.clip]].append(inst)
     payload["instances"] = {p: len(v) for p, v in parts.items()}

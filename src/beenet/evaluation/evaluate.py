@@ -18,10 +18,19 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from beenet import atomic
+from beenet.artifacts.loader import load_model
+from beenet.context.build import load_context
+from beenet.data.bold import BoLD
+from beenet.data.dataset import BoLDDataset, collate
+from beenet.data.prepared import PreparedCache, find_prepared
 from beenet.device import autocast_context, resolve_device, to_device
+from beenet.distributed import DistInfo, gather_rows, shard_indices
 from beenet.errors import CheckpointError, ConfigError
+from beenet.evaluation.predictions import instance_targets, write_predictions
 from beenet.labels import NUM_CATEGORIES
+from beenet.metrics import bold_scores, format_headline
 from beenet.progress import progress
+from beenet.run_config import RunConfig, model_needs_input_context, prepare_settings
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +61,6 @@ def predict_split(
     ``batch_hook`` may alter a batch before the model sees it (the ablation's stress tests).
     ``frames`` is the frame source (a prepared cache's; default: decode the videos).
     """
-    from beenet.data.dataset import BoLDDataset, collate
-    from beenet.distributed import DistInfo, gather_rows, shard_indices
-
     info = dist_info or DistInfo()
     device = resolve_device(device)
     n = len(instances)
@@ -115,9 +121,43 @@ def _json_default(o: Any) -> Any:
 def load_split_context(cfg: Any, bold: Any, instances: Sequence[Any], device: torch.device | str = "cpu",
                        ) -> dict[str, np.ndarray]:
     """Context labels of the clips of ``instances`` from the run config's context source."""
-    from beenet.context.build import load_context
+    videos = sorted({inst.video for inst in instances})
+    return load_context(bold.video_paths(videos), cfg.context, device, root=bold.root)
 
-    return load_context(bold, sorted({inst.video for inst in instances}), cfg.context, device)
+
+def _checkpoint_and_config(checkpoint: str | os.PathLike[str], dev: torch.device,
+                           ) -> tuple[torch.nn.Module, dict[str, Any], RunConfig]:
+    """The model of ``checkpoint`` on ``dev``, the checkpoint itself and its run config."""
+    model, ckpt = load_model(checkpoint, dev)
+    try:
+        cfg = RunConfig.from_dict(ckpt["config"], where=f"{checkpoint} config")
+    except ConfigError as exc:
+        raise CheckpointError(f"{checkpoint}: its run config does not load in this beenet ({exc})") from None
+    return model, ckpt, cfg
+
+
+def _input_context(cfg: RunConfig, bold: BoLD, instances: Sequence[Any], prepared: PreparedCache | None,
+                   dev: torch.device) -> dict[str, np.ndarray] | None:
+    """The context a model that reads it as input is given: the prepared cache's when it holds every
+    clip, else the context source's (None for a model that reads no context input)."""
+    if not model_needs_input_context(cfg.model):
+        return None
+    videos = sorted({inst.video for inst in instances})
+    context = prepared.context(videos) if prepared is not None else None
+    return context if context is not None else load_split_context(cfg, bold, instances, dev)
+
+
+def _write_scores(result: dict[str, Any], out: Path, cats: np.ndarray, cat_t: np.ndarray, title: str,
+                  plots: bool) -> None:
+    """``metrics.json`` and (with ``plots``) the per-category bars and precision-recall curves."""
+    write_json(out / "metrics.json", result)
+    if plots:
+        from beenet.evaluation.plots import plot_category_bars, plot_pr_curves  # lazy: imports matplotlib
+
+        headline = format_headline(result, digits=3, sep=", ")
+        plot_category_bars(result, out / "category_bars.png", title=f"Per-category scores: {title}\n{headline}")
+        plot_pr_curves(cats, cat_t, out / "pr_curves.png", title=f"Precision-recall: {title}")
+        result["plots"] = [str(out / "category_bars.png"), str(out / "pr_curves.png")]
 
 
 def evaluate_checkpoint(
@@ -143,18 +183,8 @@ def evaluate_checkpoint(
     matching the checkpoint's config under ``prepared_dir`` (default: the run's
     ``run.prepared_dir``, else the default root) serves the frames; else they are decoded.
     """
-    from beenet.data.bold import BoLD
-    from beenet.evaluation.predictions import instance_targets, write_predictions
-    from beenet.metrics import bold_scores
-    from beenet.artifacts.loader import load_model
-    from beenet.run_config import RunConfig, model_needs_input_context
-
     dev = resolve_device(device)
-    model, ckpt = load_model(checkpoint, dev)
-    try:
-        cfg = RunConfig.from_dict(ckpt["config"], where=f"{checkpoint} config")
-    except ConfigError as exc:
-        raise CheckpointError(f"{checkpoint}: its run config does not load in this beenet ({exc})") from None
+    model, ckpt, cfg = _checkpoint_and_config(checkpoint, dev)
     protocol = protocol or cfg.run.protocol
     seed = cfg.run.split_seed if seed is None else seed
     bold = BoLD(data_dir)
@@ -166,19 +196,12 @@ def evaluate_checkpoint(
             f"the {split} split of the {protocol} protocol has no labels, so it cannot be scored; "
             "give an output directory (--out DIR) to write its predictions for submission"
         )
-    from beenet.data.prepared import find_prepared
-
-    videos = sorted({inst.video for inst in instances})
-    prepared = find_prepared(cfg, bold, videos, root=prepared_dir)
-    context = None
-    if model_needs_input_context(cfg.model):
-        context = prepared.context(videos) if prepared is not None else None
-        if context is None:
-            context = load_split_context(cfg, bold, instances, dev)
+    prepared = find_prepared(prepare_settings(cfg), bold, sorted({inst.video for inst in instances}),
+                             root=prepared_dir)
+    context = _input_context(cfg, bold, instances, prepared, dev)
     cats, vad = predict_split(model, bold, instances, cfg.data, context, batch_size, dev,
                               num_workers=num_workers, amp=cfg.run.amp, desc=f"eval {split}",
                               frames=prepared.frames() if prepared is not None else None)
-    keys = [inst.key for inst in instances]
     base = {"split": split, "protocol": protocol, "n": len(instances), "checkpoint": str(checkpoint),
             "epoch": ckpt.get("epoch"),
             # Training chose its best epoch on val of its own protocol and split seed: scoring that
@@ -189,8 +212,8 @@ def evaluate_checkpoint(
             )}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        pred_path = write_predictions(out / f"predictions_{split}.csv", keys, cats, vad)
-        base["predictions"] = str(pred_path)
+        base["predictions"] = str(write_predictions(out / f"predictions_{split}.csv",
+                                                    [inst.key for inst in instances], cats, vad))
     if not labelled:
         log.info("%s split (%s protocol) has no labels: wrote predictions only", split, protocol)
         base["labelled"] = False
@@ -200,14 +223,5 @@ def evaluate_checkpoint(
     result.update(base)
     result["labelled"] = True
     if out is not None:
-        write_json(out / "metrics.json", result)
-        if plots:
-            from beenet.evaluation.plots import plot_category_bars, plot_pr_curves
-            from beenet.metrics import format_headline
-
-            title = f"{split} ({protocol} protocol), n={len(instances)}"
-            headline = format_headline(result, digits=3, sep=", ")
-            plot_category_bars(result, out / "category_bars.png", title=f"Per-category scores: {title}\n{headline}")
-            plot_pr_curves(cats, cat_t, out / "pr_curves.png", title=f"Precision-recall: {title}")
-            result["plots"] = [str(out / "category_bars.png"), str(out / "pr_curves.png")]
+        _write_scores(result, out, cats, cat_t, f"{split} ({protocol} protocol), n={len(instances)}", plots)
     return result

@@ -46,6 +46,7 @@ from beenet.run_config import (
     config_diff,
     model_needs_input_context,
     needs_context,
+    prepare_settings,
     save_yaml,
 )
 from beenet.training.loader import make_train_loader, resolve_num_workers
@@ -289,7 +290,8 @@ def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, in
         log.info("run %s: data %s, protocol %s, device %s, world size %d", out, data_dir, cfg.run.protocol,
                  device, info.world_size)
     bold, train_inst, val_inst = _instances(cfg, data_dir, info)
-    prepared = find_prepared(cfg, bold, sorted({i.video for i in train_inst} | {i.video for i in val_inst}))
+    prepared = find_prepared(prepare_settings(cfg), bold,
+                             sorted({i.video for i in train_inst} | {i.video for i in val_inst}))
     context = _load_context(cfg, bold, train_inst, val_inst, device, info, prepared)
     model = _model(cfg, train_inst, context, device, info, resumed)
     optimizer = build_optimizer(model, cfg)
@@ -304,7 +306,8 @@ def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, in
     val_ctx = context if model_needs_input_context(cfg.model) else None
     frames = prepared.frames() if prepared is not None else None
     train_ds = BoLDDataset(bold, train_inst, cfg.data, train=True, context=train_ctx, seed=seed, frames=frames,
-                           context_targets=context_targets(cfg, prepared, [i.video for i in train_inst]))
+                           context_targets=context_targets(prepare_settings(cfg), prepared,
+                                                           [i.video for i in train_inst]))
     sampler = D.make_train_sampler(train_ds, seed, info)
     workers = resolve_num_workers(cfg.run.num_workers)
     loader = make_train_loader(train_ds, cfg.optim.batch_size, sampler, workers, device, seed)
@@ -365,7 +368,7 @@ def _load_context(cfg: RunConfig, bold: Any, train_inst: list[Any], val_inst: li
         log.warning("rank 0 labels the clips with the context experts while the other ranks wait; on a large "
                     "dataset run 'beenet prepare' before torchrun")
     with D.rank0_first(info):  # rank 0 runs the experts (filling the cache), the others read it
-        return load_context(bold, videos, cfg.context, device)
+        return load_context(bold.video_paths(videos), cfg.context, device, root=bold.root)
 
 
 def _model(cfg: RunConfig, train_inst: list[Any], context: dict[str, np.ndarray] | None, device: torch.device,

@@ -1,0 +1,363 @@
+"""``beenet prepare``: decode every clip once, in worker processes, into a prepared cache.
+
+Each clip is decoded once: the frames any sampler can ask for, the person crops and the frames
+the context experts label all come from that one decode. A clip already prepared for this
+fingerprint (and unchanged since) is reused, so a killed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import struct
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from beenet.context.base import CombinedContext, FrameExpertSource, evenly_spaced, join_context
+from beenet.context.build import default_cache_dir, make_context_source
+from beenet.context.cache import ContextCache
+from beenet.context.config import ContextConfig
+from beenet.data.bold import SPLITS, BoLD
+from beenet.data.dataset import DataConfig, candidate_frames, crop_boxes, crops_of
+from beenet.data.joints import load_person_joints
+from beenet.data.prepared.format import (
+    DEFAULT_STORAGE,
+    PREPARED_FORMAT,
+    STORAGES,
+    cache_key,
+    clip_path,
+    clip_stamp,
+    crop_pixels,
+    encode_frame,
+    read_header,
+    write_clip,
+    write_context_table,
+    write_manifest,
+)
+from beenet.data.prepared.lookup import PrepareSettings, default_prepared_root, fingerprint, prepared_root
+from beenet.device import resolve_device
+from beenet.errors import ConfigError, DataNotFoundError
+from beenet.labels import CONTEXT_DIM
+from beenet.media.transforms import resize_uint8
+from beenet.media.video import VideoReader
+from beenet.progress import progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PrepareResult:
+    """What :func:`prepare` did."""
+
+    path: Path
+    clips: int
+    reused: int
+    prepared: int
+    failed: list[tuple[str, str]]
+    bytes: int
+    seconds: float
+    complete: bool
+
+
+# --------------------------------------------------------------------------- one clip (in a worker)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(task: dict[str, Any]) -> None:
+    torch.set_num_threads(1)
+    _WORKER.clear()
+    _WORKER.update(task)
+    _WORKER["bold"] = BoLD(task["root"])
+    _WORKER["source"] = None
+
+
+def _source() -> Any:
+    if _WORKER["source"] is None and _WORKER["context"] is not None:
+        cfg = ContextConfig.from_dict(_WORKER["context"])
+        _WORKER["source"] = make_context_source(cfg, _WORKER["device"], _WORKER["root"])
+    return _WORKER["source"]
+
+
+def _parts(source: Any) -> list[Any]:
+    """The frame experts of a source (one, or places and objects), [] for the sidecar."""
+    if isinstance(source, CombinedContext):
+        return list(source.parts)
+    return [source] if isinstance(source, FrameExpertSource) else []
+
+
+@dataclass
+class _Decoded:
+    """One clip decoded once: the frames to store, those the experts label, and the persons' joints."""
+
+    source: Any  # the context source (None when the run reads no context)
+    experts: list[Any]  # its frame experts ([] for the sidecar)
+    num_frames: int
+    width: int
+    height: int
+    joints: dict[int, Any]
+    candidates: dict[int, np.ndarray]
+    stored: list[int]
+    expert_frames: dict[str, list[int]]
+    needed: list[int]
+    pixels: np.ndarray
+    blobs: list[bytes] = field(default_factory=list)
+    offset: int = 0
+
+    def pick(self, frames: list[int]) -> np.ndarray:
+        """The decoded pixels of frame indices ``frames``."""
+        row = {t: k for k, t in enumerate(self.needed)}
+        return self.pixels[[row[t] for t in frames]]
+
+    def add(self, data: bytes) -> list[int]:
+        """Append a blob to the clip file; its [offset, length] for the header."""
+        self.blobs.append(data)
+        self.offset += len(data)
+        return [self.offset - len(data), len(data)]
+
+
+def _decode(bold: BoLD, video: str, persons: list[int]) -> _Decoded:
+    """Open the clip and its joints, then decode the frames to store and those the experts label."""
+    with VideoReader(bold.video_path(video)) as reader:
+        n, width, height = reader.num_frames, reader.width, reader.height
+        jpath = bold.joints_path(video)
+        joints = {p: (load_person_joints(jpath, p, num_frames=n) if jpath.is_file() else None) for p in persons}
+        cand = {p: candidate_frames(joints[p], n) for p in persons}
+        stored = sorted(set().union(*(set(c.tolist()) for c in cand.values())))
+        source = _source()
+        experts = _parts(source)
+        expert_idx = {e.name: evenly_spaced(n, e.frames_per_clip) for e in experts}
+        needed = sorted(set(stored).union(*(set(i) for i in expert_idx.values())))
+        return _Decoded(source, experts, n, width, height, joints, cand, stored, expert_idx, needed,
+                        reader.read(needed))
+
+
+def _store_crops(clip: _Decoded, dcfg: DataConfig, persons: list[int], storage: str) -> dict[str, list[int]]:
+    crops: dict[str, list[int]] = {}
+    for p in persons:
+        idx = clip.candidates[p]
+        boxes = crop_boxes(dcfg, idx, clip.joints[p], clip.width, clip.height)
+        pix = crop_pixels(crops_of(clip.pick(idx.tolist()), boxes, dcfg.crop_size))
+        for k, t in enumerate(idx.tolist()):
+            crops[f"{p}:{t}"] = clip.add(encode_frame(pix[k], storage))
+    return crops
+
+
+def _clip_context(clip: _Decoded, bold: BoLD, video: str) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """The clip's 445 vector and each expert's own vector (None for the sidecar)."""
+    parts = None
+    if clip.experts:
+        parts = {e.name: e.label_frames(clip.pick(clip.expert_frames[e.name])) for e in clip.experts}
+        vecs = list(parts.values())
+        context = vecs[0] if len(vecs) == 1 else join_context(vecs[0][:365], vecs[1][365:])
+    else:
+        context = np.asarray(clip.source.label_clip(video, bold.video_path(video)), np.float32)
+    if context.shape != (CONTEXT_DIM,) or not np.isfinite(context).all():
+        raise ValueError(f"context source returned shape {context.shape} or non-finite values")
+    return context, parts
+
+
+def _frame_context(clip: _Decoded, context: np.ndarray, label_every: int) -> dict[str, Any]:
+    """Each expert's label of every ``label_every``-th stored frame, as a float16 blob."""
+    labelled = clip.stored[::label_every]
+    if clip.experts:  # each expert's label of each frame, from the frames decoded above
+        pix = clip.pick(labelled)
+        halves = {e.part: e.label_rows(pix) for e in clip.experts}
+        table = join_context(halves.get("places"), halves.get("objects"))
+    else:  # the sidecar knows one vector per clip: every frame gets it
+        table = np.repeat(context[None], len(labelled), axis=0)
+    if table.shape != (len(labelled), CONTEXT_DIM) or not np.isfinite(table).all():
+        raise ValueError(f"per-frame context of shape {table.shape} or non-finite values")
+    blob = clip.add(np.ascontiguousarray(table, dtype="<f2").tobytes())
+    return {"frames": labelled, "dtype": "float16", "blob": blob}
+
+
+def _write_prepared_clip(video: str, persons: list[int]) -> tuple[int, int]:
+    """Decode one clip, write its file; (stored frames, file size)."""
+    w = _WORKER
+    bold: BoLD = w["bold"]
+    dcfg = DataConfig(**w["data"])
+    clip = _decode(bold, video, persons)
+    whole = resize_uint8(clip.pick(clip.stored), dcfg.image_size).numpy()
+    frames = {str(t): clip.add(encode_frame(whole[k], w["storage"])) for k, t in enumerate(clip.stored)}
+    crops = _store_crops(clip, dcfg, persons, w["storage"]) if dcfg.body_crop else {}
+    context = parts = frame_context = None
+    if clip.source is not None:
+        context, parts = _clip_context(clip, bold, video)
+        if w["frame_targets"]:
+            frame_context = _frame_context(clip, context, int(w["context"].get("label_every", 1)))
+    header = {
+        "format": PREPARED_FORMAT, "key": w["key"], "clip": video, "num_frames": clip.num_frames,
+        "width": clip.width, "height": clip.height, "stamp": w["stamps"][video], "image_size": dcfg.image_size,
+        "crop_size": dcfg.crop_size if dcfg.body_crop else None, "frames": frames, "crops": crops,
+        "context": None if context is None else [float(x) for x in context],
+        "context_parts": None if parts is None else {k: [float(x) for x in v] for k, v in parts.items()},
+    }
+    if frame_context is not None:  # absent with clip targets: those files keep their bytes
+        header["frame_context"] = frame_context
+    return len(clip.stored), write_clip(clip_path(Path(w["out"]), video), header, clip.blobs)
+
+
+def _prepare_clip(job: tuple[str, list[int]]) -> dict[str, Any]:
+    """Decode one clip once; write its file. Runs in a worker. Never raises: failures are returned."""
+    video, persons = job
+    try:
+        frames, size = _write_prepared_clip(video, persons)
+        return {"video": video, "ok": True, "frames": frames, "bytes": size}
+    except Exception as exc:  # noqa: BLE001 - a failed clip is listed and skipped, never fatal
+        return {"video": video, "ok": False, "reason": f"{type(exc).__name__}: {exc}"}
+
+
+# --------------------------------------------------------------------------- the whole cache
+
+
+@dataclass
+class _Plan:
+    """The clips of a prepare run: who is in each, their stamps, the reused and the to-do ones."""
+
+    persons: dict[str, set[int]]
+    stamps: dict[str, list[int]]
+    entries: dict[str, dict[str, Any]]
+    todo: list[str]
+    failed: list[tuple[str, str]]
+
+
+def _split_instances(bold: BoLD, settings: PrepareSettings) -> list[Any]:
+    out: list[Any] = []
+    for split in SPLITS:
+        try:
+            out += bold.instances(split, protocol=settings.protocol, seed=settings.split_seed)
+        except DataNotFoundError as exc:
+            log.info("split %s: %s (skipped)", split, exc)
+    return out
+
+
+def _entry(stamp: list[int], frames: int, size: int, header: dict[str, Any]) -> dict[str, Any]:
+    return {"stamp": stamp, "frames": frames, "bytes": size, "context": header.get("context"),
+            "context_parts": header.get("context_parts")}
+
+
+def _reusable(path: Path, key: str, stamp: list[int]) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        header, _ = read_header(path)
+    except (OSError, ValueError, struct.error):
+        return None
+    return header if header.get("key") == key and header.get("stamp") == stamp else None
+
+
+def _plan(bold: BoLD, settings: PrepareSettings, out: Path, key: str) -> _Plan:
+    persons: dict[str, set[int]] = {}
+    for inst in _split_instances(bold, settings):
+        persons.setdefault(inst.video, set()).add(int(inst.person_id))
+    stamps = {v: clip_stamp(bold, v) for v in sorted(persons)}
+    plan = _Plan(persons, stamps, {}, [], [])
+    for v in sorted(persons):
+        if stamps[v][0] < 0:
+            plan.failed.append((str(bold.video_path(v)), "no video file"))
+            continue
+        header = _reusable(clip_path(out, v), key, stamps[v])
+        if header is not None:
+            plan.entries[v] = _entry(stamps[v], len(header["frames"]), clip_path(out, v).stat().st_size, header)
+        else:
+            plan.todo.append(v)
+    return plan
+
+
+@contextmanager
+def _results(task: dict[str, Any], jobs: list[tuple[str, list[int]]], workers: int) -> Iterator[Any]:
+    """The outcome of each job, from ``workers`` spawned processes (or this one)."""
+    if workers > 1 and len(jobs) > 1:
+        pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(task,))
+        try:
+            yield pool.imap_unordered(_prepare_clip, jobs)
+        finally:
+            pool.terminate()
+            pool.join()
+    else:
+        _worker_init(task)
+        yield map(_prepare_clip, jobs)
+
+
+def _task(settings: PrepareSettings, bold: BoLD, out: Path, key: str, storage: str, plan: _Plan) -> dict[str, Any]:
+    """What every worker needs to know (plain values: it is pickled to spawned processes)."""
+    return {"root": str(bold.root), "out": str(out), "key": key, "storage": storage, "stamps": plan.stamps,
+            "device": str(resolve_device(settings.device)),  # where experts run when context.device is auto
+            "data": {f: getattr(settings.data, f) for f in settings.data.__dataclass_fields__},
+            "frame_targets": settings.frame_targets,
+            "context": ({f: getattr(settings.context, f) for f in settings.context.__dataclass_fields__}
+                        if settings.reads_context else None)}
+
+
+def prepare(settings: PrepareSettings, data_dir: str | Path, out_root: str | Path | None = None, *,
+            workers: int = 1, storage: str = DEFAULT_STORAGE, limit: int | None = None,
+            show_progress: bool = True) -> PrepareResult:
+    """Decode every clip of the protocol's splits once and store what training and evaluation read.
+
+    A clip already prepared for this fingerprint (and unchanged since) is reused, so a killed run
+    continues where it stopped. ``limit`` stops after that many newly prepared clips (as a kill
+    would, for tests). A clip that fails is listed in the manifest (file, reason) and skipped.
+    """
+    if storage not in STORAGES:
+        raise ConfigError(f"storage {storage!r}: choose one of {', '.join(STORAGES)}")
+    t0 = time.perf_counter()
+    bold = BoLD(data_dir)
+    fp = fingerprint(settings, data_dir, storage)
+    key = cache_key(fp)
+    base = Path(out_root) if out_root is not None else (prepared_root(settings.prepared_dir) or default_prepared_root())
+    out = base / key
+    plan = _plan(bold, settings, out, key)
+    entries, failed, reused = plan.entries, plan.failed, len(plan.entries)
+    log.info("prepare %s -> %s: %d clips, %d reused from an earlier run, %d to decode (%d workers, %s storage)",
+             data_dir, out, len(plan.persons), reused, len(plan.todo), workers, storage)
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(out, fp, entries, failed, complete=False)
+    jobs = [(v, sorted(plan.persons[v])) for v in (plan.todo if limit is None else plan.todo[:limit])]
+    with _results(_task(settings, bold, out, key, storage, plan), jobs, workers) as results:
+        for done, res in enumerate(progress(results, total=len(jobs), desc="prepare", unit="clip",
+                                            disable=None if show_progress else True), start=1):
+            video = res["video"]
+            if res["ok"]:
+                header, _ = read_header(clip_path(out, video))
+                entries[video] = _entry(plan.stamps[video], res["frames"], res["bytes"], header)
+            else:
+                failed.append((str(bold.video_path(video)), res["reason"]))
+                log.warning("prepare: %s failed (%s); skipped", bold.video_path(video), res["reason"])
+            if done % 50 == 0:
+                write_manifest(out, fp, entries, failed, complete=False)
+    complete = limit is None or len(plan.todo) <= limit
+    write_manifest(out, fp, entries, failed, complete=complete)
+    _write_context(out, settings, entries)
+    total = sum(e["bytes"] for e in entries.values())
+    result = PrepareResult(out, len(plan.persons), reused, len(entries) - reused, failed, total,
+                           time.perf_counter() - t0, complete)
+    log.info("prepared %s: %d clips (%d reused, %d decoded now), %d failed, %.1f MB, %.1fs%s", out, len(entries),
+             reused, result.prepared, len(failed), total / 1e6, result.seconds,
+             "" if complete else " (stopped before the end: run again to continue)")
+    for path, reason in failed:
+        log.warning("failed clip: %s: %s", path, reason)
+    return result
+
+
+def _write_context(out: Path, settings: PrepareSettings, entries: dict[str, dict[str, Any]]) -> None:
+    """``context.npz`` of the cache, and each expert's vectors into the context cache of
+    ``context.cache_dir`` (so eval, predict and the ablation find them labelled too)."""
+    have = {v: e for v, e in entries.items() if e.get("context") is not None}
+    if not have:
+        return
+    write_context_table(out, {v: e["context"] for v, e in have.items()})
+    if settings.context.source in ("sidecar", "none"):
+        return
+    cache = ContextCache(settings.context.cache_dir or default_cache_dir())
+    for expert in _parts(make_context_source(settings.context, "cpu", None)):
+        cache.put(expert, {v: np.asarray(have[v]["context_parts"][expert.name], np.float32) for v in sorted(have)
+                           if (have[v].get("context_parts") or {}).get(expert.name) is not None})

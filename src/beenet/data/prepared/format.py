@@ -1,0 +1,268 @@
+"""The on-disk format of a prepared cache: frames as bytes, clip files, the manifest, ``context.npz``.
+
+Layout of one cache::
+
+    <root>/<key>/manifest.json        fingerprint, clips (file, source stamp, frames, bytes), failed
+    <root>/<key>/context.npz          videos [N], vectors float32 [N, 445] (when the run reads context)
+    <root>/<key>/clips/<video>.frames one file per clip
+
+A clip file is ``MAGIC``, a little-endian uint64 header length, a JSON header and the frame
+blobs. The header names the clip, its frame count and size, the stamp (size, mtime) of the video
+and joints files it was made from, the offset and length of each stored frame (the frames any
+sampler can ask for: every frame where an annotated person is present, or every frame of a clip
+without joints) and of each person crop (``body_crop``), and the clip's context vector. Whole
+frames are stored after :func:`~beenet.media.transforms.resize_uint8`, so ``raw`` storage gives
+the very tensors decoding on the fly gives; ``jpeg`` (quality 95) is lossy and 6x smaller (see
+``docs/training.md``). Crops are stored as uint8 at ``crop_size`` (rounded from the float crop).
+
+:class:`PreparedFrames` reads the clip files: a :class:`~beenet.data.dataset.FrameSource`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from beenet import atomic
+from beenet.context.base import normalise_parts
+from beenet.data.bold import BoLD
+from beenet.data.dataset import VideoFrames, _VideoClip
+from beenet.errors import ConfigError, DataNotFoundError
+from beenet.labels import CONTEXT_DIM
+from beenet.media.transforms import IMAGENET_MEAN, IMAGENET_STD, Box, normalize
+
+#: Bump when the clip file layout or what is stored in it changes.
+PREPARED_FORMAT = 1
+MAGIC = b"BEENETF1"
+Storage = Literal["jpeg", "png", "raw"]
+STORAGES: tuple[str, ...] = ("jpeg", "png", "raw")
+#: The storage ``beenet prepare`` uses unless told: JPEG q95 (measured in docs/training.md).
+DEFAULT_STORAGE = "jpeg"
+JPEG_QUALITY = 95
+MANIFEST = "manifest.json"
+CONTEXT_FILE = "context.npz"
+
+
+# --------------------------------------------------------------------------- frames <-> bytes
+
+
+def encode_frame(frame: np.ndarray, storage: str) -> bytes:
+    """uint8 RGB ``[H, W, 3]`` -> bytes in ``storage``."""
+    frame = np.ascontiguousarray(frame, dtype=np.uint8)
+    if storage == "raw":
+        return frame.tobytes()
+    import cv2  # lazy: OpenCV is slow to import and raw storage does without it
+
+    ext, params = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]) if storage == "jpeg" else \
+        (".png", [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, buf = cv2.imencode(ext, frame[..., ::-1], params)
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        raise ValueError(f"OpenCV could not encode a {frame.shape} frame as {storage}")
+    return buf.tobytes()
+
+
+def decode_frame(data: bytes, storage: str, size: int) -> np.ndarray:
+    """Bytes of one stored frame -> uint8 RGB ``[size, size, 3]``."""
+    if storage == "raw":
+        return np.frombuffer(data, dtype=np.uint8).reshape(size, size, 3)
+    import cv2  # lazy: OpenCV is slow to import and raw storage does without it
+
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError("not a decodable image")
+    return img[..., ::-1]
+
+
+def crop_pixels(crops: torch.Tensor) -> np.ndarray:
+    """Normalised float crops ``[K, 3, C, C]`` -> uint8 ``[K, C, C, 3]`` (rounded pixels)."""
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    x = (crops * std + mean).mul_(255.0).round_().clamp_(0, 255)
+    return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+# --------------------------------------------------------------------------- clip files
+
+
+def _stamp(path: Path) -> list[int]:
+    """(size, mtime in ns) of a file, or (-1, -1) when it does not exist."""
+    try:
+        st = path.stat()
+    except OSError:
+        return [-1, -1]
+    return [int(st.st_size), int(st.st_mtime_ns)]
+
+
+def clip_stamp(bold: BoLD, video: str) -> list[int]:
+    """What a prepared clip was made from: the stamps of its video and joints files."""
+    return _stamp(bold.video_path(video)) + _stamp(bold.joints_path(video))
+
+
+def clip_path(cache_dir: Path, video: str) -> Path:
+    return cache_dir / "clips" / f"{video}.frames"
+
+
+def write_clip(path: Path, header: dict[str, Any], blobs: Sequence[bytes]) -> int:
+    """Write one clip file atomically; ``header["frames"]``/``["crops"]`` get their offsets here.
+    Returns the file size."""
+    head = json.dumps(header, separators=(",", ":")).encode()
+    with atomic.atomic_open(path, "wb", encoding=None) as fh:
+        fh.write(MAGIC)
+        fh.write(struct.pack("<Q", len(head)))
+        fh.write(head)
+        for b in blobs:
+            fh.write(b)
+    return len(MAGIC) + 8 + len(head) + sum(len(b) for b in blobs)
+
+
+def read_header(path: Path) -> tuple[dict[str, Any], int]:
+    """The JSON header of a clip file and the offset where its blobs start."""
+    with open(path, "rb") as fh:
+        magic = fh.read(len(MAGIC))
+        if magic != MAGIC:
+            raise ValueError(f"{path}: not a beenet prepared clip file")
+        (n,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(n))
+    return header, len(MAGIC) + 8 + n
+
+
+def nearest_rows(labelled: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """For each frame of ``indices``, the row in sorted ``labelled`` of the nearest labelled frame
+    (the earlier one on a tie)."""
+    pos = np.clip(np.searchsorted(labelled, indices), 0, len(labelled) - 1)
+    before = np.clip(pos - 1, 0, len(labelled) - 1)
+    take_before = np.abs(indices - labelled[before]) <= np.abs(labelled[pos] - indices)
+    return np.where(take_before, before, pos)
+
+
+class _CachedClip:
+    """One prepared clip: serves exactly the frames (and crops) stored for it."""
+
+    def __init__(self, path: Path, storage: str) -> None:
+        self.path = path
+        self.storage = storage
+        self.header, self._base = read_header(path)
+        self.num_frames = int(self.header["num_frames"])
+        self.width, self.height = int(self.header["width"]), int(self.header["height"])
+        self._fh = open(path, "rb")
+        self._last: np.ndarray | None = None
+
+    def _blob(self, entry: list[int]) -> bytes:
+        self._fh.seek(self._base + int(entry[0]))
+        return self._fh.read(int(entry[1]))
+
+    def frames(self, indices: np.ndarray, size: int) -> torch.Tensor:
+        if size != int(self.header["image_size"]):
+            raise ConfigError(f"{self.path}: prepared at image size {self.header['image_size']}, asked for {size}")
+        table = self.header["frames"]
+        out = np.empty((len(indices), size, size, 3), dtype=np.uint8)
+        for k, t in enumerate(np.asarray(indices).tolist()):
+            entry = table.get(str(t))
+            if entry is None:
+                raise DataNotFoundError(
+                    f"{self.path}: frame {t} of clip {self.header['clip']!r} is not in the prepared cache "
+                    "(the cache stores the frames of the annotated persons); run 'beenet prepare' again"
+                )
+            out[k] = decode_frame(self._blob(entry), self.storage, size)
+        self._last = np.asarray(indices)
+        return torch.from_numpy(out)
+
+    def frame_context(self, indices: np.ndarray) -> np.ndarray:
+        """The per-frame distillation target of frames ``indices`` (``context.targets=frame``):
+        the stored label of each frame (of the nearest labelled frame with ``context.label_every``
+        > 1), averaged over the frames, each half scaled to sum 1: float32 ``[445]``."""
+        table = self.header.get("frame_context")
+        if not table:
+            raise DataNotFoundError(f"{self.path}: clip {self.header['clip']!r} was prepared without per-frame "
+                                    "context labels; run 'beenet prepare' with context.targets=frame")
+        labelled = np.asarray(table["frames"], dtype=np.int64)
+        rows = nearest_rows(labelled, np.asarray(indices, dtype=np.int64))
+        width = CONTEXT_DIM * 2  # float16
+        base = int(table["blob"][0])
+        out = np.empty((len(rows), CONTEXT_DIM), dtype=np.float32)
+        for k, r in enumerate(rows.tolist()):
+            out[k] = np.frombuffer(self._blob([base + r * width, width]), dtype="<f2")
+        return normalise_parts(out.mean(axis=0))
+
+    def crops(self, person_id: int, indices: np.ndarray, boxes: Sequence[Box | None], size: int) -> torch.Tensor:
+        table = self.header.get("crops") or {}
+        if size != int(self.header.get("crop_size") or -1):
+            raise ConfigError(f"{self.path}: prepared without crops of size {size}")
+        out = np.empty((len(indices), size, size, 3), dtype=np.uint8)
+        for k, t in enumerate(np.asarray(indices).tolist()):
+            entry = table.get(f"{int(person_id)}:{t}")
+            if entry is None:
+                raise DataNotFoundError(f"{self.path}: no crop of person {person_id} in frame {t}; "
+                                        "run 'beenet prepare' again")
+            out[k] = decode_frame(self._blob(entry), self.storage, size)
+        x = torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+        return normalize(x).contiguous()
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "_CachedClip":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class PreparedFrames:
+    """A frame source reading a prepared cache; clips it does not hold (failed, changed since,
+    added later) are decoded from the video, as :class:`~beenet.data.dataset.VideoFrames` does."""
+
+    def __init__(self, cache_dir: str | Path, storage: str, served: set[str]) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.storage = storage
+        self.served = served
+        self._video = VideoFrames()
+
+    def open(self, bold: BoLD, video: str) -> "_CachedClip | _VideoClip":
+        if video in self.served:
+            return _CachedClip(clip_path(self.cache_dir, video), self.storage)
+        return self._video.open(bold, video)
+
+
+# --------------------------------------------------------------------------- manifest, context.npz
+
+
+def cache_key(fp: dict[str, Any]) -> str:
+    """The folder name of the cache of fingerprint ``fp``: 16 hex digits of its sha256."""
+    return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_manifest(out: Path, fp: dict[str, Any], entries: dict[str, dict[str, Any]],
+                   failed: list[tuple[str, str]], complete: bool) -> None:
+    clips = {v: {k: e[k] for k in ("stamp", "frames", "bytes")} for v, e in sorted(entries.items())}
+    atomic.write_json(out / MANIFEST, {"fingerprint": fp, "key": cache_key(fp), "complete": complete,
+                                       "clips": clips, "failed": [list(f) for f in failed]})
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the cache folder ``path`` (OSError / ValueError when unreadable)."""
+    return json.loads((path / MANIFEST).read_text())
+
+
+def write_context_table(out: Path, vectors: dict[str, Any]) -> None:
+    """``context.npz`` of the cache: ``videos`` (sorted) and their float32 ``vectors``."""
+    videos = sorted(vectors)
+    table = np.asarray([vectors[v] for v in videos], dtype=np.float32)
+    with atomic.atomic_open(out / CONTEXT_FILE, "wb", encoding=None) as fh:
+        np.savez(fh, videos=np.array(videos, dtype=str), vectors=table)
+
+
+def read_context_table(out: Path) -> dict[str, np.ndarray] | None:
+    """``{video: float32[445]}`` from the cache's ``context.npz``; None when it has none."""
+    path = out / CONTEXT_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return dict(zip((str(v) for v in data["videos"]), np.asarray(data["vectors"], np.float32)))
