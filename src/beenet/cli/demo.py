@@ -86,16 +86,8 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.data.synth import (  # lazy: keeps 'beenet demo --help' fast (loads torch)
-        SynthConfig,
-        generate,
-        oracle_report,
-    )
-    from beenet.evaluation.evaluate import (  # lazy: keeps 'beenet demo --help' fast (loads torch)
-        evaluate_checkpoint,
-        write_json,
-    )
-    from beenet.evaluation.report import format_scores  # lazy: keeps 'beenet demo --help' fast (loads torch)
+    from beenet.data.synth import SynthConfig, generate, oracle_report  # lazy: 'beenet demo --help' without torch
+    from beenet.evaluation.evaluate import evaluate_checkpoint, write_json  # lazy: the same
     from beenet.run_config import load_config, save_yaml  # lazy: keeps 'beenet demo --help' fast (loads torch)
     from beenet.training.loop import train  # lazy: keeps 'beenet demo --help' fast (loads torch)
 
@@ -157,6 +149,13 @@ def run(args: argparse.Namespace) -> int:
         write_eval_view(out / f"eval-{split}", out / "data", split, cfg.run.protocol, cfg.run.split_seed)
     write_run_view(out)  # report.html beside report.md: curves, bars, PR curves, config
     print("[5/5] report written\n")
+    _print_summary(out, cfg, evals, times)
+    return 0
+
+
+def _print_summary(out: Path, cfg: Any, evals: dict[str, dict[str, Any]], times: dict[str, float]) -> None:
+    from beenet.evaluation.report import format_scores  # lazy: keeps 'beenet demo --help' fast (loads torch)
+
     for split in ("val", "test"):
         print("\n\n".join(format_scores(evals[split], split, cfg.run.protocol).split("\n\n")[:2]))
         print()
@@ -167,7 +166,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  data        {out / 'data'}  (BoLD layout; 'beenet data check {out / 'data'}')")
     print(f"\nNote: {SYNTHETIC_NOTE}")
     print(f"To try the pipeline anyway: beenet predict VIDEO --checkpoint {out / 'run' / 'best.pt'} --out preds")
-    return 0
 
 
 def _f(v: float | None) -> str:

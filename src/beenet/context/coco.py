@@ -82,7 +82,7 @@ def objects_from_detections(
 
 
 def _weights_enum(model: str) -> Any | None:
-    from torchvision.models import get_model_weights
+    from torchvision.models import get_model_weights  # lazy: torchvision's model zoo loads only when an expert is built
 
     try:
         return get_model_weights(model)

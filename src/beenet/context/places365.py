@@ -42,7 +42,7 @@ def places365_file_name(arch: str) -> str:
 
 def build_places365_net(arch: str) -> nn.Module:
     """An untrained torchvision ``arch`` with a 365-way classifier, as the Places365 project trains it."""
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # lazy: torchvision's model zoo loads only when the expert is built
 
     if arch not in PLACES365_ARCHS:
         raise ConfigError(f"unknown Places365 architecture {arch!r}; choose one of {', '.join(PLACES365_ARCHS)}")
