@@ -224,7 +224,7 @@ class FusionDeclarations(Protocol):
     uses_context: ClassVar[bool]
 
 
-F = TypeVar("F", bound=type)
+_F = TypeVar("_F", bound=type)
 
 #: ``ModelConfig.fusion`` name -> its class, filled by :func:`register_fusion` when
 #: ``beenet.models.fusion`` is imported (``beenet.models`` imports it, so any importer of this
@@ -232,12 +232,12 @@ F = TypeVar("F", bound=type)
 FUSIONS: dict[str, Any] = {}
 
 
-def register_fusion(name: str) -> Callable[[F], F]:
+def register_fusion(name: str) -> Callable[[_F], _F]:
     """Class decorator: the fusion class of the name ``name`` that ``ModelConfig.fusion`` declares."""
     if name not in choices(ModelConfig, "fusion"):
         raise ConfigError(f"fusion {name!r} is not declared in ModelConfig.fusion; add it to that hint first")
 
-    def register(cls: F) -> F:
+    def register(cls: _F) -> _F:
         FUSIONS[name] = cls
         return cls
 
