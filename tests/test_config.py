@@ -7,15 +7,21 @@ import dataclasses
 import pytest
 import yaml
 
+from beenet import config_types
 from beenet.choices import literal_fields
+from beenet.context.config import ContextConfig
+from beenet.data.dataset import DataConfig
 from beenet.errors import ConfigError
+from beenet.models import ModelConfig
 from beenet.run_config import (
     SECTIONS,
     RunConfig,
     load_config,
     preset_names,
     save_yaml,
+    set_value,
     to_yaml,
+    validate,
 )
 
 
@@ -233,3 +239,90 @@ def test_a_stored_run_config_without_the_new_keys_reads_the_older_readings():
         assert getattr(old.model, key) == value
     assert old.loss.distill_norm == LossConfig.LEGACY_VALUES["distill_norm"] == "none"
     assert RunConfig.from_dict(load_config("paper").to_dict()) == load_config("paper")
+
+
+# ------------------------------------------------------------------ one reading of a config dict
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_the_one_from_dict_refuses_an_unknown_key_naming_it(section):
+    """Every section class is read by ``config_types.from_dict``, which names the unknown key and
+    lists the valid ones; the classes' own ``from_dict`` and ``RunConfig.from_dict`` go through it."""
+    cls = type(getattr(RunConfig(), section))
+    valid = [f.name for f in dataclasses.fields(cls)]
+    with pytest.raises(ConfigError, match=rf"unknown {section} config key 'bogus'; valid keys: {valid[0]}, {valid[1]}"):
+        config_types.from_dict(cls, {"bogus": 1}, section)
+    with pytest.raises(ConfigError, match=rf"^old.pt: unknown {section} config key 'bogus'"):
+        RunConfig.from_dict({section: {"bogus": 1}}, where="old.pt")
+    if hasattr(cls, "from_dict"):
+        with pytest.raises(ConfigError, match=rf"unknown {section} config key 'bogus'"):
+            cls.from_dict({"bogus": 1})
+    with pytest.raises(ConfigError, match=rf"^x: {section} config must be a mapping"):
+        config_types.from_dict(cls, [1], section, "x")
+
+
+def test_the_one_from_dict_reads_values_by_their_hints_and_keeps_each_class_s_messages():
+    cfg = config_types.from_dict(ModelConfig, {"skeleton_channels": [8, 16], "prior_lambda": 1, "temporal_pool": "avg"},
+                                 "model")
+    assert cfg.skeleton_channels == (8, 16) and isinstance(cfg.prior_lambda, float) and cfg.temporal_pool == "mean"
+    # A value its hint does not take: the class's own check names it, in the words it always used.
+    with pytest.raises(ConfigError, match=r"model.image_size must be a positive integer, got 'abc'"):
+        ModelConfig.from_dict({"image_size": "abc"})
+    with pytest.raises(ConfigError, match=r"ctx: context.coco_min_size must be none or >= 1, got 'big'"):
+        ContextConfig.from_dict({"coco_min_size": "big"}, "ctx")
+    # ...and the coercion's message where the class does not check that field.
+    with pytest.raises(ConfigError, match=r"context.cache_dir: \[1\] is not a valid str"):
+        ContextConfig.from_dict({"cache_dir": [1]})
+    # LEGACY_VALUES are the older readings of a stored dict; a file of the current version keeps defaults.
+    assert config_types.from_dict(ModelConfig, {}, "model").vad_head_init == "default"
+    assert config_types.from_dict(ModelConfig, {}, "model", legacy=False).vad_head_init == "zero"
+
+
+# ------------------------------------------------------------------ one owner of the frame size
+
+
+def _old_run_config(data_size, model_size) -> dict:
+    """A run config as checkpoints stored it before model.image_size owned the frame size."""
+    return {
+        "data": {"sampling": "still", "num_frames": 1, "image_size": data_size, "body_crop": False,
+                 "crop_size": 112, "skeleton": False, "skeleton_frames": 32, "box_margin": 0.15},
+        "model": {"backbone": "googlenet", "pretrained": False, "image_size": model_size, "fusion": "beenet"},
+        "context": {"source": "experts"},
+    }
+
+
+def test_a_checkpoint_config_with_both_image_sizes_still_loads():
+    cfg = RunConfig.from_dict(_old_run_config(96, 96), where="old.pt")
+    assert cfg.model.image_size == cfg.data.image_size == 96
+    assert "image_size" not in cfg.to_dict()["data"] and cfg.to_dict()["model"]["image_size"] == 96
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match=r"old.pt: data.image_size=64 but model.image_size=96: they must agree"):
+        RunConfig.from_dict(_old_run_config(64, 96), where="old.pt")
+    # Alone, the old key stands for its owner.
+    old = _old_run_config(64, 64)
+    del old["model"]["image_size"]
+    assert RunConfig.from_dict(old).model.image_size == 64
+
+
+def test_an_old_config_file_with_both_image_sizes_still_loads(tmp_path):
+    p = tmp_path / "old.yaml"
+    p.write_text(yaml.safe_dump(_old_run_config(64, 64)))
+    cfg = load_config(str(p))
+    assert cfg.model.image_size == cfg.data.image_size == 64
+    p.write_text(yaml.safe_dump(_old_run_config(64, 96)))
+    with pytest.raises(ConfigError, match=r"old.yaml: data.image_size=64 but model.image_size=96: they must agree"):
+        load_config(str(p))
+
+
+def test_the_data_side_of_a_run_follows_the_model_s_image_size():
+    cfg = RunConfig()
+    set_value(cfg, "model.image_size", 96)
+    assert cfg.data.image_size == 96
+    set_value(cfg, "data.image_size", "128")  # the old key sets the owner
+    assert cfg.model.image_size == cfg.data.image_size == 128
+    with pytest.raises(ConfigError, match=r"data.image_size: 'x' is not a valid int"):
+        set_value(cfg, "data.image_size", "x")
+    cfg.data.image_size = 64  # an attribute write that sets the two apart
+    with pytest.raises(ConfigError, match="must agree"):
+        validate(cfg)
+    assert DataConfig().image_size == ModelConfig().image_size

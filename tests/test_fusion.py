@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -11,21 +12,21 @@ import torch
 from beenet.choices import choices
 from beenet.errors import BeenetError, ConfigError
 from beenet.labels import NUM_CATEGORIES, NUM_VAD
-from beenet.models.config import ModelConfig
+from beenet.models.config import ModelConfig, register_fusion
 from beenet.models.fusion import (
     FUSION_KINDS,
     FUSIONS,
     BEENetFusion,
     CAMoDEFusion,
     ConcatFusion,
-    ContextPriors,
     Fusion,
+    FusionOptions,
     NoFusion,
     build_fusion,
-    build_priors,
     fusion_class,
     fusion_reads_priors,
 )
+from beenet.models.priors import ContextPriors, build_priors
 
 
 def _tiny_example() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -417,6 +418,31 @@ def test_fusion_names_are_the_config_choices() -> None:
         assert not cls.reads_vad_priors or cls.reads_priors, kind  # VAD priors come with the priors
     with pytest.raises(ConfigError, match="model.fusion: 'sum' is not one of 'none', 'concat'"):
         fusion_class("sum")
+
+
+def test_fusion_classes_register_under_declared_names_and_declare_what_they_need() -> None:
+    """The import goes one way (fusion -> config): a class registers under a name the config
+    declares, and callers ask it (``uses_context``) instead of matching names."""
+    with pytest.raises(ConfigError, match="fusion 'sum' is not declared in ModelConfig.fusion"):
+        register_fusion("sum")
+    for cls in FUSIONS.values():
+        assert cls.uses_context is (cls.reads_context or cls.reads_priors)
+    assert [k for k, c in FUSIONS.items() if not c.uses_context] == ["none"]
+
+
+def test_model_config_owns_the_fusion_defaults() -> None:
+    """``ModelConfig``'s defaults are the only ones: ``FusionOptions`` and every constructor read them."""
+    d, o = ModelConfig(), FusionOptions()
+    assert (o.context_pool, o.lam, o.alpha, o.tau, o.form, o.camode_contexts, o.vad_context_pool) == (
+        d.context_pool, d.prior_lambda, d.gate_alpha, d.gate_tau, d.fusion_form, d.camode_contexts,
+        d.vad_context_pool)
+    assert FusionOptions.from_config(d) == o
+    owner = {"pool": o.context_pool, "lam": o.lam, "alpha": o.alpha, "tau": o.tau, "form": o.form,
+             "contexts": o.camode_contexts, "vad_pool": o.vad_context_pool}
+    for cls in FUSIONS.values():
+        for name, p in inspect.signature(cls.__init__).parameters.items():
+            if name in owner:
+                assert p.default == owner[name], (cls.__name__, name)
 
 
 @pytest.mark.parametrize("kind", FUSION_KINDS)

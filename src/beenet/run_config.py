@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,15 +24,14 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
-from beenet import atomic
+from beenet import atomic, config_types
 from beenet.choices import check_at_least, check_choices, check_finite, not_one_of, upgrade_choice
+from beenet.config_types import coerce
 from beenet.context.config import ContextConfig
 from beenet.data.dataset import DataConfig
 from beenet.data.prepared import PrepareSettings
-from beenet.config_types import coerce
 from beenet.errors import ConfigError
-from beenet.models import ModelConfig
-from beenet.models.fusion import fusion_uses_context
+from beenet.models import ModelConfig, fusion_class
 
 log = logging.getLogger(__name__)
 
@@ -177,36 +177,46 @@ class RunConfig:
     run: RunSettings = field(default_factory=RunSettings)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (tuples become lists), safe for YAML and ``torch.save``."""
-        return {s: _plain(dataclasses.asdict(getattr(self, s))) for s in SECTIONS}
+        """Plain nested dict (tuples become lists), safe for YAML and ``torch.save``; a fact is written
+        once, under its owner (no ``data.image_size``: ``model.image_size`` holds it)."""
+        d = {s: _plain(dataclasses.asdict(getattr(self, s))) for s in SECTIONS}
+        for old in OLD_KEYS:
+            section, name = old.split(".")
+            del d[section][name]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "config") -> RunConfig:
         """Build from a nested dict (a checkpoint's, a run's config.yaml); unknown keys raise.
 
-        A key missing from a section predates its field: it takes the section's ``LEGACY_VALUES``
-        value (the older behaviour, e.g. ``ModelConfig.LEGACY_VALUES``) when there is one, its
-        default otherwise.
+        Each section is read by :func:`beenet.config_types.from_dict`: a key missing from a section
+        predates its field and takes the section's ``LEGACY_VALUES`` value (the older behaviour,
+        e.g. ``ModelConfig.LEGACY_VALUES``) when there is one, its default otherwise; a section
+        missing altogether keeps the defaults. An old key (:data:`OLD_KEYS`, e.g. the
+        ``data.image_size`` of older checkpoints) must agree with its owner, or stands for it.
         """
-        cfg = cls()
-        if isinstance(d, dict):
-            d = dict(d)
-            for section in SECTIONS:
-                legacy = getattr(type(getattr(cfg, section)), "LEGACY_VALUES", None)
-                if legacy and isinstance(d.get(section), dict):
-                    d[section] = {**{k: v for k, v in legacy.items() if k not in d[section]}, **d[section]}
-        _apply_dict(cfg, d, where)
+        sections = _sections(d, where)
+        stand_in = _take_old_keys(sections, where)
+        hints = typing.get_type_hints(cls)
+        cfg = cls(**{
+            s: config_types.from_dict(hints[s], sections.get(s, {}), s, where, legacy=s in sections)
+            for s in SECTIONS
+        })
+        for key, value in stand_in.items():
+            _set_located(cfg, key, value, where)
+        _follow_owners(cfg)
         validate(cfg)
         return cfg
 
 
 SECTIONS: tuple[str, ...] = ("data", "model", "loss", "optim", "context", "run")
 
-#: Fields that describe one thing twice (the dataset must make what the model reads). Setting one
-#: side with ``--set`` moves the other; a file that sets them apart is an error.
-_LINKED: tuple[tuple[str, str], ...] = (
-    ("data.image_size", "model.image_size"),
-)
+#: Old keys of a fact another section owns: ``data.image_size`` is the side of the frames the model
+#: reads, owned by ``model.image_size`` (the model config travels alone to predict and ONNX export).
+#: Setting an old key sets its owner; a file or command line that gives both with different values
+#: is an error; ``to_dict`` writes the owner alone; the old field of a run follows its owner (the
+#: dataset, which sees only ``cfg.data``, reads it there).
+OLD_KEYS: dict[str, str] = {"data.image_size": "model.image_size"}
 
 
 def _plain(v: Any) -> Any:
@@ -244,10 +254,12 @@ def _resolve_key(cfg: RunConfig, key: str) -> tuple[Any, str, Any]:
 
 def set_value(cfg: RunConfig, key: str, value: Any) -> None:
     """Set the dotted ``key`` to ``value`` parsed by the field's type (an old spelling of a
-    choice becomes the current one, with a deprecation warning)."""
-    obj, name, tp = _resolve_key(cfg, key)
+    choice becomes the current one, with a deprecation warning). An old key (:data:`OLD_KEYS`)
+    sets its owner, and a fault is named by the key given."""
+    obj, name, tp = _resolve_key(cfg, OLD_KEYS.get(key, key))
     value = upgrade_choice(type(obj), name, value, key)
     setattr(obj, name, coerce(value, tp, key))
+    _follow_owners(cfg)
 
 
 def get_value(cfg: RunConfig, key: str) -> Any:
@@ -255,21 +267,79 @@ def get_value(cfg: RunConfig, key: str) -> Any:
     return getattr(obj, name)
 
 
-def _apply_dict(cfg: RunConfig, d: Any, where: str) -> None:
-    if not isinstance(d, dict):
+def _follow_owners(cfg: RunConfig) -> None:
+    """Give each old field of ``cfg`` (:data:`OLD_KEYS`) its owner's value."""
+    for old, owner in OLD_KEYS.items():
+        obj, name, _ = _resolve_key(cfg, old)
+        setattr(obj, name, get_value(cfg, owner))
+
+
+def _check_agree(old: str, old_value: Any, owner: str, value: Any, where: str | None = None) -> None:
+    """An old key given beside its owner must read as the same value (each read by the owner's type)."""
+    prefix = f"{where}: " if where else ""
+    section, name = owner.split(".")
+    tp = typing.get_type_hints(typing.get_type_hints(RunConfig)[section])[name]
+    try:
+        a = coerce(old_value, tp, old)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc}") from None
+    try:
+        b = coerce(value, tp, owner)
+    except ConfigError:
+        return  # the owner's own reading names its fault
+    if a != b:
+        raise ConfigError(f"{prefix}{old}={a!r} but {owner}={b!r}: they must agree ({owner} owns the value; "
+                          f"{old} is its old key: give {owner} alone)")
+
+
+def _sections(d: Any, where: str) -> dict[str, dict[str, Any]]:
+    """The sections of a config mapping ``d`` (a section given as null is left out), or ConfigError."""
+    if not isinstance(d, Mapping):
         raise ConfigError(f"{where}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(d).__name__}")
+    out: dict[str, dict[str, Any]] = {}
     for section, values in d.items():
         if section not in SECTIONS:
             raise ConfigError(f"{where}: unknown config section {section!r}; valid sections: {', '.join(SECTIONS)}")
         if values is None:
             continue
-        if not isinstance(values, dict):
+        if not isinstance(values, Mapping):
             raise ConfigError(f"{where}: section {section!r} must be a mapping of keys to values")
+        out[section] = dict(values)
+    return out
+
+
+def _take_old_keys(sections: dict[str, dict[str, Any]], where: str) -> dict[str, Any]:
+    """Take each old key (:data:`OLD_KEYS`) out of ``sections``: beside its owner the two must agree;
+    alone it stands for its owner (returned, ``{old key: value}``, for :func:`set_value`)."""
+    stand_in: dict[str, Any] = {}
+    for old, owner in OLD_KEYS.items():
+        section, name = old.split(".")
+        if name not in sections.get(section, {}):
+            continue
+        value = sections[section].pop(name)
+        owner_section, owner_name = owner.split(".")
+        if owner_name in sections.get(owner_section, {}):
+            _check_agree(old, value, owner, sections[owner_section][owner_name], where)
+        else:
+            stand_in[old] = value
+    return stand_in
+
+
+def _set_located(cfg: RunConfig, key: str, value: Any, where: str) -> None:
+    try:
+        set_value(cfg, key, value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _apply_dict(cfg: RunConfig, d: Any, where: str) -> None:
+    sections = _sections(d, where)
+    stand_in = _take_old_keys(sections, where)
+    for section, values in sections.items():
         for name, value in values.items():
-            try:
-                set_value(cfg, f"{section}.{name}", value)
-            except ConfigError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
+            _set_located(cfg, f"{section}.{name}", value, where)
+    for key, value in stand_in.items():
+        _set_located(cfg, key, value, where)
 
 
 # --------------------------------------------------------------------------- checks
@@ -278,10 +348,8 @@ def _apply_dict(cfg: RunConfig, d: Any, where: str) -> None:
 def validate(cfg: RunConfig) -> None:
     """Each section's own checks (its ``validate()``, which attribute writes bypassed), then the
     cross-section checks: what the model reads must be what the data and context provide."""
-    for a, b in _LINKED:
-        va, vb = get_value(cfg, a), get_value(cfg, b)
-        if va != vb:
-            raise ConfigError(f"{a}={va!r} but {b}={vb!r}: they must agree (set both, e.g. --set {a}={va})")
+    for old, owner in OLD_KEYS.items():  # an attribute write may have set the old field apart
+        _check_agree(old, get_value(cfg, old), owner, get_value(cfg, owner))
     for section in SECTIONS:
         obj = getattr(cfg, section)
         check_finite(obj, section)  # before the section's own checks: "must be finite" names the fault
@@ -295,7 +363,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"model.body_crop={m.body_crop!r} needs data.body_crop=true (the dataset makes the crops)")
     if m.skeleton and not cfg.data.skeleton:
         raise ConfigError("model.skeleton=true needs data.skeleton=true (the dataset makes the skeletons)")
-    if cfg.loss.kind == "bce" and m.fusion_form != "odds" and m.fusion in ("camode", "beenet") \
+    if cfg.loss.kind == "bce" and m.fusion_form != "odds" and fusion_class(m.fusion).reads_priors \
             and not cfg.loss.allow_bce_with_scale:
         raise ConfigError(
             f"loss.kind=bce with model.fusion_form={m.fusion_form!r}: BCE trains the odds-form logits "
@@ -315,7 +383,7 @@ def validate(cfg: RunConfig) -> None:
 def needs_context(cfg: RunConfig) -> bool:
     """True when the model reads context labels (priors, distillation targets or fusion input)."""
     m = cfg.model
-    if fusion_uses_context(m.fusion):
+    if fusion_class(m.fusion).uses_context:
         return True
     # No fusion: context streams (built only with fusion_context=streams) still need their targets.
     return m.fusion_context == "streams" and bool(m.place_stream or m.object_stream)
@@ -323,7 +391,7 @@ def needs_context(cfg: RunConfig) -> bool:
 
 def model_needs_input_context(model_cfg: ModelConfig) -> bool:
     """True when the model's forward reads ``batch["context"]`` (so eval must supply it)."""
-    return fusion_uses_context(model_cfg.fusion) and model_cfg.fusion_context == "input"
+    return fusion_class(model_cfg.fusion).uses_context and model_cfg.fusion_context == "input"
 
 
 def prepare_settings(cfg: RunConfig) -> PrepareSettings:
@@ -376,20 +444,18 @@ def parse_override(item: str) -> tuple[str, str]:
 
 
 def apply_overrides(cfg: RunConfig, overrides: list[str] | tuple[str, ...]) -> RunConfig:
-    """Apply ``a.b=value`` overrides in order; a linked field follows its partner when only one is set."""
-    keys_set: set[str] = set()
+    """Apply ``a.b=value`` overrides in order (an old key sets its owner: both given must agree)."""
+    given: dict[str, str] = {}
     for item in overrides:
         key, value = parse_override(item)
         set_value(cfg, key, value)
-        keys_set.add(key)
-    for a, b in _LINKED:
-        if a in keys_set and b not in keys_set:
-            set_value(cfg, b, get_value(cfg, a))
-        elif b in keys_set and a not in keys_set:
-            set_value(cfg, a, get_value(cfg, b))
-    if "model.body_crop" in keys_set and "data.body_crop" not in keys_set:
+        given[key] = value
+    for old, owner in OLD_KEYS.items():
+        if old in given and owner in given:
+            _check_agree(old, given[old], owner, given[owner])
+    if "model.body_crop" in given and "data.body_crop" not in given:
         cfg.data.body_crop = cfg.model.body_crop != "none"
-    if "model.skeleton" in keys_set and "data.skeleton" not in keys_set:
+    if "model.skeleton" in given and "data.skeleton" not in given:
         cfg.data.skeleton = bool(cfg.model.skeleton)
     return cfg
 

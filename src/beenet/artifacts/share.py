@@ -100,6 +100,22 @@ def _trained_on_line(rec: Any) -> str:
     return "not recorded (a checkpoint written before beenet recorded its training data)"
 
 
+def _validation_lines(val: Any, protocol: Any, epoch: Any) -> list[str]:
+    """The card's validation scores with their chance levels (or that there are none)."""
+    if not (isinstance(val, dict) and any(val.get(k) is not None for k in ("mAP", "mRA", "mR2", "ERS"))):
+        return ["Not validated (the checkpoint records no validation scores)."]
+    return [
+        f"Validation split of the {protocol} protocol, n = {val.get('n')}, after epoch "
+        f"{epoch + 1 if isinstance(epoch, int) else '?'}:",
+        "",
+        f"- model:  {format_headline(val)}",
+        f"- chance: {format_headline(val.get('chance'))}",
+        "",
+        "Chance is a predictor that knows nothing: AP at each category's positive rate, ROC AUC 0.5, "
+        "R2 0. A synthetic-data model's numbers say nothing about BoLD.",
+    ]
+
+
 def model_card(meta: dict[str, Any]) -> str:
     """The README.md of an exported folder: what the model is, what it was trained on, how well it
     scored on validation (with chance levels), and how to load it."""
@@ -112,7 +128,6 @@ def model_card(meta: dict[str, Any]) -> str:
     td = meta.get("training_data") or {}
     metrics = meta.get("metrics") or {}
     val = metrics.get("val") if isinstance(metrics, dict) else None
-    epoch = meta.get("epoch")
     lines = [
         "---",
         "library_name: beenet",
@@ -133,25 +148,15 @@ def model_card(meta: dict[str, Any]) -> str:
         f"- Data fingerprint: {td.get('fingerprint') or 'not recorded in the checkpoint'}",
         f"- Protocol: {td.get('protocol')} (split seed {td.get('split_seed')})",
         f"- Context source: {td.get('context_source')}",
-        f"- Sampling: {data.get('sampling')}, {data.get('num_frames')} frame(s) at {data.get('image_size')} px",
+        # The frame size is the model's (model.image_size owns it; older configs also wrote it in data).
+        f"- Sampling: {data.get('sampling')}, {data.get('num_frames')} frame(s) at "
+        f"{(cfg.get('model') or {}).get('image_size')} px",
         f"- Seed: {run.get('seed')}; epochs configured: {(cfg.get('optim') or {}).get('epochs')}",
         "",
         "## Validation metrics",
         "",
     ]
-    if isinstance(val, dict) and any(val.get(k) is not None for k in ("mAP", "mRA", "mR2", "ERS")):
-        lines += [
-            f"Validation split of the {td.get('protocol')} protocol, n = {val.get('n')}, after epoch "
-            f"{epoch + 1 if isinstance(epoch, int) else '?'}:",
-            "",
-            f"- model:  {format_headline(val)}",
-            f"- chance: {format_headline(val.get('chance'))}",
-            "",
-            "Chance is a predictor that knows nothing: AP at each category's positive rate, ROC AUC 0.5, "
-            "R2 0. A synthetic-data model's numbers say nothing about BoLD.",
-        ]
-    else:
-        lines.append("Not validated (the checkpoint records no validation scores).")
+    lines += _validation_lines(val, td.get("protocol"), meta.get("epoch"))
     pw = meta.get("pretrained_weights") or {}
     lines += ["", "## Provenance", "",
               f"- Source checkpoint: `{meta.get('checkpoint_file')}`, sha256 `{meta.get('checkpoint_sha256')}`",

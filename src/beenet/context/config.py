@@ -12,11 +12,11 @@ below; the experts read them from here.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from beenet import config_types
 from beenet.choices import check_at_least, check_choices, check_positive_ints
 from beenet.errors import ConfigError
 
@@ -107,15 +107,6 @@ class ContextConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "context config") -> ContextConfig:
         """Build from a dict such as a checkpoint's ``config["context"]``; missing keys keep their
-        defaults (older checkpoints), unknown keys raise :class:`ConfigError` naming ``where``."""
-        if not isinstance(d, Mapping):
-            raise ConfigError(f"{where}: the context config must be a mapping of keys to values, "
-                              f"got {type(d).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in d if k not in names]
-        if unknown:
-            raise ConfigError(f"{where}: unknown context config key {unknown[0]!r}; valid keys: {', '.join(names)}")
-        try:
-            return cls(**dict(d))
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+        defaults (older checkpoints), unknown keys raise :class:`ConfigError` naming ``where``
+        (:func:`beenet.config_types.from_dict`)."""
+        return config_types.from_dict(cls, d, "context", where)

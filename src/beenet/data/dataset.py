@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from beenet.data.bold import BoLD, Instance
 from beenet.data.joints import PersonJoints, load_person_joints
+from beenet.data.usable import usable_instances
 from beenet.media.transforms import (
     Box,
     box_from_keypoints,
@@ -31,6 +32,7 @@ from beenet.choices import check_at_least, check_choices, check_positive_ints
 from beenet.media.video import VideoReader
 from beenet.errors import BoLDFormatError, ConfigError, DataNotFoundError, VideoDecodeError
 from beenet.labels import CONTEXT_DIM, NUM_CATEGORIES, NUM_JOINTS, NUM_VAD
+from beenet.models.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,9 @@ class DataConfig:
 
     sampling: Literal["still", "uniform"] = "still"  # "still": one frame; "uniform": num_frames evenly spaced frames
     num_frames: int = 8  # T for uniform sampling (stills use 1)
-    image_size: int = 224  # whole frames are resized to image_size x image_size
+    #: Whole frames are resized to image_size x image_size. In a run this follows model.image_size, the
+    #: one owner (the frames the model reads); set on its own only where a dataset stands alone.
+    image_size: int = ModelConfig.image_size
     body_crop: bool = False  # add person-centred crops
     crop_size: int = 112
     skeleton: bool = False  # add the normalised OpenPose skeleton
@@ -375,8 +379,6 @@ def available_instances(bold: BoLD, instances: Sequence[Instance], need_joints: 
     """The usable instances, in order (:func:`beenet.data.usable.usable_instances`: the video opens,
     the joints file loads; with ``need_joints`` it must exist). What is left out is logged with
     its file and reason; ``beenet data check`` gives the same verdict."""
-    from beenet.data.usable import usable_instances
-
     return usable_instances(bold, instances, need_joints)[0]
 
 

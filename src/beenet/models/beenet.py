@@ -19,9 +19,11 @@ from torch import nn
 from beenet.errors import BeenetError, ConfigError
 from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_CATEGORIES, NUM_COCO, NUM_PLACES, NUM_VAD, VAD_SCALE
 from beenet.models.config import ModelConfig
-from beenet.models.fusion import build_fusion, build_priors, fusion_uses_context
+from beenet.models.fusion import FusionOptions, build_fusion
 from beenet.models.heads import ContextStream, StreamFeatures
 from beenet.models.pooling import make_pool
+from beenet.models.priors import build_priors
+from beenet.models.stgcn import STGCN
 from beenet.models.trunk import build_trunk
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,6 @@ class BEENet(nn.Module):
         self.crop_trunk = build_trunk(cfg.backbone, cfg.pretrained) if cfg.body_crop == "separate" else None
         self.crop_stream = stream_features() if cfg.body_crop != "none" else None
         if cfg.skeleton:
-            from beenet.models.stgcn import STGCN
-
             self.skeleton_stream = STGCN(in_channels=3, channels=tuple(cfg.skeleton_channels), pool=cfg.skeleton_pool)
             self.skeleton_projector = nn.Sequential(nn.Linear(self.skeleton_stream.out_dim, D), nn.ReLU(inplace=True))
         else:
@@ -100,11 +100,7 @@ class BEENet(nn.Module):
         num_contexts = sum(part_widths)
         self.priors = build_priors(cfg.fusion, num_contexts, trainable=cfg.trainable_priors,
                                    pseudocount=cfg.prior_pseudocount)
-        self.fusion = build_fusion(
-            cfg.fusion, D, num_contexts, context_pool=cfg.context_pool, lam=cfg.prior_lambda,
-            alpha=cfg.gate_alpha, tau=cfg.gate_tau, form=cfg.fusion_form,
-            camode_contexts=cfg.camode_contexts, vad_context_pool=cfg.vad_context_pool, parts=part_widths,
-        )
+        self.fusion = build_fusion(cfg.fusion, D, num_contexts, FusionOptions.from_config(cfg, part_widths))
         if cfg.vad_head_init == "zero":
             _zero_vad_outputs(self.fusion)
         if cfg.channels_last:
@@ -122,7 +118,7 @@ class BEENet(nn.Module):
 
     def _context(self, batch: Mapping[str, Any], out: dict[str, Any]) -> torch.Tensor | None:
         """c ``[B, J]`` for the fusion: softmax of the own streams, or ``batch["context"]`` parts."""
-        if not fusion_uses_context(self.cfg.fusion):
+        if not self.fusion.uses_context:
             return None
         if self.cfg.fusion_context == "streams":
             parts = [torch.softmax(out[CONTEXT_LOGITS[p]], dim=-1) for p in self.context_parts]

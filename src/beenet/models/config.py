@@ -7,24 +7,33 @@ is our reading of the paper, and every extension past it, is a field here so it 
 A stored config that lacks a field predates it: :meth:`ModelConfig.from_dict` gives such a field
 its value in :data:`LEGACY_VALUES`, the one that reproduces what the code did before the field
 existed, so an old checkpoint still loads and gives the same outputs.
+
+The defaults here are the one owner of every model setting's default, the fusions' included
+(``beenet.models.fusion.FusionOptions`` and the fusion constructors read them). ``fusion`` declares
+the fusion names; each fusion class registers under its name in :data:`FUSIONS`
+(:func:`register_fusion`, in :mod:`beenet.models.fusion`, which imports this module and never the
+other way), and callers ask the class what it reads (:func:`fusion_class`) instead of matching names.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
-from beenet.choices import check_at_least, check_choices, check_positive_ints, upgrade_choices
+from beenet import config_types
+from beenet.choices import check_at_least, check_choices, check_positive_ints, choices, not_one_of, upgrade_choices
 from beenet.errors import ConfigError
-from beenet.models.fusion import fusion_uses_context
+from beenet.models.pooling import RENAMED_KINDS
 
 #: Every kind ``beenet.models.pooling.make_pool`` builds (sites a and b take any of them; a test
 #: checks this hint against the pooling module's constructor table).
 PoolKind = Literal["mean", "max", "mixed", "gated", "softpool", "gem", "simpool", "attention", "stats"]
-#: ``avg``, the old word for the masked mean, is read as ``mean`` at every pooling field.
-_OLD_MEAN = {"avg": "mean"}
+#: ``avg``, the old word for the masked mean, is read as ``mean`` at every pooling field (the
+#: pooling module's table of old kind names).
+_OLD_MEAN = RENAMED_KINDS
 
 
 @dataclass
@@ -37,7 +46,9 @@ class ModelConfig:
     #: Start the trunk from torchvision's ImageNet weights (downloaded once into the torch hub
     #: cache). ``false`` = random init (offline tests, benchmarks).
     pretrained: bool = True
-    #: Side of the square whole frames the model is trained on (``data.image_size`` must agree).
+    #: Side of the square whole frames the model is trained on, and reads at prediction. The one
+    #: owner of the frame size: a run's dataset makes frames of this size (``data.image_size`` of a
+    #: run config follows it; an older config's ``data.image_size`` is read as this key).
     image_size: int = 224
     #: Run the trunk in the channels-last memory layout (about 2x faster on CPU, faster on GPU).
     channels_last: bool = True
@@ -156,7 +167,7 @@ class ModelConfig:
             raise ConfigError(
                 f"model.skeleton_channels must be a non-empty list of positive integers, got {self.skeleton_channels!r}"
             )
-        if fusion_uses_context(self.fusion) and not (self.place_stream or self.object_stream):
+        if fusion_class(self.fusion).uses_context and not (self.place_stream or self.object_stream):
             raise ConfigError(
                 f"model.fusion={self.fusion!r} fuses context, but model.place_stream and model.object_stream "
                 "are both false; enable one of them (they also pick the context parts of fusion_context=input) "
@@ -189,23 +200,68 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: typing.Mapping[str, Any]) -> ModelConfig:
+    def from_dict(cls, d: typing.Mapping[str, Any], where: str | None = None) -> ModelConfig:
         """Build from a dict such as ``to_dict()`` wrote (a checkpoint's, a run's config.yaml).
 
         A missing key means the dict predates that field: it takes its :data:`LEGACY_VALUES` value
         (the older behaviour) when it has one, its default otherwise. Unknown keys raise
         :class:`ConfigError` naming the key (a checkpoint of another version, or a typo in a config
-        file) rather than being silently dropped.
+        file) rather than being silently dropped (:func:`beenet.config_types.from_dict`).
         """
-        if not isinstance(d, typing.Mapping):
-            raise ConfigError(f"model config must be a mapping of keys to values, got {type(d).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in d if k not in names]
-        if unknown:
-            raise ConfigError(
-                f"unknown model config key {unknown[0]!r}; valid keys: {', '.join(names)}"
-            )
-        kw = {**{k: v for k, v in cls.LEGACY_VALUES.items() if k not in d}, **d}
-        if "skeleton_channels" in kw and isinstance(kw["skeleton_channels"], list):
-            kw["skeleton_channels"] = tuple(kw["skeleton_channels"])
-        return cls(**kw)
+        return config_types.from_dict(cls, d, "model", where)
+
+
+# ------------------------------------------------------------------------------------ fusions
+
+
+class FusionDeclarations(Protocol):
+    """What a fusion class declares (``beenet.models.fusion.Fusion``): what it reads."""
+
+    reads_context: ClassVar[bool]
+    reads_priors: ClassVar[bool]
+    reads_vad_priors: ClassVar[bool]
+    pools_contexts: ClassVar[bool]
+    uses_context: ClassVar[bool]
+
+
+_F = TypeVar("_F", bound=type)
+
+#: ``ModelConfig.fusion`` name -> its class, filled by :func:`register_fusion` when
+#: ``beenet.models.fusion`` is imported (``beenet.models`` imports it, so any importer of this
+#: module finds the table full); its keys must be the names of the ``fusion`` hint (a test checks).
+FUSIONS: dict[str, Any] = {}
+
+
+def register_fusion(name: str) -> Callable[[_F], _F]:
+    """Class decorator: the fusion class of the name ``name`` that ``ModelConfig.fusion`` declares."""
+    if name not in choices(ModelConfig, "fusion"):
+        raise ConfigError(f"fusion {name!r} is not declared in ModelConfig.fusion; add it to that hint first")
+
+    def register(cls: _F) -> _F:
+        FUSIONS[name] = cls
+        return cls
+
+    return register
+
+
+def fusion_class(kind: str) -> type[FusionDeclarations]:
+    """The class of fusion ``kind`` (ask it what it reads), or ConfigError listing the names."""
+    try:
+        return FUSIONS[kind]
+    except (KeyError, TypeError):
+        raise not_one_of("model.fusion", kind, tuple(FUSIONS)) from None
+
+
+def fusion_reads_priors(kind: str) -> bool:
+    """True when fusion ``kind`` reads the fitted priors (so ``model.trainable_priors`` matters)."""
+    return fusion_class(kind).reads_priors
+
+
+def fusion_uses_context(kind: str) -> bool:
+    """True when fusion ``kind`` needs context: the per-sample c_j or priors fitted on context labels."""
+    return fusion_class(kind).uses_context
+
+
+def fusion_pools_contexts(kind: str) -> bool:
+    """True when fusion ``kind`` pools over contexts with ``model.context_pool`` (pooling site c)."""
+    return fusion_class(kind).pools_contexts

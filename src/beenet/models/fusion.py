@@ -1,9 +1,4 @@
-"""Context priors fitted by Bayes' rule, and the late fusions of context and emotion.
-
-``ContextPriors`` holds what ``docs/method.md`` section 2 fits once on the training split:
-P+_ij = P(B_i | A_j), P-_ij = P(B_i | not A_j), P(B_i), P(A_j), the VAD conditional means
-E[v | A_j], E[v | not A_j] and the VAD mean / std. They are buffers (parameters when trainable) of
-the model, so they travel inside its state dict; before fitting they are neutral (0.5).
+"""The late fusions of context and emotion (the priors they read are in :mod:`beenet.models.priors`).
 
 A fusion maps emotion features ``[B, D]`` and context probabilities ``c`` ``[B, J]`` to a dict
 ``category_logits`` ``[B, 26]``, ``categories`` ``[B, 26]``, ``vad_z`` ``[B, 3]`` (VAD in units of the
@@ -27,183 +22,52 @@ prior_i sigmoid(z_i) / lambda (``form="scale"``, an older reading) or sigmoid(z_
 plain fusions output z itself under ``linear`` and sigmoid(z) otherwise.
 
 Each fusion class declares what it reads, so no caller matches fusion names: ``reads_context``
-(the per-sample c_j), ``reads_priors`` (P+ / P-), ``reads_vad_priors`` (the VAD conditional means)
-and ``pools_contexts`` (it pools over contexts with ``model.context_pool``). The model makes exactly
-the priors a fusion reads trainable; a fusion that reads context or priors needs context labels.
-The fusion names are derived from the constructor table ``FUSIONS`` (a test checks that
-``ModelConfig.fusion`` allows the same names); :func:`fusion_class` and the ``fusion_*`` helpers
-answer by name. To add a fusion: a :class:`Fusion` subclass here with its declarations, its
-``build`` and ``forward``, an entry in ``FUSIONS``, its name in ``ModelConfig.fusion``; the tests
-in ``tests/test_fusion.py`` run over every name.
+(the per-sample c_j), ``reads_priors`` (P+ / P-), ``reads_vad_priors`` (the VAD conditional means),
+``pools_contexts`` (it pools over contexts with ``model.context_pool``), and from these
+``uses_context`` (it needs context labels). The model makes exactly the priors a fusion reads
+trainable. ``ModelConfig.fusion`` declares the names; each class registers under its name in the
+table ``FUSIONS`` of :mod:`beenet.models.config` (a test checks that the two agree), and
+:func:`~beenet.models.config.fusion_class` answers by name. The defaults of a fusion's settings are
+``ModelConfig``'s (``FusionOptions`` and the constructors read them). To add a fusion: a
+:class:`Fusion` subclass here with its declarations, ``@register_fusion(name)``, its ``build`` and
+``forward``, its name in ``ModelConfig.fusion``; the tests in ``tests/test_fusion.py`` run over
+every name.
 """
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
 from beenet.choices import choices, not_one_of, upgrade_choice
 from beenet.errors import BeenetError, ConfigError
 from beenet.labels import NUM_CATEGORIES, NUM_VAD
+from beenet.models.config import (
+    FUSIONS,
+    ModelConfig,
+    fusion_class,
+    fusion_pools_contexts,
+    fusion_reads_priors,
+    fusion_uses_context,
+    register_fusion,
+)
 from beenet.models.pooling import make_pool
+from beenet.models.priors import ContextPriors
 
-log = logging.getLogger(__name__)
+#: The names importable from here (the table and the ``fusion_*`` helpers live with the names they
+#: answer for, in :mod:`beenet.models.config`; they are kept importable from this module).
+__all__ = [
+    "FUSIONS", "FUSION_KINDS", "BEENetFusion", "CAMoDEFusion", "ConcatFusion", "Fusion", "FusionOptions",
+    "NoFusion", "build_fusion", "fusion_class", "fusion_pools_contexts", "fusion_reads_priors",
+    "fusion_uses_context",
+]
 
-#: Value of every probability prior before fitting: no context is informative yet.
-NEUTRAL_PRIOR = 0.5
-#: VAD mean before fitting: the middle of BoLD's 1..10 scale (std 1 until fitted).
-NEUTRAL_VAD_MEAN = 5.5
-#: Denominators at or below this are "no evidence": the conditional falls back to the marginal.
-GUARD_EPS = 1e-6
 #: Smallest prior inside a log (odds form).
 LOG_EPS = 1e-6
-
-
-def _as_float64(x: torch.Tensor | np.ndarray, name: str, width: int) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x.detach().cpu()).to(torch.float64)
-    if t.ndim != 2 or t.shape[1] != width:
-        raise BeenetError(f"fit_priors: {name} must have shape [N, {width}], got {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        row = int((~torch.isfinite(t)).any(dim=1).nonzero()[0, 0])
-        raise BeenetError(f"fit_priors: {name} row {row} holds NaN or inf; clean the labels before fitting")
-    return t
-
-
-class ContextPriors(nn.Module):
-    """Priors of J contexts for the 26 categories and the 3 VAD dimensions (fitted by :meth:`fit`).
-
-    ``trainable=True`` makes P+ and P- parameters, initialised from the fitted values (clamped to
-    [0, 1] when read), and the VAD conditional means too unless ``trainable_vad=False`` (a fusion
-    that does not read them must not hold parameters without gradients: DDP rejects those);
-    everything else stays a buffer. The state-dict keys are the same either way.
-    """
-
-    def __init__(
-        self, num_contexts: int, trainable: bool = False, trainable_vad: bool | None = None,
-        pseudocount: float = 0.0,
-    ) -> None:
-        super().__init__()
-        J, K, V = num_contexts, NUM_CATEGORIES, NUM_VAD
-        if not pseudocount >= 0:
-            raise BeenetError(f"ContextPriors: pseudocount must be >= 0, got {pseudocount!r}")
-        self.num_contexts = J
-        self.trainable = trainable
-        #: m of the shrinkage toward the marginal (``model.prior_pseudocount``; 0 = plain Bayes ratios).
-        self.pseudocount = float(pseudocount)
-        trainable_vad = trainable if trainable_vad is None else trainable_vad
-
-        def add(name: str, value: torch.Tensor, learn: bool) -> None:
-            if learn:
-                self.register_parameter(name, nn.Parameter(value))
-            else:
-                self.register_buffer(name, value)
-
-        add("p_pos", torch.full((K, J), NEUTRAL_PRIOR), trainable)
-        add("p_neg", torch.full((K, J), NEUTRAL_PRIOR), trainable)
-        add("vad_pos", torch.full((V, J), NEUTRAL_VAD_MEAN), trainable_vad)
-        add("vad_neg", torch.full((V, J), NEUTRAL_VAD_MEAN), trainable_vad)
-        self.register_buffer("p_b", torch.full((K,), NEUTRAL_PRIOR))
-        self.register_buffer("p_a", torch.full((J,), NEUTRAL_PRIOR))
-        self.register_buffer("vad_mean", torch.full((V,), NEUTRAL_VAD_MEAN))
-        self.register_buffer("vad_std", torch.ones(V))
-        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
-
-    @property
-    def is_fitted(self) -> bool:
-        return bool(self.fitted)
-
-    def positive(self) -> torch.Tensor:
-        """P+ ``[26, J]`` in [0, 1] ("available" context)."""
-        return self.p_pos.clamp(0.0, 1.0)
-
-    def negative(self) -> torch.Tensor:
-        """P- ``[26, J]`` in [0, 1] ("anticipated non-available" context)."""
-        return self.p_neg.clamp(0.0, 1.0)
-
-    @torch.no_grad()
-    def fit(
-        self,
-        context: torch.Tensor | np.ndarray | None,
-        categories: torch.Tensor | np.ndarray,
-        vad: torch.Tensor | np.ndarray,
-    ) -> None:
-        """Fit every prior on the training split by Bayes' rule (``docs/method.md`` section 2).
-
-        ``context`` ``[N, J]`` holds c_j in [0, 1]; ``categories`` ``[N, 26]`` the **soft** scores
-        (soft targets keep the crowd's uncertainty and are what the MSE is trained on; a positive
-        rate would throw away the votes); ``vad`` ``[N, 3]`` raw BoLD scale. With m the mean over
-        the N samples: P(B_i) = m(y_i), P(A_j) = m(c_j), P(B_i, A_j) = m(y_i c_j),
-        P+ = P(B, A) / P(A), P- = (P(B) - P(B, A)) / (1 - P(A)), clamped to [0, 1];
-        E[v | A_j] = m(v c_j) / P(A_j), E[v | not A_j] = m(v (1 - c_j)) / (1 - P(A_j)).
-        A context never seen (P(A) <= 1e-6) or always seen (1 - P(A) <= 1e-6) carries no
-        evidence for that side: the conditional falls back to the marginal P(B_i) (or the VAD mean).
-
-        With a pseudo-count m > 0 (``model.prior_pseudocount``, ``docs/method.md`` section 2.5) each
-        conditional is shrunk toward the marginal as if m extra samples at the marginal had been
-        seen on that side: P+ = (N P(B, A) + m P(B)) / (N P(A) + m), P- alike with (1 - c), and the
-        VAD conditional means alike. A context seen in one or two clips then stays near P(B).
-        """
-        y = _as_float64(categories, "categories", NUM_CATEGORIES)
-        v = _as_float64(vad, "vad", NUM_VAD)
-        n = y.shape[0]
-        if n == 0:
-            raise BeenetError("fit_priors: no training samples were given; the priors need the training split")
-        if self.num_contexts == 0:
-            c = torch.zeros(n, 0, dtype=torch.float64)
-        elif context is None:
-            raise BeenetError(f"fit_priors: the model fuses {self.num_contexts} contexts but no context labels were given")
-        else:
-            c = _as_float64(context, "context", self.num_contexts)
-        if c.shape[0] != n or v.shape[0] != n:
-            raise BeenetError(
-                f"fit_priors: context ({c.shape[0]} rows), categories ({n}) and vad ({v.shape[0]}) must have one row per sample"
-            )
-        if c.numel() and (c.min() < 0 or c.max() > 1):
-            raise BeenetError(
-                f"fit_priors: context probabilities must lie in [0, 1], got values in [{float(c.min()):.4g}, {float(c.max()):.4g}]"
-            )
-
-        p_b = y.mean(0)  # [26]
-        p_a = c.mean(0)  # [J]
-        p_ba = y.T @ c / n  # [26, J]
-        has_a = p_a > GUARD_EPS
-        has_not_a = (1.0 - p_a) > GUARD_EPS
-        marginal = p_b[:, None].expand_as(p_ba)
-        # m / N: the pseudo-count as a fraction of the N samples (0 = the plain Bayes ratios).
-        w = self.pseudocount / n
-        p_pos = torch.where(has_a, (p_ba + w * marginal) / (p_a + w).clamp_min(GUARD_EPS), marginal).clamp(0, 1)
-        p_neg = torch.where(
-            has_not_a, (p_b[:, None] - p_ba + w * marginal) / (1.0 - p_a + w).clamp_min(GUARD_EPS), marginal
-        ).clamp(0, 1)
-
-        v_mean = v.mean(0)  # [3]
-        v_std = v.std(0, unbiased=False)
-        v_std = torch.where(v_std > GUARD_EPS, v_std, torch.ones_like(v_std))
-        v_marginal = v_mean[:, None].expand(NUM_VAD, self.num_contexts)
-        vad_pos = torch.where(has_a, (v.T @ c / n + w * v_marginal) / (p_a + w).clamp_min(GUARD_EPS), v_marginal)
-        vad_neg = torch.where(
-            has_not_a, (v.T @ (1.0 - c) / n + w * v_marginal) / (1.0 - p_a + w).clamp_min(GUARD_EPS), v_marginal
-        )
-
-        for name, value in (
-            ("p_pos", p_pos), ("p_neg", p_neg), ("vad_pos", vad_pos), ("vad_neg", vad_neg),
-            ("p_b", p_b), ("p_a", p_a), ("vad_mean", v_mean), ("vad_std", v_std),
-        ):
-            target = getattr(self, name)
-            target.copy_(value.to(dtype=target.dtype, device=target.device))
-        self.fitted.fill_(True)
-        log.info("fitted context priors on %d samples and %d contexts", n, self.num_contexts)
-
-    def extra_repr(self) -> str:
-        return f"num_contexts={self.num_contexts}, trainable={self.trainable}, pseudocount={self.pseudocount}"
-
-
-# --------------------------------------------------------------------------- fusions
 
 
 def _combine(logits: torch.Tensor, prior: torch.Tensor, lam: float, form: str) -> dict[str, torch.Tensor]:
@@ -231,20 +95,28 @@ def _plain_scores(logits: torch.Tensor, form: str) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class FusionOptions:
-    """The ``ModelConfig`` values a fusion may read (each class takes the ones it needs)."""
+    """The ``ModelConfig`` values a fusion may read (each class takes the ones it needs); the
+    defaults are ``ModelConfig``'s, their one owner."""
 
-    context_pool: str = "max"
-    lam: float = 0.2
-    alpha: float = 10.0
-    tau: float = 0.5
-    form: str = "linear"
+    context_pool: str = ModelConfig.context_pool
+    lam: float = ModelConfig.prior_lambda
+    alpha: float = ModelConfig.gate_alpha
+    tau: float = ModelConfig.gate_tau
+    form: str = ModelConfig.fusion_form
     #: ``camode``: ``parts`` (one context per part, scene / object) or ``classes`` (J per-class contexts).
-    camode_contexts: str = "parts"
+    camode_contexts: str = ModelConfig.camode_contexts
     #: ``beenet``: how the VAD from context is pooled over contexts (``probability``, ``mean``,
     #: ``context_pool``).
-    vad_context_pool: str = "probability"
+    vad_context_pool: str = ModelConfig.vad_context_pool
     #: Widths of the context parts in the order of c (365 places, 80 objects); () = one part of J.
     parts: tuple[int, ...] = ()
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, parts: tuple[int, ...] = ()) -> FusionOptions:
+        """The options of the fusion that ``cfg`` describes, with the context parts' widths."""
+        return cls(context_pool=cfg.context_pool, lam=cfg.prior_lambda, alpha=cfg.gate_alpha, tau=cfg.gate_tau,
+                   form=cfg.fusion_form, camode_contexts=cfg.camode_contexts,
+                   vad_context_pool=cfg.vad_context_pool, parts=tuple(parts))
 
 
 class Fusion(nn.Module):
@@ -261,6 +133,13 @@ class Fusion(nn.Module):
     reads_vad_priors: ClassVar[bool] = False
     #: Pools over the contexts j with ``model.context_pool`` (site c of the pooling study).
     pools_contexts: ClassVar[bool] = False
+    #: Needs context labels: it reads the per-sample c_j or priors fitted on context labels
+    #: (derived from ``reads_context`` and ``reads_priors`` for every subclass).
+    uses_context: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.uses_context = cls.reads_context or cls.reads_priors
 
     @classmethod
     def build(cls, dim: int, num_contexts: int, options: FusionOptions) -> Fusion:
@@ -273,10 +152,11 @@ class Fusion(nn.Module):
         raise NotImplementedError
 
 
+@register_fusion("none")
 class NoFusion(Fusion):
     """The emotion stream alone: ``linear(features)`` -> 26 logits + 3 standardised VAD."""
 
-    def __init__(self, dim: int, form: str = "linear") -> None:
+    def __init__(self, dim: int, form: str = ModelConfig.fusion_form) -> None:
         super().__init__()
         self.classifier = nn.Linear(dim, NUM_CATEGORIES + NUM_VAD)
         self.form = form
@@ -292,12 +172,13 @@ class NoFusion(Fusion):
                 "vad_z": out[:, NUM_CATEGORIES:]}
 
 
+@register_fusion("concat")
 class ConcatFusion(Fusion):
     """Plain fusion: context probabilities concatenated with the emotion features, then linear."""
 
     reads_context = True
 
-    def __init__(self, dim: int, num_contexts: int, form: str = "linear") -> None:
+    def __init__(self, dim: int, num_contexts: int, form: str = ModelConfig.fusion_form) -> None:
         super().__init__()
         self.classifier = nn.Linear(dim + num_contexts, NUM_CATEGORIES + NUM_VAD)
         self.form = form
@@ -315,6 +196,7 @@ class ConcatFusion(Fusion):
                 "vad_z": out[:, NUM_CATEGORIES:]}
 
 
+@register_fusion("camode")
 class CAMoDEFusion(Fusion):
     """The CA-MoDE gate (``docs/method.md`` section 2.6.1); VAD from the stream.
 
@@ -331,8 +213,9 @@ class CAMoDEFusion(Fusion):
     reads_priors = True
 
     def __init__(
-        self, dim: int, lam: float = 0.2, alpha: float = 10.0, tau: float = 0.5, form: str = "linear",
-        contexts: str = "parts", parts: tuple[int, ...] = (),
+        self, dim: int, lam: float = ModelConfig.prior_lambda, alpha: float = ModelConfig.gate_alpha,
+        tau: float = ModelConfig.gate_tau, form: str = ModelConfig.fusion_form,
+        contexts: str = ModelConfig.camode_contexts, parts: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         self.classifier = nn.Linear(dim, NUM_CATEGORIES + NUM_VAD)
@@ -387,6 +270,7 @@ class CAMoDEFusion(Fusion):
                 f"contexts={self.contexts!r}, parts={self.parts}")
 
 
+@register_fusion("beenet")
 class BEENetFusion(Fusion):
     """Per-sample probabilistic pooling over contexts (BEE-NET, our reading; see the module doc)."""
 
@@ -396,12 +280,10 @@ class BEENetFusion(Fusion):
     pools_contexts = True
 
     def __init__(
-        self, dim: int, pool: str = "max", lam: float = 0.2, form: str = "linear",
-        vad_pool: str = "probability",
+        self, dim: int, pool: str = ModelConfig.context_pool, lam: float = ModelConfig.prior_lambda,
+        form: str = ModelConfig.fusion_form, vad_pool: str = ModelConfig.vad_context_pool,
     ) -> None:
         super().__init__()
-        from beenet.models.config import ModelConfig  # the owner of the choices (it imports this module)
-
         valid = choices(ModelConfig, "context_pool")
         pool = upgrade_choice(ModelConfig, "context_pool", pool, "model.context_pool")
         if pool not in valid:
@@ -462,78 +344,25 @@ class BEENetFusion(Fusion):
         return f"lambda={self.lam}, form={self.form!r}, vad_pool={self.vad_pool_kind!r}"
 
 
+
+
 # ------------------------------------------------------------------------------------ factory
 
-#: ``ModelConfig.fusion`` name -> its class; the fusion names are this table's keys.
-FUSIONS: dict[str, type[Fusion]] = {
-    "none": NoFusion,
-    "concat": ConcatFusion,
-    "camode": CAMoDEFusion,
-    "beenet": BEENetFusion,
-}
-
-#: Every fusion name ``build_fusion`` builds.
+#: Every fusion name ``build_fusion`` builds (the keys of ``FUSIONS``, every class registered above).
 FUSION_KINDS: tuple[str, ...] = tuple(FUSIONS)
 
 
-def fusion_class(kind: str) -> type[Fusion]:
-    """The class of fusion ``kind`` (ask it what it reads), or ConfigError listing the names."""
-    try:
-        return FUSIONS[kind]
-    except (KeyError, TypeError):
-        raise not_one_of("model.fusion", kind, FUSION_KINDS) from None
-
-
-def fusion_reads_priors(kind: str) -> bool:
-    """True when fusion ``kind`` reads the fitted priors (so ``model.trainable_priors`` matters)."""
-    return fusion_class(kind).reads_priors
-
-
-def fusion_uses_context(kind: str) -> bool:
-    """True when fusion ``kind`` needs context: the per-sample c_j or priors fitted on context labels."""
-    cls = fusion_class(kind)
-    return cls.reads_context or cls.reads_priors
-
-
-def fusion_pools_contexts(kind: str) -> bool:
-    """True when fusion ``kind`` pools over contexts with ``model.context_pool`` (pooling site c)."""
-    return fusion_class(kind).pools_contexts
-
-
-def build_priors(kind: str, num_contexts: int, trainable: bool = False, pseudocount: float = 0.0) -> ContextPriors:
-    """The priors of a model with fusion ``kind``: with ``trainable``, exactly those it reads are
-    parameters (a parameter no forward reads has no gradient, which DDP rejects)."""
-    cls = fusion_class(kind)
-    if trainable and not cls.reads_priors:
-        log.warning("model.trainable_priors=true has no effect with model.fusion=%r (it reads no priors)", kind)
-    return ContextPriors(
-        num_contexts,
-        trainable=trainable and cls.reads_priors,
-        trainable_vad=trainable and cls.reads_vad_priors,
-        pseudocount=pseudocount,
-    )
-
-
 def build_fusion(
-    kind: str,
-    dim: int,
-    num_contexts: int,
-    *,
-    context_pool: str = "max",
-    lam: float = 0.2,
-    alpha: float = 10.0,
-    tau: float = 0.5,
-    form: str = "linear",
-    camode_contexts: str = "parts",
-    vad_context_pool: str = "probability",
-    parts: tuple[int, ...] = (),
+    kind: str, dim: int, num_contexts: int, options: FusionOptions | None = None, **settings: Any
 ) -> Fusion:
-    """The fusion ``ModelConfig.fusion`` names, for emotion features of width ``dim``; ``parts`` are
-    the widths of the context parts in c (e.g. (365, 80)), one part of ``num_contexts`` by default."""
+    """The fusion ``ModelConfig.fusion`` names, for emotion features of width ``dim``, with ``options``
+    (:meth:`FusionOptions.from_config`) or the ``FusionOptions`` fields given by name (``lam=0.5``;
+    the others keep ``ModelConfig``'s defaults). ``parts`` are the widths of the context parts in c
+    (e.g. (365, 80)), one part of ``num_contexts`` by default."""
     cls = fusion_class(kind)
-    if fusion_uses_context(kind) and num_contexts < 1:
+    if cls.uses_context and num_contexts < 1:
         raise ConfigError(f"model.fusion={kind!r} needs at least one context (place or object stream)")
-    options = FusionOptions(context_pool=context_pool, lam=lam, alpha=alpha, tau=tau, form=form,
-                            camode_contexts=camode_contexts, vad_context_pool=vad_context_pool,
-                            parts=tuple(parts))
+    if "parts" in settings:
+        settings["parts"] = tuple(settings["parts"])
+    options = FusionOptions(**settings) if options is None else dataclasses.replace(options, **settings)
     return cls.build(dim, num_contexts, options)

@@ -61,7 +61,7 @@ def _googlenet(pretrained: bool) -> tuple[nn.Module, WeightsRecord | None]:
     checked, clear errors offline); the trunk then keeps the layers up to ``inception4d``.
     ``transform_input`` stays off: the trunk applies that re-scaling itself.
     """
-    from torchvision.models import GoogLeNet_Weights, googlenet
+    from torchvision.models import GoogLeNet_Weights, googlenet  # lazy: slow to import, only a trunk build needs it
 
     if not pretrained:
         net = googlenet(weights=None, aux_logits=False, init_weights=False)
