@@ -1,0 +1,143 @@
+"""The sections of a run config that belong to no lower part: the loss, the optimiser, the run's own settings."""
+
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from beenet.choices import check_at_least, check_choices, not_one_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LossConfig:
+    """What the model is trained to minimise."""
+
+    #: ``mse``: the paper's MSE on the 29 fused outputs (26 categories + VAD / 10).
+    #: ``bce``: BCE on the fused category logits + MSE on VAD in units of the training std.
+    kind: Literal["mse", "bce"] = "mse"
+    #: Binarise the category targets at >= 0.5 (the metric's rule) instead of the soft crowd scores.
+    binarize_targets: bool = False
+    #: Weight of the VAD terms against the category terms (1 = the paper's plain mean over 29).
+    vad_weight: float = 1.0
+    #: Weight of the distillation of the place / object streams (0 = no distillation); an ablation
+    #: axis (``beenet ablate --study distill``).
+    distill_weight: float = 1.0
+    #: Distillation loss on the context streams' softmax: ``kl`` (KL(expert || stream)) or ``bce``
+    #: (binary cross-entropy per class between the stream's and the expert's probabilities).
+    distill: Literal["kl", "bce"] = "kl"
+    #: Scale of each stream's distillation term (``docs/method.md`` section 4): ``log_classes``
+    #: divides it by log K (K = 365 places, 80 objects: the KL of a uniform guess on a one-hot label
+    #: becomes 1; the measured best, ``docs/ablations.md`` 1d), ``classes`` by K (a per-class mean,
+    #: the scale of the MSE's mean over 29 outputs; too weak for the streams to learn), ``none``
+    #: leaves it in nats (older reading: the context terms dominate the trunk's gradient).
+    distill_norm: Literal["log_classes", "classes", "none"] = "log_classes"
+    #: Train ``kind=bce`` with ``model.fusion_form`` linear or scale anyway. BCE then trains the
+    #: odds-form logits while the metric ranks the linear / scale scores (section 4); refused unless
+    #: this is true.
+    allow_bce_with_scale: bool = False
+
+    #: Values of fields that a stored config (an older run or checkpoint) lacks: the old behaviour.
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"distill_norm": "none"}
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`~beenet.errors.ConfigError` naming the field whose value is not valid."""
+        check_choices(self, "loss")
+        check_at_least(self, "loss", 0, "vad_weight", "distill_weight")
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser, learning-rate schedule and batch: the paper's SGD recipe by default."""
+
+    #: ``sgd`` (momentum, the paper) or ``adamw``.
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 1e-2
+    #: SGD momentum (ignored by AdamW).
+    momentum: float = 0.9
+    weight_decay: float = 5e-3
+    #: ``step``: lr x ``gamma`` every ``step_epochs``; ``cosine``: to 0 over ``epochs``; ``constant``.
+    schedule: Literal["step", "cosine", "constant"] = "step"
+    step_epochs: int = 45
+    gamma: float = 0.1
+    #: Linear warm-up epochs before the schedule (0 = none).
+    warmup_epochs: int = 0
+    #: Samples per step on each process (under DDP the global batch is this x world size).
+    batch_size: int = 8
+    epochs: int = 90
+    #: Clip the global gradient norm to this value (0 = no clipping).
+    grad_clip: float = 0.0
+    #: The pretrained trunk's learning rate is ``lr`` x this (e.g. 0.1 to fine-tune it gently).
+    trunk_lr_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the field whose value is not valid."""
+        check_choices(self, "optim")
+        check_at_least(self, "optim", 0, "lr", "trunk_lr_scale", "batch_size", "epochs", strict=True)
+        check_at_least(self, "optim", 1, "step_epochs")
+        check_at_least(self, "optim", 0, "weight_decay", "grad_clip", "warmup_epochs")
+
+
+@dataclass
+class RunSettings:
+    """Seeds, protocol, hardware and logging of a run."""
+
+    #: Seeds the model init, dropout, the sampling of frames and the order of batches.
+    seed: int = 42
+    #: ``official`` (train.csv / val.csv / test_meta.csv; best.pt is selected on val, the split
+    #: it is then reported on), ``paper`` (the paper's clip-disjoint 60/10/30) or ``paper-video``
+    #: (60/10/30 keeping every clip of a source video in one part; stricter).
+    protocol: Literal["official", "paper", "paper-video"] = "official"
+    #: Seed of the ``paper`` / ``paper-video`` split.
+    split_seed: int = 42
+    #: DataLoader worker processes per process (0 = load in the main process; -1 = auto: the
+    #: CPU cores of this machine shared among the processes of the run, minus one, at most 16).
+    num_workers: int = 2
+    #: Root of prepared caches (``beenet prepare``): empty = ``prepared/`` next to the context
+    #: cache (``$BEENET_CACHE/../prepared``, default ``~/.cache/beenet/prepared``); ``off`` =
+    #: always decode the videos on the fly. A cache is used only when its fingerprint matches.
+    prepared_dir: str = ""
+    #: ``auto`` (cuda when available), ``cpu``, ``cuda`` or ``cuda:N``.
+    device: str = "auto"
+    #: Mixed precision on CUDA: ``off``, ``bf16``, ``fp16`` (with a gradient scaler) or ``auto``
+    #: (bf16 where the GPU supports it, else fp16); always off on CPU.
+    amp: Literal["off", "auto", "bf16", "fp16"] = "off"
+    #: ``torch.compile`` the model for training (the first steps are slow while it compiles).
+    compile: bool = False
+    #: Log the running loss every this many steps.
+    log_every: int = 50
+    #: Validate every this many epochs (the last epoch is always validated).
+    eval_every: int = 1
+    #: Stop when val ERS has not improved for this many validations (0 = never).
+    early_stop: int = 0
+    #: Before each validation, recompute every BatchNorm's running statistics with the current
+    #: weights as the plain average over this many training batches ("precise BN"; 0 = off: the
+    #: running averages of training are kept, as the authors' code does). Measured cause of the
+    #: unstable val mR2 of short runs (docs/ablations.md, section 5).
+    bn_recalibrate: int = 50
+    #: ``auto``: also write metrics.csv's numbers as TensorBoard event files in ``<run>/tensorboard``
+    #: when the ``tensorboard`` package is installed (``pip install 'beenet[tensorboard]'``); ``off``.
+    tensorboard: Literal["auto", "off"] = "auto"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the field whose value is not valid."""
+        check_choices(self, "run")
+        check_at_least(self, "run", 0, "eval_every", "log_every", strict=True)
+        check_at_least(self, "run", 0, "early_stop", "seed", "split_seed", "bn_recalibrate")
+        check_at_least(self, "run", -1, "num_workers")  # -1 = auto
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise not_one_of("run.device", self.device, ("auto", "cpu", "cuda", "cuda:N"))
+
+
