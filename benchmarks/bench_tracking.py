@@ -204,7 +204,7 @@ def coverage(store: TrackStore, reference: TrackStore) -> tuple[float, float]:
     """Shares of ``reference``'s tracked person-frames that ``store`` also has: a box of the same
     frame with IoU >= 0.5, and a box of the same frame whose centre lies in the reference box
     (the person is there, the box may differ: interpolated, or a hand raised in one of them)."""
-    from beenet.inference.pose_mediapipe import _inside
+    from beenet.inference.pose.boxes import inside as _inside
 
     mine: dict[int, list] = {}
     for per in store.boxes().values():

@@ -325,8 +325,8 @@ def test_close_closes_the_backend_the_predictor_built_not_one_it_was_given(tiny_
     built = pred.pose
     assert built._started  # started (reset) when built
     pred.close()
-    assert not built._started and built._video is None and built._pool is None  # closed before interpreter shutdown
-    assert built._engines == []  # litert's interpreters let go too
+    assert not built._started and not built.runner.pool.started  # closed before interpreter shutdown
+    assert built.runner._engines == []  # litert's interpreters let go too
     assert pred.pose is not built  # a later video builds it again
     pred.close()
 

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from beenet.inference.pose_mediapipe import INSTALL_HINT
+from beenet.inference.pose import INSTALL_HINT
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,7 @@ examples:
 def build_parser(prog: str) -> argparse.ArgumentParser:
     from beenet.context.build import PREDICT_CONTEXTS
     from beenet.inference.engines import ENGINES
-    from beenet.inference.pose import POSE_CHOICES
-    from beenet.inference.pose_mediapipe import DETECTORS
+    from beenet.inference.pose import DETECTORS, POSE_CHOICES
     from beenet.inference.table import FORMATS
 
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
