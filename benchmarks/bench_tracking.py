@@ -43,7 +43,8 @@ from beenet.inference.predictor import (
     pose_due,
 )
 from beenet.inference.shots import ShotCutDetector
-from beenet.inference.tracking import Tracker, iou
+from beenet.inference.pose import box_iou as iou
+from beenet.inference.tracking import Tracker
 from beenet.inference.windows import TrackStore
 
 
