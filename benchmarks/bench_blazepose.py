@@ -1,5 +1,5 @@
 """Cost of one BlazePose model run on LiteRT: the detector, the whole landmark model and the
-landmark model pruned to the two outputs beenet reads (``beenet.inference.blazepose.pruned_model``).
+landmark model pruned to the two outputs beenet reads (``beenet.inference.pose.blazepose.pruned_model``).
 
 The three are timed interleaved (round after round, each ``--runs`` invocations on the astronaut
 photo from scikit-image, scaled to the model's input), on ``--threads`` interpreter threads, so that
@@ -24,7 +24,7 @@ import numpy as np
 def _interpreter(threads: int, path: str | None = None, content: bytes | None = None):
     from ai_edge_litert.interpreter import Interpreter
 
-    from beenet.inference.pose_mediapipe import quiet_stderr
+    from beenet.inference.pose.runtime import quiet_stderr
 
     with quiet_stderr():
         it = Interpreter(model_path=path, model_content=content, num_threads=threads)
@@ -42,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import cv2
     from skimage import data
 
-    from beenet.inference import blazepose as bp
-    from beenet.inference.pose_mediapipe import find_model_files
+    from beenet.inference.pose import blazepose as bp
+    from beenet.inference.pose.models import find_model_files
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)

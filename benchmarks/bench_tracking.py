@@ -43,7 +43,8 @@ from beenet.inference.predictor import (
     pose_due,
 )
 from beenet.inference.shots import ShotCutDetector
-from beenet.inference.tracking import Tracker, iou
+from beenet.inference.pose import box_iou as iou
+from beenet.inference.tracking import Tracker
 from beenet.inference.windows import TrackStore
 
 
@@ -204,7 +205,7 @@ def coverage(store: TrackStore, reference: TrackStore) -> tuple[float, float]:
     """Shares of ``reference``'s tracked person-frames that ``store`` also has: a box of the same
     frame with IoU >= 0.5, and a box of the same frame whose centre lies in the reference box
     (the person is there, the box may differ: interpolated, or a hand raised in one of them)."""
-    from beenet.inference.pose_mediapipe import _inside
+    from beenet.inference.pose.boxes import inside as _inside
 
     mine: dict[int, list] = {}
     for per in store.boxes().values():

@@ -8,7 +8,7 @@
 #   but no models), and the two model files copied out of the 0.10.21 wheel (downloaded here, once) into beenet's cache
 #   (~/.cache/beenet/mediapipe-models, or $BEENET_CACHE/../mediapipe-models).
 # Both: ai-edge-litert (LiteRT, Google's tflite runtime), which runs the two models directly (the
-#   default engine, src/beenet/inference/blazepose.py); without it the backend falls back to
+#   default engine, src/beenet/inference/pose/blazepose.py); without it the backend falls back to
 #   mediapipe's Tasks PoseLandmarker, slower.
 # BEENET_POSE_NEWEST=1 takes the Python >= 3.13 route on any Python (to test it).
 # Nothing is downloaded when beenet runs. Ends by running the backend once on a blank frame.
@@ -28,6 +28,6 @@ else
   trap 'rm -rf "$tmp"' EXIT
   $PY -m pip --disable-pip-version-check download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --platform manylinux_2_28_x86_64 mediapipe==0.10.21 -d "$tmp"
-  $PY -m beenet.inference.pose_mediapipe install-models "$tmp"/mediapipe-0.10.21-*.whl
+  $PY -m beenet.inference.pose install-models "$tmp"/mediapipe-0.10.21-*.whl
 fi
-$PY -m beenet.inference.pose_mediapipe check
+$PY -m beenet.inference.pose check

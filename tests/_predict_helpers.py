@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from beenet.inference.pose import PoseDetection, detection_from_keypoints
+from beenet.inference.pose import PoseBackendBase, PoseDetection, detection_from_keypoints
 from beenet.inference.windows import PersonTrack
 from beenet.labels import NUM_JOINTS, OPENPOSE_EDGES
 
@@ -118,7 +118,7 @@ def write_people_video(path: Path, num_frames: int = 24, width: int = 96, height
     return scene
 
 
-class ScriptedPose:
+class ScriptedPose(PoseBackendBase):
     """A pose backend that reads the pixels (so decoding runs) but answers from known joints."""
 
     name = "scripted"

@@ -1,4 +1,4 @@
-"""BlazePose on LiteRT (``beenet.inference.blazepose``): mediapipe's anchors, alignment square and
+"""BlazePose on LiteRT (``beenet.inference.pose.blazepose``): mediapipe's anchors, alignment square and
 suppression written out, checked by hand-made cases and against mediapipe's own Tasks graph on
 real footage."""
 
@@ -12,11 +12,14 @@ from footage import footage
 from test_pose_mediapipe import _frames
 
 from beenet.errors import BeenetError
-from beenet.inference import blazepose as bp
-from beenet.inference import pose_mediapipe as pm
-from beenet.inference.pose import mediapipe_available
+from beenet.inference.pose import MediaPipeMultiPose, mediapipe_available
+from beenet.inference.pose import blazepose as bp
+from beenet.inference.pose.boxes import roi_from_points
+from beenet.inference.pose.keypoints import BODY_LANDMARKS
+from beenet.inference.pose.models import find_model_files
+from beenet.inference.pose.runtime import litert_available
 
-needs_litert = pytest.mark.skipif(not (mediapipe_available() and pm.litert_available()),
+needs_litert = pytest.mark.skipif(not (mediapipe_available() and litert_available()),
                                   reason="mediapipe models or ai-edge-litert not installed")
 
 
@@ -32,16 +35,16 @@ def test_anchor_centres_follow_the_detector_grid():
 
 
 def test_alignment_square_is_upright_for_a_standing_body_and_turns_with_it():
-    up = bp.roi_from_points((100, 200), (100, 120))  # size-and-rotation point straight above
+    up = roi_from_points((100, 200), (100, 120))  # size-and-rotation point straight above
     assert (up.cx, up.cy) == (100, 200) and math.isclose(up.side, 2 * 80 * 1.25) and abs(up.angle) < 1e-9
-    right = bp.roi_from_points((100, 200), (180, 200))  # lying, head to the right: turned clockwise
+    right = roi_from_points((100, 200), (180, 200))  # lying, head to the right: turned clockwise
     assert math.isclose(right.angle, math.pi / 2)
-    left = bp.roi_from_points((100, 200), (20, 200))
+    left = roi_from_points((100, 200), (20, 200))
     assert math.isclose(left.angle, -math.pi / 2)
     x, y, w, h = up.bounds()
     assert (x, y, w, h) == (100 - 100, 200 - 100, 200, 200)
-    assert math.isclose(bp.roi_from_points((0, 0), (0, -10)).bounds()[2], 25.0)
-    tilted = bp.roi_from_points((0, 0), (10, -10))  # 45 degrees: the box around it is sqrt(2) wider
+    assert math.isclose(roi_from_points((0, 0), (0, -10)).bounds()[2], 25.0)
+    tilted = roi_from_points((0, 0), (10, -10))  # 45 degrees: the box around it is sqrt(2) wider
     assert math.isclose(tilted.bounds()[2], tilted.side * math.sqrt(2), rel_tol=1e-6)
 
 
@@ -63,7 +66,7 @@ def test_landmarks_turn_with_the_image():
     of the photo)."""
     from skimage import data
 
-    engine = bp.BlazePose(pm.find_model_files())
+    engine = bp.BlazePose(find_model_files())
     img = np.ascontiguousarray(data.astronaut())
     height, width = img.shape[:2]
 
@@ -79,8 +82,8 @@ def test_landmarks_turn_with_the_image():
     roi1, lm1 = landmarks(np.ascontiguousarray(np.rot90(img)))  # counter-clockwise: (x, y) -> (y, W-1-x)
     assert abs(roi0.angle) < 0.4 and -math.pi / 2 - 0.4 < roi1.angle < -math.pi / 2 + 0.4
     expected = np.stack([lm0[:, 1], width - 1 - lm0[:, 0]], 1)
-    seen = lm0[:bp.BODY_LANDMARKS, 2] > 0.5
-    err = np.hypot(*(lm1[:bp.BODY_LANDMARKS, :2] - expected[:bp.BODY_LANDMARKS]).T)[seen]
+    seen = lm0[:BODY_LANDMARKS, 2] > 0.5
+    err = np.hypot(*(lm1[:BODY_LANDMARKS, :2] - expected[:BODY_LANDMARKS]).T)[seen]
     assert seen.sum() >= 10 and np.median(err) < 0.02 * max(height, width), np.median(err)
 
 
@@ -93,7 +96,7 @@ def test_the_pruned_landmark_model_gives_the_same_landmarks_and_flag():
     from ai_edge_litert import schema_py_generated as schema
     from skimage import data
 
-    path = pm.find_model_files()["pose_landmarks_detector.tflite"]
+    path = find_model_files()["pose_landmarks_detector.tflite"]
     whole = path.read_bytes()
     pruned = bp.pruned_model(whole, bp.LANDMARK_OUTPUTS)
     ops = [schema.Model.GetRootAsModel(m, 0).Subgraphs(0).OperatorsLength() for m in (whole, pruned)]
@@ -120,7 +123,7 @@ def test_the_pruned_landmark_model_gives_the_same_landmarks_and_flag():
 
 @needs_litert
 def test_a_corrupt_landmark_model_is_named(tmp_path):
-    files = dict(pm.find_model_files())
+    files = dict(find_model_files())
     bad = tmp_path / "pose_landmark_full.tflite"
     bad.write_bytes(b"TFL3 but not a model at all")
     files["pose_landmarks_detector.tflite"] = bad
@@ -133,14 +136,14 @@ def test_litert_finds_the_people_mediapipe_tasks_finds_on_real_footage():
     """vtest.avi frames 0 and 80 (several pedestrians): each HOG proposal verified by both engines
     (the detector on a crop, then the landmark model): the same proposals kept, and the joints of
     each person within 2% of the box height (median)."""
-    litert = pm.MediaPipeMultiPose(engine="litert", threads=1)
-    tasks = pm.MediaPipeMultiPose(engine="tasks", threads=1)
+    litert = MediaPipeMultiPose(engine="litert", threads=1)
+    tasks = MediaPipeMultiPose(engine="tasks", threads=1)
     kept, errors = {"litert": 0, "tasks": 0}, []
     for _i, frame in [f for f in _frames(footage("vtest.avi"), 0, 80) if f[0] in (0, 80)]:
         height, width = frame.shape[:2]
         for box in tasks.hog_boxes(frame):
-            a = tasks._verify(frame, [box], width, height)
-            b = litert._verify(frame, [box], width, height)
+            a = tasks.runner.verify(frame, [box], width, height)
+            b = litert.runner.verify(frame, [box], width, height)
             kept["tasks"] += len(a)
             kept["litert"] += len(b)
             if a and b:
@@ -163,9 +166,9 @@ def test_a_followed_square_left_on_the_background_is_dropped_by_the_next_confirm
 
     person = np.ascontiguousarray(data.astronaut())
     wall = np.ascontiguousarray(np.repeat(data.brick()[:, :, None], 3, axis=2))
-    pose = pm.MediaPipeMultiPose(engine="litert", detector="blazepose", confirm_every=confirm_every, threads=1)
+    pose = MediaPipeMultiPose(engine="litert", detector="blazepose", confirm_every=confirm_every, threads=1)
     pose.reset()
-    assert len(pose(person, 0)) == 1 and len(pose._tracked) == 1
+    assert len(pose(person, 0)) == 1 and len(pose.runner.follower.tracked) == 1
     counts = [len(pose(wall, i)) for i in range(1, confirm_every + 3)]
     assert counts[confirm_every - 1:] == [0] * 3, counts
     pose.close()
@@ -179,10 +182,10 @@ def test_the_person_of_a_still_photo_is_found_on_every_call(options):
     from skimage import data
 
     person = np.ascontiguousarray(data.astronaut())
-    pose = pm.MediaPipeMultiPose(engine="litert", threads=1, **options)
+    pose = MediaPipeMultiPose(engine="litert", threads=1, **options)
     pose.reset()
     assert [len(pose(person, i)) for i in range(6)] == [1] * 6
-    assert pose._tracked == [] if options.get("follow") is False else len(pose._tracked) == 1
+    assert pose.runner.follower.tracked == [] if options.get("follow") is False else len(pose.runner.follower.tracked) == 1
     pose.close()
 
 
@@ -197,9 +200,9 @@ def test_a_lone_job_on_all_threads_finds_what_one_thread_finds(options):
     img = np.ascontiguousarray(data.astronaut())
     found = {}
     for threads in (1, 2):
-        pose = pm.MediaPipeMultiPose(threads=threads, **options)
+        pose = MediaPipeMultiPose(threads=threads, **options)
         pose.reset()
         found[threads] = [[(d.box, d.keypoints.tobytes()) for d in pose(img, i)] for i in range(4)]
-        assert (pose._wide is not None) == (threads == 2)
+        assert (pose.runner._wide is not None) == (threads == 2)
         pose.close()
     assert found[1] == found[2] and all(len(people) == 1 for people in found[1])

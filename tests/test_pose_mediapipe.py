@@ -13,8 +13,16 @@ import pytest
 from footage import footage
 
 from beenet.errors import BeenetError
-from beenet.inference import pose_mediapipe as pm
-from beenet.inference.pose import PoseOptionError, make_pose_backend, mediapipe_available
+from beenet.inference.pose import (
+    ENGINES,
+    MediaPipeMultiPose,
+    PoseOptionError,
+    make_pose_backend,
+    mediapipe_available,
+    models,
+)
+from beenet.inference.pose import boxes as geometry
+from beenet.inference.pose.runtime import litert_available
 
 needs_mediapipe = pytest.mark.skipif(not mediapipe_available(), reason="mediapipe pose backend not installed")
 
@@ -26,7 +34,7 @@ def _package_models() -> dict[str, Path]:
     except ImportError:
         pytest.skip("mediapipe not installed")
     d = Path(mediapipe.__file__).parent
-    files = {m: d / rel for m, (rel, *_r) in pm.MODEL_FILES.items()} if d is not None else {}
+    files = {m: d / rel for m, (rel, *_r) in models.MODEL_FILES.items()} if d is not None else {}
     if not files or not all(p.is_file() for p in files.values()):
         pytest.skip("the installed mediapipe does not ship the BlazePose tflite files")
     return files
@@ -37,21 +45,21 @@ def newer_mediapipe(tmp_path, monkeypatch):
     """A mediapipe package without model files, as the releases that install on Python 3.13."""
     pkg = tmp_path / "site" / "mediapipe"
     pkg.mkdir(parents=True)
-    monkeypatch.setattr(pm, "_mediapipe_dir", lambda: pkg)
+    monkeypatch.setattr(models, "_mediapipe_dir", lambda: pkg)
     return pkg
 
 
 def _plant(root: Path, files: dict[str, Path] | None = None, data: bytes | None = None) -> Path:
-    dest = root / pm.MODELS_SUBDIR
+    dest = root / models.MODELS_SUBDIR
     dest.mkdir(parents=True, exist_ok=True)
-    for member, (rel, *_r) in pm.MODEL_FILES.items():
+    for member, (rel, *_r) in models.MODEL_FILES.items():
         (dest / Path(rel).name).write_bytes(data if data is not None else files[member].read_bytes())
     return dest
 
 
 def test_models_are_found_in_the_cache_when_the_package_has_none(tmp_path, newer_mediapipe):
     dest = _plant(tmp_path / "cache", data=b"x")
-    found = pm.find_model_files(tmp_path / "cache")
+    found = models.find_model_files(tmp_path / "cache")
     assert found == {"pose_detector.tflite": dest / "pose_detection.tflite",
                      "pose_landmarks_detector.tflite": dest / "pose_landmark_full.tflite"}
 
@@ -60,7 +68,7 @@ def test_missing_model_file_says_how_to_install(tmp_path, newer_mediapipe):
     dest = _plant(tmp_path / "cache", data=b"x")
     (dest / "pose_landmark_full.tflite").unlink()
     with pytest.raises(BeenetError) as err:
-        pm.find_model_files(tmp_path / "cache")
+        models.find_model_files(tmp_path / "cache")
     msg = str(err.value)
     assert "scripts/install-pose.sh" in msg and str(dest) in msg and str(newer_mediapipe) in msg
     assert "'pip install mediapipe' alone installs a release without them" in msg
@@ -72,7 +80,7 @@ def test_models_are_copied_out_of_a_wheel(tmp_path, newer_mediapipe):
         z.writestr("mediapipe/modules/pose_detection/pose_detection.tflite", b"detector")
         z.writestr("mediapipe/modules/pose_landmark/pose_landmark_full.tflite", b"landmarks")
         z.writestr("mediapipe/__init__.py", b"")
-    dest = pm.install_models_from_wheel(wheel, tmp_path / "cache")
+    dest = models.install_models_from_wheel(wheel, tmp_path / "cache")
     assert (dest / "pose_detection.tflite").read_bytes() == b"detector"
     assert (dest / "pose_landmark_full.tflite").read_bytes() == b"landmarks"
     assert sorted(p.name for p in dest.iterdir()) == ["pose_detection.tflite", "pose_landmark_full.tflite"]
@@ -81,20 +89,20 @@ def test_models_are_copied_out_of_a_wheel(tmp_path, newer_mediapipe):
     with zipfile.ZipFile(bare, "w") as z:
         z.writestr("mediapipe/__init__.py", b"")
     with pytest.raises(BeenetError, match="has no mediapipe/modules/pose_detection/pose_detection.tflite"):
-        pm.install_models_from_wheel(bare, tmp_path / "other")
+        models.install_models_from_wheel(bare, tmp_path / "other")
     with pytest.raises(BeenetError, match="not a readable mediapipe wheel"):
-        pm.install_models_from_wheel(tmp_path / "missing.whl", tmp_path / "other")
+        models.install_models_from_wheel(tmp_path / "missing.whl", tmp_path / "other")
 
 
 @needs_mediapipe
 def test_bundle_is_built_once_keyed_by_the_model_files(tmp_path, monkeypatch):
     files = _package_models()
-    monkeypatch.setattr(pm, "_mediapipe_dir", lambda: tmp_path / "site" / "mediapipe")  # no models there
+    monkeypatch.setattr(models, "_mediapipe_dir", lambda: tmp_path / "site" / "mediapipe")  # no models there
     root = tmp_path / "cache"
     _plant(root, files)
-    bundle = pm.build_bundle(root=root)
-    assert bundle.parent == root / pm.BUNDLE_SUBDIR and bundle.suffix == ".task"
-    pm._metadata_writer()  # newer releases need its stand-in before the metadata module imports
+    bundle = models.build_bundle(root=root)
+    assert bundle.parent == root / models.BUNDLE_SUBDIR and bundle.suffix == ".task"
+    models._metadata_writer()  # newer releases need its stand-in before the metadata module imports
     from mediapipe.tasks.python.metadata.metadata import MetadataDisplayer
 
     with zipfile.ZipFile(bundle) as z:
@@ -106,17 +114,17 @@ def test_bundle_is_built_once_keyed_by_the_model_files(tmp_path, monkeypatch):
             assert unit["options_type"] == "NormalizationOptions"
             assert unit["options"] == {"mean": [mean], "std": [std]}
     stamp = bundle.stat().st_mtime_ns
-    assert pm.build_bundle(root=root) == bundle and bundle.stat().st_mtime_ns == stamp  # reused
+    assert models.build_bundle(root=root) == bundle and bundle.stat().st_mtime_ns == stamp  # reused
     assert [p.name for p in bundle.parent.iterdir()] == [bundle.name]  # no temp file left behind
 
     bundle.write_bytes(b"half a bundle")  # a corrupt bundle is rebuilt
-    assert pm.build_bundle(root=root) == bundle and zipfile.is_zipfile(bundle)
+    assert models.build_bundle(root=root) == bundle and zipfile.is_zipfile(bundle)
 
-    det = root / pm.MODELS_SUBDIR / "pose_detection.tflite"
+    det = root / models.MODELS_SUBDIR / "pose_detection.tflite"
     data = bytearray(det.read_bytes())
     data[len(data) // 2] ^= 0xFF  # another model file: another bundle
     det.write_bytes(bytes(data))
-    other = pm.build_bundle(root=root)
+    other = models.build_bundle(root=root)
     assert other != bundle and other.is_file()
 
 
@@ -125,13 +133,13 @@ def test_corrupt_model_file_is_named(tmp_path, newer_mediapipe):
     dest = _plant(tmp_path / "cache", data=b"this is not a tflite model")
     bad = r"pose_detection\.tflite: not a valid mediapipe pose model.*install-pose\.sh"
     with pytest.raises(BeenetError, match=bad):
-        pm.build_bundle(root=tmp_path / "cache")
-    bundles = tmp_path / "cache" / pm.BUNDLE_SUBDIR
+        models.build_bundle(root=tmp_path / "cache")
+    bundles = tmp_path / "cache" / models.BUNDLE_SUBDIR
     assert not bundles.exists() or not any(bundles.iterdir())  # nothing half-written
     assert dest.is_dir()
-    if pm.litert_available():  # the litert engine names it when the backend is made
+    if litert_available():  # the litert engine names it when the backend is made
         with pytest.raises(BeenetError, match=bad):
-            pm.MediaPipeMultiPose(engine="litert", cache_dir=tmp_path / "cache")
+            MediaPipeMultiPose(engine="litert", cache_dir=tmp_path / "cache")
 
 
 def test_without_mediapipe_the_message_gives_the_install_command(monkeypatch):
@@ -151,7 +159,7 @@ def test_without_mediapipe_the_message_gives_the_install_command(monkeypatch):
 def test_options_reach_the_backend_and_wrong_ones_are_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("BEENET_CACHE", str(tmp_path))
     pose = make_pose_backend("auto", tiles=2, num_poses=3)
-    assert isinstance(pose, pm.MediaPipeMultiPose) and pose.name == "mediapipe"
+    assert isinstance(pose, MediaPipeMultiPose) and pose.name == "mediapipe"
     assert pose.tiles == 2 and pose.num_poses == 3 and pose.engine == "litert" and pose.bundle is None
     tasks = make_pose_backend("auto", engine="tasks")  # the Tasks engine builds its bundle in the cache
     assert tasks.engine == "tasks" and tasks.bundle.is_relative_to(tmp_path)
@@ -174,14 +182,15 @@ def test_options_reach_the_backend_and_wrong_ones_are_refused(tmp_path, monkeypa
     with pytest.raises(BeenetError, match="pose option hog_every must be >= 1, got 0"):
         make_pose_backend("mediapipe", hog_every=0)
     # values of the wrong kind are named, not turned into something else ('no' is not True)
-    for option, value, what in (("follow", "no", "true or false"), ("hog_scale", "fast", "a number"),
+    assert make_pose_backend("mediapipe", follow="no", motion="off").settings["follow"] is False
+    for option, value, what in (("follow", "maybe", "true or false"), ("hog_scale", "fast", "a number"),
                                 ("hog_every", 2.5, "a whole number"), ("motion", 2, "true or false")):
         with pytest.raises(PoseOptionError, match=f"pose option {option} must be {what}, got {value!r}"):
             make_pose_backend("mediapipe", **{option: value})
 
 
 def test_tiles_cover_the_frame_and_overlap():
-    tiles = pm._tile_grid(768, 576, 3, 0.25)
+    tiles = geometry.tile_grid(768, 576, 3, 0.25)
     assert len(tiles) == 9
     covered = np.zeros((576, 768), bool)
     for x0, y0, w, h in tiles:
@@ -251,19 +260,19 @@ def test_real_footage_one_person_and_nobody():
 
 def test_duplicates_from_tiles_are_one_person_and_neighbours_stay_two():
     whole = (100.0, 100.0, 40.0, 120.0)
-    assert pm._box_iou(whole, (102.0, 98.0, 40.0, 118.0)) >= 0.4  # same person, seen twice: merged
-    assert pm._box_iou(whole, (150.0, 100.0, 40.0, 120.0)) == 0.0  # the next person
+    assert geometry.box_iou(whole, (102.0, 98.0, 40.0, 118.0)) >= 0.4  # same person, seen twice: merged
+    assert geometry.box_iou(whole, (150.0, 100.0, 40.0, 120.0)) == 0.0  # the next person
     # one person half hidden behind another (vtest.avi frame 560): kept as two
-    assert pm._box_iou(whole, (100.0, 100.0, 40.0, 40.0)) < 0.4
+    assert geometry.box_iou(whole, (100.0, 100.0, 40.0, 40.0)) < 0.4
 
 
 def test_square_crops_stay_inside_the_frame_and_proposals_are_suppressed():
-    assert pm._square_crop((10.0, 20.0, 40.0, 80.0), 1.2, 768, 576) == (0, 12, 96, 96)  # moved, not cut
-    assert pm._square_crop((700.0, 500.0, 60.0, 120.0), 1.0, 768, 576) == (648, 456, 120, 120)
-    assert pm._square_crop((0.0, 0.0, 300.0, 300.0), 1.5, 320, 240) == (0, 0, 320, 240)  # frame too small
+    assert geometry.square_crop((10.0, 20.0, 40.0, 80.0), 1.2, 768, 576) == (0, 12, 96, 96)  # moved, not cut
+    assert geometry.square_crop((700.0, 500.0, 60.0, 120.0), 1.0, 768, 576) == (648, 456, 120, 120)
+    assert geometry.square_crop((0.0, 0.0, 300.0, 300.0), 1.5, 320, 240) == (0, 0, 320, 240)  # frame too small
     boxes = [(100.0, 100.0, 64.0, 128.0), (104.0, 98.0, 64.0, 128.0), (300.0, 100.0, 64.0, 128.0),
              (120.0, 140.0, 30.0, 60.0)]  # a duplicate, another person, a part of the first
-    assert pm._nms(boxes, [2.0, 1.0, 1.5, 0.5], 0.3) == [0, 2]
+    assert geometry.nms(boxes, [2.0, 1.0, 1.5, 0.5], 0.3) == [0, 2]
 
 
 #: vtest.avi frame 720, looked at: eight pedestrians; these four are whole, apart and upright.
@@ -301,12 +310,12 @@ def test_hog_false_positives_are_dropped_by_the_verifier():
     pose = make_pose_backend("mediapipe", detector="hog")
     pose.reset()
     _, bikes = next(_frames(footage("bikes.mp4"), 40, 40))
-    assert pose._verify(bikes, [(117.0, 28.0, 87.0, 174.0)], 640, 272) == []
+    assert pose.runner.verify(bikes, [(117.0, 28.0, 87.0, 174.0)], 640, 272) == []
     _, vtest = next(_frames(footage("vtest.avi"), 0, 0))
     pole, tripod, person = (400.0, 20.0, 60.0, 200.0), (455.0, 330.0, 75.0, 150.0), (233.0, 202.0, 66.0, 131.0)
-    assert pose._verify(vtest, [pole, tripod], 768, 576) == []
-    kept = pose._verify(vtest, [person], 768, 576)
-    assert len(kept) == 1 and pm._inside(266, 265, kept[0].box)
+    assert pose.runner.verify(vtest, [pole, tripod], 768, 576) == []
+    kept = pose.runner.verify(vtest, [person], 768, 576)
+    assert len(kept) == 1 and geometry.inside(266, 265, kept[0].box)
     pose.close()
 
 
@@ -379,7 +388,7 @@ def test_pose_flags_reach_the_backend_and_the_table_settings(tmp_path):
 
 
 @needs_mediapipe
-@pytest.mark.parametrize("engine", pm.ENGINES)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_threads_change_the_time_not_the_people(engine):
     """Crops verified (litert: people followed, crops verified) by two workers side by side, HOG
     beside them: the same people, boxes and joints as one thread, frame by frame (vtest.avi 0-5,
@@ -390,9 +399,9 @@ def test_threads_change_the_time_not_the_people(engine):
         pose = make_pose_backend("mediapipe", threads=threads, engine=engine)
         assert pose.settings["threads"] == threads
         pose.reset()
-        name = "_blazepose_people" if engine == "litert" else "_verify"
-        run = getattr(pose, name)
-        setattr(pose, name, lambda f, some, *a, _run=run, **kw: (jobs.append(len(some)), _run(f, some, *a, **kw))[1])
+        name = "people" if engine == "litert" else "verify"
+        run = getattr(pose.runner, name)
+        setattr(pose.runner, name, lambda f, some, *a, _run=run, **kw: (jobs.append(len(some)), _run(f, some, *a, **kw))[1])
         runs.append([pose(f, i) for i, f in frames])
         pose.close()
     assert max(jobs) >= 2  # calls with several jobs: with 2 threads they ran side by side
@@ -415,7 +424,7 @@ def test_hog_runs_only_where_the_frame_changed():
     pose.reset()
 
     def regions(frame):  # the windows of the grey frame HOG would look at this call
-        return pose._hog_regions(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+        return pose.hog.regions(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), pose._calls)
 
     rng = np.random.default_rng(0)
     still = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
@@ -436,9 +445,9 @@ def test_hog_runs_only_where_the_frame_changed():
     edge[0:24, 0:24] = 255  # a small change in the corner: a window inside the frame, at least HOG's size
     pose._calls = 2
     (x0, y0, x1, y1), = regions(edge)
-    up = pose._hog_up(640 * 360)
+    up = pose.hog.up(640 * 360)
     assert (x0, y0) == (0, 0) and x1 - x0 >= (64 + 16) / up - 1 and y1 - y0 >= (128 + 16) / up - 1
-    pose._motion_prev = None
+    pose.hog.new_shot()  # forgets the last HOG call's frame
     regions(moved)  # back to the frame the pan below is made from
     pose._calls = 3
     assert regions(np.roll(moved, 40, axis=1)) is None  # a pan: the whole frame
@@ -447,7 +456,8 @@ def test_hog_runs_only_where_the_frame_changed():
     pose._calls = 5
     assert regions(np.roll(moved, 40, axis=1)) == []
     pose.new_shot()
-    assert regions(moved) is None and pose._followed == [] and pose._tracked == []
+    followed = pose.runner.follower.tracked if pose.engine == "litert" else pose.runner.followed
+    assert regions(moved) is None and followed == []
     pose.new_shot()
     pose._calls = 1  # not a whole-frame call by the count: the cut alone makes it one
     assert regions(moved) is None
@@ -457,11 +467,11 @@ def test_hog_runs_only_where_the_frame_changed():
 
 
 def test_motion_windows_grow_to_a_size_and_merge_when_they_overlap():
-    assert pm._at_least(10, 10, 20, 20, 50, 100, 640, 360) == (0, 0, 50, 100)  # moved inward, not cut
-    assert pm._at_least(600, 300, 640, 360, 80, 144, 640, 360) == (560, 216, 640, 360)
-    assert pm._at_least(0, 0, 10, 10, 900, 900, 640, 360) == (0, 0, 640, 360)  # frame smaller: the frame
-    assert pm._merge_windows([(0, 0, 10, 10), (5, 5, 20, 20), (30, 30, 40, 40)]) == [(0, 0, 20, 20), (30, 30, 40, 40)]
-    assert pm._merge_windows([(0, 0, 10, 10), (10, 0, 20, 10)]) == [(0, 0, 10, 10), (10, 0, 20, 10)]  # touching
+    assert geometry.at_least(10, 10, 20, 20, 50, 100, 640, 360) == (0, 0, 50, 100)  # moved inward, not cut
+    assert geometry.at_least(600, 300, 640, 360, 80, 144, 640, 360) == (560, 216, 640, 360)
+    assert geometry.at_least(0, 0, 10, 10, 900, 900, 640, 360) == (0, 0, 640, 360)  # frame smaller: the frame
+    assert geometry.merge_windows([(0, 0, 10, 10), (5, 5, 20, 20), (30, 30, 40, 40)]) == [(0, 0, 20, 20), (30, 30, 40, 40)]
+    assert geometry.merge_windows([(0, 0, 10, 10), (10, 0, 20, 10)]) == [(0, 0, 10, 10), (10, 0, 20, 10)]  # touching
 
 
 def _run(pose, frames) -> list:
@@ -486,7 +496,7 @@ def test_motion_gated_hog_and_followed_crops_keep_the_people_on_real_footage():
     gated, shares = [], []
     for k, (i, f) in enumerate(frames):
         gated.append(pose(f, i))
-        if k % pose.hog_full_every:
+        if k % pose.hog.full_every:
             shares.append(pose.hog_share)
     pose.close()
     n_full, n_gated = sum(map(len, full)), sum(map(len, gated))

@@ -12,7 +12,7 @@ import pytest
 
 from _predict_helpers import beenet_subprocess, make_checkpoint, write_joints_clip
 from beenet.cli import main
-from beenet.inference.pose_mediapipe import INSTALL_HINT
+from beenet.inference.pose import INSTALL_HINT
 from footage import footage
 from train_helpers import restore_root_logging
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from footage import footage
 
+from beenet.inference.pose import PoseBackendBase
 from beenet.inference.shots import ShotCutDetector, hsv_histogram
 
 #: Verified by looking at the frames on either side (benchmarks/bench_tracking.py, docs/predict.md).
@@ -69,7 +70,7 @@ def test_no_cut_in_continuous_footage(clip):
     assert _cuts(footage(clip)) == []
 
 
-class _ShotRecorder:
+class _ShotRecorder(PoseBackendBase):
     """A pose backend that finds nobody and records the frames that start a shot it was told of."""
 
     name = "shot-recorder"

@@ -9,8 +9,8 @@ from _predict_helpers import person_keypoints
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beenet.inference.pose import detection_from_keypoints
-from beenet.inference.tracking import Tracker, body_tilt, iou, keypoint_distance
+from beenet.inference.pose import box_iou, detection_from_keypoints
+from beenet.inference.tracking import Tracker, body_tilt, keypoint_distance
 from beenet.inference.windows import TrackStore
 
 
@@ -21,10 +21,10 @@ def _det(cx: float, top: float = 20.0, height: float = 60.0, phase: float = 0.0,
 
 
 def test_iou():
-    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == pytest.approx(1.0)
-    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
-    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
-    assert iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == pytest.approx(1.0)
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
 
 
 def test_keypoint_distance_is_scale_free():
@@ -325,8 +325,8 @@ def test_close_closes_the_backend_the_predictor_built_not_one_it_was_given(tiny_
     built = pred.pose
     assert built._started  # started (reset) when built
     pred.close()
-    assert not built._started and built._video is None and built._pool is None  # closed before interpreter shutdown
-    assert built._engines == []  # litert's interpreters let go too
+    assert not built._started and not built.runner.pool.started  # closed before interpreter shutdown
+    assert built.runner._engines == []  # litert's interpreters let go too
     assert pred.pose is not built  # a later video builds it again
     pred.close()
 

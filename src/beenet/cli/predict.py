@@ -12,7 +12,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from beenet.inference.pose_mediapipe import INSTALL_HINT
+from beenet.inference.pose import (
+    DETECTORS,
+    POSE_BACKENDS,
+    POSE_CHOICES,
+    parse_pose_option,
+    resolve_backend_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +87,6 @@ examples:
 def build_parser(prog: str) -> argparse.ArgumentParser:
     from beenet.context.build import PREDICT_CONTEXTS
     from beenet.inference.engines import ENGINES
-    from beenet.inference.pose import POSE_CHOICES
-    from beenet.inference.pose_mediapipe import DETECTORS
     from beenet.inference.table import FORMATS
 
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
@@ -101,16 +105,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="pose backend for plain videos: mediapipe (offline, several people), mediapipe-single "
                         "(offline, one person), rcnn (torchvision Keypoint R-CNN, downloads its weights once), "
                         "auto = mediapipe when installed (default)")
-    p.add_argument("--pose-detector", default=None, choices=DETECTORS,
-                   help="mediapipe: where people are proposed: blazepose (its own detector, whole frame) or hog "
-                        "(also OpenCV's HOG people detector, each box checked by the landmarker on a crop: "
-                        "finds small people, costs more); default: the backend's (docs/predict.md, 'Pose backends')")
-    p.add_argument("--pose-tiles", type=int, default=None, metavar="N",
-                   help="mediapipe: also run the landmarker on N x N overlapping tiles (small people, about "
-                        "N*N+1 times the cost; default 1)")
+    # Old spellings of --pose-option detector=... / tiles=..., kept working, not shown.
+    p.add_argument("--pose-detector", default=None, choices=DETECTORS, help=argparse.SUPPRESS)
+    p.add_argument("--pose-tiles", type=int, default=None, metavar="N", help=argparse.SUPPRESS)
     p.add_argument("--pose-option", action="append", default=[], type=parse_pose_option, metavar="KEY=VALUE",
-                   help="any option of the pose backend, repeatable, e.g. --pose-option hog_every=2 or "
-                        "--pose-option motion=false (mediapipe's are listed in docs/predict.md, 'Pose backends')")
+                   help="an option of the pose backend, repeatable, e.g. --pose-option hog_every=2, "
+                        "--pose-option motion=false, --pose-option detector=blazepose or --pose-option tiles=2 "
+                        "(mediapipe's are listed in docs/predict.md, 'Pose backends')")
     p.add_argument("--streams", action="store_true", help="add each model stream's scores as '<stream>.<label>' columns")
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="(person, window) items per model call (default 8)")
     p.add_argument("--stills", type=int, default=1, metavar="K",
@@ -260,12 +261,7 @@ def summary_name(rank: int, world: int) -> str:
 
 
 #: How to install each pose backend (what a setup error about it tells the user to run).
-POSE_INSTALL: dict[str, str] = {
-    "mediapipe": INSTALL_HINT,
-    "mediapipe-single": INSTALL_HINT,
-    "rcnn": ("run once with internet to download torchvision's Keypoint R-CNN weights into "
-             "$TORCH_HOME/hub/checkpoints, or copy the file there"),
-}
+POSE_INSTALL: dict[str, str] = {name: backend.install_hint for name, backend in POSE_BACKENDS.items()}
 #: How to get each table writer that is not always installed.
 WRITER_INSTALL: dict[str, tuple[str, str]] = {"parquet": ("pyarrow.parquet", "pip install 'beenet[parquet]'")}
 #: What a checkpoint that does not exist can be replaced with.
@@ -306,25 +302,9 @@ def check_checkpoint(text: str) -> Path:
         raise SetupError(f"--checkpoint: {exc}; {CHECKPOINT_HINT}") from None
 
 
-def parse_pose_option(text: str) -> tuple[str, object]:
-    """``--pose-option KEY=VALUE``: the value as a number, true/false, or else the text."""
-    key, sep, value = text.partition("=")
-    key = key.strip()
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. hog_every=2")
-    low = value.strip().lower()
-    if low in ("true", "yes", "on", "false", "no", "off"):
-        return key, low in ("true", "yes", "on")
-    for kind in (int, float):
-        try:
-            return key, kind(value)
-        except ValueError:
-            pass
-    return key, value
-
-
 def pose_options(args: argparse.Namespace) -> dict:
-    """The ``--pose-*`` options given (the backend's defaults for the others)."""
+    """The ``--pose-option`` options given (the backend's defaults for the others); the old flags
+    ``--pose-detector X`` and ``--pose-tiles N`` are the options ``detector`` and ``tiles``."""
     flags = {k: v for k, v in {"detector": args.pose_detector, "tiles": args.pose_tiles}.items() if v is not None}
     options = dict(flags)
     for key, value in getattr(args, "pose_option", None) or []:
@@ -343,13 +323,9 @@ def check_pose(predictor: object, jobs: list) -> None:
     try:
         predictor.check_pose()  # type: ignore[attr-defined]
     except PoseBackendError as exc:
-        name = exc.backend
-        if name == "auto":
-            from beenet.inference.pose import mediapipe_available
-
-            name = "mediapipe" if mediapipe_available() else "rcnn"
+        name = resolve_backend_name(exc.backend)
         if not exc.install:  # a wrong option: installing or another backend will not fix it
-            raise SetupError(f"{exc} (--pose-option, --pose-detector, --pose-tiles)") from None
+            raise SetupError(f"{exc} (--pose-option)") from None
         fix = POSE_INSTALL.get(name)
         others = [c for c in POSE_INSTALL if c != name]
         tail = f"; fix: {fix}" if fix else ""

@@ -520,9 +520,9 @@ class Predictor:
     def settings(self, backend: PoseBackend | None = None) -> dict[str, Any]:
         """How this predictor makes a table (the ``settings`` metadata): enough to reproduce it."""
         pose = backend if backend is not None else self._pose
-        pose_info: dict[str, Any] = {"name": getattr(pose, "name", None) or str(self._pose_arg)}
+        pose_info: dict[str, Any] = {"name": pose.name if pose is not None else str(self._pose_arg)}
         if pose is not None:
-            pose_info["options"] = _backend_options(pose)
+            pose_info["options"] = to_builtins(pose.settings)
             if isinstance(pose, PrecomputedPose):
                 pose_info["source"] = pose.source
         elif self.pose_options:
@@ -543,9 +543,7 @@ class Predictor:
         and remove the temporary ONNX export, if any. A later video builds the backend again."""
         if self._pose is not None and isinstance(self._pose_arg, str):
             pose, self._pose = self._pose, None
-            close = getattr(pose, "close", None)
-            if close is not None:
-                close()  # mediapipe's landmarkers, before the interpreter's shutdown reaches them
+            pose.close()  # mediapipe's landmarkers, before the interpreter's shutdown reaches them
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
@@ -861,17 +859,6 @@ def _in_synthetic_dataset(video: Path) -> bool:
     except OSError:
         return False
     return any(synth_manifest(d) is not None for d in list(parents)[:8])
-
-
-def _backend_options(backend: Any) -> dict[str, Any]:
-    """A pose backend's thresholds and options: its ``settings`` (a dict, or a method returning
-    one) when it has them, else its public scalar attributes."""
-    own = getattr(backend, "settings", None)
-    own = own() if callable(own) else own
-    if isinstance(own, dict):
-        return to_builtins(own)
-    return {k: v for k, v in (vars(backend).items() if hasattr(backend, "__dict__") else ())
-            if not k.startswith("_") and isinstance(v, (bool, int, float, str))}
 
 
 def clip_scores(categories: np.ndarray, vad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,19 +35,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from beenet.inference.appearance import similarity
-from beenet.inference.pose import Box, PoseDetection, valid_mask
+from beenet.inference.pose import Box, PoseDetection, box_iou, valid_mask
 
 _INFEASIBLE = 1e6
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two ``(x, y, w, h)`` boxes."""
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def body_tilt(keypoints: np.ndarray) -> float | None:
@@ -213,7 +203,7 @@ class Tracker:
             box, kps = track.box, track.keypoints
         else:
             box, kps = track.predicted(frame_index)
-        overlap = iou(box, det.box)
+        overlap = box_iou(box, det.box)
         scale = float(np.hypot(box[2], box[3]))
         kd = keypoint_distance(kps, det.keypoints, scale)
         if kd is None:

@@ -10,8 +10,8 @@ the two models' own invocations, and 16 ms for a crop with nobody in it against 
   square window of the frame, letterboxed with black where the window leaves the frame; boxes and
   the 4 alignment keypoints decoded from the anchors, scores through a sigmoid, weighted
   non-maximum suppression (IoU 0.3), as mediapipe's ``pose_detection`` graph does.
-- :func:`roi_from_points`: the rotated square the landmark model looks at, from a detection's
-  keypoints 0 (mid-hip) and 1 (the point that encodes size and rotation), or from the landmark
+- :func:`~beenet.inference.pose.boxes.roi_from_points`: the rotated square the landmark model
+  looks at, from a detection's keypoints 0 (mid-hip) and 1 (the point that encodes size and rotation), or from the landmark
   model's own auxiliary landmarks 33 and 34 of the previous frame (tracking): centred on the first,
   side 2.5 times their distance (twice, then mediapipe's 1.25 margin), turned so that the body is
   upright.
@@ -35,17 +35,18 @@ from pathlib import Path
 
 import numpy as np
 
+from beenet.errors import BeenetError
+from beenet.inference.pose.boxes import Roi, roi_from_points
+from beenet.inference.pose.runtime import INSTALL_HINT, quiet_stderr
+
 #: The detector's and the landmark model's input side (px).
 DETECTOR_SIDE = 224
 LANDMARK_SIDE = 256
-#: mediapipe's margin around the alignment points' square (``RectTransformationCalculator``).
-ROI_SCALE = 1.25
 #: Weighted non-maximum suppression of the detector's boxes: IoU above which boxes merge.
 NMS_IOU = 0.3
 #: The landmark model's outputs: 39 landmarks (33 of the body, 33 and 34 the auxiliary alignment
 #: points for the next frame's square, then 4 unused) of 5 values (x, y, z, visibility, presence).
 NUM_LANDMARKS = 39
-BODY_LANDMARKS = 33
 
 
 def ssd_anchor_centres() -> np.ndarray:
@@ -71,22 +72,6 @@ def ssd_anchor_centres() -> np.ndarray:
     return anchors
 
 
-@dataclass(frozen=True)
-class Roi:
-    """A rotated square of the frame, in pixels: centre, side, rotation (radians, clockwise on the
-    image, 0 for an upright body)."""
-
-    cx: float
-    cy: float
-    side: float
-    angle: float
-
-    def bounds(self) -> tuple[float, float, float, float]:
-        """The axis-aligned box ``(x, y, w, h)`` around the square."""
-        half = self.side / 2 * (abs(math.cos(self.angle)) + abs(math.sin(self.angle)))
-        return self.cx - half, self.cy - half, 2 * half, 2 * half
-
-
 @dataclass
 class PersonDetection:
     """One detector hit, in frame pixels: score, box ``(x, y, w, h)`` (the face box the detector
@@ -103,16 +88,6 @@ class PersonDetection:
         """The same detection, ``(dx, dy)`` pixels further (from a part of a frame to the frame)."""
         b = self.box
         return PersonDetection(self.score, (b[0] + dx, b[1] + dy, b[2], b[3]), self.keypoints + np.array([dx, dy]))
-
-
-def roi_from_points(centre, scale_point) -> Roi:
-    """mediapipe's ``AlignmentPointsRectsCalculator`` (rotation target 90 degrees) followed by its
-    ``RectTransformationCalculator`` (scale 1.25, square on the long side), in pixels."""
-    dx, dy = float(scale_point[0] - centre[0]), float(scale_point[1] - centre[1])
-    side = 2.0 * math.hypot(dx, dy) * ROI_SCALE
-    angle = math.pi / 2 - math.atan2(-dy, dx)
-    angle = (angle + math.pi) % (2 * math.pi) - math.pi
-    return Roi(float(centre[0]), float(centre[1]), side, angle)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -153,8 +128,8 @@ def pruned_model(data: bytes, outputs: tuple[str, ...]) -> bytes:
     """The tflite model ``data`` with only the graph outputs named ``outputs``, and without the
     operators that none of them needs (found backwards from those outputs). The interpreter runs
     every operator of a graph, read or not; what is kept computes exactly what it did."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
+    import flatbuffers  # lazy: optional, installed with ai-edge-litert
+    from ai_edge_litert import schema_py_generated as schema  # lazy: optional LiteRT runtime
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
     graph = model.subgraphs[0]
@@ -193,15 +168,12 @@ class BlazePose:
     """The two BlazePose models on LiteRT, one interpreter each (XNNPACK, ``num_threads`` threads).
 
     ``files``: the tflite files by the bundle member names of
-    :data:`beenet.inference.pose_mediapipe.MODEL_FILES` (``pose_detector.tflite``,
-    ``pose_landmarks_detector.tflite``), as :func:`~beenet.inference.pose_mediapipe.find_model_files`
+    :data:`beenet.inference.pose.models.MODEL_FILES` (``pose_detector.tflite``,
+    ``pose_landmarks_detector.tflite``), as :func:`~beenet.inference.pose.models.find_model_files`
     returns them."""
 
     def __init__(self, files: dict[str, Path], num_threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        from beenet.errors import BeenetError
-        from beenet.inference.pose_mediapipe import INSTALL_HINT, quiet_stderr
+        from ai_edge_litert.interpreter import Interpreter  # lazy: optional LiteRT runtime
 
         interpreters = []
         for member in ("pose_detector.tflite", "pose_landmarks_detector.tflite"):
@@ -230,7 +202,7 @@ class BlazePose:
         """People the detector finds in the square ``window = (x0, y0, side)`` of ``frame`` (RGB
         uint8; the window may leave the frame, where it sees black), best first, in frame
         pixels."""
-        import cv2
+        import cv2  # lazy: heavy, only when a model runs
 
         x0, y0, side = window
         f = DETECTOR_SIDE / side
@@ -263,7 +235,7 @@ class BlazePose:
         """The landmark model on the rotated square ``roi`` of ``frame`` (RGB uint8; edge pixels
         repeated where the square leaves the frame): the pose-presence flag and ``(39, 4)``
         landmarks, ``x, y`` in frame pixels, visibility, presence."""
-        import cv2
+        import cv2  # lazy: heavy, only when a model runs
 
         c, s = math.cos(roi.angle), math.sin(roi.angle)
         k = roi.side / LANDMARK_SIDE

@@ -1,0 +1,239 @@
+"""The ``litert`` engine of the multi-person BlazePose backend: mediapipe's two models run directly
+(:class:`~beenet.inference.pose.blazepose.BlazePose`), and each person found followed from call
+to call by their own landmarks (:class:`Follower`), as mediapipe's video mode does.
+
+One call (:meth:`LiteRTEngine.find`) runs in two phases of jobs, shared out among ``threads``
+BlazePose workers (:meth:`LiteRTEngine.people`) while HOG runs on its own worker:
+
+1. the people of the last call (``follow``): the landmark model on the square their own
+   landmarks gave (kept while the pose-presence flag stays at ``min_tracking_confidence`` or
+   above), except once every ``confirm_every`` calls' worth of frames, when the detector must find
+   them again on a crop around that square (a square that slid off its person is dropped there);
+   and the detector on the whole frame, letterboxed (and on the tiles);
+2. the landmark model on each whole-frame detection nobody found in 1 covers, and HOG's boxes
+   that nobody found so far covers, each verified on a crop (the detector on the crop, the
+   person's box centre inside the HOG box).
+
+People found twice are merged by box IoU (``merge_iou``), the higher score kept.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+
+from beenet.inference.pose.blazepose import BlazePose, PersonDetection
+from beenet.inference.pose.boxes import Box, Roi, centre, inside, merge_found, roi_from_points, square_crop, tile_grid
+from beenet.inference.pose.keypoints import BODY_LANDMARKS, PoseDetection, landmark_person
+from beenet.inference.pose.options import MultiPoseOptions
+from beenet.inference.pose.pool import WorkerPool
+from beenet.inference.pose.proposals import HogProposals, new_proposals
+
+#: The person detector's threshold when it confirms a person followed by their landmarks
+#: (``confirm_every``): mediapipe's default. Finding a new person takes ``min_detection_confidence``.
+CONFIRM_DETECTION = 0.5
+
+#: A job for a BlazePose worker: ``(kind, what, frames since the detector saw the person)``.
+Job = tuple[str, object, int]
+#: A person a job found: ``(detection, the square their landmarks give for the next call, since)``.
+Found = tuple[PoseDetection, Roi, int]
+
+
+class Follower:
+    """The people of the last call, each as ``(square, frames since the detector saw them,
+    velocity of the square's centre in px a frame, frame index)``: the jobs that find them again
+    on the next call, and the update from the people that call kept."""
+
+    def __init__(self, confirm_every: int) -> None:
+        self.confirm_every = confirm_every
+        self.tracked: list[tuple[Roi, int, tuple[float, float], int]] = []
+
+    def clear(self) -> None:
+        self.tracked = []
+
+    def jobs(self, index: int) -> tuple[list[Job], list]:
+        """The jobs of frame ``index`` (``track``, or ``confirm`` when due) and the entry each came
+        from. A square moves on at the velocity of its centre over the frames since its last call
+        (predict poses every k-th frame: a person walking across a 25 fps close-up leaves last
+        call's square within 5 frames). The detector confirms a person after ``confirm_every``
+        calls' worth of frames at this call's spacing (``since`` counts frames): the frames predict
+        poses one by one while a new person is confirmed count for what they are, not as whole
+        calls."""
+        jobs: list[Job] = []
+        for roi, since, (vx, vy), at in self.tracked:
+            gap = max(1, index - at)
+            ahead = roi.moved(vx * gap, vy * gap)
+            due = since + gap >= self.confirm_every * gap
+            jobs.append(("confirm", ahead, 0) if due else ("track", ahead, since + gap))
+        return jobs, list(self.tracked)
+
+    def update(self, kept: list, index: int) -> None:
+        """Follow the people kept on frame ``index``: ``(person, square, since, entry or None)``."""
+        self.tracked = []
+        for _person, roi, since, origin in kept:
+            velocity = (0.0, 0.0)
+            if origin is not None and index > origin[3]:
+                gap = index - origin[3]
+                velocity = ((roi.cx - origin[0].cx) / gap, (roi.cy - origin[0].cy) / gap)
+            self.tracked.append((roi, since, velocity, index))
+
+
+class LiteRTEngine:
+    """BlazePose on LiteRT, one :class:`BlazePose` a worker thread (their interpreters are not
+    thread-safe); a bad model file is named when the engine is made, before any work."""
+
+    def __init__(self, options: MultiPoseOptions, model_files: dict[str, Path], hog: HogProposals) -> None:
+        self.options = options
+        self.model_files = model_files
+        self.hog = hog
+        self._engines: list[BlazePose] = [BlazePose(model_files)]  # one a worker
+        self._wide: BlazePose | None = None  # on `threads` interpreter threads, for a lone job
+        self.pool = WorkerPool(options.threads)
+        self.follower = Follower(options.confirm_every)
+        self._index = -1  # the frame index of the last call
+
+    def reset(self) -> None:
+        """Nothing to start: the engine has no video-mode graph."""
+
+    def new_shot(self) -> None:
+        self.follower.clear()
+        self._index = -1
+
+    def close(self) -> None:
+        self.pool.close()
+        self._engines = []
+        self._wide = None
+
+    def find(self, frame: np.ndarray, index: int | None, hog: Future | None, calls: int) -> list[PoseDetection]:
+        """The people of ``frame`` (call ``calls`` of the shot; ``hog``: the future of HOG's boxes
+        when HOG runs on this call), in the two phases of the module docstring."""
+        o = self.options
+        self._index = self._index + 1 if index is None else int(index)
+        height, width = frame.shape[:2]
+        jobs, origins = self.follower.jobs(self._index)
+        # The whole frame: on every call while nobody is followed or without HOG (then it is the
+        # only way to find someone new), else only when HOG looks at the whole frame (first call
+        # of a shot, every hog_full_every-th HOG call): the people it finds are followed from then on.
+        full = not self.follower.tracked or o.detector != "hog" or self.hog.whole_frame_due(calls)
+        windows = [(0, 0, width, height)] if full else []
+        if full and o.tiles > 1:
+            windows += tile_grid(width, height, o.tiles, o.tile_overlap)
+        jobs += [("frame", w, 0) for w in windows]
+        results = self.people(frame, jobs, alone=hog is None or hog.done())
+        found = [(*p, origin) for (kind, *_), r, origin in zip(jobs, results, origins + [None] * len(windows))
+                 if kind != "frame" for p in r]
+        detections = sorted((d for (kind, *_), r in zip(jobs, results) if kind == "frame" for d in r),
+                            key=lambda d: -d.score)
+        more = self._second_jobs(detections, [p for p, *_ in found], hog)
+        found += [(*p, None) for r in self.people(frame, more, alone=True) for p in r]
+        kept = merge_found(found, lambda p: p[0], o.merge_iou)
+        self.follower.update(kept if o.follow else [], self._index)
+        return [p for p, *_ in kept]
+
+    def _second_jobs(self, detections: list[PersonDetection], people: list[PoseDetection],
+                     hog: Future | None) -> list[Job]:
+        """Phase 2: the squares of whole-frame detections that no person found so far covers (at
+        most ``num_poses``), then HOG's boxes that none covers (waits for HOG)."""
+        jobs: list[Job] = []
+        for d in detections:
+            roi = d.roi()
+            if not any(inside(roi.cx, roi.cy, p.box) for p in people) and \
+                    not any(inside(roi.cx, roi.cy, r.bounds()) for _, r, _ in jobs):
+                jobs.append(("roi", roi, 0))
+        jobs = jobs[:self.options.num_poses]
+        if hog is not None:
+            more = new_proposals([(b, None) for b in hog.result()], people)
+            jobs += [("crop", b, 0) for b, _ in more]
+        return jobs
+
+    def verify(self, frame: np.ndarray, proposals: list[Box], width: int, height: int,
+               indexed: bool = False) -> list:
+        """Each proposal box checked on a crop around it (a ``crop`` job): the person found, or
+        ``(proposal index, person)`` with ``indexed``."""
+        if not proposals:
+            return []
+        results = self.people(frame, [("crop", b, 0) for b in proposals])
+        kept = [(k, person) for k, r in enumerate(results) for person, _roi, _since in r]
+        return kept if indexed else [d for _, d in kept]
+
+    def people(self, frame: np.ndarray, jobs: list[Job], alone: bool = False) -> list[list]:
+        """Run ``jobs`` on the ``threads`` workers, shared out round-robin; the results come back in
+        job order. A job is ``("track", roi, since)`` (the landmark model on last call's square of
+        a person), ``("roi", roi, 0)`` (the same on the square of a whole-frame detection),
+        ``("crop", box, 0)`` (the detector on a square crop around ``box``, then the landmark model
+        on what it found: the person is kept when their box centre lies inside ``box``),
+        ``("confirm", roi, 0)`` (the same on last call's square of a person, grown by
+        ``crop_margin``) or ``("frame", (x0, y0, w, h), 0)`` (the detector alone on that
+        rectangle of the frame, letterboxed). The result of a job is a list of :data:`Found`, or of
+        detections for ``frame``. A single job with ``alone`` (nothing else, HOG included, is
+        running) runs on one engine whose interpreters use all ``threads``: the other cores would
+        idle otherwise (a landmark run 8.7 -> 4.5 ms on 2 threads, bit for bit the same output)."""
+        if not jobs:
+            return []
+        threads = self.options.threads
+        if alone and len(jobs) == 1 and threads > 1:
+            if self._wide is None:
+                self._wide = BlazePose(self.model_files, num_threads=threads)
+            return [self._job(self._wide, frame, *jobs[0])]
+        n = min(threads, len(jobs))
+        while len(self._engines) < n:
+            self._engines.append(BlazePose(self.model_files))
+        done = self.pool.share(lambda engine, share: [(k, self._job(engine, frame, *job)) for k, job in share],
+                               self._engines[:n], jobs)
+        return [r for _, r in done]
+
+    def _job(self, engine: BlazePose, frame: np.ndarray, kind: str, what, since: int) -> list:
+        """One job of :meth:`people` on one engine."""
+        height, width = frame.shape[:2]
+        o = self.options
+        if kind == "frame":  # a rectangle, letterboxed (black around it) as mediapipe does
+            x0, y0, w, h = what
+            side = max(w, h)
+            found = engine.detect(frame[y0:y0 + h, x0:x0 + w], ((w - side) / 2, (h - side) / 2, side),
+                                  o.min_detection_confidence, o.num_poses)
+            return [d.moved(x0, y0) for d in found]
+        box = None
+        if kind in ("crop", "confirm"):
+            box, hits = self._detect_around(engine, frame, kind, what)
+            if not hits:
+                return []
+            what = hits[0].roi()
+        elif kind == "track":
+            box = what.bounds()
+        flag, lm = engine.landmarks(frame, what)
+        low = o.min_tracking_confidence if kind == "track" else o.min_presence_confidence
+        person = landmark_person(lm, width, height) if flag >= low else None
+        if person is None or (box is not None and not inside(*centre(person.box), box)):
+            return []
+        return [(person, roi_from_points(lm[BODY_LANDMARKS, :2], lm[BODY_LANDMARKS + 1, :2]), since)]
+
+    def _detect_around(self, engine: BlazePose, frame: np.ndarray, kind: str,
+                       what) -> tuple[Box, list[PersonDetection]]:
+        """The detector on a square around a HOG box (``crop``: ``crop_margin`` around it, moved
+        inside the frame) or around a followed person's square (``confirm``: grown by
+        ``crop_margin``, at most the whole frame's; of a few found, the one nearest the square,
+        not a neighbour): the box the person's centre must lie in, and what it found."""
+        height, width = frame.shape[:2]
+        o = self.options
+        if kind == "crop":
+            box = what
+            x0, y0, w, h = square_crop(box, o.crop_margin, width, height)
+            window = (x0, y0, max(w, h))
+        else:
+            box = what.bounds()
+            side = box[2] * o.crop_margin
+            window = (what.cx - side / 2, what.cy - side / 2, side)
+            if side >= max(width, height):
+                side = max(width, height)
+                window = ((width - side) / 2, (height - side) / 2, side)
+        if window[2] < 8:
+            return box, []
+        if kind == "confirm":
+            found = engine.detect(frame, window, min(o.min_detection_confidence, CONFIRM_DETECTION), 3)
+            found.sort(key=lambda d: math.hypot(d.keypoints[0][0] - what.cx, d.keypoints[0][1] - what.cy))
+        else:
+            found = engine.detect(frame, window, o.min_detection_confidence, 1)
+        return box, found

@@ -1,0 +1,218 @@
+"""``--pose mediapipe`` (the default): multi-person BlazePose, offline. This module holds the
+backend's options and the order of one call; the parts live beside it: the engine that runs the
+models (:mod:`~beenet.inference.pose.litert`, the default when ``ai-edge-litert`` is installed,
+or :mod:`~beenet.inference.pose.tasks`), the HOG proposals (:mod:`~beenet.inference.pose.proposals`)
+and the model files (:mod:`~beenet.inference.pose.models`).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import wait
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from beenet.inference.pose.base import PoseBackendBase
+from beenet.inference.pose.boxes import Box
+from beenet.inference.pose.keypoints import PoseDetection
+from beenet.inference.pose.litert import LiteRTEngine
+from beenet.inference.pose.models import find_model_files, models_key
+from beenet.inference.pose.options import MultiPoseOptions, PoseOptionError, check_options
+from beenet.inference.pose.proposals import HogProposals
+from beenet.inference.pose.runtime import INSTALL_HINT, litert_available, require_litert
+from beenet.inference.pose.tasks import TasksEngine, import_tasks_api
+
+#: Where people are proposed: BlazePose's own detector on the whole frame only, or also OpenCV's HOG
+#: people detector, each HOG box verified by the landmarker on a crop around it.
+DETECTORS = ("blazepose", "hog")
+#: What runs the two models: ``litert`` (the default when ``ai-edge-litert`` is installed: the
+#: models on LiteRT with mediapipe's pre- and post-processing written out, and people tracked from
+#: frame to frame by their landmarks) or ``tasks`` (mediapipe's Tasks ``PoseLandmarker``, a
+#: detector run on every crop).
+ENGINES = ("litert", "tasks")
+
+
+class MediaPipeMultiPose(PoseBackendBase):
+    """BlazePose, up to ``num_poses`` people per frame, offline (:mod:`beenet.inference.pose.models`
+    says where the models come from).
+
+    ``engine="litert"`` (the default when ``ai-edge-litert`` is installed) runs the two models
+    directly and follows each person found by their own landmarks, as mediapipe's video mode
+    does: the landmark model alone on the square the last call's landmarks gave, moved at the
+    square's velocity, and the detector again on a crop around it every ``confirm_every`` calls'
+    worth of frames, which drops a square that slid onto the background. New people come from the
+    detector on the whole frame (while nobody is followed, on whole-frame HOG calls, and on every
+    call with ``detector="blazepose"``) and from HOG's boxes, verified on crops; HOG runs every 2nd
+    call (``hog_every`` defaults to 2 here, 1 with ``tasks``). :mod:`~beenet.inference.pose.litert`
+    has the order of things. ``engine="tasks"`` (the fallback without ai-edge-litert) is mediapipe's
+    ``PoseLandmarker``, its detector on every crop (:mod:`~beenet.inference.pose.tasks`). ``litert``
+    found 39 of the 55 hand-counted vtest.avi people against 35 and runs 720p vtest faster
+    (docs/predict.md, "Pose backends").
+
+    ``tiles=n > 1`` also runs the models on ``n x n`` overlapping tiles, so that people too small
+    for the detector's 224x224 view of the frame are seen at ``n`` times the resolution;
+    duplicates (same person in the frame and in tiles) are merged by box IoU (``merge_iou``), the
+    higher score kept. It costs about ``n*n + 1`` runs a frame.
+
+    ``detector="hog"`` (the default) adds person proposals from OpenCV's HOG people detector
+    (:mod:`~beenet.inference.pose.proposals`), which finds people 1/7 of the frame tall that
+    BlazePose's whole-frame view misses. Each HOG box not already covered by a person found
+    becomes a square crop (``crop_margin`` around it) that the models check: no person on the
+    crop, or one whose box centre lies outside the HOG box, and the box is dropped, so HOG's
+    false positives (poles, blurred cars) never become people. HOG runs on every ``hog_every``-th
+    call, on the grey frame scaled by ``hog_upscale`` (at most ``hog_max_pixels``), with
+    ``hog_threshold`` and ``hog_scale``; with ``motion`` (the default) on the whole frame only on
+    every ``hog_full_every``-th HOG call (and the first of a video or shot), else where the frame
+    changed. With ``follow``, the people found are looked for again on the next call, before HOG's
+    new boxes: people are kept between HOG runs and where HOG no longer fires on them.
+    ``new_shot()`` (called by the predictor at a shot cut) forgets the people followed.
+    ``detector="blazepose"`` is the whole-frame pass only.
+
+    ``threads`` (default: 2, or 1 on a one-core machine) runs the crops on that many workers side
+    by side and, when above 1, HOG on one more worker thread: mediapipe, LiteRT and OpenCV release
+    the GIL. The people found do not depend on ``threads`` (tested); only the time does.
+
+    ``min_detection_confidence`` defaults to 0.7, not mediapipe's 0.5: at 0.5 the detector took a
+    road marking, a car's rear window and the parked bicycle in bikes.mp4 for people (51 frames
+    against 4), and the landmark model gives such "people" presence 0.97-1.0, so no later threshold
+    removes them (docs/predict.md, "Pose backends").
+
+    A keypoint's confidence is its landmark's *visibility* (as in the Solutions backend), mapped to
+    OpenPose-18 by ``mediapipe_to_openpose``; the ``score`` of a detection is the mean confidence
+    of its joints found inside the frame, in [0, 1] (the tracker's ``min_confidence`` was chosen
+    on this score). Not the mean *presence* of all 33 landmarks: that is the share of the body
+    inside the frame, so a person filmed from the chest up scored 0.35-0.39 and was dropped.
+    ``min_detection_confidence`` is the person detector's threshold, ``min_presence_confidence`` the
+    landmark model's, ``min_tracking_confidence`` decides when a followed person is kept.
+    """
+
+    name = "mediapipe"
+    needs_pixels = True
+    install_hint = INSTALL_HINT
+
+    def __init__(self, num_poses: int = 6, min_detection_confidence: float = 0.7,
+                 min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
+                 tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
+                 detector: str = "hog", hog_every: int | None = None, hog_threshold: float = 0.3,
+                 hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
+                 crop_margin: float = 1.2, follow: bool = True, motion: bool = True,
+                 hog_full_every: int = 5, engine: str | None = None, confirm_every: int = 5,
+                 threads: int | None = None,
+                 cache_dir: str | Path | None = None) -> None:
+        if detector not in DETECTORS:
+            raise PoseOptionError(f"pose detector {detector!r}: choose one of {', '.join(DETECTORS)}")
+        if engine is None:
+            engine = "litert" if litert_available() else "tasks"
+        if engine not in ENGINES:
+            raise PoseOptionError(f"pose engine {engine!r}: choose one of {', '.join(ENGINES)}")
+        if hog_every is None:  # litert keeps people by their landmarks: HOG only has new ones to find
+            hog_every = 2 if engine == "litert" else 1
+        threads = min(2, os.cpu_count() or 1) if threads is None else threads
+        # (name, value, kind, lowest allowed, whether the lowest itself is allowed)
+        v = check_options((
+            ("follow", follow, bool, None, True), ("motion", motion, bool, None, True),
+            ("tiles", tiles, int, 1, True), ("num_poses", num_poses, int, 1, True),
+            ("threads", threads, int, 1, True), ("hog_every", hog_every, int, 1, True),
+            ("hog_full_every", hog_full_every, int, 1, True), ("confirm_every", confirm_every, int, 1, True),
+            ("hog_max_pixels", hog_max_pixels, int, 4096, True),
+            ("min_detection_confidence", min_detection_confidence, float, None, True),
+            ("min_presence_confidence", min_presence_confidence, float, None, True),
+            ("min_tracking_confidence", min_tracking_confidence, float, None, True),
+            ("tile_overlap", tile_overlap, float, None, True), ("merge_iou", merge_iou, float, None, True),
+            ("hog_threshold", hog_threshold, float, None, True), ("hog_scale", hog_scale, float, 1, False),
+            ("hog_upscale", hog_upscale, float, 0, False), ("crop_margin", crop_margin, float, 1, True)))
+        import_tasks_api()  # both engines: the install check (the tasks engine runs it)
+        if engine == "litert":
+            require_litert()
+        self.engine = engine
+        self.options = MultiPoseOptions(
+            num_poses=v["num_poses"], min_detection_confidence=v["min_detection_confidence"],
+            min_presence_confidence=v["min_presence_confidence"], min_tracking_confidence=v["min_tracking_confidence"],
+            tiles=v["tiles"], tile_overlap=v["tile_overlap"], merge_iou=v["merge_iou"], detector=detector,
+            crop_margin=v["crop_margin"], follow=v["follow"], confirm_every=v["confirm_every"], threads=v["threads"])
+        self.hog = HogProposals(every=v["hog_every"], full_every=v["hog_full_every"], threshold=v["hog_threshold"],
+                                scale=v["hog_scale"], upscale=v["hog_upscale"], max_pixels=v["hog_max_pixels"],
+                                motion=v["motion"], threads=v["threads"])
+        self.model_files = find_model_files(cache_dir)
+        # litert: the first engine now, so that a bad model file is named before any work
+        self.runner: LiteRTEngine | TasksEngine = (
+            TasksEngine(self.options, self.model_files, cache_dir) if engine == "tasks"
+            else LiteRTEngine(self.options, self.model_files, self.hog))
+        self.bundle = self.runner.bundle if isinstance(self.runner, TasksEngine) else None
+        self._models_key = models_key(self.model_files)
+        self._calls = 0  # calls since the shot began (HOG's and the whole frame's turns)
+        self._started = False  # reset() ran since the backend was made or closed
+
+    @property
+    def detector(self) -> str:
+        return self.options.detector
+
+    @property
+    def tiles(self) -> int:
+        return self.options.tiles
+
+    @property
+    def num_poses(self) -> int:
+        return self.options.num_poses
+
+    @property
+    def hog_share(self) -> float:
+        """The share of the frame HOG looked at on the last call (0 when it did not run)."""
+        return self.hog.share
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The options that decide who is found (recorded in a table's metadata)."""
+        o, h = self.options, self.hog
+        return {"num_poses": o.num_poses, "min_detection_confidence": o.min_detection_confidence,
+                "min_presence_confidence": o.min_presence_confidence,
+                "min_tracking_confidence": o.min_tracking_confidence, "tiles": o.tiles,
+                "tile_overlap": o.tile_overlap, "merge_iou": o.merge_iou, "engine": self.engine,
+                "models": self._models_key, "confirm_every": o.confirm_every,
+                "detector": o.detector, "hog_every": h.every, "hog_threshold": h.threshold,
+                "hog_scale": h.scale, "hog_upscale": h.upscale,
+                "hog_max_pixels": h.max_pixels, "crop_margin": o.crop_margin, "follow": o.follow,
+                "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads}
+
+    def reset(self) -> None:
+        """Start a new video (video mode's timestamps and the people followed start over)."""
+        self.runner.reset()
+        self._started = True
+        self.new_shot()
+
+    def new_shot(self) -> None:
+        """A shot cut: forget the people followed on the last shot; the next call runs HOG on the
+        whole frame."""
+        self._calls = 0
+        self.hog.new_shot()
+        self.runner.new_shot()
+
+    def close(self) -> None:
+        """Let the worker threads and the models go; :meth:`reset` (or the next call) starts again."""
+        self.hog.close()
+        self.runner.close()
+        self._started = False
+
+    def hog_boxes(self, frame: np.ndarray) -> list[Box]:
+        """OpenCV's HOG people detector on the whole frame: the proposals, before verification."""
+        return self.hog.boxes(frame)
+
+    def __call__(self, frame: np.ndarray | None, index: int | None = None) -> list[PoseDetection]:
+        if frame is None:
+            raise ValueError("MediaPipeMultiPose needs the frame's pixels")
+        if not self._started:
+            self.reset()
+        frame = np.ascontiguousarray(frame)
+        self.hog.share = 0.0
+        hog = None  # HOG (every hog_every-th call) runs beside the engine's first work
+        if self.options.detector == "hog" and self.hog.due(self._calls):
+            hog = self.hog.start(frame, self._calls)
+        try:
+            people = self.runner.find(frame, index, hog, self._calls)
+        finally:
+            if hog is not None:  # never leave HOG reading the frame after this call (it raised)
+                wait([hog])
+        self._calls += 1
+        return people
