@@ -7,7 +7,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from beenet.choices import check_at_least, check_choices, not_one_of
+import torch
+
+from beenet.choices import check_at_least, check_choices
+from beenet.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +140,11 @@ class RunSettings:
         check_at_least(self, "run", 0, "eval_every", "log_every", strict=True)
         check_at_least(self, "run", 0, "early_stop", "seed", "split_seed", "bn_recalibrate")
         check_at_least(self, "run", -1, "num_workers")  # -1 = auto
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise not_one_of("run.device", self.device, ("auto", "cpu", "cuda", "cuda:N"))
+        if self.device != "auto":
+            try:
+                torch.device(self.device)  # any device string torch knows; what the machine has is checked at use
+            except (RuntimeError, TypeError):
+                raise ConfigError(f"run.device: {self.device!r} is not a device torch knows; use auto, cpu, cuda, "
+                                  "cuda:N, mps or another torch device string") from None
 
 
