@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Install beenet for development into the active Python environment (a venv is best): what
-# scripts/install.sh installs (PyTorch, beenet, the offline pose backend) with beenet's
-# test/ONNX/parquet/hub extras, then the real footage the tests use.
+# Install beenet for development into the active Python environment (a venv is best): PyTorch
+# (pinned to the release this project is tested with; any recent one works), beenet in editable
+# mode with every optional part and the packaging tools ('dev' extra), the pose model files, the
+# real footage the tests use, and Debian's chromium for the browser tests of 'beenet view'.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BEENET_EXTRAS="[test,onnx,parquet,hub]" bash scripts/install.sh
+PIP="python -m pip --disable-pip-version-check -q"
+$PIP install --upgrade pip
+$PIP install torch==2.14.1 torchvision==0.29.1
+$PIP install -e ".[dev]"
+python -m pip --disable-pip-version-check check
+beenet -q models fetch >/dev/null  # the BlazePose files, once, into the beenet cache
 bash scripts/fetch-footage.sh
 # The browser tests of 'beenet view' drive Debian's chromium (Playwright's own browser download
 # needs the network); installed when missing and this shell may use apt-get.
