@@ -68,10 +68,11 @@ def make_checkpoint(path: Path, model: str) -> Path:
 
 def run_once(ckpt: Path, video: Path, args: argparse.Namespace, pose_every: int | str) -> dict:
     from beenet.inference.predictor import Predictor
+    from beenet.inference.tracking_config import TrackingConfig
 
     pred = Predictor(ckpt, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
-                     stride=args.stride, batch_size=args.batch_size, pose_every=pose_every, show_progress=False,
-                     pose_options=args.pose_options)
+                     stride=args.stride, batch_size=args.batch_size, tracking=TrackingConfig(pose_every=pose_every),
+                     show_progress=False, pose_options=args.pose_options)
     t0 = time.perf_counter()
     res = pred.run(video)
     wall = time.perf_counter() - t0

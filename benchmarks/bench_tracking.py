@@ -32,19 +32,11 @@ import numpy as np
 
 from beenet.inference.appearance import appearance
 from beenet.inference.pose import PoseDetection, make_pose_backend, shot_cut, valid_mask
-from beenet.inference.predictor import (
-    MAX_GAP_S,
-    MAX_TILT,
-    MIN_CONFIDENCE,
-    MIN_HITS,
-    MIN_JOINTS,
-    MIN_TRACK_S,
-    RELINK_S,
-    pose_due,
-)
+from beenet.inference.people import MIN_JOINTS, pose_due
 from beenet.inference.shots import ShotCutDetector
 from beenet.inference.pose import box_iou as iou
 from beenet.inference.tracking import Tracker
+from beenet.inference.tracking_config import MAX_GAP_S, MAX_TILT, MIN_CONFIDENCE, MIN_HITS, MIN_TRACK_S, RELINK_S
 from beenet.inference.windows import TrackStore
 
 

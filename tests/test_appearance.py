@@ -136,7 +136,8 @@ def test_vtest_a_pedestrian_hidden_for_a_second_keeps_her_id(tmp_path):
     from test_pose_mediapipe import _frames
 
     from beenet.inference.pose import make_pose_backend, mediapipe_available, valid_mask
-    from beenet.inference.predictor import MAX_GAP_S, MIN_JOINTS, RELINK_S, pose_due
+    from beenet.inference.people import MIN_JOINTS, pose_due
+    from beenet.inference.tracking_config import MAX_GAP_S, RELINK_S
 
     if not mediapipe_available():
         pytest.skip("mediapipe not installed")
@@ -186,7 +187,8 @@ def test_relink_reaches_the_tracker_and_bad_values_are_refused(tmp_path):
     from _predict_helpers import make_checkpoint
 
     from beenet.errors import ConfigError
-    from beenet.inference.predictor import RELINK_S, Predictor
+    from beenet.inference.predictor import Predictor
+    from beenet.inference.tracking_config import RELINK_S
 
     ckpt = make_checkpoint(tmp_path / "tiny.pt")
     assert Predictor(ckpt, device="cpu").tracker(10.0, 2).relink_frames == round(RELINK_S * 10)

@@ -18,10 +18,11 @@ from footage import footage
 
 from beenet.cli import main
 from beenet.errors import DataNotFoundError
-from beenet.inference.frames import frames_table
+from beenet.inference.batch import SUMMARY
 from beenet.inference.inputs import Job, resolve_inputs, shard
 from beenet.inference.predictor import Predictor
 from beenet.inference.render import render_timeline, window_heat
+from beenet.inference.results import frames_table
 from beenet.inference.table import COLUMNS, FRAME_COLUMNS, make_table, read_frames_table, read_table
 from beenet.labels import CATEGORIES, VAD_NAMES
 
@@ -324,3 +325,34 @@ def test_iter_predict_yields_one_table_per_video(ckpt, tmp_path):
     both = pred.predict([a, tmp_path / "b.mp4"])
     assert list(dict.fromkeys(both["video"])) == ["a.mp4", "b.mp4"] and len(both) == sum(len(t) for _, t in got)
     assert resolve_inputs([a, a])[1].duplicate_of is not None
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "predict_summary.json"}
+
+
+def _timeless(summary: dict) -> dict:
+    """A summary without what depends on the clock (each video's seconds, realtime factor)."""
+    videos = [{k: v for k, v in e.items() if k not in ("seconds", "realtime_factor")} for e in summary["videos"]]
+    return {**summary, "videos": videos}
+
+
+def test_predict_many_writes_what_beenet_predict_writes_and_skips_finished_videos(real, ckpt, tmp_path):
+    """``Predictor.predict_many`` on the real clips ``beenet predict`` ran on in ``real``, with the
+    same settings: the same files, byte for byte, and the same summary (but for the seconds);
+    called again, it skips both videos and rewrites nothing."""
+    clips, cli_out, _ = real
+    out = tmp_path / "api"
+    with Predictor(ckpt, device="cpu", window=1.0, stride=0.5, show_progress=False) as pred:
+        summary = pred.predict_many(str(clips), out, formats="csv,json", per_frame=True, save_keypoints=True)
+        written = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != SUMMARY}
+        again = pred.predict_many(str(clips), out, formats=["csv", "json"], per_frame=True, save_keypoints=True)
+    assert _files(out) == _files(cli_out) and len(_files(out)) == 2 * 8
+    cli_summary = json.loads((cli_out / SUMMARY).read_text())
+    assert _timeless(summary) == _timeless(cli_summary) and len(summary["videos"]) == 2
+    assert summary["status"] == "done" and summary["checkpoint"] == str(ckpt)
+    assert again == json.loads((out / SUMMARY).read_text())
+    assert again["videos"] == [] and again["failures"] == [] and again["status"] == "done"
+    assert sorted(s["input"] for s in again["skipped"]) == sorted(v["input"] for v in summary["videos"])
+    assert {p: p.stat().st_mtime_ns for p in written} == written

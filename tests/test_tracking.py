@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from beenet.inference.pose import box_iou, detection_from_keypoints
 from beenet.inference.tracking import Tracker, body_tilt, keypoint_distance
+from beenet.inference.tracking_config import TrackingConfig
 from beenet.inference.windows import TrackStore
 
 
@@ -249,9 +250,10 @@ def test_pose_every_interpolates_between_posed_frames(tmp_path, tiny_ckpt):
 
     video = tmp_path / "two.mp4"
     scene = write_people_video(video, num_frames=30, width=96, height=64, people=2, fps=12.0)
-    full = Predictor(tiny_ckpt, pose=ScriptedPose(scene), pose_every=1, show_progress=False).run(video)
+    full = Predictor(tiny_ckpt, pose=ScriptedPose(scene), tracking=TrackingConfig(pose_every=1),
+                     show_progress=False).run(video)
     pose = ScriptedPose(scene)
-    res = Predictor(tiny_ckpt, pose=pose, pose_every=4, show_progress=False).run(video)
+    res = Predictor(tiny_ckpt, pose=pose, tracking=TrackingConfig(pose_every=4), show_progress=False).run(video)
     # frames 0, 4, ..., 28, the last one (29), and 1, 2 while the two new tracks were tentative
     # (min_hits 3 in a row)
     posed = {0, 1, 2, *range(0, 30, 4), 29}
@@ -309,7 +311,7 @@ def test_pose_raising_mid_video_stops_the_decode_thread(tmp_path, tiny_ckpt):
             return super().__call__(frame, index)
 
     with pytest.raises(RuntimeError, match="frame 5"):
-        Predictor(tiny_ckpt, pose=Fails(scene), pose_every=1, show_progress=False).run(video)
+        Predictor(tiny_ckpt, pose=Fails(scene), tracking=TrackingConfig(pose_every=1), show_progress=False).run(video)
     assert not [t for t in threading.enumerate() if t.name == "beenet-prefetch"]
 
 
@@ -339,3 +341,38 @@ def test_close_closes_the_backend_the_predictor_built_not_one_it_was_given(tiny_
     with Predictor(tiny_ckpt, pose=Owned([]), show_progress=False):
         pass
     assert Owned.closed == 0  # the caller's own backend is the caller's to close
+
+
+def test_tracking_config_checks_its_values_and_builds_the_tracker():
+    from beenet.errors import ConfigError
+    from beenet.inference.tracking_config import MAX_GAP_S, MIN_HITS, RELINK_S
+
+    cfg = TrackingConfig()
+    assert (cfg.max_gap, cfg.relink, cfg.min_hits, cfg.pose_every) == (MAX_GAP_S, RELINK_S, MIN_HITS, "auto")
+    assert list(cfg.settings()) == ["max_gap_s", "relink_s", "min_hits", "min_track_s", "min_confidence",
+                                    "max_tilt", "shot_cuts", "pose_every"]
+    tr = TrackingConfig(max_gap=1.0, relink=2.0, min_track=0.4).tracker(25.0, every=5)
+    assert (tr.max_age, tr.relink_frames, tr.min_track_frames) == (25, 50, 10)
+    assert TrackingConfig(max_gap=0.1).tracker(25.0, every=5).max_age == 5  # at least one pose stride
+    assert TrackingConfig(pose_every="auto").pose_stride(30.0) == 6 and TrackingConfig(pose_every=3).pose_stride(30.0) == 3
+    assert TrackingConfig(pose_every=3).pose_stride(30.0, needs_pixels=False) == 1
+    for bad, match in [({"pose_every": 0}, "pose_every"), ({"pose_every": "2"}, "pose_every"),
+                       ({"min_hits": 0}, "min_hits=0"), ({"max_gap": -1}, "max_gap=-1"), ({"relink": -1}, "relink=-1")]:
+        with pytest.raises(ConfigError, match=match):
+            TrackingConfig(**bad)
+
+
+def test_old_tracking_keywords_still_work_with_a_deprecation_warning(tiny_ckpt):
+    from beenet.inference.predictor import Predictor
+
+    with pytest.warns(DeprecationWarning, match=r"tracking=TrackingConfig\(pose_every=2, max_gap=1.0\)"):
+        old = Predictor(tiny_ckpt, pose_every=2, max_gap=1.0)
+    assert old.tracking == TrackingConfig(pose_every=2, max_gap=1.0)
+    new = Predictor(tiny_ckpt, tracking=TrackingConfig(pose_every=2, max_gap=1.0))
+    assert old.settings()["tracker"] == new.settings()["tracker"] == {**TrackingConfig().settings(),
+                                                                     "pose_every": 2, "max_gap_s": 1.0}
+    with pytest.warns(DeprecationWarning):  # on top of a config: the keyword wins
+        assert Predictor(tiny_ckpt, tracking=TrackingConfig(relink=0.0), min_hits=5).tracking == \
+            TrackingConfig(relink=0.0, min_hits=5)
+    with pytest.raises(TypeError, match="'max_gaps'"):
+        Predictor(tiny_ckpt, max_gaps=1.0)

@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import os
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from beenet.inference.pose import (
-    DETECTORS,
-    POSE_BACKENDS,
-    POSE_CHOICES,
-    parse_pose_option,
-    resolve_backend_name,
+from beenet.context.build import PREDICT_CONTEXTS
+from beenet.errors import CheckpointError
+from beenet.inference.batch import (
+    Batch,
+    BatchInterrupted,
+    ConsoleReport,
+    SetupError,
+    check_writers,
+    finish_batch,
+    parse_formats,
+    plan_batch,
+    ranks_done,
+    run_batch,
+)
+from beenet.inference.engines import ENGINES
+from beenet.inference.pose import DETECTORS, POSE_BACKENDS, POSE_CHOICES, parse_pose_option, resolve_backend_name
+from beenet.inference.table import FORMATS
+from beenet.inference.tracking_config import (
+    MAX_GAP_S,
+    MIN_CONFIDENCE,
+    MIN_HITS,
+    MIN_TRACK_S,
+    POSE_RATE_HZ,
+    RELINK_S,
+    TrackingConfig,
 )
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # pragma: no cover
+    from beenet.inference.predictor import Predictor
 
 DESCRIPTION = """\
 Find every person in each video, follow them over time, and predict per person and time window
@@ -85,10 +100,6 @@ examples:
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from beenet.context.build import PREDICT_CONTEXTS
-    from beenet.inference.engines import ENGINES
-    from beenet.inference.table import FORMATS
-
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, folders of videos, joints .npy, OpenPose JSON folders")
@@ -149,8 +160,6 @@ def _pose_every(value: str) -> int | str:
 
 def _tracking_arguments(p: argparse.ArgumentParser) -> None:
     """Who counts as a person, and how often pose runs (see docs/predict.md, "Tracking")."""
-    from beenet.inference.predictor import MAX_GAP_S, MIN_CONFIDENCE, MIN_HITS, MIN_TRACK_S, POSE_RATE_HZ, RELINK_S
-
     g = p.add_argument_group("tracking")
     g.add_argument("--pose-every", type=_pose_every, default="auto", metavar="N|auto",
                    help=f"run pose on every N-th frame only (and each shot's first, and every frame while a new "
@@ -173,97 +182,14 @@ def _tracking_arguments(p: argparse.ArgumentParser) -> None:
                         f"stays empty (default {RELINK_S:g}; 0: never)")
 
 
-def parse_formats(text: str) -> list[str]:
-    from beenet.inference.table import FORMATS
-
-    fmts = [f.strip().lower() for f in text.split(",") if f.strip()]
-    bad = [f for f in fmts if f not in FORMATS]
-    if not fmts or bad:
-        raise ValueError(f"--format {text!r}: choose from {', '.join(FORMATS)} (comma separated)")
-    return list(dict.fromkeys(fmts))
-
-
-SUMMARY = "predict_summary.json"
-#: Hidden folders in --out where one video's files are written before they are moved into place.
-STAGE_PREFIX = ".beenet-predict-"
-
-
-def clear_own_stages(out: Path) -> None:
-    """Remove this process's staging folders (an interrupt can land between making one and the
-    ``finally`` that removes it, or inside that removal)."""
-    for d in out.glob(f"{STAGE_PREFIX}{os.getpid()}-*.tmp"):
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def clear_stale_stages(out: Path) -> None:
-    """Remove staging folders left by a predict that was killed (its process is gone)."""
-    for d in out.glob(f"{STAGE_PREFIX}*.tmp"):
-        try:
-            pid = int(d.name[len(STAGE_PREFIX):].split("-", 1)[0])
-        except ValueError:
-            continue
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
-        except OSError:
-            pass
-
-
-def output_endings(formats: list[str], video: bool, per_frame: bool = False,
-                   keypoints: bool = False) -> list[str]:
-    """What ``beenet predict`` appends to a video's stem to name each file it writes."""
-    ends = [f".{f}" for f in formats]
-    if "csv" in formats:
-        ends.append(".meta.json")  # the CSV's metadata sidecar (table.meta_sidecar)
-    if per_frame:
-        ends += [f"_frames.{f}" for f in formats]
-        if "csv" in formats:
-            ends.append("_frames.meta.json")
-    ends.append("_timeline.png")
-    if video:
-        ends.append("_annotated.mp4")
-    if keypoints:
-        ends.append("_keypoints.npy")
-    return ends
-
-
-def distributed_rank() -> tuple[int, int]:
-    """``(rank, world_size)`` under torchrun (``RANK`` / ``WORLD_SIZE``), else ``(0, 1)``."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0, 1
-    if world < 1 or not 0 <= rank < world:
-        return 0, 1
-    return rank, world
-
-
-def ranks_done(out: Path, world: int) -> bool:
-    """Whether every rank's summary in ``out`` says ``done`` (each rank saves its own before it
-    asks, so of ranks finishing together the last to ask sees them all)."""
-    for r in range(world):
-        try:
-            if json.loads((out / summary_name(r, world)).read_text(encoding="utf-8")).get("status") != "done":
-                return False
-        except (OSError, ValueError):
-            return False
-    return True
-
-
-def summary_name(rank: int, world: int) -> str:
-    """``predict_summary.json``; under torchrun each rank writes its own,
-    ``predict_summary.rank<R>-of-<W>.json`` (no rank waits for another)."""
-    return SUMMARY if world == 1 else f"predict_summary.rank{rank}-of-{world}.json"
+def tracking_config(args: argparse.Namespace) -> TrackingConfig:
+    """The ``tracking`` flags as a :class:`TrackingConfig` (ConfigError naming a bad value)."""
+    return TrackingConfig(pose_every=args.pose_every, min_confidence=args.min_confidence, min_hits=args.min_hits,
+                          min_track=args.min_track, max_gap=args.max_gap, relink=args.relink)
 
 
 #: How to install each pose backend (what a setup error about it tells the user to run).
 POSE_INSTALL: dict[str, str] = {name: backend.install_hint for name, backend in POSE_BACKENDS.items()}
-#: How to get each table writer that is not always installed.
-WRITER_INSTALL: dict[str, tuple[str, str]] = {"parquet": ("pyarrow.parquet", "pip install 'beenet[parquet]'")}
 #: What a checkpoint that does not exist can be replaced with.
 CHECKPOINT_HINT = ("give the path of a 'beenet train' checkpoint (RUN/best.pt), an exported folder or a "
                    "Hub id; to make one offline: beenet demo --out beenet-demo  (then --checkpoint "
@@ -271,30 +197,10 @@ CHECKPOINT_HINT = ("give the path of a 'beenet train' checkpoint (RUN/best.pt), 
                    "the pipeline runs)")
 
 
-class SetupError(Exception):
-    """Something predict needs is missing: exit 2 with this one message, before any work."""
-
-
-def check_writers(formats: list[str]) -> None:
-    """Every --format can be written here (the optional ones need their package)."""
-    import importlib
-
-    for fmt in formats:
-        if fmt not in WRITER_INSTALL:
-            continue
-        module, fix = WRITER_INSTALL[fmt]
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise SetupError(f"--format {fmt} needs the {module.split('.')[0]} package, which is not installed "
-                             f"({exc}); install it: {fix}  (or leave {fmt} out of --format)") from None
-
-
 def check_checkpoint(text: str) -> Path:
     """The checkpoint as a local path (a Hub id fetched or found in the cache), or a SetupError
     when it names nothing that exists."""
-    from beenet.errors import CheckpointError
-    from beenet.artifacts.pretrained import resolve_checkpoint
+    from beenet.artifacts.pretrained import resolve_checkpoint  # lazy: beenet.artifacts loads torch; --help stays fast
 
     try:
         return resolve_checkpoint(text)
@@ -316,7 +222,7 @@ def pose_options(args: argparse.Namespace) -> dict:
 
 def check_pose(predictor: object, jobs: list) -> None:
     """Build and start the pose backend once, when some input needs it (no precomputed joints)."""
-    from beenet.inference.predictor import PoseBackendError
+    from beenet.inference.predictor import PoseBackendError  # lazy: loads torch; --help stays fast
 
     if not any(j.error is None and j.duplicate_of is None and j.keypoints is None for j in jobs):
         return
@@ -332,94 +238,30 @@ def check_pose(predictor: object, jobs: list) -> None:
         raise SetupError(f"{exc}{tail}; or choose another backend with --pose {'/'.join(others)}") from None
 
 
-def check_out(out: Path) -> str | None:
-    """None when ``out`` can be created and written, else why not (found once, before any work)."""
+def setup(args: argparse.Namespace, formats: list[str]) -> tuple[Batch, Predictor]:
+    """The batch and the Predictor, or a SetupError found before any video is opened (a
+    checkpoint that cannot be used at all is a CheckpointError: exit 1)."""
+    from beenet.inference.predictor import Predictor  # lazy: loads torch; --help and setup errors stay fast
+
+    check_writers(formats)
+    checkpoint = check_checkpoint(args.checkpoint)
+    batch = plan_batch(args.inputs, Path(args.out), formats, per_frame=args.per_frame, video=args.video,
+                       save_keypoints=args.save_keypoints, overwrite=args.overwrite, keypoints=args.keypoints)
+    predictor = Predictor(
+        checkpoint, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
+        stride=args.stride, batch_size=args.batch_size, streams=args.streams, stills=args.stills,
+        min_presence=args.min_presence, context=args.context, pose_options=pose_options(args),
+        tracking=tracking_config(args),
+    )
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = Path(tempfile.mkdtemp(prefix=".beenet-probe-", dir=out))
-        try:
-            (probe / "probe").write_bytes(b"\n")
-        finally:
-            shutil.rmtree(probe, ignore_errors=True)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
-
-
-def inside(root: Path, path: Path) -> bool:
-    """Whether ``path`` (links followed) lies inside the resolved folder ``root``."""
-    try:
-        path.resolve().relative_to(root)
-    except ValueError:
-        return False
-    return True
-
-
-def describe_failure(exc: BaseException) -> str:
-    """One line for a per-video failure of any kind."""
-    from beenet.errors import BeenetError
-
-    if isinstance(exc, BeenetError):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return "out of memory (MemoryError); try a smaller --batch-size, a shorter --window or --device cpu"
-    if isinstance(exc, OSError):
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{type(exc).__name__}: {exc.strerror or exc}{where}"
-    return f"{type(exc).__name__}: {exc} (unexpected; run 'beenet -v predict ...' for the traceback and report it)"
-
-
-class Summary:
-    """``predict_summary.json``, rewritten atomically after every input, so a batch that is
-    interrupted (or killed) still has one; ``status`` is running, done or interrupted."""
-
-    def __init__(self, path: Path, checkpoint: str, metadata: dict[str, object]) -> None:
-        self.path = path
-        self.doc: dict[str, object] = {"checkpoint": checkpoint, **metadata, "status": "running",
-                                       "videos": [], "failures": [], "duplicates": [],
-                                       "skipped": []}
-        self.write_error: str | None = None
-
-    def add(self, key: str, entry: dict[str, object]) -> None:
-        self.doc[key].append(entry)  # type: ignore[union-attr]
-        self.save()
-
-    def save(self, status: str | None = None) -> None:
-        from beenet.atomic import write_json
-
-        if status is not None:
-            self.doc["status"] = status
-        try:
-            write_json(self.path, self.doc)
-        except OSError as exc:
-            if self.write_error is None:
-                print(f"beenet predict: warning: cannot write {self.path}: {exc.strerror or exc}", file=sys.stderr)
-            self.write_error = exc.strerror or str(exc)
-        else:
-            self.write_error = None
-
-
-def publish(stage: Path, out: Path, root: Path) -> list[Path]:
-    """Move every file written under ``stage`` to the same place under ``out`` (each checked to
-    lie inside ``out``); returns the final paths."""
-    moved = []
-    for f in sorted(p for p in stage.rglob("*") if p.is_file()):
-        dest = out / f.relative_to(stage)
-        if not inside(root, dest.parent) or not inside(root, dest):
-            raise OSError(f"refusing to write {dest}: it lies outside --out {out} (a symbolic link?)")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(f, dest)
-        moved.append(dest)
-    return moved
+        check_pose(predictor, batch.jobs)
+    except SetupError:
+        predictor.close()
+        raise
+    return batch, predictor
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.errors import BeenetError, caused_by_interrupt
-    from beenet.inference.frames import frames_table, save_keypoints
-    from beenet.inference.inputs import resolve_inputs, shard
-    from beenet.inference.predictor import Predictor
-    from beenet.inference.render import render_timeline, render_video
-
     try:
         formats = parse_formats(args.format)
     except ValueError as exc:
@@ -428,151 +270,28 @@ def run(args: argparse.Namespace) -> int:
     if args.window <= 0 or args.stride <= 0 or args.batch_size < 1 or args.stills < 1:
         print("beenet predict: error: --window, --stride must be > 0 and --batch-size, --stills >= 1", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    # Setup errors, found once before any video is opened: one message, exit 2.
-    predictor = None
     try:
-        check_writers(formats)
-        checkpoint = check_checkpoint(args.checkpoint)
-        why = check_out(out)
-        if why is not None:
-            raise SetupError(f"--out {out}: cannot create or write this folder ({why}); choose another --out")
-        root = out.resolve()
-        clear_stale_stages(out)
-        endings = output_endings(formats, args.video, args.per_frame, args.save_keypoints)
-        rank, world = distributed_rank()
-        all_jobs = resolve_inputs(list(args.inputs), outputs=endings,
-                                  reserved=(SUMMARY, summary_name(rank, world)))
-        if args.keypoints is not None:
-            runnable = [j for j in all_jobs if j.error is None and j.duplicate_of is None]
-            if len(all_jobs) != 1 or len(runnable) != 1:
-                raise SetupError(f"--keypoints {args.keypoints} belongs to one video, but the inputs hold "
-                                 f"{len(all_jobs)}; give one video with its keypoints")
-            if not Path(args.keypoints).exists():
-                raise SetupError(f"--keypoints {args.keypoints}: no such file or folder")
-            runnable[0].keypoints = Path(args.keypoints)
-        jobs = shard(all_jobs, rank, world)
-        predictor = Predictor(
-            checkpoint, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
-            stride=args.stride, batch_size=args.batch_size, streams=args.streams, stills=args.stills,
-            min_presence=args.min_presence, context=args.context,
-            pose_every=args.pose_every, min_confidence=args.min_confidence, min_hits=args.min_hits,
-            min_track=args.min_track, max_gap=args.max_gap, relink=args.relink, pose_options=pose_options(args),
-        )
-        check_pose(predictor, jobs)
+        batch, predictor = setup(args, formats)
     except SetupError as exc:
-        if predictor is not None:
-            predictor.close()
         print(f"beenet predict: error: {exc}", file=sys.stderr)
         return 2
-    if world > 1:
-        print(f"rank {rank} of {world}: {sum(j.error is None and j.duplicate_of is None for j in jobs)} of "
-              f"{sum(j.error is None and j.duplicate_of is None for j in all_jobs)} videos")
-    warning = next((w for w in (predictor.take_synthetic_warning(j.video) for j in jobs if j.error is None) if w),
-                   None)
-    if warning is not None:
-        print(f"warning: {warning}")
-    summary = Summary(out / summary_name(rank, world), str(args.checkpoint),
-                      {**predictor.metadata, "rank": rank, "world_size": world})
-    summary.save()
-    done = failed = repeated = skipped = 0
-
-    def fail(source: str, message: str) -> None:
-        nonlocal failed
-        failed += 1
-        print(f"FAILED {source}: {message}", file=sys.stderr)
-        summary.add("failures", {"input": source, "error": message})
-
     try:
-        for job in jobs:
-            if job.error is not None:
-                fail(job.source, job.error)
-                continue
-            if job.duplicate_of is not None:
-                repeated += 1
-                print(f"skipped {job.source}: the same video as {job.duplicate_of.source} (done once)")
-                summary.add("duplicates", {"input": job.source, "same_as": job.duplicate_of.source})
-                continue
-            if not args.overwrite and all((out / f"{job.stem}{e}").is_file() for e in endings):
-                skipped += 1
-                print(f"skipped {job.source}: its outputs exist in {out} (--overwrite to redo)")
-                summary.add("skipped", {"input": job.source, "video": str(job.video),
-                                        "outputs": [f"{job.stem}{e}" for e in endings]})
-                continue
-            t0 = time.perf_counter()
-            stage: Path | None = None
-            try:
-                outside = [e for e in endings if not inside(root, out / f"{job.stem}{e}")]
-                if outside:
-                    raise BeenetError(f"{out / (job.stem + outside[0])} would lie outside --out {out} "
-                                      "(a symbolic link inside it?); nothing written for this video")
-                # Everything is written to a hidden folder inside --out, then moved into place: a
-                # video that fails leaves neither partial files nor a half-replaced earlier result.
-                stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", suffix=".tmp", dir=out))
-                (stage / job.stem).parent.mkdir(parents=True, exist_ok=True)
-                result = predictor.run(job.video, job.keypoints, name=job.name)
-                for fmt in formats:
-                    result.table.write(stage / f"{job.stem}.{fmt}", fmt)
-                if args.per_frame:
-                    per_frame = frames_table(result)
-                    for fmt in formats:
-                        per_frame.write(stage / f"{job.stem}_frames.{fmt}", fmt)
-                if args.save_keypoints:
-                    save_keypoints(result, stage / f"{job.stem}_keypoints.npy")
-                render_timeline(result.table, stage / f"{job.stem}_timeline.png",
-                                duration_s=result.num_frames / result.fps, title=job.name)
-                if args.video:
-                    render_video(result, stage / f"{job.stem}_annotated.mp4")
-                written = publish(stage, out, root)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                if caused_by_interrupt(exc):
-                    raise KeyboardInterrupt() from exc
-                log.debug("%s failed", job.source, exc_info=True)
-                fail(job.source, describe_failure(exc))
-                continue
-            finally:
-                if stage is not None:
-                    shutil.rmtree(stage, ignore_errors=True)
-            seconds = time.perf_counter() - t0
-            duration = result.num_frames / result.fps if result.fps else 0.0
-            done += 1
-            entry: dict[str, object] = {
-                "video": str(job.video), "input": job.source,
-                "outputs": [p.relative_to(out).as_posix() for p in written],
-                "people": result.stats.get("people", 0), "windows": len(result.table),
-                "seconds": round(seconds, 3),
-                "realtime_factor": round(seconds / duration, 3) if duration else None}
-            if result.note:
-                entry["note"] = result.note
-            summary.add("videos", entry)
-            note = f" (note: {result.note})" if result.note else ""
-            people = result.stats.get("people", 0)
-            print(f"ok {job.video}: {people} {'person' if people == 1 else 'people'}, {len(result.table)} windows, "
-                  f"{seconds:.1f} s for {duration:.1f} s of video{note} -> {', '.join(p.name for p in written)}")
-    except KeyboardInterrupt:
-        clear_own_stages(out)
-        summary.save("interrupted")
-        print(f"interrupted: {done} of {len(jobs)} inputs done, {failed} failed; summary in {summary.path}",
-              file=sys.stderr)
+        done = run_batch(predictor, batch, ConsoleReport(), checkpoint=str(args.checkpoint))
+    except BatchInterrupted:
         return 130
     finally:
         predictor.close()
-    summary.save("done")
-    extra = f", {repeated} repeated input(s) done once" if repeated else ""
-    if skipped:
-        extra += f", {skipped} skipped (outputs exist; --overwrite to redo)"
-    share = f" (rank {rank} of {world})" if world > 1 else ""
-    print(f"{done} of {done + failed} inputs done{share}, {failed} failed{extra}; results in {out}")
+    finish_batch(done)
+    out, world = batch.out, batch.world
     if args.html:
         if world == 1 or ranks_done(out, world):  # under torchrun the last rank to finish writes it
-            from beenet.view import write_results_view
+            from beenet.view import write_results_view  # lazy: loads torch (beenet.metrics); only for --html
 
             print(f"view: {write_results_view(out)} (open it in a browser, or 'beenet view {out} --serve')")
         else:
             print("view: the last rank to finish writes it (or run 'beenet view' on the folder)")
+    summary = done.summary
     if summary.write_error is not None:
         print(f"beenet predict: error: {summary.path} could not be written ({summary.write_error})", file=sys.stderr)
         return 1
-    return 1 if failed else 0
+    return 1 if done.failed else 0

@@ -12,7 +12,7 @@ A region is the rectangle spanned by its joints (torso: shoulders and hips; legs
 or ankles), at least a third as wide as it is tall (a person seen from the side has their
 shoulders on top of each other), trimmed by a tenth at the sides (the background next to the
 body). Its pixels go into a hue x saturation x value histogram of ``8 x 3 x 3`` bins, normalised
-to sum to 1; dark and grey clothes, which have no reliable hue, still differ in value.
+to sum to 1 (:func:`~beenet.inference.shots.hsv_histogram`, the shot-cut detector's); dark and grey clothes, which have no reliable hue, still differ in value.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from beenet.inference.pose import valid_mask
+from beenet.inference.shots import hsv_histogram
 
 #: OpenPose-18 joints of each region: (joints at its top, joints at its bottom).
 REGIONS = (((2, 5), (8, 11)), ((8, 11), (9, 12, 10, 13)))
@@ -53,8 +54,6 @@ def _region(keypoints: np.ndarray, ok: np.ndarray, top: tuple[int, ...], bottom:
 def appearance(frame: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """``(2, 72)`` float32: the torso's and the legs' HSV histograms in ``frame`` (RGB uint8), each
     summing to 1, or to 0 where that region is not seen (too few joints or pixels)."""
-    import cv2
-
     height, width = frame.shape[:2]
     ok = valid_mask(keypoints)
     out = np.zeros((len(REGIONS), int(np.prod(BINS))), np.float32)
@@ -65,9 +64,7 @@ def appearance(frame: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         x0, y0, x1, y1 = r
         if (x1 - x0) * (y1 - y0) < MIN_PIXELS:
             continue
-        hsv = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
-        hist = cv2.calcHist([hsv], [0, 1, 2], None, list(BINS), [0, 180, 0, 256, 0, 256]).ravel()
-        out[k] = hist / max(float(hist.sum()), 1.0)
+        out[k] = hsv_histogram(frame[y0:y1, x0:x1], width=None, bins=BINS)
     return out
 
 

@@ -12,16 +12,18 @@ import logging
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from beenet.inference.pose import valid_mask
+from beenet.atomic import atomic_open
+from beenet.inference.pose import Box, valid_mask
 from beenet.labels import CATEGORIES, OPENPOSE_EDGES, VAD_NAMES, VAD_SCALE
+from beenet.progress import progress
 
 if TYPE_CHECKING:  # pragma: no cover
-    from beenet.inference.predictor import VideoResult
     from beenet.inference.table import PredictionTable
+    from beenet.inference.windows import PersonTrack
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,19 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
 )
 _VAD_COLOURS = ((46, 160, 67), (230, 126, 34), (52, 120, 200))
+
+class Drawable(Protocol):
+    """What :func:`render_video` draws: a :class:`~beenet.inference.results.VideoResult` (which
+    imports this module to write its pictures, so it is named here by what it holds)."""
+
+    video: Path
+    table: PredictionTable
+    tracks: dict[int, PersonTrack]
+    boxes: dict[int, dict[int, Box]]
+    num_frames: int
+    fps: float
+    width: int
+    height: int
 
 
 def person_colour(person_id: int) -> tuple[int, int, int]:
@@ -116,7 +131,7 @@ def place_panels(boxes: list[tuple[float, float, float, float]], sizes: list[tup
 def draw_people(frame: np.ndarray, people: Iterable[tuple[int, np.ndarray | None, tuple | None, list[tuple[str, float]] | None, np.ndarray | None]]) -> np.ndarray:
     """Draw on a copy of ``frame``: per person (id, keypoints [18,3], box, top-3, vad[3]); the
     label panels are placed so that they do not cover each other (:func:`place_panels`)."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw, ImageFont  # lazy: Pillow, loaded only to draw
 
     img = Image.fromarray(np.ascontiguousarray(frame))
     draw = ImageDraw.Draw(img, "RGBA")
@@ -173,13 +188,12 @@ def draw_people(frame: np.ndarray, people: Iterable[tuple[int, np.ndarray | None
 MIN_RENDER_HEIGHT = 480
 
 
-def render_video(result: "VideoResult", out_path: str | Path, show_progress: bool | None = None) -> Path:
+def render_video(result: Drawable, out_path: str | Path, show_progress: bool | None = None) -> Path:
     """Write the annotated mp4 of ``result`` (decodes the source video once more, streaming)."""
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow, loaded only to draw
 
-    from beenet.media.video import VideoReader
-    from beenet.media.video_writer import VideoWriter
-    from beenet.progress import progress
+    from beenet.media.video import VideoReader  # lazy: PyAV, loaded only to render a video
+    from beenet.media.video_writer import VideoWriter  # lazy: PyAV, loaded only to render a video
 
     table = result.table
     chosen = window_for_frames(table, result.num_frames)
@@ -221,7 +235,7 @@ def render_video(result: "VideoResult", out_path: str | Path, show_progress: boo
 def render_timeline(table: "PredictionTable", out_path: str | Path, duration_s: float | None = None,
                     title: str | None = None, max_people: int = 8) -> Path:
     """Timeline PNG: per person a category heat map over time and the VAD curves."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+    from matplotlib.figure import Figure  # lazy: matplotlib (no pyplot: no global state, no GUI backend)
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -298,8 +312,6 @@ def window_heat(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray,
 
 def _save_png(fig: Any, out_path: Path) -> Path:
     """Save atomically: a failed write (disk full) leaves no half PNG under ``out_path``."""
-    from beenet.atomic import atomic_open
-
     with atomic_open(out_path, "wb") as fh:
         fig.savefig(fh, dpi=100, format="png")
     return out_path

@@ -4,7 +4,7 @@ A track must not carry a person's id across a cut onto whoever stands at the sam
 shot, so the predictor ends every track at a cut (:meth:`beenet.inference.tracking.Tracker.cut`).
 
 Each frame is reduced to a thumbnail (every k-th pixel, about 64 px wide) and a joint
-hue/saturation/value histogram (16 x 4 x 4 bins). The distance between consecutive frames is half
+hue/saturation/value histogram (16 x 4 x 4 bins, :func:`hsv_histogram`). The distance between consecutive frames is half
 the L1 distance of their histograms (0 = same colours, 1 = no colour in common). A frame is a cut
 when that distance is above both ``threshold`` and ``ratio`` times the mean distance of the last
 ``history`` frames (the adaptive part: a shaky or busy shot raises its own bar). After a cut, the
@@ -25,23 +25,22 @@ import numpy as np
 HIST_BINS = (16, 4, 4)
 
 
-def hsv_histogram(frame: np.ndarray, width: int = 64) -> np.ndarray:
-    """Normalised ``HIST_BINS`` HSV histogram (flattened) of an RGB uint8 ``[H, W, 3]`` frame,
-    computed on a thumbnail of about ``width`` pixels across."""
-    step = max(1, frame.shape[1] // width)
-    rgb = np.asarray(frame[::step, ::step, :3], dtype=np.float32) / 255.0
-    mx, mn = rgb.max(axis=2), rgb.min(axis=2)
-    delta = mx - mn
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    safe = np.where(delta > 0, delta, 1.0)
-    hue = np.where(mx == r, ((g - b) / safe) % 6.0, np.where(mx == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0))
-    hue = np.where(delta > 0, hue / 6.0, 0.0)
-    sat = np.where(mx > 0, delta / np.where(mx > 0, mx, 1.0), 0.0)
-    hb, sb, vb = HIST_BINS
-    idx = (np.minimum((hue * hb).astype(np.int64), hb - 1) * sb
-           + np.minimum((sat * sb).astype(np.int64), sb - 1)) * vb + np.minimum((mx * vb).astype(np.int64), vb - 1)
-    hist = np.bincount(idx.ravel(), minlength=hb * sb * vb).astype(np.float64)
-    return hist / max(hist.sum(), 1.0)
+def hsv_histogram(frame: np.ndarray, width: int | None = 64, bins: tuple[int, int, int] = HIST_BINS) -> np.ndarray:
+    """Normalised hue x saturation x value histogram (flattened, float64, summing to 1; all 0 for
+    no pixels) of an RGB uint8 ``[H, W, 3]`` image, computed on a thumbnail of about ``width``
+    pixels across (every pixel: None). The one colour histogram of :mod:`beenet.inference`: shot
+    cuts (``bins`` :data:`HIST_BINS`) and what a person looks like
+    (:func:`~beenet.inference.appearance.appearance`, ``bins`` 8 x 3 x 3) both use it.
+
+    OpenCV's 8-bit HSV (hue 0-179, saturation and value 0-255), ``bins`` uniform over those ranges
+    (``cv2.calcHist``)."""
+    import cv2  # lazy: OpenCV, imported only once pixels are described
+
+    step = 1 if width is None else max(1, frame.shape[1] // width)
+    rgb = np.ascontiguousarray(frame[::step, ::step, :3])
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1, 2], None, list(bins), [0, 180, 0, 256, 0, 256]).ravel()
+    return hist.astype(np.float64) / max(float(hist.sum()), 1.0)
 
 
 class ShotCutDetector:
