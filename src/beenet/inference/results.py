@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from beenet.atomic import atomic_path
-from beenet.inference.pose import Box, keypoint_box, valid_mask
+from beenet.inference.frame_columns import PER_FRAME_COLUMNS, PersonFrame
+from beenet.inference.pose import Box, keypoint_box
 from beenet.inference.render import render_timeline, render_video, window_for_frames
 from beenet.inference.table import (
     FRAME_COLUMNS,
@@ -107,19 +108,10 @@ def window_table(plans: Sequence[WindowPlan], scores: np.ndarray, streams: dict[
 
 
 # -- per-frame rows and keypoints ---------------------------------------------------------------
-def _frame_confidence(f: int, conf: dict[int, float], kp: np.ndarray | None) -> float:
-    """The detection confidence recorded for frame ``f``, else the mean of its valid joints'."""
-    if f in conf:
-        return float(conf[f])
-    if kp is not None and valid_mask(kp).any():
-        return float(np.mean(kp[valid_mask(kp), 2]))
-    return 0.0
-
-
 def _frame_rows(result: VideoResult, chosen: dict[int, np.ndarray]) -> tuple[dict[str, list[Any]], list[int]]:
-    """The columns of the per-frame rows, person by person, and each row's window (-1: none)."""
-    cols: dict[str, list[Any]] = {c: [] for c in ("frame", "person_id", "confidence", "box_x", "box_y",
-                                                   "box_w", "box_h", "interpolated")}
+    """The columns of the per-frame rows (``frame`` and :data:`PER_FRAME_COLUMNS`), person by
+    person, and each row's window (-1: none)."""
+    cols: dict[str, list[Any]] = {c: [] for c in ("frame", *PER_FRAME_COLUMNS)}
     picked: list[int] = []
     for pid in sorted(set(result.boxes) | set(result.interpolated)):
         boxes = result.boxes.get(pid, {})
@@ -137,12 +129,10 @@ def _frame_rows(result: VideoResult, chosen: dict[int, np.ndarray]) -> tuple[dic
                 box = keypoint_box(kp) if kp is not None else None
                 if box is None:
                     continue
+            person = PersonFrame(int(f), int(pid), box, kp, conf.get(f), f in interp)
             cols["frame"].append(int(f))
-            cols["person_id"].append(int(pid))
-            cols["confidence"].append(_frame_confidence(f, conf, kp))
-            for k, v in zip(("box_x", "box_y", "box_w", "box_h"), box):
-                cols[k].append(float(v))
-            cols["interpolated"].append(f in interp)
+            for name, value in PER_FRAME_COLUMNS.items():
+                cols[name].append(value(person))
             picked.append(int(rows[f]) if rows is not None and f < len(rows) else -1)
     return cols, picked
 

@@ -19,6 +19,7 @@ import pandas as pd
 from beenet.atomic import atomic_open, atomic_path, to_builtins
 from beenet.atomic import write_text as atomic_write_text
 from beenet.errors import BeenetError, PredictionsError
+from beenet.inference.frame_columns import PER_FRAME_COLUMNS
 from beenet.labels import CATEGORIES, VAD_NAMES
 
 #: Columns that say where and when (in this order, first).
@@ -31,12 +32,10 @@ BOX_COLUMNS: tuple[str, ...] = ("box_x", "box_y", "box_w", "box_h")
 COLUMNS: tuple[str, ...] = ID_COLUMNS + CATEGORIES + VAD_NAMES
 #: Labels of one stream's 29 outputs (26 categories, then VAD on the raw scale).
 STREAM_LABELS: tuple[str, ...] = CATEGORIES + VAD_NAMES
-#: The per-frame table (``<stem>_frames.csv``): one row per person and frame, with the scores of
-#: the window covering the frame (see :mod:`beenet.inference.frames`).
-FRAME_COLUMNS: tuple[str, ...] = (
-    "video", "frame", "time_s", "person_id", "confidence", "box_x", "box_y", "box_w", "box_h",
-    "interpolated",
-) + CATEGORIES + VAD_NAMES
+#: The per-frame table (``<stem>_frames.csv``): one row per person and frame (the columns of
+#: :data:`beenet.inference.frame_columns.PER_FRAME_COLUMNS`), with the scores of the window
+#: covering the frame (see :func:`beenet.inference.results.frames_table`).
+FRAME_COLUMNS: tuple[str, ...] = ("video", "frame", "time_s", *PER_FRAME_COLUMNS) + CATEGORIES + VAD_NAMES
 FORMATS: tuple[str, ...] = ("csv", "json", "parquet")
 #: The metadata of a table. ``trained_on``: the checkpoint's training data record (kind synthetic /
 #: bold / unknown, fingerprint, data, protocol). ``settings``: how the table was made (pose backend
