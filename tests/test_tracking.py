@@ -270,6 +270,7 @@ def test_pose_every_interpolates_between_posed_frames(tmp_path, tiny_ckpt):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("blazepose_models")
 def test_real_footage_one_id_per_person(tiny_ckpt):
     """talking.mp4: one woman, one id over the whole clip. face_noface.mov: one man, whose track
     ends at the cut to the animated title (frame 72); the title is nobody. Default pose stride."""
