@@ -13,8 +13,7 @@ import pytest
 
 from beenet import model_files
 from beenet.errors import BeenetError
-from beenet.inference.pose import make_pose_backend, resolve_backend_name
-from beenet.inference.pose import models
+from beenet.inference.pose import make_pose_backend, models, resolve_backend_name
 from beenet.inference.pose.runtime import litert_available
 from beenet.model_files import MODEL_FILES, ModelFileError
 
