@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             video = args.video
         ckpt = make_checkpoint(tmp / "m.pt", args.model)
-        # Warm-up outside the timings: imports, the pose model's first load (its bundle is built
-        # into the cache once), so the first setting pays what the others do.
+        # Warm-up outside the timings: imports, the pose model's first load (its model files are
+        # fetched into the cache once), so the first setting pays what the others do.
         from beenet.inference.pose import make_pose_backend
 
         warm = make_pose_backend(args.pose, **args.pose_options)

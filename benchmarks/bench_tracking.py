@@ -1,7 +1,7 @@
 """Tracking on real footage: ids issued and kept, track lengths, shot cuts, pose_every speed-up.
 
 Runs a shipped pose backend (``--backend mediapipe``, the default: several people per frame;
-``mediapipe-single``; ``--pose-option KEY=VALUE`` as ``beenet predict``'s Python options) once
+``rcnn``; ``--pose-option KEY=VALUE`` as ``beenet predict``'s Python options) once
 per clip and ``--pose-every`` value, keeps the detections (``--cache DIR`` keeps them across
 runs), and tracks them twice: with the tracker before issue 11 (every detection opens an id, no
 velocity, nothing dropped, no shot cuts) and with the new one at the Predictor's defaults. For N >
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from beenet.inference.appearance import appearance
-from beenet.inference.pose import PoseDetection, make_pose_backend, shot_cut, valid_mask
+from beenet.inference.pose import POSE_BACKENDS, PoseDetection, make_pose_backend, shot_cut, valid_mask
 from beenet.inference.people import MIN_JOINTS, pose_due
 from beenet.inference.shots import ShotCutDetector
 from beenet.inference.pose import box_iou as iou
@@ -252,7 +252,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("clips", nargs="+")
     ap.add_argument("--footage", default=os.environ.get("BEENET_TEST_FOOTAGE") or str(REPO / ".footage"))
-    ap.add_argument("--backend", default="mediapipe", choices=("mediapipe", "mediapipe-single"))
+    ap.add_argument("--backend", default="mediapipe", choices=tuple(POSE_BACKENDS))
     ap.add_argument("--pose-option", action="append", default=[], metavar="KEY=VALUE",
                     help="an option of the backend (e.g. hog_every=2); repeatable")
     ap.add_argument("--cache", type=Path)

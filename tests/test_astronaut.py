@@ -1,4 +1,5 @@
-"""A real photo: pans and zooms over scikit-image's astronaut, through mediapipe pose and predict."""
+"""A real photo: pans and zooms over scikit-image's astronaut, through the mediapipe pose backend
+(BlazePose on LiteRT) and predict."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ import numpy as np
 import pytest
 
 from _predict_helpers import make_checkpoint
-from beenet.inference.pose import mediapipe_available
 from beenet.inference.table import COLUMNS, read_table
 from beenet.labels import CATEGORIES
 
-pytestmark = [pytest.mark.skipif(not mediapipe_available(), reason="mediapipe not installed"), pytest.mark.slow]
+pytestmark = [pytest.mark.usefixtures("blazepose_models"), pytest.mark.slow]
 
 SIZE = 256
 FRAMES = 24
@@ -70,10 +70,10 @@ def test_predict_finds_the_astronaut_and_keeps_her_id(tmp_path, clip):
 
 def test_astronaut_is_tracked_in_every_frame(clip):
     from beenet.media.video import VideoReader
-    from beenet.inference.pose import MediaPipePose
+    from beenet.inference.pose import MediaPipeMultiPose
     from beenet.inference.tracking import Tracker
 
-    pose, tracker = MediaPipePose(), Tracker()
+    pose, tracker = MediaPipeMultiPose(), Tracker()
     pose.reset()
     seen = []
     with VideoReader(clip) as r:

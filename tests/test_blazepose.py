@@ -1,6 +1,7 @@
 """BlazePose on LiteRT (``beenet.inference.pose.blazepose``): mediapipe's anchors, alignment square and
-suppression written out, checked by hand-made cases and against mediapipe's own Tasks graph on
-real footage."""
+suppression written out, checked by hand-made cases and on real photos. (It was checked against
+mediapipe's own Tasks graph on vtest.avi, the same people kept, before that engine was removed
+with the mediapipe package.)"""
 
 from __future__ import annotations
 
@@ -8,19 +9,16 @@ import math
 
 import numpy as np
 import pytest
-from footage import footage
-from test_pose_mediapipe import _frames
 
 from beenet.errors import BeenetError
-from beenet.inference.pose import MediaPipeMultiPose, mediapipe_available
+from beenet.inference.pose import MediaPipeMultiPose
 from beenet.inference.pose import blazepose as bp
 from beenet.inference.pose.boxes import roi_from_points
 from beenet.inference.pose.keypoints import BODY_LANDMARKS
 from beenet.inference.pose.models import find_model_files
-from beenet.inference.pose.runtime import litert_available
 
-needs_litert = pytest.mark.skipif(not (mediapipe_available() and litert_available()),
-                                  reason="mediapipe models or ai-edge-litert not installed")
+#: ai-edge-litert and the model files (fetched once a session; skips without them).
+needs_litert = pytest.mark.usefixtures("blazepose_models")
 
 
 def test_anchor_centres_follow_the_detector_grid():
@@ -129,31 +127,6 @@ def test_a_corrupt_landmark_model_is_named(tmp_path):
     files["pose_landmarks_detector.tflite"] = bad
     with pytest.raises(BeenetError, match=r"pose_landmark_full\.tflite: not a valid mediapipe pose model"):
         bp.BlazePose(files)
-
-
-@needs_litert
-def test_litert_finds_the_people_mediapipe_tasks_finds_on_real_footage():
-    """vtest.avi frames 0 and 80 (several pedestrians): each HOG proposal verified by both engines
-    (the detector on a crop, then the landmark model): the same proposals kept, and the joints of
-    each person within 2% of the box height (median)."""
-    litert = MediaPipeMultiPose(engine="litert", threads=1)
-    tasks = MediaPipeMultiPose(engine="tasks", threads=1)
-    kept, errors = {"litert": 0, "tasks": 0}, []
-    for _i, frame in [f for f in _frames(footage("vtest.avi"), 0, 80) if f[0] in (0, 80)]:
-        height, width = frame.shape[:2]
-        for box in tasks.hog_boxes(frame):
-            a = tasks.runner.verify(frame, [box], width, height)
-            b = litert.runner.verify(frame, [box], width, height)
-            kept["tasks"] += len(a)
-            kept["litert"] += len(b)
-            if a and b:
-                ka, kb = a[0].keypoints, b[0].keypoints
-                both = (ka[:, 2] > 0.5) & (kb[:, 2] > 0.5)
-                errors.append(np.median(np.hypot(*(ka[both, :2] - kb[both, :2]).T)) / box[3])
-    litert.close()
-    tasks.close()
-    assert kept["tasks"] >= 5 and abs(kept["litert"] - kept["tasks"]) <= 1, kept
-    assert len(errors) >= kept["tasks"] - 1 and np.median(errors) < 0.02, errors
 
 
 @needs_litert

@@ -11,12 +11,10 @@ from beenet.errors import BeenetError, BoLDFormatError
 from beenet.inference.pose import (
     BODY25_TO_OPENPOSE,
     KeypointRCNNPose,
-    MediaPipePose,
     PrecomputedPose,
     coco17_to_openpose,
     detection_from_keypoints,
     make_pose_backend,
-    mediapipe_available,
     mediapipe_to_openpose,
     openpose_flat_to_18,
 )
@@ -164,16 +162,6 @@ def test_keypoint_rcnn_runs_offline_with_random_weights():
     for d in dets:  # a random net finds junk or nothing; whatever it finds is well formed
         assert d.keypoints.shape == (18, 3) and len(d.box) == 4
     assert pose.name == "rcnn" and pose.needs_pixels
-
-
-@pytest.mark.skipif(not mediapipe_available(), reason="mediapipe not installed")
-def test_mediapipe_single_finds_nobody_in_an_empty_frame():
-    pytest.importorskip("mediapipe.python.solutions.pose", reason="this mediapipe has no mp.solutions")
-    pose = make_pose_backend("mediapipe-single")
-    assert isinstance(pose, MediaPipePose) and pose.name == "mediapipe-single"
-    pose.reset()
-    assert pose(np.full((64, 64, 3), 127, np.uint8), 0) == []
-    pose.close()
 
 
 def test_unknown_backend():

@@ -1,11 +1,10 @@
-"""The multi-person ``mediapipe`` pose backend: finding its model files, building the bundle once,
-the messages when something is missing, and what it finds on real footage (hand-checked frames)."""
+"""The multi-person ``mediapipe`` pose backend (BlazePose on LiteRT): its options, the messages
+when something is missing, and what it finds on real footage (hand-checked frames). Where its
+model files come from: tests/test_pose_models.py."""
 
 from __future__ import annotations
 
-import json
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,163 +13,68 @@ from footage import footage
 
 from beenet.errors import BeenetError
 from beenet.inference.pose import (
-    ENGINES,
+    INSTALL_HINT,
     MediaPipeMultiPose,
     PoseOptionError,
     make_pose_backend,
     mediapipe_available,
-    models,
+    resolve_backend_name,
 )
 from beenet.inference.pose import boxes as geometry
 from beenet.inference.pose.runtime import litert_available
 
-needs_mediapipe = pytest.mark.skipif(not mediapipe_available(), reason="mediapipe pose backend not installed")
+#: The test needs the backend to run: ai-edge-litert and the model files (skips without them).
+needs_blazepose = pytest.mark.usefixtures("blazepose_models")
 
 
-def _package_models() -> dict[str, Path]:
-    """The real tflite files of the installed mediapipe (skips when it does not ship them)."""
-    try:
-        import mediapipe
-    except ImportError:
-        pytest.skip("mediapipe not installed")
-    d = Path(mediapipe.__file__).parent
-    files = {m: d / rel for m, (rel, *_r) in models.MODEL_FILES.items()} if d is not None else {}
-    if not files or not all(p.is_file() for p in files.values()):
-        pytest.skip("the installed mediapipe does not ship the BlazePose tflite files")
-    return files
-
-
-@pytest.fixture
-def newer_mediapipe(tmp_path, monkeypatch):
-    """A mediapipe package without model files, as the releases that install on Python 3.13."""
-    pkg = tmp_path / "site" / "mediapipe"
-    pkg.mkdir(parents=True)
-    monkeypatch.setattr(models, "_mediapipe_dir", lambda: pkg)
-    return pkg
-
-
-def _plant(root: Path, files: dict[str, Path] | None = None, data: bytes | None = None) -> Path:
-    dest = root / models.MODELS_SUBDIR
-    dest.mkdir(parents=True, exist_ok=True)
-    for member, (rel, *_r) in models.MODEL_FILES.items():
-        (dest / Path(rel).name).write_bytes(data if data is not None else files[member].read_bytes())
-    return dest
-
-
-def test_models_are_found_in_the_cache_when_the_package_has_none(tmp_path, newer_mediapipe):
-    dest = _plant(tmp_path / "cache", data=b"x")
-    found = models.find_model_files(tmp_path / "cache")
-    assert found == {"pose_detector.tflite": dest / "pose_detection.tflite",
-                     "pose_landmarks_detector.tflite": dest / "pose_landmark_full.tflite"}
-
-
-def test_missing_model_file_says_how_to_install(tmp_path, newer_mediapipe):
-    dest = _plant(tmp_path / "cache", data=b"x")
-    (dest / "pose_landmark_full.tflite").unlink()
-    with pytest.raises(BeenetError) as err:
-        models.find_model_files(tmp_path / "cache")
-    msg = str(err.value)
-    assert "scripts/install-pose.sh" in msg and str(dest) in msg and str(newer_mediapipe) in msg
-    assert "'pip install mediapipe' alone installs a release without them" in msg
-
-
-def test_models_are_copied_out_of_a_wheel(tmp_path, newer_mediapipe):
-    wheel = tmp_path / "mediapipe-0.10.21-cp312-cp312-manylinux_2_28_x86_64.whl"
-    with zipfile.ZipFile(wheel, "w") as z:
-        z.writestr("mediapipe/modules/pose_detection/pose_detection.tflite", b"detector")
-        z.writestr("mediapipe/modules/pose_landmark/pose_landmark_full.tflite", b"landmarks")
-        z.writestr("mediapipe/__init__.py", b"")
-    dest = models.install_models_from_wheel(wheel, tmp_path / "cache")
-    assert (dest / "pose_detection.tflite").read_bytes() == b"detector"
-    assert (dest / "pose_landmark_full.tflite").read_bytes() == b"landmarks"
-    assert sorted(p.name for p in dest.iterdir()) == ["pose_detection.tflite", "pose_landmark_full.tflite"]
-
-    bare = tmp_path / "mediapipe-1.2.3-py3-none-any.whl"
-    with zipfile.ZipFile(bare, "w") as z:
-        z.writestr("mediapipe/__init__.py", b"")
-    with pytest.raises(BeenetError, match="has no mediapipe/modules/pose_detection/pose_detection.tflite"):
-        models.install_models_from_wheel(bare, tmp_path / "other")
-    with pytest.raises(BeenetError, match="not a readable mediapipe wheel"):
-        models.install_models_from_wheel(tmp_path / "missing.whl", tmp_path / "other")
-
-
-@needs_mediapipe
-def test_bundle_is_built_once_keyed_by_the_model_files(tmp_path, monkeypatch):
-    files = _package_models()
-    monkeypatch.setattr(models, "_mediapipe_dir", lambda: tmp_path / "site" / "mediapipe")  # no models there
-    root = tmp_path / "cache"
-    _plant(root, files)
-    bundle = models.build_bundle(root=root)
-    assert bundle.parent == root / models.BUNDLE_SUBDIR and bundle.suffix == ".task"
-    models._metadata_writer()  # newer releases need its stand-in before the metadata module imports
-    from mediapipe.tasks.python.metadata.metadata import MetadataDisplayer
-
-    with zipfile.ZipFile(bundle) as z:
-        assert sorted(z.namelist()) == ["pose_detector.tflite", "pose_landmarks_detector.tflite"]
-        for member, (mean, std) in {"pose_detector.tflite": (127.5, 127.5),
-                                    "pose_landmarks_detector.tflite": (0.0, 255.0)}.items():
-            meta = json.loads(MetadataDisplayer.with_model_buffer(z.read(member)).get_metadata_json())
-            unit = meta["subgraph_metadata"][0]["input_tensor_metadata"][0]["process_units"][0]
-            assert unit["options_type"] == "NormalizationOptions"
-            assert unit["options"] == {"mean": [mean], "std": [std]}
-    stamp = bundle.stat().st_mtime_ns
-    assert models.build_bundle(root=root) == bundle and bundle.stat().st_mtime_ns == stamp  # reused
-    assert [p.name for p in bundle.parent.iterdir()] == [bundle.name]  # no temp file left behind
-
-    bundle.write_bytes(b"half a bundle")  # a corrupt bundle is rebuilt
-    assert models.build_bundle(root=root) == bundle and zipfile.is_zipfile(bundle)
-
-    det = root / models.MODELS_SUBDIR / "pose_detection.tflite"
-    data = bytearray(det.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # another model file: another bundle
-    det.write_bytes(bytes(data))
-    other = models.build_bundle(root=root)
-    assert other != bundle and other.is_file()
-
-
-@needs_mediapipe
-def test_corrupt_model_file_is_named(tmp_path, newer_mediapipe):
-    dest = _plant(tmp_path / "cache", data=b"this is not a tflite model")
-    bad = r"pose_detection\.tflite: not a valid mediapipe pose model.*install-pose\.sh"
-    with pytest.raises(BeenetError, match=bad):
-        models.build_bundle(root=tmp_path / "cache")
-    bundles = tmp_path / "cache" / models.BUNDLE_SUBDIR
-    assert not bundles.exists() or not any(bundles.iterdir())  # nothing half-written
-    assert dest.is_dir()
-    if litert_available():  # the litert engine names it when the backend is made
-        with pytest.raises(BeenetError, match=bad):
-            MediaPipeMultiPose(engine="litert", cache_dir=tmp_path / "cache")
-
-
-def test_without_mediapipe_the_message_gives_the_install_command(monkeypatch):
-    for name in [m for m in sys.modules if m == "mediapipe" or m.startswith("mediapipe.")]:
+def _hide(monkeypatch, package: str) -> None:
+    """``import package`` (and its submodules) raises ImportError for the rest of the test."""
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "mediapipe", None)  # import mediapipe raises ImportError
-    assert not mediapipe_available()
-    for name in ("mediapipe", "mediapipe-single"):
-        with pytest.raises(BeenetError) as err:
-            make_pose_backend(name)
-        assert "scripts/install-pose.sh" in str(err.value)
-        if sys.version_info < (3, 13):
-            assert "pip install --no-deps mediapipe==0.10.21" in str(err.value)
+    monkeypatch.setitem(sys.modules, package, None)
 
 
-@needs_mediapipe
-def test_options_reach_the_backend_and_wrong_ones_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("BEENET_CACHE", str(tmp_path))
-    pose = make_pose_backend("auto", tiles=2, num_poses=3)
-    assert isinstance(pose, MediaPipeMultiPose) and pose.name == "mediapipe"
-    assert pose.tiles == 2 and pose.num_poses == 3 and pose.engine == "litert" and pose.bundle is None
-    tasks = make_pose_backend("auto", engine="tasks")  # the Tasks engine builds its bundle in the cache
-    assert tasks.engine == "tasks" and tasks.bundle.is_relative_to(tmp_path)
-    assert tasks.settings["models"] == pose.settings["models"] == tasks.bundle.stem.split("-")[1]
-    for backend in (pose, tasks):
-        assert backend(np.full((120, 160, 3), 127, np.uint8), 0) == []
-        for shape in ((8, 8, 3), (20, 300, 3), (300, 20, 3)):  # smaller than a HOG window: nobody, no crash
-            assert backend(np.full(shape, 127, np.uint8), 1) == []
-        backend.close()
-    with pytest.raises(PoseOptionError, match="pose engine 'onnx': choose one of litert, tasks"):
+def test_without_litert_the_message_gives_the_install_command(monkeypatch):
+    _hide(monkeypatch, "ai_edge_litert")
+    assert not mediapipe_available() and not litert_available()
+    assert resolve_backend_name("auto") == "rcnn"
+    with pytest.raises(BeenetError) as err:
+        make_pose_backend("mediapipe")
+    assert "ai-edge-litert" in str(err.value) and INSTALL_HINT in str(err.value)
+    assert "pip install ai-edge-litert" in INSTALL_HINT and "install-pose" not in INSTALL_HINT
+
+
+@needs_blazepose
+def test_the_backend_needs_no_mediapipe_package(monkeypatch):
+    """With ``import mediapipe`` failing, ``auto`` is still the mediapipe backend and it runs."""
+    _hide(monkeypatch, "mediapipe")
+    assert mediapipe_available() and resolve_backend_name("auto") == "mediapipe"
+    pose = make_pose_backend("auto")
+    assert isinstance(pose, MediaPipeMultiPose) and pose.engine == "litert"
+    assert pose(np.full((120, 160, 3), 127, np.uint8), 0) == []
+    pose.close()
+    assert sys.modules["mediapipe"] is None
+
+
+def test_the_tasks_engine_and_the_single_person_backend_are_gone():
+    with pytest.raises(PoseOptionError, match="pose engine 'tasks' .* was removed: it needed the mediapipe package"):
+        make_pose_backend("mediapipe", engine="tasks")
+    with pytest.raises(PoseOptionError, match="pose engine 'onnx': choose one of litert$"):
         make_pose_backend("mediapipe", engine="onnx")
+    with pytest.raises(BeenetError, match="unknown pose backend 'mediapipe-single'"):
+        make_pose_backend("mediapipe-single")
+
+
+@needs_blazepose
+def test_options_reach_the_backend_and_wrong_ones_are_refused():
+    pose = make_pose_backend("auto", tiles=2, num_poses=3, engine="litert")  # engine=litert: old commands
+    assert isinstance(pose, MediaPipeMultiPose) and pose.name == "mediapipe"
+    assert pose.tiles == 2 and pose.num_poses == 3 and pose.engine == "litert"
+    assert pose.settings["engine"] == "litert" and pose.settings["hog_every"] == 2
+    assert pose(np.full((120, 160, 3), 127, np.uint8), 0) == []
+    for shape in ((8, 8, 3), (20, 300, 3), (300, 20, 3)):  # smaller than a HOG window: nobody, no crash
+        assert pose(np.full(shape, 127, np.uint8), 1) == []
+    pose.close()
     with pytest.raises(PoseOptionError, match="pose option confirm_every must be >= 1, got 0"):
         make_pose_backend("mediapipe", confirm_every=0)
     with pytest.raises(PoseOptionError, match="does not take the option 'tile'$"):
@@ -211,7 +115,7 @@ def _frames(path: Path, first: int, last: int):
                 yield i, f.to_ndarray(format="rgb24")
 
 
-@needs_mediapipe
+@needs_blazepose
 @pytest.mark.slow
 def test_three_pedestrians_in_one_frame_are_found_with_tiles():
     """vtest.avi frame 0 holds three pedestrians (counted by eye); the whole-frame detector sees
@@ -233,7 +137,7 @@ def test_three_pedestrians_in_one_frame_are_found_with_tiles():
     whole.close()
 
 
-@needs_mediapipe
+@needs_blazepose
 @pytest.mark.slow
 def test_real_footage_one_person_and_nobody():
     """talking.mp4: one woman (a close-up: her shoulders are at the frame's edge, so she is found in
@@ -280,7 +184,7 @@ def test_square_crops_stay_inside_the_frame_and_proposals_are_suppressed():
 VTEST_720_PEOPLE = [(573, 245), (482, 242), (75, 296), (314, 201)]
 
 
-@needs_mediapipe
+@needs_blazepose
 def test_default_finds_several_small_people_in_one_frame():
     """The whole-frame detector alone finds nobody in vtest.avi frame 720 (people 1/7 of the frame
     tall); the default adds HOG proposals verified on crops and finds several, one box each."""
@@ -302,7 +206,7 @@ def test_default_finds_several_small_people_in_one_frame():
     assert all(d.box[3] < 200 and 0.5 <= d.score <= 1.0 for d in dets)  # pedestrian-sized, scored
 
 
-@needs_mediapipe
+@needs_blazepose
 def test_hog_false_positives_are_dropped_by_the_verifier():
     """Proposals on things that are not people find nobody on their crop: HOG's own false positive
     on the blurred cars of bikes.mp4 frame 40 (weight just above 0, seen on a contact sheet), the
@@ -319,7 +223,7 @@ def test_hog_false_positives_are_dropped_by_the_verifier():
     pose.close()
 
 
-@needs_mediapipe
+@needs_blazepose
 @pytest.mark.slow
 def test_two_pedestrians_are_scored_in_the_same_window(tmp_path):
     """Predictor.run with the default pose on the first 40 frames (4 s) of vtest.avi: at least two
@@ -350,7 +254,7 @@ def test_two_pedestrians_are_scored_in_the_same_window(tmp_path):
     assert overlapping, spans
 
 
-@needs_mediapipe
+@needs_blazepose
 def test_pose_flags_reach_the_backend_and_the_table_settings(tmp_path):
     from _predict_helpers import make_checkpoint
 
@@ -387,21 +291,18 @@ def test_pose_flags_reach_the_backend_and_the_table_settings(tmp_path):
         Predictor(ckpt, device="cpu", pose=make_pose_backend("mediapipe"), pose_options={"tiles": 2})
 
 
-@needs_mediapipe
-@pytest.mark.parametrize("engine", ENGINES)
-def test_threads_change_the_time_not_the_people(engine):
-    """Crops verified (litert: people followed, crops verified) by two workers side by side, HOG
-    beside them: the same people, boxes and joints as one thread, frame by frame (vtest.avi 0-5,
+@needs_blazepose
+def test_threads_change_the_time_not_the_people():
+    """People followed and crops verified by two workers side by side, HOG beside them: the same people, boxes and joints as one thread, frame by frame (vtest.avi 0-5,
     several small people)."""
     frames = list(_frames(footage("vtest.avi"), 0, 5))
     runs, jobs = [], []
     for threads in (1, 2):
-        pose = make_pose_backend("mediapipe", threads=threads, engine=engine)
+        pose = make_pose_backend("mediapipe", threads=threads)
         assert pose.settings["threads"] == threads
         pose.reset()
-        name = "people" if engine == "litert" else "verify"
-        run = getattr(pose.runner, name)
-        setattr(pose.runner, name, lambda f, some, *a, _run=run, **kw: (jobs.append(len(some)), _run(f, some, *a, **kw))[1])
+        run = pose.runner.people
+        pose.runner.people = lambda f, some, *a, _run=run, **kw: (jobs.append(len(some)), _run(f, some, *a, **kw))[1]
         runs.append([pose(f, i) for i, f in frames])
         pose.close()
     assert max(jobs) >= 2  # calls with several jobs: with 2 threads they ran side by side
@@ -413,7 +314,7 @@ def test_threads_change_the_time_not_the_people(engine):
         make_pose_backend("mediapipe", threads=0)
 
 
-@needs_mediapipe
+@needs_blazepose
 def test_hog_runs_only_where_the_frame_changed():
     """Between whole-frame runs HOG looks only where the frame changed since the last call; nothing
     changed, nowhere; a pan (everything changed), the whole frame; every hog_full_every-th call and
@@ -456,8 +357,7 @@ def test_hog_runs_only_where_the_frame_changed():
     pose._calls = 5
     assert regions(np.roll(moved, 40, axis=1)) == []
     pose.new_shot()
-    followed = pose.runner.follower.tracked if pose.engine == "litert" else pose.runner.followed
-    assert regions(moved) is None and followed == []
+    assert regions(moved) is None and pose.runner.follower.tracked == []
     pose.new_shot()
     pose._calls = 1  # not a whole-frame call by the count: the cut alone makes it one
     assert regions(moved) is None
@@ -481,7 +381,7 @@ def _run(pose, frames) -> list:
     return out
 
 
-@needs_mediapipe
+@needs_blazepose
 def test_motion_gated_hog_and_followed_crops_keep_the_people_on_real_footage():
     """vtest.avi (a fixed camera, pedestrians), every 2nd frame of 0-40 as predict poses it at
     10 fps: HOG only where the frame changed (between whole-frame runs) finds at least 90% of the

@@ -47,7 +47,7 @@ def ckpt(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory, ckpt):
+def real(tmp_path_factory, ckpt, blazepose_models):
     """One CLI run on two real clips (a woman talking, a street scene with several people) with
     --per-frame --save-keypoints, and the Python API's result for the talking clip."""
     d = tmp_path_factory.mktemp("real")

@@ -13,6 +13,7 @@ import pytest
 from _predict_helpers import beenet_subprocess, make_checkpoint, write_joints_clip
 from beenet.cli import main
 from beenet.inference.pose import INSTALL_HINT
+from beenet.inference.pose.runtime import litert_available
 from footage import footage
 from train_helpers import restore_root_logging
 
@@ -72,50 +73,57 @@ def test_out_that_is_a_file_exits_2(tmp_path, ckpt, clip, capsys):
     assert code == 2 and err.count("\n") == 1 and f"--out {out}: cannot create or write" in err
 
 
-def _shim(tmp_path: Path, body: str, monkeypatch) -> None:
-    """Child processes find a ``mediapipe`` package whose ``__init__`` is ``body`` before the
-    installed one (``beenet_subprocess`` puts src/ in front of PYTHONPATH, then this)."""
-    pkg = tmp_path / "shim" / "mediapipe"
+def _shim(tmp_path: Path, body: str, monkeypatch, package: str = "ai_edge_litert") -> None:
+    """Child processes find a ``package`` whose ``__init__`` is ``body`` before the installed one
+    (``beenet_subprocess`` puts src/ in front of PYTHONPATH, then this)."""
+    pkg = tmp_path / "shim" / package
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text(body)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "shim"))
 
 
-@pytest.mark.parametrize("case", ["missing", pytest.param("wrong release", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("case", ["missing", pytest.param("wrong model file", marks=pytest.mark.slow)])
 def test_pose_backend_that_cannot_start_exits_2_once_before_any_video(tmp_path, ckpt, case, monkeypatch):
-    """mediapipe not importable (or a release without mp.solutions): one message, exit 2, before
-    any video is opened, even with several videos to do."""
+    """ai-edge-litert not importable (or a model file in the cache with the wrong bytes): one
+    message, exit 2, before any video is opened, even with several videos to do."""
     video = footage("carphone.mp4")
-    # missing: the default multi-person backend; wrong release: the Solutions one on a release
-    # without mp.solutions
-    body = ("raise ModuleNotFoundError(\"No module named 'mediapipe'\", name='mediapipe')\n" if case == "missing"
-            else "__version__ = '0.10.30'  # a release without mp.solutions\n")
-    pose = "mediapipe" if case == "missing" else "mediapipe-single"
-    _shim(tmp_path, body, monkeypatch)
+    monkeypatch.setenv("BEENET_CACHE", str(tmp_path / "cache"))  # the child's cache
+    if case == "missing":
+        _shim(tmp_path, "raise ModuleNotFoundError(\"No module named 'ai_edge_litert'\", name='ai_edge_litert')\n",
+              monkeypatch)
+    else:
+        if not litert_available():
+            pytest.skip("ai-edge-litert is not installed")
+        bad = tmp_path / "cache" / "models" / "pose_detection.tflite"
+        bad.parent.mkdir(parents=True)
+        bad.write_bytes(b"not the detector")
+    # mediapipe itself is not needed: hidden in the child either way
+    _shim(tmp_path, "raise ModuleNotFoundError(\"No module named 'mediapipe'\", name='mediapipe')\n", monkeypatch,
+          "mediapipe")
     out = tmp_path / "out"
     second = tmp_path / "second.mp4"
     second.write_bytes(video.read_bytes())
     proc = beenet_subprocess(["predict", str(video), str(second), "--checkpoint", str(ckpt), "--out", str(out),
-                              "--pose", pose, *PREDICT])
+                              "--pose", "mediapipe", *PREDICT])
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 2, stderr
     lines = _error_lines(stderr)
     assert len(lines) == 1, stderr
     msg = lines[0]
-    assert f"the pose backend '{pose}' cannot be used" in msg
-    assert ("No module named 'mediapipe'" in msg) if case == "missing" else ("solutions" in msg)
-    # the install command of this Python (0.10.21 --no-deps up to 3.12, the script's 1.2.3 route on 3.13)
-    assert INSTALL_HINT.split(";")[0] in msg and "rcnn" in msg.split("--pose")[-1]
-    if sys.version_info < (3, 13):
-        assert "pip install --no-deps mediapipe==0.10.21" in msg
+    assert "the pose backend 'mediapipe' cannot be used" in msg
+    if case == "missing":
+        assert "No module named 'ai_edge_litert'" in msg and INSTALL_HINT in msg
+    else:
+        assert f"{bad}: is not the BlazePose person detector" in msg and "beenet models fetch" in msg
+    assert "install-pose" not in msg and "rcnn" in msg.split("--pose")[-1]
     assert "FAILED" not in stderr and "ok " not in stdout
     assert not (out / "predict_summary.json").exists()
 
 
 @pytest.mark.slow
 def test_precomputed_joints_need_no_pose_backend(tmp_path, ckpt, clip, monkeypatch):
-    """With only joints inputs the pose backend is never built: mediapipe missing is no error."""
-    _shim(tmp_path, "raise ModuleNotFoundError('hidden', name='mediapipe')\n", monkeypatch)
+    """With only joints inputs the pose backend is never built: ai-edge-litert missing is no error."""
+    _shim(tmp_path, "raise ModuleNotFoundError('hidden', name='ai_edge_litert')\n", monkeypatch)
     proc = beenet_subprocess(["predict", str(clip.with_suffix(".npy")), "--checkpoint", str(ckpt),
                               "--out", str(tmp_path / "out"), "--pose", "mediapipe", *PREDICT])
     stdout, stderr = proc.communicate(timeout=300)
@@ -123,8 +131,6 @@ def test_precomputed_joints_need_no_pose_backend(tmp_path, ckpt, clip, monkeypat
     assert (tmp_path / "out" / "clip.csv").is_file()
 
 
-@pytest.mark.skipif(not __import__("beenet.inference.pose", fromlist=["x"]).mediapipe_available(),
-                    reason="needs mediapipe")
 def test_unknown_pose_option_exits_2_once_before_any_video(tmp_path, ckpt, capsys):
     """A --pose-option the backend does not take (a typo): one message naming it, exit 2."""
     out = tmp_path / "out"

@@ -128,6 +128,7 @@ def test_no_warning_for_videos_of_a_synth_dataset(synth_ckpt, synth):
         assert pred.synthetic_warning(footage("carphone.mp4")) == SYNTHETIC_WARNING
 
 
+@pytest.mark.usefixtures("blazepose_models")
 def test_predict_on_real_footage_warns_once_and_stamps_the_tables(synth_ckpt, tmp_path, capsys, caplog):
     """Two real videos, one synthetic-trained model: one warning, and every table says what the
     model learned from and how the table was made."""

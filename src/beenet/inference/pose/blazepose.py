@@ -1,10 +1,11 @@
 """BlazePose run directly on LiteRT (``ai-edge-litert``): mediapipe's person detector and full
 landmark model, with the pre- and post-processing of mediapipe's pose graphs written out here.
 
-mediapipe's Tasks ``PoseLandmarker`` runs the same two tflite files inside a calculator graph; on
-the 2-core machine this project is measured on, a 256x256 crop cost 39 ms there against 23 ms for
-the two models' own invocations, and 16 ms for a crop with nobody in it against 9 ms
-(docs/predict.md, "Pose backends"). :class:`BlazePose` runs the models with nothing around them:
+mediapipe's Tasks ``PoseLandmarker`` (which beenet ran before) runs the same two tflite files
+inside a calculator graph; on the 2-core machine this project is measured on, a 256x256 crop cost
+39 ms there against 23 ms for the two models' own invocations, and 16 ms for a crop with nobody
+in it against 9 ms (docs/predict.md, "Pose backends"). Nothing here imports the ``mediapipe``
+package. :class:`BlazePose` runs the models with nothing around them:
 
 - :meth:`BlazePose.detect`: the person detector (224x224 input in [-1, 1], 2254 SSD anchors) on a
   square window of the frame, letterboxed with black where the window leaves the frame; boxes and
@@ -37,8 +38,10 @@ import numpy as np
 
 from beenet.errors import BeenetError
 from beenet.inference.pose.boxes import Roi, roi_from_points
-from beenet.inference.pose.runtime import INSTALL_HINT, quiet_stderr
+from beenet.inference.pose.runtime import quiet_stderr
 
+#: How to get a model file again (they are hash-checked in beenet's cache; a copy of one's own is not).
+FETCH_HINT = "beenet models fetch"
 #: The detector's and the landmark model's input side (px).
 DETECTOR_SIDE = 224
 LANDMARK_SIDE = 256
@@ -167,8 +170,8 @@ def _landmark_model(path: Path) -> bytes:
 class BlazePose:
     """The two BlazePose models on LiteRT, one interpreter each (XNNPACK, ``num_threads`` threads).
 
-    ``files``: the tflite files by the bundle member names of
-    :data:`beenet.inference.pose.models.MODEL_FILES` (``pose_detector.tflite``,
+    ``files``: the tflite files by the engine's names of
+    :data:`beenet.inference.pose.models.MEMBERS` (``pose_detector.tflite``,
     ``pose_landmarks_detector.tflite``), as :func:`~beenet.inference.pose.models.find_model_files`
     returns them."""
 
@@ -186,7 +189,7 @@ class BlazePose:
                     it.allocate_tensors()
             except Exception as exc:  # not a flatbuffer, not a tflite model, not this model
                 raise BeenetError(f"{files[member]}: not a valid mediapipe pose model ({exc}); delete it and "
-                                  f"reinstall with: {INSTALL_HINT}") from exc
+                                  f"fetch it again with: {FETCH_HINT}") from exc
             interpreters.append(it)
         self._det, self._lm = interpreters
         self._det_in = self._det.get_input_details()[0]["index"]

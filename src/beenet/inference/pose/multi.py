@@ -1,8 +1,9 @@
-"""``--pose mediapipe`` (the default): multi-person BlazePose, offline. This module holds the
-backend's options and the order of one call; the parts live beside it: the engine that runs the
-models (:mod:`~beenet.inference.pose.litert`, the default when ``ai-edge-litert`` is installed,
-or :mod:`~beenet.inference.pose.tasks`), the HOG proposals (:mod:`~beenet.inference.pose.proposals`)
-and the model files (:mod:`~beenet.inference.pose.models`).
+"""``--pose mediapipe`` (the default): multi-person BlazePose (the MediaPipe project's models) on
+LiteRT, offline once its model files are fetched. This module holds the backend's options and the
+order of one call; the parts live beside it: the engine that runs the models
+(:mod:`~beenet.inference.pose.litert`), the HOG proposals (:mod:`~beenet.inference.pose.proposals`)
+and the model files (:mod:`~beenet.inference.pose.models`). The ``mediapipe`` Python package is
+not used.
 """
 
 from __future__ import annotations
@@ -21,35 +22,37 @@ from beenet.inference.pose.litert import LiteRTEngine
 from beenet.inference.pose.models import find_model_files, models_key
 from beenet.inference.pose.options import MultiPoseOptions, PoseOptionError, check_options
 from beenet.inference.pose.proposals import HogProposals
-from beenet.inference.pose.runtime import INSTALL_HINT, litert_available, require_litert
-from beenet.inference.pose.tasks import TasksEngine, import_tasks_api
+from beenet.inference.pose.runtime import INSTALL_HINT, require_litert
 
 #: Where people are proposed: BlazePose's own detector on the whole frame only, or also OpenCV's HOG
 #: people detector, each HOG box verified by the landmarker on a crop around it.
 DETECTORS = ("blazepose", "hog")
-#: What runs the two models: ``litert`` (the default when ``ai-edge-litert`` is installed: the
-#: models on LiteRT with mediapipe's pre- and post-processing written out, and people tracked from
-#: frame to frame by their landmarks) or ``tasks`` (mediapipe's Tasks ``PoseLandmarker``, a
-#: detector run on every crop).
-ENGINES = ("litert", "tasks")
+#: What runs the two models: ``litert``, the one engine (the models on LiteRT with mediapipe's pre-
+#: and post-processing written out, and people tracked from frame to frame by their landmarks).
+#: The option stays so that ``engine=litert`` and the tables that record it keep working.
+ENGINES = ("litert",)
+#: Engines that were removed, with why (named when one is asked for).
+REMOVED_ENGINES = {
+    "tasks": "pose engine 'tasks' (mediapipe's Tasks PoseLandmarker) was removed: it needed the mediapipe "
+             "package, which cannot be installed without version conflicts; engine=litert (the default) "
+             "runs the same models and was checked against it (the same people)",
+}
 
 
 class MediaPipeMultiPose(PoseBackendBase):
     """BlazePose, up to ``num_poses`` people per frame, offline (:mod:`beenet.inference.pose.models`
-    says where the models come from).
+    says where the models come from; ``models_dir``: a folder of one's own copies instead).
 
-    ``engine="litert"`` (the default when ``ai-edge-litert`` is installed) runs the two models
-    directly and follows each person found by their own landmarks, as mediapipe's video mode
-    does: the landmark model alone on the square the last call's landmarks gave, moved at the
-    square's velocity, and the detector again on a crop around it every ``confirm_every`` calls'
-    worth of frames, which drops a square that slid onto the background. New people come from the
+    The engine (``engine="litert"``, the only one) runs the two models on LiteRT directly and
+    follows each person found by their own landmarks, as mediapipe's video mode does: the
+    landmark model alone on the square the last call's landmarks gave, moved at the square's
+    velocity, and the detector again on a crop around it every ``confirm_every`` calls' worth of
+    frames, which drops a square that slid onto the background. New people come from the
     detector on the whole frame (while nobody is followed, on whole-frame HOG calls, and on every
     call with ``detector="blazepose"``) and from HOG's boxes, verified on crops; HOG runs every 2nd
-    call (``hog_every`` defaults to 2 here, 1 with ``tasks``). :mod:`~beenet.inference.pose.litert`
-    has the order of things. ``engine="tasks"`` (the fallback without ai-edge-litert) is mediapipe's
-    ``PoseLandmarker``, its detector on every crop (:mod:`~beenet.inference.pose.tasks`). ``litert``
-    found 39 of the 55 hand-counted vtest.avi people against 35 and runs 720p vtest faster
-    (docs/predict.md, "Pose backends").
+    call (``hog_every``). :mod:`~beenet.inference.pose.litert` has the order of things. It found 39
+    of the 55 hand-counted vtest.avi people against 35 for mediapipe's Tasks ``PoseLandmarker``
+    (the engine it replaced) and runs 720p vtest faster (docs/predict.md, "Pose backends").
 
     ``tiles=n > 1`` also runs the models on ``n x n`` overlapping tiles, so that people too small
     for the detector's 224x224 view of the frame are seen at ``n`` times the resolution;
@@ -71,16 +74,16 @@ class MediaPipeMultiPose(PoseBackendBase):
     ``detector="blazepose"`` is the whole-frame pass only.
 
     ``threads`` (default: 2, or 1 on a one-core machine) runs the crops on that many workers side
-    by side and, when above 1, HOG on one more worker thread: mediapipe, LiteRT and OpenCV release
-    the GIL. The people found do not depend on ``threads`` (tested); only the time does.
+    by side and, when above 1, HOG on one more worker thread: LiteRT and OpenCV release the GIL.
+    The people found do not depend on ``threads`` (tested); only the time does.
 
     ``min_detection_confidence`` defaults to 0.7, not mediapipe's 0.5: at 0.5 the detector took a
     road marking, a car's rear window and the parked bicycle in bikes.mp4 for people (51 frames
     against 4), and the landmark model gives such "people" presence 0.97-1.0, so no later threshold
     removes them (docs/predict.md, "Pose backends").
 
-    A keypoint's confidence is its landmark's *visibility* (as in the Solutions backend), mapped to
-    OpenPose-18 by ``mediapipe_to_openpose``; the ``score`` of a detection is the mean confidence
+    A keypoint's confidence is its landmark's *visibility* (as mediapipe's pose solution gives it),
+    mapped to OpenPose-18 by ``mediapipe_to_openpose``; the ``score`` of a detection is the mean confidence
     of its joints found inside the frame, in [0, 1] (the tracker's ``min_confidence`` was chosen
     on this score). Not the mean *presence* of all 33 landmarks: that is the share of the body
     inside the frame, so a person filmed from the chest up scored 0.35-0.39 and was dropped.
@@ -95,20 +98,18 @@ class MediaPipeMultiPose(PoseBackendBase):
     def __init__(self, num_poses: int = 6, min_detection_confidence: float = 0.7,
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
-                 detector: str = "hog", hog_every: int | None = None, hog_threshold: float = 0.3,
+                 detector: str = "hog", hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True,
-                 hog_full_every: int = 5, engine: str | None = None, confirm_every: int = 5,
+                 hog_full_every: int = 5, engine: str = "litert", confirm_every: int = 5,
                  threads: int | None = None,
-                 cache_dir: str | Path | None = None) -> None:
+                 models_dir: str | Path | None = None) -> None:
         if detector not in DETECTORS:
             raise PoseOptionError(f"pose detector {detector!r}: choose one of {', '.join(DETECTORS)}")
-        if engine is None:
-            engine = "litert" if litert_available() else "tasks"
+        if engine in REMOVED_ENGINES:
+            raise PoseOptionError(REMOVED_ENGINES[engine])
         if engine not in ENGINES:
             raise PoseOptionError(f"pose engine {engine!r}: choose one of {', '.join(ENGINES)}")
-        if hog_every is None:  # litert keeps people by their landmarks: HOG only has new ones to find
-            hog_every = 2 if engine == "litert" else 1
         threads = min(2, os.cpu_count() or 1) if threads is None else threads
         # (name, value, kind, lowest allowed, whether the lowest itself is allowed)
         v = check_options((
@@ -123,9 +124,7 @@ class MediaPipeMultiPose(PoseBackendBase):
             ("tile_overlap", tile_overlap, float, None, True), ("merge_iou", merge_iou, float, None, True),
             ("hog_threshold", hog_threshold, float, None, True), ("hog_scale", hog_scale, float, 1, False),
             ("hog_upscale", hog_upscale, float, 0, False), ("crop_margin", crop_margin, float, 1, True)))
-        import_tasks_api()  # both engines: the install check (the tasks engine runs it)
-        if engine == "litert":
-            require_litert()
+        require_litert()
         self.engine = engine
         self.options = MultiPoseOptions(
             num_poses=v["num_poses"], min_detection_confidence=v["min_detection_confidence"],
@@ -135,12 +134,9 @@ class MediaPipeMultiPose(PoseBackendBase):
         self.hog = HogProposals(every=v["hog_every"], full_every=v["hog_full_every"], threshold=v["hog_threshold"],
                                 scale=v["hog_scale"], upscale=v["hog_upscale"], max_pixels=v["hog_max_pixels"],
                                 motion=v["motion"], threads=v["threads"])
-        self.model_files = find_model_files(cache_dir)
-        # litert: the first engine now, so that a bad model file is named before any work
-        self.runner: LiteRTEngine | TasksEngine = (
-            TasksEngine(self.options, self.model_files, cache_dir) if engine == "tasks"
-            else LiteRTEngine(self.options, self.model_files, self.hog))
-        self.bundle = self.runner.bundle if isinstance(self.runner, TasksEngine) else None
+        self.model_files = find_model_files(models_dir)  # fetched on first use
+        # the first BlazePose now, so that a bad model file is named before any work
+        self.runner = LiteRTEngine(self.options, self.model_files, self.hog)
         self._models_key = models_key(self.model_files)
         self._calls = 0  # calls since the shot began (HOG's and the whole frame's turns)
         self._started = False  # reset() ran since the backend was made or closed

@@ -100,7 +100,7 @@ def check_options(options: Iterable[tuple[str, Any, type, float | None, bool]]) 
 
 @dataclass(frozen=True)
 class MultiPoseOptions:
-    """What the engines of the multi-person BlazePose backend (``--pose mediapipe``) run with,
+    """What the engine of the multi-person BlazePose backend (``--pose mediapipe``) runs with,
     checked and typed by the backend (:class:`~beenet.inference.pose.multi.MediaPipeMultiPose`
     describes each)."""
 

@@ -1,6 +1,5 @@
-"""Numbered work shared among workers that are not thread-safe (mediapipe landmarkers, BlazePose
-engines: one per thread), run side by side on a thread pool: mediapipe, LiteRT and OpenCV release
-the GIL while they compute."""
+"""Numbered work shared among workers that are not thread-safe (BlazePose engines: one per
+thread), run side by side on a thread pool: LiteRT and OpenCV release the GIL while they compute."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ class KeypointRCNNPose(PoseBackendBase):
         if w is not None:
             self.weights_record = load_published(
                 self.model, w.url, "Keypoint R-CNN weights", cache_dir=cache_dir,
-                offline_hint="or use --pose mediapipe (no download needed)",
+                offline_hint="or use --pose mediapipe (its model files: 'beenet models fetch')",
             )
         self.device = torch.device(device)
         self.model.eval().requires_grad_(False).to(self.device)

