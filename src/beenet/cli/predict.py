@@ -113,9 +113,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs (default auto)")
     p.add_argument("--engine", default="torch", choices=tuple(ENGINES), help="PyTorch or ONNX Runtime (default torch)")
     p.add_argument("--pose", default="auto", choices=POSE_CHOICES,
-                   help="pose backend for plain videos: mediapipe (offline, several people), mediapipe-single "
-                        "(offline, one person), rcnn (torchvision Keypoint R-CNN, downloads its weights once), "
-                        "auto = mediapipe when installed (default)")
+                   help="pose backend for plain videos: mediapipe (BlazePose on LiteRT, offline once its two model "
+                        "files are fetched, several people), rcnn (torchvision Keypoint R-CNN, downloads its weights "
+                        "once), auto = mediapipe when ai-edge-litert is installed (default)")
     # Old spellings of --pose-option detector=... / tiles=..., kept working, not shown.
     p.add_argument("--pose-detector", default=None, choices=DETECTORS, help=argparse.SUPPRESS)
     p.add_argument("--pose-tiles", type=int, default=None, metavar="N", help=argparse.SUPPRESS)
@@ -230,9 +230,9 @@ def check_pose(predictor: object, jobs: list) -> None:
         predictor.check_pose()  # type: ignore[attr-defined]
     except PoseBackendError as exc:
         name = resolve_backend_name(exc.backend)
-        if not exc.install:  # a wrong option: installing or another backend will not fix it
+        if exc.option:  # a wrong option: installing or another backend will not fix it
             raise SetupError(f"{exc} (--pose-option)") from None
-        fix = POSE_INSTALL.get(name)
+        fix = POSE_INSTALL.get(name) if exc.install else None  # model files to fetch: the message says how
         others = [c for c in POSE_INSTALL if c != name]
         tail = f"; fix: {fix}" if fix else ""
         raise SetupError(f"{exc}{tail}; or choose another backend with --pose {'/'.join(others)}") from None

@@ -59,6 +59,7 @@ from beenet.inference.tracking_config import TrackingConfig
 from beenet.inference.windows import Sampling, WindowPlan, plan_windows
 from beenet.labels import NUM_CATEGORIES
 from beenet.media.video import VideoReader
+from beenet.model_files import ModelFileError
 from beenet.version import __version__
 
 log = logging.getLogger(__name__)
@@ -70,12 +71,13 @@ class NoPersonFound(BeenetError):
 
 
 class PoseBackendError(BeenetError):
-    """The pose backend cannot be built or started here (not installed, model files missing; or,
-    with ``install=False``, an option it was given is wrong: installing will not fix that)."""
+    """The pose backend cannot be built or started here. ``install``: installing its runtime would
+    fix it (False for a wrong option and for model files to fetch, whose message says how);
+    ``option``: an option it was given is wrong (nothing but the option will fix it)."""
 
-    def __init__(self, backend: str, reason: str, install: bool = True) -> None:
+    def __init__(self, backend: str, reason: str, install: bool = True, option: bool = False) -> None:
         super().__init__(f"the pose backend {backend!r} cannot be used: {reason}")
-        self.backend, self.reason, self.install = backend, reason, install
+        self.backend, self.reason, self.install, self.option = backend, reason, install, option
 
 
 class Predictor:
@@ -85,7 +87,7 @@ class Predictor:
     ``beenet export pretrained`` folder or a Hugging Face Hub id of one (see :meth:`from_pretrained`).
     ``engine``: one of :data:`~beenet.inference.engines.ENGINES`, ``torch`` or ``onnx`` (a ``.pt``
     is exported to a temporary ONNX file first). ``pose``: one of
-    :data:`~beenet.inference.pose.POSE_CHOICES` (``auto`` = mediapipe when installed, else
+    :data:`~beenet.inference.pose.POSE_CHOICES` (``auto`` = mediapipe when ai-edge-litert is installed, else
     Keypoint R-CNN), or a :class:`PoseBackend` instance. ``window`` / ``stride`` in seconds.
     ``streams`` adds the per-stream scores to the table. ``stills`` (still-frame models): stills
     averaged per window. ``context``: for models fused with expert context
@@ -197,7 +199,11 @@ class Predictor:
                 reason = lines[0] if lines else type(cause).__name__
                 if not isinstance(cause, BeenetError):
                     reason = f"{type(cause).__name__}: {reason}"
-                self._pose_error = PoseBackendError(name, reason, install=not isinstance(cause, PoseOptionError))
+                # A wrong option, or model files that could not be fetched (whose message says what to put
+                # where): installing a package will not fix either.
+                self._pose_error = PoseBackendError(
+                    name, reason, install=not isinstance(cause, (PoseOptionError, ModelFileError)),
+                    option=isinstance(cause, PoseOptionError))
                 raise self._pose_error from exc
             self._pose = backend
         return self._pose
