@@ -166,7 +166,8 @@ def test_timeline_shows_a_single_window_person(real, tmp_path):
                 box_w=[5.0], box_h=[5.0])
     rows.update({c: [0.7] for c in CATEGORIES})
     rows.update({v: [5.0] for v in VAD_NAMES})
-    png = render_timeline(make_table(rows), tmp_path / "one.png", duration_s=10.0)
+    render_timeline(make_table(rows), tmp_path / "one.png", duration_s=10.0)
+    png = tmp_path / "one.png"
     heat = _heat_pixels(png)
     cols = np.flatnonzero(heat.any(0))
     assert heat.sum() > 500
@@ -182,7 +183,8 @@ def test_timeline_shows_a_single_window_person(real, tmp_path):
     single = counts[counts == 1].index
     pid = int(single[0]) if len(single) else int(counts.index[0])
     one = table[table.person_id == pid]
-    png = render_timeline(one, tmp_path / "real.png", duration_s=110 / 25.0)
+    render_timeline(one, tmp_path / "real.png", duration_s=110 / 25.0)
+    png = tmp_path / "real.png"
     assert _heat_pixels(png).sum() > 250
     assert (out / "bikes_timeline.png").stat().st_size > 10_000
 
@@ -356,3 +358,18 @@ def test_predict_many_writes_what_beenet_predict_writes_and_skips_finished_video
     assert again["videos"] == [] and again["failures"] == [] and again["status"] == "done"
     assert sorted(s["input"] for s in again["skipped"]) == sorted(v["input"] for v in summary["videos"])
     assert {p: p.stat().st_mtime_ns for p in written} == written
+
+
+def test_render_timeline_returns_the_figure_for_a_notebook_and_writes_only_when_asked(tmp_path):
+    """Without a path the timeline is only a Figure (what a notebook cell shows); with one, the
+    same Figure is also written as a PNG."""
+    from matplotlib.figure import Figure
+
+    rows = {c: [0.0, 0.0] for c in COLUMNS}
+    rows.update(video=["v.mp4"] * 2, person_id=[1, 1], start_frame=[0, 50], end_frame=[99, 149],
+                start_s=[0.0, 2.0], end_s=[4.0, 6.0], box_w=[5.0, 5.0], box_h=[5.0, 5.0])
+    rows.update({c: [0.6, 0.3] for c in CATEGORIES})
+    fig = render_timeline(make_table(rows), duration_s=10.0)
+    assert isinstance(fig, Figure) and fig.get_axes() and not any(tmp_path.iterdir())
+    again = render_timeline(make_table(rows), tmp_path / "t.png", duration_s=10.0)
+    assert isinstance(again, Figure) and (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

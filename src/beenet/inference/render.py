@@ -232,20 +232,30 @@ def render_video(result: Drawable, out_path: str | Path, show_progress: bool | N
     return out_path
 
 
-def render_timeline(table: "PredictionTable", out_path: str | Path, duration_s: float | None = None,
-                    title: str | None = None, max_people: int = 8) -> Path:
-    """Timeline PNG: per person a category heat map over time and the VAD curves."""
+def render_timeline(table: "PredictionTable", out_path: str | Path | None = None, duration_s: float | None = None,
+                    title: str | None = None, max_people: int = 8) -> Any:
+    """The timeline of a table: per person a category heat map over time and the VAD curves, as a
+    matplotlib ``Figure`` (a notebook shows it as the cell's result), also written as a PNG to
+    ``out_path`` (atomically) when one is given."""
+    if out_path is not None:
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    title = title or str(getattr(table, "video", "") or (out_path.stem if out_path is not None else "timeline"))
+    fig = _timeline_figure(table, duration_s, title, max_people)
+    if out_path is not None:
+        _save_png(fig, out_path)
+    return fig
+
+
+def _timeline_figure(table: "PredictionTable", duration_s: float | None, title: str, max_people: int) -> Any:
     from matplotlib.figure import Figure  # lazy: matplotlib (no pyplot: no global state, no GUI backend)
 
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    title = title or str(getattr(table, "video", "") or out_path.stem)
     if len(table) == 0:
         fig = Figure(figsize=(8, 2))
         ax = fig.add_subplot()
         ax.axis("off")
         ax.text(0.5, 0.5, f"{title}\nno person found", ha="center", va="center")
-        return _save_png(fig, out_path)
+        return fig
     counts = table.groupby("person_id").size().sort_values(ascending=False, kind="stable")
     people = sorted(counts.index[:max_people].tolist())
     end = float(table["end_s"].max()) if duration_s is None else float(duration_s)
@@ -285,7 +295,7 @@ def render_timeline(table: "PredictionTable", out_path: str | Path, duration_s: 
         fig.colorbar(heat_im, cax=cax).ax.tick_params(labelsize=6)
     extra = f" (showing {len(people)} of {len(counts)} people)" if len(counts) > len(people) else ""
     fig.suptitle(f"{title}{extra}", fontsize=11)
-    return _save_png(fig, out_path)
+    return fig
 
 
 def window_heat(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray,
