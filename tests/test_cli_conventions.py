@@ -64,12 +64,16 @@ def test_a_cuda_index_past_the_gpus_is_refused_naming_the_ones_there(monkeypatch
     assert str(resolve_device("cuda:1")) == "cuda:1"
 
 
-def test_the_eval_parser_takes_any_device_string() -> None:
+def test_the_eval_and_predict_parsers_take_any_device_string() -> None:
     from beenet.cli.eval import build_parser
+    from beenet.cli.predict import build_parser as predict_parser
 
     args = build_parser("beenet eval").parse_args(["--data", "d", "--split", "val", "--predictions", "p.csv",
                                                    "--device", "cuda:1"])
     assert args.device == "cuda:1"
+    args = predict_parser("beenet predict").parse_args(["x.mp4", "--checkpoint", "c.pt", "--out", "o",
+                                                        "--device", "mps"])
+    assert args.device == "mps"
 
 
 def test_progress_bars_show_in_a_jupyter_kernel_and_not_in_a_file(monkeypatch, tmp_path) -> None:

@@ -110,7 +110,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--video", action="store_true", help="also write the annotated <stem>_annotated.mp4")
     p.add_argument("--window", type=float, default=4.0, metavar="SECONDS", help="window length (default 4)")
     p.add_argument("--stride", type=float, default=2.0, metavar="SECONDS", help="step between windows (default 2)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs (default auto)")
+    p.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="where the model runs: auto (cuda if available), cpu, cuda, cuda:N, mps, or any torch device "
+                        "string (default auto)")
     p.add_argument("--engine", default="torch", choices=tuple(ENGINES), help="PyTorch or ONNX Runtime (default torch)")
     p.add_argument("--pose", default="auto", choices=POSE_CHOICES,
                    help="pose backend for plain videos: mediapipe (BlazePose on LiteRT, offline once its two model "
