@@ -168,6 +168,7 @@ def test_kill_9_leaves_no_stale_lock(tmp_path):
 # ------------------------------------------------------------------------- restart / resume rules
 
 
+@pytest.mark.slow
 def test_run_without_checkpoint_restarts_and_resume_explains(synth, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
@@ -207,6 +208,7 @@ def test_out_that_is_a_file_is_refused(synth, tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err and out.read_text() == "mine\n"
 
 
+@pytest.mark.slow
 def test_a_run_with_a_checkpoint_still_needs_resume(synth, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(_args(synth, out)) == 0
@@ -275,6 +277,7 @@ def test_a_sample_that_fails_to_decode_is_skipped_in_training_only(data, caplog)
         eval_ds[0]
 
 
+@pytest.mark.slow
 def test_each_epoch_says_how_many_training_samples_were_replaced(data, tmp_path, caplog, monkeypatch):
     """A clip that stops decoding after setup: each epoch's log says how many samples stood in."""
     from beenet.data import dataset as ds
