@@ -3,8 +3,9 @@ the test lets it go, so a signal sent then lands there whatever the load of the 
 
 :func:`open_when_read` waits for the child to open the pipe (an event, not a time) and returns the
 pipe's write end: until the test writes to it or closes it, the child stays blocked in its read.
-:func:`gated_beenet` starts ``python -m beenet`` with such a pipe before a chosen call of one of its
-functions (:func:`gated_train`: before an epoch).
+:func:`signal_held` sends the child a signal there. :func:`gated_beenet` starts ``python -m beenet``
+with such a pipe before a chosen call of one of its functions (:func:`gated_train`: before an
+epoch).
 """
 
 from __future__ import annotations
@@ -50,6 +51,22 @@ def open_when_read(pipe: Path, proc: subprocess.Popen, hang_s: float = HANG_S) -
         time.sleep(0.01)
 
 
+def signal_held(pipe: Path, proc: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to ``proc`` while it waits on the named pipe ``pipe``, then close the pipe.
+
+    Python acts on a signal between bytecodes, and a read the signal interrupts raises at once;
+    but a SIGINT that arrives in the instant between the child's open of the pipe and its read
+    (the open returns when this end opens) would leave the read waiting. Closing this end after
+    the signal ends that read (end of file), and the pending KeyboardInterrupt is raised as it
+    returns: the child stops at the pipe in every interleaving. A SIGKILL needs no such help.
+    """
+    writer = open_when_read(pipe, proc)
+    try:
+        proc.send_signal(sig)
+    finally:
+        os.close(writer)
+
+
 @contextmanager
 def reaped(proc: subprocess.Popen, hang_s: float = HANG_S) -> Iterator[subprocess.Popen]:
     """``proc``, killed after ``hang_s`` (a hang guard: a test reading its output line by line
@@ -67,9 +84,13 @@ def reaped(proc: subprocess.Popen, hang_s: float = HANG_S) -> Iterator[subproces
 
 
 #: ``python -m beenet ARGS`` in which the function ``module:name`` waits, before its call number
-#: ``calls`` (0-based), until the named pipe is written to or closed.
+#: ``calls`` (0-based), until the named pipe is written to or closed. SIGINT raises
+#: KeyboardInterrupt, as in a command run from a terminal, even when pytest runs with SIGINT
+#: ignored (a background job of a non-interactive shell).
 _GATED = textwrap.dedent("""
-    import importlib, runpy, sys
+    import importlib, runpy, signal, sys
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     pipe, target, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
     module_name, name = target.split(":")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from _predict_helpers import beenet_subprocess, make_checkpoint, scaled_checkpoint, write_joints_clip
-from held_pipe import HANG_S, open_when_read, reaped
+from held_pipe import HANG_S, reaped, signal_held
 from beenet.cli import main
 from beenet.errors import BoLDFormatError, CheckpointError, PredictionsError
 from beenet.inference.inputs import resolve_inputs
@@ -364,8 +364,8 @@ def test_ctrl_c_in_predict_exits_130_with_the_summary(tmp_path, ckpt, clip):
     """Ctrl-C while predict reads its third input: the two videos done before it are kept.
 
     The third input is an OpenPose keypoints folder whose one JSON file is a named pipe this test
-    holds and never writes: predict is provably blocked reading it when the signal comes, after
-    printing that the first two videos are done (no race with the clock, whatever the load)."""
+    holds (held_pipe.signal_held): predict, having printed that the first two videos are done, is
+    provably stopped reading it when the signal comes (no race with the clock, whatever the load)."""
     inputs = [str(_copy_clip(clip, tmp_path / "in" / f"d{i}")) for i in range(5)]
     held = tmp_path / "in" / "held"
     held.mkdir()
@@ -383,12 +383,8 @@ def test_ctrl_c_in_predict_exits_130_with_the_summary(tmp_path, ckpt, clip):
                 if len(done) == 2:
                     break
         assert len(done) == 2, f"predict ended after {len(done)} video(s): {proc.communicate()[1][-3000:]}"
-        writer = open_when_read(pipe, proc)  # predict now waits for the pipe's bytes
-        try:
-            proc.send_signal(signal.SIGINT)
-            _, stderr = proc.communicate(timeout=HANG_S)
-        finally:
-            os.close(writer)
+        signal_held(pipe, proc, signal.SIGINT)  # once predict has opened the pipe and waits for its bytes
+        _, stderr = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted: 2 of 6 inputs done, 0 failed" in stderr
     summary = json.loads((out / "predict_summary.json").read_text())

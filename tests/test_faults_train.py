@@ -27,7 +27,7 @@ from beenet.data.bold import BoLD
 from beenet.errors import CheckpointError, ConfigError, VideoDecodeError
 from beenet.training.loop import train
 from beenet.training.rundir import LOCK_FILE, RunLock, RunLockedError
-from held_pipe import HANG_S, gated_train, open_when_read, reaped
+from held_pipe import HANG_S, gated_train, reaped, signal_held
 from train_helpers import TINY, csv_rows, restore_root_logging, tiny_config, write_tiny_synth
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -348,12 +348,8 @@ def _stopped_at(args: list[str], tmp_path: Path, epoch: int, sig: int) -> tuple[
     Returns the child's exit code and its stderr."""
     proc = gated_train(args, tmp_path / "gate", epoch)
     with reaped(proc):
-        writer = open_when_read(tmp_path / "gate", proc)
-        try:
-            proc.send_signal(sig)
-            _, err = proc.communicate(timeout=HANG_S)
-        finally:
-            os.close(writer)
+        signal_held(tmp_path / "gate", proc, sig)
+        _, err = proc.communicate(timeout=HANG_S)
     return proc.returncode, err
 
 
@@ -444,12 +440,8 @@ def test_a_second_writer_is_refused_and_the_first_unaffected(synth, tmp_path, se
         assert first.poll() is None, "the first run ended before the second was refused"
         assert second.returncode == 1 and f"pid {first.pid}" in err2 and "another beenet process" in err2, err2
         # The first writer goes on; stopped with Ctrl-C, its records are whole and have no duplicate.
-        writer = open_when_read(tmp_path / "gate", first)
-        try:
-            first.send_signal(signal.SIGINT)
-            _, err1 = first.communicate(timeout=HANG_S)
-        finally:
-            os.close(writer)
+        signal_held(tmp_path / "gate", first, signal.SIGINT)
+        _, err1 = first.communicate(timeout=HANG_S)
     assert first.returncode == 130, err1
     from beenet.artifacts.checkpoint import load_checkpoint
 

@@ -21,7 +21,7 @@ from beenet.data.prepared import find_prepared, prepare
 from beenet.errors import DataNotFoundError
 from beenet.training.loader import resolve_num_workers
 from beenet.training.loop import train
-from held_pipe import HANG_S, gated_beenet, open_when_read, reaped
+from held_pipe import HANG_S, gated_beenet, reaped, signal_held
 from train_helpers import TINY, restore_root_logging, tiny_config, write_tiny_synth
 
 
@@ -237,12 +237,8 @@ def test_prepare_killed_with_sigkill_reuses_its_finished_clips(synth, tmp_path, 
     # Killed while it provably waits, before its third clip, on a pipe this test holds (held_pipe).
     proc = gated_beenet(args, tmp_path / "gate", "beenet.data.prepared:_prepare_clip", 2)
     with reaped(proc):
-        writer = open_when_read(tmp_path / "gate", proc)
-        try:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=HANG_S)
-        finally:
-            os.close(writer)
+        signal_held(tmp_path / "gate", proc, signal.SIGKILL)
+        proc.communicate(timeout=HANG_S)
     assert proc.returncode == -signal.SIGKILL
     finished = whole_clips()
     bold = BoLD(synth)
