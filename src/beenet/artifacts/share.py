@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import save
+
 from beenet.artifacts.checkpoint import load_checkpoint, trained_on
 from beenet.artifacts.pretrained import CARD_FILE, CONFIG_FILE, FOLDER_FILES, FORMAT, FORMAT_VERSION, WEIGHTS_FILE
 from beenet.atomic import atomic_open, to_builtins, write_json, write_text
@@ -34,8 +36,6 @@ def export_pretrained(checkpoint: str | os.PathLike[str], out: str | os.PathLike
     model was trained on (the checkpoint does not record the data directory); it goes in the card.
     Every file is written atomically. Returns ``out``.
     """
-    from safetensors.torch import save
-
     checkpoint, out = Path(checkpoint), Path(out)
     if checkpoint.is_dir():
         raise CheckpointError(f"{checkpoint}: is already a folder; export takes a .pt checkpoint of 'beenet train'")
