@@ -181,6 +181,10 @@ def beenet_subprocess(args: list[str], *, fsize: int | None = None, umask: int |
         import resource
         import signal
 
+        # Ctrl-C reaches the child as it reaches a command run from a terminal, even when pytest runs
+        # with SIGINT ignored (a background job of a non-interactive shell): Python then installs
+        # its KeyboardInterrupt handler in the child.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if fsize is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))

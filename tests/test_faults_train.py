@@ -27,6 +27,7 @@ from beenet.data.bold import BoLD
 from beenet.errors import CheckpointError, ConfigError, VideoDecodeError
 from beenet.training.loop import train
 from beenet.training.rundir import LOCK_FILE, RunLock, RunLockedError
+from held_pipe import HANG_S, gated_train, reaped, signal_held
 from train_helpers import TINY, csv_rows, restore_root_logging, tiny_config, write_tiny_synth
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -62,7 +63,7 @@ def _popen(args: list[str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(cond, proc: subprocess.Popen, timeout: float = 240.0) -> None:
+def _wait_for(cond, proc: subprocess.Popen, timeout: float = HANG_S) -> None:
     end = time.monotonic() + timeout
     while not cond():
         if proc.poll() is not None:
@@ -150,21 +151,24 @@ def test_a_locked_run_directory_is_refused_naming_the_holder(synth, tmp_path):
 def test_kill_9_leaves_no_stale_lock(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    code = ("import sys, time; sys.path.insert(0, %r); from pathlib import Path; "
+    # The child holds the lock until this test kills it (it waits for its stdin, which stays open).
+    code = ("import sys; sys.path.insert(0, %r); from pathlib import Path; "
             "from beenet.training.rundir import RunLock; RunLock(Path(%r)).acquire(); print('held', flush=True); "
-            "time.sleep(60)") % (str(SRC), str(out))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+            "sys.stdin.read()") % (str(SRC), str(out))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     with pytest.raises(RunLockedError, match=f"pid {proc.pid}"):
         RunLock(out).acquire()
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
     RunLock(out).acquire().release()  # the OS released it with the process
 
 
 # ------------------------------------------------------------------------- restart / resume rules
 
 
+@pytest.mark.slow
 def test_run_without_checkpoint_restarts_and_resume_explains(synth, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
@@ -204,6 +208,7 @@ def test_out_that_is_a_file_is_refused(synth, tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err and out.read_text() == "mine\n"
 
 
+@pytest.mark.slow
 def test_a_run_with_a_checkpoint_still_needs_resume(synth, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(_args(synth, out)) == 0
@@ -272,6 +277,7 @@ def test_a_sample_that_fails_to_decode_is_skipped_in_training_only(data, caplog)
         eval_ds[0]
 
 
+@pytest.mark.slow
 def test_each_epoch_says_how_many_training_samples_were_replaced(data, tmp_path, caplog, monkeypatch):
     """A clip that stops decoding after setup: each epoch's log says how many samples stood in."""
     from beenet.data import dataset as ds
@@ -335,36 +341,35 @@ def test_an_interrupt_names_the_epoch_last_pt_holds_even_before_the_bookkeeping(
     assert "holds epoch 3 intact" in _interrupted_message(out, "DATA", stale)
 
 
+def _stopped_at(args: list[str], tmp_path: Path, epoch: int, sig: int) -> tuple[int, str]:
+    """``beenet train ARGS`` in a child process, sent ``sig`` while it provably waits at the start
+    of ``epoch`` (0-based, so with ``epoch`` epochs saved) on a named pipe this test holds
+    (:mod:`held_pipe`): where the signal lands does not depend on the clock or the load.
+    Returns the child's exit code and its stderr."""
+    proc = gated_train(args, tmp_path / "gate", epoch)
+    with reaped(proc):
+        signal_held(tmp_path / "gate", proc, sig)
+        _, err = proc.communicate(timeout=HANG_S)
+    return proc.returncode, err
+
+
 @pytest.mark.slow
 def test_ctrl_c_after_an_epoch_exits_130_with_where_the_run_stands(synth, tmp_path):
     out = tmp_path / "run"
-    proc = _popen(_args(synth, out, epochs=30))
-    _wait_for(lambda: 1 in _epochs(out) and (out / "last.pt").exists(), proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and "interrupted during epoch" in err and "--resume" in err
-    from beenet.artifacts.checkpoint import load_checkpoint
-
-    done = int(load_checkpoint(out / "last.pt")["epoch"]) + 1
-    assert f"holds epoch {done}" in err
-    assert main(_args(synth, out, "--resume", epochs=done + 1)) == 0
-    assert _epochs(out) == list(range(1, done + 2))
+    code, err = _stopped_at(_args(synth, out, epochs=2), tmp_path, 1, signal.SIGINT)  # epoch 1 saved
+    assert code == 130, err
+    assert "Traceback" not in err and "interrupted during epoch 2;" in err and "--resume" in err
+    assert f"{out / 'last.pt'} holds epoch 1 intact" in err
+    assert main(_args(synth, out, "--resume", epochs=2)) == 0
+    assert _epochs(out) == [1, 2]
 
 
 @pytest.mark.slow
 def test_ctrl_c_before_the_first_epoch_says_restart(synth, tmp_path):
     out = tmp_path / "run"
-    proc = _popen(_args(synth, out))
-    _wait_for(lambda: (out / "train.log").exists() and "train and" in (out / "train.log").read_text(), proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:
-        pytest.skip("the run finished before the interrupt")
-    # 130, or dead of the SIGINT itself (-2), which a shell reports as 130 too: seen in 1 of 4
-    # runs here, after the run's own "interrupted ..." message and before the CLI's last line.
-    assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err, (proc.returncode, err[-2000:])
-    assert "interrupted during" in err and ("nothing was saved" in err or "--resume" in err)
+    code, err = _stopped_at(_args(synth, out), tmp_path, 0, signal.SIGINT)  # set up, nothing trained
+    assert code == 130 and "Traceback" not in err, (code, err[-2000:])
+    assert "interrupted during epoch 1; no epoch finished, so nothing was saved" in err
 
 
 # ------------------------------------------------------------------------------ kill -9
@@ -389,11 +394,9 @@ def reference(synth, tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_kill_9_before_the_first_checkpoint_then_restart_equals_uninterrupted(synth, tmp_path, reference):
     out = tmp_path / "run"
-    proc = _popen(_args(synth, out, epochs=3))
-    _wait_for(lambda: (out / "config.yaml").exists() and (out / "train.log").exists(), proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (out / "last.pt").exists()
+    code, _ = _stopped_at(_args(synth, out, epochs=3), tmp_path, 0, signal.SIGKILL)  # set up, nothing saved
+    assert code == -signal.SIGKILL
+    assert (out / "config.yaml").exists() and not (out / "last.pt").exists()
     _run(_args(synth, out, epochs=3))  # the plain command restarts it
     assert "restarting from scratch" in (out / "train.log").read_text()
     assert _metrics_without_time(out) == _metrics_without_time(reference)
@@ -405,10 +408,8 @@ def test_kill_9_before_the_first_checkpoint_then_restart_equals_uninterrupted(sy
 @pytest.mark.slow
 def test_kill_9_after_epoch_1_then_resume_equals_uninterrupted(synth, tmp_path, reference):
     out = tmp_path / "run"
-    proc = _popen(_args(synth, out, epochs=3))
-    _wait_for(lambda: (out / "last.pt").exists(), proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    code, _ = _stopped_at(_args(synth, out, epochs=3), tmp_path, 1, signal.SIGKILL)  # epoch 1 saved
+    assert code == -signal.SIGKILL and _epochs(out) == [1]
     _run(_args(synth, out, "--resume", epochs=3))
     assert _epochs(out) == [1, 2, 3]
     assert _metrics_without_time(out) == _metrics_without_time(reference)
@@ -427,25 +428,26 @@ def test_a_second_writer_is_refused_and_the_first_unaffected(synth, tmp_path, se
     resume = ["--resume"] if second_resumes else []
     if second_resumes:
         assert main(_args(synth, out)) == 0  # a run to resume twice
-    # The first writer runs long enough to still be running when the second one starts up.
-    first = _popen(_args(synth, out, *resume, epochs=500))
-    _wait_for(lambda: f"pid {first.pid}" in ((out / LOCK_FILE).read_text() if (out / LOCK_FILE).exists() else ""),
-              first)
-    second = _popen(_args(synth, out, *resume, epochs=500))
-    _, err2 = second.communicate(timeout=600)
-    assert first.poll() is None, "the first run ended before the second was refused"
-    assert second.returncode == 1 and f"pid {first.pid}" in err2 and "another beenet process" in err2, err2
-    # The first writer goes on; stopped with Ctrl-C, its records are whole and have no duplicate.
-    _wait_for(lambda: len(_epochs(out)) >= 2 + bool(second_resumes), first)
-    first.send_signal(signal.SIGINT)
-    _, err1 = first.communicate(timeout=300)
+    # The first writer cannot end: after two epochs of its own it waits on a pipe this test holds
+    # (held_pipe), so it is still running when the second one starts up.
+    first = gated_train(_args(synth, out, *resume, epochs=500), tmp_path / "gate", 2)
+    saved = 2 + bool(second_resumes)
+    with reaped(first):
+        _wait_for(lambda: f"pid {first.pid}" in ((out / LOCK_FILE).read_text() if (out / LOCK_FILE).exists()
+                                                 else ""), first)
+        second = _popen(_args(synth, out, *resume, epochs=500))
+        _, err2 = second.communicate(timeout=HANG_S)
+        assert first.poll() is None, "the first run ended before the second was refused"
+        assert second.returncode == 1 and f"pid {first.pid}" in err2 and "another beenet process" in err2, err2
+        # The first writer goes on; stopped with Ctrl-C, its records are whole and have no duplicate.
+        signal_held(tmp_path / "gate", first, signal.SIGINT)
+        _, err1 = first.communicate(timeout=HANG_S)
     assert first.returncode == 130, err1
     from beenet.artifacts.checkpoint import load_checkpoint
 
-    done = int(load_checkpoint(out / "last.pt")["epoch"]) + 1
-    epochs = _epochs(out)
-    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) in (done, done + 1)
-    assert f"holds epoch {done}" in err1
+    assert int(load_checkpoint(out / "last.pt")["epoch"]) + 1 == saved
+    assert _epochs(out) == list(range(1, saved + 1))
+    assert f"holds epoch {saved} intact" in err1
 
 
 def test_tensorboard_files_and_the_view_page_do_not_block_a_resume(synth, tmp_path, capsys):

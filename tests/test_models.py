@@ -395,14 +395,14 @@ def test_onnx_export_with_dynamic_batch_matches_pytorch(tmp_path, T: int) -> Non
     frames = torch.randn(2, T, 3, S, S)
     mask = torch.ones(2, T, dtype=torch.bool)
     path = tmp_path / "beenet.onnx"
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time, not wall time: a loaded machine does not fail it
     torch.onnx.export(
         wrapper, (frames, mask), str(path), dynamo=False, opset_version=17,
         input_names=["frames", "frame_mask"], output_names=["categories", "vad", "fused"],
         dynamic_axes={"frames": {0: "batch"}, "frame_mask": {0: "batch"},
                       "categories": {0: "batch"}, "vad": {0: "batch"}, "fused": {0: "batch"}},
     )
-    assert time.perf_counter() - start < 60
+    assert time.process_time() - start < 60
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for B in (1, 3):
         x = torch.randn(B, T, 3, S, S, generator=torch.Generator().manual_seed(B))

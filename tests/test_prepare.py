@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from beenet.errors import DataNotFoundError
 from beenet.run_config import prepare_settings
 from beenet.training.loader import resolve_num_workers
 from beenet.training.loop import train
+from held_pipe import HANG_S, gated_beenet, reaped, signal_held
 from train_helpers import TINY, restore_root_logging, tiny_config, write_tiny_synth
 
 
@@ -241,37 +243,24 @@ def test_torchrun_two_cpu_processes_on_prepared_data(synth, tmp_path):
 
 @pytest.mark.slow
 def test_prepare_killed_with_sigkill_reuses_its_finished_clips(synth, tmp_path, capsys):
-    import signal
-    import time
-
     prep = tmp_path / "prep"
 
     def whole_clips() -> int:  # an atomic write's temporary file starts with a dot
         return sum(1 for p in prep.glob("*/clips/**/*.frames") if not p.name.startswith("."))
 
     args = ["prepare", "--data", str(synth), "--config", "demo", "--out", str(prep), *_sets([])]
-    env = dict(os.environ, OMP_NUM_THREADS="1", BEENET_NO_PROGRESS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "beenet", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while whole_clips() < 2:
-            assert proc.poll() is None, "prepare finished before it could be killed"
-            assert time.monotonic() < deadline, "prepare wrote no clip within 120 s"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    # Killed while it provably waits, before its third clip, on a pipe this test holds (held_pipe).
+    proc = gated_beenet(args, tmp_path / "gate", "beenet.data.prepared:_prepare_clip", 2)
+    with reaped(proc):
+        signal_held(tmp_path / "gate", proc, signal.SIGKILL)
+        proc.communicate(timeout=HANG_S)
     assert proc.returncode == -signal.SIGKILL
     finished = whole_clips()
     bold = BoLD(synth)
     run = tiny_config("demo").run
     n = len({i.video for s in ("train", "val", "test")
              for i in bold.instances(s, protocol=run.protocol, seed=run.split_seed)})
-    assert 2 <= finished < n
+    assert finished == 2 < n
     assert main(args) == 0
     out = capsys.readouterr().out
     assert f"{n} of {n} clips ({finished} reused, {n - finished} decoded now), 0 failed" in out

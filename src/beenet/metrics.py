@@ -158,58 +158,10 @@ def bold_scores(
         negative: left out of mAP and mRA), ``excluded_dimensions`` (constant truth: R2 undefined,
         left out of mR2), ``chance`` (the same headline keys for a chance-level predictor) and ``n``.
     """
-    scores = _check_matrix(cat_scores, NUM_CATEGORIES, "category scores", is_prediction=True)
-    targets = _check_matrix(cat_targets, NUM_CATEGORIES, "category targets", is_prediction=False)
-    vpred = _check_matrix(vad_pred, NUM_VAD, "VAD predictions", is_prediction=True)
-    vtrue = _check_matrix(vad_true, NUM_VAD, "VAD targets", is_prediction=False)
+    scores, targets, vpred, vtrue = _checked_inputs(cat_scores, cat_targets, vad_pred, vad_true)
     n = scores.shape[0]
-    sizes = {"category scores": n, "category targets": targets.shape[0],
-             "VAD predictions": vpred.shape[0], "VAD targets": vtrue.shape[0]}
-    if len(set(sizes.values())) != 1:
-        raise PredictionsError(
-            f"inputs disagree on the number of instances: {sizes}; pass one row per instance to each"
-        )
-    if n == 0:
-        raise PredictionsError("no instances to score: the arrays have 0 rows")
-
-    positives = binarize_categories(targets)
-    per_category: dict[str, dict[str, Any]] = {}
-    excluded: list[str] = []
-    aps: list[float] = []
-    aucs: list[float] = []
-    rates: list[float] = []
-    for i, name in enumerate(CATEGORIES):
-        y = positives[:, i]
-        n_pos = int(y.sum())
-        ap = average_precision(scores[:, i], y)
-        auc = roc_auc(scores[:, i], y)
-        if ap is None or auc is None:
-            excluded.append(name)
-            ap = auc = None
-        else:
-            aps.append(ap)
-            aucs.append(auc)
-            rates.append(n_pos / n)
-        per_category[name] = {"AP": ap, "AUC": auc, "positives": n_pos, "support": n}
-    if excluded:
-        log.info("categories without a positive or a negative, left out of mAP/mRA: %s", ", ".join(excluded))
-
-    per_dimension: dict[str, dict[str, Any]] = {}
-    excluded_dims: list[str] = []
-    r2s: list[float] = []
-    for j, name in enumerate(VAD_NAMES):
-        value = r2(vpred[:, j], vtrue[:, j])
-        if value is None:
-            excluded_dims.append(name)
-        else:
-            r2s.append(value)
-        per_dimension[name] = {
-            "R2": value,
-            "CCC": ccc(vpred[:, j], vtrue[:, j]),
-            "MAE": float(np.mean(np.abs(vpred[:, j] - vtrue[:, j]))),
-        }
-    if excluded_dims:
-        log.info("dimensions with constant ground truth, left out of mR2: %s", ", ".join(excluded_dims))
+    per_category, excluded, aps, aucs, rates = _category_scores(scores, targets)
+    per_dimension, excluded_dims, r2s = _dimension_scores(vpred, vtrue)
 
     m_ap = float(np.mean(aps)) if aps else None
     m_ra = float(np.mean(aucs)) if aucs else None
@@ -234,6 +186,80 @@ def bold_scores(
         "chance": chance,
         "n": int(n),
     }
+
+
+def _checked_inputs(cat_scores: ArrayLike, cat_targets: ArrayLike, vad_pred: ArrayLike,
+                    vad_true: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four inputs of :func:`bold_scores` as checked matrices with one (and at least one) row
+    per instance each; raises :class:`PredictionsError` naming what is wrong."""
+    scores = _check_matrix(cat_scores, NUM_CATEGORIES, "category scores", is_prediction=True)
+    targets = _check_matrix(cat_targets, NUM_CATEGORIES, "category targets", is_prediction=False)
+    vpred = _check_matrix(vad_pred, NUM_VAD, "VAD predictions", is_prediction=True)
+    vtrue = _check_matrix(vad_true, NUM_VAD, "VAD targets", is_prediction=False)
+    n = scores.shape[0]
+    sizes = {"category scores": n, "category targets": targets.shape[0],
+             "VAD predictions": vpred.shape[0], "VAD targets": vtrue.shape[0]}
+    if len(set(sizes.values())) != 1:
+        raise PredictionsError(
+            f"inputs disagree on the number of instances: {sizes}; pass one row per instance to each"
+        )
+    if n == 0:
+        raise PredictionsError("no instances to score: the arrays have 0 rows")
+    return scores, targets, vpred, vtrue
+
+
+def _category_scores(
+    scores: np.ndarray, targets: np.ndarray
+) -> tuple[dict[str, dict[str, Any]], list[str], list[float], list[float], list[float]]:
+    """Per category AP, AUC, positives and support; the categories left out (no positive or no
+    negative); and, over the others, the APs, the AUCs and the positive rates (chance-level AP)."""
+    n = scores.shape[0]
+    positives = binarize_categories(targets)
+    per_category: dict[str, dict[str, Any]] = {}
+    excluded: list[str] = []
+    aps: list[float] = []
+    aucs: list[float] = []
+    rates: list[float] = []
+    for i, name in enumerate(CATEGORIES):
+        y = positives[:, i]
+        n_pos = int(y.sum())
+        ap = average_precision(scores[:, i], y)
+        auc = roc_auc(scores[:, i], y)
+        if ap is None or auc is None:
+            excluded.append(name)
+            ap = auc = None
+        else:
+            aps.append(ap)
+            aucs.append(auc)
+            rates.append(n_pos / n)
+        per_category[name] = {"AP": ap, "AUC": auc, "positives": n_pos, "support": n}
+    if excluded:
+        log.info("categories without a positive or a negative, left out of mAP/mRA: %s", ", ".join(excluded))
+    return per_category, excluded, aps, aucs, rates
+
+
+def _dimension_scores(
+    vpred: np.ndarray, vtrue: np.ndarray
+) -> tuple[dict[str, dict[str, Any]], list[str], list[float]]:
+    """Per VAD dimension R2, CCC and MAE; the dimensions left out (constant truth: R2 undefined);
+    and the R2 values of the others."""
+    per_dimension: dict[str, dict[str, Any]] = {}
+    excluded_dims: list[str] = []
+    r2s: list[float] = []
+    for j, name in enumerate(VAD_NAMES):
+        value = r2(vpred[:, j], vtrue[:, j])
+        if value is None:
+            excluded_dims.append(name)
+        else:
+            r2s.append(value)
+        per_dimension[name] = {
+            "R2": value,
+            "CCC": ccc(vpred[:, j], vtrue[:, j]),
+            "MAE": float(np.mean(np.abs(vpred[:, j] - vtrue[:, j]))),
+        }
+    if excluded_dims:
+        log.info("dimensions with constant ground truth, left out of mR2: %s", ", ".join(excluded_dims))
+    return per_dimension, excluded_dims, r2s
 
 
 def _binary_clf_curve(y_score: np.ndarray, y_true: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

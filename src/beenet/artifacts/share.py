@@ -100,22 +100,6 @@ def _trained_on_line(rec: Any) -> str:
     return "not recorded (a checkpoint written before beenet recorded its training data)"
 
 
-def _validation_lines(val: Any, protocol: Any, epoch: Any) -> list[str]:
-    """The card's validation scores with their chance levels (or that there are none)."""
-    if not (isinstance(val, dict) and any(val.get(k) is not None for k in ("mAP", "mRA", "mR2", "ERS"))):
-        return ["Not validated (the checkpoint records no validation scores)."]
-    return [
-        f"Validation split of the {protocol} protocol, n = {val.get('n')}, after epoch "
-        f"{epoch + 1 if isinstance(epoch, int) else '?'}:",
-        "",
-        f"- model:  {format_headline(val)}",
-        f"- chance: {format_headline(val.get('chance'))}",
-        "",
-        "Chance is a predictor that knows nothing: AP at each category's positive rate, ROC AUC 0.5, "
-        "R2 0. A synthetic-data model's numbers say nothing about BoLD.",
-    ]
-
-
 def model_card(meta: dict[str, Any]) -> str:
     """The README.md of an exported folder: what the model is, what it was trained on, how well it
     scored on validation (with chance levels), and how to load it."""
@@ -123,12 +107,16 @@ def model_card(meta: dict[str, Any]) -> str:
         name = describe_model(ModelConfig.from_dict(dict(meta["config"]["model"])))
     except Exception:  # the card must not fail on a config this beenet cannot describe
         name = "beenet model"
+    lines = _card_head(meta, name) + _card_validation(meta) + _card_provenance(meta) + _card_usage()
+    return "\n".join(lines)
+
+
+def _card_head(meta: dict[str, Any], name: str) -> list[str]:
+    """The card's front matter, title, outputs and training data."""
     cfg = meta["config"]
     data, run = cfg.get("data") or {}, cfg.get("run") or {}
     td = meta.get("training_data") or {}
-    metrics = meta.get("metrics") or {}
-    val = metrics.get("val") if isinstance(metrics, dict) else None
-    lines = [
+    return [
         "---",
         "library_name: beenet",
         "tags: [beenet, bodily-expression, emotion-recognition, video, BoLD]",
@@ -153,19 +141,48 @@ def model_card(meta: dict[str, Any]) -> str:
         f"{(cfg.get('model') or {}).get('image_size')} px",
         f"- Seed: {run.get('seed')}; epochs configured: {(cfg.get('optim') or {}).get('epochs')}",
         "",
-        "## Validation metrics",
-        "",
     ]
-    lines += _validation_lines(val, td.get("protocol"), meta.get("epoch"))
+
+
+def _card_validation(meta: dict[str, Any]) -> list[str]:
+    """The validation scores the checkpoint records, beside chance, or that it records none."""
+    td = meta.get("training_data") or {}
+    metrics = meta.get("metrics") or {}
+    val = metrics.get("val") if isinstance(metrics, dict) else None
+    epoch = meta.get("epoch")
+    lines = ["## Validation metrics", ""]
+    if isinstance(val, dict) and any(val.get(k) is not None for k in ("mAP", "mRA", "mR2", "ERS")):
+        lines += [
+            f"Validation split of the {td.get('protocol')} protocol, n = {val.get('n')}, after epoch "
+            f"{epoch + 1 if isinstance(epoch, int) else '?'}:",
+            "",
+            f"- model:  {format_headline(val)}",
+            f"- chance: {format_headline(val.get('chance'))}",
+            "",
+            "Chance is a predictor that knows nothing: AP at each category's positive rate, ROC AUC 0.5, "
+            "R2 0. A synthetic-data model's numbers say nothing about BoLD.",
+        ]
+    else:
+        lines.append("Not validated (the checkpoint records no validation scores).")
+    return lines
+
+
+def _card_provenance(meta: dict[str, Any]) -> list[str]:
+    """The source checkpoint, the weights file and the published weights the model started from."""
     pw = meta.get("pretrained_weights") or {}
-    lines += ["", "## Provenance", "",
-              f"- Source checkpoint: `{meta.get('checkpoint_file')}`, sha256 `{meta.get('checkpoint_sha256')}`",
-              f"- `{WEIGHTS_FILE}` sha256 `{meta.get('weights_sha256')}`"]
+    lines = ["", "## Provenance", "",
+             f"- Source checkpoint: `{meta.get('checkpoint_file')}`, sha256 `{meta.get('checkpoint_sha256')}`",
+             f"- `{WEIGHTS_FILE}` sha256 `{meta.get('weights_sha256')}`"]
     for part, rec in pw.items():
         lines.append(f"- Started from `{rec.get('file')}` ({part}), sha256 `{rec.get('sha256')}`, {rec.get('url')}")
     if not pw:
         lines.append("- Started from: random initialisation (no published weights recorded)")
-    lines += [
+    return lines
+
+
+def _card_usage() -> list[str]:
+    """The folder's files and how to load it."""
+    return [
         "",
         "## Files",
         "",
@@ -189,4 +206,3 @@ def model_card(meta: dict[str, Any]) -> str:
         "read from the local Hugging Face cache.",
         "",
     ]
-    return "\n".join(lines)

@@ -1,10 +1,11 @@
 """The training loop: one run directory per run, validation every epoch, exact resume, DDP.
 
 :func:`train` checks the run directory (:mod:`beenet.training.rundir`), then runs the steps of
-``_train`` in order: prepare (data, context, model and its priors, optimizer, loader), restore (a
-resumed run's state), then per epoch train, validate and save, and finally finish (``best.pt``, the
-result). The optimiser and its schedule live in :mod:`beenet.training.optim`, the loader in
-:mod:`beenet.training.loader`, the RNG and DDP helpers in :mod:`beenet.distributed`.
+``_train`` in order: set up (:mod:`beenet.training.setup`: data, context, model and its priors,
+optimizer, loader, and a resumed run's state), then per epoch train, validate and save, and
+finally finish (``best.pt``, the result). The optimiser and its schedule live in
+:mod:`beenet.training.optim`, the loader in :mod:`beenet.training.loader`, the RNG and DDP helpers
+in :mod:`beenet.distributed`.
 
 Reproducibility: the model init and dropout draw from torch's RNG seeded from ``run.seed`` inside
 a ``fork_rng`` scope (the caller's global RNG is left as it was); the batch order comes from a
@@ -15,8 +16,6 @@ resumed ends with the same weights as one that never stopped.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
 import os
 import time
@@ -25,48 +24,50 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Subset
 
-from beenet.device import autocast_context, resolve_amp, resolve_device, to_device
-from beenet.errors import BeenetError, CheckpointError, ConfigError
-from beenet.evaluation.evaluate import predict_split
-from beenet.metrics import HEADLINE_KEYS, bold_scores, format_headline, headline
-from beenet.progress import progress
 from beenet import distributed as D
-from beenet.weights import pretrained_weights
 from beenet.artifacts.checkpoint import (
     InterruptedAfterWrite,
     load_checkpoint,
-    load_model_state,
     save_checkpoint,
     saved_epochs,
-    training_data_record,
 )
-from beenet.run_config import (
-    RunConfig,
-    config_diff,
-    model_needs_input_context,
-    needs_context,
-    prepare_settings,
-    save_yaml,
-)
-from beenet.training.loader import make_train_loader, resolve_num_workers
-from beenet.training.optim import EpochSchedule, build_optimizer, load_optimizer_state
+from beenet.device import autocast_context, resolve_device, to_device
+from beenet.errors import BeenetError, CheckpointError, ConfigError
+from beenet.evaluation.evaluate import predict_split
+from beenet.metrics import HEADLINE_KEYS, bold_scores, format_headline, headline
+from beenet.models.batchnorm import recalibrate_batchnorm
+from beenet.progress import progress
+from beenet.run_config import RunConfig
+from beenet.training.loader import resolve_num_workers
+from beenet.training.losses import compute_loss
 from beenet.training.rundir import (
     LOCK_FILE,
-    MetricsLog,
     RunLock,
     check_run_dir,
     clear_stale_temp_files,
     log_to_file,
     prepare_restart,
 )
+from beenet.training.setup import (
+    RESUMABLE_CHANGES,
+    Run,
+    compiled_for_training,
+    fit_model_priors,
+    parallel_model,
+    prepare_run,
+    restore_run,
+    resume_checkpoint,
+    unused_parameters,
+)
+
+#: ``RESUMABLE_CHANGES``, ``fit_model_priors``, ``unused_parameters`` and ``compiled_for_training``
+#: live in :mod:`beenet.training.setup`; they are named here too, where callers found them.
+__all__ = ["RESUMABLE_CHANGES", "TrainingDiverged", "compiled_for_training", "fit_model_priors", "train",
+           "unused_parameters"]
 
 log = logging.getLogger(__name__)
-
-#: Keys a resumed run may change (hardware, logging, a longer schedule); anything else must match.
-RESUMABLE_CHANGES = ("optim.epochs", "run.num_workers", "run.device", "run.log_every", "run.early_stop",
-                     "run.eval_every", "context.cache_dir", "context.device", "run.prepared_dir", "run.amp",
-                     "run.compile")
 
 
 class _ValidationFailed(Exception):
@@ -79,22 +80,6 @@ class _ValidationFailed(Exception):
 
 class TrainingDiverged(BeenetError, FloatingPointError):
     """The loss became NaN or infinite."""
-
-
-def fit_model_priors(model: torch.nn.Module, train_instances: list[Any],
-                     context: dict[str, np.ndarray] | None) -> None:
-    """Fit the priors (context-emotion priors and the VAD mean/std) on the training split only."""
-    cats = torch.from_numpy(np.stack([np.asarray(i.categories, dtype=np.float32) for i in train_instances]))
-    vad = torch.from_numpy(np.stack([np.asarray(i.vad, dtype=np.float32) for i in train_instances]))
-    ctx = None
-    if context is not None:
-        missing = [i.video for i in train_instances if i.video not in context]
-        if missing:
-            raise ConfigError(f"no context labels for {len(missing)} training clip(s), e.g. {missing[0]!r}")
-        ctx = torch.from_numpy(np.stack([np.asarray(context[i.video], dtype=np.float32) for i in train_instances]))
-    model.fit_priors(ctx, cats, vad)
-    log.info("fitted the priors on %d training instances%s", len(train_instances),
-             "" if ctx is not None else " (VAD statistics only: no context)")
 
 
 # --------------------------------------------------------------------------- train
@@ -139,7 +124,7 @@ def train(
             raise error
         if info.enabled and device.type == "cuda":
             device = torch.device("cuda", info.local_rank)
-        ckpt = _resume_checkpoint(cfg, out) if resume else None
+        ckpt = resume_checkpoint(cfg, out) if resume else None
         D.barrier(info)
         cuda_devices = [device] if device.type == "cuda" else []
         with log_to_file(out / "train.log" if info.is_main else None), \
@@ -178,61 +163,7 @@ def _interrupted_message(out: Path, data_dir: Any, where: dict[str, Any]) -> str
             f"beenet train --data {data_dir} --out {out} --resume")
 
 
-def _resume_checkpoint(cfg: RunConfig, out: Path) -> dict[str, Any]:
-    """``out/last.pt``, refused when ``cfg`` differs from the run's config beyond RESUMABLE_CHANGES."""
-    ckpt = load_checkpoint(out / "last.pt")
-    saved = RunConfig.from_dict(ckpt["config"], where=str(out / "last.pt"))
-    diff = {k: v for k, v in config_diff(saved, cfg).items() if k not in RESUMABLE_CHANGES}
-    if diff:
-        lines = ", ".join(f"{k}: run has {a!r}, given {b!r}" for k, (a, b) in list(diff.items())[:6])
-        raise ConfigError(
-            f"{out}: the given config differs from the run's ({lines}); resume with the run's "
-            f"own config ({out / 'config.yaml'}); only {', '.join(RESUMABLE_CHANGES)} may change"
-        )
-    return ckpt
-
-
-@dataclasses.dataclass
-class _Run:
-    """What the steps of one run share: its parts (made by :func:`_prepare`) and its progress."""
-
-    cfg: RunConfig
-    out: Path
-    device: torch.device
-    info: D.DistInfo
-    bold: Any
-    train_inst: list[Any]
-    val_inst: list[Any]
-    val_ctx: dict[str, np.ndarray] | None
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: EpochSchedule
-    scaler: torch.amp.GradScaler
-    train_ds: Any
-    sampler: Any
-    loader: Any
-    mlog: MetricsLog
-    #: Where the val frames come from (a prepared cache, or None = decode the videos).
-    val_frames: Any = None
-    # progress, restored on resume
-    start_epoch: int = 0
-    best_ers: float = float("-inf")
-    best_epoch: int = -1
-    best_scores: dict[str, Any] | None = None
-    since_best: int = 0
-    last_scores: dict[str, Any] | None = None
-    #: The published weights the run's model started from (``pretrained_weights`` of checkpoints).
-    started_from: dict[str, Any] = dataclasses.field(default_factory=dict)
-    #: What the run trains on (``trained_on`` of checkpoints: kind, fingerprint, data, protocol).
-    trained_on: dict[str, Any] | None = None
-    epochs_done: int = 0
-    #: Epochs whose state ``last.pt`` holds (set once it is written).
-    saved_epochs: int = 0
-    stopped_early: bool = False
-
-    @property
-    def use_scaler(self) -> bool:
-        return self.scaler.is_enabled()
+# --------------------------------------------------------------------------- the epochs
 
 
 def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info: D.DistInfo,
@@ -240,9 +171,9 @@ def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info
            where: dict[str, Any] | None = None) -> dict[str, Any]:
     where = {} if where is None else where
     t_setup = time.perf_counter()
-    run = _prepare(cfg, data_dir, out, device, info, resumed=ckpt is not None)
-    _restore(run, ckpt)
-    net = _parallel(run)
+    run = prepare_run(cfg, data_dir, out, device, info, resumed=ckpt is not None)
+    restore_run(run, ckpt)
+    net = parallel_model(run)
     log.info("model: %d trainable parameters; setup %.1fs",
              sum(p.numel() for p in run.model.parameters() if p.requires_grad), time.perf_counter() - t_setup)
 
@@ -274,218 +205,11 @@ def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info
     return _finish(run)
 
 
-# --------------------------------------------------------------------------- step 1: prepare
+# --------------------------------------------------------------------------- one epoch
 
 
-def _prepare(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info: D.DistInfo,
-             resumed: bool) -> _Run:
-    """Everything a run needs before its first step: instances, context, model, optimizer, loader."""
-    from beenet.data.dataset import BoLDDataset
-    from beenet.data.prepared import context_targets, find_prepared
-
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
-    if info.is_main:
-        save_yaml(cfg, out / "config.yaml")
-        log.info("run %s: data %s, protocol %s, device %s, world size %d", out, data_dir, cfg.run.protocol,
-                 device, info.world_size)
-    bold, train_inst, val_inst = _instances(cfg, data_dir, info)
-    prepared = find_prepared(prepare_settings(cfg), bold,
-                             sorted({i.video for i in train_inst} | {i.video for i in val_inst}))
-    context = _load_context(cfg, bold, train_inst, val_inst, device, info, prepared)
-    model = _model(cfg, train_inst, context, device, info, resumed)
-    optimizer = build_optimizer(model, cfg)
-    schedule = EpochSchedule(optimizer, cfg)
-    amp = resolve_amp(cfg.run.amp, device)
-    if info.is_main:
-        log.info("mixed precision: %s (run.amp=%s)", amp, cfg.run.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
-
-    seed = cfg.run.seed
-    train_ctx = context if (context is not None and needs_context(cfg)) else None
-    val_ctx = context if model_needs_input_context(cfg.model) else None
-    frames = prepared.frames() if prepared is not None else None
-    train_ds = BoLDDataset(bold, train_inst, cfg.data, train=True, context=train_ctx, seed=seed, frames=frames,
-                           context_targets=context_targets(prepare_settings(cfg), prepared,
-                                                           [i.video for i in train_inst]))
-    sampler = D.make_train_sampler(train_ds, seed, info)
-    workers = resolve_num_workers(cfg.run.num_workers)
-    loader = make_train_loader(train_ds, cfg.optim.batch_size, sampler, workers, device, seed)
-    if len(loader) == 0:
-        raise ConfigError(f"no training batch: {len(train_ds)} instances, batch size {cfg.optim.batch_size}")
-    return _Run(cfg=cfg, out=out, device=device, info=info, bold=bold, train_inst=train_inst, val_inst=val_inst,
-                val_ctx=val_ctx, model=model, optimizer=optimizer, schedule=schedule, scaler=scaler,
-                train_ds=train_ds, sampler=sampler, loader=loader, mlog=MetricsLog(out / "metrics.csv", tensorboard=info.is_main and cfg.run.tensorboard == "auto"),
-                val_frames=frames,
-                trained_on=training_data_record(data_dir, cfg.run.protocol, cfg.run.split_seed,
-                                                {"train": train_inst, "val": val_inst}))
-
-
-def _instances(cfg: RunConfig, data_dir: Path, info: D.DistInfo) -> tuple[Any, list[Any], list[Any]]:
-    """The BoLD reader and the usable labelled train and val instances (see :mod:`beenet.data.usable`)."""
-    from beenet.data.bold import BoLD
-    from beenet.data.usable import clip_statuses, usable_instances
-
-    bold = BoLD(data_dir)
-    with D.rank0_first(info):  # the paper split is written to disk once, by rank 0
-        train_inst = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
-        val_inst = bold.instances("val", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
-    # Real BoLD downloads often miss or truncate a few clips: every clip is opened once here (its
-    # video header, its joints file), the run goes on without the unusable ones and names them.
-    need_joints = bool(cfg.data.skeleton or cfg.data.body_crop)
-    t0 = time.perf_counter()
-    statuses = clip_statuses(bold, [i.clip for i in train_inst] + [i.clip for i in val_inst])
-    train_inst, left_train = usable_instances(bold, train_inst, need_joints, what="train instances",
-                                              statuses=statuses)
-    val_inst, left_val = usable_instances(bold, val_inst, need_joints, what="val instances", statuses=statuses)
-    log.info("checked %d clips in %.1fs: %d train and %d val instances left out as unusable",
-             len(statuses), time.perf_counter() - t0, len(left_train), len(left_val))
-    for name, insts in (("train", train_inst), ("val", val_inst)):
-        if not insts:
-            raise ConfigError(f"the {name} split of {data_dir} ({cfg.run.protocol} protocol) is empty")
-        unl = [i for i in insts if i.categories is None or i.vad is None]
-        if unl:
-            raise ConfigError(f"{len(unl)} {name} instance(s) have no labels, e.g. {unl[0]!r}")
-    log.info("%d train and %d val instances", len(train_inst), len(val_inst))
-    return bold, train_inst, val_inst
-
-
-def _load_context(cfg: RunConfig, bold: Any, train_inst: list[Any], val_inst: list[Any], device: torch.device,
-                  info: D.DistInfo, prepared: Any = None) -> dict[str, np.ndarray] | None:
-    """The context labels of every train and val clip (None when the model reads none): from the
-    prepared cache when it holds them all (no rank waits), else through the context cache, which
-    rank 0 fills while the others wait (run ``beenet prepare`` first on a large dataset)."""
-    if cfg.context.source == "none" or not needs_context(cfg):
-        return None
-    from beenet.context.build import load_context
-
-    videos = sorted({i.video for i in train_inst} | {i.video for i in val_inst})
-    cached = prepared.context(videos) if prepared is not None else None
-    if cached is not None:
-        log.info("context labels of %d clips from the prepared cache %s", len(videos), prepared.path)
-        return cached
-    if info.enabled and cfg.context.source != "sidecar":
-        log.warning("rank 0 labels the clips with the context experts while the other ranks wait; on a large "
-                    "dataset run 'beenet prepare' before torchrun")
-    with D.rank0_first(info):  # rank 0 runs the experts (filling the cache), the others read it
-        return load_context(bold.video_paths(videos), cfg.context, device, root=bold.root)
-
-
-def _model(cfg: RunConfig, train_inst: list[Any], context: dict[str, np.ndarray] | None, device: torch.device,
-           info: D.DistInfo, resumed: bool) -> torch.nn.Module:
-    """The model on ``device``, its priors fitted on the training split (a resumed run loads them)."""
-    from beenet.models import build_model
-
-    torch.manual_seed(cfg.run.seed)  # inside fork_rng: scoped to this run (dropout draws from it)
-    # Resuming overwrites every weight: no need to fetch pretrained ones.
-    model_cfg = dataclasses.replace(cfg.model, pretrained=False) if resumed else cfg.model
-    with D.rank0_first(info):  # one process downloads pretrained weights, the others find them cached
-        model = build_model(model_cfg, seed=cfg.run.seed)
-    if not resumed:
-        fit_model_priors(model, train_inst, context)
-    return model.to(device)
-
-
-def unused_parameters(model: torch.nn.Module, dataset: Any, cfg: RunConfig, device: torch.device) -> list[str]:
-    """Names of the trainable parameters of ``model`` that get no gradient from a training step.
-
-    A dry forward + backward of the loss on a batch of the first two training samples, on a copy
-    of ``model`` (its weights and BatchNorm statistics stay as they are) with the RNGs restored
-    afterwards, so the run itself draws exactly what it would have drawn without this check.
-    """
-    from beenet.data.dataset import collate
-    from beenet.training.losses import compute_loss
-
-    n = min(2, len(dataset))
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        probe = copy.deepcopy(model).train()
-        batch = to_device(collate([dataset[i] for i in range(n)]), device)
-        with autocast_context(device, cfg.run.amp):
-            loss, _ = compute_loss(probe(batch), batch, cfg.loss)
-        loss.backward()
-        unused = [name for name, p in probe.named_parameters() if p.requires_grad and p.grad is None]
-    del probe
-    return unused
-
-
-def compiled_for_training(model: torch.nn.Module, cfg: RunConfig) -> torch.nn.Module:
-    """``torch.compile(model)`` with ``run.compile``, else ``model``. The compiled module shares
-    its parameters with ``model``, which is what checkpoints save (no ``_orig_mod.`` keys) and
-    what validation runs (uncompiled: its batch size differs)."""
-    return torch.compile(model) if cfg.run.compile else model
-
-
-def _parallel(run: _Run) -> torch.nn.Module:
-    """The module the training steps call: ``model`` itself, or its DDP wrapper under torchrun;
-    compiled with ``run.compile`` (after the DDP wrap, as torch recommends, so that its
-    DDPOptimizer splits the graph at the gradient buckets). DDP looks for unused parameters
-    after every backward (a second pass over the graph) only when a dry step finds trainable
-    parameters without a gradient."""
-    model, device, info, cfg = run.model, run.device, run.info, run.cfg
-    net: torch.nn.Module = model
-    if info.enabled:
-        # Every rank must pass the same flag: rank 0 looks, the others take its finding.
-        unused = unused_parameters(model, run.train_ds, cfg, device) if info.is_main else None
-        unused = list(D.broadcast_object(unused, info))  # type: ignore[arg-type]
-        if info.is_main:
-            if unused:
-                log.info("DDP: %d trainable parameter(s) get no gradient (e.g. %s): find_unused_parameters on",
-                         len(unused), unused[0])
-            else:
-                log.info("DDP: every trainable parameter gets a gradient: find_unused_parameters off")
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=bool(unused)
-        )
-    if cfg.run.compile and info.is_main:
-        log.info("model compiled with torch.compile (the first steps compile it)")
-    return compiled_for_training(net, cfg)
-
-
-# --------------------------------------------------------------------------- step 2: restore
-
-
-def _restore(run: _Run, ckpt: dict[str, Any] | None) -> None:
-    """Continue a resumed run from ``ckpt`` (weights, optimizer, schedule, best so far, RNG); a new
-    run only gives each rank its own dropout stream."""
-    seed, info = run.cfg.run.seed, run.info
-    if ckpt is None:
-        run.started_from = pretrained_weights(run.model)
-        if info.rank:
-            torch.manual_seed(seed + info.rank)  # each rank its own dropout masks
-        return
-    load_model_state(run.model, ckpt["model"], run.out / "last.pt")
-    run.started_from = dict(ckpt.get("pretrained_weights") or {})
-    load_optimizer_state(run.optimizer, ckpt["optimizer"], run.model)
-    run.schedule.load_state_dict(ckpt["scheduler"])
-    if "scaler" in ckpt and run.use_scaler:
-        run.scaler.load_state_dict(ckpt["scaler"])
-    run.start_epoch = run.saved_epochs = int(ckpt["epoch"]) + 1
-    best = ckpt.get("best", {})
-    run.best_ers = float(best.get("ers", float("-inf")))
-    run.best_epoch = int(best.get("epoch", -1))
-    run.best_scores = best.get("scores")
-    run.since_best = int(best.get("since", 0))
-    states = ckpt.get("rng", {}).get("ranks", [])
-    if len(states) == info.world_size:
-        D.set_rng_state(states[info.rank], run.device)
-    else:
-        log.warning("resuming with %d processes, the run had %d: dropout masks will differ",
-                    info.world_size, len(states))
-        torch.manual_seed(seed + 7919 * run.start_epoch + info.rank)
-    if info.is_main:
-        run.mlog.truncate_after(int(ckpt["epoch"]) + 1)
-    log.info("resumed %s after epoch %d", run.out, run.start_epoch - 1)
-
-
-# --------------------------------------------------------------------------- step 3: one epoch
-
-
-def _train_one_epoch(run: _Run, net: torch.nn.Module, epoch: int) -> dict[str, float]:
+def _train_one_epoch(run: Run, net: torch.nn.Module, epoch: int) -> dict[str, float]:
     """One pass over the training loader; the mean loss parts over every rank's samples."""
-    from beenet.training.losses import compute_loss
-
     cfg, info, device = run.cfg, run.info, run.device
     run.schedule.set_epoch(epoch)
     run.sampler.set_epoch(epoch)
@@ -541,10 +265,10 @@ def _train_one_epoch(run: _Run, net: torch.nn.Module, epoch: int) -> dict[str, f
     return means
 
 
-# --------------------------------------------------------------------------- step 4: validate
+# --------------------------------------------------------------------------- validate
 
 
-def _validate(run: _Run, epoch: int) -> dict[str, Any] | None:
+def _validate(run: Run, epoch: int) -> dict[str, Any] | None:
     """The val scores after ``epoch`` (None on an epoch that ``run.eval_every`` skips)."""
     cfg = run.cfg
     D.sync_buffers(run.model, run.info)  # every rank validates (and rank 0 saves) the same model
@@ -566,7 +290,7 @@ def _validate(run: _Run, epoch: int) -> dict[str, Any] | None:
     return scores
 
 
-def _recalibrate_batchnorm(run: _Run, epoch: int) -> None:
+def _recalibrate_batchnorm(run: Run, epoch: int) -> None:
     """Precise BN before validating (``run.bn_recalibrate`` batches; docs/ablations.md section 5).
 
     The batches are a fixed random subset of the training set for ``(run.seed, epoch)`` with this
@@ -575,10 +299,6 @@ def _recalibrate_batchnorm(run: _Run, epoch: int) -> None:
     bare model (no DDP collective in its forward) and every rank then takes rank 0's buffers, so
     validation and the saved checkpoint use them.
     """
-    from torch.utils.data import DataLoader, Subset
-
-    from beenet.models.batchnorm import recalibrate_batchnorm
-
     cfg, info = run.cfg, run.info
     if info.is_main:
         bs = cfg.optim.batch_size
@@ -607,10 +327,10 @@ def _recalibrate_batchnorm(run: _Run, epoch: int) -> None:
     D.sync_buffers(run.model, info)
 
 
-# --------------------------------------------------------------------------- step 5: save
+# --------------------------------------------------------------------------- save
 
 
-def _save(run: _Run, epoch: int, train_means: dict[str, float], scores: dict[str, Any] | None,
+def _save(run: Run, epoch: int, train_means: dict[str, float], scores: dict[str, Any] | None,
           elapsed: float) -> None:
     """Track the best val ERS; rank 0 appends the metrics row, logs the epoch and writes
     ``last.pt`` (and ``best.pt`` when val ERS improved)."""
@@ -661,7 +381,7 @@ def _ers(scores: dict[str, Any] | None) -> float:
 # --------------------------------------------------------------------------- finish
 
 
-def _finish(run: _Run) -> dict[str, Any]:
+def _finish(run: Run) -> dict[str, Any]:
     """Make sure ``best.pt`` exists; the result of :func:`train`."""
     out = run.out
     run.mlog.close()

@@ -4,10 +4,9 @@ distillation of the context streams on the experts' soft labels (``docs/method.m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
-
-import math
 
 import torch
 import torch.nn.functional as F
