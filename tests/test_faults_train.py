@@ -18,13 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from beenet.cli import main
 from beenet.data.bold import BoLD
-from beenet.errors import CheckpointError, ConfigError, VideoDecodeError
+from beenet.errors import VideoDecodeError
 from beenet.training.loop import train
 from beenet.training.rundir import LOCK_FILE, RunLock, RunLockedError
 from held_pipe import HANG_S, gated_train, reaped, signal_held
