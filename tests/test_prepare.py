@@ -250,7 +250,7 @@ def test_prepare_killed_with_sigkill_reuses_its_finished_clips(synth, tmp_path, 
 
     args = ["prepare", "--data", str(synth), "--config", "demo", "--out", str(prep), *_sets([])]
     # Killed while it provably waits, before its third clip, on a pipe this test holds (held_pipe).
-    proc = gated_beenet(args, tmp_path / "gate", "beenet.data.prepared:_prepare_clip", 2)
+    proc = gated_beenet(args, tmp_path / "gate", "beenet.data.prepared.build:_prepare_clip", 2)
     with reaped(proc):
         signal_held(tmp_path / "gate", proc, signal.SIGKILL)
         proc.communicate(timeout=HANG_S)
