@@ -106,3 +106,21 @@ def test_the_bash_completion_completes_commands_options_and_choices(tmp_path, wo
     assert expected <= set(out.stdout.split()), out.stdout
 
 
+
+
+def test_help_of_each_command_loads_no_torch() -> None:
+    """'beenet CMD --help' answers at once: building each parser imports no torch (prepare reads
+    its storage names from the prepared-cache module, which needs torch: the one exception)."""
+    probe = ("import importlib, sys\n"
+             "from beenet.cli import COMMANDS\n"
+             "heavy = []\n"
+             "for name, (module, _) in COMMANDS.items():\n"
+             "    if name == 'prepare':\n"
+             "        continue\n"
+             "    importlib.import_module(module).build_parser('beenet ' + name)\n"
+             "    if 'torch' in sys.modules:\n"
+             "        heavy.append(name)\n"
+             "        break\n"
+             "print(heavy)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

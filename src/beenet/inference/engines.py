@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from beenet.errors import BeenetError, CheckpointError
 
@@ -43,6 +42,8 @@ class TorchEngine:
         self.device = device
 
     def __call__(self, batch: Mapping[str, "torch.Tensor"]) -> dict[str, Any]:
+        import torch  # lazy: ENGINES is read by 'beenet predict --help', which must not load torch
+
         with torch.inference_mode():
             out = self.model({k: v.to(self.device, non_blocking=True) for k, v in batch.items()})
         return {
@@ -77,7 +78,7 @@ class OnnxEngine:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def __call__(self, batch: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    def __call__(self, batch: Mapping[str, "torch.Tensor"]) -> dict[str, Any]:
         feed = {}
         for name in self.input_names:
             if name not in batch:
