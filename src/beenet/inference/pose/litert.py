@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from beenet.inference.pose.blazepose import BlazePose, PersonDetection
-from beenet.inference.pose.boxes import Box, Roi, centre, inside, merge_found, roi_from_points, square_crop, tile_grid
+from beenet.inference.pose.boxes import (Box, Roi, box_iou, centre, inside, merge_found, roi_from_points,
+                                         square_crop, tile_grid)
+from beenet.inference.pose.detector import PersonDetector
 from beenet.inference.pose.keypoints import BODY_LANDMARKS, PoseDetection, landmark_person
 from beenet.inference.pose.options import MultiPoseOptions
 from beenet.inference.pose.pool import WorkerPool
@@ -35,6 +38,29 @@ from beenet.inference.pose.proposals import HogProposals, new_proposals
 #: The person detector's threshold when it confirms a person followed by their landmarks
 #: (``confirm_every``): mediapipe's default. Finding a new person takes ``min_detection_confidence``.
 CONFIRM_DETECTION = 0.5
+
+def _with_box(person: PoseDetection, boxes: list[tuple[Box, float]]) -> PoseDetection:
+    """The person with the detector's box that is theirs (the best IoU among those that cover
+    them), when one is: the extent of the body seen, not of the joints found (a head-and-shoulders
+    close-up's joints are a strip at eye level)."""
+    mine = [b for b, _ in boxes if _covers(b, person.box)]
+    if not mine:
+        return person
+    return replace(person, box=max(mine, key=lambda b: box_iou(b, person.box)))
+
+
+#: At most this many people new to a call are posed from the CNN detector's boxes (best first).
+MAX_NEW_PEOPLE = 32
+def box_roi(box: Box) -> Roi:
+    """The upright square around a person box, mediapipe's 1.25 margin on its longer side."""
+    cx, cy = centre(box)
+    return Roi(cx, cy, max(box[2], box[3]) * 1.25, 0.0)
+
+
+def _covers(box: Box, person: Box) -> bool:
+    """Whether a detector box is a person's: the person's box centre inside it, or IoU >= 0.3."""
+    return inside(*centre(person), box) or box_iou(box, person) >= 0.3
+
 
 #: A job for a BlazePose worker: ``(kind, what, frames since the detector saw the person)``.
 Job = tuple[str, object, int]
@@ -85,10 +111,12 @@ class LiteRTEngine:
     """BlazePose on LiteRT, one :class:`BlazePose` a worker thread (their interpreters are not
     thread-safe); a bad model file is named when the engine is made, before any work."""
 
-    def __init__(self, options: MultiPoseOptions, model_files: dict[str, Path], hog: HogProposals) -> None:
+    def __init__(self, options: MultiPoseOptions, model_files: dict[str, Path], hog: HogProposals,
+                 person: PersonDetector | None = None) -> None:
         self.options = options
         self.model_files = model_files
         self.hog = hog
+        self.person = person  # the CNN person detector (detector="centernet")
         self._engines: list[BlazePose] = [BlazePose(model_files)]  # one a worker
         self._wide: BlazePose | None = None  # on `threads` interpreter threads, for a lone job
         self.pool = WorkerPool(options.threads)
@@ -112,6 +140,8 @@ class LiteRTEngine:
         when HOG runs on this call), in the two phases of the module docstring."""
         o = self.options
         self._index = self._index + 1 if index is None else int(index)
+        if self.person is not None:
+            return self._find_with_detector(frame, calls)
         height, width = frame.shape[:2]
         jobs, origins = self.follower.jobs(self._index)
         # The whole frame: on every call while nobody is followed or without HOG (then it is the
@@ -132,6 +162,26 @@ class LiteRTEngine:
         kept = merge_found(found, lambda p: p[0], o.merge_iou)
         self.follower.update(kept if o.follow else [], self._index)
         return [p for p, *_ in kept]
+
+    def _find_with_detector(self, frame: np.ndarray, calls: int) -> list[PoseDetection]:
+        """``detector="centernet"``: the people followed, by their landmarks (``track`` jobs), and on
+        every ``person_every``-th call (or while nobody is followed) the CNN person detector on the
+        whole frame, which confirms them (a followed person no box covers is dropped: their square
+        slid onto the background) and proposes the people nobody found yet (``box`` jobs)."""
+        o = self.options
+        jobs, origins = self.follower.jobs(self._index)
+        jobs = [("track", roi, since if kind == "track" else 0) for kind, roi, since in jobs]
+        due = not self.follower.tracked or calls % o.person_every == 0
+        boxes = self.person(frame) if due else []
+        found = [(*p, origin) for r, origin in zip(self.people(frame, jobs), origins) for p in r]
+        if due:
+            found = [f for f in found if any(_covers(b, f[0].box) for b, _ in boxes)]
+            new = [b for b, _ in boxes if not any(_covers(b, f[0].box) for f in found)]
+            more = [("box", b, 0) for b in new[:MAX_NEW_PEOPLE]]
+            found += [(*p, None) for r in self.people(frame, more) for p in r]
+        kept = merge_found(found, lambda p: p[0], o.merge_iou)
+        self.follower.update(kept if o.follow else [], self._index)
+        return [_with_box(p, boxes) for p, *_ in kept]
 
     def _second_jobs(self, detections: list[PersonDetection], people: list[PoseDetection],
                      hog: Future | None) -> list[Job]:
@@ -195,6 +245,8 @@ class LiteRTEngine:
             found = engine.detect(frame[y0:y0 + h, x0:x0 + w], ((w - side) / 2, (h - side) / 2, side),
                                   o.min_detection_confidence, o.num_poses)
             return [d.moved(x0, y0) for d in found]
+        if kind == "box":
+            return self._box_job(engine, frame, what)
         box = None
         if kind in ("crop", "confirm"):
             box, hits = self._detect_around(engine, frame, kind, what)
@@ -209,6 +261,22 @@ class LiteRTEngine:
         if person is None or (box is not None and not inside(*centre(person.box), box)):
             return []
         return [(person, roi_from_points(lm[BODY_LANDMARKS, :2], lm[BODY_LANDMARKS + 1, :2]), since)]
+
+    def _box_job(self, engine: BlazePose, frame: np.ndarray, box: Box) -> list:
+        """A person box of the CNN detector: the landmark model on the square BlazePose's detector
+        aligns on a crop around the box (when it finds a face there whose person lies in the box),
+        else on the box's own square, upright (a person seen from behind, masked, or too small for
+        BlazePose's detector)."""
+        height, width = frame.shape[:2]
+        o = self.options
+        _, hits = self._detect_around(engine, frame, "crop", box)
+        rois = [h.roi() for h in hits[:1]] + [box_roi(box)]
+        for roi in rois:
+            flag, lm = engine.landmarks(frame, roi)
+            person = landmark_person(lm, width, height) if flag >= o.min_presence_confidence else None
+            if person is not None and inside(*centre(person.box), box):
+                return [(person, roi_from_points(lm[BODY_LANDMARKS, :2], lm[BODY_LANDMARKS + 1, :2]), 0)]
+        return []
 
     def _detect_around(self, engine: BlazePose, frame: np.ndarray, kind: str,
                        what) -> tuple[Box, list[PersonDetection]]:

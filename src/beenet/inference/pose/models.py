@@ -49,8 +49,30 @@ def find_model_files(root: str | Path | None = None, *, fetch: bool = True) -> d
     return files
 
 
+#: The CNN person detector's two files (graph, weights), keys in :data:`beenet.model_files.MODEL_FILES`;
+#: the graph names its weights file, which must lie beside it.
+DETECTOR_FILES = ("person_detector_graph", "person_detector_weights")
+
+
+def find_detector_files(root: str | Path | None = None, *, fetch: bool = True) -> Path:
+    """The person detector's graph (``centernet.json``), its weights (``centernet.bin``) beside it:
+    from beenet's model cache (fetched first when missing), or from the folder ``root``."""
+    if root is None:
+        paths = [model_file(key, fetch=fetch) for key in DETECTOR_FILES]
+        return paths[0]
+    folder = Path(root).expanduser()
+    missing = [k for k in DETECTOR_FILES if not (folder / MODEL_FILES[k].name).is_file()]
+    if missing:
+        raise ModelFileError(f"{folder}: has no " + ", ".join(MODEL_FILES[k].name for k in missing)
+                             + " (the person detector's files: " + "; ".join(f"{MODEL_FILES[k].name} from "
+                                                                             f"{MODEL_FILES[k].url}" for k in missing)
+                             + "); or use --pose-option detector=hog, or leave models_dir out")
+    return folder / MODEL_FILES[DETECTOR_FILES[0]].name
+
+
 def models_key(files: dict[str, Path]) -> str:
-    """16 hex digits of the SHA-256 over both model files (each file's SHA-256 after its engine
-    name): recorded in a table's settings, the same for the same bytes wherever they lie."""
-    key = hashlib.sha256("".join(f"{m}:{sha256_of(Path(files[m]))};" for m in sorted(MEMBERS)).encode())
+    """16 hex digits of the SHA-256 over the model files (each file's SHA-256 after its engine
+    name; the person detector's graph too when it runs): recorded in a table's settings, the same
+    for the same bytes wherever they lie."""
+    key = hashlib.sha256("".join(f"{m}:{sha256_of(Path(files[m]))};" for m in sorted(files)).encode())
     return key.hexdigest()[:16]

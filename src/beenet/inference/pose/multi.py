@@ -17,16 +17,18 @@ import numpy as np
 
 from beenet.inference.pose.base import PoseBackendBase
 from beenet.inference.pose.boxes import Box
+from beenet.inference.pose.detector import NATIVE_SIZE, PersonDetector
 from beenet.inference.pose.keypoints import PoseDetection
 from beenet.inference.pose.litert import LiteRTEngine
-from beenet.inference.pose.models import find_model_files, models_key
+from beenet.inference.pose.models import find_detector_files, find_model_files, models_key
 from beenet.inference.pose.options import MultiPoseOptions, PoseOptionError, check_options
 from beenet.inference.pose.proposals import HogProposals
 from beenet.inference.pose.runtime import INSTALL_HINT, require_litert
 
-#: Where people are proposed: BlazePose's own detector on the whole frame only, or also OpenCV's HOG
-#: people detector, each HOG box verified by the landmarker on a crop around it.
-DETECTORS = ("blazepose", "hog")
+#: Where people are proposed: a CNN person detector that needs no face (CenterNet, COCO "person";
+#: the default), BlazePose's own detector on the whole frame only, or that and OpenCV's HOG people
+#: detector, each HOG box verified by the landmarker on a crop around it.
+DETECTORS = ("centernet", "blazepose", "hog")
 #: What runs the two models: ``litert``, the one engine (the models on LiteRT with mediapipe's pre-
 #: and post-processing written out, and people tracked from frame to frame by their landmarks).
 #: The option stays so that ``engine=litert`` and the tables that record it keep working.
@@ -98,7 +100,8 @@ class MediaPipeMultiPose(PoseBackendBase):
     def __init__(self, num_poses: int = 6, min_detection_confidence: float = 0.7,
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
-                 detector: str = "hog", hog_every: int = 2, hog_threshold: float = 0.3,
+                 detector: str = "centernet", person_every: int = 1, person_threshold: float = 0.4,
+                 person_size: int = NATIVE_SIZE, hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True,
                  hog_full_every: int = 5, engine: str = "litert", confirm_every: int = 5,
@@ -117,6 +120,8 @@ class MediaPipeMultiPose(PoseBackendBase):
             ("tiles", tiles, int, 1, True), ("num_poses", num_poses, int, 1, True),
             ("threads", threads, int, 1, True), ("hog_every", hog_every, int, 1, True),
             ("hog_full_every", hog_full_every, int, 1, True), ("confirm_every", confirm_every, int, 1, True),
+            ("person_every", person_every, int, 1, True), ("person_size", person_size, int, 64, True),
+            ("person_threshold", person_threshold, float, 0, False),
             ("hog_max_pixels", hog_max_pixels, int, 4096, True),
             ("min_detection_confidence", min_detection_confidence, float, None, True),
             ("min_presence_confidence", min_presence_confidence, float, None, True),
@@ -130,13 +135,22 @@ class MediaPipeMultiPose(PoseBackendBase):
             num_poses=v["num_poses"], min_detection_confidence=v["min_detection_confidence"],
             min_presence_confidence=v["min_presence_confidence"], min_tracking_confidence=v["min_tracking_confidence"],
             tiles=v["tiles"], tile_overlap=v["tile_overlap"], merge_iou=v["merge_iou"], detector=detector,
-            crop_margin=v["crop_margin"], follow=v["follow"], confirm_every=v["confirm_every"], threads=v["threads"])
+            crop_margin=v["crop_margin"], follow=v["follow"], confirm_every=v["confirm_every"], threads=v["threads"],
+            person_every=v["person_every"])
         self.hog = HogProposals(every=v["hog_every"], full_every=v["hog_full_every"], threshold=v["hog_threshold"],
                                 scale=v["hog_scale"], upscale=v["hog_upscale"], max_pixels=v["hog_max_pixels"],
                                 motion=v["motion"], threads=v["threads"])
         self.model_files = find_model_files(models_dir)  # fetched on first use
+        self.person = None
+        if detector == "centernet":
+            if v["person_size"] % 32:
+                raise PoseOptionError(f"pose option person_size must be a multiple of 32, got {person_size}")
+            graph = find_detector_files(models_dir)
+            self.person = PersonDetector(graph, size=v["person_size"], threshold=v["person_threshold"])
+            self.model_files = {**self.model_files, "person_detector": graph}
+        self.person_every = v["person_every"]
         # the first BlazePose now, so that a bad model file is named before any work
-        self.runner = LiteRTEngine(self.options, self.model_files, self.hog)
+        self.runner = LiteRTEngine(self.options, self.model_files, self.hog, self.person)
         self._models_key = models_key(self.model_files)
         self._calls = 0  # calls since the shot began (HOG's and the whole frame's turns)
         self._started = False  # reset() ran since the backend was made or closed
@@ -170,7 +184,9 @@ class MediaPipeMultiPose(PoseBackendBase):
                 "detector": o.detector, "hog_every": h.every, "hog_threshold": h.threshold,
                 "hog_scale": h.scale, "hog_upscale": h.upscale,
                 "hog_max_pixels": h.max_pixels, "crop_margin": o.crop_margin, "follow": o.follow,
-                "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads}
+                "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads,
+                **({"person_every": o.person_every, "person_threshold": self.person.threshold,
+                    "person_size": self.person.size} if self.person is not None else {})}
 
     def reset(self) -> None:
         """Start a new video (video mode's timestamps and the people followed start over)."""

