@@ -244,3 +244,47 @@ def test_prefetch_closed_by_closing_when_the_consumer_raises(clips):
                     if i == 3:
                         raise RuntimeError("the consumer failed")
     assert not [t for t in threading.enumerate() if t.name == "beenet-prefetch"]
+
+
+def _clip_with_audio(path, seconds: float = 1.0, fps: int = 25):
+    """An mp4 with an h264 video track and a mono AAC tone."""
+    import av
+
+    out = av.open(str(path), "w")
+    v = out.add_stream("libx264", rate=fps)
+    v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+    a = out.add_stream("aac", rate=44100, layout="mono")
+    for i in range(int(seconds * fps)):
+        for p in v.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")):
+            out.mux(p)
+    for k in range(int(seconds * 44100 / 1024) + 1):
+        tone = (0.3 * np.sin(np.arange(k * 1024, (k + 1) * 1024) / 10.0))[None].astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 44100, k * 1024
+        for p in a.encode(frame):
+            out.mux(p)
+    for p in [*v.encode(), *a.encode()]:
+        out.mux(p)
+    out.close()
+
+
+def test_writer_keeps_the_sources_audio_cut_at_the_video_length(tmp_path):
+    import av
+
+    from beenet.media.video_writer import VideoWriter
+
+    src = tmp_path / "src.mp4"
+    _clip_with_audio(src, seconds=2.0)
+    with VideoWriter(tmp_path / "out.mp4", 25, 64, 48, audio_from=src) as w:
+        for _ in range(25):  # 1 s of video
+            w.write(np.zeros((48, 64, 3), np.uint8))
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        audio = c.streams.audio
+        assert len(audio) == 1 and audio[0].codec_context.name == "aac"
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert 44100 * 0.95 <= samples <= 44100 * 1.1  # the video's 1 s, not the source's 2 s
+    # a source without audio gives a silent file, as before
+    with VideoWriter(tmp_path / "silent.mp4", 25, 64, 48, audio_from=tmp_path / "out.mp4.none") as w:
+        w.write(np.zeros((48, 64, 3), np.uint8))
+    with av.open(str(tmp_path / "silent.mp4")) as c:
+        assert not c.streams.audio

@@ -204,7 +204,8 @@ def render_video(result: Drawable, out_path: str | Path, show_progress: bool | N
     W, H = result.width * scale, result.height * scale
     W2, H2 = W + (W % 2), H + (H % 2)
     out_path = Path(out_path)
-    with VideoReader(result.video) as reader, VideoWriter(out_path, result.fps, W2, H2) as writer:
+    with VideoReader(result.video) as reader, VideoWriter(out_path, result.fps, W2, H2,
+                                                                 audio_from=result.video) as writer:
         bar = progress(total=result.num_frames, desc=f"render {Path(result.video).name}",
                        disable=None if show_progress is None else not show_progress)
         for idx, frame in reader.iter_frames(0, result.num_frames):

@@ -23,10 +23,14 @@ class VideoWriter:
     """Streams RGB uint8 ``[H, W, 3]`` frames into an mp4.
 
     Written to ``<path>.part`` and renamed on :meth:`close`, so a crash never leaves a truncated
-    file under the final name. Use as a context manager.
+    file under the final name. Use as a context manager. ``audio_from``: a video whose first
+    audio track goes into the file too (re-encoded to AAC on :meth:`close`, cut at the video's
+    length), so an annotated video keeps its input's sound; a file with no audio (or none that
+    decodes) gives a silent video, as before.
     """
 
-    def __init__(self, path: str | Path, fps: float, width: int, height: int, crf: int = 23) -> None:
+    def __init__(self, path: str | Path, fps: float, width: int, height: int, crf: int = 23,
+                 audio_from: str | Path | None = None) -> None:
         if width % 2 or height % 2:
             raise ValueError(f"h264 needs even frame sizes, got {width}x{height}")
         self.path = Path(path)
@@ -38,6 +42,10 @@ class VideoWriter:
             self._stream.width, self._stream.height = width, height
             self._stream.pix_fmt = "yuv420p"
             self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+            self._fps = float(fps)
+            self._audio_from, self._audio = None, None
+            if audio_from is not None:
+                self._audio_from, self._audio = _audio_track(self._container, audio_from)
         except BaseException:
             self.abort()
             raise
@@ -57,6 +65,8 @@ class VideoWriter:
         try:
             for packet in self._stream.encode():
                 self._container.mux(packet)
+            if self._audio is not None:
+                _copy_audio(self._audio_from, self._audio, self._container, self.frames_written / self._fps)
             self._container.close()
             self._container = None
             os.replace(self._tmp, self.path)
@@ -83,6 +93,39 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def _audio_track(container, source: str | Path):
+    """The output AAC stream for ``source``'s first audio track (same rate, mono or stereo), or
+    ``(None, None)`` when it has none."""
+    try:
+        with av.open(str(source)) as src:
+            if not src.streams.audio:
+                return None, None
+            a = src.streams.audio[0].codec_context
+            rate, channels = int(a.sample_rate or 48000), int(a.channels or 2)
+    except (av.FFmpegError, OSError):
+        return None, None
+    return Path(source), container.add_stream("aac", rate=rate, layout="mono" if channels == 1 else "stereo")
+
+
+def _copy_audio(source: Path, stream, container, seconds: float) -> None:
+    """Decode ``source``'s first audio track up to ``seconds``, encode it into ``stream``."""
+    resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=stream.codec_context.layout.name,
+                                  rate=stream.codec_context.sample_rate)
+    rate = stream.codec_context.sample_rate
+    written = 0
+    with av.open(str(source)) as src:
+        for frame in src.decode(src.streams.audio[0]):
+            if written >= seconds * rate:
+                break
+            for out in resampler.resample(frame):
+                out.pts = written
+                written += out.samples
+                for packet in stream.encode(out):
+                    container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> int:
