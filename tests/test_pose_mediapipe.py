@@ -81,7 +81,7 @@ def test_options_reach_the_backend_and_wrong_ones_are_refused():
         make_pose_backend("mediapipe", tile=2, tiles=1)  # only the one it does not take is named
     with pytest.raises(BeenetError, match="pose option tiles must be >= 1, got 0"):
         make_pose_backend("mediapipe", tiles=0)
-    with pytest.raises(BeenetError, match="pose detector 'yolo': choose one of blazepose, hog"):
+    with pytest.raises(BeenetError, match="pose detector .yolo.: choose one of centernet, blazepose, hog"):
         make_pose_backend("mediapipe", detector="yolo")
     with pytest.raises(BeenetError, match="pose option hog_every must be >= 1, got 0"):
         make_pose_backend("mediapipe", hog_every=0)

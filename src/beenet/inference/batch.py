@@ -388,6 +388,7 @@ class BatchRun:
             "video": str(job.video), "input": job.source,
             "outputs": [p.relative_to(self.batch.out).as_posix() for p in written],
             "people": result.stats.get("people", 0), "windows": len(result.table),
+            "posed_frames": result.stats.get("posed_frames"), "frames": result.num_frames,
             "seconds": round(seconds, 3),
             "realtime_factor": round(seconds / duration, 3) if duration else None}
         if result.note:
@@ -395,7 +396,9 @@ class BatchRun:
         self.summary.add("videos", entry)
         note = f" (note: {result.note})" if result.note else ""
         people = result.stats.get("people", 0)
-        self.report.info(f"ok {job.video}: {people} {'person' if people == 1 else 'people'}, "
+        posed = (f" (posed {result.stats['posed_frames']} of {result.num_frames} frames)"
+                 if "posed_frames" in result.stats else "")
+        self.report.info(f"ok {job.video}: {people} {'person' if people == 1 else 'people'}{posed}, "
                          f"{len(result.table)} windows, {seconds:.1f} s for {duration:.1f} s of video{note} "
                          f"-> {', '.join(p.name for p in written)}")
 

@@ -65,6 +65,11 @@ from beenet.version import __version__
 log = logging.getLogger(__name__)
 
 
+
+#: The counts of pass 1 recorded in a table's ``settings["found"]`` and said on the per-video line:
+#: people kept, frames in the video, frames posed, detections, tracks started, shot cuts.
+FOUND_KEYS = ("people", "frames", "posed_frames", "detections", "tracks_started", "shot_cuts")
+
 class NoPersonFound(BeenetError):
     """Kept for code that catches it; no longer raised: a video with nobody in it gives an empty
     table and :attr:`VideoResult.note` (see :meth:`Predictor.run`)."""
@@ -382,6 +387,8 @@ class Predictor:
         settings = self.settings(backend)
         if "pose_every" in stats:  # what "auto" came to at this video's frame rate
             settings["tracker"]["pose_every_frames"] = stats["pose_every"]
+        # what was found and how hard it was looked for: a reader of the table sees what was not
+        settings["found"] = {k: int(stats[k]) for k in FOUND_KEYS if k in stats}
         table.set_metadata(video=name or video.name, fps=fps, **{**self.metadata, "settings": settings})
         timer.add("total", time.perf_counter() - t_start)
         return VideoResult(video, table, tracks, store.boxes(), store.num_frames, fps, W, H, dict(timer.t), stats,

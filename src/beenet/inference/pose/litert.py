@@ -15,6 +15,10 @@ BlazePose workers (:meth:`LiteRTEngine.people`) while HOG runs on its own worker
    person's box centre inside the HOG box).
 
 People found twice are merged by box IoU (``merge_iou``), the higher score kept.
+
+With the CNN person detector (``detector="centernet"``, :meth:`LiteRTEngine._find_with_detector`)
+the order is simpler: the people followed (landmark model on their squares), the detector on the
+whole frame, which confirms them and whose other boxes become people (``box`` jobs).
 """
 
 from __future__ import annotations

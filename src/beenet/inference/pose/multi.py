@@ -61,7 +61,17 @@ class MediaPipeMultiPose(PoseBackendBase):
     duplicates (same person in the frame and in tiles) are merged by box IoU (``merge_iou``), the
     higher score kept. It costs about ``n*n + 1`` runs a frame.
 
-    ``detector="hog"`` (the default) adds person proposals from OpenCV's HOG people detector
+    ``detector="centernet"`` (the default) finds people with a CNN person detector that needs no
+    face (:class:`~beenet.inference.pose.detector.PersonDetector`: CenterNet with a MobileNetV3
+    trunk, COCO's "person", on the whole frame letterboxed to ``person_size`` px, peaks at
+    ``person_threshold`` or above), on every ``person_every``-th call and while nobody is
+    followed: it confirms the people followed (one no box covers is dropped) and each box nobody
+    covers becomes a person: the landmark model on the square BlazePose's detector aligns on a
+    crop around the box when it finds a face there, else on the box's own upright square (a back,
+    a mask, a blurred face). A person's box is the detector's (the body seen), not their joints'.
+    ``tiles``, the HOG options and ``confirm_every`` do not apply to it.
+
+    ``detector="hog"`` adds person proposals from OpenCV's HOG people detector
     (:mod:`~beenet.inference.pose.proposals`), which finds people 1/7 of the frame tall that
     BlazePose's whole-frame view misses. Each HOG box not already covered by a person found
     becomes a square crop (``crop_margin`` around it) that the models check: no person on the
