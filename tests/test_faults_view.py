@@ -207,3 +207,15 @@ def test_a_bad_file_costs_only_its_video_its_page(tmp_path, capsys, fault):
             "nan_score": "row 2, column 'valence'", "huge_frame": "row 2, column 'end_frame'"}.get(fault)
     assert want is None or want in errors[0], errors[0]
     assert "Traceback" not in err
+
+
+def test_run_page_reads_no_file_through_a_link_out_of_the_folder(tmp_path):
+    from beenet.view import write_run_view
+
+    run, secret = tmp_path / "run", tmp_path / "secret.yaml"
+    run.mkdir()
+    secret.write_text("token: not-for-the-page\n")
+    (run / "metrics.csv").write_text("epoch,train_loss\n1,0.5\n")
+    (run / "config.yaml").symlink_to(secret)
+    page = write_run_view(run).read_text()
+    assert "not-for-the-page" not in page and "0.5" in page
