@@ -271,8 +271,8 @@ def _write_video_page(roots: Roots, e: VideoEntry, proxy: bool, view: ResultsVie
     played = data.pop("_played")  # the file, for the server; not in the page
     data["home"] = "../" * e.stem.count("/") + "index.html"
     page = out / page_name(e.stem)
+    roots.checked(page.parent, "the page's folder")  # (the table's folder: it exists, inside)
     page.parent.mkdir(parents=True, exist_ok=True)
-    roots.checked(page.parent, "the page's folder")
     try:
         text = render_page(f"{data['name']} - beenet", "video.js", data)
     except ValueError as exc:  # NaN or inf somewhere in the data (JSON has none)
