@@ -58,7 +58,7 @@ def empty_results(tmp_path_factory):
     t.set_metadata(video="carphone.mp4", fps=29.97)
     t.write(out / "carphone.csv")
     (out / "predict_summary.json").write_text(json.dumps({"videos": [{"video": str(video), "outputs": ["carphone.csv"]}]}))
-    write_results_view(out)
+    write_results_view(out, videos=[video.parent])  # the video lies outside: the user names its folder
     return out
 
 
@@ -125,6 +125,33 @@ def test_results_view_without_optional_files_uses_window_boxes(bikes_results, tm
     np.testing.assert_allclose(box, first[["box_x", "box_y", "box_w", "box_h"]].to_numpy(float), atol=0.13)
 
 
+def _late_people(data: dict, frames: pd.DataFrame) -> list[tuple[dict, int, int]]:
+    """People whose first window starts before they were first seen: (person, window start, first seen)."""
+    w = data["windows"]
+    late = []
+    for p in data["people"]:
+        starts = [s for s, q in zip(w["start"], w["person"]) if q == p["id"]]
+        first = int(frames.loc[frames["person_id"] == p["id"], "frame"].min())
+        if starts and min(starts) < first:
+            late.append((p, min(starts), first))
+    return late
+
+
+@pytest.mark.slow
+def test_results_view_scores_only_the_frames_a_person_was_seen(bikes_results):
+    """Issue 22 item 7: the heat map and V/A/D lines are drawn over the spans where the person was
+    seen (``seen``), not from the start of a window that began before they appeared."""
+    data = page_data(bikes_results / "bikes.html")
+    frames = pd.read_csv(bikes_results / "bikes_frames.csv")
+    assert _late_people(data, frames), "no person appears after their first window starts: the check has no teeth"
+    for p in data["people"]:
+        spans = decode(p["seen"], np.int32).reshape(-1, 2)
+        fr = frames.loc[frames["person_id"] == p["id"], "frame"].to_numpy()
+        assert spans[0, 0] == fr.min() and spans[-1, 1] == fr.max()
+        inside = ((fr[:, None] >= spans[:, 0]) & (fr[:, None] <= spans[:, 1])).any(1)
+        assert inside.all() and (spans[:, 0] <= spans[:, 1]).all()
+
+
 def test_an_unplayable_video_gets_an_h264_proxy_once(tmp_path):
     import av
 
@@ -147,7 +174,7 @@ def test_server_answers_range_requests_and_serves_outside_videos(empty_results):
     from beenet.view.results import media_map
     from beenet.view.server import make_server
 
-    media = media_map(empty_results)
+    media = media_map(empty_results, videos=[footage("carphone.mp4").parent])
     key = "_media/carphone.mp4"
     assert key in media
     srv = make_server(empty_results, 0, media)
@@ -325,6 +352,23 @@ def test_browser_draws_the_per_frame_boxes(bikes_results, page):
 
 
 @pytest.mark.slow
+def test_browser_heat_map_starts_where_the_person_appears(bikes_results, page):
+    data = page_data(bikes_results / "bikes.html")
+    frames = pd.read_csv(bikes_results / "bikes_frames.csv")
+    page.goto((bikes_results / "bikes.html").as_uri())
+    n = data["num_frames"]
+    for p, start, first in _late_people(data, frames):
+        before, after = (start + first - 1) // 2, first + 1
+        px = page.evaluate(f"""(() => {{ const c = document.querySelector(".track[data-person='{p['id']}'] canvas"),
+            r = c.width / c.getBoundingClientRect().width, plot = c.getBoundingClientRect().width - 108, g = c.getContext('2d');
+            const at = (f) => Array.from(g.getImageData(Math.round((108 + (f + 0.5) / {n} * plot) * r), Math.round(4 * r), 1, 1).data);
+            return [at({before}), at({after})]; }})()""")
+        assert px[0][:3] == [240, 241, 244], (p["id"], before, px)  # grey: not seen yet
+        assert px[1][:3] != [240, 241, 244], (p["id"], after, px)  # the window's colour once seen
+    _shot(page, "video-page-heat-map")
+
+
+@pytest.mark.slow
 def test_browser_timeline_click_seeks_and_keys_step(bikes_results, page):
     page.goto((bikes_results / "bikes.html").as_uri())
     page.wait_for_function("document.querySelector('video').readyState >= 1")
@@ -375,7 +419,7 @@ def test_browser_makes_no_request_outside_the_local_server(bikes_results, page):
     from beenet.view.results import media_map
     from beenet.view.server import make_server
 
-    srv = make_server(bikes_results, 0, media_map(bikes_results))
+    srv = make_server(bikes_results, 0, media_map(bikes_results, videos=[footage("bikes.mp4")]))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{srv.server_address[1]}/"
     urls: list[str] = []

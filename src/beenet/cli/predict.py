@@ -289,7 +289,8 @@ def run(args: argparse.Namespace) -> int:
         if world == 1 or ranks_done(out, world):  # under torchrun the last rank to finish writes it
             from beenet.view import write_results_view  # lazy: loads torch (beenet.metrics); only for --html
 
-            print(f"view: {write_results_view(out)} (open it in a browser, or 'beenet view {out} --serve')")
+            page = write_results_view(out, videos=[j.video for j in batch.all_jobs if j.video])  # its inputs may play
+            print(f"view: {page} (open it in a browser, or 'beenet view {out} --serve')")
         else:
             print("view: the last rank to finish writes it (or run 'beenet view' on the folder)")
     summary = done.summary

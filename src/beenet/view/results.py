@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import logging
 import os
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,115 +27,26 @@ import pandas as pd
 from beenet.atomic import write_text
 from beenet.errors import BeenetError
 from beenet.inference.render import person_colour
-from beenet.inference.table import read_table_file
 from beenet.labels import CATEGORIES, NUM_JOINTS, OPENPOSE_EDGES, VAD_NAMES
+from beenet.view.folder import VideoEntry, find_videos, locate_video
 from beenet.view.page import render_page
 from beenet.view.proxy import make_proxy, probe, proxy_path
+from beenet.view.reading import MAX_FRAMES, Roots, ViewInputError, read_frames, read_keypoints, read_window_table
 
 log = logging.getLogger(__name__)
 
-SUMMARY = "predict_summary.json"
-#: The summary each rank writes under torchrun (``beenet.cli.predict.summary_name``).
-RANK_SUMMARY = re.compile(r"predict_summary\.rank(\d+)-of-(\d+)\.json")
-TABLE_SUFFIXES = (".csv", ".json", ".parquet")
 #: Quarter pixels: int16 holds coordinates up to 8191 px at 0.25 px resolution.
 SUBPIXEL = 4
-
-
-@dataclass
-class VideoEntry:
-    stem: str
-    table_path: Path
-    video: Path | None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def b64(arr: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")
 
 
-def latest_summaries(out: Path) -> list[Path]:
-    """The summaries of the latest ``beenet predict`` into ``out``: ``predict_summary.json``, or
-    under torchrun one ``predict_summary.rank<R>-of-<W>.json`` per rank. Files of an earlier run
-    with another number of processes are left out (the group whose newest file is newest wins)."""
-    groups: dict[str, list[Path]] = {}
-    if (out / SUMMARY).is_file():
-        groups["one process"] = [out / SUMMARY]
-    for p in sorted(out.glob("predict_summary.rank*-of-*.json")):
-        m = RANK_SUMMARY.fullmatch(p.name)
-        if m:
-            groups.setdefault(f"{m.group(2)} processes", []).append(p)
-    if not groups:
-        return []
-    return max(groups.values(), key=lambda ps: max(p.stat().st_mtime_ns for p in ps))
-
-
-def find_videos(out: Path) -> tuple[list[VideoEntry], list[dict[str, Any]]]:
-    """The videos of a results folder (from ``predict_summary.json``, else the tables found) and
-    the failures the summary lists."""
-    entries: dict[str, VideoEntry] = {}
-    failures: list[dict[str, Any]] = []
-    for summary in latest_summaries(out):
-        doc = json.loads(summary.read_text(encoding="utf-8"))
-        failures += list(doc.get("failures", []))
-        for v in doc.get("videos", []):
-            tables = [o for o in v.get("outputs", []) if o.endswith(TABLE_SUFFIXES)
-                      and not o.endswith("_frames.csv") and (out / o).exists()]
-            if not tables:
-                continue
-            tables.sort(key=lambda o: TABLE_SUFFIXES.index(Path(o).suffix))
-            stem = tables[0][: -len(Path(tables[0]).suffix)]
-            entries[stem] = VideoEntry(stem, out / tables[0], Path(v["video"]) if v.get("video") else None, v)
-    for suffix in TABLE_SUFFIXES:
-        for p in sorted(out.rglob(f"*{suffix}")):
-            rel = p.relative_to(out).as_posix()
-            stem = rel[: -len(suffix)]
-            if (stem in entries or rel.endswith(("_frames.csv", ".meta.json")) or rel == SUMMARY
-                    or RANK_SUMMARY.fullmatch(rel)
-                    or p.name.startswith(".") or "/." in rel or stem.endswith(".view")):
-                continue
-            if (suffix == ".json" and not _is_table_json(p)) or (suffix == ".csv" and not _is_table_csv(p)):
-                continue  # some other file (metrics.csv, a config): not a predict table
-            entries[stem] = VideoEntry(stem, p, None)
-    return sorted(entries.values(), key=lambda e: e.stem), failures
-
-
-def _is_table_csv(p: Path) -> bool:
-    try:
-        with p.open(encoding="utf-8") as fh:
-            header = fh.readline().strip().split(",")
-    except (OSError, UnicodeDecodeError):
-        return False
-    return {"person_id", "start_frame", "end_frame", "valence"} <= set(header)
-
-
-def _is_table_json(p: Path) -> bool:
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and "rows" in doc and "columns" in doc
-
-
-def read_table(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """A window table and its metadata (csv + sidecar, json or parquet, as predict writes them)."""
-    return read_table_file(path, "predict table", ("person_id", "start_frame", "end_frame", *CATEGORIES, *VAD_NAMES))
-
-
-def locate_video(out: Path, entry: VideoEntry, meta: dict[str, Any]) -> Path | None:
-    if entry.video is not None and entry.video.exists():
-        return entry.video
-    name = meta.get("video")
-    for cand in ([out / name, out.parent / name] if name else []):
-        if cand.is_file():
-            return cand
-    return None
-
-
 def _window_data(df: pd.DataFrame) -> dict[str, Any]:
     cats = df.loc[:, list(CATEGORIES)].to_numpy(np.float64)
     vad = df.loc[:, list(VAD_NAMES)].to_numpy(np.float64)
-    boxes = df.loc[:, ["box_x", "box_y", "box_w", "box_h"]].to_numpy(np.float64) if "box_x" in df else np.zeros((len(df), 4))
+    boxes = np.nan_to_num(df.loc[:, ["box_x", "box_y", "box_w", "box_h"]].to_numpy(np.float64)) if "box_x" in df else np.zeros((len(df), 4))
     return {
         "person": df["person_id"].astype(int).tolist(),
         "start": df["start_frame"].astype(int).tolist(),
@@ -238,63 +148,97 @@ def person_data(df: pd.DataFrame, windows: dict[str, Any], frames_df: pd.DataFra
     return people
 
 
-def video_page_data(out: Path, entry: VideoEntry, proxy: bool = True) -> dict[str, Any]:
-    """Everything one video page shows, as embeddable JSON."""
-    df, meta = read_table(entry.table_path)
-    video = locate_video(out, entry, meta)
+def seen_spans(frames: np.ndarray, bridge: int) -> np.ndarray:
+    """The spans ``[first, last]`` (int32 ``[k, 2]``) of sorted frame numbers, gaps of up to
+    ``bridge`` frames closed: where a person was seen."""
+    f = np.unique(np.asarray(frames, dtype=np.int64))
+    if not len(f):
+        return np.zeros((0, 2), np.int32)
+    cut = np.flatnonzero(np.diff(f) > bridge + 1)
+    return np.stack([f[np.r_[0, cut + 1]], f[np.r_[cut, len(f) - 1]]], 1).astype(np.int32)
+
+
+def add_seen(people: list[dict[str, Any]], frames_df: pd.DataFrame | None, keypoints: np.ndarray | None,
+             fps: float) -> None:
+    """Give each person ``seen``: the spans of frames where they were seen (the per-frame rows, else
+    the keypoints' detected frames, else their windows), gaps under half a second closed. The heat
+    map and V/A/D lines are drawn only there, not over a window's frames before they appeared."""
+    bridge = max(1, int(round(0.5 * (fps or 25.0))))
+    for p in people:
+        pid = p["id"]
+        if frames_df is not None:
+            fr = frames_df.loc[frames_df["person_id"] == pid, "frame"].to_numpy(np.int64)
+        else:
+            fr = np.frombuffer(base64.b64decode(p["frames"]), np.int32)
+            if keypoints is not None and len(keypoints):
+                kp = keypoints[(keypoints[:, 1] == pid) & (keypoints[:, 4::3] > 0).any(1)]
+                fr = kp[:, 0].astype(np.int64) if len(kp) else fr
+        p["seen"] = b64(seen_spans(fr, bridge))
+
+
+def _video_source(roots: Roots, entry: VideoEntry, video: Path, proxy: bool) -> tuple[dict[str, Any], Any, str | None, Path]:
+    """What the page plays for ``video`` (its URLs), its probe, a note, the file played (``video``
+    or a proxy in the folder)."""
+    out = roots.out
+    info = probe(video)
+    shown, note = video, None
+    if not info.playable(video):
+        dest = proxy_path(out, entry.stem)
+        if not proxy:
+            note = f"{video.name} ({info.codec}) may not play in a browser; rerun without --no-proxy"
+        elif dest.exists() and not roots.inside(dest):
+            note = f"{dest} resolves outside {out}; no proxy made (remove it)"
+        else:
+            shown = make_proxy(video, dest)
+    src = {"file": _rel_url(out, shown), "media": None if roots.inside(shown) else f"_media/{entry.stem}{shown.suffix}",
+           "name": video.name}
+    return src, info, note, shown
+
+
+def video_page_data(roots: Roots, entry: VideoEntry, proxy: bool = True) -> dict[str, Any]:
+    """Everything one video page shows, as embeddable JSON. A file of the video that is refused
+    (outside the folder, unreadable, not what predict writes) raises :class:`ViewInputError`."""
+    out = roots.out
+    df, meta = read_window_table(roots, entry.table_path)
+    frames_path = out / f"{entry.stem}_frames.csv"
+    kp_path = out / f"{entry.stem}_keypoints.npy"
+    frames_df = read_frames(roots, frames_path)
+    keypoints = read_keypoints(roots, kp_path)
+    video, note = locate_video(roots, entry, meta)
     fps = float(meta.get("fps") or 0.0)
     num_frames = int(df["end_frame"].max() + 1) if len(df) else 0
     width = height = 0
     src: dict[str, Any] | None = None
-    note = None
+    shown = None
     if video is not None:
         try:
-            info = probe(video)
+            src, info, note, shown = _video_source(roots, entry, video, proxy)
             width, height = info.width, info.height
             fps = fps or info.fps
-            num_frames = max(num_frames, info.num_frames)
-            shown = video
-            if not info.playable(video):
-                if proxy:
-                    shown = make_proxy(video, proxy_path(out, entry.stem))
-                else:
-                    note = f"{video.name} ({info.codec}) may not play in a browser; rerun without --no-proxy"
-            src = {"file": _rel_url(out, shown), "media": None if _inside(out, shown) else f"_media/{entry.stem}{shown.suffix}",
-                   "name": video.name}
+            num_frames = max(num_frames, min(info.num_frames, MAX_FRAMES))
         except Exception as exc:  # a video that cannot be read: the page still shows the data
             log.warning("cannot read %s: %s", video, exc)
             note = f"{video} cannot be read ({type(exc).__name__}: {exc})"
-    else:
+    elif note is None:
         note = "the input video was not found (moved?); showing the data without it"
-    frames_path = out / f"{entry.stem}_frames.csv"
-    kp_path = out / f"{entry.stem}_keypoints.npy"
-    frames_df = pd.read_csv(frames_path) if frames_path.exists() else None
-    keypoints = np.load(kp_path, allow_pickle=False) if kp_path.exists() else None
     if frames_df is not None and len(frames_df):
         num_frames = max(num_frames, int(frames_df["frame"].max()) + 1)
     windows = _window_data(df)
     people = person_data(df, windows, frames_df, keypoints, num_frames)
+    add_seen(people, frames_df, keypoints, fps)
     if not width and people:  # no video: size the canvas around the boxes
-        b = df.loc[:, ["box_x", "box_y", "box_w", "box_h"]].to_numpy(np.float64)
-        width, height = int((b[:, 0] + b[:, 2]).max()) + 1, int((b[:, 1] + b[:, 3]).max()) + 1
+        b = np.nan_to_num(df.loc[:, ["box_x", "box_y", "box_w", "box_h"]].to_numpy(np.float64))
+        width, height = int(np.clip((b[:, 0] + b[:, 2]).max(), 0, 8191)) + 1, int(np.clip((b[:, 1] + b[:, 3]).max(), 0, 8191)) + 1
     return {
         "kind": "video", "stem": entry.stem, "name": meta.get("video") or entry.stem,
         "fps": fps or 25.0, "num_frames": num_frames, "width": width or 640, "height": height or 360,
         "video": src, "note": note, "meta": meta, "subpixel": SUBPIXEL,
         "categories": list(CATEGORIES), "vad_names": list(VAD_NAMES), "edges": [list(e) for e in OPENPOSE_EDGES],
-        "windows": windows, "people": people,
+        "windows": windows, "people": people, "_played": shown,
         "sources": {"windows": entry.table_path.name,
                     "frames": frames_path.name if frames_df is not None else None,
                     "keypoints": kp_path.name if keypoints is not None else None},
     }
-
-
-def _inside(root: Path, p: Path) -> bool:
-    try:
-        p.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def _rel_url(out: Path, p: Path) -> str:
@@ -309,41 +253,87 @@ def page_name(stem: str) -> str:
     return f"{stem}.html"
 
 
-def write_results_view(out: str | Path, proxy: bool = True) -> Path:
-    """Write ``out/index.html`` and one page per video of a ``beenet predict --out`` folder."""
+@dataclass
+class ResultsView:
+    """What :func:`build_results_view` made: the index page, the videos outside the folder the
+    server may play (``_media/<stem><suffix>`` -> file), the files and entries refused (one line
+    each; their videos have no page) and notes (a video shown without its input video)."""
+
+    index: Path
+    media: dict[str, Path] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _write_video_page(roots: Roots, e: VideoEntry, proxy: bool, view: ResultsView) -> dict[str, Any]:
+    out = roots.out
+    data = video_page_data(roots, e, proxy=proxy)
+    played = data.pop("_played")  # the file, for the server; not in the page
+    data["home"] = "../" * e.stem.count("/") + "index.html"
+    page = out / page_name(e.stem)
+    roots.checked(page.parent, "the page's folder")  # (the table's folder: it exists, inside)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        text = render_page(f"{data['name']} - beenet", "video.js", data)
+    except ValueError as exc:  # NaN or inf somewhere in the data (JSON has none)
+        raise ViewInputError(f"{e.table_path}: holds a value that cannot be shown ({exc})") from exc
+    write_text(page, text)
+    if data["video"] and data["video"]["media"]:
+        view.media[data["video"]["media"]] = played.resolve()
+    if data["note"]:
+        view.notes.append(f"{e.stem}: {data['note']}")
+    timeline = out / f"{e.stem}_timeline.png"
+    return {"stem": e.stem, "page": page_name(e.stem), "name": data["name"],
+            "people": len(data["people"]), "windows": len(data["windows"]["person"]),
+            "duration_s": round(data["num_frames"] / data["fps"], 2) if data["fps"] else None,
+            "top": [[p["id"], p["colour"], p["top"]] for p in data["people"]],
+            "timeline": f"{e.stem}_timeline.png" if timeline.exists() and roots.inside(timeline) else None,
+            "note": data["note"]}
+
+
+def build_results_view(out: str | Path, proxy: bool = True, videos: Sequence[str | Path] = ()) -> ResultsView:
+    """Write ``out/index.html`` and one page per video of a ``beenet predict --out`` folder.
+
+    Everything read resolves inside ``out``, or for input videos inside ``out`` or one of
+    ``videos`` (folders or files the user named); anything else is refused. A video whose files
+    are refused or unreadable gets no page and a line in ``problems``; the others are viewed."""
     out = Path(out)
     if not out.is_dir():
         raise BeenetError(f"{out}: no such folder; give the --out folder of 'beenet predict'")
-    entries, failures = find_videos(out)
+    roots = Roots.of(out, videos)
+    view = ResultsView(out / "index.html")
+    entries, failures = find_videos(out, view.problems, roots)
     items = []
     for e in entries:
-        data = video_page_data(out, e, proxy=proxy)
-        depth = e.stem.count("/")
-        data["home"] = "../" * depth + "index.html"
-        page = out / page_name(e.stem)
-        page.parent.mkdir(parents=True, exist_ok=True)
-        write_text(page, render_page(f"{data['name']} - beenet", "video.js", data))
-        items.append({"stem": e.stem, "page": page_name(e.stem), "name": data["name"],
-                      "people": len(data["people"]), "windows": len(data["windows"]["person"]),
-                      "duration_s": round(data["num_frames"] / data["fps"], 2) if data["fps"] else None,
-                      "top": [[p["id"], p["colour"], p["top"]] for p in data["people"]],
-                      "timeline": f"{e.stem}_timeline.png" if (out / f"{e.stem}_timeline.png").exists() else None,
-                      "note": data["note"]})
-    index = {"kind": "index", "title": f"beenet predictions: {html.escape(out.resolve().name)}",
-             "videos": items, "failures": failures}
-    return write_text(out / "index.html", render_page(index["title"], "index.js", index))
-
-
-def media_map(out: Path) -> dict[str, Path]:
-    """``_media/<stem><suffix>`` -> the input video, for videos outside ``out`` (for the server)."""
-    m: dict[str, Path] = {}
-    entries, _ = find_videos(out)
-    for e in entries:
         try:
-            _, meta = read_table(e.table_path)
-        except (BeenetError, OSError, ValueError):
+            items.append(_write_video_page(roots, e, proxy, view))
+        except ViewInputError as exc:
+            view.problems.append(str(exc))
+    index = {"kind": "index", "title": f"beenet predictions: {html.escape(out.resolve().name)}",
+             "videos": items, "failures": failures, "problems": view.problems}
+    write_text(view.index, render_page(index["title"], "index.js", index))
+    return view
+
+
+def write_results_view(out: str | Path, proxy: bool = True, videos: Sequence[str | Path] = ()) -> Path:
+    """:func:`build_results_view`, its problems and notes logged as warnings; the index page."""
+    view = build_results_view(out, proxy, videos)
+    for line in view.problems + view.notes:
+        log.warning("%s", line)
+    return view.index
+
+
+def media_map(out: Path, videos: Sequence[str | Path] = ()) -> dict[str, Path]:
+    """``_media/<stem><suffix>`` -> the input video, for the videos outside ``out`` that lie in
+    ``videos`` (for the server); nothing else."""
+    roots = Roots.of(out, videos)
+    m: dict[str, Path] = {}
+    for e in find_videos(out, [], roots)[0]:
+        try:
+            _, meta = read_window_table(roots, e.table_path)
+        except ViewInputError:
             continue
-        v = locate_video(out, e, meta)
-        if v is not None:
-            m[f"_media/{e.stem}{v.suffix}"] = v
+        v, _ = locate_video(roots, e, meta)
+        if v is not None and not roots.inside(v):
+            m[f"_media/{e.stem}{v.suffix}"] = v.resolve()
     return m

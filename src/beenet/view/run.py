@@ -22,6 +22,7 @@ from beenet.evaluation.predictions import align_predictions, instance_targets, r
 from beenet.labels import CATEGORIES, POSITIVE_THRESHOLD
 from beenet.metrics import HEADLINE_KEYS
 from beenet.view.page import render_page
+from beenet.view.reading import within
 
 PAGE = "report.html"
 PR_FILE = "pr_curves.json"
@@ -33,15 +34,15 @@ def find_run_parts(folder: Path) -> dict[str, Any]:
     """Where a run's files are: ``metrics.csv`` and config here or in ``run/``; eval folders
     (``metrics.json``) here or one level down."""
     folder = Path(folder)
-    metrics = next((p for p in (folder / "metrics.csv", folder / "run" / "metrics.csv") if p.exists()), None)
+    metrics = next((p for p in (folder / "metrics.csv", folder / "run" / "metrics.csv") if p.exists() and within(folder, p)), None)
     config = None
     for p in (folder / "config.yaml", folder / "run" / "config.yaml", folder / "demo_config.yaml"):
-        if p.exists():
+        if p.exists() and within(folder, p):  # a link out of the folder is not read into the page
             config = p
             break
     evals = []
     for p in [folder / "metrics.json", *sorted(folder.glob("*/metrics.json"))]:
-        if p.exists():
+        if p.exists() and within(folder, p) and within(folder, p.parent / PR_FILE):
             try:
                 doc = json.loads(p.read_text(encoding="utf-8"))
             except ValueError:

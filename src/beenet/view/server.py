@@ -1,5 +1,10 @@
 """A local HTTP server for the pages (127.0.0.1 only) that answers range requests, so the
-browser can seek in a video; input videos outside the folder are served under ``/_media/``."""
+browser can seek in a video; input videos outside the folder are served under ``/_media/``.
+
+It answers only requests addressed to a local name (``Host: 127.0.0.1:PORT``, ``localhost:PORT``,
+``[::1]:PORT``): a page of another site that rebinds its own name to 127.0.0.1 (DNS rebinding)
+gets 403, not the files. Only files that resolve (links followed) inside the folder are served,
+and the ``/_media/`` files the viewer mapped."""
 
 from __future__ import annotations
 
@@ -15,6 +20,20 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+#: The names a request may address the server by (with the bound port).
+LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def host_allowed(host: str | None, port: int) -> bool:
+    """Whether a ``Host`` header names this server: a local name with the bound port (no port
+    only when the port is 80, as browsers then send none)."""
+    if not host:
+        return False
+    host = host.strip().lower()
+    name, sep, p = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if not sep:
+        name, p = host, "80"
+    return name in LOCAL_NAMES and p == str(port)
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
@@ -31,7 +50,32 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             return str(self.media[rel])
         return super().translate_path(path)
 
+    def _refused(self) -> str | None:
+        """Why this request is not answered (403), or None."""
+        port = self.server.server_address[1]
+        host = self.headers.get("Host")
+        if not host_allowed(host, port):
+            return (f"beenet view answers only http://127.0.0.1:{port}/ and http://localhost:{port}/; "
+                    f"this request names the host {host!r} (another site's name pointed here?)")
+        rel = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
+        if rel not in self.media:
+            root = os.path.realpath(self.directory)
+            real = os.path.realpath(self.translate_path(self.path))
+            if real != root and not real.startswith(root + os.sep):
+                return f"/{rel} resolves outside the served folder; refused"
+        return None
+
     def send_head(self):  # type: ignore[override]
+        why = self._refused()
+        if why is not None:
+            body = (why + "\n").encode("utf-8")
+            self.send_response(403)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            return None
         path = self.translate_path(self.path)
         rng = self.headers.get("Range")
         if rng is None or not os.path.isfile(path):

@@ -2,7 +2,8 @@
 (function () {
   const D = window.BEENET;
   const header = B.el("header", {}, B.el("h1", { text: D.title }),
-    B.el("span", { class: "meta", text: `${D.videos.length} video(s)` + (D.failures.length ? `, ${D.failures.length} failed` : "") }));
+    B.el("span", { class: "meta", text: `${D.videos.length} video(s)` + (D.failures.length ? `, ${D.failures.length} failed` : "") +
+      ((D.problems || []).length ? `, ${D.problems.length} refused` : "") }));
   const main = B.el("main", {});
   function topCell(v) {
     if (!v.people) return ["nobody found"];
@@ -25,5 +26,7 @@
         B.el("img", { src: v.timeline, alt: "timeline", style: "max-width:320px;max-height:140px" })) : "-")))))));
   if (D.failures.length) main.append(B.el("div", { class: "card" }, B.el("h2", { text: "Failed inputs" }),
     B.el("ul", {}, ...D.failures.map((f) => B.el("li", { text: `${f.input}: ${f.error}` })))));
+  if ((D.problems || []).length) main.append(B.el("div", { class: "card", id: "refused" }, B.el("h2", { text: "Not shown (refused)" }),
+    B.el("ul", {}, ...D.problems.map((p) => B.el("li", { text: p })))));
   document.body.append(header, main);
 })();

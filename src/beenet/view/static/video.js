@@ -7,7 +7,7 @@
   const W = D.windows;
   const people = D.people.map((p) => ({
     ...p, fr: B.i32(p.frames), bx: B.i16(p.box), cf: B.u8(p.conf), ip: B.u8(p.interp), wi: B.i16(p.win),
-    kf: p.kp ? B.i32(p.kp.frames) : null, kxy: p.kp ? B.i16(p.kp.xy) : null, kc: p.kp ? B.u8(p.kp.c) : null,
+    sn: B.i32(p.seen), kf: p.kp ? B.i32(p.kp.frames) : null, kxy: p.kp ? B.i16(p.kp.xy) : null, kc: p.kp ? B.u8(p.kp.c) : null,
     on: true, panel: null, head: null,
   }));
   const state = { frame: -1, solo: null };
@@ -97,7 +97,7 @@
         B.el("span", { class: "top", text: p.top.length ? "on average: " + p.top.map(([n, v]) => `${n} ${B.f(v)}`).join(", ") : "no window scored" }),
         B.el("span", { class: "top", text: `seen in ${p.n} frame${p.n === 1 ? "" : "s"}` })),
       track,
-      B.el("div", { class: "legend" }, B.el("span", { text: "heat map: category score 0 \u2192 1 (dark \u2192 yellow)" }),
+      B.el("div", { class: "legend" }, B.el("span", { text: "heat map: category score 0 \u2192 1 (dark \u2192 yellow), grey where the person was not seen" }),
         B.el("span", { text: "thin bar: frames where the person was seen" }),
         ...D.vad_names.map((n, k) => B.el("span", {}, B.el("span", { class: "swatch", style: `background:${VADC[k]}` }), n))));
     p.panel = el; p.head = head; p.track = track; p.canvas = c;
@@ -113,8 +113,16 @@
     g.fillStyle = "#fff"; g.fillRect(0, 0, TW, cssH);
     g.font = "9px system-ui, sans-serif"; g.textBaseline = "middle"; g.fillStyle = "#5b6475"; g.textAlign = "right";
     D.categories.forEach((n, k) => g.fillText(n, LABEL_W - 4, k * ROW + ROW / 2));
-    const img = new ImageData(plotW, NC), cols = new Int32Array(plotW);
-    for (let x = 0; x < plotW; x++) cols[x] = windowAt(p, Math.floor((x + 0.5) / plotW * D.num_frames));
+    // Per pixel column, the window shown: only where the person was seen in the column's frames
+    // (p.seen spans), so a window that began before they appeared is not drawn from its start.
+    const img = new ImageData(plotW, NC), cols = new Int32Array(plotW), N = D.num_frames, sp = p.sn;
+    for (let x = 0, j = 0; x < plotW; x++) {
+      const a = Math.floor(x / plotW * N), b = Math.max(a, Math.ceil((x + 1) / plotW * N) - 1);
+      while (j < sp.length / 2 && sp[2 * j + 1] < a) j++;
+      if (j >= sp.length / 2 || sp[2 * j] > b) { cols[x] = -1; continue; }
+      const lo = Math.max(a, sp[2 * j]), hi = Math.min(b, sp[2 * j + 1]);
+      cols[x] = windowAt(p, Math.min(hi, Math.max(lo, Math.floor((x + 0.5) / plotW * N))));
+    }
     for (let x = 0; x < plotW; x++) {
       const r = cols[x];
       for (let k = 0; k < NC; k++) {
