@@ -47,7 +47,7 @@ from beenet.data.prepared.format import (
     write_manifest,
 )
 from beenet.data.prepared.folder import cache_folder, disk_full_error, save_manifest_after_full_disk
-from beenet.data.prepared.integrity import disk_full, verify_clip_file
+from beenet.data.prepared.integrity import DiskFullError, disk_full, verify_clip_file
 from beenet.data.prepared.lookup import PrepareSettings, default_prepared_root, fingerprint, prepared_root
 from beenet.device import resolve_device
 from beenet.errors import BeenetError, ConfigError, DataNotFoundError
@@ -348,7 +348,9 @@ def prepare(settings: PrepareSettings, data_dir: str | Path, out_root: str | Pat
                  data_dir, out, len(plan.persons), len(plan.entries), len(plan.todo), workers, storage)
         try:
             _run(settings, bold, out, fp, storage, plan, workers, limit, show_progress)
-        except OSError as exc:
+        except DiskFullError:
+            raise
+        except OSError as exc:  # the manifest or context.npz met the full disk
             if not disk_full(exc):
                 raise
             raise disk_full_error(out, None, len(plan.entries), str(exc)) from None
