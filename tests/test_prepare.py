@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,8 +47,6 @@ def _metrics(run: Path) -> list[dict[str, str]]:
 
 
 def test_prepare_resumes_and_lists_a_corrupt_clip(synth, tmp_path, capsys):
-    import shutil
-
     data = tmp_path / "data"
     shutil.copytree(synth, data)
     bold = BoLD(data)
@@ -128,8 +127,6 @@ def test_fingerprint_mismatch_is_not_used_and_says_why(synth, tmp_path, caplog):
 
 
 def test_a_changed_video_is_decoded_again_not_served_stale(synth, tmp_path):
-    import shutil
-
     data = tmp_path / "data"
     shutil.copytree(synth, data)
     cfg = tiny_config("demo")
@@ -137,7 +134,12 @@ def test_a_changed_video_is_decoded_again_not_served_stale(synth, tmp_path):
     bold = BoLD(data)
     videos = sorted({i.video for i in bold.instances("train")})
     path = bold.video_path(videos[0])
+    # A new mtime alone (a copy, a touch) changes nothing: clips are matched by content.
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    cache = find_prepared(prepare_settings(cfg), bold, videos, root=tmp_path / "prep")
+    assert len(cache.served) == len(videos)
+    # Another video under the clip's name is decoded on the fly, and prepared again.
+    shutil.copyfile(bold.video_path(videos[1]), path)
     cache = find_prepared(prepare_settings(cfg), bold, videos, root=tmp_path / "prep")
     assert videos[0] not in cache.served and len(cache.served) == len(videos) - 1
     assert prepare(prepare_settings(cfg), data, tmp_path / "prep", storage="raw", show_progress=False).prepared == 1
@@ -203,17 +205,20 @@ def test_expert_labels_from_the_prepare_pass_equal_labelling_on_the_fly(synth, t
 
 
 @pytest.mark.parametrize("extra,context,storage,key", [
-    ([], None, "jpeg", "f17494f706f9d275"),
-    (["data.body_crop=true", "run.protocol=official", "run.split_seed=7"], None, "png", "57b69c018e0ef5d4"),
+    ([], None, "jpeg", "181bdc24e5e1c055"),
+    (["data.body_crop=true", "run.protocol=official", "run.split_seed=7"], None, "png", "dd36ec1f25350ece"),
     (["context.source=experts", "context.targets=frame", "context.label_every=2"], "experts-0123456789abcdef", "raw",
-     "c73f1b864b348b6a"),
+     "46be4d63134cd0ad"),
 ])
 def test_cache_keys_of_earlier_versions_still_match(monkeypatch, extra, context, storage, key):
-    """The keys these settings had before data/prepared became a package (computed with that
-    code): a change here would orphan every prepared cache on disk."""
+    """The keys these settings have had since cache format 2 (the annotations' digest in place of
+    the data folder's path): a change here would orphan every prepared cache on disk. Where the
+    data lives does not enter."""
     monkeypatch.setattr("beenet.data.prepared.lookup.__version__", "0.0.0")
     fp = fingerprint(prepare_settings(tiny_config("demo", extra)), "/nonexistent/bold", storage, context)
     assert cache_key(fp) == key
+    assert cache_key(fingerprint(prepare_settings(tiny_config("demo", extra)), "/elsewhere/bold", storage,
+                                 context)) == key
 
 
 def test_num_workers_auto():

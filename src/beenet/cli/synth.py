@@ -23,7 +23,8 @@ generator version and seed. The rules are in docs/synthetic-data.md.
 
 The same --seed, --clips, --size and --frames give byte-identical CSVs, joints and sidecar.
 The dataset is built in a hidden temporary directory next to OUT and moved into place only
-when complete, so an interrupted run leaves nothing that looks finished. About 15 s for 200
+when complete, so an interrupted run leaves nothing that looks finished (the next run removes
+the hidden folder a killed run left). About 15 s for 200
 clips on 2 cores at the default size.
 """
 

@@ -29,10 +29,10 @@ from beenet.artifacts.checkpoint import (
 from beenet.context.build import load_context
 from beenet.data.bold import BoLD
 from beenet.data.dataset import BoLDDataset, collate
-from beenet.data.prepared import context_targets, find_prepared
+from beenet.data.prepared import PreparedCache, context_targets, find_prepared
 from beenet.data.usable import clip_statuses, usable_instances
 from beenet.device import autocast_context, resolve_amp, to_device
-from beenet.errors import ConfigError
+from beenet.errors import BeenetError, ConfigError
 from beenet.models import build_model
 from beenet.run_config import (
     RunConfig,
@@ -139,9 +139,7 @@ def prepare_run(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device,
         save_yaml(cfg, out / "config.yaml")
         log.info("run %s: data %s, protocol %s, device %s, world size %d", out, data_dir, cfg.run.protocol,
                  device, info.world_size)
-    bold, train_inst, val_inst = _instances(cfg, data_dir, info)
-    prepared = find_prepared(prepare_settings(cfg), bold,
-                             sorted({i.video for i in train_inst} | {i.video for i in val_inst}))
+    bold, train_inst, val_inst, prepared = _instances(cfg, data_dir, info)
     context = _load_context(cfg, bold, train_inst, val_inst, device, info, prepared)
     model = _model(cfg, train_inst, context, device, info, resumed)
     optimizer = build_optimizer(model, cfg)
@@ -171,22 +169,44 @@ def prepare_run(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device,
                                                {"train": train_inst, "val": val_inst}))
 
 
-def _instances(cfg: RunConfig, data_dir: Path, info: D.DistInfo) -> tuple[Any, list[Any], list[Any]]:
-    """The BoLD reader and the usable labelled train and val instances (see :mod:`beenet.data.usable`)."""
+def _launch_check(cfg: RunConfig, bold: BoLD, instances: list[Any]) -> tuple[PreparedCache | None, dict[str, Any]]:
+    """The prepared cache that serves the run's clips (or None), and each clip's usable verdict:
+    from the cache's record for the clips it serves, else by opening the clip's video header and
+    loading its joints file (:func:`beenet.data.usable.clip_statuses`)."""
+    prepared = find_prepared(prepare_settings(cfg), bold, sorted({i.video for i in instances}))
+    trusted = prepared.statuses(bold) if prepared is not None else {}
+    opened = clip_statuses(bold, [i.clip for i in instances if i.clip not in trusted])
+    return prepared, {**opened, **trusted}
+
+
+def _instances(cfg: RunConfig, data_dir: Path, info: D.DistInfo) -> tuple[Any, list[Any], list[Any], Any]:
+    """The BoLD reader, the usable labelled train and val instances (see :mod:`beenet.data.usable`)
+    and the prepared cache that serves them (None: decode the videos)."""
     bold = BoLD(data_dir)
     with D.rank0_first(info):  # the paper split is written to disk once, by rank 0
         train_inst = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
         val_inst = bold.instances("val", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
-    # Real BoLD downloads often miss or truncate a few clips: every clip is opened once here (its
-    # video header, its joints file), the run goes on without the unusable ones and names them.
+    # Real BoLD downloads often miss or truncate a few clips: each clip is checked once here (its
+    # video header, its joints file; for a clip the prepared cache serves, the cache's record), the
+    # run goes on without the unusable ones and names them. Rank 0 checks, the others take its verdict.
     need_joints = bool(cfg.data.skeleton or cfg.data.body_crop)
     t0 = time.perf_counter()
-    statuses = clip_statuses(bold, [i.clip for i in train_inst] + [i.clip for i in val_inst])
+    verdict: Any = None
+    if info.is_main:
+        try:
+            verdict = (True, _launch_check(cfg, bold, train_inst + val_inst))
+        except BeenetError as exc:
+            verdict = (False, exc)
+    ok, found = D.broadcast_object(verdict, info)  # type: ignore[misc]
+    if not ok:
+        raise found
+    prepared, statuses = found
     train_inst, left_train = usable_instances(bold, train_inst, need_joints, what="train instances",
                                               statuses=statuses)
     val_inst, left_val = usable_instances(bold, val_inst, need_joints, what="val instances", statuses=statuses)
-    log.info("checked %d clips in %.1fs: %d train and %d val instances left out as unusable",
-             len(statuses), time.perf_counter() - t0, len(left_train), len(left_val))
+    log.info("checked %d clips in %.1fs (%d from the prepared cache's record): %d train and %d val instances "
+             "left out as unusable", len(statuses), time.perf_counter() - t0,
+             len(prepared.statuses(bold)) if prepared is not None else 0, len(left_train), len(left_val))
     for name, insts in (("train", train_inst), ("val", val_inst)):
         if not insts:
             raise ConfigError(f"the {name} split of {data_dir} ({cfg.run.protocol} protocol) is empty")
@@ -194,7 +214,7 @@ def _instances(cfg: RunConfig, data_dir: Path, info: D.DistInfo) -> tuple[Any, l
         if unl:
             raise ConfigError(f"{len(unl)} {name} instance(s) have no labels, e.g. {unl[0]!r}")
     log.info("%d train and %d val instances", len(train_inst), len(val_inst))
-    return bold, train_inst, val_inst
+    return bold, train_inst, val_inst, prepared
 
 
 def _load_context(cfg: RunConfig, bold: Any, train_inst: list[Any], val_inst: list[Any], device: torch.device,

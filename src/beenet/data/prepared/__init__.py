@@ -2,8 +2,9 @@
 
 ``beenet prepare`` (:func:`prepare`, in :mod:`.build`) makes it; ``beenet train`` and
 ``beenet eval`` find it with :func:`find_prepared` (:mod:`.lookup`: the fingerprint, the cache
-root) and read it through :class:`PreparedFrames`, a :class:`~beenet.data.dataset.FrameSource`
-(:mod:`.format`: the clip files, the manifest, ``context.npz``). What a cache depends on comes in
+root, which clips it serves) and read it through :class:`PreparedFrames`, a :class:`~beenet.data.dataset.FrameSource`
+(:mod:`.format`: the clip files, the manifest, ``context.npz``; :mod:`.integrity`: checksums and
+content stamps; :mod:`.folder`: the locked cache folder prepare writes). What a cache depends on comes in
 a :class:`PrepareSettings`, which ``prepare_settings`` of the run config module makes from a run
 config.
 """
@@ -19,6 +20,7 @@ from beenet.data.prepared.format import (
     Storage,
     cache_key,
     clip_path,
+    clip_seen,
     clip_stamp,
     decode_frame,
     encode_frame,
@@ -26,6 +28,7 @@ from beenet.data.prepared.format import (
     read_header,
     write_clip,
 )
+from beenet.data.prepared.integrity import DamagedClipError, DiskFullError, verify_clip_file
 from beenet.data.prepared.lookup import (
     PreparedCache,
     PrepareSettings,
@@ -38,7 +41,8 @@ from beenet.data.prepared.lookup import (
 
 __all__ = [
     "DEFAULT_STORAGE", "JPEG_QUALITY", "MAGIC", "PREPARED_FORMAT", "STORAGES", "PrepareResult", "PrepareSettings",
-    "PreparedCache", "PreparedFrames", "Storage", "cache_key", "clip_path", "clip_stamp",
+    "DamagedClipError", "DiskFullError", "PreparedCache", "PreparedFrames", "Storage", "cache_key", "clip_path",
+    "clip_seen", "clip_stamp", "verify_clip_file",
     "context_targets", "decode_frame", "default_prepared_root", "encode_frame", "find_prepared", "fingerprint",
     "nearest_rows", "prepare", "prepared_root", "read_header", "write_clip",
 ]

@@ -2,16 +2,20 @@
 
 Each clip is decoded once: the frames any sampler can ask for, the person crops and the frames
 the context experts label all come from that one decode. A clip already prepared for this
-fingerprint (and unchanged since) is reused, so a killed run continues where it stopped.
+fingerprint (its sources unchanged in content, its file whole: size and CRC-32) is reused, so a
+killed run continues where it stopped; a damaged one is named and made again. One prepare at a
+time writes a cache (a lock in its folder); it first removes the temp files a killed run left.
+A full disk stops the run at the first clip that meets it.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import struct
+import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +37,7 @@ from beenet.data.prepared.format import (
     STORAGES,
     cache_key,
     clip_path,
+    clip_seen,
     clip_stamp,
     crop_pixels,
     encode_frame,
@@ -41,9 +46,11 @@ from beenet.data.prepared.format import (
     write_context_table,
     write_manifest,
 )
+from beenet.data.prepared.folder import cache_folder, disk_full_error, save_manifest_after_full_disk
+from beenet.data.prepared.integrity import DiskFullError, disk_full, verify_clip_file
 from beenet.data.prepared.lookup import PrepareSettings, default_prepared_root, fingerprint, prepared_root
 from beenet.device import resolve_device
-from beenet.errors import ConfigError, DataNotFoundError
+from beenet.errors import BeenetError, ConfigError, DataNotFoundError
 from beenet.labels import CONTEXT_DIM
 from beenet.media.transforms import resize_uint8
 from beenet.media.video import VideoReader
@@ -180,8 +187,8 @@ def _frame_context(clip: _Decoded, context: np.ndarray, label_every: int) -> dic
     return {"frames": labelled, "dtype": "float16", "blob": blob}
 
 
-def _write_prepared_clip(video: str, persons: list[int]) -> tuple[int, int]:
-    """Decode one clip, write its file; (stored frames, file size)."""
+def _write_prepared_clip(video: str, persons: list[int]) -> tuple[int, tuple[int, int]]:
+    """Decode one clip, write its file; (stored frames, (file size, CRC-32))."""
     w = _WORKER
     bold: BoLD = w["bold"]
     dcfg = DataConfig(**w["data"])
@@ -207,13 +214,14 @@ def _write_prepared_clip(video: str, persons: list[int]) -> tuple[int, int]:
 
 
 def _prepare_clip(job: tuple[str, list[int]]) -> dict[str, Any]:
-    """Decode one clip once; write its file. Runs in a worker. Never raises: failures are returned."""
+    """Decode one clip once; write its file. Runs in a worker. Never raises: failures are returned
+    (``disk_full`` when the disk or quota is full, which stops the run)."""
     video, persons = job
     try:
-        frames, size = _write_prepared_clip(video, persons)
-        return {"video": video, "ok": True, "frames": frames, "bytes": size}
+        frames, (size, crc) = _write_prepared_clip(video, persons)
+        return {"video": video, "ok": True, "frames": frames, "bytes": size, "crc32": crc}
     except Exception as exc:  # noqa: BLE001 - a failed clip is listed and skipped, never fatal
-        return {"video": video, "ok": False, "reason": f"{type(exc).__name__}: {exc}"}
+        return {"video": video, "ok": False, "reason": f"{type(exc).__name__}: {exc}", "disk_full": disk_full(exc)}
 
 
 # --------------------------------------------------------------------------- the whole cache
@@ -221,13 +229,15 @@ def _prepare_clip(job: tuple[str, list[int]]) -> dict[str, Any]:
 
 @dataclass
 class _Plan:
-    """The clips of a prepare run: who is in each, their stamps, the reused and the to-do ones."""
+    """The clips of a prepare run: who is in each, their sources' stamps, the reused and the to-do ones."""
 
     persons: dict[str, set[int]]
-    stamps: dict[str, list[int]]
+    stamps: dict[str, list[Any]]  # by content (clip_stamp): what a clip file is made from
+    seen: dict[str, list[int]]  # (size, mtime) when stamped (clip_seen)
     entries: dict[str, dict[str, Any]]
     todo: list[str]
     failed: list[tuple[str, str]]
+    reused: int = 0
 
 
 def _split_instances(bold: BoLD, settings: PrepareSettings) -> list[Any]:
@@ -240,34 +250,48 @@ def _split_instances(bold: BoLD, settings: PrepareSettings) -> list[Any]:
     return out
 
 
-def _entry(stamp: list[int], frames: int, size: int, header: dict[str, Any]) -> dict[str, Any]:
-    return {"stamp": stamp, "frames": frames, "bytes": size, "context": header.get("context"),
-            "context_parts": header.get("context_parts")}
+def _entry(plan: _Plan, video: str, frames: int, size: int, crc: int, header: dict[str, Any]) -> dict[str, Any]:
+    return {"stamp": plan.stamps[video], "seen": plan.seen[video], "frames": frames, "bytes": size, "crc32": crc,
+            "context": header.get("context"), "context_parts": header.get("context_parts")}
 
 
-def _reusable(path: Path, key: str, stamp: list[int]) -> dict[str, Any] | None:
+def _reusable(path: Path, key: str, stamp: list[Any]) -> tuple[dict[str, Any], int, int] | None:
+    """(header, size, CRC-32) of the clip file at ``path`` when it was made for ``key`` from
+    sources with ``stamp`` and is whole; None otherwise (a damaged file is named in a WARNING)."""
     if not path.is_file():
         return None
+    why = verify_clip_file(path)
     try:
-        header, _ = read_header(path)
-    except (OSError, ValueError, struct.error):
+        header, _ = read_header(path) if why is None else ({}, 0)
+    except BeenetError as exc:
+        header, why = {}, str(exc)
+    if why is not None:
+        log.warning("prepare: %s is damaged (%s); decoding its clip again", path, why)
         return None
-    return header if header.get("key") == key and header.get("stamp") == stamp else None
+    if header.get("key") != key or header.get("stamp") != stamp:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(-12, os.SEEK_END)
+        crc = int.from_bytes(fh.read(4), "little")
+    return header, path.stat().st_size, crc
 
 
 def _plan(bold: BoLD, settings: PrepareSettings, out: Path, key: str) -> _Plan:
     persons: dict[str, set[int]] = {}
     for inst in _split_instances(bold, settings):
         persons.setdefault(inst.video, set()).add(int(inst.person_id))
-    stamps = {v: clip_stamp(bold, v) for v in sorted(persons)}
-    plan = _Plan(persons, stamps, {}, [], [])
-    for v in sorted(persons):
+    videos = sorted(persons)
+    with ThreadPoolExecutor(max_workers=8) as pool:  # reading files: I/O, and zlib / hashlib drop the GIL
+        seen = dict(zip(videos, pool.map(lambda v: clip_seen(bold, v), videos)))
+        stamps = dict(zip(videos, pool.map(lambda v: clip_stamp(bold, v), videos)))
+        plan = _Plan(persons, stamps, seen, {}, [], [])
+        reuse = dict(zip(videos, pool.map(lambda v: _reusable(clip_path(out, v), key, stamps[v]), videos)))
+    for v in videos:
         if stamps[v][0] < 0:
             plan.failed.append((str(bold.video_path(v)), "no video file"))
-            continue
-        header = _reusable(clip_path(out, v), key, stamps[v])
-        if header is not None:
-            plan.entries[v] = _entry(stamps[v], len(header["frames"]), clip_path(out, v).stat().st_size, header)
+        elif reuse[v] is not None:
+            header, size, crc = reuse[v]
+            plan.entries[v] = _entry(plan, v, len(header["frames"]), size, crc, header)
         else:
             plan.todo.append(v)
     return plan
@@ -300,52 +324,73 @@ def _task(settings: PrepareSettings, bold: BoLD, out: Path, key: str, storage: s
 
 def prepare(settings: PrepareSettings, data_dir: str | Path, out_root: str | Path | None = None, *,
             workers: int = 1, storage: str = DEFAULT_STORAGE, limit: int | None = None,
-            show_progress: bool = True) -> PrepareResult:
+            show_progress: bool = True, rebuild: bool = False) -> PrepareResult:
     """Decode every clip of the protocol's splits once and store what training and evaluation read.
 
-    A clip already prepared for this fingerprint (and unchanged since) is reused, so a killed run
-    continues where it stopped. ``limit`` stops after that many newly prepared clips (as a kill
-    would, for tests). A clip that fails is listed in the manifest (file, reason) and skipped.
+    A clip already prepared for this fingerprint (sources unchanged in content, file whole) is
+    reused, so a killed run continues where it stopped; ``rebuild`` makes every clip again.
+    ``limit`` stops after that many newly prepared clips (as a kill would, for tests). A clip
+    that fails is listed in the manifest (file, reason) and skipped; a full disk stops the run
+    (:class:`~.integrity.DiskFullError`).
     """
     if storage not in STORAGES:
         raise ConfigError(f"storage {storage!r}: choose one of {', '.join(STORAGES)}")
+    if limit is not None and limit < 0:
+        raise ConfigError(f"limit {limit}: give a number of clips >= 0")
     t0 = time.perf_counter()
     bold = BoLD(data_dir)
     fp = fingerprint(settings, data_dir, storage)
     key = cache_key(fp)
     base = Path(out_root) if out_root is not None else (prepared_root(settings.prepared_dir) or default_prepared_root())
-    out = base / key
-    plan = _plan(bold, settings, out, key)
-    entries, failed, reused = plan.entries, plan.failed, len(plan.entries)
-    log.info("prepare %s -> %s: %d clips, %d reused from an earlier run, %d to decode (%d workers, %s storage)",
-             data_dir, out, len(plan.persons), reused, len(plan.todo), workers, storage)
-    out.mkdir(parents=True, exist_ok=True)
+    with cache_folder(base, key, rebuild) as out:
+        plan = _plan(bold, settings, out, key)
+        log.info("prepare %s -> %s: %d clips, %d reused from an earlier run, %d to decode (%d workers, %s storage)",
+                 data_dir, out, len(plan.persons), len(plan.entries), len(plan.todo), workers, storage)
+        try:
+            _run(settings, bold, out, fp, storage, plan, workers, limit, show_progress)
+        except DiskFullError:
+            raise
+        except OSError as exc:  # the manifest or context.npz met the full disk
+            if not disk_full(exc):
+                raise
+            raise disk_full_error(out, None, len(plan.entries), str(exc)) from None
+    total = sum(e["bytes"] for e in plan.entries.values())
+    reused, failed = plan.reused, plan.failed
+    complete = limit is None or len(plan.todo) <= limit
+    result = PrepareResult(out, len(plan.persons), reused, len(plan.entries) - reused, failed, total,
+                           time.perf_counter() - t0, complete)
+    log.info("prepared %s: %d clips (%d reused, %d decoded now), %d failed, %.1f MB, %.1fs%s", out,
+             len(plan.entries), reused, result.prepared, len(failed), total / 1e6, result.seconds,
+             "" if complete else " (stopped before the end: run again to continue)")
+    for path, reason in failed:
+        log.warning("failed clip: %s: %s", path, reason)
+    return result
+
+
+def _run(settings: PrepareSettings, bold: BoLD, out: Path, fp: dict[str, Any], storage: str, plan: _Plan,
+         workers: int, limit: int | None, show_progress: bool) -> None:
+    """Decode the plan's clips (the first ``limit``), keeping the manifest up to date."""
+    entries, failed = plan.entries, plan.failed
+    plan.reused = len(entries)
     write_manifest(out, fp, entries, failed, complete=False)
     jobs = [(v, sorted(plan.persons[v])) for v in (plan.todo if limit is None else plan.todo[:limit])]
-    with _results(_task(settings, bold, out, key, storage, plan), jobs, workers) as results:
+    with _results(_task(settings, bold, out, cache_key(fp), storage, plan), jobs, workers) as results:
         for done, res in enumerate(progress(results, total=len(jobs), desc="prepare", unit="clip",
                                             disable=None if show_progress else True), start=1):
             video = res["video"]
             if res["ok"]:
                 header, _ = read_header(clip_path(out, video))
-                entries[video] = _entry(plan.stamps[video], res["frames"], res["bytes"], header)
+                entries[video] = _entry(plan, video, res["frames"], res["bytes"], res["crc32"], header)
+            elif res.get("disk_full"):
+                save_manifest_after_full_disk(out, fp, entries, failed)
+                raise disk_full_error(out, video, len(entries), res["reason"])
             else:
                 failed.append((str(bold.video_path(video)), res["reason"]))
                 log.warning("prepare: %s failed (%s); skipped", bold.video_path(video), res["reason"])
             if done % 50 == 0:
                 write_manifest(out, fp, entries, failed, complete=False)
-    complete = limit is None or len(plan.todo) <= limit
-    write_manifest(out, fp, entries, failed, complete=complete)
+    write_manifest(out, fp, entries, failed, complete=limit is None or len(plan.todo) <= limit)
     _write_context(out, settings, entries)
-    total = sum(e["bytes"] for e in entries.values())
-    result = PrepareResult(out, len(plan.persons), reused, len(entries) - reused, failed, total,
-                           time.perf_counter() - t0, complete)
-    log.info("prepared %s: %d clips (%d reused, %d decoded now), %d failed, %.1f MB, %.1fs%s", out, len(entries),
-             reused, result.prepared, len(failed), total / 1e6, result.seconds,
-             "" if complete else " (stopped before the end: run again to continue)")
-    for path, reason in failed:
-        log.warning("failed clip: %s: %s", path, reason)
-    return result
 
 
 def _write_context(out: Path, settings: PrepareSettings, entries: dict[str, dict[str, Any]]) -> None:

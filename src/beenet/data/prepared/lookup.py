@@ -1,15 +1,19 @@
 """Which prepared cache a run reads: its settings, its fingerprint, where caches live, finding one.
 
 ``<key>`` (the cache's folder under the root) is the first 16 hex digits of the sha256 of the
-fingerprint (data root, protocol, split seed, sampling, image size, crop settings, context source
-fingerprint, storage, beenet version), so caches of several configs live side by side and a cache
-of another config is never read.
+fingerprint (the annotations' digest, protocol, split seed, sampling, image size, crop settings,
+context source fingerprint, storage, beenet version), so caches of several configs live side by
+side and a cache of another config is never read. Nothing in it names where the data lives, and
+each clip is matched by the content of its files (:func:`~.format.clip_stamp`), so a cache still
+serves a dataset copied elsewhere.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +22,7 @@ import numpy as np
 
 from beenet.context.build import make_context_source
 from beenet.context.config import ContextConfig
-from beenet.data.bold import BoLD
+from beenet.data.bold import ANNOTATION_FILES, BoLD
 from beenet.data.dataset import DataConfig
 from beenet.data.prepared.format import (
     DEFAULT_STORAGE,
@@ -27,10 +31,13 @@ from beenet.data.prepared.format import (
     STORAGES,
     PreparedFrames,
     cache_key,
+    clip_path,
+    clip_seen,
     clip_stamp,
     read_context_table,
     read_manifest,
 )
+from beenet.data.usable import ClipStatus
 from beenet.errors import BeenetError, ConfigError
 from beenet.paths import cache_dir
 from beenet.version import __version__
@@ -78,7 +85,7 @@ def fingerprint(settings: PrepareSettings, data_dir: str | Path, storage: str = 
     fp: dict[str, Any] = {
         "format": PREPARED_FORMAT,
         "beenet": __version__,
-        "data": str(Path(data_dir).resolve()),
+        "annotations": annotations_digest(data_dir),
         "protocol": settings.protocol,
         "split_seed": settings.split_seed,
         "sampling": d.sampling,
@@ -91,6 +98,19 @@ def fingerprint(settings: PrepareSettings, data_dir: str | Path, storage: str = 
         # Only when not the default, so a clip-target cache keeps its key and bytes.
         fp["context_targets"] = {"targets": settings.context.targets, "label_every": settings.context.label_every}
     return fp
+
+
+def annotations_digest(data_dir: str | Path) -> str:
+    """16 hex digits of the sha256 of the annotation CSVs (train.csv, val.csv, test_meta.csv; a
+    missing one counts as missing): what names the dataset in a fingerprint, wherever it lives."""
+    h = hashlib.sha256()
+    for name, _ in ANNOTATION_FILES.values():
+        try:
+            data = (Path(data_dir) / "annotations" / name).read_bytes()
+        except OSError:
+            data = b"\0missing"
+        h.update(f"{name}\0{len(data)}\0".encode() + data)
+    return h.hexdigest()[:16]
 
 
 def context_fingerprint(settings: PrepareSettings, data_dir: str | Path) -> str | None:
@@ -124,7 +144,9 @@ class PreparedCache:
     served: set[str] = field(default_factory=set)
 
     def frames(self) -> PreparedFrames:
-        return PreparedFrames(self.path, self.manifest["fingerprint"]["storage"], self.served)
+        clips = self.manifest["clips"]
+        return PreparedFrames(self.path, self.manifest["fingerprint"]["storage"], self.served,
+                              {v: int(clips[v]["bytes"]) for v in self.served})
 
     def context(self, videos: Sequence[str]) -> dict[str, np.ndarray] | None:
         """The context vectors of ``videos`` when the cache holds every one of them, else None."""
@@ -133,24 +155,84 @@ class PreparedCache:
             return None
         return {v: table[v] for v in videos}
 
+    def statuses(self, bold: BoLD) -> dict[str, ClipStatus]:
+        """The usable-clip verdict (:mod:`beenet.data.usable`) of each served clip with at least
+        one stored frame, from the cache's record: ``prepare`` opened its video and loaded its
+        joints, and its files are unchanged since, so neither is opened again at launch."""
+        out: dict[str, ClipStatus] = {}
+        for v in self.served:
+            entry = self.manifest["clips"][v]
+            if int(entry["frames"]) < 1:
+                continue
+            if int(entry["stamp"][2]) < 0:
+                out[v] = ClipStatus(v, None, f"{bold.joints_path(v)}: joints file not found", True)
+            else:
+                out[v] = ClipStatus(v, None, None, False)
+        return out
 
-def _log_no_match(base: Path, wanted: dict[str, Any]) -> None:
-    """Say why no cache under ``base`` serves the run: the nearest one differs in what, or none."""
+
+def _log_no_match(base: Path, wanted: dict[str, Any], data_dir: Path) -> None:
+    """Say why no cache under ``base`` serves the run: an older format, the nearest one differs in
+    what, or none."""
     others: list[tuple[Path, dict[str, Any]]] = []
     for m in sorted(base.glob(f"*/{MANIFEST}")) if base.is_dir() else []:
         try:
             others.append((m.parent, read_manifest(m.parent)["fingerprint"]))
         except (OSError, ValueError, KeyError):
             continue
-    same_data = [(p, f) for p, f in others if f.get("data") == wanted["data"]]
-    if same_data:
+    old = [(p, f) for p, f in others if f.get("format") != PREPARED_FORMAT and f.get("data") == str(data_dir.resolve())]
+    same_data = [(p, f) for p, f in others if f.get("annotations") == wanted["annotations"]]
+    if old and not same_data:
+        log.warning("prepared cache %s was made by an earlier beenet (cache format %s, which named the data by its "
+                    "path); this version does not read it: run 'beenet prepare' with this config again (then "
+                    "delete %s); decoding the videos on the fly", old[0][0], old[0][1].get("format"), old[0][0])
+    elif same_data:
         p, f = same_data[0]
         diff = sorted(k for k in set(f) | set(wanted) if k != "storage" and f.get(k) != wanted.get(k))
         log.info("prepared cache %s does not match this run (differs in: %s); decoding the videos on the "
                  "fly (run 'beenet prepare' with this config to make one)", p, ", ".join(diff))
     else:
         log.info("no prepared cache for %s in %s: decoding the videos on the fly "
-                 "(run 'beenet prepare' first to decode each clip once)", wanted["data"], base)
+                 "(run 'beenet prepare' first to decode each clip once)", data_dir, base)
+
+
+def _clip_check(bold: BoLD, cache: Path, entry: dict[str, Any] | None, video: str) -> tuple[str | None, bool]:
+    """(why ``video`` is not served from the cache or None, whether its cache file is damaged).
+    Its sources are read (:func:`clip_stamp`) only when their size or mtime changed since."""
+    if entry is None:
+        return "not in the cache (it failed in 'beenet prepare', or is new since)", False
+    if entry["seen"] != clip_seen(bold, video):
+        now, was = clip_stamp(bold, video), entry["stamp"]
+        if now != was:
+            which = "video" if now[:2] != was[:2] else "joints"
+            k = 0 if which == "video" else 2
+            what = f"size {now[k]}, the cache's {was[k]}" if now[k] != was[k] else "same size, other content"
+            return f"its {which} file differs from the one prepared ({what})", False
+    try:
+        size = clip_path(cache, video).stat().st_size
+    except OSError:
+        size = -1
+    if size != entry["bytes"]:
+        return (f"{clip_path(cache, video)}: damaged prepared clip file ({size} bytes, the manifest records "
+                f"{entry['bytes']})"), True
+    return None, False
+
+
+def served_clips(bold: BoLD, cache: Path, manifest: dict[str, Any], videos: Sequence[str]
+                 ) -> tuple[set[str], dict[str, str]]:
+    """The clips of ``videos`` the cache serves, and why each other one is not (in order). A
+    damaged clip file is named in a WARNING (its clip is then decoded from the video)."""
+    todo = list(dict.fromkeys(videos))
+    clips = manifest["clips"]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # stats and 64 KiB reads: I/O, not the GIL
+        checks = list(pool.map(lambda v: _clip_check(bold, cache, clips.get(v), v), todo))
+    why = {v: r for v, (r, _) in zip(todo, checks) if r is not None}
+    damaged = [why[v] for v, (_, bad) in zip(todo, checks) if bad]
+    for reason in damaged[:5]:
+        log.warning("%s; its clip is decoded from the video (run 'beenet prepare' again to re-make it)", reason)
+    if len(damaged) > 5:
+        log.warning("... and %d more damaged prepared clip files", len(damaged) - 5)
+    return set(todo) - set(why), why
 
 
 def find_prepared(settings: PrepareSettings, bold: BoLD, videos: Sequence[str], root: str | Path | None = None,
@@ -158,8 +240,9 @@ def find_prepared(settings: PrepareSettings, bold: BoLD, videos: Sequence[str], 
     """The prepared cache of ``settings`` under ``root`` (default: ``settings.prepared_dir``) that
     serves ``videos``, or None; logs which one is used and how many clips it serves, or why none is.
 
-    A clip is served from the cache only when its video and joints files are unchanged since it
-    was prepared; the others are decoded on the fly.
+    A clip is served from the cache only when its video and joints files have the content it was
+    prepared from (wherever the dataset lives now) and its cache file has the recorded size; the
+    others are decoded on the fly. Under 95 % served, a WARNING names the first clip not served.
     """
     base = Path(root) if root is not None else prepared_root(settings.prepared_dir)
     if base is None:
@@ -178,19 +261,24 @@ def find_prepared(settings: PrepareSettings, bold: BoLD, videos: Sequence[str], 
             matched = path
             break
     if matched is None:
-        _log_no_match(base, fingerprint(settings, bold.root, DEFAULT_STORAGE, ctx))
+        _log_no_match(base, fingerprint(settings, bold.root, DEFAULT_STORAGE, ctx), Path(bold.root))
         return None
     try:
         manifest = read_manifest(matched)
     except (OSError, ValueError) as exc:
-        log.warning("prepared cache %s: unreadable manifest (%s); decoding on the fly", matched, exc)
+        log.warning("prepared cache %s: damaged %s (%s); decoding the videos on the fly. To fix it, delete %s or "
+                    "run 'beenet prepare --rebuild' with this config", matched, MANIFEST, exc, matched)
         return None
-    clips = manifest.get("clips", {})
-    served = {v for v in videos if v in clips and clips[v]["stamp"] == clip_stamp(bold, v)}
+    served, why = served_clips(bold, matched, manifest, videos)
+    n = len(set(videos))
+    storage = manifest["fingerprint"]["storage"]
     log.info("using prepared cache %s (%s storage%s): %d of %d clips from the cache, %d decoded on the fly",
-             matched, manifest["fingerprint"]["storage"],
-             ", lossy" if manifest["fingerprint"]["storage"] == "jpeg" else ", lossless",
-             len(served), len(set(videos)), len(set(videos) - served))
+             matched, storage, ", lossy" if storage == "jpeg" else ", lossless", len(served), n, n - len(served))
+    if why and len(served) < 0.95 * n:
+        first = next(iter(why))
+        log.warning("prepared cache %s serves only %d of %d clips (%.0f%%); the first it does not serve: %s: %s. "
+                    "Run 'beenet prepare' with this config on this data to (re)make them", matched, len(served), n,
+                    100.0 * len(served) / max(1, n), first, why[first])
     return PreparedCache(matched, manifest, served)
 
 

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import time
@@ -210,6 +211,7 @@ def generate(out: str | Path, config: SynthConfig = SynthConfig(), *, overwrite:
     _check_output(out, overwrite)
     plan = plan_dataset(config)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(out)
     tmp = _fresh_dir(out, "partial")
     try:
         _render_all(tmp, plan, workers, show_progress)
@@ -240,6 +242,28 @@ def _fresh_dir(out: Path, kind: str) -> Path:
             return path
         except FileExistsError:
             continue
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Remove the hidden ``.OUT.partial-PID-*`` folders that killed runs for ``out`` left: those
+    whose process (the PID in the name) no longer runs. (An ``.old-`` folder may hold the previous
+    dataset of a run killed while swapping: it is left for the user.)"""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.partial-(\d+)-[0-9a-f]{{8}}")
+    for entry in sorted(out.parent.iterdir()):
+        m = pattern.fullmatch(entry.name)
+        if m and entry.is_dir() and not entry.is_symlink() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            log.info("removed %s, left by a 'beenet synth' that was stopped before it finished", entry)
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
