@@ -218,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--box", choices=("kept", "joints"), default="kept",
                     help="a person's box: the one pass 1 keeps (default) or the extent of their joints")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds one clip may take (default 1800)")
+    ap.add_argument("--sheets", type=Path, metavar="DIR",
+                    help="write DIR/<clip>.<config>.png: the sampled frames with the truth and the boxes found")
+    ap.add_argument("--rescore", type=Path, metavar="JSON",
+                    help="score the runs a --json file kept (against the truth now) instead of running")
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
@@ -236,14 +240,34 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--clips: not in {args.manifest}: {', '.join(sorted(unknown))}")
         clips = [c for c in clips if c["name"] in wanted]
     truths = load_truth(args.truth)
-    results = run_all(clips, configs, truths, footage, args.max_seconds, args.timeout)
-    lines = report(results, clips, configs, truths)
-    print("\n".join(lines))
+    if args.rescore:
+        kept = json.loads(args.rescore.read_text())
+        kept = kept if "runs" in kept else {"configs": configs, "runs": kept}  # written before "configs" was kept
+        configs = [(n, c) for n, c in kept["configs"]]
+        args.max_seconds = kept.get("max_seconds", args.max_seconds)
+        results = {tuple(k.split("|", 1)): r for k, r in kept["runs"].items()}
+        clips = [c for c in clips if any(k[0] == c["name"] for k in results)]
+    else:
+        results = run_all(clips, configs, truths, footage, args.max_seconds, args.timeout)
+    print("\n".join(report(results, clips, configs, truths)))
     if args.markdown:
         args.markdown.write_text(markdown(results, clips, configs, truths, args) + "\n")
     if args.json:
-        args.json.write_text(json.dumps({f"{c}|{n}": r for (c, n), r in results.items()}, indent=1, default=str))
+        args.json.write_text(json.dumps({"configs": configs, "max_seconds": args.max_seconds,
+                                         "runs": {f"{c}|{n}": r for (c, n), r in results.items()}}, indent=1, default=str))
+    if args.sheets:
+        sheets(results, clips, truths, footage, args.sheets)
     return 0
+
+
+def sheets(results: dict, clips: list[dict], truths: dict, footage: Path, folder: Path) -> None:
+    from people_sheets import write_sheet  # lazy: only --sheets draws
+
+    for (clip, name), run in results.items():
+        truth = truths.get(clip)
+        if truth is not None and "error" not in run:
+            out = write_sheet(footage / clip, truth, run[BOX_KEY], folder / f"{clip}.{name}.png")
+            print(f"sheet: {out}")
 
 
 def run_all(clips: list[dict], configs: list, truths: dict, footage: Path, max_s: float | None,
