@@ -20,9 +20,12 @@ def write_sheet(video: Path, truth: dict, boxes: dict[str, list], out: Path, col
     keys = sorted((k for k in truth["frames"] if k in boxes), key=int)
     if not keys:
         raise ValueError(f"{video.name}: no sampled frame was analysed")
-    with VideoReader(video) as reader:
-        frames = reader.read([int(k) for k in keys])
-    h, w = frames.shape[1:3]
+    wanted = {int(k) for k in keys}
+    with VideoReader(video) as reader:  # in order, as pass 1 reads (random access fails on some MPEG-2 files)
+        got = {i: f for i, f in reader.iter_frames(0, max(wanted) + 1) if i in wanted}
+    keys = [k for k in keys if int(k) in got]
+    frames = [got[int(k)] for k in keys]
+    h, w = frames[0].shape[:2]
     scale = TILE_H / h
     tile_w = max(1, int(round(w * scale)))
     rows = (len(keys) + columns - 1) // columns
