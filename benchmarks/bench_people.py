@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from people_metrics import ClipScore, add_up, score_clip  # noqa: E402
+from people_metrics import ClipScore, add_up, score_clip
 
 REPO = Path(__file__).resolve().parents[1]
 FOOTAGE = REPO / "benchmarks" / "footage"
@@ -108,8 +108,8 @@ def worker(job: dict) -> dict:
     timer, stats = StageTimer(), {}
     with VideoReader(job["path"]) as reader:
         fps = float(reader.fps or 25.0)
-        start = int(round(job["start_s"] * fps))
-        stop = reader.num_frames if job["end_s"] is None else min(reader.num_frames, int(round(job["end_s"] * fps)))
+        start = round(job["start_s"] * fps)
+        stop = reader.num_frames if job["end_s"] is None else min(reader.num_frames, round(job["end_s"] * fps))
         part = _Part(reader, start, stop)
         t0 = time.perf_counter()
         store = track_people(part, backend, TrackingConfig(**job["tracking"]), timer, stats, show_progress=False)
@@ -135,12 +135,12 @@ def _boxes_at(store, frames: set[int], n: int) -> tuple[dict[int, list], dict[in
             if f in boxes:
                 boxes[f].append([pid, [x, y, x + w, y + h]])
     for pid, track in store.tracks().items():
-        for f in joint_boxes:
+        for f, found in joint_boxes.items():
             kp = track.keypoints[f]
             ok = valid_mask(kp)
             if track.present[f] and ok.any():
                 (x0, y0), (x1, y1) = kp[ok, :2].min(axis=0), kp[ok, :2].max(axis=0)
-                joint_boxes[f].append([pid, [float(x0), float(y0), float(x1), float(y1)]])
+                found.append([pid, [float(x0), float(y0), float(x1), float(y1)]])
     return boxes, joint_boxes
 
 
@@ -149,7 +149,7 @@ def run_job(job: dict, timeout: float) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])))
     t_spawn = time.time()
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], env=env, text=True,
-                          capture_output=True, timeout=timeout)
+                          capture_output=True, timeout=timeout, check=False)
     t_end = time.time()
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]

@@ -10,6 +10,7 @@ the tiny ones (a detection on a tiny person is neither a hit nor a false person)
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,7 +139,7 @@ def _score_ids(s: ClipScore, seq: dict[str, list[tuple[int, int]]], counted: set
     s.missed_persons = sorted(counted - set(seq))
     s.id_pairs = len(pair_count)
     for items in seq.values():
-        for (fa, a), (fb, b) in zip(items, items[1:]):
+        for (fa, a), (fb, b) in itertools.pairwise(items):
             if a != b and _shot_of(fa, cuts) == _shot_of(fb, cuts):
                 s.switches += 1
     owners: dict[int, set[str]] = {}

@@ -27,7 +27,7 @@ def write_sheet(video: Path, truth: dict, boxes: dict[str, list], out: Path, col
     frames = [got[int(k)] for k in keys]
     h, w = frames[0].shape[:2]
     scale = TILE_H / h
-    tile_w = max(1, int(round(w * scale)))
+    tile_w = max(1, round(w * scale))
     rows = (len(keys) + columns - 1) // columns
     sheet = Image.new("RGB", (tile_w * min(columns, len(keys)), TILE_H * rows), "black")
     for n, (key, frame) in enumerate(zip(keys, frames)):

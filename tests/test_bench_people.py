@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.footage import footage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from people_metrics import add_up, match_frame, matches, score_clip  # noqa: E402
+from people_metrics import add_up, match_frame, matches, score_clip
 
 MANIFEST = json.loads((ROOT / "benchmarks" / "footage" / "manifest.json").read_text())
 
@@ -113,7 +112,7 @@ def test_the_bench_runs_pass_one_on_a_real_clip_and_writes_its_table(tmp_path: P
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_people.py"), "--clips", "carphone.mp4",
                           "--footage", str(clip.parent), "--truth", str(truth), "--max-seconds", "1.5",
                           "--config", "default=", "--config", "every1=pose_every=1", "--markdown", str(md)],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+                         capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("carphone.mp4")]
     assert [ln.split()[1] for ln in lines] == ["default", "every1"]
