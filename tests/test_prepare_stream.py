@@ -78,6 +78,7 @@ def _blob(path: Path, base: int, entry: list[int]) -> bytes:
         return fh.read(int(entry[1]))
 
 
+@pytest.mark.slow  # ~15-20 s of CPU: two random-weight experts label every stored frame
 def test_streamed_clips_hold_the_bytes_of_the_whole_clip_decode(synth, tmp_path):
     """Frames, crops, clip and per-frame expert labels of a streamed prepare equal what decoding
     each clip's frames at once (the path before streaming) gives, bit for bit, over clips with
