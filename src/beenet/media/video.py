@@ -96,9 +96,11 @@ class VideoReader:
 
     ``seek_margin``: seek only when the keyframe before the next target lies more than this many
     frames ahead of the decoder (a seek flushes the decoder, so tiny skips are cheaper decoded).
+    ``threads``: decoder threads (None: FFmpeg's choice, about one a core, each holding frames of
+    its own; 1 for a process that is one of many workers, each on a core: ``beenet prepare``).
     """
 
-    def __init__(self, path: str | Path, seek_margin: int = 4) -> None:
+    def __init__(self, path: str | Path, seek_margin: int = 4, threads: int | None = None) -> None:
         self.path = Path(path)
         self.seek_margin = int(seek_margin)
         self._container = None
@@ -110,7 +112,10 @@ class VideoReader:
             if not self._container.streams.video:
                 raise VideoDecodeError(f"{self.path}: no video stream in this file")
             self._stream = self._container.streams.video[0]
-            self._stream.thread_type = "AUTO"
+            if threads is None:
+                self._stream.thread_type = "AUTO"
+            else:
+                self._stream.thread_count = max(1, int(threads))
             self._index_packets()
         except VideoDecodeError:
             self.close()

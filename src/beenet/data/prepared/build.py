@@ -17,20 +17,20 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from beenet.context.base import CombinedContext, FrameExpertSource, evenly_spaced, join_context
+from beenet.context.base import CombinedContext, FrameExpertSource
 from beenet.context.build import default_cache_dir, make_context_source
 from beenet.context.cache import ContextCache
 from beenet.context.config import ContextConfig
 from beenet.data.bold import SPLITS, BoLD
-from beenet.data.dataset import DataConfig, candidate_frames, crop_boxes, crops_of
-from beenet.data.joints import load_person_joints
+from beenet.data.dataset import DataConfig
+from beenet.data.prepared.folder import cache_folder, disk_full_error, save_manifest_after_full_disk
 from beenet.data.prepared.format import (
     DEFAULT_STORAGE,
     PREPARED_FORMAT,
@@ -39,21 +39,16 @@ from beenet.data.prepared.format import (
     clip_path,
     clip_seen,
     clip_stamp,
-    crop_pixels,
-    encode_frame,
     read_header,
     write_clip,
     write_context_table,
     write_manifest,
 )
-from beenet.data.prepared.folder import cache_folder, disk_full_error, save_manifest_after_full_disk
 from beenet.data.prepared.integrity import DiskFullError, disk_full, verify_clip_file
 from beenet.data.prepared.lookup import PrepareSettings, default_prepared_root, fingerprint, prepared_root
+from beenet.data.prepared.stream import stream_clip
 from beenet.device import resolve_device
 from beenet.errors import BeenetError, ConfigError, DataNotFoundError
-from beenet.labels import CONTEXT_DIM
-from beenet.media.transforms import resize_uint8
-from beenet.media.video import VideoReader
 from beenet.progress import progress
 
 log = logging.getLogger(__name__)
@@ -79,10 +74,31 @@ class PrepareResult:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(task: dict[str, Any]) -> None:
+def worker_device(device: str, index: int, gpus: int) -> str:
+    """Where worker ``index`` of a prepare run puts its experts, with ``gpus`` GPUs visible.
+
+    ``cuda`` without an index (what ``auto`` means on a GPU machine) is spread over the GPUs:
+    worker i runs on ``cuda:(i % gpus)``. Anything else (``cpu``, an explicit ``cuda:N``) is kept.
+    """
+    if device == "cuda" and gpus > 0:
+        return f"cuda:{index % gpus}"
+    return device
+
+
+def _worker_init(task: dict[str, Any], counter: Any = None) -> None:
+    """Set up a worker; ``counter`` (a shared int) numbers the workers of a pool, for their GPU."""
     torch.set_num_threads(1)
+    index = 0
+    if counter is not None:
+        with counter.get_lock():
+            index = int(counter.value)
+            counter.value += 1
     _WORKER.clear()
     _WORKER.update(task)
+    _WORKER["index"] = index
+    _WORKER["device"] = worker_device(task["device"], index, task["gpus"])
+    if task["context"] is not None and task["context"].get("device") == "cuda":  # spread an explicit cuda too
+        _WORKER["context"] = {**task["context"], "device": worker_device("cuda", index, task["gpus"])}
     _WORKER["bold"] = BoLD(task["root"])
     _WORKER["source"] = None
 
@@ -101,116 +117,25 @@ def _parts(source: Any) -> list[Any]:
     return [source] if isinstance(source, FrameExpertSource) else []
 
 
-@dataclass
-class _Decoded:
-    """One clip decoded once: the frames to store, those the experts label, and the persons' joints."""
-
-    source: Any  # the context source (None when the run reads no context)
-    experts: list[Any]  # its frame experts ([] for the sidecar)
-    num_frames: int
-    width: int
-    height: int
-    joints: dict[int, Any]
-    candidates: dict[int, np.ndarray]
-    stored: list[int]
-    expert_frames: dict[str, list[int]]
-    needed: list[int]
-    pixels: np.ndarray
-    blobs: list[bytes] = field(default_factory=list)
-    offset: int = 0
-
-    def pick(self, frames: list[int]) -> np.ndarray:
-        """The decoded pixels of frame indices ``frames``."""
-        row = {t: k for k, t in enumerate(self.needed)}
-        return self.pixels[[row[t] for t in frames]]
-
-    def add(self, data: bytes) -> list[int]:
-        """Append a blob to the clip file; its [offset, length] for the header."""
-        self.blobs.append(data)
-        self.offset += len(data)
-        return [self.offset - len(data), len(data)]
-
-
-def _decode(bold: BoLD, video: str, persons: list[int]) -> _Decoded:
-    """Open the clip and its joints, then decode the frames to store and those the experts label."""
-    with VideoReader(bold.video_path(video)) as reader:
-        n, width, height = reader.num_frames, reader.width, reader.height
-        jpath = bold.joints_path(video)
-        joints = {p: (load_person_joints(jpath, p, num_frames=n) if jpath.is_file() else None) for p in persons}
-        cand = {p: candidate_frames(joints[p], n) for p in persons}
-        stored = sorted(set().union(*(set(c.tolist()) for c in cand.values())))
-        source = _source()
-        experts = _parts(source)
-        expert_idx = {e.name: evenly_spaced(n, e.frames_per_clip) for e in experts}
-        needed = sorted(set(stored).union(*(set(i) for i in expert_idx.values())))
-        return _Decoded(source, experts, n, width, height, joints, cand, stored, expert_idx, needed,
-                        reader.read(needed))
-
-
-def _store_crops(clip: _Decoded, dcfg: DataConfig, persons: list[int], storage: str) -> dict[str, list[int]]:
-    crops: dict[str, list[int]] = {}
-    for p in persons:
-        idx = clip.candidates[p]
-        boxes = crop_boxes(dcfg, idx, clip.joints[p], clip.width, clip.height)
-        pix = crop_pixels(crops_of(clip.pick(idx.tolist()), boxes, dcfg.crop_size))
-        for k, t in enumerate(idx.tolist()):
-            crops[f"{p}:{t}"] = clip.add(encode_frame(pix[k], storage))
-    return crops
-
-
-def _clip_context(clip: _Decoded, bold: BoLD, video: str) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
-    """The clip's 445 vector and each expert's own vector (None for the sidecar)."""
-    parts = None
-    if clip.experts:
-        parts = {e.name: e.label_frames(clip.pick(clip.expert_frames[e.name])) for e in clip.experts}
-        vecs = list(parts.values())
-        context = vecs[0] if len(vecs) == 1 else join_context(vecs[0][:365], vecs[1][365:])
-    else:
-        context = np.asarray(clip.source.label_clip(video, bold.video_path(video)), np.float32)
-    if context.shape != (CONTEXT_DIM,) or not np.isfinite(context).all():
-        raise ValueError(f"context source returned shape {context.shape} or non-finite values")
-    return context, parts
-
-
-def _frame_context(clip: _Decoded, context: np.ndarray, label_every: int) -> dict[str, Any]:
-    """Each expert's label of every ``label_every``-th stored frame, as a float16 blob."""
-    labelled = clip.stored[::label_every]
-    if clip.experts:  # each expert's label of each frame, from the frames decoded above
-        pix = clip.pick(labelled)
-        halves = {e.part: e.label_rows(pix) for e in clip.experts}
-        table = join_context(halves.get("places"), halves.get("objects"))
-    else:  # the sidecar knows one vector per clip: every frame gets it
-        table = np.repeat(context[None], len(labelled), axis=0)
-    if table.shape != (len(labelled), CONTEXT_DIM) or not np.isfinite(table).all():
-        raise ValueError(f"per-frame context of shape {table.shape} or non-finite values")
-    blob = clip.add(np.ascontiguousarray(table, dtype="<f2").tobytes())
-    return {"frames": labelled, "dtype": "float16", "blob": blob}
-
-
 def _write_prepared_clip(video: str, persons: list[int]) -> tuple[int, tuple[int, int]]:
-    """Decode one clip, write its file; (stored frames, (file size, CRC-32))."""
+    """Decode one clip (as a stream: :mod:`.stream`), write its file; (stored frames, (file size, CRC-32))."""
     w = _WORKER
     bold: BoLD = w["bold"]
     dcfg = DataConfig(**w["data"])
-    clip = _decode(bold, video, persons)
-    whole = resize_uint8(clip.pick(clip.stored), dcfg.image_size).numpy()
-    frames = {str(t): clip.add(encode_frame(whole[k], w["storage"])) for k, t in enumerate(clip.stored)}
-    crops = _store_crops(clip, dcfg, persons, w["storage"]) if dcfg.body_crop else {}
-    context = parts = frame_context = None
-    if clip.source is not None:
-        context, parts = _clip_context(clip, bold, video)
-        if w["frame_targets"]:
-            frame_context = _frame_context(clip, context, int(w["context"].get("label_every", 1)))
+    source = _source()
+    clip = stream_clip(bold.video_path(video), bold.joints_path(video), video, persons, dcfg, w["storage"], source,
+                       _parts(source), bool(w["frame_targets"]),
+                       int((w["context"] or {}).get("label_every", 1)))
     header = {
         "format": PREPARED_FORMAT, "key": w["key"], "clip": video, "num_frames": clip.num_frames,
         "width": clip.width, "height": clip.height, "stamp": w["stamps"][video], "image_size": dcfg.image_size,
-        "crop_size": dcfg.crop_size if dcfg.body_crop else None, "frames": frames, "crops": crops,
-        "context": None if context is None else [float(x) for x in context],
-        "context_parts": None if parts is None else {k: [float(x) for x in v] for k, v in parts.items()},
+        "crop_size": dcfg.crop_size if dcfg.body_crop else None, "frames": clip.frames, "crops": clip.crops,
+        "context": None if clip.context is None else [float(x) for x in clip.context],
+        "context_parts": None if clip.parts is None else {k: [float(x) for x in v] for k, v in clip.parts.items()},
     }
-    if frame_context is not None:  # absent with clip targets: those files keep their bytes
-        header["frame_context"] = frame_context
-    return len(clip.stored), write_clip(clip_path(Path(w["out"]), video), header, clip.blobs)
+    if clip.frame_context is not None:  # absent with clip targets: those files keep their bytes
+        header["frame_context"] = clip.frame_context
+    return len(clip.frames), write_clip(clip_path(Path(w["out"]), video), header, clip.blobs)
 
 
 def _prepare_clip(job: tuple[str, list[int]]) -> dict[str, Any]:
@@ -301,7 +226,11 @@ def _plan(bold: BoLD, settings: PrepareSettings, out: Path, key: str) -> _Plan:
 def _results(task: dict[str, Any], jobs: list[tuple[str, list[int]]], workers: int) -> Iterator[Any]:
     """The outcome of each job, from ``workers`` spawned processes (or this one)."""
     if workers > 1 and len(jobs) > 1:
-        pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(task,))
+        ctx = mp.get_context("spawn")
+        if task["gpus"] > 1 and task["device"] == "cuda":
+            log.info("prepare: %d workers over %d GPUs (worker i on cuda:(i %% %d))", workers, task["gpus"],
+                     task["gpus"])
+        pool = ctx.Pool(workers, initializer=_worker_init, initargs=(task, ctx.Value("i", 0)))
         try:
             yield pool.imap_unordered(_prepare_clip, jobs)
         finally:
@@ -316,6 +245,7 @@ def _task(settings: PrepareSettings, bold: BoLD, out: Path, key: str, storage: s
     """What every worker needs to know (plain values: it is pickled to spawned processes)."""
     return {"root": str(bold.root), "out": str(out), "key": key, "storage": storage, "stamps": plan.stamps,
             "device": str(resolve_device(settings.device)),  # where experts run when context.device is auto
+            "gpus": torch.cuda.device_count() if torch.cuda.is_available() else 0,  # cuda is spread over them
             "data": {f: getattr(settings.data, f) for f in settings.data.__dataclass_fields__},
             "frame_targets": settings.frame_targets,
             "context": ({f: getattr(settings.context, f) for f in settings.context.__dataclass_fields__}
