@@ -183,9 +183,11 @@ class LiteRTEngine:
             new = [b for b, _ in boxes if not any(_covers(b, f[0].box) for f in found)]
             more = [("box", b, 0) for b in new[:MAX_NEW_PEOPLE]]
             found += [(*p, None) for r in self.people(frame, more) for p in r]
+        if due:  # each person takes the detector's box that is theirs: one body, one box
+            found = [(_with_box(p, boxes), *rest) for p, *rest in found]
         kept = merge_found(found, lambda p: p[0], o.merge_iou)
         self.follower.update(kept if o.follow else [], self._index)
-        return [_with_box(p, boxes) for p, *_ in kept]
+        return [p for p, *_ in kept]
 
     def _second_jobs(self, detections: list[PersonDetection], people: list[PoseDetection],
                      hog: Future | None) -> list[Job]:
