@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from bold_fixture import write_bold_fixture
-from beenet.ablation.outdir import check_ablation_out
 from beenet.cli import COMMANDS, main
 from beenet.errors import ConfigError
 
@@ -114,6 +113,8 @@ def test_ablate_refuses_a_users_folder_and_loses_nothing(bold_source, tmp_path, 
 
 
 def test_an_ablations_own_folder_resumes_and_a_foreign_file_is_refused(tmp_path):
+    from beenet.ablation.outdir import check_ablation_out
+
     out = tmp_path / "abl"
     check_ablation_out(out)  # missing: a new study
     out.mkdir()
