@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from beenet.artifacts.checkpoint import load_checkpoint, load_model_state, weights_source
+from beenet.artifacts.checkpoint import load_checkpoint, weights_source
 from beenet.artifacts.sizes import checked_model_config
 from beenet.models import build_model
 
@@ -24,6 +24,6 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     # from the checkpoint, never downloaded ones.
     mcfg = checked_model_config(ckpt, path, weights_source(ckpt, path))
     model = build_model(mcfg)
-    load_model_state(model, ckpt["model"], weights_source(ckpt, path))
+    model.load_state_dict(ckpt["model"])  # keys, shapes and values checked above
     model.to(device).eval()
     return model, ckpt

@@ -29,7 +29,6 @@ from beenet.artifacts.checkpoint import (
     UNKNOWN_DATA,
     checkpoint_sha256,
     load_checkpoint,
-    load_model_state,
     trained_on,
     weights_source,
 )
@@ -90,7 +89,7 @@ def load_engine(checkpoint: str | Path, engine: str, device: Any) -> LoadedModel
         return LoadedModel(spec, eng, data, tmpdir)
     cfg = checked_model_config(ckpt, path, weights_source(ckpt, path))  # sizes, shapes, NaN; pretrained off
     model = build_model(cfg)
-    load_model_state(model, ckpt["model"], weights_source(ckpt, path))
+    model.load_state_dict(ckpt["model"])  # keys, shapes and values checked above
     return LoadedModel(spec, TorchEngine(model, device), data)
 
 
