@@ -118,10 +118,15 @@ def test_model_config_mismatch_is_clear(tmp_path):
     small = tiny_model_cfg()
     model = build_model(small, seed=0)
     bigger = tiny_model_cfg(stream_channels=24)
-    # Weights of one model under the config of another: names the mismatched shapes.
+    # Weights of one model under the config of another: names the field and the shape it contradicts.
     p = save_checkpoint(tmp_path / "mix.pt", model=model, config={"model": bigger.to_dict()}, epoch=0)
-    with pytest.raises(CheckpointError, match="shape mismatches"):
+    with pytest.raises(CheckpointError, match=r"model\.stream_channels is 24 but the weights hold 16"):
         load_model(p)
+    # A difference no size field names (a body-crop stream the weights lack): the mismatched keys.
+    crop = tiny_model_cfg(body_crop="shared")
+    p3 = save_checkpoint(tmp_path / "crop.pt", model=model, config={"model": crop.to_dict()}, epoch=0)
+    with pytest.raises(CheckpointError, match="missing .* keys .*crop_stream"):
+        load_model(p3)
     # A config key this beenet does not know.
     d = small.to_dict()
     d["no_such_key"] = 1

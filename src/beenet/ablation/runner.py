@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from beenet import atomic
+from beenet.ablation.outdir import STUDY_FILE, check_ablation_out
 from beenet.ablation.report import RESULT_FIELDS, TABLE_KEYS, summarise, summary_markdown, write_csv
 from beenet.ablation.stress import Stress, applied
 from beenet.ablation.studies import make_study, variant_config
@@ -93,6 +94,7 @@ def run_ablation(
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     seed_list = [base.run.seed + i for i in range(seeds)]
+    check_ablation_out(out)  # never into a user's folder; its own folder resumes
     out.mkdir(parents=True, exist_ok=True)
     _check_same_study(out, study, config, extra)
     device = resolve_device(base.run.device)
@@ -142,7 +144,7 @@ def run_ablation(
 def _check_same_study(out: Path, study: str, config: str, overrides: list[str]) -> None:
     """Refuse to mix two different studies in one output directory."""
     meta = {"study": study, "config": config, "overrides": overrides}
-    path = out / "study.json"
+    path = out / STUDY_FILE
     if path.is_file():
         old = json.loads(path.read_text())
         if old != meta:

@@ -258,7 +258,14 @@ def model_config_from_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike[s
 
 def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike[str] = "checkpoint") -> None:
     """``model.load_state_dict(state)`` with an error that says which keys/shapes do not match."""
-    parts = state_dict_mismatch(state, model.state_dict(), "checkpoint")
+    check_state(state, model.state_dict(), path)
+    model.load_state_dict(state)
+
+
+def check_state(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
+    """Refuse weights ``state`` that do not fit a model whose state dict is ``own`` (keys, shapes;
+    ``own`` may live on the ``meta`` device) or that hold NaN / inf, naming the file ``path``."""
+    parts = state_dict_mismatch(state, own, "checkpoint")
     if parts:
         raise CheckpointError(
             f"{path}: the weights do not match the model built from the config: {'; '.join(parts)}. "
@@ -270,7 +277,6 @@ def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], pat
             f"{path}: {len(broken)} weight tensor(s) hold NaN/inf, e.g. {', '.join(broken[:3])}; the training "
             "diverged or the file is damaged: use another checkpoint (an earlier best.pt / last.pt)"
         )
-    model.load_state_dict(state)
 
 
 def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:

@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from beenet.artifacts.checkpoint import load_checkpoint, load_model_state, model_config_from_checkpoint, weights_source
+from beenet.artifacts.checkpoint import load_checkpoint, weights_source
+from beenet.artifacts.sizes import checked_model_config
 from beenet.models import build_model
 
 
@@ -19,11 +20,10 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     describes, load its weights (never pickle beyond ``weights_only``), eval mode, on ``device``.
     Returns ``(model, checkpoint dict)``."""
     ckpt = load_checkpoint(path)
-    mcfg = model_config_from_checkpoint(ckpt, path)
-    # The weights come from the checkpoint: never download pretrained ones to overwrite them.
-    if getattr(mcfg, "pretrained", False):
-        mcfg.pretrained = False
+    # Sizes, shapes and NaN checked before anything is allocated; pretrained off: the weights come
+    # from the checkpoint, never downloaded ones.
+    mcfg = checked_model_config(ckpt, path, weights_source(ckpt, path))
     model = build_model(mcfg)
-    load_model_state(model, ckpt["model"], weights_source(ckpt, path))
+    model.load_state_dict(ckpt["model"])  # keys, shapes and values checked above
     model.to(device).eval()
     return model, ckpt

@@ -66,15 +66,44 @@ def hub_id(text: str | os.PathLike[str]) -> tuple[str, str | None] | None:
 
 def resolve_checkpoint(path_or_id: str | os.PathLike[str], revision: str | None = None) -> Path:
     """A local checkpoint file or folder as it is; else a Hub id, downloaded (or found in the local
-    Hugging Face cache) as a folder. Raises :class:`CheckpointError` when it is neither."""
+    Hugging Face cache) as a folder. Raises :class:`CheckpointError` when it is neither.
+
+    A text is a Hub id only when it has the ``user/name`` form and neither it nor its first
+    component exists here: ``run_base/best`` beside a folder ``run_base/`` is a mistyped local path
+    (the error names the files meant), never sent to the Hub."""
     path = Path(path_or_id)
     if path.exists():
         return path
     parsed = hub_id(path_or_id)
-    if parsed is None:
-        raise CheckpointError(f"{path}: no such checkpoint file or folder")
+    if parsed is None or Path(path.parts[0]).exists():
+        raise CheckpointError(f"{path}: no such checkpoint file or folder{_local_hint(path)}")
     repo, rev = parsed
     return _snapshot(str(path_or_id), repo, revision or rev)
+
+
+def _local_hint(path: Path) -> str:
+    """What a missing local ``path`` probably meant: the entries of its deepest existing folder
+    whose names start like the first missing part (``run_base/best`` -> ``run_base/best.pt``)."""
+    parent = path.parent
+    while not parent.is_dir() and parent != parent.parent:
+        parent = parent.parent
+    rest = path.parts[len(parent.parts):]
+    if not parent.is_dir() or not rest:
+        return ""
+    missing = rest[0].lower()
+    try:
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in parent.iterdir())
+    except OSError:
+        return ""
+    like = [n for n in names if n.lower().startswith(missing) or missing.startswith(Path(n.rstrip("/")).stem.lower())]
+    top = str(parent) in ("", ".") or parent == parent.parent  # no folder of the user's was named
+    shown = [str(parent / n) + ("/" if n.endswith("/") else "") for n in (like or names)[:5]]
+    more = ", ..." if len(like or names) > 5 else ""
+    if like:
+        return f" (did you mean {shown[0]}?)" if len(like) == 1 else f" (did you mean one of {', '.join(shown)}{more}?)"
+    if top:
+        return ""
+    return f" ({parent}/ holds {', '.join(shown)}{more})" if shown else f" ({parent}/ is empty)"
 
 
 def _hub_cache_dir() -> str | None:

@@ -13,6 +13,7 @@ from safetensors.torch import save
 
 from beenet.artifacts.checkpoint import load_checkpoint, trained_on
 from beenet.artifacts.pretrained import CARD_FILE, CONFIG_FILE, FOLDER_FILES, FORMAT, FORMAT_VERSION, WEIGHTS_FILE
+from beenet.artifacts.sizes import checked_model_config
 from beenet.artifacts.spec import describe_model
 from beenet.atomic import atomic_open, to_builtins, write_json, write_text
 from beenet.errors import BeenetError, CheckpointError
@@ -44,6 +45,7 @@ def export_pretrained(checkpoint: str | os.PathLike[str], out: str | os.PathLike
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise BeenetError(f"{out}: the folder is not empty; choose a new --out, or pass --overwrite")
     ckpt = load_checkpoint(checkpoint)
+    checked_model_config(ckpt, checkpoint)  # as every loader does: sizes, shapes, no NaN / inf weights
     # clone(): tensors that share storage (tied weights) must be separate for safetensors.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in ckpt["model"].items()}
     blob = save(state, metadata={"format": "pt", "beenet_format": FORMAT,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from beenet.artifacts.checkpoint import model_config_from_checkpoint
+from beenet.artifacts.sizes import check_sizes
 from beenet.data.dataset import DataConfig
 from beenet.errors import CheckpointError, ConfigError
 from beenet.models import ModelConfig
@@ -72,6 +73,7 @@ def spec_from_checkpoint(ckpt: Mapping[str, Any], sha256: str, path: str | Path 
     cfg = model_config_from_checkpoint(dict(ckpt), path)
     config = dict(ckpt.get("config") or {})
     data = check_data_config(config.get("data"), path)
+    check_sizes(cfg, data, path)
     if "image_size" in data and int(data["image_size"]) != int(cfg.image_size):
         raise CheckpointError(f"{path}: data.image_size {data['image_size']} differs from model.image_size "
                               f"{cfg.image_size}; the checkpoint's config is inconsistent")
@@ -106,6 +108,8 @@ def spec_from_onnx(path: str | Path, metadata: Mapping[str, str]) -> ModelSpec:
     except (ValueError, KeyError, TypeError, ConfigError) as exc:
         raise CheckpointError(f"{path}: the beenet config in this ONNX file is not valid ({exc}); "
                               "export the checkpoint again") from None
-    return ModelSpec(cfg, check_data_config(config.get("data"), path), dict(config.get("context") or {}),
+    data = check_data_config(config.get("data"), path)
+    check_sizes(cfg, data, path)
+    return ModelSpec(cfg, data, dict(config.get("context") or {}),
                      metadata.get("beenet.model", describe_model(cfg)),
                      metadata.get("beenet.checkpoint_sha256", ""), metadata.get("beenet.beenet_version", "?"), config)

@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage(), file=sys.stderr)
         return 2
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    args = None
     try:
         module = importlib.import_module(COMMANDS[name][0])
         args = module.build_parser(f"beenet {name}").parse_args(rest)
@@ -104,4 +105,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, BeenetError):
             print(f"beenet {name}: error: {exc}", file=sys.stderr)
             return 1
+        if isinstance(exc, OSError) and exc.filename is not None:  # a path that cannot be made or written
+            print(f"beenet {name}: error: {os_error_message(exc, getattr(args, 'out', None))}", file=sys.stderr)
+            return 1
         raise
+
+
+def os_error_message(exc: OSError, out: object = None) -> str:
+    """One line for an OSError about a file (``/proc/x: No such file or directory``), naming
+    ``--out`` when the file is it, inside it, or a temp file beside it."""
+    target = str(exc.filename)
+    text = f"{target}: {exc.strerror or exc}"
+    if out is not None:
+        out_path = os.path.abspath(str(out))
+        path = os.path.abspath(target)
+        if path == out_path or path.startswith(out_path + os.sep) or os.path.dirname(path) == os.path.dirname(out_path):
+            text += f" (--out {out} cannot be created or written there: choose another --out)"
+    return text

@@ -106,6 +106,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None:  # an --out that cannot be made fails now, not after the whole split is scored
+        args.out.mkdir(parents=True, exist_ok=True)
     if args.predictions is not None:
         return _run_predictions(args)
     return _run_checkpoint(args)

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from beenet.cli.argtypes import nonnegative_float
 from beenet.labels import CONTEXT_DIM, NUM_CATEGORIES, NUM_JOINTS, NUM_VAD
 
 DESCRIPTION = f"""\
@@ -53,7 +54,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     o.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
     o.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     o.add_argument("--check", action="store_true", help="compare ONNX Runtime with PyTorch after exporting")
-    o.add_argument("--atol", type=float, default=1e-4, help="largest difference --check accepts (default 1e-4)")
+    o.add_argument("--atol", type=nonnegative_float, default=1e-4, help="largest difference --check accepts (default 1e-4)")
     r = sub.add_parser("pretrained", help="export a folder others can load (safetensors + config + card)",
                        description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter, prog=f"{prog} pretrained")

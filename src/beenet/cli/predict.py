@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from beenet.cli.argtypes import fraction, nonnegative_float, positive_float
 from beenet.context.build import PREDICT_CONTEXTS
 from beenet.errors import CheckpointError
 from beenet.inference.batch import (
@@ -108,8 +109,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--format", default="csv", metavar="FMT[,FMT]",
                    help=f"table formats, comma separated: {', '.join(FORMATS)} (default: csv)")
     p.add_argument("--video", action="store_true", help="also write the annotated <stem>_annotated.mp4")
-    p.add_argument("--window", type=float, default=4.0, metavar="SECONDS", help="window length (default 4)")
-    p.add_argument("--stride", type=float, default=2.0, metavar="SECONDS", help="step between windows (default 2)")
+    p.add_argument("--window", type=positive_float, default=4.0, metavar="SECONDS", help="window length (default 4)")
+    p.add_argument("--stride", type=positive_float, default=2.0, metavar="SECONDS", help="step between windows (default 2)")
     p.add_argument("--device", default="auto", metavar="DEVICE",
                    help="where the model runs: auto (cuda if available), cpu, cuda, cuda:N, mps, or any torch device "
                         "string (default auto)")
@@ -129,7 +130,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, metavar="N", help="(person, window) items per model call (default 8)")
     p.add_argument("--stills", type=int, default=1, metavar="K",
                    help="still-frame models: average K stills per window (default 1: the middle frame)")
-    p.add_argument("--min-presence", type=float, default=0.25, metavar="F",
+    p.add_argument("--min-presence", type=fraction, default=0.25, metavar="F",
                    help="score a person in a window only when present in this fraction of its frames (default 0.25)")
     p.add_argument("--per-frame", action="store_true",
                    help="also write <stem>_frames.csv (and _frames.<fmt> per --format): one row per person and frame")
@@ -168,17 +169,17 @@ def _tracking_arguments(p: argparse.ArgumentParser) -> None:
                         f"person is confirmed); the frames between are interpolated within each track. auto "
                         f"(default): about {POSE_RATE_HZ:g} poses a second (every 2nd frame at 10 fps, 5th at "
                         f"25, 6th at 30); 1: every frame")
-    g.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE, metavar="F",
+    g.add_argument("--min-confidence", type=fraction, default=MIN_CONFIDENCE, metavar="F",
                    help=f"drop a person whose mean detection score is below F (default {MIN_CONFIDENCE:g})")
     g.add_argument("--min-hits", type=int, default=MIN_HITS, metavar="N",
                    help=f"a person counts after N detections in a row (default {MIN_HITS})")
-    g.add_argument("--min-track", type=float, default=MIN_TRACK_S, metavar="SECONDS",
+    g.add_argument("--min-track", type=nonnegative_float, default=MIN_TRACK_S, metavar="SECONDS",
                    help=f"drop a person seen for less than this (default {MIN_TRACK_S:g})")
-    g.add_argument("--max-gap", type=float, default=MAX_GAP_S, metavar="SECONDS",
+    g.add_argument("--max-gap", type=nonnegative_float, default=MAX_GAP_S, metavar="SECONDS",
                    help=f"a person missed for longer than this gets a new id when seen again; shorter gaps are "
                         f"interpolated (default {MAX_GAP_S:g}; crowds where people hide behind each other: "
                         f"1, see docs/predict.md 'Tracking')")
-    g.add_argument("--relink", type=float, default=RELINK_S, metavar="SECONDS",
+    g.add_argument("--relink", type=nonnegative_float, default=RELINK_S, metavar="SECONDS",
                    help=f"a person seen again within this long after their id ended (hidden behind someone), "
                         f"close to where they were and in the same clothes' colours, keeps their id; the gap "
                         f"stays empty (default {RELINK_S:g}; 0: never)")

@@ -216,14 +216,8 @@ def check_bold(root: str | Path, deep: bool = False) -> dict[str, Any]:
         warnings.append("no joints/ directory: body crops, skeletons and frame selection need BoLD's joints")
     if not splits["test"]["found"]:
         warnings.append(f"{splits['test']['file']} not found: no test predictions can be written")
-    seen: dict[tuple[str, int], str] = {}
-    for split in SPLITS:
-        for inst in instances[split]:
-            if inst.key in seen:
-                warnings.append(
-                    f"instance ({inst.video}, person {inst.person_id}) is in both {seen[inst.key]} and {split}"
-                )
-            seen.setdefault(inst.key, split)
+    cross_split, repeated = _shared_instances(bold, instances)
+    warnings += repeated
     shared = Counter(c for s in SPLITS for c in dict.fromkeys(i.clip for i in instances[s]))
     n_shared = sum(1 for n in shared.values() if n > 1)
     if n_shared:
@@ -250,9 +244,30 @@ def check_bold(root: str | Path, deep: bool = False) -> dict[str, Any]:
         "deep": bool(deep),
         "splits": splits,
         "frame_ranges": _frame_ranges(bold, instances["train"] + instances["val"] + instances["test"], joints),
+        "cross_split": cross_split,
         "warnings": warnings,
         "usable": bool(usable),
     }
+
+
+def _shared_instances(bold: BoLD, instances: dict[str, list[Instance]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Instances (video, person) annotated in two splits (under the official protocol a model would
+    be trained and scored on the same person: a problem, with every row that names them), and the
+    warnings about an instance repeated within one split's file."""
+    rows: dict[tuple[str, int], list[tuple[str, Instance]]] = {}
+    for split in SPLITS:
+        for inst in instances[split]:
+            rows.setdefault(inst.key, []).append((split, inst))
+    cross, repeated = [], []
+    for (video, person), found in rows.items():
+        where = [{"split": s, "file": _rel(bold, bold.annotations_dir / ANNOTATION_FILES[s][0]), "line": i.line}
+                 for s, i in found]
+        if len({s for s, _ in found}) > 1:
+            cross.append({"video": video, "person_id": person, "rows": where})
+        elif len(found) > 1:
+            lines = ", ".join(str(w["line"]) for w in where)
+            repeated.append(f"instance ({video}, person {person}) is repeated in {where[0]['file']} (lines {lines})")
+    return cross, repeated
 
 
 def _listing(title: str, items: list[str], show: int = SHOW) -> list[str]:
@@ -278,6 +293,10 @@ def _verdict(report: dict[str, Any]) -> list[str]:
             lines.append(f"  beenet train leaves out {left} train/val instances whose video is missing or "
                          "unreadable or whose joints file is unreadable (listed above); a run that reads "
                          "skeletons or body crops also those without a joints file.")
+        shared = report.get("cross_split") or []
+        if shared:
+            lines.append(f"  {len(shared)} instance{'s are' if len(shared) != 1 else ' is'} in two splits (listed "
+                         "above): the official protocol would train on what it scores; delete the copies.")
         incomplete = sum(splits[s]["instances"] - splits[s]["complete_instances"] for s in SPLITS)
         if incomplete:
             lines.append(f"  {incomplete} instances lack a readable video, a joints file or joint rows: restore "
@@ -332,6 +351,11 @@ def format_report(report: dict[str, Any], show: int = SHOW) -> str:
                              [f"{p['video']} person {p['person_id']}" for p in r["no_joint_rows"]], show)
         problems += _listing(f"{s}: unreadable videos",
                              [f"{u['video']}: {u['reason']}" for u in r["unreadable_videos"]], show)
+    problems += _listing("instances in two splits (the official protocol would train and score the same person; "
+                         "delete the copy)",
+                         [f"{c['video']} person {c['person_id']}: "
+                          + " and ".join(f"{w['file']}, line {w['line']}" for w in c["rows"])
+                          for c in report.get("cross_split", [])], show)
     lines += ["", "Problems:" if problems else "Problems: none found" + ("" if report["deep"] else
               " (add --deep to also open every video)")]
     lines += problems

@@ -29,12 +29,11 @@ from beenet.artifacts.checkpoint import (
     UNKNOWN_DATA,
     checkpoint_sha256,
     load_checkpoint,
-    load_model_state,
-    model_config_from_checkpoint,
     trained_on,
     weights_source,
 )
 from beenet.artifacts.pretrained import resolve_checkpoint
+from beenet.artifacts.sizes import checked_model_config
 from beenet.artifacts.spec import ModelSpec, spec_from_checkpoint, spec_from_onnx
 from beenet.errors import BeenetError, ConfigError
 from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine, check_outputs
@@ -88,10 +87,9 @@ def load_engine(checkpoint: str | Path, engine: str, device: Any) -> LoadedModel
             shutil.rmtree(tmpdir, ignore_errors=True)
             raise
         return LoadedModel(spec, eng, data, tmpdir)
-    cfg = model_config_from_checkpoint(ckpt, path)
-    cfg.pretrained = False  # the weights come from the checkpoint
+    cfg = checked_model_config(ckpt, path, weights_source(ckpt, path))  # sizes, shapes, NaN; pretrained off
     model = build_model(cfg)
-    load_model_state(model, ckpt["model"], weights_source(ckpt, path))
+    model.load_state_dict(ckpt["model"])  # keys, shapes and values checked above
     return LoadedModel(spec, TorchEngine(model, device), data)
 
 

@@ -146,7 +146,12 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a folder of that name, no permission, a read-only disk
+            what = "is a folder, not beenet's lock file: move or remove it" if self.path.is_dir() else "cannot be opened"
+            raise ConfigError(f"{self.path}: {what} ({exc.strerror or exc}); the run directory cannot be "
+                              "locked, so nothing was written") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
