@@ -24,12 +24,13 @@ def synth(tmp_path_factory):
 def test_paper_study_variants():
     st = A.make_study("paper", load_config("demo"))
     names = [v.name for v in st.variants]
-    assert names == ["emotion", "place", "object", "both-concat", "both-camode", "both-beenet"]
+    assert names == ["emotion", "place", "object", "both-concat", "both-camode", "both-camode-scaffold", "both-beenet"]
     cfgs = {v.name: A.variant_config(st, v, seed=1) for v in st.variants}
     e = cfgs["emotion"].model
     assert e.fusion == "none" and not e.place_stream and not e.object_stream
     assert cfgs["place"].model.place_stream and not cfgs["place"].model.object_stream
-    assert {cfgs[n].model.fusion for n in ("both-concat", "both-camode", "both-beenet")} == {"concat", "camode", "beenet"}
+    assert {cfgs[n].model.fusion for n in ("both-concat", "both-camode", "both-camode-scaffold", "both-beenet")} == {
+        "concat", "camode", "camode-scaffold", "beenet"}
     assert all(c.run.seed == 1 for c in cfgs.values())
 
 
@@ -97,6 +98,8 @@ def test_unknown_stress_lists_the_valid_ones(bad):
 
 
 PAPER_KW = dict(config="demo", study="paper", seeds=1, epochs=1, overrides=TINY, only=["emotion", "both-beenet"])
+#: The paper study in the paper preset's forms: linear Eq. 16, MSE on raw VAD, no precise BN.
+PAPER_FORM = ["model.fusion_form=linear", "loss.kind=mse", "run.bn_recalibrate=0"]
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +120,35 @@ def test_paper_study_tables(paper_run):
     assert [s["variant"] for s in summary] == ["emotion", "both-beenet"]
     md = (out / "summary.md").read_text()
     assert "| emotion (emotion stream only) | none |" in md and "±" in md
+    assert "selected on val, scored on test" in md and "1 split seed(s)" in md
     assert len(csv_rows(out / "summary.csv")) == 2
+    assert {r["split"] for r in rows} == {"test"} and {r["split_seed"] for r in rows} == {"42"}
+    # demo recalibrates while training: no second BatchNorm number; odds scores are never negative.
+    assert {r["ERS_bn_recal"] for r in rows} == {""} and {float(r["neg_share"]) for r in rows} == {0.0}
+
+
+@pytest.mark.slow
+def test_split_seeds_scaffold_gate_and_both_batchnorm_numbers(synth, tmp_path):
+    """--split-seeds trains on another split too; a run without precise BN reports the scores with
+    recalibrated statistics beside the headline; the linear form reports its negative scores."""
+    out = tmp_path / "abl"
+    A.run_ablation(synth, out, config="demo", study="paper", seeds=1, epochs=1, split_seeds=2,
+                   overrides=[*TINY, *PAPER_FORM], only=["both-camode-scaffold"])
+    rows = csv_rows(out / "results.csv")
+    assert [(r["variant"], r["split_seed"], r["split"]) for r in rows] == [
+        ("both-camode-scaffold", "42", "test"), ("both-camode-scaffold", "43", "test")]
+    assert (out / "runs" / "both-camode-scaffold" / "seed42" / "best.pt").is_file()
+    assert (out / "runs" / "both-camode-scaffold" / "split43-seed42" / "best.pt").is_file()
+    from beenet.data.bold import BoLD
+
+    bold = BoLD(synth)
+    test42 = {i.key for i in bold.instances("test", protocol="paper", seed=42)}
+    test43 = {i.key for i in bold.instances("test", protocol="paper", seed=43)}
+    assert test42 != test43
+    for r in rows:
+        assert r["ERS_bn_recal"] != "" and r["mR2_bn_recal"] != "" and 0.0 <= float(r["neg_share"]) <= 1.0
+    md = (out / "summary.md").read_text()
+    assert "1 seed(s) x 2 split seed(s)" in md and "recalibrated BN" in md and "negative scores" in md
 
 
 @pytest.mark.slow
