@@ -25,7 +25,7 @@ from beenet.data.dataset import BoLDDataset, collate
 from beenet.data.prepared import PreparedCache, find_prepared
 from beenet.device import autocast_context, resolve_device, to_device
 from beenet.distributed import DistInfo, gather_rows, shard_indices
-from beenet.errors import CheckpointError, ConfigError
+from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.evaluation.predictions import instance_targets, write_predictions
 from beenet.labels import NUM_CATEGORIES
 from beenet.metrics import bold_scores, format_headline
@@ -160,6 +160,19 @@ def _write_scores(result: dict[str, Any], out: Path, cats: np.ndarray, cat_t: np
         result["plots"] = [str(out / "category_bars.png"), str(out / "pr_curves.png")]
 
 
+def training_overlap(bold: BoLD, cfg: RunConfig, instances: Sequence[Any]) -> int:
+    """How many of ``instances`` come from a clip of the checkpoint's training split (its
+    ``run.protocol`` and ``run.split_seed``): an instance whose clip was trained on (that person or
+    another one in it) is not held out. 0 for any split of the checkpoint's own protocol and seed
+    except ``train``."""
+    try:
+        trained = {inst.video for inst in bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)}
+    except (BeenetError, OSError) as exc:  # e.g. official protocol on a directory without train.csv
+        log.warning("cannot check the overlap with the checkpoint's training split: %s", exc)
+        return 0
+    return sum(inst.video in trained for inst in instances)
+
+
 def evaluate_checkpoint(
     data_dir: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str],
@@ -173,8 +186,14 @@ def evaluate_checkpoint(
     num_workers: int = 0,
     plots: bool = True,
     prepared_dir: str | os.PathLike[str] | None = None,
+    allow_overlap: bool | None = None,
 ) -> dict[str, Any]:
     """Score a checkpoint on a split of a BoLD directory.
+
+    A split (another ``protocol`` or ``seed`` than the checkpoint's, or ``train``) with instances
+    from clips the checkpoint trained on (:func:`training_overlap`) is refused when
+    ``allow_overlap`` is False (``beenet eval``'s default); otherwise it is scored and the result's
+    ``overlap`` holds the count (``beenet eval --allow-overlap`` prints it beside every number).
 
     ``protocol``/``seed`` default to the checkpoint's run config. With ``out_dir``: writes
     ``metrics.json``, ``category_bars.png``, ``pr_curves.png`` and ``predictions_<split>.csv``.
@@ -189,6 +208,15 @@ def evaluate_checkpoint(
     seed = cfg.run.split_seed if seed is None else seed
     bold = BoLD(data_dir)
     instances = bold.instances(split, protocol=protocol, seed=seed)
+    overlap = training_overlap(bold, cfg, instances)
+    if overlap and allow_overlap is False:
+        raise ConfigError(
+            f"{checkpoint} was trained on the {cfg.run.protocol} protocol's train split (seed "
+            f"{cfg.run.split_seed}); {overlap} of the {len(instances)} instances of the {protocol} {split} split "
+            f"(seed {seed}) come from clips it trained on, so their scores are not held out. Score a split "
+            "of the checkpoint's own protocol and seed (--protocol/--seed left out), or give --allow-overlap "
+            "to score it anyway (the overlap is then printed beside every number)"
+        )
     labelled = all(inst.categories is not None and inst.vad is not None for inst in instances)
     out = Path(out_dir) if out_dir is not None else None
     if not labelled and out is None:
@@ -210,6 +238,8 @@ def evaluate_checkpoint(
                 ckpt.get("best") and split == "val" and protocol == cfg.run.protocol
                 and (protocol == "official" or seed == cfg.run.split_seed)
             )}
+    if overlap:
+        base["overlap"] = overlap
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         base["predictions"] = str(write_predictions(out / f"predictions_{split}.csv",
