@@ -206,3 +206,22 @@ def test_cli_ablate(synth, paper_run, tmp_path, capsys):
     assert "both-beenet" in printed and "summary.md" in printed
     assert main(["ablate", "--data", str(synth), "--out", str(tmp_path / "b"), "--only", "nope", *sets]) == 1
     assert "unknown variant(s) nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_shortened_run_without_precise_bn_prints_both_batchnorm_numbers(synth, tmp_path, capsys):
+    """beenet train --epochs with run.bn_recalibrate=0 (the paper preset's): the headline keeps the
+    stored statistics; the recalibrated scores are printed beside it, and differ."""
+    from beenet.ablation.scoring import recalibrated_checkpoint_scores
+    from beenet.metrics import format_headline
+
+    sets = [x for t in [*TINY, *PAPER_FORM] for x in ("--set", t)]
+    rc = main(["train", "--data", str(synth), "--out", str(tmp_path / "run"), "--config", "demo",
+               "--epochs", "1", *sets])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    line = next(ln for ln in printed.splitlines() if "BatchNorm recalibrated over" in ln)
+    recal = recalibrated_checkpoint_scores(tmp_path / "run" / "best.pt", synth, "val", "cpu")
+    assert format_headline(recal) in line and "headline: the stored statistics" in printed
+    best = next(ln for ln in printed.splitlines() if ln.strip().startswith("best epoch 1:"))
+    assert format_headline(recal) not in best

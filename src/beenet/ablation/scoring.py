@@ -68,3 +68,30 @@ def recalibrated_copy(model: torch.nn.Module, cfg: Any, bold: Any, train_instanc
         used = recalibrate_batchnorm(twin, loader, batches, lambda m, b: m(to_device(b, device)))
     log.info("BatchNorm statistics recomputed over %d training batches for the recalibrated score", used)
     return twin.eval()
+
+
+def recalibrated_checkpoint_scores(checkpoint: Any, data_dir: Any, split: str = "val", device: Any = "cpu",
+                                   batch_size: int = 16) -> dict[str, Any]:
+    """The headline scores of ``checkpoint`` on ``split`` of its own protocol with BatchNorm
+    statistics recalibrated over :data:`RECAL_BATCHES` training batches (``beenet train --epochs``
+    of a ``run.bn_recalibrate: 0`` run prints them beside the stored-statistics headline)."""
+    from beenet.artifacts.loader import load_model  # lazy: the ablation runner's imports stay as they were
+    from beenet.data.bold import BoLD  # lazy: as above
+    from beenet.device import resolve_device  # lazy: as above
+    from beenet.evaluation.evaluate import load_split_context, predict_split  # lazy: as above
+    from beenet.metrics import bold_scores, headline  # lazy: as above
+    from beenet.run_config import RunConfig, model_needs_input_context  # lazy: as above
+
+    dev = resolve_device(device)
+    model, ckpt = load_model(checkpoint, dev)
+    cfg = RunConfig.from_dict(ckpt["config"])
+    bold = BoLD(data_dir)
+    train_inst = bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)
+    insts = bold.instances(split, protocol=cfg.run.protocol, seed=cfg.run.split_seed)
+    needs = model_needs_input_context(cfg.model)
+    twin = recalibrated_copy(model, cfg, bold, train_inst,
+                             load_split_context(cfg, bold, train_inst, dev) if needs else None, dev)
+    cat, vad = predict_split(twin, bold, insts, cfg.data,
+                             load_split_context(cfg, bold, insts, dev) if needs else None, batch_size, dev,
+                             desc=f"{split} (recalibrated BN)")
+    return headline(bold_scores(cat, np.stack([i.categories for i in insts]), vad, np.stack([i.vad for i in insts])))

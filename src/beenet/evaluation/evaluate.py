@@ -173,6 +173,17 @@ def training_overlap(bold: BoLD, cfg: RunConfig, instances: Sequence[Any]) -> in
     return sum(inst.video in trained for inst in instances)
 
 
+def _overlap_error(checkpoint: Any, cfg: RunConfig, overlap: int, n: int, what: str) -> ConfigError:
+    """The refusal of a split holding ``overlap`` of ``n`` instances from trained-on clips."""
+    return ConfigError(
+        f"{checkpoint} was trained on the {cfg.run.protocol} protocol's train split (seed "
+        f"{cfg.run.split_seed}); {overlap} of the {n} instances of the {what} come from clips it "
+        "trained on, so their scores are not held out. Score a split of the checkpoint's own protocol "
+        "and seed (--protocol/--seed left out), or give --allow-overlap to score it anyway (the "
+        "overlap is then printed beside every number)"
+    )
+
+
 def evaluate_checkpoint(
     data_dir: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str],
@@ -210,13 +221,7 @@ def evaluate_checkpoint(
     instances = bold.instances(split, protocol=protocol, seed=seed)
     overlap = training_overlap(bold, cfg, instances)
     if overlap and allow_overlap is False:
-        raise ConfigError(
-            f"{checkpoint} was trained on the {cfg.run.protocol} protocol's train split (seed "
-            f"{cfg.run.split_seed}); {overlap} of the {len(instances)} instances of the {protocol} {split} split "
-            f"(seed {seed}) come from clips it trained on, so their scores are not held out. Score a split "
-            "of the checkpoint's own protocol and seed (--protocol/--seed left out), or give --allow-overlap "
-            "to score it anyway (the overlap is then printed beside every number)"
-        )
+        raise _overlap_error(checkpoint, cfg, overlap, len(instances), f"{protocol} {split} split (seed {seed})")
     labelled = all(inst.categories is not None and inst.vad is not None for inst in instances)
     out = Path(out_dir) if out_dir is not None else None
     if not labelled and out is None:
