@@ -51,6 +51,11 @@ class DataConfig:
     skeleton: bool = False  # add the normalised OpenPose skeleton
     skeleton_frames: int = 32
     box_margin: float = 0.15  # crop box margin, a fraction of the keypoint box per side
+    #: Training samples drawn from each instance per epoch, each with its own random frame(s)
+    #: (``docs/method.md`` 2.1): 1 = one still per instance per epoch (every preset); the
+    #: authors trained on extracted stills, several per clip, which k > 1 approximates (an epoch
+    #: then has k x the steps). Evaluation always takes one sample per instance (the middle still).
+    stills_per_instance: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -58,7 +63,8 @@ class DataConfig:
     def validate(self) -> None:
         """Raise :class:`~beenet.errors.ConfigError` naming the field whose value is not valid."""
         check_choices(self, "data")
-        check_positive_ints(self, "data", "num_frames", "image_size", "crop_size", "skeleton_frames")
+        check_positive_ints(self, "data", "num_frames", "image_size", "crop_size", "skeleton_frames",
+                            "stills_per_instance")
         check_at_least(self, "data", 0, "box_margin")
 
     @property
@@ -254,7 +260,9 @@ class BoLDDataset(Dataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.instances)
+        """Instances x ``data.stills_per_instance`` in training (index i is instance i mod N, each
+        index its own random draw), the instances themselves in evaluation."""
+        return len(self.instances) * (self.cfg.stills_per_instance if self.train else 1)
 
     def generator(self, index: int) -> torch.Generator:
         return torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
@@ -311,7 +319,7 @@ class BoLDDataset(Dataset):
                                "read; run 'beenet data check --deep' on the data directory")
 
     def _sample(self, index: int) -> dict[str, Any]:
-        inst = self.instances[index]
+        inst = self.instances[index % len(self.instances)]
         cfg = self.cfg
         g = self.generator(index) if self.train else None
         with self.frame_source.open(self.bold, inst.video) as clip:
