@@ -239,3 +239,18 @@ def test_a_checkpoint_on_a_split_it_trained_on_is_refused_unless_allow_overlap(
         line = next(ln for ln in out.splitlines() if ln.strip().startswith(key + " "))
         assert note in line
     assert json.loads((tmp_path / "s.json").read_text())["overlap"] == trained
+
+    # Frame-level scoring (data.eval_stills=2) on the same checkpoint: two rows per instance.
+    import dataclasses
+
+    from beenet.artifacts.loader import load_model
+    from beenet.data.dataset import frame_level
+    from beenet.evaluation.evaluate import predict_split
+    from beenet.metrics import bold_scores
+
+    model, _ = load_model(ckpt, "cpu")
+    test = bold.instances("test", protocol="paper", seed=42)
+    cats, vad = predict_split(model, bold, test, dataclasses.replace(cfg.data, eval_stills=2), None, 4, "cpu")
+    assert cats.shape == (2 * len(test), 26) and vad.shape == (2 * len(test), 3)
+    cat_t = frame_level(np.stack([i.categories for i in test]), len(cats))
+    assert bold_scores(cats, cat_t, vad, frame_level(np.stack([i.vad for i in test]), len(vad)))["n"] == 2 * len(test)

@@ -29,6 +29,7 @@ from beenet.ablation.studies import make_study, variant_config
 from beenet.ablation.timing import latency_ms
 from beenet.artifacts.loader import load_model
 from beenet.data.bold import BoLD
+from beenet.data.dataset import frame_level
 from beenet.device import resolve_device
 from beenet.errors import ConfigError
 from beenet.evaluation.evaluate import load_split_context, predict_split, write_json
@@ -59,7 +60,7 @@ def evaluate_run(run_dir: Path, data_dir: Path, stresses: Iterable[str], seed: i
         with applied(stress, m, cfg.model.fusion_context, seed) as hook:
             cat, vad = predict_split(m, bold, insts, cfg.data, context, batch_size, device,
                                      num_workers=num_workers, batch_hook=hook, desc=f"{split} {stress}")
-        return headline(bold_scores(cat, cat_t, vad, vad_t)), cat
+        return headline(bold_scores(cat, frame_level(cat_t, len(cat)), vad, frame_level(vad_t, len(vad)))), cat
 
     scores: dict[str, dict[str, Any]] = {}
     extra: dict[str, Any] = {}

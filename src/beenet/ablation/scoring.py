@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from beenet.data.dataset import BoLDDataset, collate
+from beenet.data.dataset import BoLDDataset, collate, frame_level
 from beenet.models.batchnorm import recalibrate_batchnorm
 from beenet.device import to_device
 
@@ -94,4 +94,5 @@ def recalibrated_checkpoint_scores(checkpoint: Any, data_dir: Any, split: str = 
     cat, vad = predict_split(twin, bold, insts, cfg.data,
                              load_split_context(cfg, bold, insts, dev) if needs else None, batch_size, dev,
                              desc=f"{split} (recalibrated BN)")
-    return headline(bold_scores(cat, np.stack([i.categories for i in insts]), vad, np.stack([i.vad for i in insts])))
+    cat_t, vad_t = np.stack([i.categories for i in insts]), np.stack([i.vad for i in insts])
+    return headline(bold_scores(cat, frame_level(cat_t, len(cat)), vad, frame_level(vad_t, len(vad))))

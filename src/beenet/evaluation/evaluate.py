@@ -21,7 +21,7 @@ from beenet import atomic
 from beenet.artifacts.loader import load_model
 from beenet.context.build import load_context
 from beenet.data.bold import BoLD
-from beenet.data.dataset import BoLDDataset, collate
+from beenet.data.dataset import BoLDDataset, collate, frame_level
 from beenet.data.prepared import PreparedCache, find_prepared
 from beenet.device import autocast_context, resolve_device, to_device
 from beenet.distributed import DistInfo, gather_rows, shard_indices
@@ -55,6 +55,8 @@ def predict_split(
     frames: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Category scores ``[N, 26]`` and VAD ``[N, 3]`` (raw scale) for ``instances``, in their order.
+    With ``data_cfg.eval_stills`` = k > 1 (frame-level scoring): ``[k N, ...]``, row i the still
+    i // N of instance i mod N (:func:`beenet.data.dataset.frame_level` repeats the targets).
 
     Evaluation sampling (middle frame / evenly spaced frames, no jitter). Under DDP (``dist_info``
     with world size > 1) each rank scores its share and every rank gets the whole result back.
@@ -67,6 +69,7 @@ def predict_split(
     if n == 0:
         raise ConfigError("no instances to predict: the split is empty")
     dataset = BoLDDataset(bold, list(instances), data_cfg, train=False, context=context, seed=0, frames=frames)
+    n = len(dataset)  # k rows per instance with data.eval_stills = k (frame-level scoring)
     shard = shard_indices(n, info)
     loader = DataLoader(
         Subset(dataset, shard), batch_size=batch_size, shuffle=False, num_workers=num_workers,
@@ -95,7 +98,7 @@ def predict_split(
     full = gather_rows(local, local_idx.to(local.device), n, info).cpu().double().numpy()
     if not np.isfinite(full).all():
         bad = int(np.argwhere(~np.isfinite(full))[0, 0])
-        inst = instances[bad]
+        inst = instances[bad % len(instances)]
         raise ConfigError(
             f"the model produced NaN/inf for instance ({inst.video!r}, {inst.person_id}); "
             "the weights have diverged: lower optim.lr or enable optim.grad_clip and retrain"
@@ -247,14 +250,16 @@ def evaluate_checkpoint(
         base["overlap"] = overlap
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        base["predictions"] = str(write_predictions(out / f"predictions_{split}.csv",
-                                                    [inst.key for inst in instances], cats, vad))
+        n = len(instances)  # one row per instance: the mean over its stills (data.eval_stills)
+        base["predictions"] = str(write_predictions(
+            out / f"predictions_{split}.csv", [inst.key for inst in instances],
+            cats.reshape(-1, n, cats.shape[1]).mean(0), vad.reshape(-1, n, vad.shape[1]).mean(0)))
     if not labelled:
         log.info("%s split (%s protocol) has no labels: wrote predictions only", split, protocol)
         base["labelled"] = False
         return base
     cat_t, vad_t = instance_targets(instances, f"the {split} split")
-    result = bold_scores(cats, cat_t, vad, vad_t)
+    result = bold_scores(cats, frame_level(cat_t, len(cats)), vad, frame_level(vad_t, len(vad)))
     result.update(base)
     result["labelled"] = True
     if out is not None:
