@@ -52,7 +52,8 @@ class BEENet(nn.Module):
     - ``vad`` ``[B, 3]``: valence, arousal, dominance on the raw BoLD scale.
     - ``vad_z`` ``[B, 3]``: the same in units of the training std around the training mean.
     - ``vad_std`` ``[3]``: the training std of VAD (the priors' ``vad_std``).
-    - ``fused`` ``[B, 29]``: categories then VAD / 10, what the paper's MSE sees.
+    - ``fused`` ``[B, 29]``: categories then VAD / 10 (what the MSE sees with ``loss.vad_scale: tenth``,
+      the older reading; with ``raw``, the authors', it reads the categories and ``vad``).
     - ``streams``: ``{name: [B, 29]}`` each emotion-bearing stream (``emotion`` = whole frame,
       ``crop``, ``skeleton``) alone through the same fusion, in the layout of ``fused``.
     - ``place_logits`` ``[B, 365]`` / ``object_logits`` ``[B, 80]`` and ``place_embedding`` /
