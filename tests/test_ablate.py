@@ -162,6 +162,16 @@ def test_rerun_skips_finished_runs_and_refuses_another_study(synth, paper_run, m
     monkeypatch.setattr(loop, "train", no_training)
     again = A.run_ablation(synth, out, **PAPER_KW)
     assert [s["ERS_mean"] for s in again] == [s["ERS_mean"] for s in summary]
+    # A run of an older study (scored on val, no "split" in its result.json) is re-scored on test,
+    # not trained again.
+    import json
+
+    path = out / "runs" / "emotion" / "seed42" / "result.json"
+    old = json.loads(path.read_text())
+    path.write_text(json.dumps({**{k: v for k, v in old.items() if k != "split"}, "scores": {"none": {}}}))
+    A.run_ablation(synth, out, **PAPER_KW)
+    rescored = json.loads(path.read_text())
+    assert rescored["split"] == "test" and rescored["scores"]["none"]["ERS"] == old["scores"]["none"]["ERS"]
     with pytest.raises(ConfigError, match="another ablation"):
         A.run_ablation(synth, out, **{**PAPER_KW, "study": "streams", "only": None})
 
