@@ -24,12 +24,13 @@ def synth(tmp_path_factory):
 def test_paper_study_variants():
     st = A.make_study("paper", load_config("demo"))
     names = [v.name for v in st.variants]
-    assert names == ["emotion", "place", "object", "both-concat", "both-camode", "both-beenet"]
+    assert names == ["emotion", "place", "object", "both-concat", "both-camode", "both-camode-scaffold", "both-beenet"]
     cfgs = {v.name: A.variant_config(st, v, seed=1) for v in st.variants}
     e = cfgs["emotion"].model
     assert e.fusion == "none" and not e.place_stream and not e.object_stream
     assert cfgs["place"].model.place_stream and not cfgs["place"].model.object_stream
-    assert {cfgs[n].model.fusion for n in ("both-concat", "both-camode", "both-beenet")} == {"concat", "camode", "beenet"}
+    assert {cfgs[n].model.fusion for n in ("both-concat", "both-camode", "both-camode-scaffold", "both-beenet")} == {
+        "concat", "camode", "camode-scaffold", "beenet"}
     assert all(c.run.seed == 1 for c in cfgs.values())
 
 
@@ -97,6 +98,8 @@ def test_unknown_stress_lists_the_valid_ones(bad):
 
 
 PAPER_KW = dict(config="demo", study="paper", seeds=1, epochs=1, overrides=TINY, only=["emotion", "both-beenet"])
+#: The paper study in the paper preset's forms: linear Eq. 16, MSE on raw VAD, no precise BN.
+PAPER_FORM = ["model.fusion_form=linear", "loss.kind=mse", "run.bn_recalibrate=0"]
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +120,35 @@ def test_paper_study_tables(paper_run):
     assert [s["variant"] for s in summary] == ["emotion", "both-beenet"]
     md = (out / "summary.md").read_text()
     assert "| emotion (emotion stream only) | none |" in md and "±" in md
+    assert "selected on val, scored on test" in md and "1 split seed(s)" in md
     assert len(csv_rows(out / "summary.csv")) == 2
+    assert {r["split"] for r in rows} == {"test"} and {r["split_seed"] for r in rows} == {"42"}
+    # demo recalibrates while training: no second BatchNorm number; odds scores are never negative.
+    assert {r["ERS_bn_recal"] for r in rows} == {""} and {float(r["neg_share"]) for r in rows} == {0.0}
+
+
+@pytest.mark.slow
+def test_split_seeds_scaffold_gate_and_both_batchnorm_numbers(synth, tmp_path):
+    """--split-seeds trains on another split too; a run without precise BN reports the scores with
+    recalibrated statistics beside the headline; the linear form reports its negative scores."""
+    out = tmp_path / "abl"
+    A.run_ablation(synth, out, config="demo", study="paper", seeds=1, epochs=1, split_seeds=2,
+                   overrides=[*TINY, *PAPER_FORM], only=["both-camode-scaffold"])
+    rows = csv_rows(out / "results.csv")
+    assert [(r["variant"], r["split_seed"], r["split"]) for r in rows] == [
+        ("both-camode-scaffold", "42", "test"), ("both-camode-scaffold", "43", "test")]
+    assert (out / "runs" / "both-camode-scaffold" / "seed42" / "best.pt").is_file()
+    assert (out / "runs" / "both-camode-scaffold" / "split43-seed42" / "best.pt").is_file()
+    from beenet.data.bold import BoLD
+
+    bold = BoLD(synth)
+    test42 = {i.key for i in bold.instances("test", protocol="paper", seed=42)}
+    test43 = {i.key for i in bold.instances("test", protocol="paper", seed=43)}
+    assert test42 != test43
+    for r in rows:
+        assert r["ERS_bn_recal"] != "" and r["mR2_bn_recal"] != "" and 0.0 <= float(r["neg_share"]) <= 1.0
+    md = (out / "summary.md").read_text()
+    assert "1 seed(s) x 2 split seed(s)" in md and "recalibrated BN" in md and "negative scores" in md
 
 
 @pytest.mark.slow
@@ -131,6 +162,16 @@ def test_rerun_skips_finished_runs_and_refuses_another_study(synth, paper_run, m
     monkeypatch.setattr(loop, "train", no_training)
     again = A.run_ablation(synth, out, **PAPER_KW)
     assert [s["ERS_mean"] for s in again] == [s["ERS_mean"] for s in summary]
+    # A run of an older study (scored on val, no "split" in its result.json) is re-scored on test,
+    # not trained again.
+    import json
+
+    path = out / "runs" / "emotion" / "seed42" / "result.json"
+    old = json.loads(path.read_text())
+    path.write_text(json.dumps({**{k: v for k, v in old.items() if k != "split"}, "scores": {"none": {}}}))
+    A.run_ablation(synth, out, **PAPER_KW)
+    rescored = json.loads(path.read_text())
+    assert rescored["split"] == "test" and rescored["scores"]["none"]["ERS"] == old["scores"]["none"]["ERS"]
     with pytest.raises(ConfigError, match="another ablation"):
         A.run_ablation(synth, out, **{**PAPER_KW, "study": "streams", "only": None})
 
@@ -175,3 +216,22 @@ def test_cli_ablate(synth, paper_run, tmp_path, capsys):
     assert "both-beenet" in printed and "summary.md" in printed
     assert main(["ablate", "--data", str(synth), "--out", str(tmp_path / "b"), "--only", "nope", *sets]) == 1
     assert "unknown variant(s) nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_shortened_run_without_precise_bn_prints_both_batchnorm_numbers(synth, tmp_path, capsys):
+    """beenet train --epochs with run.bn_recalibrate=0 (the paper preset's): the headline keeps the
+    stored statistics; the recalibrated scores are printed beside it, and differ."""
+    from beenet.ablation.scoring import recalibrated_checkpoint_scores
+    from beenet.metrics import format_headline
+
+    sets = [x for t in [*TINY, *PAPER_FORM] for x in ("--set", t)]
+    rc = main(["train", "--data", str(synth), "--out", str(tmp_path / "run"), "--config", "demo",
+               "--epochs", "1", *sets])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    line = next(ln for ln in printed.splitlines() if "BatchNorm recalibrated over" in ln)
+    recal = recalibrated_checkpoint_scores(tmp_path / "run" / "best.pt", synth, "val", "cpu")
+    assert format_headline(recal) in line and "headline: the stored statistics" in printed
+    best = next(ln for ln in printed.splitlines() if ln.strip().startswith("best epoch 1:"))
+    assert format_headline(recal) not in best

@@ -91,6 +91,44 @@ def test_still_train_draws_are_random_reproducible_and_present(fx, bold):
     assert draws != seen
 
 
+def test_stills_per_instance_draws_k_stills_of_each_instance_per_epoch(fx, bold):
+    """data.stills_per_instance=k: k x N training samples per epoch, index i is instance i mod N
+    with its own random still; evaluation keeps one sample (the middle still) per instance."""
+    k = 4
+    ds = BoLDDataset(bold, "train", cfg(stills_per_instance=k), train=True, seed=5)
+    n = len(ds.instances)
+    assert len(ds) == k * n
+    frames = [frame_index(ds[j * n]["frames"])[0] for j in range(k)]  # instance 0, k draws
+    assert set(frames) <= set(fx.present[ds.instances[0].key].tolist()) and len(set(frames)) >= 2
+    cats, _ = fx.labels[ds.instances[0].key]
+    np.testing.assert_allclose(ds[n]["categories"].numpy(), cats, atol=1e-6)
+    one = BoLDDataset(bold, "train", cfg(), train=True, seed=5)
+    assert len(one) == n and frame_index(one[0]["frames"]) == frame_index(ds[0]["frames"])  # k=1: as before
+    assert len(BoLDDataset(bold, "train", cfg(stills_per_instance=k), train=False)) == n
+    with pytest.raises(ConfigError, match="stills_per_instance"):
+        DataConfig(stills_per_instance=0)
+
+
+def test_eval_stills_scores_k_evenly_spaced_stills_per_instance(fx, bold):
+    """data.eval_stills=k (frame-level scoring): k x N evaluation samples, sample j N + i is the j-th
+    of k evenly spaced present stills of instance i; frame_level repeats the targets to match."""
+    from beenet.data.dataset import frame_level
+
+    k = 3
+    ds = BoLDDataset(bold, "train", cfg(eval_stills=k), train=False)
+    n = len(ds.instances)
+    assert len(ds) == k * n
+    for i, inst in enumerate(ds.instances):
+        present = fx.present[inst.key]
+        got = [frame_index(ds[j * n + i]["frames"])[0] for j in range(k)]
+        assert got == spread(present, k, None).tolist() and len(set(got)) == k
+    assert len(BoLDDataset(bold, "train", cfg(eval_stills=k, sampling="uniform", num_frames=2), train=False)) == n
+    t = np.arange(2 * 26).reshape(2, 26)
+    assert frame_level(t, 2) is not None and np.array_equal(frame_level(t, 6), np.concatenate([t, t, t]))
+    with pytest.raises(ValueError, match="not a multiple"):
+        frame_level(t, 5)
+
+
 def test_uniform_sampling_spreads_over_present_frames(fx, bold):
     ds = BoLDDataset(bold, "train", cfg(sampling="uniform", num_frames=4), train=False)
     s = ds[0]  # person 0: present in every frame but 3, 8, 13

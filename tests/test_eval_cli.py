@@ -167,7 +167,7 @@ def test_checkpoint_path_forwards_arguments(
     assert rc == 0
     assert calls[-1] == {"data_dir": tmp_path, "checkpoint": tmp_path / "c.pt", "split": "val", "protocol": None,
                          "seed": None, "out_dir": tmp_path / "ev", "batch_size": 4, "device": "cpu",
-                         "prepared_dir": None}
+                         "prepared_dir": None, "allow_overlap": False}
     assert "protocol=paper" in out and f"{scored['mAP']:.4f}" in out and "category_bars.png" in out
     assert json.loads((tmp_path / "m.json").read_text())["ERS"] == pytest.approx(scored["ERS"])
 
@@ -200,3 +200,57 @@ def test_categories_column_order_is_respected(tmp_path: Path, capsys: pytest.Cap
     assert saved["mAP"] == pytest.approx(1.0) and saved["mRA"] == pytest.approx(1.0)
     assert saved["mR2"] == pytest.approx(1.0) and saved["ERS"] == pytest.approx(1.0)
     assert list(saved["per_category"]) == list(CATEGORIES)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_on_a_split_it_trained_on_is_refused_unless_allow_overlap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real tiny checkpoint (paper protocol, split seed 42) scored on another split seed: some
+    of those instances come from its training clips. Refused with a message naming the counts;
+    --allow-overlap scores it and prints the overlap beside every number."""
+    from beenet.data.bold import BoLD
+    from beenet.evaluation.evaluate import training_overlap
+    from beenet.run_config import load_config
+    from beenet.training.loop import train
+    from train_helpers import TINY, write_tiny_synth
+
+    data = write_tiny_synth(tmp_path / "synth")
+    cfg = load_config("demo", [*TINY, "optim.epochs=1", "run.bn_recalibrate=0"])
+    train(cfg, data, tmp_path / "run")
+    ckpt = tmp_path / "run" / "best.pt"
+    bold = BoLD(data)
+    other = bold.instances("val", protocol="paper", seed=7)
+    trained = training_overlap(bold, cfg, other)
+    assert trained > 0
+    assert training_overlap(bold, cfg, bold.instances("test", protocol="paper", seed=42)) == 0
+    base = ["eval", "--data", str(data), "--checkpoint", str(ckpt), "--device", "cpu", "--batch-size", "4"]
+    assert main([*base, "--split", "val", "--seed", "7"]) == 1
+    err = capsys.readouterr().err
+    assert f"{trained} of the {len(other)} instances" in err and "--allow-overlap" in err
+    assert main([*base, "--split", "train"]) == 1  # its own training split
+    capsys.readouterr()
+    assert main([*base, "--split", "test"]) == 0  # its own held-out split: no overlap, no note
+    assert "OVERLAP" not in capsys.readouterr().out
+    assert main([*base, "--split", "val", "--seed", "7", "--allow-overlap", "--json", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    note = f"OVERLAP: {trained}/{len(other)} instances"
+    for key in ("mAP", "mRA", "mR2", "ERS"):
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(key + " "))
+        assert note in line
+    assert json.loads((tmp_path / "s.json").read_text())["overlap"] == trained
+
+    # Frame-level scoring (data.eval_stills=2) on the same checkpoint: two rows per instance.
+    import dataclasses
+
+    from beenet.artifacts.loader import load_model
+    from beenet.data.dataset import frame_level
+    from beenet.evaluation.evaluate import predict_split
+    from beenet.metrics import bold_scores
+
+    model, _ = load_model(ckpt, "cpu")
+    test = bold.instances("test", protocol="paper", seed=42)
+    cats, vad = predict_split(model, bold, test, dataclasses.replace(cfg.data, eval_stills=2), None, 4, "cpu")
+    assert cats.shape == (2 * len(test), 26) and vad.shape == (2 * len(test), 3)
+    cat_t = frame_level(np.stack([i.categories for i in test]), len(cats))
+    assert bold_scores(cats, cat_t, vad, frame_level(np.stack([i.vad for i in test]), len(vad)))["n"] == 2 * len(test)

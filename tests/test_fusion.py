@@ -552,3 +552,40 @@ class _TinyTrunk(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
+
+
+def test_camode_scaffold_is_the_authors_gate_fitted_on_the_parts_confidence(monkeypatch) -> None:
+    """``camode-scaffold``: P+ / P- over two contexts (scene, object) with confidence c_k = the part's
+    max probability, p+- = max over the two, the gate, one prior per category for every sample;
+    checked against the scaffold's formulas written out here (soft labels, no shrinkage)."""
+    import beenet.models.beenet as beenet_module
+    from beenet.labels import NUM_COCO, NUM_PLACES
+    from beenet.models import build_model
+
+    monkeypatch.setattr(beenet_module, "build_trunk", lambda backbone, pretrained: _TinyTrunk())
+    cfg = ModelConfig(pretrained=False, image_size=32, stream_channels=8, stream_layers=1, kappa=4,
+                      fusion="camode-scaffold", prior_pseudocount=0.0, channels_last=False)
+    model = build_model(cfg, seed=0)
+    g = torch.Generator().manual_seed(3)
+    n = 12
+    places = torch.softmax(3 * torch.randn(n, NUM_PLACES, generator=g), dim=1)
+    objects = torch.softmax(torch.randn(n, NUM_COCO, generator=g), dim=1)
+    y = torch.rand(n, NUM_CATEGORIES, generator=g)
+    v = 1 + 9 * torch.rand(n, NUM_VAD, generator=g)
+    model.fit_priors(torch.cat([places, objects], dim=1), y, v)
+    assert tuple(model.priors.p_pos.shape) == (NUM_CATEGORIES, 2)
+    conf = torch.stack([places.max(1).values, objects.max(1).values], dim=1).double()  # [n, 2]
+    pi, q = y.double().mean(0), conf.mean(0)
+    joint = y.double().T @ conf / n  # [26, 2]
+    p_pos = (joint / q).clamp(0, 1).amax(1)
+    p_neg = ((pi[:, None] - joint) / (1 - q)).clamp(0, 1).amax(1)
+    gate = torch.sigmoid(10.0 * (p_pos - 0.5))
+    fused = gate * p_pos + (1 - gate) * p_neg
+    assert torch.allclose(model.fusion.prior(model.priors).double(), fused, atol=1e-6)
+    # The same prior for every sample: the context of a sample changes nothing at run time.
+    feats = torch.randn(3, model.fusion.classifier.in_features)
+    a = model.fusion(feats, torch.rand(3, NUM_PLACES + NUM_COCO), model.priors)
+    b = model.fusion(feats, torch.rand(3, NUM_PLACES + NUM_COCO), model.priors)
+    assert torch.equal(a["categories"], b["categories"])
+    z = model.fusion.classifier(feats)[:, :NUM_CATEGORIES]
+    assert torch.allclose(a["categories"], fused.float() * z / 0.2, atol=1e-5)

@@ -41,19 +41,40 @@ def _out_and_batch(seed: int = 0, with_context: bool = True) -> tuple[dict, dict
     return out, batch
 
 
-def test_mse_is_the_paper_mean_over_29_fused_outputs() -> None:
+def test_mse_tenth_is_the_older_mean_over_29_outputs_with_vad_over_10() -> None:
     out, batch = _out_and_batch(with_context=False)
-    total, parts = compute_loss(out, batch, LossConfig(kind="mse"))
+    total, parts = compute_loss(out, batch, LossConfig(kind="mse", vad_scale="tenth"))
     target = torch.cat([batch["categories"], batch["vad"] / 10.0], dim=1)
     assert total.item() == pytest.approx(F.mse_loss(out["fused"], target).item(), rel=1e-6)
     assert set(parts) == {"categories", "vad"}
     assert parts["vad"].item() == pytest.approx(F.mse_loss(out["fused"][:, 26:], target[:, 26:]).item(), rel=1e-6)
     total.backward()
     assert out["category_logits"].grad is not None
-    weighted, _ = compute_loss(out, batch, LossConfig(kind="mse", vad_weight=3.0))
+    weighted, _ = compute_loss(out, batch, LossConfig(kind="mse", vad_weight=3.0, vad_scale="tenth"))
     sq = (out["fused"] - target) ** 2
     expected = (sq[:, :26].sum(1) + 3.0 * sq[:, 26:].sum(1)).mean() / 29
     assert weighted.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_mse_raw_is_the_authors_mean_over_29_outputs_with_vad_on_the_1_to_10_scale() -> None:
+    out, batch = _out_and_batch(with_context=False)
+    total, parts = compute_loss(out, batch, LossConfig(kind="mse"))  # vad_scale="raw", the default
+    pred = torch.cat([out["categories"], out["vad"]], dim=1)
+    target = torch.cat([batch["categories"], batch["vad"]], dim=1)
+    assert total.item() == pytest.approx(F.mse_loss(pred, target).item(), rel=1e-6)
+    assert parts["vad"].item() == pytest.approx(F.mse_loss(out["vad"], batch["vad"]).item(), rel=1e-6)
+    tenth, parts_tenth = compute_loss(out, batch, LossConfig(kind="mse", vad_scale="tenth"))
+    assert parts["vad"].item() == pytest.approx(100 * parts_tenth["vad"].item(), rel=1e-5)
+    assert total.item() > tenth.item()
+
+
+def test_a_stored_loss_config_without_vad_scale_keeps_vad_over_10() -> None:
+    from beenet.run_config import RunConfig
+
+    d = RunConfig().to_dict()
+    assert d["loss"]["vad_scale"] == "raw"
+    del d["loss"]["vad_scale"]
+    assert RunConfig.from_dict(d).loss.vad_scale == "tenth"
 
 
 def test_bce_with_soft_or_binarised_targets_and_standardised_vad() -> None:

@@ -184,3 +184,23 @@ def test_schedule_state_of_another_grouping_is_refused():
     schedule = EpochSchedule(build_optimizer(model, cfg), cfg)
     with pytest.raises(CheckpointError, match="3 learning rates"):
         schedule.load_state_dict({"epoch": 1, "base_lrs": [0.1, 0.1, 0.1]})
+
+
+def test_decay_1d_decays_norms_and_biases_as_the_authors_but_never_the_priors():
+    """optim.decay_1d=true (the paper preset, the authors' scaffold: one SGD group with weight
+    decay over every trainable parameter): 1-D parameters decay too; trainable priors still do not."""
+    from beenet.run_config import RunConfig, load_config
+
+    model, cfg = _model_and_cfg(["model.trainable_priors=true", "optim.weight_decay=0.05", "optim.decay_1d=true"])
+    opt = build_optimizer(model, cfg)
+    groups = _groups_by_name(opt)
+    assert list(groups) == ["head/decay", "head/no_decay", "trunk/decay"]
+    assert {id(p) for p in groups["head/no_decay"]["params"]} == {
+        id(p) for n, p in model.named_parameters() if n in model.no_weight_decay()}
+    where = _where(opt)
+    assert where[id(model.trunk.conv1.bn.weight)] == ["trunk/decay"]
+    assert where[id(model.fusion.vad_gate)] == ["head/decay"]
+    assert load_config("paper").optim.decay_1d is True and load_config("demo").optim.decay_1d is False
+    old = RunConfig().to_dict()
+    del old["optim"]["decay_1d"]  # a run saved before the switch: norms and biases were exempt
+    assert RunConfig.from_dict(old).optim.decay_1d is False

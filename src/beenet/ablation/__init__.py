@@ -1,10 +1,11 @@
-"""Ablation studies: variants x seeds, each trained on the same budget and scored on val.
+"""Ablation studies: variants x seeds x split seeds, each trained on the same budget, selected on
+val and scored on the held-out split (test under the paper protocols; :mod:`~beenet.ablation.scoring`).
 
 Studies (``docs/training.md``):
 
 - ``paper``: the paper's ablation table. Emotion stream only; + place; + object; + both with
-  concatenation; + both with probabilistic pooling (``camode`` gate and the ``beenet`` per-sample
-  form).
+  concatenation; + both with probabilistic pooling (``camode`` gate per sample, the authors'
+  global gate ``camode-scaffold``, the ``beenet`` per-sample form).
 - ``pooling``: ``docs/pooling.md``'s protocol, one site at a time with everything else fixed: site
   a (over frames) over every pooling kind, site c (over contexts) over every ``model.context_pool``
   choice, site b (over joints and time) when the skeleton stream is on; every run is also scored
@@ -12,7 +13,7 @@ Studies (``docs/training.md``):
   frames of other instances) and one context source dropped at test time.
 - ``streams``: whole frame; + body crop; + skeleton; all.
 
-Layout of ``out``: ``runs/<variant>/seed<k>/`` (a normal run directory plus ``result.json``),
+Layout of ``out``: ``runs/<variant>/seed<k>/`` (``split<s>-seed<k>/`` for the other split seeds) (a normal run directory plus ``result.json``),
 ``results.csv`` (one row per run and stress setting), ``summary.csv`` and ``summary.md`` (mean and
 std over seeds). A run with a ``result.json`` is skipped, an unfinished one resumes from its
 ``last.pt``: interrupting and re-running the same command continues the study.

@@ -71,6 +71,9 @@ def _paper(st: Study) -> None:
                 "+ both, concatenation"),
         Variant("both-camode", ("model.fusion=camode", "model.place_stream=true", "model.object_stream=true"),
                 "+ both, probabilistic pooling (CA-MoDE gate)"),
+        Variant("both-camode-scaffold", ("model.fusion=camode-scaffold", "model.place_stream=true",
+                                         "model.object_stream=true"),
+                "+ both, the authors' scaffold's gate (one prior per category for every sample)"),
         Variant("both-beenet", ("model.fusion=beenet", "model.place_stream=true", "model.object_stream=true"),
                 "+ both, probabilistic pooling (BEE-NET per-sample)"),
     ]

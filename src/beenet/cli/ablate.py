@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 DESCRIPTION = """\
 Run an ablation study: every variant of the study is trained with the same budget (config,
-epochs, data) for each seed, scored on the val split, and summarised as mean ± std over seeds.
+epochs, data) for each seed (and split seed), selected on the val split, scored on the held-out
+split (test under the paper protocols; val under official, whose test labels are withheld), and
+summarised as mean ± std over seeds and split seeds.
 
 studies:
   paper    the paper's table: emotion stream only; + place; + object; + both with concatenation;
-           + both with probabilistic pooling (camode gate, beenet per-sample form)
+           + both with probabilistic pooling (camode gate per sample, the authors' scaffold gate
+           camode-scaffold, beenet per-sample form)
   pooling  docs/pooling.md's protocol, one site at a time: a (over frames) x every pooling kind,
            c (over contexts) x max/mean/gem/attention, b (over joints and time) when the skeleton
            stream is on; each run also scored with 25% / 50% distractor frames and with one
@@ -48,6 +52,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     # it here would make --help wait for torch); an unknown name is refused there, listing the studies.
     p.add_argument("--study", default="paper", metavar="NAME", help="which study, one of those above (default: paper)")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per variant: run.seed, run.seed+1, ... (default: 3)")
+    p.add_argument("--split-seeds", type=int, default=1, metavar="N",
+                   help="split seeds per variant: run.split_seed, +1, ... (paper protocols; default: 1)")
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="training epochs of every run (default: the config's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a value of the base config (repeatable)")
@@ -56,13 +62,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from beenet.ablation import run_ablation, summary_markdown  # lazy: keeps 'beenet ablate --help' fast (loads torch)
-    from beenet.run_config import load_config  # lazy: keeps 'beenet ablate --help' fast (loads torch)
+    from beenet.ablation import run_ablation  # lazy: keeps 'beenet ablate --help' fast (loads torch)
 
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
-    summary = run_ablation(args.data, args.out, config=args.config, study=args.study, seeds=args.seeds,
-                           epochs=args.epochs, overrides=args.overrides, only=only)
-    extra = list(args.overrides) + ([f"optim.epochs={args.epochs}"] if args.epochs is not None else [])
-    print(summary_markdown(summary, args.study, load_config(args.config, extra), args.seeds))
+    run_ablation(args.data, args.out, config=args.config, study=args.study, seeds=args.seeds,
+                 epochs=args.epochs, overrides=args.overrides, only=only, split_seeds=args.split_seeds)
+    print((Path(args.out) / "summary.md").read_text(), end="")
     print(f"tables: {args.out}/summary.md, {args.out}/summary.csv, {args.out}/results.csv")
     return 0

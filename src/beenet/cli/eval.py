@@ -21,7 +21,7 @@ from beenet.errors import BeenetError, PredictionsError
 DEFAULT_PROTOCOL = "official"
 DEFAULT_SEED = 42
 #: Result keys that are not files the evaluator wrote (not echoed as such).
-_NOT_FILES = frozenset({"split", "protocol", "excluded_categories", "excluded_dimensions"})
+_NOT_FILES = frozenset({"split", "protocol", "excluded_categories", "excluded_dimensions", "overlap"})
 
 DESCRIPTION = """\
 Score predictions with the BoLD metric: mAP and mRA (mean ROC AUC) over the 26 categories
@@ -51,7 +51,9 @@ Protocols:
              (003/<video>.mp4/<clip>.mp4) stays in one part: stricter than 'paper'.
 
 A checkpoint scored on the split its best epoch was selected on (val of its own protocol) is
-marked "selected on this split": that number is optimistic.
+marked "selected on this split": that number is optimistic. A split with instances from clips the
+checkpoint trained on (another --protocol or --seed than the checkpoint's, or --split train) is
+refused; --allow-overlap scores it anyway and prints the overlap beside every number.
 
 The report prints the split and protocol beside every number, with chance levels
 (mAP: mean positive rate, mRA: 0.5, mR2: 0).
@@ -99,6 +101,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="device when running a checkpoint: auto (cuda if available), cpu, cuda, cuda:N, mps, "
                              "or any torch device string (default: auto)")
+    parser.add_argument("--allow-overlap", action="store_true",
+                        help="with --checkpoint: score a split that holds clips the checkpoint trained on "
+                             "(refused otherwise); the overlap is printed beside every number")
     parser.add_argument("--prepared-dir", type=Path, default=None, metavar="CACHE",
                         help="root of 'beenet prepare' caches (default: the run's run.prepared_dir, else "
                              "~/.cache/beenet/prepared); a cache matching the checkpoint's config is used")
@@ -185,6 +190,7 @@ def _run_checkpoint(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         prepared_dir=args.prepared_dir,
+        allow_overlap=args.allow_overlap,
     )
     result = dict(result)
     split = result.setdefault("split", args.split)

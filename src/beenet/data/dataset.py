@@ -51,6 +51,16 @@ class DataConfig:
     skeleton: bool = False  # add the normalised OpenPose skeleton
     skeleton_frames: int = 32
     box_margin: float = 0.15  # crop box margin, a fraction of the keypoint box per side
+    #: Training samples drawn from each instance per epoch, each with its own random frame(s)
+    #: (``docs/method.md`` 2.1): 1 = one still per instance per epoch (every preset); the
+    #: authors trained on extracted stills, several per clip, which k > 1 approximates (an epoch
+    #: then has k x the steps). Evaluation always takes one sample per instance (the middle still).
+    stills_per_instance: int = 1
+    #: Stills scored per instance at evaluation (``sampling: still``): 1 = the middle still, one
+    #: test item per instance (every preset); k > 1 = frame-level scoring, k evenly spaced stills
+    #: each scored as its own test item with the instance's labels (the authors' test set is made
+    #: of stills). Evaluation returns k rows per instance: :func:`frame_level` repeats the targets.
+    eval_stills: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -58,7 +68,8 @@ class DataConfig:
     def validate(self) -> None:
         """Raise :class:`~beenet.errors.ConfigError` naming the field whose value is not valid."""
         check_choices(self, "data")
-        check_positive_ints(self, "data", "num_frames", "image_size", "crop_size", "skeleton_frames")
+        check_positive_ints(self, "data", "num_frames", "image_size", "crop_size", "skeleton_frames",
+                            "stills_per_instance", "eval_stills")
         check_at_least(self, "data", 0, "box_margin")
 
     @property
@@ -254,7 +265,14 @@ class BoLDDataset(Dataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.instances)
+        """Instances x ``data.stills_per_instance`` in training (index i is instance i mod N, each
+        index its own random draw), the instances themselves in evaluation."""
+        return len(self.instances) * (self.cfg.stills_per_instance if self.train else self.eval_copies)
+
+    @property
+    def eval_copies(self) -> int:
+        """Evaluation samples per instance: ``data.eval_stills`` for stills, else 1."""
+        return self.cfg.eval_stills if self.cfg.sampling == "still" else 1
 
     def generator(self, index: int) -> torch.Generator:
         return torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
@@ -267,10 +285,13 @@ class BoLDDataset(Dataset):
             return None
         return load_person_joints(path, inst.person_id, num_frames=num_frames)
 
-    def _frame_indices(self, candidates: np.ndarray, g: torch.Generator | None) -> np.ndarray:
+    def _frame_indices(self, candidates: np.ndarray, g: torch.Generator | None, copy: int = 0) -> np.ndarray:
         if self.cfg.sampling == "still":
             if g is not None:
                 return candidates[[int(torch.randint(len(candidates), (1,), generator=g))]]
+            if self.eval_copies > 1:  # frame-level scoring: still ``copy`` of k evenly spaced ones
+                stills = spread(candidates, self.eval_copies, None)
+                return stills[[min(copy, len(stills) - 1)]]
             return candidates[[len(candidates) // 2]]
         return spread(candidates, self.cfg.num_frames, g)
 
@@ -311,12 +332,13 @@ class BoLDDataset(Dataset):
                                "read; run 'beenet data check --deep' on the data directory")
 
     def _sample(self, index: int) -> dict[str, Any]:
-        inst = self.instances[index]
+        inst = self.instances[index % len(self.instances)]
         cfg = self.cfg
         g = self.generator(index) if self.train else None
         with self.frame_source.open(self.bold, inst.video) as clip:
             joints = self._joints(inst, clip.num_frames)
-            indices = self._frame_indices(candidate_frames(joints, clip.num_frames), g)
+            indices = self._frame_indices(candidate_frames(joints, clip.num_frames), g,
+                                          copy=index // len(self.instances))
             whole_u8 = clip.frames(indices, cfg.image_size)
             crops = None
             if cfg.body_crop:
@@ -373,6 +395,16 @@ class BoLDDataset(Dataset):
                 f"context vector of clip {inst.video!r} has shape {vec.shape}, expected ({CONTEXT_DIM},)"
             )
         return torch.from_numpy(vec.copy())
+
+
+def frame_level(targets: np.ndarray, rows: int) -> np.ndarray:
+    """The per-instance ``targets`` ``[N, ...]`` repeated for ``rows`` = k x N evaluation rows
+    (``data.eval_stills`` = k: row i is instance i mod N); the targets themselves when k = 1."""
+    targets = np.asarray(targets)
+    k, rest = divmod(rows, len(targets))
+    if rest or k < 1:
+        raise ValueError(f"{rows} evaluation rows for {len(targets)} instances: not a multiple")
+    return targets if k == 1 else np.tile(targets, (k,) + (1,) * (targets.ndim - 1))
 
 
 def available_instances(bold: BoLD, instances: Sequence[Instance], need_joints: bool = False) -> list[Instance]:

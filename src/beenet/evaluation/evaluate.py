@@ -21,11 +21,11 @@ from beenet import atomic
 from beenet.artifacts.loader import load_model
 from beenet.context.build import load_context
 from beenet.data.bold import BoLD
-from beenet.data.dataset import BoLDDataset, collate
+from beenet.data.dataset import BoLDDataset, collate, frame_level
 from beenet.data.prepared import PreparedCache, find_prepared
 from beenet.device import autocast_context, resolve_device, to_device
 from beenet.distributed import DistInfo, gather_rows, shard_indices
-from beenet.errors import CheckpointError, ConfigError
+from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.evaluation.predictions import instance_targets, write_predictions
 from beenet.labels import NUM_CATEGORIES
 from beenet.metrics import bold_scores, format_headline
@@ -55,6 +55,8 @@ def predict_split(
     frames: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Category scores ``[N, 26]`` and VAD ``[N, 3]`` (raw scale) for ``instances``, in their order.
+    With ``data_cfg.eval_stills`` = k > 1 (frame-level scoring): ``[k N, ...]``, row i the still
+    i // N of instance i mod N (:func:`beenet.data.dataset.frame_level` repeats the targets).
 
     Evaluation sampling (middle frame / evenly spaced frames, no jitter). Under DDP (``dist_info``
     with world size > 1) each rank scores its share and every rank gets the whole result back.
@@ -67,6 +69,7 @@ def predict_split(
     if n == 0:
         raise ConfigError("no instances to predict: the split is empty")
     dataset = BoLDDataset(bold, list(instances), data_cfg, train=False, context=context, seed=0, frames=frames)
+    n = len(dataset)  # k rows per instance with data.eval_stills = k (frame-level scoring)
     shard = shard_indices(n, info)
     loader = DataLoader(
         Subset(dataset, shard), batch_size=batch_size, shuffle=False, num_workers=num_workers,
@@ -95,7 +98,7 @@ def predict_split(
     full = gather_rows(local, local_idx.to(local.device), n, info).cpu().double().numpy()
     if not np.isfinite(full).all():
         bad = int(np.argwhere(~np.isfinite(full))[0, 0])
-        inst = instances[bad]
+        inst = instances[bad % len(instances)]
         raise ConfigError(
             f"the model produced NaN/inf for instance ({inst.video!r}, {inst.person_id}); "
             "the weights have diverged: lower optim.lr or enable optim.grad_clip and retrain"
@@ -160,6 +163,30 @@ def _write_scores(result: dict[str, Any], out: Path, cats: np.ndarray, cat_t: np
         result["plots"] = [str(out / "category_bars.png"), str(out / "pr_curves.png")]
 
 
+def training_overlap(bold: BoLD, cfg: RunConfig, instances: Sequence[Any]) -> int:
+    """How many of ``instances`` come from a clip of the checkpoint's training split (its
+    ``run.protocol`` and ``run.split_seed``): an instance whose clip was trained on (that person or
+    another one in it) is not held out. 0 for any split of the checkpoint's own protocol and seed
+    except ``train``."""
+    try:
+        trained = {inst.video for inst in bold.instances("train", protocol=cfg.run.protocol, seed=cfg.run.split_seed)}
+    except (BeenetError, OSError) as exc:  # e.g. official protocol on a directory without train.csv
+        log.warning("cannot check the overlap with the checkpoint's training split: %s", exc)
+        return 0
+    return sum(inst.video in trained for inst in instances)
+
+
+def _overlap_error(checkpoint: Any, cfg: RunConfig, overlap: int, n: int, what: str) -> ConfigError:
+    """The refusal of a split holding ``overlap`` of ``n`` instances from trained-on clips."""
+    return ConfigError(
+        f"{checkpoint} was trained on the {cfg.run.protocol} protocol's train split (seed "
+        f"{cfg.run.split_seed}); {overlap} of the {n} instances of the {what} come from clips it "
+        "trained on, so their scores are not held out. Score a split of the checkpoint's own protocol "
+        "and seed (--protocol/--seed left out), or give --allow-overlap to score it anyway (the "
+        "overlap is then printed beside every number)"
+    )
+
+
 def evaluate_checkpoint(
     data_dir: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str],
@@ -173,8 +200,14 @@ def evaluate_checkpoint(
     num_workers: int = 0,
     plots: bool = True,
     prepared_dir: str | os.PathLike[str] | None = None,
+    allow_overlap: bool | None = None,
 ) -> dict[str, Any]:
     """Score a checkpoint on a split of a BoLD directory.
+
+    A split (another ``protocol`` or ``seed`` than the checkpoint's, or ``train``) with instances
+    from clips the checkpoint trained on (:func:`training_overlap`) is refused when
+    ``allow_overlap`` is False (``beenet eval``'s default); otherwise it is scored and the result's
+    ``overlap`` holds the count (``beenet eval --allow-overlap`` prints it beside every number).
 
     ``protocol``/``seed`` default to the checkpoint's run config. With ``out_dir``: writes
     ``metrics.json``, ``category_bars.png``, ``pr_curves.png`` and ``predictions_<split>.csv``.
@@ -189,6 +222,9 @@ def evaluate_checkpoint(
     seed = cfg.run.split_seed if seed is None else seed
     bold = BoLD(data_dir)
     instances = bold.instances(split, protocol=protocol, seed=seed)
+    overlap = training_overlap(bold, cfg, instances)
+    if overlap and allow_overlap is False:
+        raise _overlap_error(checkpoint, cfg, overlap, len(instances), f"{protocol} {split} split (seed {seed})")
     labelled = all(inst.categories is not None and inst.vad is not None for inst in instances)
     out = Path(out_dir) if out_dir is not None else None
     if not labelled and out is None:
@@ -210,16 +246,20 @@ def evaluate_checkpoint(
                 ckpt.get("best") and split == "val" and protocol == cfg.run.protocol
                 and (protocol == "official" or seed == cfg.run.split_seed)
             )}
+    if overlap:
+        base["overlap"] = overlap
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        base["predictions"] = str(write_predictions(out / f"predictions_{split}.csv",
-                                                    [inst.key for inst in instances], cats, vad))
+        n = len(instances)  # one row per instance: the mean over its stills (data.eval_stills)
+        base["predictions"] = str(write_predictions(
+            out / f"predictions_{split}.csv", [inst.key for inst in instances],
+            cats.reshape(-1, n, cats.shape[1]).mean(0), vad.reshape(-1, n, vad.shape[1]).mean(0)))
     if not labelled:
         log.info("%s split (%s protocol) has no labels: wrote predictions only", split, protocol)
         base["labelled"] = False
         return base
     cat_t, vad_t = instance_targets(instances, f"the {split} split")
-    result = bold_scores(cats, cat_t, vad, vad_t)
+    result = bold_scores(cats, frame_level(cat_t, len(cats)), vad, frame_level(vad_t, len(vad)))
     result.update(base)
     result["labelled"] = True
     if out is not None:

@@ -28,13 +28,16 @@ def format_scores(result: Mapping[str, Any], split: str, protocol: str) -> str:
     """A readable table: headline metrics with chance level, per-category and per-dimension detail."""
     n = result.get("n")
     chance = result.get("chance", {})
+    # A split partly trained on (beenet eval --allow-overlap): said beside every number.
+    overlap = (f"  [OVERLAP: {result['overlap']}/{n} instances from clips this checkpoint trained on, "
+               "--allow-overlap]") if result.get("overlap") else ""
     lines = [
-        f"BoLD scores: split={split}  protocol={protocol}  instances={n}",
+        f"BoLD scores: split={split}  protocol={protocol}  instances={n}{overlap}",
         "",
         f"  {'metric':<6} {'score':>7} {'chance':>7}",
     ]
     for key in HEADLINE_KEYS:
-        lines.append(f"  {key:<6} {_num(result.get(key))} {_num(chance.get(key))}   {_HEADLINE_NAMES[key]}")
+        lines.append(f"  {key:<6} {_num(result.get(key))} {_num(chance.get(key))}   {_HEADLINE_NAMES[key]}{overlap}")
     if protocol == "paper":
         lines.append("  (paper protocol: BEE-NET's clip-disjoint 60/10/30 split; not comparable with official-split numbers)")
     elif protocol == "paper-video":

@@ -18,7 +18,7 @@ from torch import nn
 
 from beenet.errors import BeenetError, ConfigError
 from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_CATEGORIES, NUM_COCO, NUM_PLACES, NUM_VAD, VAD_SCALE
-from beenet.models.config import ModelConfig
+from beenet.models.config import ModelConfig, fusion_class
 from beenet.models.fusion import FusionOptions, build_fusion
 from beenet.models.heads import ContextStream, StreamFeatures
 from beenet.models.pooling import make_pool
@@ -52,7 +52,8 @@ class BEENet(nn.Module):
     - ``vad`` ``[B, 3]``: valence, arousal, dominance on the raw BoLD scale.
     - ``vad_z`` ``[B, 3]``: the same in units of the training std around the training mean.
     - ``vad_std`` ``[3]``: the training std of VAD (the priors' ``vad_std``).
-    - ``fused`` ``[B, 29]``: categories then VAD / 10, what the paper's MSE sees.
+    - ``fused`` ``[B, 29]``: categories then VAD / 10 (what the MSE sees with ``loss.vad_scale: tenth``,
+      the older reading; with ``raw``, the authors', it reads the categories and ``vad``).
     - ``streams``: ``{name: [B, 29]}`` each emotion-bearing stream (``emotion`` = whole frame,
       ``crop``, ``skeleton``) alone through the same fusion, in the layout of ``fused``.
     - ``place_logits`` ``[B, 365]`` / ``object_logits`` ``[B, 80]`` and ``place_embedding`` /
@@ -98,7 +99,10 @@ class BEENet(nn.Module):
         self.context_parts = cfg.context_parts
         part_widths = tuple(CONTEXT_SLICES[p].stop - CONTEXT_SLICES[p].start for p in self.context_parts)
         num_contexts = sum(part_widths)
-        self.priors = build_priors(cfg.fusion, num_contexts, trainable=cfg.trainable_priors,
+        #: The priors are over one context per part (``camode-scaffold``) or per class.
+        self.priors_per_part = fusion_class(cfg.fusion).priors_per_part
+        num_prior_contexts = len(part_widths) if self.priors_per_part else num_contexts
+        self.priors = build_priors(cfg.fusion, num_prior_contexts, trainable=cfg.trainable_priors,
                                    pseudocount=cfg.prior_pseudocount)
         self.fusion = build_fusion(cfg.fusion, D, num_contexts, FusionOptions.from_config(cfg, part_widths))
         if cfg.vad_head_init == "zero":
@@ -223,6 +227,8 @@ class BEENet(nn.Module):
                 f"got {tuple(ctx.shape)}"
             )
         parts = [ctx[:, CONTEXT_SLICES[p]] for p in self.context_parts]
+        if self.priors_per_part:  # one context per part, its confidence = the part's max probability
+            parts = [p.amax(dim=1, keepdim=True) for p in parts]
         self.priors.fit(torch.cat(parts, dim=1), categories, vad)
 
     def no_weight_decay(self) -> set[str]:

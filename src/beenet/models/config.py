@@ -72,8 +72,11 @@ class ModelConfig:
     object_stream: bool = True
     #: Late fusion of context and emotion: ``none`` (emotion stream alone), ``concat`` (context
     #: probabilities concatenated with the emotion features, then a linear layer), ``camode``
-    #: (the authors' CA-MoDE gate, global priors), ``beenet`` (per-sample total-probability prior).
-    fusion: Literal["none", "concat", "camode", "beenet"] = "beenet"
+    #: (the CA-MoDE gate, per sample: our reading of how the contexts' confidence enters),
+    #: ``camode-scaffold`` (the authors' scaffold's gate exactly: one fused prior per category, the
+    #: same for every sample, fitted on the scene and object confidences), ``beenet`` (per-sample
+    #: total-probability prior).
+    fusion: Literal["none", "concat", "camode", "beenet", "camode-scaffold"] = "beenet"
     #: Where the context probabilities c_j of the fusion come from: ``streams`` (softmax of the
     #: model's own place / object streams: one pass at inference) or ``input``
     #: (``batch["context"]``: frozen experts or the synthetic sidecar; no context streams are built).
@@ -222,6 +225,7 @@ class FusionDeclarations(Protocol):
     reads_vad_priors: ClassVar[bool]
     pools_contexts: ClassVar[bool]
     uses_context: ClassVar[bool]
+    priors_per_part: ClassVar[bool]
 
 
 _F = TypeVar("_F", bound=type)

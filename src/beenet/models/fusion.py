@@ -10,6 +10,8 @@ training standard deviation around the training mean: the model converts back to
   over two contexts (scene, object), each with its confidence c_k = max softmax probability
   (``camode_contexts="parts"``, the authors' scaffold), or with global priors p+-_i = max_j P+-_ij over
   the J per-class contexts (``"classes"``, the older reading).
+- ``camode-scaffold``: the authors' scaffold's gate exactly: priors fitted over the two parts with
+  their max-softmax confidence, one fused prior per category for every sample (c not read).
 - ``beenet``: per sample, prior_i(x) = POOL_j [P+_ij c_j + P-_ij (1 - c_j)] (law of total probability
   per context, pooled over the contexts j); VAD alike with the conditional means (pooled by the
   context probabilities, ``vad_context_pool``), mixed with the emotion stream's VAD by a learned
@@ -61,7 +63,7 @@ from beenet.models.priors import ContextPriors
 #: The names importable from here (the table and the ``fusion_*`` helpers live with the names they
 #: answer for, in :mod:`beenet.models.config`; they are kept importable from this module).
 __all__ = [
-    "FUSIONS", "FUSION_KINDS", "BEENetFusion", "CAMoDEFusion", "ConcatFusion", "Fusion", "FusionOptions",
+    "FUSIONS", "FUSION_KINDS", "BEENetFusion", "CAMoDEFusion", "CAMoDEScaffoldFusion", "ConcatFusion", "Fusion", "FusionOptions",
     "NoFusion", "build_fusion", "fusion_class", "fusion_pools_contexts", "fusion_reads_priors",
     "fusion_uses_context",
 ]
@@ -136,6 +138,10 @@ class Fusion(nn.Module):
     #: Needs context labels: it reads the per-sample c_j or priors fitted on context labels
     #: (derived from ``reads_context`` and ``reads_priors`` for every subclass).
     uses_context: ClassVar[bool] = False
+    #: Its priors are fitted over one context per part (scene, object) with the part's confidence
+    #: c_k = max_j c_j over the part, not over the J per-class contexts (the model then holds
+    #: P+ / P- of shape [26, parts]).
+    priors_per_part: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -344,6 +350,49 @@ class BEENetFusion(Fusion):
         return f"lambda={self.lam}, form={self.form!r}, vad_pool={self.vad_pool_kind!r}"
 
 
+
+
+@register_fusion("camode-scaffold")
+class CAMoDEScaffoldFusion(Fusion):
+    """The authors' scaffold's gate exactly (``docs/method.md`` section 2.6.1): one fused prior per
+    category, the same for every sample.
+
+    The priors are fitted over two contexts, scene and object, each with the expert's confidence
+    c_k = max softmax probability of the part (``priors_per_part``): P+_ik = m(y_i c_k) / m(c_k),
+    P-_ik = (m(y_i) - m(y_i c_k)) / (1 - m(c_k)). Then p+-_i = max_k P+-_ik, Q_i = sigmoid(alpha
+    (p+_i - tau)), p^_i = Q_i p+_i + (1 - Q_i) p-_i and Eq. 16. c is not read at run time, so at test
+    time the prior cannot change a ranking within a category: context acts only through training.
+    VAD comes from the classifier (the scaffold's VAD priors clamp to about 1, a constant gain of
+    about 1 / lambda that the linear layer absorbs; beenet keeps VAD in standardised units).
+    """
+
+    reads_priors = True
+    priors_per_part = True
+
+    def __init__(self, dim: int, lam: float = ModelConfig.prior_lambda, alpha: float = ModelConfig.gate_alpha,
+                 tau: float = ModelConfig.gate_tau, form: str = ModelConfig.fusion_form) -> None:
+        super().__init__()
+        self.classifier = nn.Linear(dim, NUM_CATEGORIES + NUM_VAD)
+        self.lam, self.alpha, self.tau, self.form = float(lam), float(alpha), float(tau), form
+
+    @classmethod
+    def build(cls, dim: int, num_contexts: int, options: FusionOptions) -> CAMoDEScaffoldFusion:
+        return cls(dim, lam=options.lam, alpha=options.alpha, tau=options.tau, form=options.form)
+
+    def prior(self, priors: ContextPriors) -> torch.Tensor:
+        """p^ ``[26]``: the gate over the max of P+ and of P- over the parts."""
+        p_pos, p_neg = priors.positive().amax(dim=1), priors.negative().amax(dim=1)
+        gate = torch.sigmoid(self.alpha * (p_pos - self.tau))
+        return gate * p_pos + (1.0 - gate) * p_neg
+
+    def forward(self, features: torch.Tensor, context: torch.Tensor | None, priors: ContextPriors) -> dict[str, torch.Tensor]:
+        out = self.classifier(features)
+        result = _combine(out[:, :NUM_CATEGORIES], self.prior(priors).unsqueeze(0), self.lam, self.form)
+        result["vad_z"] = out[:, NUM_CATEGORIES:]
+        return result
+
+    def extra_repr(self) -> str:
+        return f"lambda={self.lam}, alpha={self.alpha}, tau={self.tau}, form={self.form!r}"
 
 
 # ------------------------------------------------------------------------------------ factory

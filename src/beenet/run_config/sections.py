@@ -19,13 +19,18 @@ log = logging.getLogger(__name__)
 class LossConfig:
     """What the model is trained to minimise."""
 
-    #: ``mse``: the paper's MSE on the 29 fused outputs (26 categories + VAD / 10).
+    #: ``mse``: the paper's MSE on the 29 fused outputs (26 categories + VAD, on the scale
+    #: ``vad_scale`` says).
     #: ``bce``: BCE on the fused category logits + MSE on VAD in units of the training std.
     kind: Literal["mse", "bce"] = "mse"
     #: Binarise the category targets at >= 0.5 (the metric's rule) instead of the soft crowd scores.
     binarize_targets: bool = False
     #: Weight of the VAD terms against the category terms (1 = the paper's plain mean over 29).
     vad_weight: float = 1.0
+    #: Scale of VAD in the ``mse`` loss (``docs/method.md`` section 4): ``raw`` (the authors'
+    #: scaffold: BoLD's 1-10 scale, beside the 0-1 category scores in one MSE) or ``tenth``
+    #: (VAD / 10, the older reading: the VAD terms weigh about 100x less). ``bce`` ignores it.
+    vad_scale: Literal["raw", "tenth"] = "raw"
     #: Weight of the distillation of the place / object streams (0 = no distillation); an ablation
     #: axis (``beenet ablate --study distill``).
     distill_weight: float = 1.0
@@ -44,7 +49,7 @@ class LossConfig:
     allow_bce_with_scale: bool = False
 
     #: Values of fields that a stored config (an older run or checkpoint) lacks: the old behaviour.
-    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"distill_norm": "none"}
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"distill_norm": "none", "vad_scale": "tenth"}
 
     def __post_init__(self) -> None:
         self.validate()
@@ -78,6 +83,13 @@ class OptimConfig:
     grad_clip: float = 0.0
     #: The pretrained trunk's learning rate is ``lr`` x this (e.g. 0.1 to fine-tune it gently).
     trunk_lr_scale: float = 1.0
+    #: Weight decay on the 1-D parameters too (biases, norm weights, gates): ``true`` as the
+    #: authors' scaffold (one SGD group over every trainable parameter), ``false`` exempts them
+    #: (the older behaviour; the ``demo`` and ``video`` presets). Trainable priors are never decayed.
+    decay_1d: bool = True
+
+    #: Values of fields that a stored config (an older run or checkpoint) lacks: the old behaviour.
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"decay_1d": False}
 
     def __post_init__(self) -> None:
         self.validate()

@@ -33,6 +33,7 @@ from beenet.artifacts.checkpoint import (
     save_checkpoint,
     saved_epochs,
 )
+from beenet.data.dataset import frame_level
 from beenet.device import autocast_context, resolve_device, to_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.evaluation.evaluate import predict_split
@@ -283,8 +284,8 @@ def _validate(run: Run, epoch: int) -> dict[str, Any] | None:
                                  amp=cfg.run.amp, dist_info=run.info, desc=f"val {epoch + 1}", frames=run.val_frames)
     except BeenetError as exc:  # e.g. a val clip that opened at setup but does not decode
         raise _ValidationFailed(exc) from None
-    cat_t = np.stack([i.categories for i in run.val_inst])
-    vad_t = np.stack([i.vad for i in run.val_inst])
+    cat_t = frame_level(np.stack([i.categories for i in run.val_inst]), len(cat))  # data.eval_stills
+    vad_t = frame_level(np.stack([i.vad for i in run.val_inst]), len(vad))
     scores = bold_scores(cat, cat_t, vad, vad_t)
     run.last_scores = scores
     return scores

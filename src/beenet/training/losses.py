@@ -1,4 +1,4 @@
-"""Training losses: the paper's MSE on the 29 fused outputs, or BCE + standardised VAD MSE, plus the
+"""Training losses: the paper's MSE on the 29 fused outputs (VAD raw or / 10, ``loss.vad_scale``), or BCE + standardised VAD MSE, plus the
 distillation of the context streams on the experts' soft labels (``docs/method.md`` section 4).
 """
 
@@ -76,8 +76,12 @@ def compute_loss(
     )
 
     if cfg.kind == "mse":
-        target = torch.cat([cats_t, vad_t / VAD_SCALE], dim=1)
-        sq = (out["fused"].float() - target) ** 2
+        # VAD on BoLD's raw scale (the authors' scaffold) or / 10 (older reading; then the
+        # prediction is ``out["fused"]``'s VAD part, which is the raw VAD / 10).
+        div = VAD_SCALE if cfg.vad_scale == "tenth" else 1.0
+        target = torch.cat([cats_t, vad_t / div], dim=1)
+        fused = torch.cat([out["fused"][:, :NUM_CATEGORIES].float(), out["vad"].float() / div], dim=1)
+        sq = (fused - target) ** 2
         cat_sum = sq[:, :NUM_CATEGORIES].sum(dim=1)
         vad_sum = sq[:, NUM_CATEGORIES:].sum(dim=1)
         main = _weighted_mean((cat_sum + cfg.vad_weight * vad_sum) / (NUM_CATEGORIES + NUM_VAD), weight)

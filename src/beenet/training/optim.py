@@ -4,8 +4,9 @@
 ``configure_optimizers``, timm's ``no_weight_decay``):
 
 - **decay** or **no decay**: a parameter gets no weight decay when it has fewer than 2 dimensions
-  (norm weights, biases, gates, pooling exponents and queries) or when the model lists its name in
-  ``model.no_weight_decay()`` (the trainable context priors, which decay would pull toward 0);
+  (norm weights, biases, gates, pooling exponents and queries) and ``optim.decay_1d`` is false, or
+  when the model lists its name in ``model.no_weight_decay()`` (the trainable context priors, which
+  decay would pull toward 0);
 - **trunk** or **head**: the parameters of the pretrained trunk(s) (``model.trunk``, and
   ``model.crop_trunk`` when the crop stream has its own) start at ``optim.lr * optim.trunk_lr_scale``,
   every other parameter at ``optim.lr``.
@@ -58,7 +59,7 @@ def param_groups(model: nn.Module, cfg: RunConfig) -> list[dict[str, Any]]:
         if not p.requires_grad:
             continue
         part = "trunk" if id(p) in trunk_ids else "head"
-        decay = "no_decay" if p.ndim < 2 or name in no_decay_names else "decay"
+        decay = "no_decay" if (p.ndim < 2 and not o.decay_1d) or name in no_decay_names else "decay"
         buckets[part, decay].append(p)
     groups = []
     for (part, decay), params in buckets.items():
