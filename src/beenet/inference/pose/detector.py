@@ -7,8 +7,9 @@ one finds a body seen from behind, masked, seated, lying, backlit or framed from
 :mod:`beenet.model_files` fetches and checks them) run on torch by
 :mod:`~beenet.inference.pose.tfjs`.
 
-One call: the frame letterboxed into a square of ``size`` px (black around it; the model's own
-size is 512, it was trained on 512 px squares), the network, then CenterNet's decoding for class
+One call: the frame scaled so that its longer side is ``size`` px (the model was trained on 512 px
+squares; it is fully convolutional, so the input need not be square: the sides are rounded up to
+multiples of 32, black beyond), the network, then CenterNet's decoding for class
 0 (person): peaks of the class heat map (a 3x3 max filter) above ``threshold``, each with its box
 from the regressed distances to its four sides, and boxes that overlap another with a higher
 score by ``nms_iou`` or more dropped.
@@ -38,8 +39,8 @@ PERSON = 0
 class PersonDetector:
     """CenterNet's person boxes ``[(box, score), ...]`` in frame pixels, best first.
 
-    ``size``: the square side the frame is letterboxed to (a multiple of 32; 512 native, smaller
-    is faster and finds fewer small people); ``threshold``: the lowest heat-map peak kept;
+    ``size``: the input's longer side (a multiple of 32; larger finds more small and backlit
+    people, at a cost that grows with its square); ``threshold``: the lowest heat-map peak kept;
     ``nms_iou``: boxes overlapping a better one by this IoU are dropped; ``min_side``: boxes
     shorter than this many frame pixels are dropped. Thread-safe: one graph, calls serialised."""
 
@@ -52,14 +53,15 @@ class PersonDetector:
         self._lock = threading.Lock()
 
     def letterbox(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        """``frame`` (RGB, HxWx3 uint8) scaled to fit the square, at its top-left, black beyond;
-        and the scale (square px per frame px)."""
+        """``frame`` (RGB, HxWx3 uint8) scaled so that its longer side is ``size``, at the top-left
+        of an input whose sides are that rounded up to multiples of 32 (black beyond: a 16:9 frame
+        costs 56% of a square); and the scale (input px per frame px)."""
         h, w = frame.shape[:2]
         scale = self.size / max(h, w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        square = np.zeros((self.size, self.size, 3), np.uint8)
-        square[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        return square, scale
+        image = np.zeros((-(-nh // 32) * 32, -(-nw // 32) * 32, 3), np.uint8)
+        image[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        return image, scale
 
     def __call__(self, frame: np.ndarray) -> list[tuple[Box, float]]:
         square, scale = self.letterbox(frame)

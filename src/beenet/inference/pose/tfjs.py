@@ -321,7 +321,8 @@ class TfjsGraph:
 
     def run(self, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """The outputs for ``feeds`` (NHWC tensors). An image input of another size than the graph
-        declares scales the graph's fixed resize targets (its FPN upsampling) by the same ratio."""
+        declares (any multiple of its stride, not only a square) scales the graph's fixed resize
+        targets (its FPN upsampling) by the same ratios."""
         values: dict[str, Any] = {}
         ratio = self._ratio(feeds)
         with torch.inference_mode():
@@ -334,17 +335,18 @@ class TfjsGraph:
                     values[name] = feeds[name]
                 else:
                     args = [self._value(values, i) for i in node.get("input", []) if not i.startswith("^")]
-                    if ratio != 1.0 and op.startswith("Resize") and node["input"][1] in self.consts:
-                        args[1] = torch.round(args[1].float() * ratio).to(torch.int32)
+                    if ratio != (1.0, 1.0) and op.startswith("Resize") and node["input"][1] in self.consts:
+                        args[1] = torch.round(args[1].float() * torch.tensor(ratio)).to(torch.int32)
                     values[name] = _OPS[op](node, args)
             return [self._value(values, o) for o in self.outputs]
 
-    def _ratio(self, feeds: dict[str, torch.Tensor]) -> float:
+    def _ratio(self, feeds: dict[str, torch.Tensor]) -> tuple[float, float]:
+        """(height, width) of the image fed over those the graph declares (1 where it declares none)."""
         for name, tensor in feeds.items():
             declared = self.declared_shape(name)
-            if len(declared) == 4 and declared[1] > 0 and tensor.dim() == 4:
-                return tensor.shape[1] / declared[1]
-        return 1.0
+            if len(declared) == 4 and declared[1] > 0 and declared[2] > 0 and tensor.dim() == 4:
+                return tensor.shape[1] / declared[1], tensor.shape[2] / declared[2]
+        return 1.0, 1.0
 
     @staticmethod
     def _value(values: dict[str, Any], ref: str) -> Any:
