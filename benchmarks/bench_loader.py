@@ -3,7 +3,8 @@
 Writes ``--clips`` clips of ``--frames`` frames at 1280x720 (BoLD's largest size) in the BoLD
 layout in a temporary directory, runs ``beenet prepare`` on them (``--storage``: jpeg q95 and raw
 by default) and times ``BoLDDataset`` in training mode (random draws: a random still, jittered
-uniform frames; everything a sample costs: joints, sampling, decode, resize, normalise) for
+uniform frames; everything a worker does for a sample: joints, sampling, decode, resize; the
+normalisation runs on the device, in the model's forward, since whole frames ship as uint8) for
 
 - stills at 224 px, and uniform sampling of T=8 frames at 112 and at 224 px,
 

@@ -34,6 +34,7 @@ from beenet import atomic
 from beenet.context.base import normalise_parts
 from beenet.data.bold import BoLD
 from beenet.data.dataset import VideoFrames, _VideoClip
+from beenet.data.worker_cache import BoundedCache
 from beenet.errors import ConfigError, DataNotFoundError
 from beenet.labels import CONTEXT_DIM
 from beenet.media.transforms import IMAGENET_MEAN, IMAGENET_STD, Box, normalize
@@ -142,29 +143,83 @@ def nearest_rows(labelled: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.where(take_before, before, pos)
 
 
-class _CachedClip:
-    """One prepared clip: serves exactly the frames (and crops) stored for it."""
+class ClipIndex:
+    """What a clip file's header says, kept compact for a worker's cache: the header's small fields,
+    and the frame and crop tables as sorted int64 keys and ``[offset, length]`` rows (~24 bytes a
+    frame, where the JSON's dict takes ~200)."""
 
-    def __init__(self, path: Path, storage: str) -> None:
+    def __init__(self, header: dict[str, Any], base: int) -> None:
+        self.base = base
+        self.frame_keys, self.frame_rows = _table({int(t): e for t, e in header.pop("frames", {}).items()})
+        crops = header.pop("crops", None) or {}
+        self.crop_keys, self.crop_rows = _table({_crop_key(*map(int, k.split(":"))): e for k, e in crops.items()})
+        self.header = header  # what is left: names, sizes, the context vector and frame_context's table
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (the arrays, the context vector's floats, about 100 for each other field)."""
+        arrays = sum(a.nbytes for a in (self.frame_keys, self.frame_rows, self.crop_keys, self.crop_rows))
+        ctx = self.header.get("context")
+        labelled = (self.header.get("frame_context") or {}).get("frames") or ()
+        return arrays + 32 * (len(ctx) if isinstance(ctx, list) else 0) + 32 * len(labelled) + 100 * len(self.header)
+
+    @staticmethod
+    def lookup(keys: np.ndarray, rows: np.ndarray, key: int) -> tuple[int, int] | None:
+        i = int(np.searchsorted(keys, key))
+        if i < len(keys) and int(keys[i]) == key:
+            return int(rows[i, 0]), int(rows[i, 1])
+        return None
+
+
+def _crop_key(person_id: int, t: int) -> int:
+    return (int(person_id) << 32) | int(t)
+
+
+def _table(entries: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
+    keys = np.asarray(sorted(entries), dtype=np.int64)
+    rows = np.asarray([entries[int(k)] for k in keys], dtype=np.int64).reshape(len(keys), 2)
+    return keys, rows
+
+
+def read_index(fh: Any, path: Path) -> ClipIndex:
+    """The :class:`ClipIndex` of the clip file open as ``fh`` (at its start)."""
+    magic = fh.read(len(MAGIC))
+    if magic != MAGIC:
+        raise ValueError(f"{path}: not a beenet prepared clip file")
+    (n,) = struct.unpack("<Q", fh.read(8))
+    return ClipIndex(json.loads(fh.read(n)), len(MAGIC) + 8 + n)
+
+
+class _CachedClip:
+    """One prepared clip: serves exactly the frames (and crops) stored for it. ``index`` is its
+    header when the caller already read it (:class:`PreparedFrames` keeps them per worker): then
+    the file is opened once, for the frames only."""
+
+    def __init__(self, path: Path, storage: str, index: ClipIndex | None = None) -> None:
         self.path = path
         self.storage = storage
-        self.header, self._base = read_header(path)
+        self._fh = open(path, "rb")
+        try:
+            self.index = index if index is not None else read_index(self._fh, path)
+        except BaseException:
+            self._fh.close()
+            raise
+        self.header, self._base = self.index.header, self.index.base
         self.num_frames = int(self.header["num_frames"])
         self.width, self.height = int(self.header["width"]), int(self.header["height"])
-        self._fh = open(path, "rb")
         self._last: np.ndarray | None = None
 
-    def _blob(self, entry: list[int]) -> bytes:
+    def _blob(self, entry: Sequence[int]) -> bytes:
         self._fh.seek(self._base + int(entry[0]))
         return self._fh.read(int(entry[1]))
 
     def frames(self, indices: np.ndarray, size: int) -> torch.Tensor:
         if size != int(self.header["image_size"]):
             raise ConfigError(f"{self.path}: prepared at image size {self.header['image_size']}, asked for {size}")
-        table = self.header["frames"]
+        ix = self.index
         out = np.empty((len(indices), size, size, 3), dtype=np.uint8)
         for k, t in enumerate(np.asarray(indices).tolist()):
-            entry = table.get(str(t))
+            entry = ix.lookup(ix.frame_keys, ix.frame_rows, int(t))
             if entry is None:
                 raise DataNotFoundError(
                     f"{self.path}: frame {t} of clip {self.header['clip']!r} is not in the prepared cache "
@@ -192,12 +247,12 @@ class _CachedClip:
         return normalise_parts(out.mean(axis=0))
 
     def crops(self, person_id: int, indices: np.ndarray, boxes: Sequence[Box | None], size: int) -> torch.Tensor:
-        table = self.header.get("crops") or {}
         if size != int(self.header.get("crop_size") or -1):
             raise ConfigError(f"{self.path}: prepared without crops of size {size}")
+        ix = self.index
         out = np.empty((len(indices), size, size, 3), dtype=np.uint8)
         for k, t in enumerate(np.asarray(indices).tolist()):
-            entry = table.get(f"{int(person_id)}:{t}")
+            entry = ix.lookup(ix.crop_keys, ix.crop_rows, _crop_key(person_id, t))
             if entry is None:
                 raise DataNotFoundError(f"{self.path}: no crop of person {person_id} in frame {t}; "
                                         "run 'beenet prepare' again")
@@ -219,15 +274,22 @@ class PreparedFrames:
     """A frame source reading a prepared cache; clips it does not hold (failed, changed since,
     added later) are decoded from the video, as :class:`~beenet.data.dataset.VideoFrames` does."""
 
+    #: Bytes of clip headers each process (each DataLoader worker) keeps (~4 kB a clip of 167
+    #: stored frames: the whole of BoLD's 9,876 clips fits).
+    INDEX_CACHE_BYTES = 64 << 20
+
     def __init__(self, cache_dir: str | Path, storage: str, served: set[str]) -> None:
         self.cache_dir = Path(cache_dir)
         self.storage = storage
         self.served = served
         self._video = VideoFrames()
+        self._indices = BoundedCache(self.INDEX_CACHE_BYTES)
 
     def open(self, bold: BoLD, video: str) -> "_CachedClip | _VideoClip":
         if video in self.served:
-            return _CachedClip(clip_path(self.cache_dir, video), self.storage)
+            clip = _CachedClip(clip_path(self.cache_dir, video), self.storage, self._indices.get(video))
+            self._indices.put(video, clip.index, clip.index.nbytes)
+            return clip
         return self._video.open(bold, video)
 
 
