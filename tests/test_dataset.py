@@ -316,3 +316,16 @@ def test_joints_are_read_once_per_process(bold, monkeypatch):
     fresh = BoLDDataset(bold, "train", cfg(), train=True)
     fresh.set_epoch(2)
     assert all(torch.equal(a, fresh[i]["frames"]) for i, a in enumerate(first))  # same draws as uncached
+
+
+@pytest.mark.parametrize("storage", ["jpeg", "raw"])
+def test_cached_frames_decode_into_planes_as_decode_frame_does(storage):
+    """The prepared cache decodes straight into channels-first planes: the same pixels as
+    decode_frame (the old worker path), so the frames a worker ships are unchanged."""
+    from beenet.data.prepared.format import decode_frame, decode_planes, encode_frame
+
+    frame = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    data = encode_frame(frame, storage)
+    planes = np.empty((3, 40, 40), dtype=np.uint8)
+    decode_planes(data, storage, 40, planes)
+    assert np.array_equal(planes.transpose(1, 2, 0), decode_frame(data, storage, 40))
