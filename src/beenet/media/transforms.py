@@ -26,10 +26,22 @@ def _to_float_nchw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.permute(0, 3, 1, 2).float().div_(255.0)
 
 
+_MEAN_STD: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _mean_std(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std ``[3, 1, 1]`` on ``device``, made once per device and dtype: a new
+    tensor copied to a GPU at every step would wait for the GPU (a blocking copy)."""
+    key = (device, dtype)
+    if key not in _MEAN_STD:
+        _MEAN_STD[key] = (torch.tensor(IMAGENET_MEAN, dtype=dtype).view(3, 1, 1).to(device),
+                          torch.tensor(IMAGENET_STD, dtype=dtype).view(3, 1, 1).to(device))
+    return _MEAN_STD[key]
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     """ImageNet mean/std normalisation of ``[..., 3, H, W]`` values in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    mean, std = _mean_std(x.device, x.dtype)
     return (x - mean) / std
 
 
