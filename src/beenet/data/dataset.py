@@ -360,11 +360,11 @@ class BoLDDataset(Dataset):
             sample["context"] = self._context(inst)
         # Copies: a sample must never share memory with the instance table it came from.
         sample["categories"] = (
-            torch.tensor(inst.categories, dtype=torch.float32)
+            torch.from_numpy(np.array(inst.categories, dtype=np.float32))  # a copy: never the table's memory
             if inst.categories is not None else torch.zeros(NUM_CATEGORIES)
         )
         sample["vad"] = (
-            torch.tensor(inst.vad, dtype=torch.float32) if inst.vad is not None else torch.zeros(NUM_VAD)
+            torch.from_numpy(np.array(inst.vad, dtype=np.float32)) if inst.vad is not None else torch.zeros(NUM_VAD)
         )
         sample["labelled"] = inst.categories is not None
         sample["index"] = int(index)
