@@ -167,6 +167,7 @@ class Run:
 def prepare_run(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info: D.DistInfo,
                 resumed: bool) -> Run:
     """Everything a run needs before its first step: instances, context, model, optimizer, loader."""
+    plan = batch_plan(cfg.optim, info.world_size)  # first: a batch that does not split stops the run at once
     if device.type == "cuda":  # fixed input sizes: let cuDNN pick its fastest kernels (not deterministic)
         torch.backends.cudnn.benchmark = not cfg.run.deterministic
     if info.is_main:
@@ -178,7 +179,6 @@ def prepare_run(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device,
                              sorted({i.video for i in train_inst} | {i.video for i in val_inst}))
     context = _load_context(cfg, bold, train_inst, val_inst, device, info, prepared)
     model = _model(cfg, train_inst, context, device, info, resumed)
-    plan = batch_plan(cfg.optim, info.world_size)
     if info.is_main:
         log.info("%s (optim.batch_size=%d, optim.batch_size_is=%s, optim.scale_lr=%s)", plan.describe(),
                  cfg.optim.batch_size, cfg.optim.batch_size_is, cfg.optim.scale_lr)
