@@ -3,7 +3,8 @@
 Writes ``--clips`` clips of ``--frames`` frames at 1280x720 (BoLD's largest size) in the BoLD
 layout in a temporary directory, runs ``beenet prepare`` on them (``--storage``: jpeg q95 and raw
 by default) and times ``BoLDDataset`` in training mode (random draws: a random still, jittered
-uniform frames; everything a sample costs: joints, sampling, decode, resize, normalise) for
+uniform frames; everything a worker does for a sample: joints, sampling, decode, resize; the
+normalisation runs on the device, in the model's forward, since whole frames ship as uint8) for
 
 - stills at 224 px, and uniform sampling of T=8 frames at 112 and at 224 px,
 
@@ -14,6 +15,9 @@ shared machine slow both alike, and the ratio cache / mp4 (target for stills: >=
 
 Example:
     python benchmarks/bench_loader.py --clips 4 --frames 150 --repeats 3
+    # two source trees on one set of clips and caches (run each, alternating):
+    PYTHONPATH=OTHER/src python benchmarks/bench_loader.py --dir /tmp/b/BOLD --cache /tmp/b/prep \\
+        --only "still 224" --storage jpeg --no-mp4
 """
 
 from __future__ import annotations
@@ -96,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="torch threads (default 1: what PyTorch gives each DataLoader worker)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dir", type=Path, default=None, help="reuse/keep the clips here instead of a temp dir")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="reuse/keep the prepared caches here (compare two source trees on one cache)")
+    parser.add_argument("--only", default=None, help="time only this case, e.g. 'still 224'")
+    parser.add_argument("--no-mp4", action="store_true", help="time the cache only")
     return parser
 
 
@@ -124,16 +132,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {args.clips} clips of {args.frames} frames at {args.width}x{args.height} "
                   f"in {time.perf_counter() - t0:.1f} s")
         bold = BoLD(root)
-        cache_root = Path(tmp) / "prepared"
+        cache_root = args.cache or Path(tmp) / "prepared"
         print(f"clips: {args.clips} x {args.frames} frames {args.width}x{args.height}; torch threads "
               f"{args.threads}; median of {args.repeats} passes; samples/s of one worker (training draws)")
         for name, sampling, T, size in CASES:
+            if args.only is not None and name != args.only:
+                continue
             cfg = load_config("paper", [f"data.sampling={sampling}", f"data.num_frames={T}",
                                         f"data.image_size={size}", "context.source=none",
                                         "model.fusion=none", "model.place_stream=false",
                                         "model.object_stream=false", "model.pretrained=false"])
             inst = bold.instances("train")
-            sources = {"mp4": None}
+            sources = {} if args.no_mp4 else {"mp4": None}
             for storage in args.storage:
                 t0 = time.perf_counter()
                 res = prepare(prepare_settings(cfg), root, cache_root / storage, storage=storage, show_progress=False)
@@ -148,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for key, frames in sources.items():
                     ds = BoLDDataset(bold, inst, cfg.data, train=True, seed=args.seed, frames=frames)
                     rates[key].append(rate(ds, args.min_seconds))
-            mp4 = statistics.median(rates["mp4"])
+            mp4 = statistics.median(rates["mp4"]) if "mp4" in rates else float("nan")
             line = f"{name:>10}: mp4 {mp4:8.1f} samples/s"
             for storage in args.storage:
                 r = statistics.median(rates[storage])

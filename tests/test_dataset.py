@@ -33,7 +33,9 @@ def bold(fx):
 
 
 def frame_index(frames: torch.Tensor) -> list[int]:
-    """Undo the normalisation of ``[T, 3, S, S]`` and read the index each frame encodes."""
+    """Read the index each frame of ``[T, 3, S, S]`` encodes (uint8 as shipped, or float normalised)."""
+    if frames.dtype == torch.uint8:
+        return [index_of_frame(f) for f in frames.permute(0, 2, 3, 1).numpy()]
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     rgb = ((frames * std + mean) * 255).clamp(0, 255).permute(0, 2, 3, 1).numpy()
@@ -61,7 +63,7 @@ def test_still_eval_takes_the_middle_present_frame(fx, bold):
     assert len(ds) == len(fx.splits["train"])
     for i, inst in enumerate(ds.instances):
         s = ds[i]
-        assert s["frames"].shape == (1, 3, S, S) and s["frames"].dtype == torch.float32
+        assert s["frames"].shape == (1, 3, S, S) and s["frames"].dtype == torch.uint8
         assert s["frame_mask"].tolist() == [True]
         present = fx.present[inst.key]
         assert frame_index(s["frames"]) == [int(present[len(present) // 2])]
@@ -310,3 +312,58 @@ def test_resize_uint8_is_what_frames_to_tensor_does():
     assert tuple(small.shape) == (2, 24, 24, 3) and small.dtype == torch.uint8
     torch.testing.assert_close(frames_to_tensor(small, 24), frames_to_tensor(frames, 24), rtol=0, atol=0)
     assert resize_uint8(small, 24) is small
+
+
+@pytest.mark.parametrize("sampling, T", [("still", 1), ("uniform", 16)])
+def test_uint8_batches_normalised_on_the_device_equal_the_old_float_path(bold, sampling, T):
+    """The dataset ships uint8; normalize_uint8 (what the model runs first) must give, bit for bit,
+    what the worker used to ship: frames_to_tensor of the same decoded frames, zero padding after
+    the real frames (T=16 > the 14 frames of a clip: padded)."""
+    from beenet.data.dataset import candidate_frames
+    from beenet.media.transforms import frames_to_tensor, normalize_uint8
+
+    ds = BoLDDataset(bold, "train", cfg(sampling=sampling, num_frames=T), train=True, seed=5)
+    ds.set_epoch(2)
+    samples = [ds[i] for i in range(len(ds))]
+    batch = collate(samples)
+    assert batch["frames"].dtype == torch.uint8
+    new = normalize_uint8(batch["frames"], batch["frame_mask"])
+    old = torch.zeros(len(ds), T, 3, S, S)
+    for i, inst in enumerate(ds.instances):  # the old float path, from the same source and draws
+        with ds.frame_source.open(bold, inst.video) as clip:
+            joints = ds._joints(inst, clip.num_frames)
+            idx = ds._frame_indices(candidate_frames(joints, clip.num_frames), ds.generator(i))
+            old[i, : len(idx)] = frames_to_tensor(clip.frames(idx, S), S)
+    assert new.dtype == torch.float32 and torch.equal(new, old)
+    assert (T == 1) or not batch["frame_mask"].all()  # the uniform case does pad
+    assert all(int(s["replaced"]) == 0 for s in samples)
+
+
+def test_joints_are_read_once_per_process(bold, monkeypatch):
+    """A person's joints are loaded once, then served from the process's bounded cache."""
+    import beenet.data.dataset as dataset_module
+
+    calls = []
+    real = dataset_module.load_person_joints
+    monkeypatch.setattr(dataset_module, "load_person_joints", lambda *a, **k: calls.append(a) or real(*a, **k))
+    ds = BoLDDataset(bold, "train", cfg(), train=True)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        first = [ds[i]["frames"] for i in range(len(ds))]
+    assert len(calls) == len(ds)
+    fresh = BoLDDataset(bold, "train", cfg(), train=True)
+    fresh.set_epoch(2)
+    assert all(torch.equal(a, fresh[i]["frames"]) for i, a in enumerate(first))  # same draws as uncached
+
+
+@pytest.mark.parametrize("storage", ["jpeg", "raw"])
+def test_cached_frames_decode_into_planes_as_decode_frame_does(storage):
+    """The prepared cache decodes straight into channels-first planes: the same pixels as
+    decode_frame (the old worker path), so the frames a worker ships are unchanged."""
+    from beenet.data.prepared.format import decode_frame, decode_planes, encode_frame
+
+    frame = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    data = encode_frame(frame, storage)
+    planes = np.empty((3, 40, 40), dtype=np.uint8)
+    decode_planes(data, storage, 40, planes)
+    assert np.array_equal(planes.transpose(1, 2, 0), decode_frame(data, storage, 40))

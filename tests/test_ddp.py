@@ -53,7 +53,11 @@ def test_torchrun_two_cpu_processes(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", BEENET_NO_PROGRESS="1")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "world size 2" in (out / "train.log").read_text()
+    text = (out / "train.log").read_text()
+    assert "world size 2" in text
+    # optim.batch_size is per process in the demo preset: the global batch is logged, and warned about.
+    assert "global batch 16 = 8 per process x 2 process(es)" in text
+    assert "the global batch is 16 (8 per process x 2 processes), not the recipe's optim.batch_size=8" in text
     # Only rank 0 reported and wrote: one report, one metrics row.
     assert proc.stdout.count("checkpoints:") == 1
     with open(out / "metrics.csv", newline="") as fh:
@@ -67,3 +71,23 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert last["metrics"]["val"]["n"] == single["n"]
     for k in ("mAP", "mRA", "mR2", "ERS"):
         assert float(rows[0][f"val_{k}"]) == pytest.approx(single[k], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_torchrun_one_process_logs_the_global_batch(tmp_path):
+    """torchrun with one process (world size 1: no process group, gloo would serve more): a
+    global batch of 4 is 4 per process, the LR unscaled, no warning."""
+    data = write_tiny_synth(tmp_path / "synth", clips=12)
+    out = tmp_path / "run"
+    sets = [x for t in TINY if not t.startswith(("optim.epochs", "optim.batch_size")) for x in ("--set", t)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+           "-m", "beenet", "train", "--data", str(data), "--out", str(out), "--config", "paper",
+           "--epochs", "1", *sets, "--set", "optim.batch_size=4", "--set", "optim.scale_lr=linear",
+           "--set", "context.source=sidecar"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", BEENET_NO_PROGRESS="1")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = (out / "train.log").read_text()
+    assert "global batch 4 = 4 per process x 1 process(es); lr 0.01 (optim.batch_size=4, " \
+           "optim.batch_size_is=global, optim.scale_lr=linear)" in text
+    assert "not the recipe's" not in text

@@ -415,3 +415,24 @@ def test_onnx_export_with_dynamic_batch_matches_pytorch(tmp_path, T: int) -> Non
         for e, g in zip(expected, got):
             assert g.shape == tuple(e.shape)
             np.testing.assert_allclose(g, e.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_uint8_frames_are_normalised_inside_the_model(shared_trunk: None) -> None:
+    """The dataset's uint8 frames give the model's output bit for bit the same as the float
+    frames the worker used to ship (normalised, padding zero): train, eval and predict_split all
+    go through the model's forward."""
+    from beenet.media.transforms import normalize
+
+    cfg = _cfg()
+    model = build_model(cfg, seed=0)
+    _fit(model)
+    model.eval()
+    batch = _batch(cfg, B=2, T=3)
+    u8 = torch.randint(0, 256, (2, 3, 3, S, S), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    old = normalize(u8.float() / 255.0)
+    old[~batch["frame_mask"]] = 0.0
+    with torch.no_grad():
+        a = model(dict(batch, frames=u8))
+        b = model(dict(batch, frames=old))
+    for key in ("categories", "vad"):
+        assert torch.equal(a[key], b[key]), key

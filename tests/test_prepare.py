@@ -93,7 +93,7 @@ def test_cache_serves_exactly_the_frames_it_stores(synth, tmp_path):
             assert torch.equal(a["skeleton"], b["skeleton"])
     # A frame the sampler could never ask for (the person is not in it) is not stored.
     with cache.frames().open(bold, inst[0].video) as clip:
-        stored = {int(t) for t in clip.header["frames"]}
+        stored = {int(t) for t in clip.index.frame_keys}
         missing = sorted(set(range(clip.num_frames)) - stored)
         if missing:
             with pytest.raises(DataNotFoundError, match="not in the prepared cache"):

@@ -20,11 +20,13 @@ from torch.utils.data import Dataset
 from beenet.data.bold import BoLD, Instance
 from beenet.data.joints import PersonJoints, load_person_joints
 from beenet.data.usable import usable_instances
+from beenet.data.worker_cache import BoundedCache
 from beenet.media.transforms import (
     Box,
     box_from_keypoints,
     crop_to_tensor,
     frames_to_tensor,
+    frames_to_uint8,
     normalize_skeleton,
     resize_uint8,
 )
@@ -278,12 +280,29 @@ class BoLDDataset(Dataset):
         return torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
 
     # -- sampling --------------------------------------------------------------------------
+    #: Bytes of joints each process (each DataLoader worker) keeps: a person needs only their
+    #: present frames (~0.7 kB) when the sample reads no keypoint (no body crop, no skeleton), so
+    #: the whole of BoLD (13k persons) fits; with keypoints (~37 kB a person) ~1,700 persons do.
+    JOINTS_CACHE_BYTES = 64 << 20
+
     def _joints(self, inst: Instance, num_frames: int) -> PersonJoints | None:
+        """The person's joints, read once per process (:data:`JOINTS_CACHE_BYTES`); None without a file."""
+        cache = self.__dict__.get("_joints_cache")
+        if cache is None:
+            cache = self.__dict__["_joints_cache"] = BoundedCache(self.JOINTS_CACHE_BYTES)
+        key = (inst.video, inst.person_id, int(num_frames))
+        hit = cache.get(key)
+        if hit is not None:
+            return hit[0]
         path = self.bold.joints_path(inst.video)
         if not path.is_file():
             log.debug("%s: no joints file, using the whole clip and the whole frame", path)
-            return None
-        return load_person_joints(path, inst.person_id, num_frames=num_frames)
+            return cache.put(key, (None,), 0)[0]
+        joints = load_person_joints(path, inst.person_id, num_frames=num_frames)
+        if not (self.cfg.body_crop or self.cfg.skeleton):  # only the present frames are read
+            joints = PersonJoints(joints.person_id, np.empty((joints.num_frames, 0, 3), np.float32),
+                                  joints.present, joints.frame_offset)
+        return cache.put(key, (joints,), joints.keypoints.nbytes + joints.present.nbytes)[0]
 
     def _frame_indices(self, candidates: np.ndarray, g: torch.Generator | None, copy: int = 0) -> np.ndarray:
         if self.cfg.sampling == "still":
@@ -350,7 +369,8 @@ class BoLDDataset(Dataset):
         k = len(indices)
         frame_mask = torch.zeros(T, dtype=torch.bool)
         frame_mask[:k] = True
-        whole = frames_to_tensor(whole_u8, cfg.image_size)
+        # uint8 [T, 3, S, S]: the model normalises on its device (media.transforms.normalize_uint8).
+        whole = frames_to_uint8(whole_u8, cfg.image_size)
         sample: dict[str, Any] = {"frames": _pad(whole, T), "frame_mask": frame_mask}
         if crops is not None:
             sample["crops"] = _pad(crops, T)
@@ -362,11 +382,11 @@ class BoLDDataset(Dataset):
             sample["context"] = self._context(inst)
         # Copies: a sample must never share memory with the instance table it came from.
         sample["categories"] = (
-            torch.tensor(inst.categories, dtype=torch.float32)
+            torch.from_numpy(np.array(inst.categories, dtype=np.float32))  # a copy: never the table's memory
             if inst.categories is not None else torch.zeros(NUM_CATEGORIES)
         )
         sample["vad"] = (
-            torch.tensor(inst.vad, dtype=torch.float32) if inst.vad is not None else torch.zeros(NUM_VAD)
+            torch.from_numpy(np.array(inst.vad, dtype=np.float32)) if inst.vad is not None else torch.zeros(NUM_VAD)
         )
         sample["labelled"] = inst.categories is not None
         sample["index"] = int(index)
@@ -433,4 +453,10 @@ def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
             batch[key] = torch.tensor([int(v) for v in values], dtype=torch.long)
         else:
             batch[key] = torch.as_tensor(np.stack([np.asarray(v) for v in values]))
+    mask = batch.get("frame_mask")
+    if mask is not None and mask.ndim == 2 and not mask.any(dim=1).all():
+        # Checked here, on the host (in the loader's worker), so that the model's pools need not
+        # read it back from the device at every step (models.pooling.rows_checked_by_caller).
+        rows = (~mask.any(dim=1)).nonzero().flatten().tolist()
+        raise ValueError(f"samples {rows[:10]} of the batch have no real frame (frame_mask all False)")
     return batch

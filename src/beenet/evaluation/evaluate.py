@@ -29,12 +29,31 @@ from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.evaluation.predictions import instance_targets, write_predictions
 from beenet.labels import NUM_CATEGORIES
 from beenet.metrics import bold_scores, format_headline
+from beenet.models.pooling import rows_checked_by_caller
 from beenet.progress import progress
 from beenet.run_config import RunConfig, model_needs_input_context, prepare_settings
 
 log = logging.getLogger(__name__)
 
 BatchHook = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def split_loader(bold: Any, instances: Sequence[Any], data_cfg: Any, context: Mapping[str, np.ndarray] | None,
+                 batch_size: int, device: str | torch.device, *, num_workers: int = 0, dist_info: Any = None,
+                 frames: Any = None, persistent: bool = False) -> DataLoader:
+    """The loader :func:`predict_split` reads: evaluation draws of this rank's share of ``instances``,
+    in order. ``persistent`` keeps its workers between passes (the trainer's validation)."""
+    info = dist_info or DistInfo()
+    device = resolve_device(device)
+    if len(instances) == 0:
+        raise ConfigError("no instances to predict: the split is empty")
+    dataset = BoLDDataset(bold, list(instances), data_cfg, train=False, context=context, seed=0, frames=frames)
+    return DataLoader(  # k rows per instance with data.eval_stills = k (frame-level scoring)
+        Subset(dataset, shard_indices(len(dataset), info)), batch_size=batch_size, shuffle=False,
+        num_workers=num_workers, collate_fn=collate, pin_memory=device.type == "cuda",
+        prefetch_factor=4 if num_workers > 0 else None, persistent_workers=persistent and num_workers > 0,
+        generator=torch.Generator(),  # leave the global RNG (dropout stream of a training run) alone
+    )
 
 
 @torch.no_grad()
@@ -53,6 +72,7 @@ def predict_split(
     batch_hook: BatchHook | None = None,
     desc: str = "predict",
     frames: Any = None,
+    loader: DataLoader | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Category scores ``[N, 26]`` and VAD ``[N, 3]`` (raw scale) for ``instances``, in their order.
     With ``data_cfg.eval_stills`` = k > 1 (frame-level scoring): ``[k N, ...]``, row i the still
@@ -61,22 +81,16 @@ def predict_split(
     Evaluation sampling (middle frame / evenly spaced frames, no jitter). Under DDP (``dist_info``
     with world size > 1) each rank scores its share and every rank gets the whole result back.
     ``batch_hook`` may alter a batch before the model sees it (the ablation's stress tests).
-    ``frames`` is the frame source (a prepared cache's; default: decode the videos).
+    ``frames`` is the frame source (a prepared cache's; default: decode the videos). ``loader``:
+    one :func:`split_loader` made for these arguments and kept (the trainer's validation: its
+    workers live across epochs); default: a new one.
     """
     info = dist_info or DistInfo()
     device = resolve_device(device)
-    n = len(instances)
-    if n == 0:
-        raise ConfigError("no instances to predict: the split is empty")
-    dataset = BoLDDataset(bold, list(instances), data_cfg, train=False, context=context, seed=0, frames=frames)
-    n = len(dataset)  # k rows per instance with data.eval_stills = k (frame-level scoring)
-    shard = shard_indices(n, info)
-    loader = DataLoader(
-        Subset(dataset, shard), batch_size=batch_size, shuffle=False, num_workers=num_workers,
-        collate_fn=collate, pin_memory=device.type == "cuda",
-        prefetch_factor=4 if num_workers > 0 else None,
-        generator=torch.Generator(),  # leave the global RNG (dropout stream of a training run) alone
-    )
+    if loader is None:
+        loader = split_loader(bold, instances, data_cfg, context, batch_size, device, num_workers=num_workers,
+                              dist_info=info, frames=frames)
+    n = len(loader.dataset.dataset)  # k rows per instance with data.eval_stills = k (frame-level scoring)
     was_training = model.training
     model.eval()
     rows: list[torch.Tensor] = []
@@ -86,7 +100,7 @@ def predict_split(
             if batch_hook is not None:
                 batch = batch_hook(batch)
             idx = torch.as_tensor(batch["index"]).long()
-            with autocast_context(device, amp):
+            with autocast_context(device, amp), rows_checked_by_caller():  # collate checked the masks
                 out = model(to_device(batch, device))
             rows.append(torch.cat([out["categories"].float(), out["vad"].float()], dim=1))
             index.append(idx.to(rows[-1].device))

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from beenet.errors import BeenetError, ConfigError
+from beenet.media.transforms import normalize_uint8
 from beenet.labels import CONTEXT_DIM, CONTEXT_SLICES, NUM_CATEGORIES, NUM_COCO, NUM_PLACES, NUM_VAD, VAD_SCALE
 from beenet.models.config import ModelConfig, fusion_class
 from beenet.models.fusion import FusionOptions, build_fusion
@@ -112,9 +113,11 @@ class BEENet(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def _frames(self, x: torch.Tensor, key: str) -> torch.Tensor:
+    def _frames(self, x: torch.Tensor, key: str, mask: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5 or x.shape[2] != 3:
             raise BeenetError(f"batch[{key!r}] must have shape [B, T, 3, S, S], got {tuple(x.shape)}")
+        if x.dtype == torch.uint8:  # as the dataset ships them: normalised here, on the device
+            x = normalize_uint8(x, mask)
         x = x.flatten(0, 1)
         if self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -153,14 +156,14 @@ class BEENet(nn.Module):
         mask = batch.get("frame_mask")
         if mask is None:
             mask = torch.ones(B, T, dtype=torch.bool, device=frames.device)
-        fmap = self.trunk(self._frames(frames, "frames"))
+        fmap = self.trunk(self._frames(frames, "frames", mask))
 
         features = [self.emotion_stream(fmap, mask)]
         if self.crop_stream is not None:
             if "crops" not in batch:
                 raise BeenetError(f"model.body_crop={self.cfg.body_crop!r} needs batch['crops'] (set data.body_crop=true)")
             crop_trunk = self.crop_trunk if self.crop_trunk is not None else self.trunk
-            features.append(self.crop_stream(crop_trunk(self._frames(batch["crops"], "crops")), mask))
+            features.append(self.crop_stream(crop_trunk(self._frames(batch["crops"], "crops", mask)), mask))
         if self.skeleton_stream is not None:
             if "skeleton" not in batch:
                 raise BeenetError("model.skeleton=true needs batch['skeleton'] and batch['skeleton_mask'] (set data.skeleton=true)")

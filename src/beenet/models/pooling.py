@@ -24,9 +24,10 @@ input-gated mix of max and mean), ``softpool``, ``gem``, ``simpool``, ``attentio
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -40,14 +41,10 @@ __all__ = [
     "POOL_KINDS", "SimPool", "SoftPool", "StatsPool", "make_pool",
 ]
 
-#: Floor of clamped values before a pow (GeM, SimPool) and inside square roots (std).
-EPS = 1e-6
-#: Gate bias that makes the gated max-mean pooling start at the average: sigmoid(-16) ~ 1e-7.
-GATE_BIAS_AVERAGE = -16.0
-#: Range of GeM's learned exponent p (the forward sees the clamped value).
-GEM_P_RANGE = (0.5, 32.0)
-#: Range of SimPool's learned exponent gamma.
-SIMPOOL_GAMMA_RANGE = (0.5, 8.0)
+EPS = 1e-6  # floor of clamped values before a pow (GeM, SimPool) and inside square roots (std)
+GATE_BIAS_AVERAGE = -16.0  # gate bias: the gated max-mean pooling starts at the average (sigmoid(-16) ~ 1e-7)
+GEM_P_RANGE = (0.5, 32.0)  # range of GeM's learned exponent p (the forward sees the clamped value)
+SIMPOOL_GAMMA_RANGE = (0.5, 8.0)  # range of SimPool's learned exponent gamma
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -66,6 +63,21 @@ def _exporting() -> bool:
     return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
 
 
+_CALLER_CHECKED_ROWS = 0  # > 0 inside rows_checked_by_caller(): no empty-row check
+
+
+@contextlib.contextmanager
+def rows_checked_by_caller() -> Iterator[None]:
+    """Pools skip the empty-mask-row check (a device read-back: host sync, graph break); for steps
+    whose masks ``data.dataset.collate`` checked on the host (training, validation)."""
+    global _CALLER_CHECKED_ROWS
+    _CALLER_CHECKED_ROWS += 1
+    try:
+        yield
+    finally:
+        _CALLER_CHECKED_ROWS -= 1
+
+
 def _check(x: Tensor, mask: Tensor | None) -> Tensor | None:
     """Validate ``x[B, N, D]`` and ``mask[B, N]``; return the mask as bool (or None)."""
     if x.dim() != 3:
@@ -82,7 +94,7 @@ def _check(x: Tensor, mask: Tensor | None) -> Tensor | None:
             f"got {tuple(mask.shape)}"
         )
     mask = mask if mask.dtype == torch.bool else mask != 0
-    if not _exporting():
+    if not _exporting() and not _CALLER_CHECKED_ROWS:
         empty = ~mask.any(dim=1)
         if bool(empty.any()):
             rows = empty.nonzero().flatten().tolist()

@@ -76,8 +76,13 @@ class OptimConfig:
     gamma: float = 0.1
     #: Linear warm-up epochs before the schedule (0 = none).
     warmup_epochs: int = 0
-    #: Samples per step on each process (under DDP the global batch is this x world size).
+    #: Samples per optimiser step: on each process (``batch_size_is: per_gpu``, under torchrun the
+    #: global batch is this x world size) or over all processes (``global``, split among them).
     batch_size: int = 8
+    #: ``per_gpu`` or ``global``: how ``batch_size`` is read under torchrun (docs/training.md).
+    batch_size_is: Literal["per_gpu", "global"] = "per_gpu"
+    #: Scale ``lr`` by the global batch / ``batch_size``: ``none``, ``linear`` or ``sqrt``.
+    scale_lr: Literal["none", "linear", "sqrt"] = "none"
     epochs: int = 90
     #: Clip the global gradient norm to this value (0 = no clipping).
     grad_clip: float = 0.0
@@ -115,8 +120,9 @@ class RunSettings:
     #: Seed of the ``paper`` / ``paper-video`` split.
     split_seed: int = 42
     #: DataLoader worker processes per process (0 = load in the main process; -1 = auto: the
-    #: CPU cores of this machine shared among the processes of the run, minus one, at most 16).
-    num_workers: int = 2
+    #: CPU cores this process may use shared among the run's processes on this machine, minus one,
+    #: at most 16; beenet.training.loader.resolve_num_workers).
+    num_workers: int = -1
     #: Root of prepared caches (``beenet prepare``): empty = ``prepared/`` next to the context
     #: cache (``$BEENET_CACHE/../prepared``, default ``~/.cache/beenet/prepared``); ``off`` =
     #: always decode the videos on the fly. A cache is used only when its fingerprint matches.
@@ -128,6 +134,10 @@ class RunSettings:
     amp: Literal["off", "auto", "bf16", "fp16"] = "off"
     #: ``torch.compile`` the model for training (the first steps are slow while it compiles).
     compile: bool = False
+    #: Deterministic kernels: ``torch.use_deterministic_algorithms`` (warning on an op that has none),
+    #: cuDNN deterministic and not benchmarking, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` unless set.
+    #: Slower on a GPU; a resumed run then matches an unbroken one there too (docs/training.md).
+    deterministic: bool = False
     #: Log the running loss every this many steps.
     log_every: int = 50
     #: Validate every this many epochs (the last epoch is always validated).

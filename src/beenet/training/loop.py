@@ -17,6 +17,7 @@ resumed ends with the same weights as one that never stopped.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -36,9 +37,10 @@ from beenet.artifacts.checkpoint import (
 from beenet.data.dataset import frame_level
 from beenet.device import autocast_context, resolve_device, to_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError
-from beenet.evaluation.evaluate import predict_split
+from beenet.evaluation.evaluate import predict_split, split_loader
 from beenet.metrics import HEADLINE_KEYS, bold_scores, format_headline, headline
 from beenet.models.batchnorm import recalibrate_batchnorm
+from beenet.models.pooling import rows_checked_by_caller
 from beenet.progress import progress
 from beenet.run_config import RunConfig
 from beenet.training.loader import resolve_num_workers
@@ -55,6 +57,7 @@ from beenet.training.setup import (
     RESUMABLE_CHANGES,
     Run,
     compiled_for_training,
+    deterministic_kernels,
     fit_model_priors,
     parallel_model,
     prepare_run,
@@ -136,7 +139,8 @@ def train(
                     log.info("%s: restarting from scratch: the run has no checkpoint yet (it stopped before "
                              "its first epoch ended)", out)
                     prepare_restart(out)
-            return _train(cfg, Path(data_dir), out, device, info, ckpt, stop_after_epoch, where)
+            with deterministic_kernels(cfg.run.deterministic):
+                return _train(cfg, Path(data_dir), out, device, info, ckpt, stop_after_epoch, where)
     except KeyboardInterrupt:
         if info.is_main:
             log.warning("%s", _interrupted_message(out, data_dir, where))
@@ -210,59 +214,65 @@ def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info
 
 
 def _train_one_epoch(run: Run, net: torch.nn.Module, epoch: int) -> dict[str, float]:
-    """One pass over the training loader; the mean loss parts over every rank's samples."""
+    """One pass over the training loader; the mean loss parts over every rank's samples.
+
+    No step reads a value back from the device (a host sync) except the running loss, every
+    ``run.log_every`` steps and at the last step: the loss parts add up on the device, the count of
+    replaced samples on the host, and the pools skip their per-call mask check
+    (:func:`~beenet.models.pooling.rows_checked_by_caller`; ``collate`` checked the masks).
+    """
     cfg, info, device = run.cfg, run.info, run.device
     run.schedule.set_epoch(epoch)
     run.sampler.set_epoch(epoch)
     run.train_ds.set_epoch(epoch)
     net.train()
     trainable = [p for p in run.model.parameters() if p.requires_grad]
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     count = 0
     bar = progress(run.loader, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", unit="batch",
                    disable=None if info.is_main else True)
-    # On a GPU the loss is read back (a host sync) only every ``log_every`` steps and at the end.
-    sync_every = cfg.run.log_every if device.type == "cuda" else 1
     last_step = len(run.loader) - 1
-    replaced = 0  # training samples that could not be read (the next instance stood in)
+    replaced = torch.zeros((), dtype=torch.long)  # samples that could not be read (the next instance stood in)
     for step, batch in enumerate(bar):
-        rep = batch.pop("replaced", None)  # on the CPU: no device sync
+        rep = batch.pop("replaced", None)  # a host tensor: summed on the host, read after the epoch
         if rep is not None:
-            replaced += int((rep > 0).sum())  # samples whose own instance could not be read
-        batch = to_device(batch, device)
-        with autocast_context(device, cfg.run.amp):
-            outputs = net(batch)
-            loss, parts = compute_loss(outputs, batch, cfg.loss)
-        bs = int(batch["frames"].shape[0])
-        count += bs
-        for k, v in (("loss", loss), *((k, v) for k, v in parts.items() if k != "loss")):
-            sums[k] = sums.get(k, 0.0) + torch.as_tensor(v).detach().float() * bs
-        synced = (step + 1) % sync_every == 0 or step == last_step
-        if synced and not torch.isfinite(sums["loss"]):
-            raise TrainingDiverged(
-                f"the training loss became {float(sums['loss'])} at epoch {epoch + 1}, by step {step + 1} "
-                f"(lr {run.schedule.lr:g}); lower optim.lr or set optim.grad_clip (e.g. 5.0) and start again"
-            )
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()
-        if cfg.optim.grad_clip > 0:
-            run.scaler.unscale_(run.optimizer)
-            torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-        if info.is_main and synced:
-            mean = float(sums["loss"]) / count
+            replaced += (rep > 0).sum()
+        with torch.profiler.record_function("beenet.train_step"):
+            batch = to_device(batch, device)
+            with autocast_context(device, cfg.run.amp), rows_checked_by_caller():
+                outputs = net(batch)
+                loss, parts = compute_loss(outputs, batch, cfg.loss)
+            bs = int(batch["frames"].shape[0])
+            count += bs
+            for k, v in (("loss", loss), *((k, v) for k, v in parts.items() if k != "loss")):
+                part = torch.as_tensor(v).detach().float() * bs
+                sums[k] = sums[k] + part if k in sums else part
+            synced = (step + 1) % cfg.run.log_every == 0 or step == last_step
+            mean = float(sums["loss"]) / count if synced else None  # the one read-back, every log_every steps
+            if mean is not None and not math.isfinite(mean):
+                raise TrainingDiverged(
+                    f"the training loss became {mean} at epoch {epoch + 1}, by step {step + 1} "
+                    f"(lr {run.schedule.lr:g}); lower optim.lr or set optim.grad_clip (e.g. 5.0) and start again"
+                )
+            run.optimizer.zero_grad(set_to_none=True)
+            run.scaler.scale(loss).backward()
+            if cfg.optim.grad_clip > 0:
+                run.scaler.unscale_(run.optimizer)
+                torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+        if info.is_main and mean is not None:
             bar.set_postfix(loss=f"{mean:.4f}")
             if (step + 1) % cfg.run.log_every == 0:
                 log.info("epoch %d step %d/%d loss %.4f", epoch + 1, step + 1, len(run.loader), mean)
     # One reduction for the loss parts and the replaced count (a mean over ranks, so times the ranks).
     means = D.all_reduce_mean({**{k: float(v) / max(count, 1) for k, v in sums.items()},
                                "replaced": float(replaced)}, info, device)
-    replaced = round(means.pop("replaced") * info.world_size)
-    if replaced and info.is_main:
+    replaced_all = round(means.pop("replaced") * info.world_size)
+    if replaced_all and info.is_main:
         log.warning("epoch %d: %d training sample(s) could not be read and were replaced by the next instance "
                     "(the warnings above name them; 'beenet data check --deep' lists every unreadable clip)",
-                    epoch + 1, replaced)
+                    epoch + 1, replaced_all)
     return means
 
 
@@ -279,9 +289,13 @@ def _validate(run: Run, epoch: int) -> dict[str, Any] | None:
         _recalibrate_batchnorm(run, epoch)
     try:
         # No gradients to hold: evaluation takes twice the training batch (same scores, fewer steps).
-        cat, vad = predict_split(run.model, run.bold, run.val_inst, cfg.data, run.val_ctx, 2 * cfg.optim.batch_size,
-                                 run.device, num_workers=resolve_num_workers(cfg.run.num_workers),
-                                 amp=cfg.run.amp, dist_info=run.info, desc=f"val {epoch + 1}", frames=run.val_frames)
+        if run.val_loader is None:  # made once: its workers live across epochs
+            run.val_loader = split_loader(run.bold, run.val_inst, cfg.data, run.val_ctx, 2 * run.batch_size,
+                                          run.device, num_workers=resolve_num_workers(cfg.run.num_workers),
+                                          dist_info=run.info, frames=run.val_frames, persistent=True)
+        cat, vad = predict_split(run.model, run.bold, run.val_inst, cfg.data, run.val_ctx, 2 * run.batch_size,
+                                 run.device, amp=cfg.run.amp, dist_info=run.info, desc=f"val {epoch + 1}",
+                                 loader=run.val_loader)
     except BeenetError as exc:  # e.g. a val clip that opened at setup but does not decode
         raise _ValidationFailed(exc) from None
     cat_t = frame_level(np.stack([i.categories for i in run.val_inst]), len(cat))  # data.eval_stills
@@ -302,7 +316,7 @@ def _recalibrate_batchnorm(run: Run, epoch: int) -> None:
     """
     cfg, info = run.cfg, run.info
     if info.is_main:
-        bs = cfg.optim.batch_size
+        bs = run.batch_size
         order = np.random.default_rng([cfg.run.seed, epoch]).permutation(len(run.train_ds))
         subset = Subset(run.train_ds, order[: cfg.run.bn_recalibrate * bs].tolist())
         loader = DataLoader(subset, batch_size=bs, shuffle=False, collate_fn=run.loader.collate_fn,

@@ -10,10 +10,13 @@ training steps call (DDP under torchrun, ``torch.compile`` with ``run.compile``)
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +45,16 @@ from beenet.run_config import (
     prepare_settings,
     save_yaml,
 )
-from beenet.training.loader import make_train_loader, resolve_num_workers
+from beenet.training.loader import (
+    check_shared_memory,
+    make_train_loader,
+    resolve_num_workers,
+    sample_bytes,
+    shm_free_bytes,
+)
 from beenet.training.losses import compute_loss
 from beenet.training.optim import EpochSchedule, build_optimizer, load_optimizer_state
+from beenet.training.recipe import batch_plan, recipe_warning
 from beenet.training.rundir import MetricsLog
 from beenet.weights import pretrained_weights
 
@@ -54,7 +64,27 @@ log = logging.getLogger("beenet.training.loop")
 #: Keys a resumed run may change (hardware, logging, a longer schedule); anything else must match.
 RESUMABLE_CHANGES = ("optim.epochs", "run.num_workers", "run.device", "run.log_every", "run.early_stop",
                      "run.eval_every", "context.cache_dir", "context.device", "run.prepared_dir", "run.amp",
-                     "run.compile")
+                     "run.compile", "run.deterministic")
+
+
+@contextlib.contextmanager
+def deterministic_kernels(enabled: bool) -> Iterator[None]:
+    """``run.deterministic``: deterministic kernels inside the block (the process's settings are put
+    back after it). ``CUBLAS_WORKSPACE_CONFIG`` must be set before cuBLAS starts: it is set here
+    (``:4096:8``) unless the environment has it; set it yourself when CUDA ran before the run."""
+    if not enabled:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # an op without one warns, the run goes on
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
 
 
 def fit_model_priors(model: torch.nn.Module, train_instances: list[Any],
@@ -107,8 +137,12 @@ class Run:
     sampler: Any
     loader: Any
     mlog: MetricsLog
+    #: Samples each process loads per step (``optim.batch_size`` read by ``optim.batch_size_is``).
+    batch_size: int = 0
     #: Where the val frames come from (a prepared cache, or None = decode the videos).
     val_frames: Any = None
+    #: The validation loader, made at the first validation and kept (its workers live across epochs).
+    val_loader: Any = None
     # progress, restored on resume
     start_epoch: int = 0
     best_ers: float = float("-inf")
@@ -133,8 +167,9 @@ class Run:
 def prepare_run(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info: D.DistInfo,
                 resumed: bool) -> Run:
     """Everything a run needs before its first step: instances, context, model, optimizer, loader."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
+    plan = batch_plan(cfg.optim, info.world_size)  # first: a batch that does not split stops the run at once
+    if device.type == "cuda":  # fixed input sizes: let cuDNN pick its fastest kernels (not deterministic)
+        torch.backends.cudnn.benchmark = not cfg.run.deterministic
     if info.is_main:
         save_yaml(cfg, out / "config.yaml")
         log.info("run %s: data %s, protocol %s, device %s, world size %d", out, data_dir, cfg.run.protocol,
@@ -142,8 +177,16 @@ def prepare_run(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device,
     bold, train_inst, val_inst, prepared = _instances(cfg, data_dir, info)
     context = _load_context(cfg, bold, train_inst, val_inst, device, info, prepared)
     model = _model(cfg, train_inst, context, device, info, resumed)
-    optimizer = build_optimizer(model, cfg)
-    schedule = EpochSchedule(optimizer, cfg)
+    if info.is_main:
+        log.info("%s (optim.batch_size=%d, optim.batch_size_is=%s, optim.scale_lr=%s)", plan.describe(),
+                 cfg.optim.batch_size, cfg.optim.batch_size_is, cfg.optim.scale_lr)
+        warning = recipe_warning(plan, cfg.optim.scale_lr)
+        if warning:
+            log.warning("%s", warning)
+    # The optimiser and schedule step with the scaled LR; config.yaml and checkpoints keep the recipe's.
+    stepping = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=plan.lr))
+    optimizer = build_optimizer(model, stepping)
+    schedule = EpochSchedule(optimizer, stepping)
     amp = resolve_amp(cfg.run.amp, device)
     if info.is_main:
         log.info("mixed precision: %s (run.amp=%s)", amp, cfg.run.amp)
@@ -158,13 +201,19 @@ def prepare_run(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device,
                                                            [i.video for i in train_inst]))
     sampler = D.make_train_sampler(train_ds, seed, info)
     workers = resolve_num_workers(cfg.run.num_workers)
-    loader = make_train_loader(train_ds, cfg.optim.batch_size, sampler, workers, device, seed)
+    loader = make_train_loader(train_ds, plan.per_process, sampler, workers, device, seed)
     if len(loader) == 0:
-        raise ConfigError(f"no training batch: {len(train_ds)} instances, batch size {cfg.optim.batch_size}")
+        raise ConfigError(f"no training batch: {len(train_ds)} instances, batch size {plan.per_process}")
+    if workers > 0:  # before the first batch: a worker short of shared memory dies with "Bus error"
+        shm = check_shared_memory(2 * plan.per_process * sample_bytes(train_ds[0]), workers, shm_free_bytes(),
+                                  local_procs=int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+        if shm and info.is_main:
+            log.warning("%s", shm)
     mlog = MetricsLog(out / "metrics.csv", tensorboard=info.is_main and cfg.run.tensorboard == "auto")
     return Run(cfg=cfg, out=out, device=device, info=info, bold=bold, train_inst=train_inst, val_inst=val_inst,
                val_ctx=val_ctx, model=model, optimizer=optimizer, schedule=schedule, scaler=scaler,
-               train_ds=train_ds, sampler=sampler, loader=loader, mlog=mlog, val_frames=frames,
+               train_ds=train_ds, sampler=sampler, loader=loader, mlog=mlog, batch_size=plan.per_process,
+               val_frames=frames,
                trained_on=training_data_record(data_dir, cfg.run.protocol, cfg.run.split_seed,
                                                {"train": train_inst, "val": val_inst}))
 

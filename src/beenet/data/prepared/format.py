@@ -41,6 +41,7 @@ from beenet.context.base import normalise_parts
 from beenet.data.bold import BoLD
 from beenet.data.dataset import VideoFrames, _VideoClip
 from beenet.data.prepared.integrity import DamagedClipError, content_stamp, seen_stamp, trailer
+from beenet.data.worker_cache import BoundedCache
 from beenet.errors import ConfigError, DataNotFoundError
 from beenet.labels import CONTEXT_DIM
 from beenet.media.transforms import IMAGENET_MEAN, IMAGENET_STD, Box, normalize
@@ -92,6 +93,22 @@ def decode_frame(data: bytes, storage: str, size: int) -> np.ndarray:
     if img is None:
         raise ValueError("not a decodable image")
     return img[..., ::-1]
+
+
+def decode_planes(data: bytes, storage: str, size: int, out: np.ndarray) -> None:
+    """Bytes of one stored frame -> ``out``, uint8 ``[3, size, size]`` (R, G, B planes): the pixels
+    of :func:`decode_frame` laid out channels first, without its reversed-stride copy (a worker's
+    biggest cost after the decode itself)."""
+    if storage == "raw":
+        out[...] = np.frombuffer(data, dtype=np.uint8).reshape(size, size, 3).transpose(2, 0, 1)
+        return
+    import cv2  # lazy: OpenCV is slow to import and raw storage does without it
+
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError("not a decodable image")
+    blue, green, red = cv2.split(img)
+    out[0], out[1], out[2] = red, green, blue
 
 
 def crop_pixels(crops: torch.Tensor) -> np.ndarray:
@@ -172,27 +189,80 @@ def nearest_rows(labelled: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.where(take_before, before, pos)
 
 
-class _CachedClip:
-    """One prepared clip: serves exactly the frames (and crops) stored for it. A damage found
-    while reading (:class:`~.integrity.DamagedClipError`) goes to ``fallback``, which returns the
-    clip decoded from its video; this clip then serves from that (without one, it raises)."""
+class ClipIndex:
+    """What a clip file's header says, kept compact for a worker's cache: the header's small fields,
+    and the frame and crop tables as sorted int64 keys and ``[offset, length]`` rows (~24 bytes a
+    frame, where the JSON's dict takes ~200)."""
 
-    def __init__(self, path: Path, storage: str, size: int | None = None,
+    def __init__(self, header: dict[str, Any], base: int) -> None:
+        self.base = base
+        self.frame_keys, self.frame_rows = _table({int(t): e for t, e in header.pop("frames", {}).items()})
+        crops = header.pop("crops", None) or {}
+        self.crop_keys, self.crop_rows = _table({_crop_key(*map(int, k.split(":"))): e for k, e in crops.items()})
+        self.header = header  # what is left: names, sizes, the context vector and frame_context's table
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (the arrays, the context vector's floats, about 100 for each other field)."""
+        arrays = sum(a.nbytes for a in (self.frame_keys, self.frame_rows, self.crop_keys, self.crop_rows))
+        ctx = self.header.get("context")
+        labelled = (self.header.get("frame_context") or {}).get("frames") or ()
+        return arrays + 32 * (len(ctx) if isinstance(ctx, list) else 0) + 32 * len(labelled) + 100 * len(self.header)
+
+    @staticmethod
+    def lookup(keys: np.ndarray, rows: np.ndarray, key: int) -> tuple[int, int] | None:
+        i = int(np.searchsorted(keys, key))
+        if i < len(keys) and int(keys[i]) == key:
+            return int(rows[i, 0]), int(rows[i, 1])
+        return None
+
+
+def _crop_key(person_id: int, t: int) -> int:
+    return (int(person_id) << 32) | int(t)
+
+
+def _table(entries: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
+    keys = np.asarray(sorted(entries), dtype=np.int64)
+    rows = np.asarray([entries[int(k)] for k in keys], dtype=np.int64).reshape(len(keys), 2)
+    return keys, rows
+
+
+def read_index(path: Path, size: int | None = None) -> ClipIndex:
+    """The :class:`ClipIndex` of the clip file ``path`` (its header checked by :func:`read_header`;
+    a table that is not one raises :class:`~.integrity.DamagedClipError` naming the file)."""
+    header, base = read_header(path, size)
+    try:
+        return ClipIndex(header, base)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise DamagedClipError(f"{path}: damaged prepared clip file (its frame or crop table: {exc})") from None
+
+
+class _CachedClip:
+    """One prepared clip: serves exactly the frames (and crops) stored for it. ``index`` is its
+    header when the caller already read it (:class:`PreparedFrames` keeps them per worker): then
+    the file is opened once, for the frames only. A damage found while reading
+    (:class:`~.integrity.DamagedClipError`) goes to ``fallback``, which returns the clip decoded
+    from its video; this clip then serves from that (without one, it raises)."""
+
+    def __init__(self, path: Path, storage: str, index: ClipIndex | None = None, size: int | None = None,
                  fallback: Callable[[DamagedClipError], Any] | None = None) -> None:
         self.path = path
         self.storage = storage
-        self.header, self._base = read_header(path, size)
+        self.index = index if index is not None else read_index(path, size)
+        self.header, self._base = self.index.header, self.index.base
         try:
             self.num_frames = int(self.header["num_frames"])
             self.width, self.height = int(self.header["width"]), int(self.header["height"])
         except (KeyError, TypeError, ValueError) as exc:
             raise DamagedClipError(f"{path}: damaged prepared clip file (header lacks {exc})") from None
         self._fh = open(path, "rb")
+        self._fallback = fallback
+        self._video: Any = None
         self._last: np.ndarray | None = None
         self._fallback = fallback
         self._video: Any = None
 
-    def _blob(self, entry: list[int]) -> bytes:
+    def _blob(self, entry: Sequence[int]) -> bytes:
         try:
             offset, length = int(entry[0]), int(entry[1])
             self._fh.seek(self._base + offset)
@@ -204,8 +274,12 @@ class _CachedClip:
                                    f"{length} bytes at offset {self._base + offset})")
         return data
 
-    def _decode(self, data: bytes, size: int) -> np.ndarray:
+    def _decode(self, data: bytes, size: int, out: np.ndarray | None = None) -> np.ndarray:
+        """A stored image, decoded (into ``out``'s channel planes when given: a frame)."""
         try:
+            if out is not None:
+                decode_planes(data, self.storage, size, out)
+                return out
             return decode_frame(data, self.storage, size)
         except ValueError as exc:
             raise DamagedClipError(f"{self.path}: damaged prepared clip file (a stored image does not "
@@ -229,18 +303,18 @@ class _CachedClip:
     def _frames(self, indices: np.ndarray, size: int) -> torch.Tensor:
         if size != int(self.header["image_size"]):
             raise ConfigError(f"{self.path}: prepared at image size {self.header['image_size']}, asked for {size}")
-        table = self.header["frames"]
-        out = np.empty((len(indices), size, size, 3), dtype=np.uint8)
+        ix = self.index
+        out = np.empty((len(indices), 3, size, size), dtype=np.uint8)  # channels first: what the dataset ships
         for k, t in enumerate(np.asarray(indices).tolist()):
-            entry = table.get(str(t))
+            entry = ix.lookup(ix.frame_keys, ix.frame_rows, int(t))
             if entry is None:
                 raise DataNotFoundError(
                     f"{self.path}: frame {t} of clip {self.header['clip']!r} is not in the prepared cache "
                     "(the cache stores the frames of the annotated persons); run 'beenet prepare' again"
                 )
-            out[k] = self._decode(self._blob(entry), size)
+            self._decode(self._blob(entry), size, out[k])
         self._last = np.asarray(indices)
-        return torch.from_numpy(out)
+        return torch.from_numpy(out).permute(0, 2, 3, 1)  # [K, S, S, 3] as the protocol says, a view
 
     def frame_context(self, indices: np.ndarray) -> np.ndarray:
         """The per-frame distillation target of frames ``indices`` (``context.targets=frame``):
@@ -268,12 +342,12 @@ class _CachedClip:
         return self._video.crops(person_id, indices, boxes, size)
 
     def _crops(self, person_id: int, indices: np.ndarray, size: int) -> torch.Tensor:
-        table = self.header.get("crops") or {}
         if size != int(self.header.get("crop_size") or -1):
             raise ConfigError(f"{self.path}: prepared without crops of size {size}")
+        ix = self.index
         out = np.empty((len(indices), size, size, 3), dtype=np.uint8)
         for k, t in enumerate(np.asarray(indices).tolist()):
-            entry = table.get(f"{int(person_id)}:{t}")
+            entry = ix.lookup(ix.crop_keys, ix.crop_rows, _crop_key(person_id, t))
             if entry is None:
                 raise DataNotFoundError(f"{self.path}: no crop of person {person_id} in frame {t}; "
                                         "run 'beenet prepare' again")
@@ -299,6 +373,10 @@ class PreparedFrames:
     and so are clips whose file turns out damaged (named once per process in a WARNING).
     ``sizes``: each clip file's size as the manifest records it (checked at each open)."""
 
+    #: Bytes of clip headers each process (each DataLoader worker) keeps (~4 kB a clip of 167
+    #: stored frames: the whole of BoLD's 9,876 clips fits).
+    INDEX_CACHE_BYTES = 64 << 20
+
     def __init__(self, cache_dir: str | Path, storage: str, served: set[str],
                  sizes: dict[str, int] | None = None) -> None:
         self.cache_dir = Path(cache_dir)
@@ -307,14 +385,17 @@ class PreparedFrames:
         self.sizes = dict(sizes or {})
         self.damaged: set[str] = set()
         self._video = VideoFrames()
+        self._indices = BoundedCache(self.INDEX_CACHE_BYTES)
 
     def open(self, bold: BoLD, video: str) -> "_CachedClip | _VideoClip":
         if video in self.served and video not in self.damaged:
             try:
-                return _CachedClip(clip_path(self.cache_dir, video), self.storage, self.sizes.get(video),
-                                   lambda exc: self._fall_back(bold, video, exc))
+                clip = _CachedClip(clip_path(self.cache_dir, video), self.storage, self._indices.get(video),
+                                   self.sizes.get(video), lambda exc: self._fall_back(bold, video, exc))
             except DamagedClipError as exc:
                 return self._fall_back(bold, video, exc)
+            self._indices.put(video, clip.index, clip.index.nbytes)
+            return clip
         return self._video.open(bold, video)
 
     def _fall_back(self, bold: BoLD, video: str, exc: DamagedClipError) -> _VideoClip:
