@@ -27,17 +27,20 @@ import math
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from beenet.inference.pose.blazepose import BlazePose, PersonDetection
 from beenet.inference.pose.boxes import (Box, Roi, box_iou, centre, inside, merge_found, roi_from_points,
                                          square_crop, tile_grid)
-from beenet.inference.pose.detector import PersonDetector
 from beenet.inference.pose.keypoints import BODY_LANDMARKS, PoseDetection, landmark_person
 from beenet.inference.pose.options import MultiPoseOptions
 from beenet.inference.pose.pool import WorkerPool
 from beenet.inference.pose.proposals import HogProposals, new_proposals
+
+if TYPE_CHECKING:
+    from beenet.inference.pose.detector import PersonDetector
 
 #: The person detector's threshold when it confirms a person followed by their landmarks
 #: (``confirm_every``): mediapipe's default. Finding a new person takes ``min_detection_confidence``.

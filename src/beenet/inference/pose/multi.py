@@ -17,7 +17,6 @@ import numpy as np
 
 from beenet.inference.pose.base import PoseBackendBase
 from beenet.inference.pose.boxes import Box
-from beenet.inference.pose.detector import NATIVE_SIZE, PersonDetector
 from beenet.inference.pose.keypoints import PoseDetection
 from beenet.inference.pose.litert import LiteRTEngine
 from beenet.inference.pose.models import find_detector_files, find_model_files, models_key
@@ -111,7 +110,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "centernet", person_every: int = 1, person_threshold: float = 0.4,
-                 person_size: int = NATIVE_SIZE, hog_every: int = 2, hog_threshold: float = 0.3,
+                 person_size: int = 512, hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True,
                  hog_full_every: int = 5, engine: str = "litert", confirm_every: int = 5,
@@ -155,6 +154,8 @@ class MediaPipeMultiPose(PoseBackendBase):
         if detector == "centernet":
             if v["person_size"] % 32:
                 raise PoseOptionError(f"pose option person_size must be a multiple of 32, got {person_size}")
+            from beenet.inference.pose.detector import PersonDetector  # lazy: torch, not for --help
+
             graph = find_detector_files(models_dir)
             self.person = PersonDetector(graph, size=v["person_size"], threshold=v["person_threshold"])
             self.model_files = {**self.model_files, "person_detector": graph}
