@@ -20,7 +20,7 @@ _restore_logging = pytest.fixture(autouse=True)(restore_root_logging)
 #: What a dataset without sidecar context trains with: no place/object streams, the official
 #: protocol (train.csv / val.csv as written by the import).
 OWN_DATA = ["context.source=none", "model.place_stream=false", "model.object_stream=false",
-            "model.fusion=mean", "run.protocol=official"]
+            "model.fusion=none", "run.protocol=official"]
 
 
 def _cats(*on: int) -> list[str]:
@@ -66,14 +66,17 @@ def test_videos_are_split_not_clips_and_the_split_is_seeded() -> None:
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory, blazepose_models):
-    """One import of two real clips, with a labels file that also holds a bad row, a person the
+    """One import of two real videos (carphone.mp4 and a copy under another name: pass 1 is cached by
+    content, so the copy costs no second pose run on a 2-core machine), with a labels file that also holds a bad row, a person the
     tracker did not produce, a span past the video's end, an unknown video and an unreadable one."""
     from beenet.importing.tracks import tracked_people
     from beenet.inference.pose import make_pose_backend
     from beenet.inference.tracking_config import TrackingConfig
 
     tmp = tmp_path_factory.mktemp("import")
-    car, talking = footage("carphone.mp4"), footage("talking.mp4")
+    car = footage("carphone.mp4")
+    copy = tmp / "car_copy.mp4"
+    copy.write_bytes(car.read_bytes())
     broken = tmp / "broken.mp4"
     broken.write_bytes(b"this is not a video\n" * 50)
     backend = make_pose_backend("auto")
@@ -88,7 +91,7 @@ def imported(tmp_path_factory, blazepose_models):
     rows = [FULL_HEADER,
             _full("carphone.mp4", pid, 10, 100, "ann1", _cats(0, 6), (6, 4, 5)),            # line 2
             _full("carphone.mp4", pid, 10, 100, "ann2", _cats(6), (4, 6, 5)),               # line 3
-            ["talking.mp4", *_cats(4, 5), 7, 5, 6],                                         # line 4 plain
+            ["car_copy.mp4", *_cats(4, 5), 7, 5, 6],                                        # line 4 plain
             _full("carphone.mp4", pid, 10, 100, "ann3", _cats(6), (12, 5, 5)),              # line 5 bad
             _full("carphone.mp4", 99, 10, 100, "ann1", _cats(6), (5, 5, 5)),                # line 6 no one
             _full("carphone.mp4", pid, 10, 500, "ann1", _cats(6), (5, 5, 5)),               # line 7 past end
@@ -97,7 +100,7 @@ def imported(tmp_path_factory, blazepose_models):
     with open(labels, "w", newline="") as fh:
         csv.writer(fh).writerows(rows)
     out = tmp / "dataset"
-    return tmp, labels, out, pid, [str(car), str(talking), str(broken)]
+    return tmp, labels, out, pid, [str(car), str(copy), str(broken)]
 
 
 @pytest.mark.slow
@@ -139,6 +142,8 @@ def test_import_real_footage_then_check_train_and_eval(imported, capsys, tmp_pat
     assert inst["source"].endswith("carphone.mp4") and manifest["pass_one"]["pose"]["name"]
     assert len(manifest["problems"]) == 5
     assert set(manifest["splits"]["train"]).isdisjoint(manifest["splits"]["val"])
+    plain = next(i for i in manifest["instances"] if i["video"] == "000/car_copy.mp4/0001.mp4")
+    assert plain["person_id"] == pid and plain["annotators"] == [""] and plain["label_lines"] == [4]
 
     # The tools that read BoLD read it unchanged.
     assert main(["data", "check", str(out)]) == 0
