@@ -27,8 +27,12 @@ def test_a_run_started_from_a_checkpoint_has_its_weights_and_records_its_sha256(
     # A learning rate of 1e-12: one epoch moves no weight visibly, so the run's weights are the init's.
     tuned = tmp_path / "tuned"
     assert main(["train", "--data", str(data), "--out", str(tuned), "--config", "demo", "--epochs", "1",
-                 "--init", str(init)] + _sets(["optim.lr=1e-12"])) == 0
+                 "--init", str(init)] + _sets(["optim.lr=1e-12", "optim.freeze=trunk"])) == 0
     a, b = load_checkpoint(init), load_checkpoint(tuned / "last.pt")
+    # optim.freeze=trunk: the trunk's weights are the init's to the bit.
+    trunk = [k for k in a["model"] if k.startswith("trunk.") and k.endswith(".weight")]
+    assert trunk and all(torch.equal(a["model"][k], b["model"][k]) for k in trunk)
+    assert b["config"]["optim"]["freeze"] == "trunk"
     params = [k for k, v in a["model"].items() if v.is_floating_point() and "running" not in k and v.dim() > 1]
     assert params
     for k in params:
@@ -50,3 +54,36 @@ def test_a_run_started_from_a_checkpoint_has_its_weights_and_records_its_sha256(
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "other"), "--config", "demo", "--epochs", "1",
                  "--init", str(init)] + _sets(["model.stream_channels=8"])) == 1
     assert "do not match the model built from the config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["none", "trunk", "all-but-heads"])
+def test_freeze_takes_the_named_parts_out_of_the_optimizer(how) -> None:
+    from beenet.models import build_model
+    from beenet.training.init import freeze
+    from beenet.training.optim import param_groups
+    from train_helpers import tiny_config
+
+    cfg = tiny_config("demo", [f"optim.freeze={how}"])
+    model = build_model(cfg.model)
+    names = {n for n, p in model.named_parameters() if p.requires_grad}  # some are fixed by design
+    frozen = set(freeze(model, cfg.optim.freeze))
+    in_groups = {id(p) for g in param_groups(model, cfg) for p in g["params"]}
+    trained = {n for n, p in model.named_parameters() if id(p) in in_groups}
+    assert trained == names - frozen and trained
+    trunk = {n for n in names if n.startswith("trunk.")}
+    if how == "none":
+        assert not frozen
+    elif how == "trunk":
+        assert frozen == {n for n, _ in model.named_parameters() if n.startswith("trunk.")} and trunk
+        assert all(m.momentum == 0.0 for m in model.trunk.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    else:
+        assert trained and all(n.startswith("fusion.") or ".head." in n for n in trained)
+        assert trunk <= frozen and any(n.startswith("skeleton_stream.") for n in frozen)
+
+
+def test_an_unknown_freeze_is_refused_naming_the_choices() -> None:
+    from beenet.errors import ConfigError
+    from train_helpers import tiny_config
+
+    with pytest.raises(ConfigError, match="optim.freeze.*all-but-heads"):
+        tiny_config("demo", ["optim.freeze=heads"])

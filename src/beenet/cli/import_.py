@@ -42,7 +42,7 @@ exit status:
 examples:
   beenet import clips/ --labels labels.csv --out my-dataset
   beenet import a.mp4 b.mp4 c.mp4 --labels labels.csv --out my-dataset --val-fraction 0.34 --seed 1
-  beenet data check my-dataset && beenet train --data my-dataset --preset finetune --init demo.pt
+  beenet data check my-dataset   # then train / eval on it (docs/own-data.md)
 """
 
 

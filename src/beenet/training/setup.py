@@ -42,6 +42,7 @@ from beenet.run_config import (
     prepare_settings,
     save_yaml,
 )
+from beenet.training.init import freeze
 from beenet.training.loader import make_train_loader, resolve_num_workers
 from beenet.training.losses import compute_loss
 from beenet.training.optim import EpochSchedule, build_optimizer, load_optimizer_state
@@ -144,6 +145,7 @@ def prepare_run(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device,
                              sorted({i.video for i in train_inst} | {i.video for i in val_inst}))
     context = _load_context(cfg, bold, train_inst, val_inst, device, info, prepared)
     model = _model(cfg, train_inst, context, device, info, resumed)
+    freeze(model, cfg.optim.freeze)  # before the optimizer: frozen parameters are in no group
     optimizer = build_optimizer(model, cfg)
     schedule = EpochSchedule(optimizer, cfg)
     amp = resolve_amp(cfg.run.amp, device)
