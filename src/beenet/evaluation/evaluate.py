@@ -28,7 +28,7 @@ from beenet.distributed import DistInfo, gather_rows, shard_indices
 from beenet.errors import CheckpointError, ConfigError
 from beenet.evaluation.predictions import instance_targets, write_predictions
 from beenet.labels import NUM_CATEGORIES
-from beenet.metrics import bold_scores, format_headline
+from beenet.metrics import add_intervals, bold_scores, format_headline
 from beenet.progress import progress
 from beenet.run_config import RunConfig, model_needs_input_context, prepare_settings
 
@@ -219,7 +219,7 @@ def evaluate_checkpoint(
         base["labelled"] = False
         return base
     cat_t, vad_t = instance_targets(instances, f"the {split} split")
-    result = bold_scores(cats, cat_t, vad, vad_t)
+    result = add_intervals(bold_scores(cats, cat_t, vad, vad_t), cats, cat_t, vad, vad_t)
     result.update(base)
     result["labelled"] = True
     if out is not None:
