@@ -155,6 +155,8 @@ def test_import_real_footage_then_check_train_and_eval(imported, capsys, tmp_pat
                  "--out", str(tmp_path / "ev"), "--json", str(scores)]) == 0
     got = json.loads(scores.read_text())
     assert got["split"] == "val" and got["n"] == 1
+    # A split under 200 instances comes with bootstrap intervals (here undefined: one instance).
+    assert got["intervals"]["level"] == 0.95 and got["intervals"]["ERS"] is None
 
 
 def test_an_import_with_nothing_to_import_fails_naming_the_problems(tmp_path, capsys) -> None:
