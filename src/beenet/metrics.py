@@ -301,3 +301,47 @@ def _check_matrix(x: ArrayLike, width: int, what: str, *, is_prediction: bool) -
             f"{names[col]!r} (value {arr[row, col]}); fix {source} before scoring"
         )
     return arr
+
+
+#: Below this many evaluated instances, the eval commands add bootstrap confidence intervals.
+BOOTSTRAP_BELOW = 200
+
+
+def bootstrap_intervals(cat_scores: ArrayLike, cat_targets: ArrayLike, vad_pred: ArrayLike, vad_true: ArrayLike,
+                        *, draws: int = 500, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Percentile bootstrap intervals of the headline metrics: ``draws`` resamples of the instances
+    (with replacement, ``numpy.random.default_rng(seed)``), each scored as :func:`bold_scores`
+    does (a category or dimension undefined in a resample is left out of that resample's mean, as
+    in the metric). Returns ``{"level", "draws", "seed", "mAP": [lo, hi] | None, ..., "used":
+    {key: resamples where the metric was defined}}``."""
+    scores, targets, vpred, vtrue = _checked_inputs(cat_scores, cat_targets, vad_pred, vad_true)
+    rng = np.random.default_rng(seed)
+    n = scores.shape[0]
+    got: dict[str, list[float]] = {k: [] for k in HEADLINE_KEYS}
+    for _ in range(draws):
+        idx = rng.integers(0, n, n)
+        _, _, aps, aucs, _ = _category_scores(scores[idx], targets[idx])
+        _, _, r2s = _dimension_scores(vpred[idx], vtrue[idx])
+        m = {"mAP": float(np.mean(aps)) if aps else None, "mRA": float(np.mean(aucs)) if aucs else None,
+             "mR2": float(np.mean(r2s)) if r2s else None}
+        m["ERS"] = ers(m["mR2"], m["mAP"], m["mRA"]) if None not in m.values() else None
+        for k, v in m.items():
+            if v is not None:
+                got[k].append(v)
+    tail = (1.0 - level) / 2 * 100
+    out: dict[str, Any] = {"level": level, "draws": draws, "seed": seed,
+                           "used": {k: len(v) for k, v in got.items()}}
+    for k, v in got.items():
+        out[k] = [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))] if v else None
+    return out
+
+
+def add_intervals(result: dict[str, Any], cat_scores: ArrayLike, cat_targets: ArrayLike, vad_pred: ArrayLike,
+                  vad_true: ArrayLike) -> dict[str, Any]:
+    """``result["intervals"]`` (:func:`bootstrap_intervals`) when ``result["n"]`` is below
+    :data:`BOOTSTRAP_BELOW`: a small eval split's numbers come with their uncertainty."""
+    if int(result.get("n", 0)) < BOOTSTRAP_BELOW:
+        result["intervals"] = bootstrap_intervals(cat_scores, cat_targets, vad_pred, vad_true)
+        log.info("n=%d < %d: 95%% bootstrap intervals %s", result["n"], BOOTSTRAP_BELOW,
+                 {k: result["intervals"][k] for k in HEADLINE_KEYS})
+    return result

@@ -19,6 +19,7 @@ CACHE_KINDS: dict[str, str] = {
     "prepared": "prepared",        # beenet prepare: decoded clips, one folder per config fingerprint
     "splits": "splits",            # the paper protocol's split files when the data folder is read-only
     "models": "models",            # model files beenet runs but does not ship (beenet.model_files)
+    "tracks": "tracks",            # beenet import: pass 1 (pose + tracking) of each video, one .npz
 }
 
 

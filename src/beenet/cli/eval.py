@@ -125,7 +125,7 @@ def _run_predictions(args: argparse.Namespace) -> int:
         read_predictions,
     )
     from beenet.evaluation.report import format_scores  # lazy: keeps 'beenet eval --help' fast (loads torch)
-    from beenet.metrics import bold_scores  # lazy: keeps 'beenet eval --help' fast (loads torch)
+    from beenet.metrics import add_intervals, bold_scores  # lazy: keeps 'beenet eval --help' fast (loads torch)
 
     protocol = args.protocol or DEFAULT_PROTOCOL
     seed = DEFAULT_SEED if args.seed is None else args.seed
@@ -144,7 +144,7 @@ def _run_predictions(args: argparse.Namespace) -> int:
         )
         return 1
     cat_targets, vad_true = instance_targets(instances, f"the {protocol} {args.split} split")
-    result = bold_scores(cat_scores, cat_targets, vad, vad_true)
+    result = add_intervals(bold_scores(cat_scores, cat_targets, vad, vad_true), cat_scores, cat_targets, vad, vad_true)
     result.update(split=args.split, protocol=protocol, seed=seed if protocol != "official" else None,
                   predictions=str(args.predictions))
     if args.out is not None:

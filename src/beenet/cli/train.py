@@ -58,6 +58,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="number of epochs (sets optim.epochs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.001 (repeatable)")
+    p.add_argument("--init", default=None, metavar="CKPT|FOLDER|HUB_ID",
+                   help="start a new run from these weights (not their optimizer); the model config must be "
+                        "the one they were trained with; the file's sha256 goes into the checkpoints")
     p.add_argument("--resume", action="store_true", help="continue RUN from RUN/last.pt")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return p
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from beenet.distributed import env_world_size  # lazy: keeps 'beenet train --help' fast (loads torch)
     from beenet.training.loop import train  # lazy: keeps 'beenet train --help' fast (loads torch)
 
-    result = train(cfg, args.data, args.out, resume=args.resume)
+    result = train(cfg, args.data, args.out, resume=args.resume, init=args.init)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 0
     best = result.get("best") or {}

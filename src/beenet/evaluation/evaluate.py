@@ -28,7 +28,7 @@ from beenet.distributed import DistInfo, gather_rows, shard_indices
 from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.evaluation.predictions import instance_targets, write_predictions
 from beenet.labels import NUM_CATEGORIES
-from beenet.metrics import bold_scores, format_headline
+from beenet.metrics import add_intervals, bold_scores, format_headline
 from beenet.models.pooling import rows_checked_by_caller
 from beenet.progress import progress
 from beenet.run_config import RunConfig, model_needs_input_context, prepare_settings
@@ -273,7 +273,8 @@ def evaluate_checkpoint(
         base["labelled"] = False
         return base
     cat_t, vad_t = instance_targets(instances, f"the {split} split")
-    result = bold_scores(cats, frame_level(cat_t, len(cats)), vad, frame_level(vad_t, len(vad)))
+    cat_rows, vad_rows = frame_level(cat_t, len(cats)), frame_level(vad_t, len(vad))
+    result = add_intervals(bold_scores(cats, cat_rows, vad, vad_rows), cats, cat_rows, vad, vad_rows)
     result.update(base)
     result["labelled"] = True
     if out is not None:

@@ -88,6 +88,11 @@ class OptimConfig:
     grad_clip: float = 0.0
     #: The pretrained trunk's learning rate is ``lr`` x this (e.g. 0.1 to fine-tune it gently).
     trunk_lr_scale: float = 1.0
+    #: What is not trained (fine-tuning, ``beenet.training.init.freeze``): ``none``; ``trunk``
+    #: (the image trunks); ``all-but-heads`` (everything but the fusion and the ``head`` layers).
+    #: Frozen BatchNorm layers keep their running statistics, except under ``run.bn_recalibrate``.
+    freeze: Literal["none", "trunk", "all-but-heads"] = "none"
+
     #: Weight decay on the 1-D parameters too (biases, norm weights, gates): ``true`` as the
     #: authors' scaffold (one SGD group over every trainable parameter), ``false`` exempts them
     #: (the older behaviour; the ``demo`` and ``video`` presets). Trainable priors are never decayed.

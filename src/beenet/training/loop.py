@@ -45,6 +45,7 @@ from beenet.progress import progress
 from beenet.run_config import RunConfig
 from beenet.training.loader import resolve_num_workers
 from beenet.training.losses import compute_loss
+from beenet.training.init import start_from
 from beenet.training.rundir import (
     LOCK_FILE,
     RunLock,
@@ -96,12 +97,15 @@ def train(
     resume: bool = False,
     *,
     stop_after_epoch: int | None = None,
+    init: str | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` on the BoLD directory ``data_dir``; write the run into ``out_dir``.
 
     ``resume`` continues from ``out_dir/last.pt`` (config from the checkpoint; only the keys in
     :data:`RESUMABLE_CHANGES` may differ). ``stop_after_epoch`` ends the call after that epoch
     (0-based) as an interruption would, leaving a resumable run (tests, time-sliced jobs).
+    ``init``: a new run starts from these weights (checkpoint, folder or Hub id;
+    :func:`beenet.training.init.start_from`); ignored when resuming (the run's own weights count).
     Returns the final validation scores: ``{"val": ..., "best": ..., "best_epoch", "epochs_done",
     "run_dir", "stopped_early"}``.
     """
@@ -140,7 +144,7 @@ def train(
                              "its first epoch ended)", out)
                     prepare_restart(out)
             with deterministic_kernels(cfg.run.deterministic):
-                return _train(cfg, Path(data_dir), out, device, info, ckpt, stop_after_epoch, where)
+                return _train(cfg, Path(data_dir), out, device, info, ckpt, stop_after_epoch, where, init)
     except KeyboardInterrupt:
         if info.is_main:
             log.warning("%s", _interrupted_message(out, data_dir, where))
@@ -173,11 +177,13 @@ def _interrupted_message(out: Path, data_dir: Any, where: dict[str, Any]) -> str
 
 def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info: D.DistInfo,
            ckpt: dict[str, Any] | None, stop_after_epoch: int | None,
-           where: dict[str, Any] | None = None) -> dict[str, Any]:
+           where: dict[str, Any] | None = None, init: str | None = None) -> dict[str, Any]:
     where = {} if where is None else where
     t_setup = time.perf_counter()
     run = prepare_run(cfg, data_dir, out, device, info, resumed=ckpt is not None)
     restore_run(run, ckpt)
+    if init is not None and ckpt is None:
+        start_from(run, init)
     net = parallel_model(run)
     log.info("model: %d trainable parameters; setup %.1fs",
              sum(p.numel() for p in run.model.parameters() if p.requires_grad), time.perf_counter() - t_setup)

@@ -45,6 +45,7 @@ from beenet.run_config import (
     prepare_settings,
     save_yaml,
 )
+from beenet.training.init import freeze
 from beenet.training.loader import (
     check_shared_memory,
     make_train_loader,
@@ -183,6 +184,7 @@ def prepare_run(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device,
         warning = recipe_warning(plan, cfg.optim.scale_lr)
         if warning:
             log.warning("%s", warning)
+    freeze(model, cfg.optim.freeze)  # before the optimizer: frozen parameters are in no group
     # The optimiser and schedule step with the scaled LR; config.yaml and checkpoints keep the recipe's.
     stepping = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=plan.lr))
     optimizer = build_optimizer(model, stepping)

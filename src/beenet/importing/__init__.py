@@ -1,0 +1,1 @@
+"""``beenet import``: your own labelled videos as a BoLD-layout dataset (see :mod:`beenet.importing.build`)."""

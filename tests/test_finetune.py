@@ -1,0 +1,89 @@
+"""``beenet train --init``: a new run starts from a trained model's weights (not its optimizer)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from beenet.artifacts.checkpoint import load_checkpoint
+from beenet.artifacts.share import export_pretrained
+from beenet.cli import main
+from beenet.weights import file_sha256
+from train_helpers import TINY, restore_root_logging, write_tiny_synth
+
+_restore_logging = pytest.fixture(autouse=True)(restore_root_logging)
+
+
+def _sets(extra: list[str] = ()) -> list[str]:
+    return [x for t in TINY + list(extra) if not t.startswith("optim.epochs") for x in ("--set", t)]
+
+
+@pytest.mark.slow
+def test_a_run_started_from_a_checkpoint_has_its_weights_and_records_its_sha256(tmp_path, capsys) -> None:
+    data = write_tiny_synth(tmp_path / "synth")
+    first = tmp_path / "first"
+    assert main(["train", "--data", str(data), "--out", str(first), "--config", "demo", "--epochs", "1"] + _sets()) == 0
+    init = first / "best.pt"
+    # A learning rate of 1e-12: one epoch moves no weight visibly, so the run's weights are the init's.
+    tuned = tmp_path / "tuned"
+    assert main(["train", "--data", str(data), "--out", str(tuned), "--config", "demo", "--epochs", "1",
+                 "--init", str(init)] + _sets(["optim.lr=1e-12", "optim.freeze=trunk"])) == 0
+    a, b = load_checkpoint(init), load_checkpoint(tuned / "last.pt")
+    # optim.freeze=trunk: the trunk's weights are the init's to the bit.
+    trunk = [k for k in a["model"] if k.startswith("trunk.") and k.endswith(".weight")]
+    assert trunk and all(torch.equal(a["model"][k], b["model"][k]) for k in trunk)
+    assert b["config"]["optim"]["freeze"] == "trunk"
+    params = [k for k, v in a["model"].items() if v.is_floating_point() and "running" not in k and v.dim() > 1]
+    assert params
+    for k in params:
+        assert torch.allclose(a["model"][k], b["model"][k], atol=1e-8), k
+    record = b["pretrained_weights"]["init"]
+    assert record["sha256"] == file_sha256(init) and record["file"] == str(init) and record["epoch"] == 0
+    # Without --init the same settings start elsewhere: the comparison above can fail.
+    fresh = tmp_path / "fresh"
+    assert main(["train", "--data", str(data), "--out", str(fresh), "--config", "demo", "--epochs", "1"]
+                + _sets(["optim.lr=1e-12"])) == 0
+    c = load_checkpoint(fresh / "last.pt")
+    assert "init" not in (c.get("pretrained_weights") or {})
+    assert any(not torch.allclose(a["model"][k], c["model"][k], atol=1e-4) for k in params)
+    # The model card of the exported run names what it started from.
+    card = export_pretrained(tuned / "last.pt", tmp_path / "shared")
+    text = (tmp_path / "shared" / "README.md").read_text()
+    assert file_sha256(init) in text and "(init)" in text, card
+    # Weights of another model are refused, naming the mismatch; nothing is trained.
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "other"), "--config", "demo", "--epochs", "1",
+                 "--init", str(init)] + _sets(["model.stream_channels=8"])) == 1
+    assert "do not match the model built from the config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["none", "trunk", "all-but-heads"])
+def test_freeze_takes_the_named_parts_out_of_the_optimizer(how) -> None:
+    from beenet.models import build_model
+    from beenet.training.init import freeze
+    from beenet.training.optim import param_groups
+    from train_helpers import tiny_config
+
+    cfg = tiny_config("demo", [f"optim.freeze={how}"])
+    model = build_model(cfg.model)
+    names = {n for n, p in model.named_parameters() if p.requires_grad}  # some are fixed by design
+    frozen = set(freeze(model, cfg.optim.freeze))
+    in_groups = {id(p) for g in param_groups(model, cfg) for p in g["params"]}
+    trained = {n for n, p in model.named_parameters() if id(p) in in_groups}
+    assert trained == names - frozen and trained
+    trunk = {n for n in names if n.startswith("trunk.")}
+    if how == "none":
+        assert not frozen
+    elif how == "trunk":
+        assert frozen == {n for n, _ in model.named_parameters() if n.startswith("trunk.")} and trunk
+        assert all(m.momentum == 0.0 for m in model.trunk.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    else:
+        assert trained and all(n.startswith("fusion.") or ".head." in n for n in trained)
+        assert trunk <= frozen and any(n.startswith("skeleton_stream.") for n in frozen)
+
+
+def test_an_unknown_freeze_is_refused_naming_the_choices() -> None:
+    from beenet.errors import ConfigError
+    from train_helpers import tiny_config
+
+    with pytest.raises(ConfigError, match="optim.freeze.*all-but-heads"):
+        tiny_config("demo", ["optim.freeze=heads"])
