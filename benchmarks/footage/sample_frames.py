@@ -93,6 +93,7 @@ def main() -> None:
         crop = [int(v) for v in args.crop.split(",")] if args.crop else None
         scale = args.scale or (auto_scale(w) if not crop else min(4.0, 900 / (crop[2] - crop[0])))
         diffs = []
+        written = set()
         prev = None
         scan = not args.frames
         stop = n if scan else max(wanted) + 1
@@ -113,6 +114,10 @@ def main() -> None:
                 else:
                     im = grid_image(rgb, scale, f"{tag}  ({w}x{h}, {fps:.2f} fps, {n} frames)")
                 im.save(args.outdir / f"{tag}.png")
+                written.add(i)
+        missing = sorted(set(wanted) - written)
+        if missing:  # e.g. frames before the first keyframe the reader can seek to
+            print(f"WARNING: the reader never yielded frames {missing}; not written")
         if scan:
             diffs.sort(reverse=True)
             med = float(np.median([d for d, _ in diffs])) if diffs else 0.0
