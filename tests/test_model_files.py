@@ -42,7 +42,8 @@ def test_the_table_names_every_file_once_with_its_hash_size_and_licence() -> Non
     for mf in M.MODEL_FILES.values():
         assert len(mf.sha256) == 64 and int(mf.sha256, 16) >= 0
         assert mf.size > 0 and mf.licence and mf.url.startswith("https://")
-        assert mf.package is None or "==" in mf.package.requirement
+        assert mf.package is None or "==" in mf.package.requirement or \
+            (isinstance(mf.package, M.NpmSource) and "@" in mf.package.spec[1:])
 
 
 def test_a_missing_file_is_fetched_once_checked_and_moved_into_place(cache, tmp_path, monkeypatch) -> None:

@@ -194,7 +194,7 @@ def test_default_finds_several_small_people_in_one_frame():
     assert whole(frame, 0) == []
     whole.close()
     pose = make_pose_backend("mediapipe")
-    assert pose.detector == "hog"
+    assert pose.detector == "centernet"
     pose.reset()
     dets = pose(frame, 0)
     pose.close()
@@ -244,7 +244,7 @@ def test_two_pedestrians_are_scored_in_the_same_window(tmp_path):
     ckpt = make_checkpoint(tmp_path / "tiny.pt")
     with Predictor(ckpt, device="cpu", window=2.0, stride=1.0, show_progress=False) as predictor:
         result = predictor.run(clip)
-        assert predictor.settings()["pose"]["options"]["detector"] == "hog"
+        assert predictor.settings()["pose"]["options"]["detector"] == "centernet"
     spans: dict[int, list[tuple[float, float]]] = {}
     for pid, s, e in zip(result.table["person_id"], result.table["start_s"], result.table["end_s"]):
         spans.setdefault(int(pid), []).append((float(s), float(e)))
@@ -390,8 +390,8 @@ def test_motion_gated_hog_and_followed_crops_keep_the_people_on_real_footage():
     follow them), which without following they do not (the whole-frame pass alone finds nobody
     in vtest)."""
     frames = [(i, f) for i, f in _frames(footage("vtest.avi"), 0, 40) if i % 2 == 0]
-    full = _run(make_pose_backend("mediapipe", motion=False), frames)
-    pose = make_pose_backend("mediapipe")
+    full = _run(make_pose_backend("mediapipe", detector="hog", motion=False), frames)
+    pose = make_pose_backend("mediapipe", detector="hog")
     pose.reset()
     gated, shares = [], []
     for k, (i, f) in enumerate(frames):
@@ -403,7 +403,7 @@ def test_motion_gated_hog_and_followed_crops_keep_the_people_on_real_footage():
     assert n_full >= 2 * len(frames) and n_gated >= 0.9 * n_full, (n_full, n_gated)
     assert max(shares) < 0.6 and np.mean(shares) < 0.5, shares
     for follow in (True, False):
-        runs = _run(make_pose_backend("mediapipe", hog_every=3, follow=follow), frames)
+        runs = _run(make_pose_backend("mediapipe", detector="hog", hog_every=3, follow=follow), frames)
         between = sum(len(d) for k, d in enumerate(runs) if k % 3)
         if follow:
             assert between >= 0.6 * sum(len(d) for k, d in enumerate(full) if k % 3), between

@@ -123,7 +123,8 @@ def test_street_scene_per_frame_rows_and_keypoints_round_trip(real, ckpt, tmp_pa
     kp = np.load(out / "bikes_keypoints.npy")
     assert kp.shape[1] == 56 and kp[:, 0].min() == 0
     table = read_table(out / "bikes.csv")
-    assert table.person_id.nunique() >= 2 and frames.person_id.nunique() >= 2
+    # the cyclist (f103-136); the suit man is seen for 15 frames (f30-44), under --min-track
+    assert table.person_id.nunique() >= 1 and frames.person_id.nunique() >= 1
     # Detected per-frame rows are exactly the (person, frame) pairs of the saved joints (bar the
     # frame-0 pin); interpolated rows are not saved (they are interpolated again when read back).
     real_rows = kp[(kp[:, 2:].reshape(-1, 18, 3)[..., 2] > 0).any(1)]

@@ -173,16 +173,25 @@ class LiteRTEngine:
     def _find_with_detector(self, frame: np.ndarray, calls: int) -> list[PoseDetection]:
         """``detector="centernet"``: the people followed, by their landmarks (``track`` jobs), and on
         every ``person_every``-th call (or while nobody is followed) the CNN person detector on the
-        whole frame, which confirms them (a followed person no box covers is dropped: their square
-        slid onto the background) and proposes the people nobody found yet (``box`` jobs)."""
+        whole frame, which confirms them (a followed person no box has covered for
+        ``confirm_every`` calls' worth of frames is dropped: their square slid onto the
+        background; a detector that misses someone on one frame does not end them) and proposes
+        the people nobody found yet (``box`` jobs)."""
         o = self.options
-        jobs, origins = self.follower.jobs(self._index)
-        jobs = [("track", roi, since if kind == "track" else 0) for kind, roi, since in jobs]
+        origins = list(self.follower.tracked)
+        jobs: list[Job] = []
+        for roi, since, (vx, vy), at in origins:  # ``since``: frames since the detector last covered them
+            gap = max(1, self._index - at)
+            jobs.append(("track", roi.moved(vx * gap, vy * gap), since + gap))
         due = not self.follower.tracked or calls % o.person_every == 0
         boxes = self.person(frame) if due else []
         found = [(*p, origin) for r, origin in zip(self.people(frame, jobs), origins) for p in r]
         if due:
-            found = [f for f in found if any(_covers(b, f[0].box) for b, _ in boxes)]
+            gap = max((self._index - at for *_, at in origins), default=1)
+            found = [(p, roi, 0, origin) if any(_covers(b, p.box) for b, _ in boxes) else (p, roi, since, origin)
+                     for p, roi, since, origin in found]
+            # uncovered for confirm_every calls' worth of frames: the square slid off its person
+            found = [f for f in found if f[2] < o.confirm_every * max(gap, 1)]
             new = [b for b, _ in boxes if not any(_covers(b, f[0].box) for f in found)]
             more = [("box", b, 0) for b in new[:MAX_NEW_PEOPLE]]
             found += [(*p, None) for r in self.people(frame, more) for p in r]

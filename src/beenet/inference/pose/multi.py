@@ -109,7 +109,7 @@ class MediaPipeMultiPose(PoseBackendBase):
     def __init__(self, num_poses: int = 6, min_detection_confidence: float = 0.7,
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
-                 detector: str = "centernet", person_every: int = 1, person_threshold: float = 0.4,
+                 detector: str = "centernet", person_every: int = 1, person_threshold: float = 0.3,
                  person_size: int = 512, hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True,
@@ -150,6 +150,8 @@ class MediaPipeMultiPose(PoseBackendBase):
                                 scale=v["hog_scale"], upscale=v["hog_upscale"], max_pixels=v["hog_max_pixels"],
                                 motion=v["motion"], threads=v["threads"])
         self.model_files = find_model_files(models_dir)  # fetched on first use
+        # the first BlazePose now, so that a bad model file is named before any work
+        self.runner = LiteRTEngine(self.options, self.model_files, self.hog)
         self.person = None
         if detector == "centernet":
             if v["person_size"] % 32:
@@ -159,9 +161,8 @@ class MediaPipeMultiPose(PoseBackendBase):
             graph = find_detector_files(models_dir)
             self.person = PersonDetector(graph, size=v["person_size"], threshold=v["person_threshold"])
             self.model_files = {**self.model_files, "person_detector": graph}
+            self.runner.person = self.person
         self.person_every = v["person_every"]
-        # the first BlazePose now, so that a bad model file is named before any work
-        self.runner = LiteRTEngine(self.options, self.model_files, self.hog, self.person)
         self._models_key = models_key(self.model_files)
         self._calls = 0  # calls since the shot began (HOG's and the whole frame's turns)
         self._started = False  # reset() ran since the backend was made or closed
