@@ -293,8 +293,10 @@ def test_each_epoch_says_how_many_training_samples_were_replaced(data, tmp_path,
     n_bad = sum(i.clip == bad for i in BoLD(data).instances("train"))
     assert main(_args(data, tmp_path / "run", "--set", "run.num_workers=0", epochs=2)) == 0
     said = [r.getMessage() for r in caplog.records if "could not be read and were replaced" in r.getMessage()]
-    assert [m.split(":")[0] for m in said] == ["epoch 1", "epoch 2"], said
-    assert all(f": {n_bad} training sample(s)" in m for m in said), (n_bad, said)
+    # each epoch that drew the clip says so (training batches are full: an epoch's short tail,
+    # which may hold the clip, is not drawn)
+    assert said and {m.split(":")[0] for m in said} <= {"epoch 1", "epoch 2"}, said
+    assert all(1 <= int(m.split(": ")[1].split()[0]) <= n_bad for m in said), (n_bad, said)
 
 
 # ------------------------------------------------------------------------------ Ctrl-C

@@ -93,7 +93,7 @@ def detector(blazepose_models):
     from beenet.inference.pose.detector import PersonDetector
     from beenet.inference.pose.models import find_detector_files
 
-    return PersonDetector(find_detector_files(), threshold=0.4)
+    return PersonDetector(find_detector_files(), threshold=0.3)  # the backend's default
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_covered_face_is_found(detector, backend):
     boxes = detector(frame)
     assert len(boxes) == 1
     (x, y, w, h), score = boxes[0]
-    assert h > 0.8 * frame.shape[0] and score >= 0.4
+    assert h > 0.8 * frame.shape[0] and score >= 0.3
     people = _people(backend, frame)
     assert len(people) == 1 and int(np.isfinite(people[0].keypoints[:, 0]).sum()) >= 4
 

@@ -82,7 +82,7 @@ def test_results_view_embeds_the_per_frame_boxes_and_joints(bikes_results):
     kp = np.load(bikes_results / "bikes_keypoints.npy")
     assert "bikes.html" in index.read_text() and page_data(index)["videos"][0]["people"] == len(data["people"])
     assert {p["id"] for p in data["people"]} == set(frames["person_id"])
-    assert len(data["people"]) >= 2
+    assert len(data["people"]) >= 1  # the cyclist (the suit man's 15 frames are under --min-track)
     for p in data["people"]:
         sub = frames[frames["person_id"] == p["id"]].sort_values("frame")
         np.testing.assert_array_equal(decode(p["frames"], np.int32), sub["frame"].to_numpy())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from beenet.cli.argtypes import fraction
 from beenet.errors import BeenetError
 
 DESCRIPTION = """\
@@ -52,9 +53,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+", metavar="VIDEOS", help="video files or folders of videos")
     p.add_argument("--labels", required=True, metavar="CSV", help="the labels file (see above)")
     p.add_argument("--out", required=True, metavar="DATASET", help="the dataset folder to write (new or empty)")
-    p.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
+    p.add_argument("--val-fraction", type=fraction, default=0.2, metavar="F",
                    help="fraction of the videos in val (default 0.2; at least one video when above 0)")
-    p.add_argument("--test-fraction", type=float, default=0.0, metavar="F",
+    p.add_argument("--test-fraction", type=fraction, default=0.0, metavar="F",
                    help="fraction of the videos in test (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split of the videos (default 0)")
     # beenet.inference.pose loads torch: its choices and option parser are used in run only.

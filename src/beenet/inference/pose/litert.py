@@ -185,7 +185,8 @@ class LiteRTEngine:
             jobs.append(("track", roi.moved(vx * gap, vy * gap), since + gap))
         due = not self.follower.tracked or calls % o.person_every == 0
         boxes = self.person(frame) if due else []
-        found = [(*p, origin) for r, origin in zip(self.people(frame, jobs), origins) for p in r]
+        # nothing runs beside these jobs (no HOG): a lone one gets every thread
+        found = [(*p, origin) for r, origin in zip(self.people(frame, jobs, alone=True), origins) for p in r]
         if due:
             gap = max((self._index - at for *_, at in origins), default=1)
             found = [(p, roi, 0, origin) if any(_covers(b, p.box) for b, _ in boxes) else (p, roi, since, origin)
@@ -194,7 +195,7 @@ class LiteRTEngine:
             found = [f for f in found if f[2] < o.confirm_every * max(gap, 1)]
             new = [b for b, _ in boxes if not any(_covers(b, f[0].box) for f in found)]
             more = [("box", b, 0) for b in new[:MAX_NEW_PEOPLE]]
-            found += [(*p, None) for r in self.people(frame, more) for p in r]
+            found += [(*p, None) for r in self.people(frame, more, alone=True) for p in r]
         if due:  # each person takes the detector's box that is theirs: one body, one box
             found = [(_with_box(p, boxes), *rest) for p, *rest in found]
         kept = merge_found(found, lambda p: p[0], o.merge_iou)
@@ -289,6 +290,8 @@ class LiteRTEngine:
         o = self.options
         _, hits = self._detect_around(engine, frame, "crop", box)
         rois = [h.roi() for h in hits[:1]] + [box_roi(box)]
+        if box[1] + box[3] >= 0.97 * height:  # cut by the frame's bottom (a close-up): a square 1.5x its height
+            rois.append(Roi(box[0] + box[2] / 2, box[1] + 0.75 * box[3], 1.5 * box[3], 0.0))
         for roi in rois:
             flag, lm = engine.landmarks(frame, roi)
             person = landmark_person(lm, width, height) if flag >= o.min_presence_confidence else None
