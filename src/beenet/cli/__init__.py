@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("beenet.cli.demo", "synthesise the embedded dataset, train, evaluate and report (offline)"),
     "synth": ("beenet.cli.synth", "write a synthetic dataset in the exact BoLD layout"),
     "data": ("beenet.cli.data", "inspect a BoLD directory ('beenet data check DIR')"),
+    "label": ("beenet.cli.label", "label the people of your own videos in the browser (rows for 'import')"),
     "import": ("beenet.cli.import_", "your own labelled videos as a dataset in BoLD's layout"),
     "prepare": ("beenet.cli.prepare", "decode every clip once into a cache that train and eval read"),
     "train": ("beenet.cli.train", "train a model on BoLD (or the synthetic data)"),

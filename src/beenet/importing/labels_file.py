@@ -63,8 +63,11 @@ class Problem:
         return f"{self.where}: {self.reason}"
 
 
-class _Bad(Exception):
-    pass
+class RowError(Exception):
+    """Why one row cannot be read (:func:`parse_row`); ``beenet label``'s server answers with it."""
+
+
+_Bad = RowError
 
 
 def _number(cell: str, what: str) -> float:
@@ -102,7 +105,7 @@ def _scores(cells: list[str]) -> tuple[tuple[float, ...], tuple[float, float, fl
 
 
 def parse_row(cells: list[str], line: int) -> LabelRow:
-    """One row of either form; raises ``_Bad`` with the reason."""
+    """One row of either form; raises :class:`RowError` with the reason."""
     cells = [c.strip() for c in cells]
     if not cells[0]:
         raise _Bad("the video (column 1) is empty")
