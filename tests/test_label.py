@@ -49,18 +49,6 @@ def page_data(page: Path) -> dict:
     return json.loads(m.group(1))
 
 
-@pytest.fixture(scope="module")
-def plaza(tmp_path_factory, blazepose_models):
-    """``beenet label`` run on the cut (pass 1 runs once and is cached for the session), no labels yet."""
-    tmp = tmp_path_factory.mktemp("label")
-    clip = cut_plaza(tmp / "plaza.mp4")
-    labels = tmp / "labels.csv"
-    assert main(["label", str(clip), "--out", str(labels), "--page", str(tmp / "page")]) == 0
-    data = page_data(tmp / "page" / "index.html")
-    assert not labels.exists()  # nothing labelled, nothing written
-    return tmp, clip, labels, data
-
-
 # ---- the labels store and its server, in Python --------------------------------------------------
 def _row(video="plaza.mp4", pid=0, start=1, end=3, annotator="ana", on=(), vad=(5, 5, 5)) -> dict:
     return {"video": video, "person_id": pid, "start": start, "end": end, "annotator": annotator,
@@ -179,9 +167,13 @@ def _browser():
 
 
 @pytest.fixture(scope="module")
-def served(plaza):
-    """``beenet label --serve`` as a user runs it (its own process; pass 1 from the cache)."""
-    tmp, clip, labels, _ = plaza
+def served(tmp_path_factory, blazepose_models):
+    """``beenet label --serve`` on the cut as a user runs it, in its own process: pass 1 runs there
+    (cached for the session, so the import after it does not pose again), the page is written and
+    served. Yields the folder, the cut, the labels file, the page's data and the server's address."""
+    tmp = tmp_path_factory.mktemp("label")
+    clip = cut_plaza(tmp / "plaza.mp4")
+    labels = tmp / "labels.csv"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "beenet", "label", str(clip), "--out", str(labels), "--page",
                              str(tmp / "page"), "--serve", "--port", "0", "--no-open", "--annotator", "ana"],
@@ -195,7 +187,9 @@ def served(plaza):
     else:
         proc.wait()
         pytest.fail("beenet label --serve did not start:\n" + "".join(lines))
-    yield m.group(1)
+    assert "plaza.mp4: 2 people tracked in 6 frames" in "".join(lines), "".join(lines)
+    assert not labels.exists()  # nothing labelled yet, nothing written
+    yield tmp, clip, labels, page_data(tmp / "page" / "index.html"), m.group(1)
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -228,8 +222,8 @@ def _slider(pg, name: str, value: int) -> None:
 
 
 @pytest.mark.slow
-def test_label_two_people_in_the_browser_reload_then_import(plaza, served, tmp_path) -> None:
-    tmp, clip, labels, data = plaza
+def test_label_two_people_in_the_browser_reload_then_import(served, tmp_path) -> None:
+    tmp, clip, labels, data, base = served
     video = data["videos"][0]
     ids = [p["id"] for p in video["people"]]
     assert video["name"] == "plaza.mp4" and len(ids) == 2, f"pass 1 should track two people in the cut: {ids}"
@@ -240,7 +234,7 @@ def test_label_two_people_in_the_browser_reload_then_import(plaza, served, tmp_p
         pg = browser.new_page(viewport={"width": 1400, "height": 900})
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(served + "index.html")
+        pg.goto(base + "index.html")
         pg.wait_for_function("document.getElementById('status').dataset.state === 'loaded'")
         assert pg.locator("#annotator").input_value() == "ana"  # --annotator
         assert "n / p" in pg.locator("#keys").inner_text()  # the shortcuts are on the page
