@@ -129,6 +129,10 @@ def test_the_server_saves_changes_and_deletes_keeping_the_files_own_lines(server
     status, body = _post(base, "api/save", {"row": _row(end=4, on=(0, 6), vad=(7, 5, 5)), "replaces": key})
     assert status == 200 and [(r["start"], r["end"]) for r in body["rows"]] == [(1, 4)]
     _post(base, "api/save", {"row": _row(end=4, annotator="ben", vad=(3, 3, 3))})  # a second annotator
+    # A new span typed over a saved one does not wipe its labels.
+    status, body = _post(base, "api/save", {"row": _row(end=4), "replaces": None})
+    assert (status, body["error"]) == (400, "ana already has a row for person 0, frames 1-4 of plaza.mp4: open that "
+                                            "one (s, or click it under Saved spans) to change it")
     cats = ["1" if k in (0, 6) else "0" for k in range(26)]
     assert labels.read_text().splitlines() == before + [
         ",".join(["plaza.mp4", "0", "1", "4", "ana", *cats, "7", "5", "5"]),
@@ -274,6 +278,13 @@ def test_label_two_people_in_the_browser_reload_then_import(served, tmp_path) ->
         pg.reload()
         pg.wait_for_function("document.getElementById('status').dataset.state === 'loaded'")
         shown = [r.inner_text().split("\t") for r in pg.locator("#spans tbody tr").all()]
+        # A refused change shows the server's reason; the file keeps the row as it was.
+        pg.keyboard.press("s")
+        pg.locator("#end").fill("99")
+        pg.locator("#end").press("Tab")
+        pg.wait_for_function("document.getElementById('status').dataset.state === 'error'")
+        assert pg.locator("#status").inner_text() == \
+            "not saved: the span 1-99 is outside plaza.mp4, which has 6 frames (0-5)"
         browser.close()
     assert not errors, errors
     assert shown == [[f"id {a}", "1-3", "ana", f"{CATEGORIES[0]}, {CATEGORIES[6]}", "8 / 5 / 5"],

@@ -170,19 +170,19 @@ class LabelStore:
 
     def save(self, obj: Any, replaces: Any = None) -> LabelRow:
         """Save a row: it takes the place of the row with key ``replaces`` (the row the page was
-        editing, whose span or person may have changed) or else of the row with its own key, or
-        is appended. A ``replaces`` whose new key is another row's is refused (no two rows of one
-        annotator for one span)."""
+        editing, whose span or person may have changed), or is appended. A row whose key is
+        another row's is refused (one row per annotator and span; a new span typed over a saved
+        one does not wipe its labels)."""
         row = self.parse(obj)
         old = self._key(replaces) if replaces is not None else None
         new = key_of(row)
         with self.lock:
             lines = self._read()
             keys = [key_of(r) if r is not None else None for _, r in lines]
-            if old is not None and old != new and new in keys and old in keys:
+            at = keys.index(old) if old is not None and old in keys else None
+            if new in keys and keys.index(new) != at:  # a new row, or a change, onto another row's key
                 raise RowRefused(f"{new[4]} already has a row for person {new[1]}, frames {new[2]}-{new[3]} of "
-                                 f"{new[0]}: change that one")
-            at = keys.index(old) if old is not None and old in keys else keys.index(new) if new in keys else None
+                                 f"{new[0]}: open that one (s, or click it under Saved spans) to change it")
             out = [cells for cells, _ in lines]
             if at is not None:
                 out[at] = _cells(row)

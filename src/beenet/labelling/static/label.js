@@ -5,7 +5,9 @@
 (function () {
   const D = window.BEENET, NC = D.categories.length;
   const st = { vi: 0, person: null, start: null, end: null, cats: new Array(NC).fill(0), vad: [5, 5, 5],
-               editing: null, rows: [], queue: Promise.resolve(), pending: 0 };
+               form: { editing: null }, rows: [], queue: Promise.resolve(), pending: 0 };
+  // st.form is the span on the form: its key once saved (form.editing). A new span is a new object,
+  // so a save still on its way records its key on the span it saved, not on the next one.
   const $ = (id) => document.getElementById(id);
   const V = () => D.videos[st.vi];
 
@@ -133,10 +135,11 @@
     $("end").value = st.end === null ? "" : st.end;
     document.querySelectorAll("#form .cat input").forEach((c) => (c.checked = st.cats[+c.dataset.k] === 1));
     D.vad_names.forEach((n, k) => { $(`vad-${n}`).value = st.vad[k]; $(`vad-${n}-v`).textContent = String(st.vad[k]); });
-    $("formTitle").textContent = st.editing ? `Row of ${st.editing.annotator}: person ${st.editing.person_id}, frames ${st.editing.start}-${st.editing.end}` : "New span";
+    const k = st.form.editing;
+    $("formTitle").textContent = k ? `Row of ${k.annotator}: person ${k.person_id}, frames ${k.start}-${k.end}` : "New span";
   }
   function annotator() { return $("annotator").value.trim(); }
-  function annotatorChanged() { localStorage.setItem("beenet-annotator", annotator()); st.editing = null; showForm(); }
+  function annotatorChanged() { localStorage.setItem("beenet-annotator", annotator()); st.form = { editing: null }; showForm(); }
   function complete() { return st.person !== null && st.start !== null && st.end !== null && annotator() !== ""; }
   function rowNow() {
     return { video: V().name, person_id: st.person, start: st.start, end: st.end, annotator: annotator(),
@@ -152,31 +155,38 @@
     return save();
   }
   function status(text, state) { const s = $("status"); s.textContent = text; s.dataset.state = state; }
-  function post(route, body) {
+  // Requests go one at a time, in order; each body is made when its turn comes (so a change made
+  // while the previous save is on its way replaces the row that save wrote).
+  function post(route, makeBody, onOk) {
     st.pending++; document.body.dataset.pending = st.pending; status("saving\u2026", "pending");
-    st.queue = st.queue.then(() => fetch(route, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+    st.queue = st.queue.then(() => fetch(route, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(makeBody()) })
       .then((r) => r.json().then((j) => ({ ok: r.ok, j })))
       .catch((e) => ({ ok: false, j: { error: `the server did not answer (${e}); is 'beenet label --serve' running?` } }))
       .then(({ ok, j }) => {
         st.pending--; document.body.dataset.pending = st.pending;
         if (!ok) { status(`not saved: ${j.error}`, "error"); return false; }
+        if (onOk) onOk();
         st.rows = j.rows; renderRows(); status(`saved to ${D.labels} at ${new Date().toLocaleTimeString()}`, "saved");
         return true;
       }));
     return st.queue;
   }
   function save() {
-    const row = rowNow(), replaces = st.editing;
-    return post("api/save", { row, replaces }).then((ok) => { if (ok) { st.editing = keyOf(row); showForm(); } return ok; });
+    const row = rowNow(), form = st.form;
+    return post("api/save", () => ({ row, replaces: form.editing }), () => { form.editing = keyOf(row); showForm(); });
   }
-  function newSpan() { st.start = st.end = null; st.cats = new Array(NC).fill(0); st.vad = [5, 5, 5]; st.editing = null; showForm(); draw(); }
+  function newSpan() { st.start = st.end = null; st.cats = new Array(NC).fill(0); st.vad = [5, 5, 5]; st.form = { editing: null }; showForm(); draw(); }
   function saveAndNew() {
     if (!complete()) { changed(); return; }
-    save().then((ok) => { if (ok) newSpan(); });
+    const was = { start: st.start, end: st.end, cats: st.cats, vad: st.vad, form: st.form };
+    save().then((ok) => { if (!ok && st.form === fresh && st.start === null) { Object.assign(st, was); showForm(); draw(); } });
+    newSpan();
+    const fresh = st.form;  // a failed save puts its span back on the form, unless another is there now
   }
   function del() {
-    if (!st.editing) return status("no saved row is open (pick one in Saved spans)", "idle");
-    post("api/delete", { key: st.editing }).then((ok) => { if (ok) newSpan(); });
+    const form = st.form, key = form.editing;
+    if (!key) return status("no saved row is open (pick one in Saved spans)", "idle");
+    post("api/delete", () => ({ key }), () => { if (st.form === form) newSpan(); });
   }
 
   // ---- saved rows ------------------------------------------------------------------------------
@@ -191,21 +201,22 @@
       const tr = B.el("tr", { class: "span-row", onclick: () => openRow(r) },
         B.el("td", { text: `id ${r.person_id}` }), B.el("td", { text: `${r.start}-${r.end}` }), B.el("td", { text: r.annotator }),
         B.el("td", { text: on.join(", ") || "-" }), B.el("td", { text: r.vad.map((x) => B.f(x, 0)).join(" / ") }));
-      if (st.editing && JSON.stringify(keyOf(r)) === JSON.stringify(st.editing)) tr.classList.add("open");
+      if (st.form.editing && JSON.stringify(keyOf(r)) === JSON.stringify(st.form.editing)) tr.classList.add("open");
       return tr;
     }));
     document.body.dataset.rows = String(st.rows.length);
   }
   function openRow(r) {
     Object.assign(st, { person: r.person_id, start: r.start, end: r.end, cats: r.categories.map((c) => (c >= 0.5 ? 1 : 0)),
-                        vad: r.vad.map((x) => Math.round(x)), editing: keyOf(r) });
+                        vad: r.vad.map((x) => Math.round(x)), form: { editing: keyOf(r) } });
     $("annotator").value = r.annotator;
     showForm(); renderRows(); seekFrame(r.start);
   }
   function cycleRow(dir) {
     const rs = rowsHere();
     if (!rs.length) return status("no saved span in this video yet", "idle");
-    const i = st.editing ? rs.findIndex((r) => JSON.stringify(keyOf(r)) === JSON.stringify(st.editing)) : -1;
+    const k = st.form.editing;
+    const i = k ? rs.findIndex((r) => JSON.stringify(keyOf(r)) === JSON.stringify(k)) : -1;
     openRow(rs[i < 0 ? (dir > 0 ? 0 : rs.length - 1) : (i + dir + rs.length) % rs.length]);
   }
 
