@@ -126,13 +126,15 @@
   }
 
   // ---- the form --------------------------------------------------------------------------------
-  function showForm() {
-    const ps = $("person");
-    ps.replaceChildren(B.el("option", { value: "", text: "-" }), ...V().people.map((p) =>
+  function personOptions() {
+    $("person").replaceChildren(B.el("option", { value: "", text: "-" }), ...V().people.map((p) =>
       B.el("option", { value: p.id, text: `id ${p.id} (frames ${p.f[0]}-${p.f[p.f.length - 1]})` })));
-    ps.value = st.person === null ? "" : String(st.person);
-    $("start").value = st.start === null ? "" : st.start;
-    $("end").value = st.end === null ? "" : st.end;
+  }
+  function showForm() {
+    const put = (id, v) => { const e = $(id); if (document.activeElement !== e) e.value = v; };  // not under the typing
+    put("person", st.person === null ? "" : String(st.person));
+    put("start", st.start === null ? "" : st.start);
+    put("end", st.end === null ? "" : st.end);
     document.querySelectorAll("#form .cat input").forEach((c) => (c.checked = st.cats[+c.dataset.k] === 1));
     D.vad_names.forEach((n, k) => { $(`vad-${n}`).value = st.vad[k]; $(`vad-${n}-v`).textContent = String(st.vad[k]); });
     const k = st.form.editing;
@@ -159,7 +161,7 @@
   // while the previous save is on its way replaces the row that save wrote).
   function post(route, makeBody, onOk) {
     st.pending++; document.body.dataset.pending = st.pending; status("saving\u2026", "pending");
-    st.queue = st.queue.then(() => fetch(route, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(makeBody()) })
+    const go = () => fetch(route, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(makeBody()) })
       .then((r) => r.json().then((j) => ({ ok: r.ok, j })))
       .catch((e) => ({ ok: false, j: { error: `the server did not answer (${e}); is 'beenet label --serve' running?` } }))
       .then(({ ok, j }) => {
@@ -168,7 +170,8 @@
         if (onOk) onOk();
         st.rows = j.rows; renderRows(); status(`saved to ${D.labels} at ${new Date().toLocaleTimeString()}`, "saved");
         return true;
-      }));
+      });
+    st.queue = st.queue.then(go, go);  // one request that failed oddly does not stop the next
     return st.queue;
   }
   function save() {
@@ -243,7 +246,7 @@
 
   // ---- start -----------------------------------------------------------------------------------
   function loadVideo(k) {
-    st.vi = k; videoSel.value = String(k); st.person = null; newSpan();
+    st.vi = k; videoSel.value = String(k); st.person = null; personOptions(); newSpan();
     const v = V();
     video.src = v.src; $("scrub").max = v.num_frames - 1;
     document.querySelector(".stage").style.setProperty("--ar", `${v.width} / ${v.height}`);
