@@ -71,16 +71,23 @@ class LabelHandler(RangeHandler):
         except BoLDFormatError as exc:
             return self._reply(409, {"error": str(exc)})
 
-    def _body(self) -> Any:
-        if "json" not in (self.headers.get("Content-Type") or ""):
-            raise RowRefused("send the row as JSON (Content-Type: application/json)")
+    def _drain(self) -> bytes | None:
+        """The request body, read before any answer (a reply over an unread body can reach the
+        browser as a reset connection, not as the reason); None when its length is not allowed."""
         try:
             n = int(self.headers.get("Content-Length") or 0)
         except ValueError:
-            raise RowRefused("a bad Content-Length") from None
+            return None
         if n <= 0 or n > MAX_BODY:
-            raise RowRefused(f"a request body must hold 1 to {MAX_BODY} bytes, not {n}")
-        raw = self.rfile.read(n)
+            self.close_connection = True
+            return None
+        return self.rfile.read(n)
+
+    def _body(self, raw: bytes | None) -> Any:
+        if raw is None:
+            raise RowRefused(f"a request body must hold 1 to {MAX_BODY} bytes (Content-Length)")
+        if "json" not in (self.headers.get("Content-Type") or ""):
+            raise RowRefused("send the row as JSON (Content-Type: application/json)")
         try:
             return json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -88,13 +95,14 @@ class LabelHandler(RangeHandler):
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         route = self._route()
+        raw = self._drain()
         why = self._local()
         if why is not None:
             return self._reply(403, {"error": why})
         if route not in ("/api/save", "/api/delete"):
             return self._reply(404, {"error": f"no such route: POST {route}"})
         try:
-            body = self._body()
+            body = self._body(raw)
             if not isinstance(body, dict):
                 raise RowRefused("the request body must be a JSON object")
             if route == "/api/save":
