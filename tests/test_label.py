@@ -143,6 +143,13 @@ def test_the_server_saves_changes_and_deletes_keeping_the_files_own_lines(server
     assert status == 200 and [x["annotator"] for x in body["rows"]] == ["ana"]
     rows, problems = read_labels(labels)  # what import reads: every line, the file's own kept
     assert not problems and len(rows) == 3
+    # A line broken by hand while the page is open: the server says where, and writes nothing.
+    with open(labels, "a") as fh:
+        fh.write("plaza.mp4,0,1\n")
+    broken = labels.read_bytes()
+    status, body = _post(base, "api/save", {"row": _row(start=2, end=4, annotator="cy")})
+    assert status == 409 and body["error"].startswith(f"{labels}, line 5: expected 34 columns")
+    assert labels.read_bytes() == broken
 
 
 def test_a_malformed_labels_file_is_refused_naming_its_line_and_kept(tmp_path, capsys) -> None:
