@@ -290,13 +290,14 @@ def test_writer_keeps_the_sources_audio_cut_at_the_video_length(tmp_path):
         assert not c.streams.audio
 
 
-def encode_mpeg_ps(path: Path, n: int, *, b_frames: int) -> Path:
-    """MPEG-2 in an MPEG program stream (.mpg, as DVDs and old cameras write it), GOPs of 12;
+def encode_mpeg(path: Path, n: int, *, b_frames: int, container: str = "mpeg") -> Path:
+    """MPEG-2 in an MPEG program stream (``container="mpeg"``: .mpg, as DVDs and old cameras write
+    it) or transport stream (``"mpegts"``: .ts, as broadcast and TV recorders do), GOPs of 12;
     a noisy strip on the left makes each keyframe span many of the stream's 2 KiB packs, so a
     seek's byte search can land inside one. The rest of each frame encodes its index."""
     h, w = 120, 160
     noise = np.random.default_rng(0).integers(0, 256, size=(n, h, w // 4, 3), dtype=np.uint8)
-    container = av.open(str(path), "w", format="mpeg")
+    container = av.open(str(path), "w", format=container)
     stream = container.add_stream("mpeg2video", rate=25)
     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
     stream.bit_rate = 4_000_000
@@ -313,11 +314,12 @@ def encode_mpeg_ps(path: Path, n: int, *, b_frames: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize("b_frames", [0, 2])
-def test_mpeg_program_stream_reads_every_frame_in_order(tmp_path, b_frames):
-    """An .mpg's seeks search the file by timestamp and land a keyframe late or mid-frame; the
-    reader still gives frame 0 first and every frame under its own index, streamed or at random."""
-    path = encode_mpeg_ps(tmp_path / "clip.mpg", 60, b_frames=b_frames)
+@pytest.mark.parametrize(("container", "b_frames"), [("mpeg", 0), ("mpeg", 2), ("mpegts", 0)])
+def test_mpeg_program_and_transport_streams_read_every_frame_in_order(tmp_path, container, b_frames):
+    """An .mpg's or .ts's seeks search the file by timestamp and land a keyframe late or
+    mid-frame; the reader still gives frame 0 first and every frame under its own index, streamed
+    or at random."""
+    path = encode_mpeg(tmp_path / f"clip.{container}", 60, b_frames=b_frames, container=container)
     with VideoReader(path) as r:
         assert r.num_frames == 60 and r.keyframes[0] == 0
         streamed = [(i, index_of_frame(f[:, 40:])) for i, f in r.iter_frames()]
