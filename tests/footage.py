@@ -22,6 +22,8 @@ FOOTAGE = {
     "vtest.avi": "pedestrians on a campus plaza, several at once, 768x576 at 10 fps",
     "talking.mp4": "a woman talking to the camera, 640x360",
     "face_noface.mov": "a man, then a cut to an animated title (HEVC)",
+    "lab3_cam01.mp4": "a lab, portrait 1088x1920 at 60 fps: a woman with her back to the camera in front, "
+                      "a man with a pixelated face, a third person at the back",
 }
 
 

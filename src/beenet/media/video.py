@@ -27,6 +27,10 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
+#: FFmpeg's AVFMT_TS_DISCONT: the format's timestamps may jump (MPEG program and transport
+#: streams), and its seeks search the file for a timestamp rather than look it up in an index.
+_AVFMT_TS_DISCONT = 0x200
+
 _AV_ERRORS: tuple[type[BaseException], ...] = (av.FFmpegError, OSError, ValueError, EOFError)
 
 
@@ -111,11 +115,8 @@ class VideoReader:
             self._container = av.open(str(self.path), mode="r")
             if not self._container.streams.video:
                 raise VideoDecodeError(f"{self.path}: no video stream in this file")
-            self._stream = self._container.streams.video[0]
-            if threads is None:
-                self._stream.thread_type = "AUTO"
-            else:
-                self._stream.thread_count = max(1, int(threads))
+            self._threads = threads
+            self._use_stream()
             self._index_packets()
         except VideoDecodeError:
             self.close()
@@ -132,9 +133,19 @@ class VideoReader:
             self.close()
             raise VideoDecodeError(f"{self.path}: video stream has no frame size (corrupt header?)")
         self._next = -1  # index of the next frame the current decoder yields; -1: none open
+        #: Keyframes to seek before the one wanted: raised each time a seek lands after it.
+        self._seek_back = 0
         #: Counters for tests and benchmarks: seeks issued and frames decoded so far.
         self.seeks = 0
         self.frames_decoded = 0
+
+    def _use_stream(self) -> None:
+        """Take the container's first video stream, with the decoder threads asked for."""
+        self._stream = self._container.streams.video[0]
+        if self._threads is None:
+            self._stream.thread_type = "AUTO"
+        else:
+            self._stream.thread_count = max(1, int(self._threads))
 
     # -- packet index ---------------------------------------------------------------------
     def _index_packets(self) -> None:
@@ -192,13 +203,57 @@ class VideoReader:
 
     # -- decoding -------------------------------------------------------------------------
     def _frames_from(self, index: int) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Decode forward starting at the keyframe at or before ``index`` (seeking if needed)."""
-        k = self._key_index[bisect.bisect_right(self._key_index, index) - 1]
-        self.seeks += 1
-        # Demuxers index keyframes by presentation time (mp4 and mkv alike); an overshoot is
-        # caught in read() and decoded from the start instead.
-        self._container.seek(self._pts[k], stream=self._stream, backward=True, any_frame=False)
+        """Decode forward starting at the keyframe at or before ``index`` (seeking if needed).
+
+        Demuxers with an index (mp4, mkv, avi) land a seek to a keyframe's presentation time on
+        that keyframe. MPEG program and transport streams (.mpg, .vob, .ts) search the file for a
+        timestamp instead and land on a later keyframe, or mid-frame, where the first frame
+        decoded is a broken one labelled with the next timestamp; there a seek counts only when
+        its first frame lies before the keyframe wanted. A seek that does not count is tried again
+        a keyframe earlier (later seeks start that much earlier); before the first keyframe the
+        file is opened afresh, which always starts at its first frame.
+        """
+        pos = bisect.bisect_right(self._key_index, index) - 1
+        k = self._key_index[pos]
+        pos -= self._seek_back
+        searched = bool(self._container.format.flags & _AVFMT_TS_DISCONT)
+        while pos >= (1 if searched else 0):
+            self.seeks += 1
+            self._container.seek(self._pts[self._key_index[pos]], stream=self._stream, backward=True,
+                                 any_frame=False)
+            decoder = self._decode()
+            first = next(decoder, None)
+            if first is not None and (first[0] < k or (first[0] == k and not searched)):
+                return self._chain(first, decoder)
+            decoder.close()
+            log.debug("%s: seek to keyframe %d landed at frame %s; seeking earlier", self.path,
+                      self._key_index[pos], None if first is None else first[0])
+            self._seek_back = min(self._seek_back + 1, len(self._key_index))
+            pos -= 1
+        self._reopen()
         return self._decode()
+
+    @staticmethod
+    def _chain(first: T, rest: Iterator[T]) -> Iterator[T]:
+        try:
+            yield first
+            yield from rest
+        finally:
+            rest.close()
+
+    def _reopen(self) -> None:
+        """Open the file afresh: decoding starts at its first frame, whatever seeking does."""
+        self.seeks += 1
+        decoder, self._decoder = self._decoder, None
+        if decoder is not None:
+            decoder.close()
+        self._container.close()
+        try:
+            self._container = av.open(str(self.path), mode="r")
+            self._use_stream()
+        except _AV_ERRORS as exc:
+            self._container = None
+            raise VideoDecodeError(f"{self.path}: cannot open video again ({_reason(exc)})") from None
 
     def _decode(self) -> Iterator[tuple[int, av.VideoFrame]]:
         last = -1
@@ -266,8 +321,7 @@ class VideoReader:
         return k > self._next + self.seek_margin
 
     def _decode_from_start(self, target: int) -> np.ndarray:
-        self.seeks += 1
-        self._container.seek(self._pts[0], stream=self._stream, backward=True, any_frame=False)
+        self._reopen()
         self._decoder = self._decode()
         for i, frame in self._decoder:
             self._next = i + 1
