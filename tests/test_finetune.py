@@ -51,7 +51,8 @@ def test_a_run_started_from_a_checkpoint_has_its_weights_and_records_its_sha256(
     # The model card of the exported run names what it started from.
     card = export_pretrained(tuned / "last.pt", tmp_path / "shared")
     text = (tmp_path / "shared" / "README.md").read_text()
-    assert file_sha256(init) in text and "(init)" in text, card
+    assert f"Fine-tuned from `best.pt` (init, epoch 0), sha256 `{file_sha256(init)}`" in text, card
+    assert str(init.parent) not in text  # the file's name, not where it lay
     # So do the metadata of 'beenet predict' (its tables and summary): the init's name and sha256.
     from _predict_helpers import write_joints_clip
     from beenet.inference.table import read_table

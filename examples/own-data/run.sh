@@ -6,11 +6,11 @@
 #
 #   examples/own-data/run.sh [WORK]          (default WORK: own-data-example; must not exist yet)
 #
-# FOOTAGE  folder holding talking.mp4, face_noface.mov, bikes.mp4 and carphone.mp4
+# FOOTAGE  folder holding face_noface.mov and carphone.mp4
 #          (default .footage; benchmarks/footage/fetch.sh fetches them)
 # DEMO     an existing 'beenet demo' folder to start from (default: train one into WORK/demo)
-# DEMO_ARGS  arguments of that 'beenet demo' (default "--epochs 5": a third of the demo's 15 epochs,
-#          to keep the example short; DEMO_ARGS= trains the full demo)
+# DEMO_ARGS  arguments of that 'beenet demo' (default "--quick": the tiny demo, under a minute on a
+#          quiet machine, to keep the example short; DEMO_ARGS= trains the full demo, about 10 min)
 # BEENET   how to run beenet (default: beenet; e.g. "python -m beenet")
 #
 # The labels (examples/own-data/labels.csv) are made up for the example: they say nothing true
@@ -22,14 +22,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 WORK=${1:-own-data-example}
 FOOTAGE=${FOOTAGE:-.footage}
 read -r -a BEENET <<< "${BEENET:-beenet}"
-DEMO_ARGS=${DEMO_ARGS-"--epochs 5"}
+DEMO_ARGS=${DEMO_ARGS-"--quick"}
 read -r -a DEMO_EXTRA <<< "$DEMO_ARGS"
 
 if [ -e "$WORK" ]; then
     echo "run.sh: $WORK already exists; give another folder (nothing was written)" >&2
     exit 2
 fi
-for f in talking.mp4 face_noface.mov bikes.mp4 carphone.mp4; do
+for f in face_noface.mov carphone.mp4; do
     if [ ! -f "$FOOTAGE/$f" ]; then
         echo "run.sh: $FOOTAGE/$f is missing; set FOOTAGE to the folder of the clips (benchmarks/footage/fetch.sh)" >&2
         exit 2
@@ -64,13 +64,15 @@ if [ ! -f "$init" ]; then
 fi
 
 cp "$here/labels.csv" "$WORK/labels.csv"
-step import "${BEENET[@]}" import "$FOOTAGE/talking.mp4" "$FOOTAGE/face_noface.mov" "$FOOTAGE/bikes.mp4" \
-    --labels "$WORK/labels.csv" --out "$WORK/ds" --val-fraction 0.3 --seed 0
+# Two videos, split by video: face_noface.mov trains, carphone.mp4 is the val video (--seed 0).
+step import "${BEENET[@]}" import "$FOOTAGE/face_noface.mov" "$FOOTAGE/carphone.mp4" \
+    --labels "$WORK/labels.csv" --out "$WORK/ds" --val-fraction 0.5 --seed 0
 step check "${BEENET[@]}" data check "$WORK/ds"
 step finetune "${BEENET[@]}" train --data "$WORK/ds" --out "$WORK/tuned" --config finetune --init "$init" \
     --set run.device=cpu
 step eval "${BEENET[@]}" eval --data "$WORK/ds" --checkpoint "$WORK/tuned/best.pt" --split val \
     --out "$WORK/eval" --json "$WORK/eval/scores.json"
+# The val video, never trained on (it picked the best epoch), predicted whole with the tuned model.
 step predict "${BEENET[@]}" predict "$FOOTAGE/carphone.mp4" --checkpoint "$WORK/tuned/best.pt" \
     --out "$WORK/preds" --device cpu --per-frame
 step view "${BEENET[@]}" view "$WORK/preds" --videos "$FOOTAGE/carphone.mp4"
