@@ -80,6 +80,6 @@ step view "${BEENET[@]}" view "$WORK/preds" --videos "$FOOTAGE/carphone.mp4"
 end=$(date +%s.%N)
 printf '\ntotal: %.0f s wall (%s cores; load average %s)\n' "$(awk "BEGIN {print $end - $start}")" "$(nproc)" \
     "$(cut -d' ' -f1-3 /proc/loadavg)"
-echo "CPU time of all the steps together (user, system):"
-times | tail -n 1
+echo "CPU time (user, system): this script, then all the steps together:"
+times
 echo "open $WORK/preds/index.html in a browser (no server needed)"
