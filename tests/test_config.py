@@ -26,9 +26,11 @@ from beenet.run_config import (
 
 
 def test_presets_exist_and_load():
-    assert {"paper", "demo", "video"} <= set(preset_names())
+    assert {"paper", "demo", "video", "finetune"} <= set(preset_names())
+    demo = load_config("demo").to_dict()
     for name in preset_names():
-        cfg = load_config(name)
+        # finetune takes its model, data and loss from the config of the weights it starts from
+        cfg = load_config(name, init_config=lambda: demo)
         assert cfg.data.image_size == cfg.model.image_size
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -49,7 +51,24 @@ def test_a_run_started_from_a_checkpoint_has_its_weights_and_records_its_sha256(
     # The model card of the exported run names what it started from.
     card = export_pretrained(tuned / "last.pt", tmp_path / "shared")
     text = (tmp_path / "shared" / "README.md").read_text()
-    assert file_sha256(init) in text and "(init)" in text, card
+    assert f"Fine-tuned from `best.pt` (init, epoch 0), sha256 `{file_sha256(init)}`" in text, card
+    assert str(init.parent) not in text  # the file's name, not where it lay
+    # So do the metadata of 'beenet predict' (its tables and summary): the init's name and sha256.
+    from _predict_helpers import write_joints_clip
+    from beenet.inference.table import read_table
+
+    npy = write_joints_clip(tmp_path / "clip.mp4")
+    preds = tmp_path / "preds"
+    assert main(["predict", str(npy), "--checkpoint", str(tuned / "last.pt"), "--out", str(preds),
+                 "--device", "cpu", "--window", "1", "--stride", "0.5"]) == 0
+    want = {"name": "best.pt", "sha256": file_sha256(init), "epoch": 0}
+    assert read_table(preds / "clip.csv").trained_on["fine_tuned_from"] == want
+    summary = json.loads((preds / "predict_summary.json").read_text())
+    assert summary["trained_on"]["fine_tuned_from"] == want
+    # A model trained from scratch says nothing of the kind.
+    assert main(["predict", str(npy), "--checkpoint", str(fresh / "last.pt"), "--out", str(tmp_path / "p2"),
+                 "--device", "cpu", "--window", "1", "--stride", "0.5"]) == 0
+    assert "fine_tuned_from" not in read_table(tmp_path / "p2" / "clip.csv").trained_on
     # Weights of another model are refused, naming the mismatch; nothing is trained.
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "other"), "--config", "demo", "--epochs", "1",
                  "--init", str(init)] + _sets(["model.stream_channels=8"])) == 1
@@ -87,3 +106,54 @@ def test_an_unknown_freeze_is_refused_naming_the_choices() -> None:
 
     with pytest.raises(ConfigError, match="optim.freeze.*all-but-heads"):
         tiny_config("demo", ["optim.freeze=heads"])
+
+
+def test_the_finetune_preset_takes_model_data_and_loss_from_the_init() -> None:
+    from beenet.errors import ConfigError
+    from beenet.run_config import load_config
+
+    demo = load_config("demo")
+    tuned = load_config("finetune", ["optim.epochs=3"], init_config=lambda: demo.to_dict())
+    # The demo checkpoint's model (ImageNet weights off: every weight is the init's), data and loss.
+    assert {**tuned.model.__dict__, "pretrained": demo.model.pretrained} == demo.model.__dict__
+    assert tuned.model.pretrained is False
+    assert tuned.data == demo.data and tuned.loss == demo.loss
+    # An imported dataset: no sidecar context, the init's priors, the official protocol; a shorter
+    # schedule at a lower learning rate; precise BN before each validation.
+    assert (tuned.context.source, tuned.context.priors, tuned.run.protocol) == ("none", "init", "official")
+    assert tuned.optim.lr < demo.optim.lr and tuned.optim.epochs == 3 and tuned.run.bn_recalibrate > 0
+    # --set still reaches a section taken from the init.
+    assert load_config("finetune", ["model.dropout=0.5"], init_config=lambda: demo.to_dict()).model.dropout == 0.5
+    # Without --init there is nothing to take the sections from.
+    with pytest.raises(ConfigError, match=r"data, model, loss section\(s\) are 'init'.*--init"):
+        load_config("finetune")
+
+
+def test_keeping_the_init_priors_needs_an_init(tmp_path, capsys) -> None:
+    from beenet.errors import ConfigError
+    from train_helpers import tiny_config
+
+    data = tmp_path / "data"  # never read: the run is refused first
+    out = tmp_path / "run"
+    sets = _sets(["context.source=none", "context.priors=init"])
+    assert main(["train", "--data", str(data), "--out", str(out), "--config", "demo"] + sets) == 1
+    assert "context.priors=init keeps the priors of the weights a run starts from: give --init" in \
+        capsys.readouterr().err
+    assert not out.exists()
+    # A context model without a context source and without the init's priors is refused at once.
+    with pytest.raises(ConfigError, match="context.source is 'none'.*context.priors=init"):
+        tiny_config("demo", ["context.source=none"])
+    # A model that reads context at every forward cannot do without it, priors or not.
+    with pytest.raises(ConfigError, match="fusion_context=input"):
+        tiny_config("demo", ["context.source=none", "context.priors=init", "model.fusion_context=input"])
+
+
+def test_a_fine_tuned_checkpoint_names_its_init_without_its_folder() -> None:
+    from beenet.artifacts.checkpoint import trained_on
+
+    ckpt = {"trained_on": {"kind": "bold", "data": "mine"},
+            "pretrained_weights": {"init": {"file": "/home/me/secret/best.pt", "sha256": "ab" * 32, "epoch": 14}}}
+    assert trained_on(ckpt)["fine_tuned_from"] == {"name": "best.pt", "sha256": "ab" * 32, "epoch": 14}
+    assert "fine_tuned_from" not in trained_on({"trained_on": {"kind": "bold"}, "pretrained_weights": {}})
+    # Older checkpoints without a data record still say what they started from.
+    assert trained_on({"pretrained_weights": ckpt["pretrained_weights"]})["fine_tuned_from"]["name"] == "best.pt"

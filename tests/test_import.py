@@ -178,3 +178,57 @@ def test_an_import_with_nothing_to_import_fails_naming_the_problems(tmp_path, ca
     assert main(["import", str(video), "--labels", str(labels), "--out", str(out)]) == 1
     assert "already exists and is not an empty folder" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_fine_tune_a_context_model_on_imported_footage(imported, capsys, tmp_path) -> None:
+    """The chain of the worked example (docs/own-data.md) on real footage: import -> data check ->
+    train one epoch with the finetune preset from a tiny demo-like checkpoint (place and object
+    streams, the beenet fusion: a model that needs context, on data that has none) -> eval."""
+    import torch
+
+    from beenet.artifacts.checkpoint import load_checkpoint
+    from beenet.weights import file_sha256
+    from train_helpers import write_tiny_synth
+
+    tmp, _, _, pid, videos = imported
+    car, copy = videos[0], videos[1]
+    labels = tmp_path / "labels.csv"
+    # Three spans of the one person in each video, two annotators on one: val (one of the two
+    # videos) then holds positives and negatives of categories 0 and 6 and VAD that varies.
+    rows = [FULL_HEADER]
+    for video in ("carphone.mp4", "car_copy.mp4"):
+        rows += [_full(video, pid, 0, 39, "a", _cats(0), (7, 6, 5)),
+                 _full(video, pid, 40, 79, "a", _cats(6), (3, 4, 5)),
+                 _full(video, pid, 40, 79, "b", _cats(0, 6), (4, 4, 6)),
+                 _full(video, pid, 80, 119, "a", _cats(), (5, 2, 4))]
+    with open(labels, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    data = tmp_path / "mine"
+    assert main(["import", car, copy, "--labels", str(labels), "--out", str(data)]) == 0
+    assert "imported 6 instances in 6 clips" in capsys.readouterr().out
+    assert main(["data", "check", str(data)]) == 0
+
+    synth = write_tiny_synth(tmp_path / "synth")
+    first = tmp_path / "first"
+    sets = [x for t in TINY if not t.startswith("optim.epochs") for x in ("--set", t)]
+    assert main(["train", "--data", str(synth), "--out", str(first), "--config", "demo", "--epochs", "1"] + sets) == 0
+    init = first / "best.pt"
+    tuned = tmp_path / "tuned"
+    assert main(["train", "--data", str(data), "--out", str(tuned), "--config", "finetune", "--init", str(init),
+                 "--epochs", "1", "--set", "run.device=cpu", "--set", "run.num_workers=0"]) == 0
+    a, b = load_checkpoint(init), load_checkpoint(tuned / "best.pt")
+    # The model the init was (its config), no context source, the init's priors kept as they were.
+    assert b["config"]["model"] == {**a["config"]["model"], "pretrained": False}
+    assert b["config"]["context"]["source"] == "none" and b["config"]["context"]["priors"] == "init"
+    priors = [k for k in a["model"] if k.startswith("priors.")]
+    assert priors and all(torch.equal(a["model"][k], b["model"][k]) for k in priors)
+    assert b["pretrained_weights"]["init"]["sha256"] == file_sha256(init)
+    assert b["trained_on"]["data"] == "mine"
+    scores = tmp_path / "m.json"
+    assert main(["eval", "--data", str(data), "--checkpoint", str(tuned / "best.pt"), "--split", "val",
+                 "--out", str(tmp_path / "ev"), "--json", str(scores)]) == 0
+    got = json.loads(scores.read_text())
+    assert got["split"] == "val" and got["n"] == 3
+    # Categories 0 and 6 have both a positive and a negative in val: an AP is defined.
+    assert got["intervals"]["level"] == 0.95 and isinstance(got["mAP"], float) and 0 <= got["mAP"] <= 1, got

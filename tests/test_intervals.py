@@ -41,3 +41,19 @@ def test_a_metric_undefined_in_every_resample_has_no_interval() -> None:
     got = bootstrap_intervals(scores, targets, vad_pred, vad_true, draws=50)
     assert got["mR2"] is None and got["ERS"] is None and got["used"]["mR2"] == 0
     assert got["mAP"] is not None
+
+
+def test_the_resamples_do_not_log_what_the_metric_leaves_out(caplog) -> None:
+    """The point estimate names the categories and dimensions it leaves out, once; the 500
+    resamples of the bootstrap do not repeat it (an eval of a small split stays readable)."""
+    import logging
+
+    data = _data(12)
+    data[1][:, 5] = 0.0  # a category with no positive
+    data[3][:, 2] = 5.0  # a dimension with constant truth
+    with caplog.at_level(logging.INFO, logger="beenet.metrics"):
+        add_intervals(bold_scores(*data), *data)
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("left out of mAP/mRA" in m for m in said) == 1
+    assert sum("left out of mR2" in m for m in said) == 1
+    assert sum("bootstrap intervals" in m for m in said) == 1

@@ -209,7 +209,7 @@ def _checked_inputs(cat_scores: ArrayLike, cat_targets: ArrayLike, vad_pred: Arr
 
 
 def _category_scores(
-    scores: np.ndarray, targets: np.ndarray
+    scores: np.ndarray, targets: np.ndarray, quiet: bool = False
 ) -> tuple[dict[str, dict[str, Any]], list[str], list[float], list[float], list[float]]:
     """Per category AP, AUC, positives and support; the categories left out (no positive or no
     negative); and, over the others, the APs, the AUCs and the positive rates (chance-level AP)."""
@@ -233,13 +233,13 @@ def _category_scores(
             aucs.append(auc)
             rates.append(n_pos / n)
         per_category[name] = {"AP": ap, "AUC": auc, "positives": n_pos, "support": n}
-    if excluded:
+    if excluded and not quiet:  # quiet: a bootstrap resample (hundreds of them) says nothing
         log.info("categories without a positive or a negative, left out of mAP/mRA: %s", ", ".join(excluded))
     return per_category, excluded, aps, aucs, rates
 
 
 def _dimension_scores(
-    vpred: np.ndarray, vtrue: np.ndarray
+    vpred: np.ndarray, vtrue: np.ndarray, quiet: bool = False
 ) -> tuple[dict[str, dict[str, Any]], list[str], list[float]]:
     """Per VAD dimension R2, CCC and MAE; the dimensions left out (constant truth: R2 undefined);
     and the R2 values of the others."""
@@ -257,7 +257,7 @@ def _dimension_scores(
             "CCC": ccc(vpred[:, j], vtrue[:, j]),
             "MAE": float(np.mean(np.abs(vpred[:, j] - vtrue[:, j]))),
         }
-    if excluded_dims:
+    if excluded_dims and not quiet:
         log.info("dimensions with constant ground truth, left out of mR2: %s", ", ".join(excluded_dims))
     return per_dimension, excluded_dims, r2s
 
@@ -320,8 +320,8 @@ def bootstrap_intervals(cat_scores: ArrayLike, cat_targets: ArrayLike, vad_pred:
     got: dict[str, list[float]] = {k: [] for k in HEADLINE_KEYS}
     for _ in range(draws):
         idx = rng.integers(0, n, n)
-        _, _, aps, aucs, _ = _category_scores(scores[idx], targets[idx])
-        _, _, r2s = _dimension_scores(vpred[idx], vtrue[idx])
+        _, _, aps, aucs, _ = _category_scores(scores[idx], targets[idx], quiet=True)
+        _, _, r2s = _dimension_scores(vpred[idx], vtrue[idx], quiet=True)
         m = {"mAP": float(np.mean(aps)) if aps else None, "mRA": float(np.mean(aucs)) if aucs else None,
              "mR2": float(np.mean(r2s)) if r2s else None}
         m["ERS"] = ers(m["mR2"], m["mAP"], m["mRA"]) if None not in m.values() else None

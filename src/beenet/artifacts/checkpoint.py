@@ -93,9 +93,25 @@ def trained_on(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The ``trained_on`` record of a loaded checkpoint (or pretrained folder); :data:`UNKNOWN_DATA`
     when it has none (written before the record existed) or an unreadable one."""
     rec = ckpt.get("trained_on")
-    if not isinstance(rec, dict) or rec.get("kind") not in DATA_KINDS:
-        return dict(UNKNOWN_DATA)
-    return {**UNKNOWN_DATA, **rec}
+    out = dict(UNKNOWN_DATA) if not isinstance(rec, dict) or rec.get("kind") not in DATA_KINDS \
+        else {**UNKNOWN_DATA, **rec}
+    tuned = fine_tuned_from(ckpt)
+    if tuned is not None:
+        out["fine_tuned_from"] = tuned
+    return out
+
+
+def fine_tuned_from(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """What a fine-tuned model started from (``beenet train --init``, recorded under
+    ``pretrained_weights["init"]``): ``{"name", "sha256", "epoch"}`` (the file's name, never its
+    full path: the record travels with shared models and prediction tables); None for a model
+    trained from scratch or from published weights."""
+    rec = (ckpt.get("pretrained_weights") or {}).get("init") if isinstance(ckpt.get("pretrained_weights"), dict) \
+        else None
+    if not isinstance(rec, dict) or not rec.get("sha256"):
+        return None
+    name = Path(str(rec.get("file") or rec.get("source") or "")).name
+    return {"name": name, "sha256": str(rec["sha256"]), "epoch": rec.get("epoch")}
 
 
 def save_checkpoint(

@@ -176,6 +176,10 @@ def _card_provenance(meta: dict[str, Any]) -> list[str]:
              f"- Source checkpoint: `{meta.get('checkpoint_file')}`, sha256 `{meta.get('checkpoint_sha256')}`",
              f"- `{WEIGHTS_FILE}` sha256 `{meta.get('weights_sha256')}`"]
     for part, rec in pw.items():
+        if part == "init":  # beenet train --init: a file of the user's, named without its folder
+            lines.append(f"- Fine-tuned from `{Path(str(rec.get('file'))).name}` (init, epoch {rec.get('epoch')}), "
+                         f"sha256 `{rec.get('sha256')}`")
+            continue
         lines.append(f"- Started from `{rec.get('file')}` ({part}), sha256 `{rec.get('sha256')}`, {rec.get('url')}")
     if not pw:
         lines.append("- Started from: random initialisation (no published weights recorded)")

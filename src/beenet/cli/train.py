@@ -9,7 +9,7 @@ from pathlib import Path
 DESCRIPTION = """\
 Train a BEE-NET model on a BoLD directory (the real release or 'beenet synth' output).
 
-The run is described by a config: a preset (paper, demo, video) or a YAML file, changed with
+The run is described by a config: a preset (paper, demo, video, finetune) or a YAML file, changed with
 --set SECTION.KEY=VALUE (repeatable; values are checked against the field's type). The resolved
 config is written to RUN/config.yaml and stored in every checkpoint.
 
@@ -32,6 +32,8 @@ examples:
       a short run on 'beenet synth' data with a different learning rate.
   beenet train --data synth --out runs/video --config my.yaml --set model.temporal_pool=gem
       a config file, with one override.
+  beenet train --data mine --out runs/tuned --config finetune --init beenet-demo/run/best.pt
+      fine-tune a trained model on a 'beenet import' dataset (model, data and loss as the init's).
   beenet train --data synth --out runs/demo --resume
       continue runs/demo after an interruption, from its last.pt, exactly.
 
@@ -49,7 +51,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="DIR", help="BoLD directory (annotations/, videos/, joints/)")
     p.add_argument("--out", required=True, metavar="RUN", help="run directory to create (or to resume)")
     p.add_argument("--config", default=None, metavar="NAME|FILE",
-                   help="preset name (paper, demo, video) or a YAML file (default: paper; with --resume: RUN/config.yaml)")
+                   help="preset name (paper, demo, video, finetune) or a YAML file (default: paper; with --resume: RUN/config.yaml)")
     # No choices= copy: run.protocol's type owns them and names them when a value is wrong
     # (and reading it here would import torch for --help).
     p.add_argument("--protocol", default=None, metavar="NAME",
@@ -79,7 +81,16 @@ def resolve_config(args: argparse.Namespace):  # -> RunConfig
     if source is None:
         saved = Path(args.out) / "config.yaml"
         source = str(saved) if args.resume and saved.is_file() else "paper"
-    return load_config(source, overrides)
+    init = getattr(args, "init", None)
+    return load_config(source, overrides, init_config=(lambda: _stored_config(init)) if init else None)
+
+
+def _stored_config(source: str) -> dict:
+    """The run config stored with the weights ``--init`` names (the ``finetune`` preset's model,
+    data and loss sections)."""
+    from beenet.training.init import stored_config  # lazy: keeps 'beenet train --help' fast (loads torch)
+
+    return stored_config(source)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,6 +28,12 @@ class ContextConfig:
     #: ``none``; ``sidecar`` (``synthetic_context.json`` of ``beenet synth``); ``places365``;
     #: ``coco``; ``experts`` (places365 + coco). Experts run once per clip and are cached on disk.
     source: Literal["none", "sidecar", "places365", "coco", "experts"] = "experts"
+    #: Where the fusion's context-emotion priors and the VAD mean/std come from: ``fit`` (fitted
+    #: on the training split's context labels; with ``beenet train --init`` refitted after the
+    #: init's weights are loaded) or ``init`` (kept as the ``--init`` weights hold them: fine-tuning
+    #: on data without context labels, ``source: none``, where the context streams are then not
+    #: distilled and learn from the emotion loss alone; the ``finetune`` preset).
+    priors: Literal["fit", "init"] = "fit"
     #: Cache of expert labels; empty = ``$BEENET_CACHE`` or ``~/.cache/beenet/context``.
     cache_dir: str = ""
     #: Frames per clip an expert labels (averaged) for the clip's context vector (priors, fusion

@@ -65,7 +65,7 @@ class RunConfig:
         })
         for key, value in stand_in.items():
             _set_located(cfg, key, value, where)
-        _follow_owners(cfg)
+        follow_owners(cfg)
         validate(cfg)
         return cfg
 
@@ -120,7 +120,7 @@ def set_value(cfg: RunConfig, key: str, value: Any) -> None:
     obj, name, tp = _resolve_key(cfg, OLD_KEYS.get(key, key))
     value = upgrade_choice(type(obj), name, value, key)
     setattr(obj, name, coerce(value, tp, key))
-    _follow_owners(cfg)
+    follow_owners(cfg)
 
 
 def get_value(cfg: RunConfig, key: str) -> Any:
@@ -128,7 +128,7 @@ def get_value(cfg: RunConfig, key: str) -> Any:
     return getattr(obj, name)
 
 
-def _follow_owners(cfg: RunConfig) -> None:
+def follow_owners(cfg: RunConfig) -> None:
     """Give each old field of ``cfg`` (:data:`OLD_KEYS`) its owner's value."""
     for old, owner in OLD_KEYS.items():
         obj, name, _ = _resolve_key(cfg, old)
@@ -233,11 +233,14 @@ def validate(cfg: RunConfig) -> None:
             "BCE, or loss.kind=mse with linear / scale; to train this pairing anyway set "
             "loss.allow_bce_with_scale=true"
         )
-    if needs_context(cfg) and cfg.context.source == "none":
+    if model_needs_input_context(m) and cfg.context.source == "none":
+        raise ConfigError("model.fusion_context=input: the model reads context labels at every forward, but "
+                          "context.source is 'none'; give a context source, or use model.fusion_context=streams")
+    if needs_context(cfg) and cfg.context.source == "none" and cfg.context.priors != "init":
         raise ConfigError(
             "this model needs context labels (for its priors, its context streams or its fusion input) "
             "but context.source is 'none'; set context.source to sidecar (synthetic data), places365, "
-            "coco or experts"
+            "coco or experts (or, fine-tuning with --init, context.priors=init: keep the init's priors)"
         )
 
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,19 @@ from beenet.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-from beenet.run_config.config import OLD_KEYS, SECTIONS, RunConfig, apply_dict, check_agree, set_value, validate
+from beenet.run_config.config import (
+    OLD_KEYS,
+    SECTIONS,
+    RunConfig,
+    apply_dict,
+    check_agree,
+    follow_owners,
+    set_value,
+    validate,
+)
+
+#: The value of a section that a preset takes from the weights a run starts from (``finetune``).
+FROM_INIT = "init"
 
 # --------------------------------------------------------------------------- loading
 
@@ -73,8 +87,34 @@ def apply_overrides(cfg: RunConfig, overrides: list[str] | tuple[str, ...]) -> R
     return cfg
 
 
-def load_config(name_or_path: str | os.PathLike[str] = "paper", overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """A preset name (``paper``, ``demo``, ``video``) or a YAML file, then ``--set`` overrides."""
+def _take_from_init(cfg: RunConfig, data: Any, where: str,
+                    init_config: Callable[[], Mapping[str, Any]] | None) -> Any:
+    """Give ``cfg`` the sections that ``data`` sets to ``init`` (the ``finetune`` preset's model,
+    data and loss) from the config stored with the weights a run starts from (``init_config()``,
+    read only when needed); returns ``data`` without them. A model taken so is built without
+    ImageNet weights (``model.pretrained=false``): every weight comes from the init."""
+    if not isinstance(data, dict):
+        return data
+    taken = [k for k, v in data.items() if v == FROM_INIT]
+    if not taken:
+        return data
+    if init_config is None:
+        raise ConfigError(f"{where}: the {', '.join(taken)} section(s) are 'init': taken from the model a run "
+                          "starts from; give 'beenet train --init CHECKPOINT|FOLDER|HUB_ID'")
+    saved = RunConfig.from_dict(dict(init_config()), where="the config stored with the --init weights")
+    for section in taken:
+        setattr(cfg, section, copy.deepcopy(getattr(saved, section)))
+    if "model" in taken:
+        cfg.model.pretrained = False
+    follow_owners(cfg)
+    return {k: v for k, v in data.items() if k not in taken}
+
+
+def load_config(name_or_path: str | os.PathLike[str] = "paper", overrides: list[str] | tuple[str, ...] = (),
+                init_config: Callable[[], Mapping[str, Any]] | None = None) -> RunConfig:
+    """A preset name (``paper``, ``demo``, ``video``, ``finetune``) or a YAML file, then ``--set``
+    overrides. A section given as ``init`` (the ``finetune`` preset) is the one stored with the
+    weights ``beenet train --init`` starts from: ``init_config()`` returns that stored config."""
     text = str(name_or_path)
     path = Path(text)
     if path.suffix in (".yaml", ".yml") or path.is_file() or os.sep in text:
@@ -89,6 +129,7 @@ def load_config(name_or_path: str | os.PathLike[str] = "paper", overrides: list[
         where = f"preset {text}"
         data = _read_yaml(resources.files("beenet").joinpath("presets", f"{text}.yaml"), where)
     cfg = RunConfig()
+    data = _take_from_init(cfg, data, where, init_config)
     apply_dict(cfg, data, where)
     apply_overrides(cfg, overrides)
     validate(cfg)

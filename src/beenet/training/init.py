@@ -42,6 +42,13 @@ def start_from(run: Any, source: str) -> dict[str, Any]:
     return record
 
 
+def stored_config(source: str) -> dict[str, Any]:
+    """The run config stored with the weights ``source`` names (a checkpoint, a ``beenet export
+    pretrained`` folder or a Hub id): what the ``finetune`` preset's ``init`` sections take."""
+    path = resolve_checkpoint(source)
+    return dict(load_checkpoint(path).get("config") or {})
+
+
 def _trainable(name: str, how: str) -> bool:
     parts = name.split(".")
     if how == "trunk":

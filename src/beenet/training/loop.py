@@ -110,6 +110,9 @@ def train(
     "run_dir", "stopped_early"}``.
     """
     out = Path(out_dir)
+    if cfg.context.priors == "init" and init is None and not resume:
+        raise ConfigError("context.priors=init keeps the priors of the weights a run starts from: give "
+                          "--init CHECKPOINT, or set context.priors=fit (and a context source)")
     device = resolve_device(cfg.run.device)
     info = D.init_distributed(device)
     lock: RunLock | None = None
@@ -184,6 +187,8 @@ def _train(cfg: RunConfig, data_dir: Path, out: Path, device: torch.device, info
     restore_run(run, ckpt)
     if init is not None and ckpt is None:
         start_from(run, init)
+        if cfg.context.priors == "fit":  # the priors of this training split, not the init's
+            fit_model_priors(run.model, run.train_inst, run.train_ds.context)
     net = parallel_model(run)
     log.info("model: %d trainable parameters; setup %.1fs",
              sum(p.numel() for p in run.model.parameters() if p.requires_grad), time.perf_counter() - t_setup)

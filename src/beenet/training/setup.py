@@ -295,7 +295,7 @@ def _model(cfg: RunConfig, train_inst: list[Any], context: dict[str, np.ndarray]
     model_cfg = dataclasses.replace(cfg.model, pretrained=False) if resumed else cfg.model
     with D.rank0_first(info):  # one process downloads pretrained weights, the others find them cached
         model = build_model(model_cfg, seed=cfg.run.seed)
-    if not resumed:
+    if not resumed and cfg.context.priors == "fit":  # "init": beenet.training.init.start_from loads them
         fit_model_priors(model, train_inst, context)
     return model.to(device)
 
