@@ -18,14 +18,12 @@ from __future__ import annotations
 import http.server
 import json
 import urllib.parse
-import webbrowser
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from beenet.errors import BoLDFormatError
 from beenet.labelling.store import LabelStore, RowRefused
-from beenet.view.server import RangeHandler, host_allowed
+from beenet.view.server import RangeHandler, host_allowed, make_server, run_until_interrupted
 
 #: The most a request body may hold (one row is well under 2 KiB).
 MAX_BODY = 64 * 1024
@@ -121,20 +119,12 @@ class LabelHandler(RangeHandler):
 def make_label_server(folder: str | Path, store: LabelStore, port: int = 0,
                       media: dict[str, Path] | None = None) -> http.server.ThreadingHTTPServer:
     """A server of the page folder and the rows on 127.0.0.1 (``port`` 0: any free port)."""
-    handler = type("Handler", (LabelHandler,), {"media": dict(media or {}), "store": store})
-    return http.server.ThreadingHTTPServer(("127.0.0.1", port), partial(handler, directory=str(folder)))
+    return make_server(folder, port, media, handler=LabelHandler, store=store)
 
 
 def serve_labels(folder: str | Path, store: LabelStore, port: int = 0, media: dict[str, Path] | None = None,
                  open_page: bool = True) -> None:
     """Serve the page until Ctrl-C, opening it in the default browser."""
-    srv = make_label_server(folder, store, port, media)
-    host, real_port = srv.server_address[:2]
-    url = f"http://{host}:{real_port}/index.html"
-    print(f"serving the labelling page at {url}; labels go to {store.path} (Ctrl-C to stop)", flush=True)
-    if open_page:
-        webbrowser.open(url)
-    try:
-        srv.serve_forever()
-    finally:
-        srv.server_close()
+    run_until_interrupted(make_label_server(folder, store, port, media), "index.html",
+                          f"serving the labelling page at {{url}}; labels go to {store.path} (Ctrl-C to stop)",
+                          open_page=open_page)

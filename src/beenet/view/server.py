@@ -16,6 +16,7 @@ import urllib.parse
 import webbrowser
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -127,22 +128,31 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             self._remaining = None
 
 
-def make_server(folder: str | Path, port: int = 0, media: dict[str, Path] | None = None) -> http.server.ThreadingHTTPServer:
-    """A server for ``folder`` on 127.0.0.1 (``port`` 0: any free port; see ``server_address``)."""
-    handler = type("Handler", (RangeHandler,), {"media": dict(media or {})})
-    return http.server.ThreadingHTTPServer(("127.0.0.1", port), partial(handler, directory=str(folder)))
+def make_server(folder: str | Path, port: int = 0, media: dict[str, Path] | None = None,
+                handler: type[RangeHandler] = RangeHandler, **attrs: Any) -> http.server.ThreadingHTTPServer:
+    """A server for ``folder`` on 127.0.0.1 (``port`` 0: any free port; see ``server_address``);
+    ``handler`` (a :class:`RangeHandler`) gets ``media`` and ``attrs`` as class attributes."""
+    cls = type("Handler", (handler,), {"media": dict(media or {}), **attrs})
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), partial(cls, directory=str(folder)))
 
 
-def serve(folder: str | Path, port: int = 0, media: dict[str, Path] | None = None,
-          open_page: str | None = "index.html") -> None:
-    """Serve ``folder`` until Ctrl-C, opening ``open_page`` in the default browser."""
-    srv = make_server(folder, port, media)
+def run_until_interrupted(srv: http.server.ThreadingHTTPServer, page: str, message: str,
+                          open_page: bool = True) -> None:
+    """Print ``message`` (``{url}`` filled in with ``page``'s address), open the page in the
+    default browser when ``open_page``, and serve until Ctrl-C."""
     host, real_port = srv.server_address[:2]
-    url = f"http://{host}:{real_port}/{open_page or ''}"
-    print(f"serving {folder} at {url} (Ctrl-C to stop)", flush=True)
+    url = f"http://{host}:{real_port}/{page}"
+    print(message.format(url=url), flush=True)
     if open_page:
         webbrowser.open(url)
     try:
         srv.serve_forever()
     finally:
         srv.server_close()
+
+
+def serve(folder: str | Path, port: int = 0, media: dict[str, Path] | None = None,
+          open_page: str | None = "index.html") -> None:
+    """Serve ``folder`` until Ctrl-C, opening ``open_page`` in the default browser."""
+    run_until_interrupted(make_server(folder, port, media), open_page or "",
+                          f"serving {folder} at {{url}} (Ctrl-C to stop)", open_page=bool(open_page))
