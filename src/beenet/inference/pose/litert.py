@@ -24,7 +24,7 @@ whole frame, which confirms them and whose other boxes become people (``box`` jo
 from __future__ import annotations
 
 import math
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,6 +127,7 @@ class LiteRTEngine:
         self._engines: list[BlazePose] = [BlazePose(model_files)]  # one a worker
         self._wide: BlazePose | None = None  # on `threads` interpreter threads, for a lone job
         self.pool = WorkerPool(options.threads)
+        self._beside = WorkerPool(1, prefix="beenet-person")  # the CNN person detector's thread
         self.follower = Follower(options.confirm_every)
         self._index = -1  # the frame index of the last call
 
@@ -139,6 +140,7 @@ class LiteRTEngine:
 
     def close(self) -> None:
         self.pool.close()
+        self._beside.close()
         self._engines = []
         self._wide = None
 
@@ -184,9 +186,16 @@ class LiteRTEngine:
             gap = max(1, self._index - at)
             jobs.append(("track", roi.moved(vx * gap, vy * gap), since + gap))
         due = not self.follower.tracked or calls % o.person_every == 0
-        boxes = self.person(frame) if due else []
-        # nothing runs beside these jobs (no HOG): a lone one gets every thread
-        found = [(*p, origin) for r, origin in zip(self.people(frame, jobs, alone=True), origins) for p in r]
+        # the detector on its own thread, beside the people followed (a lone job gets every
+        # thread only when the detector does not run)
+        pending = self._beside.submit(self.person, frame) if due else None
+        try:
+            results = self.people(frame, jobs, alone=pending is None)
+        finally:
+            if pending is not None:  # never leave the detector reading the frame after this call
+                wait([pending])
+        boxes = pending.result() if pending is not None else []
+        found = [(*p, origin) for r, origin in zip(results, origins) for p in r]
         if due:
             gap = max((self._index - at for *_, at in origins), default=1)
             found = [(p, roi, 0, origin) if any(_covers(b, p.box) for b, _ in boxes) else (p, roi, since, origin)
