@@ -169,3 +169,35 @@ def test_detector_runs_on_its_own_threads_and_puts_torchs_back(detector):
     assert len(one) == len(two) >= 6
     for (a, sa), (b, sb) in zip(one, two):
         assert np.allclose(a, b, atol=0.5) and abs(sa - sb) < 1e-4
+
+
+@pytest.mark.slow
+def test_person_every_runs_the_detector_on_every_nth_call_and_follows_people_between(blazepose_models):
+    """The default ``person_every=2`` on vtest.avi (several small people): the CNN runs on calls 0,
+    2, 4 (nobody is followed before call 0), and on calls 1 and 3 the people it found are still
+    there, followed by their landmarks; about as many people as ``person_every=1`` finds."""
+    from beenet.inference.pose.backends import make_pose_backend
+
+    frames = [(i, footage_frame("vtest.avi", i)) for i in range(100, 110, 2)]
+    counts = {}
+    for every in (1, 2):
+        pose = make_pose_backend("mediapipe", **({"person_every": 1} if every == 1 else {}))
+        assert pose.settings["person_every"] == every
+        ran, real = [], pose.runner.person
+        pose.runner.person = lambda frame, _real=real, _ran=ran: (_ran.append(1), _real(frame))[1]
+        pose.reset()
+        counts[every] = [len(pose(f, i)) for i, f in frames]
+        pose.close()
+        assert len(ran) == (5 if every == 1 else 3)
+    assert min(counts[2]) >= 5
+    for k in (1, 3):  # between detector runs: the people of the call before, followed
+        assert counts[2][k] >= counts[2][k - 1] - 1
+    assert abs(sum(counts[2]) - sum(counts[1])) <= 3
+    # carphone.mp4 (chest up): on the call the detector skips, the box is still the body's
+    pose = make_pose_backend("mediapipe")
+    pose.reset()
+    for k, i in enumerate((50, 52, 54)):
+        frame = footage_frame("carphone.mp4", i)
+        people = pose(frame, i)
+        assert len(people) == 1 and people[0].box[3] > 0.6 * frame.shape[0], (k, people)
+    pose.close()
