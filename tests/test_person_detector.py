@@ -24,8 +24,8 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def _graph(tmp_path, op: str = "_FusedConv2D", cut: int = 0):
-    """A graph: input (1, 5, 6, 2) -> 3x3 conv, stride 2, SAME padding, bias, ReLU -> mean over
+def _graph(tmp_path, op: str = "_FusedConv2D", cut: int = 0, stride: int = 2):
+    """A graph: input (1, H, W, 2) -> 3x3 conv, ``stride``, SAME padding, bias, ReLU -> mean over
     H, W; weights float16-quantised in one shard."""
     rng = np.random.default_rng(0)
     w = rng.normal(size=(3, 3, 2, 4)).astype(np.float16)
@@ -38,7 +38,7 @@ def _graph(tmp_path, op: str = "_FusedConv2D", cut: int = 0):
                                                                                   {"size": "-1"}, {"size": "2"}]}}}},
         {"name": "w", "op": "Const"}, {"name": "b", "op": "Const"}, {"name": "axes", "op": "Const"},
         {"name": "conv", "op": op, "input": ["x", "w", "b"],
-         "attr": {"strides": {"list": {"i": ["1", "2", "2", "1"]}}, "padding": {"s": _b64("SAME")},
+         "attr": {"strides": {"list": {"i": ["1", str(stride), str(stride), "1"]}}, "padding": {"s": _b64("SAME")},
                   "data_format": {"s": _b64("NHWC")}, "fused_ops": {"list": {"s": [_b64("BiasAdd"), _b64("Relu")]}}}},
         {"name": "mean", "op": "Mean", "input": ["conv", "axes"], "attr": {"keep_dims": {"b": False}}},
     ]
@@ -53,27 +53,33 @@ def _graph(tmp_path, op: str = "_FusedConv2D", cut: int = 0):
     return path, w.astype(np.float32), b
 
 
-def _reference(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """TensorFlow's SAME convolution, stride 2, written out in numpy (pad total split, the extra
-    row and column at the bottom and right), + bias, ReLU, mean over H and W."""
+def _reference(x: np.ndarray, w: np.ndarray, b: np.ndarray, s: int = 2) -> np.ndarray:
+    """TensorFlow's SAME convolution, stride ``s``, written out in numpy (pad total split, the
+    extra row and column at the bottom and right), + bias, ReLU, mean over H and W."""
     _, h, wd, _ = x.shape
-    oh, ow = -(-h // 2), -(-wd // 2)
-    ph, pw = max((oh - 1) * 2 + 3 - h, 0), max((ow - 1) * 2 + 3 - wd, 0)
+    oh, ow = -(-h // s), -(-wd // s)
+    ph, pw = max((oh - 1) * s + 3 - h, 0), max((ow - 1) * s + 3 - wd, 0)
     xp = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
     out = np.zeros((1, oh, ow, w.shape[3]), np.float64)
     for i in range(oh):
         for j in range(ow):
-            patch = xp[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3, :]
+            patch = xp[0, s * i:s * i + 3, s * j:s * j + 3, :]
             out[0, i, j] = np.tensordot(patch, w, axes=([0, 1, 2], [0, 1, 2]))
     return np.maximum(out + b, 0).mean(axis=(1, 2))
 
 
-def test_tfjs_runner_matches_numpy(tmp_path):
-    path, w, b = _graph(tmp_path)
+@pytest.mark.parametrize("height,width,stride", [
+    (5, 6, 2),  # padding the same on both sides of H, one more right of W: a padded copy
+    (6, 6, 2),  # one more below and right on both axes
+    (6, 7, 1),  # the same on both sides of both axes: the convolution's own padding
+])
+def test_tfjs_runner_matches_numpy(tmp_path, height, width, stride):
+    path, w, b = _graph(tmp_path, stride=stride)
     graph = TfjsGraph(path, ["mean"])
-    x = np.random.default_rng(1).normal(size=(1, 5, 6, 2)).astype(np.float32)
-    (got,) = graph.run({"x": torch.from_numpy(x)})
-    np.testing.assert_allclose(got.numpy(), _reference(x, w, b), rtol=1e-5, atol=1e-5)
+    x = np.random.default_rng(1).normal(size=(1, height, width, 2)).astype(np.float32)
+    for _ in range(2):  # the second run uses the weights worked out on the first
+        (got,) = graph.run({"x": torch.from_numpy(x)})
+        np.testing.assert_allclose(got.numpy(), _reference(x, w, b, stride), rtol=1e-5, atol=1e-5)
 
 
 def test_tfjs_runner_names_an_unknown_op_and_a_cut_shard(tmp_path):
@@ -212,3 +218,56 @@ def test_person_with_a_pixelated_face_is_found(lab_boxes, backend, lab_frame):
     boxes, matched = lab_boxes
     assert len(matched["man with a pixelated face"]) == 1, boxes
     _check_landmarks(_people(backend, lab_frame), LAB_PEOPLE["man with a pixelated face"])
+
+
+def test_detector_runs_on_its_own_threads_and_puts_torchs_back(detector):
+    """One torch thread by default (it runs beside the landmark model), two on request: the same
+    boxes, and torch's own setting unchanged after each call."""
+    from beenet.inference.pose.detector import PersonDetector
+
+    frame = footage_frame("vtest.avi", 100)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        one = detector(frame)
+        assert detector.threads == 1 and torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        two = PersonDetector(detector.graph.path, threshold=detector.threshold, threads=2)(frame)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert len(one) == len(two) >= 6
+    for (a, sa), (b, sb) in zip(one, two):
+        assert np.allclose(a, b, atol=0.5) and abs(sa - sb) < 1e-4
+
+
+@pytest.mark.slow
+def test_person_every_runs_the_detector_on_every_nth_call_and_follows_people_between(blazepose_models):
+    """The default ``person_every=2`` on vtest.avi (several small people): the CNN runs on calls 0,
+    2, 4 (nobody is followed before call 0), and on calls 1 and 3 the people it found are still
+    there, followed by their landmarks; about as many people as ``person_every=1`` finds."""
+    from beenet.inference.pose.backends import make_pose_backend
+
+    frames = [(i, footage_frame("vtest.avi", i)) for i in range(100, 110, 2)]
+    counts = {}
+    for every in (1, 2):
+        pose = make_pose_backend("mediapipe", **({"person_every": 1} if every == 1 else {}))
+        assert pose.settings["person_every"] == every
+        ran, real = [], pose.runner.person
+        pose.runner.person = lambda frame, _real=real, _ran=ran: (_ran.append(1), _real(frame))[1]
+        pose.reset()
+        counts[every] = [len(pose(f, i)) for i, f in frames]
+        pose.close()
+        assert len(ran) == (5 if every == 1 else 3)
+    assert min(counts[2]) >= 5
+    for k in (1, 3):  # between detector runs: the people of the call before, followed
+        assert counts[2][k] >= counts[2][k - 1] - 1
+    assert abs(sum(counts[2]) - sum(counts[1])) <= 3
+    # carphone.mp4 (chest up): on the call the detector skips, the box is still the body's
+    pose = make_pose_backend("mediapipe")
+    pose.reset()
+    for k, i in enumerate((50, 52, 54)):
+        frame = footage_frame("carphone.mp4", i)
+        people = pose(frame, i)
+        assert len(people) == 1 and people[0].box[3] > 0.6 * frame.shape[0], (k, people)
+    pose.close()

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
 from beenet.errors import PredictionsError
 from beenet.labels import CATEGORIES, NUM_CATEGORIES, NUM_VAD, POSITIVE_THRESHOLD, VAD_NAMES
@@ -109,6 +108,8 @@ def roc_auc(scores: ArrayLike, positives: ArrayLike) -> float | None:
     n_neg = y_true.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
+    from scipy.stats import rankdata  # lazy: scipy.stats costs ~0.5 s of beenet predict's start-up
+
     ranks = rankdata(y_score, method="average")
     u = ranks[y_true].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))

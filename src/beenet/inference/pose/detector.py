@@ -42,14 +42,22 @@ class PersonDetector:
     ``size``: the input's longer side (a multiple of 32; larger finds more small and backlit
     people, at a cost that grows with its square); ``threshold``: the lowest heat-map peak kept;
     ``nms_iou``: boxes overlapping a better one by this IoU are dropped; ``min_side``: boxes
-    shorter than this many frame pixels are dropped. Thread-safe: one graph, calls serialised."""
+    shorter than this many frame pixels are dropped; ``threads``: torch's threads during a call
+    (torch's setting is put back after it). Thread-safe: one graph, calls serialised.
+
+    One thread by default: the multi-person engine runs the detector beside the landmark model
+    on the other core. Torch's OpenMP threads wait for work by spinning, so two torch threads
+    next to LiteRT's (or on a loaded machine) spend most of their CPU time waiting: on a
+    loaded 2-core machine a 1280x720 frame took 1.6 s of CPU with two threads, 0.1 s with one
+    (docs/predict.md, "Speed")."""
 
     def __init__(self, model_json: str | Path, size: int = NATIVE_SIZE, threshold: float = 0.3,
-                 nms_iou: float = 0.6, min_side: float = 12.0) -> None:
+                 nms_iou: float = 0.6, min_side: float = 12.0, threads: int = 1) -> None:
         if size % 32 or size < 64:
             raise ValueError(f"person detector size {size}: must be a multiple of 32, at least 64")
         self.graph = TfjsGraph(model_json, [HEATMAP, SIZES])
         self.size, self.threshold, self.nms_iou, self.min_side = size, threshold, nms_iou, min_side
+        self.threads = threads
         self._lock = threading.Lock()
 
     def letterbox(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
@@ -67,8 +75,15 @@ class PersonDetector:
         square, scale = self.letterbox(frame)
         x = torch.from_numpy(square).float()[None]
         with self._lock:
-            heat, sizes = self.graph.run({INPUT: x})
-        return self.decode(heat[0, :, :, PERSON], sizes[0], scale, frame.shape[1], frame.shape[0])
+            before = torch.get_num_threads()
+            if before != self.threads:
+                torch.set_num_threads(self.threads)
+            try:
+                heat, sizes = self.graph.run({INPUT: x})
+                return self.decode(heat[0, :, :, PERSON], sizes[0], scale, frame.shape[1], frame.shape[0])
+            finally:
+                if before != self.threads:
+                    torch.set_num_threads(before)
 
     def decode(self, heat: torch.Tensor, sizes: torch.Tensor, scale: float, width: int,
                height: int) -> list[tuple[Box, float]]:

@@ -17,14 +17,15 @@ BlazePose workers (:meth:`LiteRTEngine.people`) while HOG runs on its own worker
 People found twice are merged by box IoU (``merge_iou``), the higher score kept.
 
 With the CNN person detector (``detector="centernet"``, :meth:`LiteRTEngine._find_with_detector`)
-the order is simpler: the people followed (landmark model on their squares), the detector on the
-whole frame, which confirms them and whose other boxes become people (``box`` jobs).
+the order is simpler: the people followed (landmark model on their squares) and, on its own
+thread beside them on every ``person_every``-th call, the detector on the whole frame, which
+confirms them and whose other boxes become people (``box`` jobs).
 """
 
 from __future__ import annotations
 
 import math
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,6 +55,23 @@ def _with_box(person: PoseDetection, boxes: list[tuple[Box, float]]) -> PoseDete
     if not mine:
         return person
     return replace(person, box=max(mine, key=lambda b: box_iou(b, person.box)))
+
+
+def _moved_body(person: PoseDetection, body: tuple[Box, tuple[float, float]] | None,
+                shape: tuple[int, ...]) -> PoseDetection:
+    """On a call the detector skips (``person_every``), a followed person's box: the detector's
+    box of the last call that ran it, moved as the centre of their joints' box moved since (a
+    head-and-shoulders close-up keeps a body box, not a strip at eye level); their joints' box
+    when the detector never boxed them."""
+    if body is None:
+        return person
+    (x, y, w, h), (cx, cy) = body
+    nx, ny = centre(person.box)
+    x0, y0 = max(0.0, x + nx - cx), max(0.0, y + ny - cy)
+    x1, y1 = min(float(shape[1]), x + w + nx - cx), min(float(shape[0]), y + h + ny - cy)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return person
+    return replace(person, box=(x0, y0, x1 - x0, y1 - y0))
 
 
 #: At most this many people new to a call are posed from the CNN detector's boxes (best first).
@@ -127,18 +145,23 @@ class LiteRTEngine:
         self._engines: list[BlazePose] = [BlazePose(model_files)]  # one a worker
         self._wide: BlazePose | None = None  # on `threads` interpreter threads, for a lone job
         self.pool = WorkerPool(options.threads)
+        self._beside = WorkerPool(1, prefix="beenet-person")  # the CNN person detector's thread
         self.follower = Follower(options.confirm_every)
         self._index = -1  # the frame index of the last call
+        # per person followed (as follower.tracked): (detector box, their joints' box centre then)
+        self._bodies: list[tuple[Box, tuple[float, float]] | None] = []
 
     def reset(self) -> None:
         """Nothing to start: the engine has no video-mode graph."""
 
     def new_shot(self) -> None:
         self.follower.clear()
+        self._bodies = []
         self._index = -1
 
     def close(self) -> None:
         self.pool.close()
+        self._beside.close()
         self._engines = []
         self._wide = None
 
@@ -184,9 +207,17 @@ class LiteRTEngine:
             gap = max(1, self._index - at)
             jobs.append(("track", roi.moved(vx * gap, vy * gap), since + gap))
         due = not self.follower.tracked or calls % o.person_every == 0
-        boxes = self.person(frame) if due else []
-        # nothing runs beside these jobs (no HOG): a lone one gets every thread
-        found = [(*p, origin) for r, origin in zip(self.people(frame, jobs, alone=True), origins) for p in r]
+        # the detector on its own thread, beside the people followed (a lone job gets every
+        # thread only when the detector does not run)
+        pending = self._beside.submit(self.person, frame) if due else None
+        try:
+            results = self.people(frame, jobs, alone=pending is None)
+        finally:
+            if pending is not None:  # never leave the detector reading the frame after this call
+                wait([pending])
+        boxes = pending.result() if pending is not None else []
+        found = [(*p, origin) for r, origin in zip(results, origins) for p in r]
+        bodies = {id(o): b for o, b in zip(origins, self._bodies)}  # each followed person's body box
         if due:
             gap = max((self._index - at for *_, at in origins), default=1)
             found = [(p, roi, 0, origin) if any(_covers(b, p.box) for b, _ in boxes) else (p, roi, since, origin)
@@ -196,10 +227,17 @@ class LiteRTEngine:
             new = [b for b, _ in boxes if not any(_covers(b, f[0].box) for f in found)]
             more = [("box", b, 0) for b in new[:MAX_NEW_PEOPLE]]
             found += [(*p, None) for r in self.people(frame, more, alone=True) for p in r]
-        if due:  # each person takes the detector's box that is theirs: one body, one box
+            # each person takes the detector's box that is theirs: one body, one box
+            joints = [p.box for p, *_ in found]
             found = [(_with_box(p, boxes), *rest) for p, *rest in found]
+            bodies = {id(f): (f[0].box, centre(j)) if f[0].box != j else None for f, j in zip(found, joints)}
+        else:  # the detector's box of the last call that ran it, moved with the joints
+            found = [(_moved_body(p, bodies.get(id(origin)), frame.shape), roi, since, origin)
+                     for p, roi, since, origin in found]
+            bodies = {id(f): bodies.get(id(f[3])) for f in found}
         kept = merge_found(found, lambda p: p[0], o.merge_iou)
         self.follower.update(kept if o.follow else [], self._index)
+        self._bodies = [bodies.get(id(k)) for k in kept] if o.follow else []
         return [p for p, *_ in kept]
 
     def _second_jobs(self, detections: list[PersonDetection], people: list[PoseDetection],

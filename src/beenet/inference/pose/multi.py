@@ -63,7 +63,8 @@ class MediaPipeMultiPose(PoseBackendBase):
     ``detector="centernet"`` (the default) finds people with a CNN person detector that needs no
     face (:class:`~beenet.inference.pose.detector.PersonDetector`: CenterNet with a MobileNetV3
     trunk, COCO's "person", on the whole frame letterboxed to ``person_size`` px, peaks at
-    ``person_threshold`` or above), on every ``person_every``-th call and while nobody is
+    ``person_threshold`` or above), on every ``person_every``-th call (default 2: the people
+    between are followed by their landmarks; on its own thread, beside them) and while nobody is
     followed: it confirms the people followed (one no box covers is dropped) and each box nobody
     covers becomes a person: the landmark model on the square BlazePose's detector aligns on a
     crop around the box when it finds a face there, else on the box's own upright square (a back,
@@ -109,7 +110,7 @@ class MediaPipeMultiPose(PoseBackendBase):
     def __init__(self, num_poses: int = 6, min_detection_confidence: float = 0.7,
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
-                 detector: str = "centernet", person_every: int = 1, person_threshold: float = 0.3,
+                 detector: str = "centernet", person_every: int = 2, person_threshold: float = 0.3,
                  person_size: int = 512, hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True,

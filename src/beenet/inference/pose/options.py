@@ -116,4 +116,4 @@ class MultiPoseOptions:
     follow: bool
     confirm_every: int
     threads: int
-    person_every: int = 1
+    person_every: int = 2

@@ -4,7 +4,7 @@ thread), run side by side on a thread pool: LiteRT and OpenCV release the GIL wh
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 
@@ -21,6 +21,12 @@ class WorkerPool:
     def started(self) -> bool:
         """Whether the threads exist (made, not closed since)."""
         return self._pool is not None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """``fn(*args)`` on one of the threads; its future."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix=self.prefix)
+        return self._pool.submit(fn, *args)
 
     def share(self, work: Callable[[Any, list], list], workers: Sequence[Any], items: Sequence[Any]) -> list:
         """``work(worker, [(index, item), ...]) -> [(index, result), ...]`` with ``items`` shared out

@@ -86,60 +86,72 @@ def read_weights(model_json: Path, manifest: list[dict]) -> dict[str, torch.Tens
     return out
 
 
-def _tf_pad(x: torch.Tensor, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]) -> torch.Tensor:
-    """TensorFlow's ``SAME`` padding of an NCHW tensor (the extra pixel goes bottom and right)."""
+def _same_pads(x: torch.Tensor, kernel: Sequence[int], strides: Sequence[int],
+               dilations: Sequence[int] = (1, 1)) -> list[tuple[int, int]]:
+    """TensorFlow's ``SAME`` padding of an NCHW tensor, ``(before, after)`` per spatial axis (the
+    extra pixel goes bottom and right)."""
     pads = []
     for size, k, s, d in zip(x.shape[2:], kernel, strides, dilations):
         eff = (k - 1) * d + 1
-        out = -(-size // s)
-        total = max((out - 1) * s + eff - size, 0)
+        total = max((-(-size // s) - 1) * s + eff - size, 0)
         pads.append((total // 2, total - total // 2))
-    (top, bottom), (left, right) = pads
-    if top or bottom or left or right:
-        x = F.pad(x, (left, right, top, bottom))
-    return x
+    return pads
 
 
 def _activation(x: torch.Tensor, name: str, node: dict) -> torch.Tensor:
+    """A fused activation, in place on ``x`` (a convolution's own output) where torch has it."""
     if name == "Relu":
-        return torch.relu(x)
+        return x.relu_()
     if name == "Relu6":
-        return torch.clamp(x, 0.0, 6.0)
+        return x.clamp_(0.0, 6.0)
     if name == "LeakyRelu":
-        return F.leaky_relu(x, _attr(node, "leakyrelu_alpha", 0.2))
+        return F.leaky_relu(x, _attr(node, "leakyrelu_alpha", 0.2), inplace=True)
     if name == "Sigmoid":
-        return torch.sigmoid(x)
+        return x.sigmoid_()
     if name == "Elu":
-        return F.elu(x)
+        return F.elu(x, inplace=True)
     raise TfjsGraphError(f"fused activation {name!r} of node {node['name']!r} is not supported")
 
 
+def _conv_plan(node: dict, w: torch.Tensor, depthwise: bool) -> tuple:
+    """A convolution's torch weight (OIHW), strides, dilations and groups: worked out on the first
+    run and kept in the node (the weights are constants)."""
+    plan = node.get("_torch")
+    if plan is None:
+        if _attr(node, "data_format", "NHWC") != "NHWC":
+            raise TfjsGraphError(f"node {node['name']!r}: only NHWC convolutions are supported")
+        strides = tuple(_attr(node, "strides", [1, 1, 1, 1])[1:3])
+        dilations = tuple((_attr(node, "dilations", [1, 1, 1, 1]) or [1, 1, 1, 1])[1:3])
+        if depthwise:  # TF: (kh, kw, in, multiplier) -> torch: (in * multiplier, 1, kh, kw)
+            kh, kw, cin, mult = w.shape
+            weight, groups = w.permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw), cin
+        else:  # TF: (kh, kw, in, out) -> torch: (out, in, kh, kw)
+            weight, groups = w.permute(3, 2, 0, 1), 1
+        plan = node["_torch"] = (weight.contiguous(), strides, dilations, groups)
+    return plan
+
+
 def _conv(node: dict, args: list[torch.Tensor], depthwise: bool) -> torch.Tensor:
-    """Conv2D / DepthwiseConv2dNative and their fused forms (bias add, activation), NHWC in and out."""
-    if _attr(node, "data_format", "NHWC") != "NHWC":
-        raise TfjsGraphError(f"node {node['name']!r}: only NHWC convolutions are supported")
-    x, w = args[0], args[1]
-    strides = _attr(node, "strides", [1, 1, 1, 1])[1:3]
-    dilations = (_attr(node, "dilations", [1, 1, 1, 1]) or [1, 1, 1, 1])[1:3]
+    """Conv2D / DepthwiseConv2dNative and their fused forms (bias add, activation), NHWC in and
+    out. ``SAME`` padding that is the same on both sides of an axis is the convolution's own
+    (no padded copy of the input); bias and activation are applied in place."""
+    x = args[0]
+    weight, strides, dilations, groups = _conv_plan(node, args[1], depthwise)
     xc = x.permute(0, 3, 1, 2)  # an NCHW view, channels_last in memory
-    if depthwise:  # TF: (kh, kw, in, multiplier) -> torch: (in * multiplier, 1, kh, kw)
-        kh, kw, cin, mult = w.shape
-        weight = w.permute(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
-        groups = cin
-    else:  # TF: (kh, kw, in, out) -> torch: (out, in, kh, kw)
-        weight = w.permute(3, 2, 0, 1)
-        kh, kw, groups = w.shape[0], w.shape[1], 1
-    padding = _attr(node, "padding", "VALID")
+    padding, pad = _attr(node, "padding", "VALID"), (0, 0)
     if padding == "SAME":
-        xc = _tf_pad(xc, (kh, kw), strides, dilations)
+        (top, bottom), (left, right) = _same_pads(xc, weight.shape[2:], strides, dilations)
+        if top == bottom and left == right:
+            pad = (top, left)
+        else:
+            xc = F.pad(xc, (left, right, top, bottom))
     elif padding == "EXPLICIT":
         p = _attr(node, "explicit_paddings", [])
         xc = F.pad(xc, (p[4], p[5], p[2], p[3]))
-    y = F.conv2d(xc.contiguous(memory_format=torch.channels_last), weight.contiguous(), None,
-                 tuple(strides), 0, tuple(dilations), groups)
-    for i, op in enumerate(_attr(node, "fused_ops", []) or []):
+    y = F.conv2d(xc.contiguous(memory_format=torch.channels_last), weight, None, strides, pad, dilations, groups)
+    for op in _attr(node, "fused_ops", []) or []:
         if op == "BiasAdd":
-            y = y + args[2].view(1, -1, 1, 1)
+            y = y.add_(args[2].view(1, -1, 1, 1))
         elif op == "Prelu":
             y = torch.where(y >= 0, y, y * args[3 if len(args) > 3 else 2].view(1, -1, 1, 1))
         else:
@@ -189,16 +201,9 @@ def _pool(node: dict, args: list[torch.Tensor]) -> torch.Tensor:
     k, s = _attr(node, "ksize")[1:3], _attr(node, "strides")[1:3]
     x = args[0].permute(0, 3, 1, 2)
     if _attr(node, "padding", "VALID") == "SAME":
-        x = F.pad(x, _same_pads(x, k, s), value=float("-inf"))
+        (top, bottom), (left, right) = _same_pads(x, k, s)
+        x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
     return F.max_pool2d(x, tuple(k), tuple(s)).permute(0, 2, 3, 1)
-
-
-def _same_pads(x: torch.Tensor, k: Sequence[int], s: Sequence[int]) -> tuple[int, int, int, int]:
-    out = []
-    for size, kk, ss in zip(x.shape[2:], k, s):
-        total = max((-(-size // ss) - 1) * ss + kk - size, 0)
-        out.append((total // 2, total - total // 2))
-    return out[1][0], out[1][1], out[0][0], out[0][1]
 
 
 def _cast(node: dict, args: list[torch.Tensor]) -> torch.Tensor:
