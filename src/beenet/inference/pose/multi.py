@@ -65,11 +65,12 @@ class MediaPipeMultiPose(PoseBackendBase):
     trunk, COCO's "person", on the whole frame letterboxed to ``person_size`` px, peaks at
     ``person_threshold`` or above), on every ``person_every``-th call (default 2: the people
     between are followed by their landmarks; on its own thread, beside them) and while nobody is
-    followed: it confirms the people followed (one no box covers is dropped) and each box nobody
+    followed: it confirms the people followed (one no box has covered for ``confirm_every`` calls'
+    worth of frames is dropped) and each box nobody
     covers becomes a person: the landmark model on the square BlazePose's detector aligns on a
     crop around the box when it finds a face there, else on the box's own upright square (a back,
     a mask, a blurred face). A person's box is the detector's (the body seen), not their joints'.
-    ``tiles``, the HOG options and ``confirm_every`` do not apply to it.
+    ``tiles`` and the HOG options do not apply to it.
 
     ``detector="hog"`` adds person proposals from OpenCV's HOG people detector
     (:mod:`~beenet.inference.pose.proposals`), which finds people 1/7 of the frame tall that
