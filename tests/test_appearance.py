@@ -197,13 +197,16 @@ def test_vtest_a_pedestrian_hidden_for_a_second_keeps_her_id():
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("blazepose_models")
-def test_vtest_a_man_lost_behind_a_group_keeps_his_id_with_the_default_detector():
-    """vtest.avi frames 0-50, posed every 2nd frame as predict does, with the default backend (the
-    CNN person detector): the man in the black coat walking left is lost at frame 28 as he passes
-    behind the group by the sign, and found again at 40 on the sign's far side (looked at, frames
-    18-40: the same man, black coat and trousers). With relinking he keeps one id. The man in
-    jeans behind the sign, lost at 18 when he joins the group, is not joined to him."""
-    seen, joined, apart = _track_vtest(make_backend=lambda m: m("mediapipe"), last=50)
+def test_vtest_a_man_lost_behind_a_group_keeps_his_id_with_the_cnn_detector():
+    """vtest.avi frames 0-50, posed every 2nd frame as predict does, with the default backend's CNN
+    person detector on every posed frame (``person_every=1``): the man in the black coat walking
+    left is lost at frame 28 as he passes behind the group by the sign, and found again at 40 on
+    the sign's far side (looked at, frames 18-40: the same man, black coat and trousers). With
+    relinking he keeps one id. The man in jeans behind the sign, lost at 18 when he joins the
+    group, is not joined to him. (With the default ``person_every=2`` his second track is not
+    joined to the first: on vtest the footage benchmark measures 1.50 ids per person against 1.33,
+    docs/predict.md "Speed".)"""
+    seen, joined, apart = _track_vtest(make_backend=lambda m: m("mediapipe", person_every=1), last=50)
     kept = [p for p in apart if p in joined]
     assert len(_ending(seen, kept, 26, 30)) == 1
     him = _ending(seen, kept, 26, 30)[0]
