@@ -49,6 +49,16 @@ def test_val_metrics_files_and_consistency(trained, tmp_path):
     assert load_checkpoint(ckpt)["metrics"]["val"]["ERS"] == pytest.approx(res["ERS"], abs=1e-6)
 
 
+def test_auto_workers_score_as_none(trained):
+    """``run.num_workers`` -1 (auto, the demo preset's) reaches evaluation as the number of workers
+    it stands for, not as -1 (which the DataLoader refuses): ``beenet demo`` without ``--quick``
+    passes its config's value here, and so do the ablation's scorings."""
+    data, ckpt = trained
+    auto = evaluate_checkpoint(data, ckpt, split="val", batch_size=4, device="cpu", plots=False, num_workers=-1)
+    none = evaluate_checkpoint(data, ckpt, split="val", batch_size=4, device="cpu", plots=False, num_workers=0)
+    assert auto["ERS"] == pytest.approx(none["ERS"], abs=1e-9) and auto["n"] == none["n"] > 0
+
+
 @pytest.mark.slow
 def test_unlabelled_official_test_split_writes_predictions_only(trained, tmp_path):
     data, ckpt = trained

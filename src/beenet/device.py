@@ -7,6 +7,7 @@ and asking for a GPU that is not there is the same clear error everywhere.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -75,3 +76,19 @@ def autocast_context(device: torch.device, amp: str) -> Any:
         return torch.autocast(device_type=device.type, enabled=False)
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+#: Most workers ``run.num_workers=-1`` gives one process (beyond this, memory grows, speed does not).
+MAX_AUTO_WORKERS = 16
+
+
+def resolve_num_workers(num_workers: int, cpu_count: int | None = None, local_procs: int | None = None) -> int:
+    """``run.num_workers``; -1 (auto) = the cores available to this process shared among the run's
+    processes on this machine (``LOCAL_WORLD_SIZE`` under torchrun), one left for the process itself."""
+    if num_workers >= 0:
+        return int(num_workers)
+    if cpu_count is None:
+        cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if local_procs is None:
+        local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(0, min(MAX_AUTO_WORKERS, cpu_count // max(1, local_procs) - 1))

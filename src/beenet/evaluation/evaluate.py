@@ -23,7 +23,7 @@ from beenet.context.build import load_context
 from beenet.data.bold import BoLD
 from beenet.data.dataset import BoLDDataset, collate, frame_level
 from beenet.data.prepared import PreparedCache, find_prepared
-from beenet.device import autocast_context, resolve_device, to_device
+from beenet.device import autocast_context, resolve_device, resolve_num_workers, to_device
 from beenet.distributed import DistInfo, gather_rows, shard_indices
 from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.evaluation.predictions import instance_targets, write_predictions
@@ -42,8 +42,10 @@ def split_loader(bold: Any, instances: Sequence[Any], data_cfg: Any, context: Ma
                  batch_size: int, device: str | torch.device, *, num_workers: int = 0, dist_info: Any = None,
                  frames: Any = None, persistent: bool = False) -> DataLoader:
     """The loader :func:`predict_split` reads: evaluation draws of this rank's share of ``instances``,
-    in order. ``persistent`` keeps its workers between passes (the trainer's validation)."""
+    in order. ``persistent`` keeps its workers between passes (the trainer's validation).
+    ``num_workers`` -1 is ``run.num_workers``'s auto (:func:`~beenet.device.resolve_num_workers`)."""
     info = dist_info or DistInfo()
+    num_workers = resolve_num_workers(num_workers)
     device = resolve_device(device)
     if len(instances) == 0:
         raise ConfigError("no instances to predict: the split is empty")

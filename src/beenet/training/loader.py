@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from beenet.data.dataset import collate
+from beenet.device import MAX_AUTO_WORKERS, resolve_num_workers  # noqa: F401 (re-exported: training's name for it)
 from beenet.errors import ConfigError
 
 
@@ -55,20 +56,6 @@ class EpochTaggedDataset(Dataset):
 
 #: Batches each worker keeps ready (DataLoader's ``prefetch_factor``; its default is 2).
 PREFETCH_FACTOR = 4
-#: Most workers ``run.num_workers=-1`` gives one process (beyond this, memory grows, speed does not).
-MAX_AUTO_WORKERS = 16
-
-
-def resolve_num_workers(num_workers: int, cpu_count: int | None = None, local_procs: int | None = None) -> int:
-    """``run.num_workers``; -1 (auto) = the cores available to this process shared among the run's
-    processes on this machine (``LOCAL_WORLD_SIZE`` under torchrun), one left for the process itself."""
-    if num_workers >= 0:
-        return int(num_workers)
-    if cpu_count is None:
-        cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if local_procs is None:
-        local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-    return max(0, min(MAX_AUTO_WORKERS, cpu_count // max(1, local_procs) - 1))
 
 
 def make_train_loader(dataset: Any, batch_size: int, sampler: Any, num_workers: int, device: torch.device,
