@@ -13,6 +13,7 @@ is a :class:`~beenet.inference.windows.TrackStore`, the tracked people of the vi
 from __future__ import annotations
 
 import time
+from collections import deque
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,14 @@ class _PassOne:
         self.timer.add("pose", t1 - t0)
         self.timer.add("track", time.perf_counter() - t1)
 
+    def step(self, idx: int, frame: np.ndarray | None, n: int, bar: Any) -> None:
+        """Frame ``idx`` of ``n``: shot cut, and pose when due (:func:`pose_due`)."""
+        cut = self.cut(idx, frame)
+        self.store.frame_done(idx)
+        bar.update(1)
+        if pose_due(idx, self.every, cut, self.tracker, last=idx == n - 1):
+            self.pose(idx, frame)
+
     def finish(self, stats: dict[str, int] | None) -> TrackStore:
         """The final ids, and interpolation inside each track's gaps."""
         t0 = time.perf_counter()
@@ -133,12 +142,33 @@ def track_people(reader: Any, backend: PoseBackend, tracking: TrackingConfig, ti
     else:
         frames = ((i, None) for i in range(n))
     # closed also when pose raises: the decode thread stops before the reader is closed
+    # frames read ahead: a backend with a lookahead (the CNN person detector) starts on the
+    # regular frames to come while the calls before them run
+    ahead = lookahead_frames(backend, state.every, reader) if backend.needs_pixels else 0
+    held: deque[tuple[int, Any]] = deque()
     with closing(frames):
         for idx, frame in frames:
-            cut = state.cut(idx, frame)
-            state.store.frame_done(idx)
-            bar.update(1)
-            if pose_due(idx, state.every, cut, state.tracker, last=idx == n - 1):
-                state.pose(idx, frame)
+            held.append((idx, frame))
+            if ahead and idx % state.every == 0:
+                backend.upcoming(frame, idx)
+            while held and held[0][0] <= idx - ahead:
+                state.step(*held.popleft(), n, bar)
+        while held:
+            state.step(*held.popleft(), n, bar)
     bar.close()
     return state.finish(stats)
+
+
+#: The frames pass 1 may hold to read ahead, at most this many bytes of them.
+LOOKAHEAD_BYTES = 256 * 2**20
+
+
+def lookahead_frames(backend: PoseBackend, every: int, reader: Any) -> int:
+    """How many frames pass 1 reads ahead of the frame it poses: the backend's ``lookahead``
+    (regular calls; 0 or missing: none) times the stride, at most :data:`LOOKAHEAD_BYTES` of
+    frames."""
+    calls = int(getattr(backend, "lookahead", 0) or 0)
+    if calls <= 0 or not hasattr(backend, "upcoming"):
+        return 0
+    frame_bytes = 3 * max(1, int(getattr(reader, "width", 0) or 0)) * max(1, int(getattr(reader, "height", 0) or 0))
+    return max(0, min(calls * every, LOOKAHEAD_BYTES // frame_bytes))

@@ -261,16 +261,20 @@ def _timeline_figure(table: "PredictionTable", duration_s: float | None, title: 
     people = sorted(counts.index[:max_people].tolist())
     end = float(table["end_s"].max()) if duration_s is None else float(duration_s)
     fig_h = 1.0 + 5.2 * len(people)
-    fig = Figure(figsize=(12, fig_h), layout="constrained")
-    grid = fig.add_gridspec(2 * len(people), 2, height_ratios=[3.4, 1.4] * len(people), width_ratios=[60, 1])
+    # Margins in inches, fixed: matplotlib's constrained layout solved them at every draw and took
+    # 2.7 of the 4.3 s this figure cost for 8 people (docs/predict.md, "Speed").
+    fig = Figure(figsize=(12, fig_h))
+    outer = fig.add_gridspec(len(people), 2, width_ratios=[60, 1], left=1.05 / 12, right=1 - 0.45 / 12,
+                             top=1 - 0.75 / fig_h, bottom=0.45 / fig_h, wspace=0.02, hspace=0.85 / 4.35)
     heat_im = None
     for i, pid in enumerate(people):
+        grid = outer[i, 0].subgridspec(2, 1, height_ratios=[3.4, 1.4], hspace=0.12)
         rows = table[table["person_id"] == pid].sort_values("start_s")
         centres = ((rows["start_s"] + rows["end_s"]) / 2.0).to_numpy()
         starts, ends = rows["start_s"].to_numpy(), rows["end_s"].to_numpy()
         scores = rows[list(CATEGORIES)].to_numpy(dtype=np.float64)
         edges, heat = window_heat(starts, ends, scores, end)
-        ax = fig.add_subplot(grid[2 * i, 0])
+        ax = fig.add_subplot(grid[0])
         heat_im = ax.pcolormesh(edges, np.arange(len(CATEGORIES) + 1) - 0.5, np.ma.masked_invalid(heat),
                                 cmap="magma", vmin=0.0, vmax=1.0, shading="flat", antialiased=False)
         ax.invert_yaxis()
@@ -281,7 +285,7 @@ def _timeline_figure(table: "PredictionTable", duration_s: float | None, title: 
         ax.set_title(f"person {pid}: categories (top: {', '.join(_overall_top(scores, 3))})",
                      fontsize=9, loc="left", color=np.array(person_colour(pid)) / 255.0)
         ax.tick_params(axis="x", labelbottom=False)
-        vx = fig.add_subplot(grid[2 * i + 1, 0], sharex=ax)
+        vx = fig.add_subplot(grid[1], sharex=ax)
         for k, (name, c) in enumerate(zip(VAD_NAMES, _VAD_COLOURS)):
             vals = rows[name].to_numpy(dtype=np.float64)
             vx.plot(centres, vals, marker="o", ms=2.5, lw=1.4, color=np.array(c) / 255.0, label=name)
@@ -292,10 +296,10 @@ def _timeline_figure(table: "PredictionTable", duration_s: float | None, title: 
         vx.legend(fontsize=7, loc="upper right", ncol=3)
         vx.set_xlabel("time (s)", fontsize=8)
     if heat_im is not None:
-        cax = fig.add_subplot(grid[0, 1])
+        cax = fig.add_subplot(outer[0, 1].subgridspec(2, 1, height_ratios=[3.4, 1.4], hspace=0.12)[0])
         fig.colorbar(heat_im, cax=cax).ax.tick_params(labelsize=6)
     extra = f" (showing {len(people)} of {len(counts)} people)" if len(counts) > len(people) else ""
-    fig.suptitle(f"{title}{extra}", fontsize=11)
+    fig.suptitle(f"{title}{extra}", fontsize=11, y=1 - 0.2 / fig_h, va="top")
     return fig
 
 

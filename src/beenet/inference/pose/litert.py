@@ -150,9 +150,36 @@ class LiteRTEngine:
         self._index = -1  # the frame index of the last call
         # per person followed (as follower.tracked): (detector box, their joints' box centre then)
         self._bodies: list[tuple[Box, tuple[float, float]] | None] = []
+        # the detector's boxes of frames to come (upcoming), started ahead: frame index -> future
+        self._ahead: dict[int, Future] = {}
+        self._soon = 0  # frames handed to upcoming since the video began
 
     def reset(self) -> None:
-        """Nothing to start: the engine has no video-mode graph."""
+        """A new video: the detector's work started ahead is dropped (the engine has no
+        video-mode graph to start)."""
+        self._drop_ahead()
+        self._soon = 0
+
+    def upcoming(self, frame: np.ndarray, index: int) -> None:
+        """Frame ``index`` will be a regular call of pass 1 (every ``--pose-every``-th frame),
+        handed over while the calls before it still run: on every ``person_every``-th such frame
+        the CNN person detector starts on it now, on its own thread, so that it works beside the
+        landmark model of the calls before instead of holding up its own call (it takes longer
+        than the landmarks of a whole call: docs/predict.md, "Speed"). Its boxes are the same as
+        those of a run at the call: only when it runs changes. Once this is called, the
+        detector runs on the frames it was started on, and on a call while nobody is followed."""
+        if self.person is not None and self._soon % self.options.person_every == 0:
+            self._ahead[int(index)] = self._beside.submit(self.person, frame)
+        self._soon += 1
+
+    def _drop_ahead(self, before: int | None = None) -> None:
+        """Forget the detector's work started ahead (on frames before ``before``; all by
+        default): cancelled when not started, else waited for (it reads a frame)."""
+        gone = [k for k in self._ahead if before is None or k < before]
+        futures = [self._ahead.pop(k) for k in gone]
+        running = [f for f in futures if not f.cancel()]
+        if running:
+            wait(running)
 
     def new_shot(self) -> None:
         self.follower.clear()
@@ -160,6 +187,8 @@ class LiteRTEngine:
         self._index = -1
 
     def close(self) -> None:
+        self._drop_ahead()
+        self._soon = 0
         self.pool.close()
         self._beside.close()
         self._engines = []
@@ -206,10 +235,15 @@ class LiteRTEngine:
         for roi, since, (vx, vy), at in origins:  # ``since``: frames since the detector last covered them
             gap = max(1, self._index - at)
             jobs.append(("track", roi.moved(vx * gap, vy * gap), since + gap))
-        due = not self.follower.tracked or calls % o.person_every == 0
+        ahead = self._ahead.pop(self._index, None)  # started by upcoming
+        self._drop_ahead(before=self._index)
+        if self._soon:  # pass 1 hands its frames over ahead: the detector runs on those
+            due = ahead is not None or not self.follower.tracked
+        else:
+            due = not self.follower.tracked or calls % o.person_every == 0
         # the detector on its own thread, beside the people followed (a lone job gets every
         # thread only when the detector does not run)
-        pending = self._beside.submit(self.person, frame) if due else None
+        pending = ahead if ahead is not None else self._beside.submit(self.person, frame) if due else None
         try:
             results = self.people(frame, jobs, alone=pending is None)
         finally:

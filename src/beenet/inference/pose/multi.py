@@ -221,6 +221,19 @@ class MediaPipeMultiPose(PoseBackendBase):
         self.runner.close()
         self._started = False
 
+    @property
+    def lookahead(self) -> int:
+        """How many regular calls ahead pass 1 hands frames to :meth:`upcoming`: the CNN
+        detector's turn (``person_every``) ahead; 0 (nothing handed over) with HOG."""
+        return self.options.person_every if self.person is not None else 0
+
+    def upcoming(self, frame: np.ndarray, index: int) -> None:
+        """Frame ``index`` will be a regular call: the CNN detector may start on it now
+        (:meth:`LiteRTEngine.upcoming`)."""
+        if not self._started:
+            self.reset()
+        self.runner.upcoming(np.ascontiguousarray(frame), index)
+
     def hog_boxes(self, frame: np.ndarray) -> list[Box]:
         """OpenCV's HOG people detector on the whole frame: the proposals, before verification."""
         return self.hog.boxes(frame)
