@@ -167,3 +167,30 @@ def test_track_people_hands_frames_over_before_their_turn(blazepose_models):
         if r >= 4:
             assert events.index(("up", r)) < events.index(("call", r - 4))
     assert len(store.boxes()) > 0
+
+
+def test_follow_every_rests_settled_people_between_detector_calls(blazepose_models):
+    """``follow_every=2`` on vtest.avi frames 100..118 (every 2nd): on the calls the detector
+    skips (odd calls), the people followed for 3 calls or more are not posed but stay followed
+    (their square carried to the next call); on the detector's calls everyone is posed again, as
+    many people as with the default ``follow_every=1``."""
+    from beenet.inference.pose.backends import make_pose_backend
+
+    frames = [(i, footage_frame("vtest.avi", i)) for i in range(100, 120, 2)]
+    counts, followed = {}, {}
+    for every in (1, 2):
+        pose = make_pose_backend("mediapipe", follow_every=every)
+        assert pose.settings["follow_every"] == every
+        pose.reset()
+        counts[every], followed[every] = [], []
+        for i, f in frames:
+            counts[every].append(len(pose(f, i)))
+            followed[every].append(len(pose.runner.follower.tracked))
+        pose.close()
+    one, two = counts[1], counts[2]
+    assert one[:3] == two[:3]  # nobody has been followed for 3 calls yet
+    for k in (3, 5, 7, 9):  # resting calls: only people new since the last detector call are posed
+        assert two[k] <= 1 < one[k], (k, one, two)
+        assert followed[2][k] >= followed[2][k - 1] - 1  # the resting people are still followed
+    for k in (4, 6, 8):  # the detector's calls: everyone posed
+        assert abs(two[k] - one[k]) <= 1, (k, one, two)

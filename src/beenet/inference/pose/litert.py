@@ -74,6 +74,9 @@ def _moved_body(person: PoseDetection, body: tuple[Box, tuple[float, float]] | N
     return replace(person, box=(x0, y0, x1 - x0, y1 - y0))
 
 
+#: ``follow_every``: a person rests only after this many calls followed (the tracker confirms a
+#: new person on consecutive detections: ``min_hits``, default 3).
+FOLLOW_SETTLED = 3
 #: At most this many people new to a call are posed from the CNN detector's boxes (best first).
 MAX_NEW_PEOPLE = 32
 def box_roi(box: Box) -> Roi:
@@ -150,6 +153,7 @@ class LiteRTEngine:
         self._index = -1  # the frame index of the last call
         # per person followed (as follower.tracked): (detector box, their joints' box centre then)
         self._bodies: list[tuple[Box, tuple[float, float]] | None] = []
+        self._ages: list[tuple[int, int]] = []  # per person followed: (calls followed, calls since posed)
         # the detector's boxes of frames to come (upcoming), started ahead: frame index -> future
         self._ahead: dict[int, Future] = {}
         self._soon = 0  # frames handed to upcoming since the video began
@@ -184,6 +188,7 @@ class LiteRTEngine:
     def new_shot(self) -> None:
         self.follower.clear()
         self._bodies = []
+        self._ages = []
         self._index = -1
 
     def close(self) -> None:
@@ -230,17 +235,23 @@ class LiteRTEngine:
         background; a detector that misses someone on one frame does not end them) and proposes
         the people nobody found yet (``box`` jobs)."""
         o = self.options
-        origins = list(self.follower.tracked)
-        jobs: list[Job] = []
-        for roi, since, (vx, vy), at in origins:  # ``since``: frames since the detector last covered them
-            gap = max(1, self._index - at)
-            jobs.append(("track", roi.moved(vx * gap, vy * gap), since + gap))
         ahead = self._ahead.pop(self._index, None)  # started by upcoming
         self._drop_ahead(before=self._index)
         if self._soon:  # pass 1 hands its frames over ahead: the detector runs on those
             due = ahead is not None or not self.follower.tracked
         else:
             due = not self.follower.tracked or calls % o.person_every == 0
+        everyone = list(self.follower.tracked)
+        ages = self._ages if len(self._ages) == len(everyone) else [(0, 0)] * len(everyone)
+        # follow_every: a person followed for a while rests on calls the detector skips
+        resting = [not due and o.follow_every > 1 and age >= FOLLOW_SETTLED and idle + 1 < o.follow_every
+                for age, idle in ages]
+        origins = [e for e, r in zip(everyone, resting) if not r]
+        old_bodies = {id(e): b for e, b in zip(everyone, self._bodies)}
+        jobs: list[Job] = []
+        for roi, since, (vx, vy), at in origins:  # ``since``: frames since the detector last covered them
+            gap = max(1, self._index - at)
+            jobs.append(("track", roi.moved(vx * gap, vy * gap), since + gap))
         # the detector on its own thread, beside the people followed (a lone job gets every
         # thread only when the detector does not run)
         pending = ahead if ahead is not None else self._beside.submit(self.person, frame) if due else None
@@ -251,7 +262,7 @@ class LiteRTEngine:
                 wait([pending])
         boxes = pending.result() if pending is not None else []
         found = [(*p, origin) for r, origin in zip(results, origins) for p in r]
-        bodies = {id(o): b for o, b in zip(origins, self._bodies)}  # each followed person's body box
+        bodies = dict(old_bodies)  # each followed person's body box
         if due:
             gap = max((self._index - at for *_, at in origins), default=1)
             found = [(p, roi, 0, origin) if any(_covers(b, p.box) for b, _ in boxes) else (p, roi, since, origin)
@@ -272,7 +283,24 @@ class LiteRTEngine:
         kept = merge_found(found, lambda p: p[0], o.merge_iou)
         self.follower.update(kept if o.follow else [], self._index)
         self._bodies = [bodies.get(id(k)) for k in kept] if o.follow else []
+        self._carry(everyone, ages, resting, kept, old_bodies)
         return [p for p, *_ in kept]
+
+    def _carry(self, everyone: list, ages: list[tuple[int, int]], resting: list[bool], kept: list,
+               bodies: dict) -> None:
+        """After a call: each person followed gets ``(calls followed, calls since last posed)``;
+        the people who rested (``follow_every``) stay followed as they were (their square moves on
+        at its velocity at the next call), their detector box kept."""
+        was = {id(e): a for e, a in zip(everyone, ages)}
+        self._ages = [(was[id(k[3])][0] + 1, 0) if k[3] is not None and id(k[3]) in was else (1, 0)
+                      for k in kept] if self.options.follow else []
+        if not self.options.follow:
+            return
+        for e, (age, idle), r in zip(everyone, ages, resting):
+            if r:
+                self.follower.tracked.append(e)
+                self._bodies.append(bodies.get(id(e)))
+                self._ages.append((age + 1, idle + 1))
 
     def _second_jobs(self, detections: list[PersonDetection], people: list[PoseDetection],
                      hog: Future | None) -> list[Job]:

@@ -63,9 +63,12 @@ class MediaPipeMultiPose(PoseBackendBase):
     ``detector="centernet"`` (the default) finds people with a CNN person detector that needs no
     face (:class:`~beenet.inference.pose.detector.PersonDetector`: CenterNet with a MobileNetV3
     trunk, COCO's "person", on the whole frame letterboxed to ``person_size`` px, peaks at
-    ``person_threshold`` or above), on every ``person_every``-th call (default 2: the people
-    between are followed by their landmarks; on its own thread, beside them) and while nobody is
-    followed: it confirms the people followed (one no box has covered for ``confirm_every`` calls'
+    ``person_threshold`` or above), on every ``person_every``-th regular call (default 2: the
+    people between are followed by their landmarks; on its own thread, started on the frame
+    ahead of its call when pass 1 hands frames over, :meth:`upcoming`) and while nobody is
+    followed. With ``follow_every=2`` a person followed for ``FOLLOW_SETTLED`` calls in a row
+    is posed only on every 2nd call, and always on the detector's calls (the tracker fills the
+    frames between). The detector confirms the people followed (one no box has covered for ``confirm_every`` calls'
     worth of frames is dropped) and each box nobody
     covers becomes a person: the landmark model on the square BlazePose's detector aligns on a
     crop around the box when it finds a face there, else on the box's own upright square (a back,
@@ -111,7 +114,8 @@ class MediaPipeMultiPose(PoseBackendBase):
     def __init__(self, num_poses: int = 6, min_detection_confidence: float = 0.7,
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
-                 detector: str = "centernet", person_every: int = 2, person_threshold: float = 0.3,
+                 detector: str = "centernet", person_every: int = 2, follow_every: int = 1,
+                 person_threshold: float = 0.3,
                  person_size: int = 512, hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True,
@@ -132,6 +136,7 @@ class MediaPipeMultiPose(PoseBackendBase):
             ("threads", threads, int, 1, True), ("hog_every", hog_every, int, 1, True),
             ("hog_full_every", hog_full_every, int, 1, True), ("confirm_every", confirm_every, int, 1, True),
             ("person_every", person_every, int, 1, True), ("person_size", person_size, int, 64, True),
+            ("follow_every", follow_every, int, 1, True),
             ("person_threshold", person_threshold, float, 0, False),
             ("hog_max_pixels", hog_max_pixels, int, 4096, True),
             ("min_detection_confidence", min_detection_confidence, float, None, True),
@@ -147,7 +152,7 @@ class MediaPipeMultiPose(PoseBackendBase):
             min_presence_confidence=v["min_presence_confidence"], min_tracking_confidence=v["min_tracking_confidence"],
             tiles=v["tiles"], tile_overlap=v["tile_overlap"], merge_iou=v["merge_iou"], detector=detector,
             crop_margin=v["crop_margin"], follow=v["follow"], confirm_every=v["confirm_every"], threads=v["threads"],
-            person_every=v["person_every"])
+            person_every=v["person_every"], follow_every=v["follow_every"])
         self.hog = HogProposals(every=v["hog_every"], full_every=v["hog_full_every"], threshold=v["hog_threshold"],
                                 scale=v["hog_scale"], upscale=v["hog_upscale"], max_pixels=v["hog_max_pixels"],
                                 motion=v["motion"], threads=v["threads"])
@@ -199,7 +204,8 @@ class MediaPipeMultiPose(PoseBackendBase):
                 "hog_scale": h.scale, "hog_upscale": h.upscale,
                 "hog_max_pixels": h.max_pixels, "crop_margin": o.crop_margin, "follow": o.follow,
                 "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads,
-                **({"person_every": o.person_every, "person_threshold": self.person.threshold,
+                **({"person_every": o.person_every, "follow_every": o.follow_every,
+                    "person_threshold": self.person.threshold,
                     "person_size": self.person.size} if self.person is not None else {})}
 
     def reset(self) -> None:

@@ -117,3 +117,4 @@ class MultiPoseOptions:
     confirm_every: int
     threads: int
     person_every: int = 2
+    follow_every: int = 1
