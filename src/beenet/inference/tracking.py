@@ -16,7 +16,8 @@ Whether a track is a person is only known once it has ended, so :meth:`Tracker.u
 *provisional* ids (counting up from 0 in order of creation) and :meth:`Tracker.finalize` maps them
 to the final ids: a track is kept when it was confirmed, spans at least ``min_track_frames``
 frames, its detections' mean score is at least ``min_confidence`` and its body is upright
-(median lean from vertical at most ``max_tilt`` degrees). With ``relink_frames``, a kept track
+(median lean from vertical at most ``max_tilt`` degrees, over the detections no person detector
+boxed). With ``relink_frames``, a kept track
 that starts within that many frames after another kept track ended, in the same shot, close to
 where it ended and looking alike (:mod:`beenet.inference.appearance`: the clothes' colours of
 their detections), continues it under the same id: a person hidden behind another for longer
@@ -145,7 +146,8 @@ class Tracker:
     detection); ``min_confidence``: least mean detection score of a kept track; ``velocity_smoothing``:
     weight of the newest velocity estimate (1 = last two detections only); ``constant_velocity=False``
     compares each track where it was last seen (the tracker before issue 11); ``max_tilt``: a track
-    whose median body axis leans more than this many degrees from upright is dropped (None: never).
+    whose median body axis leans more than this many degrees from upright is dropped (None: never);
+    only the detections no person detector boxed count (``PoseDetection.body``).
     ``relink_frames`` (0: never) joins a kept track to one that ended at most that many frames
     before it began, in the same shot, when its first box centre lies within ``relink_distance``
     box heights of the other's last, and the :func:`similarity` of their mean appearance is at least
@@ -155,7 +157,8 @@ class Tracker:
     wrong person (vtest.avi: the ends matched at 0.92-0.97 where the whole tracks, two people,
     were at 0.67-0.74).
     Measured on the real footage, detector false positives (a parked bicycle, a cartoon title) are
-    skeletons lying at 90-100 degrees, upright people under 20; a person lying down is dropped too.
+    skeletons lying at 90-100 degrees, upright people under 20; a person lying down is dropped too,
+    unless a person detector boxed them (the default CNN: a parked bicycle is not a person to it).
     """
 
     def __init__(self, max_age: int = 15, max_cost: float = 0.8, iou_weight: float = 0.5,
@@ -262,7 +265,7 @@ class Tracker:
                 t = Track(pid, d.box, np.asarray(d.keypoints, dtype=np.float32), frame_index, frame_index,
                           scores=[float(d.score)], shot=self._shots)
                 t.see(d.appearance)
-                tilt = body_tilt(t.keypoints)
+                tilt = None if d.body else body_tilt(t.keypoints)
                 if tilt is not None:
                     t.tilts.append(tilt)
                 t.confirmed = self.min_hits <= 1 or d.track_id is not None
@@ -287,7 +290,7 @@ class Tracker:
         t.hits += 1
         t.scores.append(float(d.score))
         t.see(d.appearance)
-        tilt = body_tilt(new)
+        tilt = None if d.body else body_tilt(new)
         if tilt is not None:
             t.tilts.append(tilt)
         if t.hits >= self.min_hits:  # in a row: a tentative track ends at its first miss

@@ -42,7 +42,9 @@ class PoseDetection:
     missing joints; ``box`` is ``(x, y, w, h)``; ``track_id`` is set only when the source already
     knows who is who (BoLD joints files), and then tracking keeps it; ``appearance`` is what the
     person looks like (:func:`beenet.inference.appearance.appearance`, set by the predictor from
-    the frame), which the tracker uses to join one person's tracks.
+    the frame), which the tracker uses to join one person's tracks. ``body`` is True when a person
+    detector boxed the body (the CNN of the default backend): the tracker does not hold such a
+    person's lean against them (a person lying down is a person).
     """
 
     keypoints: np.ndarray
@@ -50,6 +52,7 @@ class PoseDetection:
     score: float
     track_id: int | None = None
     appearance: np.ndarray | None = None
+    body: bool = False
 
 
 def valid_mask(keypoints: np.ndarray, min_confidence: float = MIN_KEYPOINT_CONFIDENCE) -> np.ndarray:

@@ -54,7 +54,7 @@ def _with_box(person: PoseDetection, boxes: list[tuple[Box, float]]) -> PoseDete
     mine = [b for b, _ in boxes if _covers(b, person.box)]
     if not mine:
         return person
-    return replace(person, box=max(mine, key=lambda b: box_iou(b, person.box)))
+    return replace(person, box=max(mine, key=lambda b: box_iou(b, person.box)), body=True)
 
 
 def _moved_body(person: PoseDetection, body: tuple[Box, tuple[float, float]] | None,
@@ -71,7 +71,7 @@ def _moved_body(person: PoseDetection, body: tuple[Box, tuple[float, float]] | N
     x1, y1 = min(float(shape[1]), x + w + nx - cx), min(float(shape[0]), y + h + ny - cy)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return person
-    return replace(person, box=(x0, y0, x1 - x0, y1 - y0))
+    return replace(person, box=(x0, y0, x1 - x0, y1 - y0), body=True)
 
 
 #: ``follow_every``: a person rests only after this many calls followed (the tracker confirms a
