@@ -19,7 +19,8 @@ builds from the options, as the Predictor does), and prints per clip and overall
   and the share of pass-1 time per stage (StageTimer: decode = waiting for the decode thread).
 
 Keys of a config are ``--pose-option``s of the backend (``detector=...``) except ``backend=NAME``
-(default auto) and the tracking settings (``pose_every=N``, ``min_hits``, ``max_gap``, ... of
+(default auto), ``src=PATH`` (run this config with another checkout's code, e.g. a ``git worktree``
+of the commit before a change: old and new code side by side in one run) and the tracking settings (``pose_every=N``, ``min_hits``, ``max_gap``, ... of
 TrackingConfig). ``default=`` (nothing after the ``=``) is the current default. Clips with
 "held_out": true in their truth are scored on a separate overall line.
 
@@ -67,6 +68,12 @@ def parse_config(text: str) -> tuple[str, dict]:
             raise argparse.ArgumentTypeError(f"--config {name}: {exc}") from None
         if key == "backend":
             cfg["backend"] = str(value)
+        elif key == "src":  # another checkout's code, e.g. the code before a change
+            src = Path(str(value)).expanduser().resolve()
+            src = src / "src" if (src / "src" / "beenet").is_dir() else src
+            if not (src / "beenet").is_dir():
+                raise argparse.ArgumentTypeError(f"--config {name}: src={value}: no beenet package there")
+            cfg["src"] = str(src)
         elif key in tracking_keys:
             cfg["tracking"][key] = value
         else:
@@ -146,7 +153,8 @@ def _boxes_at(store, frames: set[int], n: int) -> tuple[dict[int, list], dict[in
 
 def run_job(job: dict, timeout: float) -> dict:
     """``worker(job)`` in a fresh Python (so start-up is a real one), timed from its spawn."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])))
+    src = job.get("src") or str(REPO / "src")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])))
     t_spawn = time.time()
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], env=env, text=True,
                           capture_output=True, timeout=timeout, check=False)
