@@ -16,9 +16,8 @@ Whether a track is a person is only known once it has ended, so :meth:`Tracker.u
 *provisional* ids (counting up from 0 in order of creation) and :meth:`Tracker.finalize` maps them
 to the final ids: a track is kept when it was confirmed, spans at least ``min_track_frames``
 frames, its detections' mean score is at least ``min_confidence`` and its body is upright
-(median lean from vertical at most ``max_tilt`` degrees, over the detections no person detector
-boxed). With ``relink_frames``, a kept track
-that starts within that many frames after another kept track ended, in the same shot, close to
+(median lean from vertical at most ``max_tilt`` degrees, unless a person detector boxed it).
+With ``relink_frames``, a kept track that starts within that many frames after another kept track ended, in the same shot, close to
 where it ended and looking alike (:mod:`beenet.inference.appearance`: the clothes' colours of
 their detections), continues it under the same id: a person hidden behind another for longer
 than ``max_age`` keeps their id. The kept people are numbered densely 0..n-1 in order of first
@@ -80,6 +79,8 @@ class Track:
     keypoint_velocity: np.ndarray | None = None
     scores: list[float] = field(default_factory=list)
     tilts: list[float] = field(default_factory=list)
+    #: Whether a person detector boxed the body on any of its detections (``PoseDetection.body``).
+    boxed: bool = False
     #: The box of the first detection (where the track began).
     first_box: Box | None = None
     #: Shot cuts the tracker had seen when the track began (tracks of two shots are never joined).
@@ -146,8 +147,8 @@ class Tracker:
     detection); ``min_confidence``: least mean detection score of a kept track; ``velocity_smoothing``:
     weight of the newest velocity estimate (1 = last two detections only); ``constant_velocity=False``
     compares each track where it was last seen (the tracker before issue 11); ``max_tilt``: a track
-    whose median body axis leans more than this many degrees from upright is dropped (None: never);
-    only the detections no person detector boxed count (``PoseDetection.body``).
+    whose median body axis leans more than this many degrees from upright is dropped (None: never),
+    unless a person detector boxed it on some frame (``PoseDetection.body``).
     ``relink_frames`` (0: never) joins a kept track to one that ended at most that many frames
     before it began, in the same shot, when its first box centre lies within ``relink_distance``
     box heights of the other's last, and the :func:`similarity` of their mean appearance is at least
@@ -265,7 +266,8 @@ class Tracker:
                 t = Track(pid, d.box, np.asarray(d.keypoints, dtype=np.float32), frame_index, frame_index,
                           scores=[float(d.score)], shot=self._shots)
                 t.see(d.appearance)
-                tilt = None if d.body else body_tilt(t.keypoints)
+                t.boxed = d.body
+                tilt = body_tilt(t.keypoints)
                 if tilt is not None:
                     t.tilts.append(tilt)
                 t.confirmed = self.min_hits <= 1 or d.track_id is not None
@@ -290,7 +292,8 @@ class Tracker:
         t.hits += 1
         t.scores.append(float(d.score))
         t.see(d.appearance)
-        tilt = None if d.body else body_tilt(new)
+        t.boxed = t.boxed or d.body
+        tilt = body_tilt(new)
         if tilt is not None:
             t.tilts.append(tilt)
         if t.hits >= self.min_hits:  # in a row: a tentative track ends at its first miss
@@ -301,7 +304,7 @@ class Tracker:
         """Whether ``track`` counts as a person (confirmed, long, confident and upright enough)."""
         if track.person_id in self._fixed:
             return True
-        upright = self.max_tilt is None or track.tilt is None or track.tilt <= self.max_tilt
+        upright = self.max_tilt is None or track.boxed or track.tilt is None or track.tilt <= self.max_tilt
         return (track.confirmed and track.length >= self.min_track_frames
                 and track.confidence >= self.min_confidence and upright)
 
