@@ -131,6 +131,14 @@ def test_seeded_random_trunk_is_bit_identical_to_the_torchvision_build(seed: int
     assert float(got["conv1.conv.weight"].std()) == pytest.approx(0.01, rel=0.1)  # the init did run
 
 
+def test_meta_device_trunk_has_the_same_shapes() -> None:
+    """The shapes-only build that checks a checkpoint (no values drawn on the meta device)."""
+    with torch.device("meta"):
+        meta = GoogLeNetTrunk(pretrained=False)
+    assert meta.conv1.conv.weight.is_meta and meta.input_scale.is_meta
+    assert _shapes(meta) == _shapes(GoogLeNetTrunk(pretrained=False))
+
+
 def test_published_file_is_torchvisions() -> None:
     weights = GoogLeNet_Weights.IMAGENET1K_V1
     assert IMAGENET_WEIGHTS_URL == weights.url == "https://download.pytorch.org/models/googlenet-1378be20.pth"
@@ -144,12 +152,15 @@ from beenet.inference.scoring import load_engine
 
 build_model(ModelConfig())  # the default config: the ImageNet trunk, from the planted file
 loaded = load_engine(sys.argv[1], "torch", "cpu")  # as 'beenet predict' loads its checkpoint
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "torchvision")))
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "torchvision" or m == "torch._dynamo")))
 """
 
 
 @pytest.mark.slow
 def test_building_and_loading_a_model_does_not_import_torchvision(tmp_path: Path) -> None:
+    """Nor ``torch._dynamo`` (what made torchvision slow to import, ~1.5 s): load_engine's check
+    builds the model on the meta device, where any tensor op (an init draw, the trunk's input
+    re-scaling) would import it."""
     ckpt = make_checkpoint(tmp_path / "model.pt")
     home = tmp_path / "torch_home"
     checkpoints = home / "hub" / "checkpoints"

@@ -51,10 +51,13 @@ class GoogLeNetTrunk(nn.Module):
             self.add_module(name, getattr(net, name))
         #: The ImageNet weights file the trunk started from (None: random init); checkpoints record it.
         self.weights_record: WeightsRecord | None = record
-        scale = torch.tensor([0.229, 0.224, 0.225]) / 0.5
-        shift = (torch.tensor([0.485, 0.456, 0.406]) - 0.5) / 0.5
-        self.register_buffer("input_scale", scale.view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("input_shift", shift.view(1, 3, 1, 1), persistent=False)
+        # Computed on the CPU in float32 even inside a ``torch.device`` block (a meta-device build: an
+        # op on meta tensors imports torch._dynamo, ~1.5 s), then put where the block says.
+        scale = torch.tensor([0.229, 0.224, 0.225], device="cpu") / 0.5
+        shift = (torch.tensor([0.485, 0.456, 0.406], device="cpu") - 0.5) / 0.5
+        here = torch.get_default_device()
+        self.register_buffer("input_scale", scale.view(1, 3, 1, 1).to(here), persistent=False)
+        self.register_buffer("input_shift", shift.view(1, 3, 1, 1).to(here), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * self.input_scale + self.input_shift
@@ -94,8 +97,12 @@ def _init_like_torchvision(module: nn.Module) -> None:
 
     torchvision draws conv weights from a normal(0, 0.01) truncated at +-2, i.e. at 200 std: the
     truncation never acts, so a plain normal draw is the same distribution and much faster.
+    A build on the ``meta`` device (shapes only, as a checkpoint's check makes) has no values to
+    draw: it is left as it is (``normal_`` on a meta tensor would import ``torch._dynamo``, ~1.5 s).
     """
     for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.is_meta:
+            continue
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.normal_(m.weight, mean=0.0, std=0.01)
         elif isinstance(m, nn.BatchNorm2d):
