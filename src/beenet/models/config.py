@@ -40,7 +40,7 @@ _OLD_MEAN = RENAMED_KINDS
 class ModelConfig:
     """Architecture of a :class:`~beenet.models.beenet.BEENet` (see ``docs/method.md``)."""
 
-    #: Shared trunk H^base. ``googlenet``: torchvision GoogLeNet up to and including
+    #: Shared trunk H^base. ``googlenet``: GoogLeNet (torchvision's layout) up to and including
     #: ``inception4d`` (528 channels at stride 16, 14x14 at 224 px).
     backbone: Literal["googlenet"] = "googlenet"
     #: Start the trunk from torchvision's ImageNet weights (downloaded once into the torch hub

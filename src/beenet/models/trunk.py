@@ -1,4 +1,8 @@
-"""The shared trunk H^base: GoogLeNet (Inception v1) up to and including ``inception4d``."""
+"""The shared trunk H^base: GoogLeNet (Inception v1) up to and including ``inception4d``.
+
+The layers are beenet's own (:mod:`beenet.models.googlenet`), named and shaped as torchvision's, so
+torchvision's ImageNet weights load into them; building the trunk does not import torchvision.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,17 @@ import torch
 from torch import nn
 
 from beenet.errors import ConfigError
+from beenet.models.googlenet import GoogLeNet
 from beenet.weights import WeightsRecord, load_published
 
 log = logging.getLogger(__name__)
+
+#: torchvision's ImageNet GoogLeNet file (``GoogLeNet_Weights.IMAGENET1K_V1.url`` in torchvision
+#: 0.13 and later; written out so that the trunk needs no torchvision import; a test checks that
+#: torchvision still names this file). Its name carries the first digits of its SHA-256.
+IMAGENET_WEIGHTS_URL = "https://download.pytorch.org/models/googlenet-1378be20.pth"
+#: Classes of that file's classifier (and of its aux heads): ImageNet-1k.
+IMAGENET_CLASSES = 1000
 
 #: The GoogLeNet children kept, in order (everything up to and including ``inception4d``).
 GOOGLENET_LAYERS: tuple[str, ...] = (
@@ -39,10 +51,13 @@ class GoogLeNetTrunk(nn.Module):
             self.add_module(name, getattr(net, name))
         #: The ImageNet weights file the trunk started from (None: random init); checkpoints record it.
         self.weights_record: WeightsRecord | None = record
-        scale = torch.tensor([0.229, 0.224, 0.225]) / 0.5
-        shift = (torch.tensor([0.485, 0.456, 0.406]) - 0.5) / 0.5
-        self.register_buffer("input_scale", scale.view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("input_shift", shift.view(1, 3, 1, 1), persistent=False)
+        # Computed on the CPU in float32 even inside a ``torch.device`` block (a meta-device build: an
+        # op on meta tensors imports torch._dynamo, ~1.5 s), then put where the block says.
+        scale = torch.tensor([0.229, 0.224, 0.225], device="cpu") / 0.5
+        shift = (torch.tensor([0.485, 0.456, 0.406], device="cpu") - 0.5) / 0.5
+        here = torch.get_default_device()
+        self.register_buffer("input_scale", scale.view(1, 3, 1, 1).to(here), persistent=False)
+        self.register_buffer("input_shift", shift.view(1, 3, 1, 1).to(here), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * self.input_scale + self.input_shift
@@ -52,27 +67,25 @@ class GoogLeNetTrunk(nn.Module):
 
 
 def _googlenet(pretrained: bool) -> tuple[nn.Module, WeightsRecord | None]:
-    """torchvision's GoogLeNet, with its ImageNet weights when ``pretrained``, and their record.
+    """GoogLeNet (:mod:`beenet.models.googlenet`), with its ImageNet weights when ``pretrained``,
+    and their record.
 
-    torchvision's ImageNet file holds the whole network, auxiliary heads and classifier included,
-    and torchvision's own builder loads it only into a GoogLeNet with those heads
-    (``aux_logits=True``, 1000 classes). The same network is built here and the file is loaded
-    through :func:`beenet.weights.load_published` (``weights_only=True``, every key and shape
-    checked, clear errors offline); the trunk then keeps the layers up to ``inception4d``.
-    ``transform_input`` stays off: the trunk applies that re-scaling itself.
+    torchvision's ImageNet file holds the whole network, auxiliary heads and classifier included
+    (1000 classes). The same network is built here and the file is loaded through
+    :func:`beenet.weights.load_published` (``weights_only=True``, every key and shape checked,
+    clear errors offline); the trunk then keeps the layers up to ``inception4d``. Untrained, the
+    network is built as torchvision builds it without aux heads (the same modules in the same
+    order, so a seeded build draws the same numbers as one through torchvision), then the kept
+    layers get GoogLeNet's init.
     """
-    from torchvision.models import GoogLeNet_Weights, googlenet  # lazy: slow to import, only a trunk build needs it
-
     if not pretrained:
-        net = googlenet(weights=None, aux_logits=False, init_weights=False)
+        net = GoogLeNet(num_classes=IMAGENET_CLASSES, aux_logits=False)
         _init_like_torchvision(nn.ModuleList(getattr(net, name) for name in GOOGLENET_LAYERS))
         return net, None
-    weights = GoogLeNet_Weights.IMAGENET1K_V1
     with torch.random.fork_rng(devices=[]):  # every value is overwritten: leave the global RNG as it is
-        net = googlenet(weights=None, aux_logits=True, init_weights=False, transform_input=False,
-                        num_classes=len(weights.meta["categories"]))
+        net = GoogLeNet(num_classes=IMAGENET_CLASSES, aux_logits=True)
     record = load_published(
-        net, weights.url, "ImageNet GoogLeNet weights",
+        net, IMAGENET_WEIGHTS_URL, "ImageNet GoogLeNet weights",
         offline_hint="or set model.pretrained=false to start the trunk from a random init",
     )
     log.info("trunk: ImageNet GoogLeNet weights from %s (sha256 %s)", record.file, record.sha256[:16])
@@ -84,8 +97,12 @@ def _init_like_torchvision(module: nn.Module) -> None:
 
     torchvision draws conv weights from a normal(0, 0.01) truncated at +-2, i.e. at 200 std: the
     truncation never acts, so a plain normal draw is the same distribution and much faster.
+    A build on the ``meta`` device (shapes only, as a checkpoint's check makes) has no values to
+    draw: it is left as it is (``normal_`` on a meta tensor would import ``torch._dynamo``, ~1.5 s).
     """
     for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.is_meta:
+            continue
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.normal_(m.weight, mean=0.0, std=0.01)
         elif isinstance(m, nn.BatchNorm2d):
