@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             ap.error(f"--clips: not in {args.manifest}: {', '.join(sorted(unknown))}")
         clips = [c for c in clips if c["name"] in wanted]
+    for out in (args.markdown, args.json):  # made now, not after the runs: a missing folder would lose them
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
     truths = load_truth(args.truth)
     if args.rescore:
         kept = json.loads(args.rescore.read_text())
