@@ -327,3 +327,30 @@ def test_mpeg_program_and_transport_streams_read_every_frame_in_order(tmp_path, 
         order = np.random.default_rng(1).permutation(60).tolist()
         assert [index_of_frame(r.read([i])[0][:, 40:]) for i in order] == order
         assert [i for i, _ in r.iter_frames(30, 60, 7)] == [30, 37, 44, 51, 58]
+
+
+def test_h264_with_b_frames_in_avi_comes_in_presentation_order(tmp_path):
+    """AVI stores no presentation times: FFmpeg numbers its packets in decode order, so H.264
+    with B-frames in an AVI decodes with scrambled timestamps (musicalgestures' pianist.avi:
+    labels 0, 3, 2, 4, 1, ...). The reader numbers such frames as the decoder outputs them: every
+    index is its own frame, in iter_frames, in read (any order, backwards too) and mid-file."""
+    path = tmp_path / "bframes.avi"
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+    stream.options = {"preset": "veryfast", "bf": "3", "g": "12"}
+    for i in range(40):
+        for packet in stream.encode(av.VideoFrame.from_ndarray(frame_for_index(i, H, W), format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    with av.open(str(path)) as c:  # the file really has the scrambled timestamps
+        stamps = [f.pts for f in c.decode(video=0)]
+    assert stamps != sorted(stamps)
+    with VideoReader(path) as r:
+        assert r.num_frames == 40
+        got = [(i, index_of_frame(f)) for i, f in r.iter_frames()]
+        assert got == [(i, i) for i in range(40)]
+        assert indices_of(r.read([30, 5, 17, 5, 39, 0])) == [30, 5, 17, 5, 39, 0]
+        assert [index_of_frame(f) for _, f in r.iter_frames(20, 30, 3)] == [20, 23, 26, 29]

@@ -171,6 +171,12 @@ class VideoReader:
             raise VideoDecodeError(f"{self.path}: the video stream holds no frames (empty or truncated file)")
         if not self._key_index or self._key_index[0] != 0:
             self._key_index.insert(0, 0)
+        # AVI stores no presentation times: FFmpeg numbers its packets in decode order, so with
+        # B-frames (H.264 in AVI) the decoded frames' timestamps come out scrambled (0, 3, 2, 4,
+        # 1, ...). There, frames are numbered as the decoder outputs them (presentation order),
+        # from the file's start: no seeking.
+        self._output_order = self._container.format.name == "avi" and bool(
+            getattr(stream.codec_context, "has_b_frames", False))
 
     # -- metadata -------------------------------------------------------------------------
     @property
@@ -213,6 +219,9 @@ class VideoReader:
         a keyframe earlier (later seeks start that much earlier); before the first keyframe the
         file is opened afresh, which always starts at its first frame.
         """
+        if self._output_order:
+            self._reopen()
+            return self._decode()
         pos = bisect.bisect_right(self._key_index, index) - 1
         k = self._key_index[pos]
         pos -= self._seek_back
@@ -259,7 +268,7 @@ class VideoReader:
         last = -1
         try:
             for frame in self._container.decode(self._stream):
-                ts = frame.pts
+                ts = None if self._output_order else frame.pts  # output order: from the start
                 idx = self._pts_to_index.get(ts) if ts is not None else None
                 if idx is None:
                     if ts is not None and self._pts:
