@@ -1,6 +1,8 @@
 """Pass 1 of a prediction: the people of a video.
 
-Every frame is decoded once; a shot-cut detector (:class:`~beenet.inference.shots.ShotCutDetector`)
+Every frame is decoded once (and read ahead by the backend's ``lookahead`` regular calls: a
+backend with an ``upcoming`` method, the CNN person detector's, starts on the frames to come
+while the calls before them run); a shot-cut detector (:class:`~beenet.inference.shots.ShotCutDetector`)
 ends every track at a cut; the pose backend runs on every N-th frame (and the frames
 :func:`pose_due` adds); the tracker (:class:`~beenet.inference.tracking.Tracker`, settings
 :class:`~beenet.inference.tracking_config.TrackingConfig`) gives each detection a provisional id and,
