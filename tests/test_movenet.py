@@ -136,7 +136,7 @@ def test_several_small_people(movenet_model):
     people = MoveNetPeople(movenet_model, size=512)(footage_frame("vtest.avi", 100))
     assert len(people) >= 4
     for i, p in enumerate(people):
-        x, y, w, h = p.box
+        _, _, w, h = p.box
         assert 25 < h < 130 and w < h, p.box
         _joints_on(p, _corners(p.box), least=8)
         for q in people[i + 1:]:
