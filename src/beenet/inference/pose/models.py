@@ -54,20 +54,26 @@ def find_model_files(root: str | Path | None = None, *, fetch: bool = True) -> d
 DETECTOR_FILES = ("person_detector_graph", "person_detector_weights")
 
 
-def find_detector_files(root: str | Path | None = None, *, fetch: bool = True) -> Path:
-    """The person detector's graph (``centernet.json``), its weights (``centernet.bin``) beside it:
-    from beenet's model cache (fetched first when missing), or from the folder ``root``."""
+#: MoveNet MultiPose's two files (graph, weights): ``detector=movenet``.
+MOVENET_FILES = ("movenet_graph", "movenet_weights")
+
+
+def find_detector_files(root: str | Path | None = None, *, fetch: bool = True,
+                        keys: tuple[str, str] = DETECTOR_FILES) -> Path:
+    """The person detector's graph (``centernet.json``), its weights (``centernet.bin``) beside it
+    (``keys=MOVENET_FILES``: MoveNet MultiPose's): from beenet's model cache (fetched first when
+    missing), or from the folder ``root``."""
     if root is None:
-        paths = [model_file(key, fetch=fetch) for key in DETECTOR_FILES]
+        paths = [model_file(key, fetch=fetch) for key in keys]
         return paths[0]
     folder = Path(root).expanduser()
-    missing = [k for k in DETECTOR_FILES if not (folder / MODEL_FILES[k].name).is_file()]
+    missing = [k for k in keys if not (folder / MODEL_FILES[k].name).is_file()]
     if missing:
         raise ModelFileError(f"{folder}: has no " + ", ".join(MODEL_FILES[k].name for k in missing)
                              + " (the person detector's files: " + "; ".join(f"{MODEL_FILES[k].name} from "
                                                                              f"{MODEL_FILES[k].url}" for k in missing)
                              + "); or use --pose-option detector=hog, or leave models_dir out")
-    return folder / MODEL_FILES[DETECTOR_FILES[0]].name
+    return folder / MODEL_FILES[keys[0]].name
 
 
 def models_key(files: dict[str, Path]) -> str:

@@ -19,15 +19,16 @@ from beenet.inference.pose.base import PoseBackendBase
 from beenet.inference.pose.boxes import Box
 from beenet.inference.pose.keypoints import PoseDetection
 from beenet.inference.pose.litert import LiteRTEngine
-from beenet.inference.pose.models import find_detector_files, find_model_files, models_key
+from beenet.inference.pose.models import MOVENET_FILES, find_detector_files, find_model_files, models_key
 from beenet.inference.pose.options import MultiPoseOptions, PoseOptionError, check_options
 from beenet.inference.pose.proposals import HogProposals
 from beenet.inference.pose.runtime import INSTALL_HINT, require_litert
 
 #: Where people are proposed: a CNN person detector that needs no face (CenterNet, COCO "person";
 #: the default), BlazePose's own detector on the whole frame only, or that and OpenCV's HOG people
-#: detector, each HOG box verified by the landmarker on a crop around it.
-DETECTORS = ("centernet", "blazepose", "hog")
+#: detector, each HOG box verified by the landmarker on a crop around it; or MoveNet MultiPose's
+#: people, joints and all (no landmark model).
+DETECTORS = ("centernet", "blazepose", "hog", "movenet")
 #: What runs the two models: ``litert``, the one engine (the models on LiteRT with mediapipe's pre-
 #: and post-processing written out, and people tracked from frame to frame by their landmarks).
 #: The option stays so that ``engine=litert`` and the tables that record it keep working.
@@ -89,6 +90,12 @@ class MediaPipeMultiPose(PoseBackendBase):
     ``new_shot()`` (called by the predictor at a shot cut) forgets the people followed.
     ``detector="blazepose"`` is the whole-frame pass only.
 
+    ``detector="movenet"`` (not the default) has no landmark model: the people of a call are
+    MoveNet MultiPose's (:class:`~beenet.inference.pose.movenet.MoveNetPeople`: every person's
+    COCO-17 joints in one run on the whole frame letterboxed to ``movenet_size`` px, at most 6
+    people, person score at ``movenet_threshold`` or above), on every call; the other options
+    of finding and following people do not apply to it (docs/predict.md, "Pose backends").
+
     ``threads`` (default: 2, or 1 on a one-core machine) runs the crops on that many workers side
     by side and, when above 1, HOG on one more worker thread: LiteRT and OpenCV release the GIL.
     The people found do not depend on ``threads`` (tested); only the time does.
@@ -116,7 +123,8 @@ class MediaPipeMultiPose(PoseBackendBase):
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "centernet", person_every: int = 2, follow_every: int = 1,
                  person_threshold: float = 0.3,
-                 person_size: int = 512, hog_every: int = 2, hog_threshold: float = 0.3,
+                 person_size: int = 512, movenet_size: int = 256, movenet_threshold: float = 0.2,
+                 hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True,
                  hog_full_every: int = 5, engine: str = "litert", confirm_every: int = 5,
@@ -136,6 +144,7 @@ class MediaPipeMultiPose(PoseBackendBase):
             ("threads", threads, int, 1, True), ("hog_every", hog_every, int, 1, True),
             ("hog_full_every", hog_full_every, int, 1, True), ("confirm_every", confirm_every, int, 1, True),
             ("person_every", person_every, int, 1, True), ("person_size", person_size, int, 64, True),
+            ("movenet_size", movenet_size, int, 64, True), ("movenet_threshold", movenet_threshold, float, 0, True),
             ("follow_every", follow_every, int, 1, True),
             ("person_threshold", person_threshold, float, 0, False),
             ("hog_max_pixels", hog_max_pixels, int, 4096, True),
@@ -169,6 +178,16 @@ class MediaPipeMultiPose(PoseBackendBase):
             self.person = PersonDetector(graph, size=v["person_size"], threshold=v["person_threshold"])
             self.model_files = {**self.model_files, "person_detector": graph}
             self.runner.person = self.person
+        self.movenet = None
+        if detector == "movenet":
+            if v["movenet_size"] % 32:
+                raise PoseOptionError(f"pose option movenet_size must be a multiple of 32, got {movenet_size}")
+            from beenet.inference.pose.movenet import MoveNetPeople  # lazy: torch, not for --help
+
+            graph = find_detector_files(models_dir, keys=MOVENET_FILES)
+            self.movenet = MoveNetPeople(graph, size=v["movenet_size"], threshold=v["movenet_threshold"])
+            self.model_files = {**self.model_files, "movenet": graph}
+            self.runner.movenet = self.movenet
         self.person_every = v["person_every"]
         self._models_key = models_key(self.model_files)
         self._calls = 0  # calls since the shot began (HOG's and the whole frame's turns)
@@ -206,7 +225,9 @@ class MediaPipeMultiPose(PoseBackendBase):
                 "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads,
                 **({"person_every": o.person_every, "follow_every": o.follow_every,
                     "person_threshold": self.person.threshold,
-                    "person_size": self.person.size} if self.person is not None else {})}
+                    "person_size": self.person.size} if self.person is not None else {}),
+                **({"movenet_size": self.movenet.size, "movenet_threshold": self.movenet.threshold,
+                    "movenet_keypoint_threshold": self.movenet.keypoint_threshold} if self.movenet is not None else {})}
 
     def reset(self) -> None:
         """Start a new video (video mode's timestamps and the people followed start over)."""
