@@ -8,6 +8,8 @@ needs (and the runner otherwise lacks) added for the test."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -179,3 +181,28 @@ def test_one_torch_thread_and_torchs_setting_put_back(movenet):
         assert movenet.threads == 1 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_predict_warns_when_the_trackers_threshold_would_drop_movenets_people(movenet_model, tmp_path, capsys):
+    """``beenet predict`` with ``detector=movenet`` on 2 s of real footage (talking.mp4, one
+    woman): at the default --min-confidence (0.7) it says so on stderr before any video, and
+    with --min-confidence 0 it finds her and says nothing."""
+    from _predict_helpers import make_checkpoint
+
+    from beenet.cli import main
+    from beenet.media.video import VideoReader
+    from beenet.media.video_writer import write_video
+    from footage import footage
+
+    clip = tmp_path / "talking2s.mp4"
+    with VideoReader(footage("talking.mp4")) as r:
+        write_video(clip, (f for _, f in r.iter_frames(0, 48)), r.fps)
+    ckpt = make_checkpoint(tmp_path / "m.pt", fusion_form="odds")
+    args = ["predict", str(clip), "--checkpoint", str(ckpt), "--pose-option", "detector=movenet",
+            "--window", "1", "--stride", "1"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "detector=movenet scores clear people 0.2-0.7" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "b"), "--min-confidence", "0"]) == 0
+    assert "detector=movenet" not in capsys.readouterr().err
+    summary = json.loads((tmp_path / "b" / "predict_summary.json").read_text())
+    assert summary["videos"][0]["people"] >= 1

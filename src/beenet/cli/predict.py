@@ -241,6 +241,10 @@ def check_pose(predictor: object, jobs: list) -> None:
         raise SetupError(f"{exc}{tail}; or choose another backend with --pose {'/'.join(others)}") from None
 
 
+#: With ``detector=movenet``, a ``--min-confidence`` above this warns (its person scores' scale).
+MOVENET_MIN_CONFIDENCE = 0.2
+
+
 def setup(args: argparse.Namespace, formats: list[str]) -> tuple[Batch, Predictor]:
     """The batch and the Predictor, or a SetupError found before any video is opened (a
     checkpoint that cannot be used at all is a CheckpointError: exit 1)."""
@@ -248,6 +252,10 @@ def setup(args: argparse.Namespace, formats: list[str]) -> tuple[Batch, Predicto
 
     check_writers(formats)
     checkpoint = check_checkpoint(args.checkpoint)
+    if pose_options(args).get("detector") == "movenet" and args.min_confidence > MOVENET_MIN_CONFIDENCE:
+        print(f"beenet predict: warning: detector=movenet scores clear people 0.2-0.7, so --min-confidence "
+              f"{args.min_confidence:g} drops most of them; use --min-confidence 0 (docs/predict.md, MoveNet)",
+              file=sys.stderr)
     batch = plan_batch(args.inputs, Path(args.out), formats, per_frame=args.per_frame, video=args.video,
                        save_keypoints=args.save_keypoints, overwrite=args.overwrite, keypoints=args.keypoints)
     predictor = Predictor(
