@@ -53,3 +53,17 @@ def footage_frame(name: str, index: int):
 
     with VideoReader(footage(name)) as reader:
         return reader.read([index])[0]
+
+
+def iou_xyxy(a, b) -> float:
+    """IoU of two ``(x0, y0, x1, y1)`` boxes (a truth box against a found one)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0) * max(h, 0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def corners(box) -> tuple:
+    """``(x, y, w, h)`` -> ``(x0, y0, x1, y1)``."""
+    x, y, w, h = box
+    return (x, y, x + w, y + h)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from footage import footage_frame
+from footage import corners, footage_frame, iou_xyxy
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -26,17 +26,6 @@ def movenet(movenet_model):
     return MoveNetPeople(movenet_model)  # the backend's defaults
 
 
-def _iou(a, b) -> float:
-    """IoU of (x1, y1, x2, y2) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0) * max(h, 0)
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
-def _corners(box) -> tuple:
-    x, y, w, h = box
-    return (x, y, x + w, y + h)
 
 
 def _joints_on(person, truth, least: int = 12) -> None:
@@ -124,7 +113,7 @@ def test_person_seen_from_behind(movenet):
     truth = {"back to the camera": (465, 820, 1028, 1762), "man mid-jump": (78, 375, 815, 1175)}
     people = movenet(footage_frame("lab3_cam01.mp4", 50))
     for name, box in truth.items():
-        mine = [p for p in people if _iou(_corners(p.box), box) >= 0.5]
+        mine = [p for p in people if iou_xyxy(corners(p.box), box) >= 0.5]
         assert len(mine) == 1, (name, [p.box for p in people])
         assert mine[0].body and mine[0].score >= movenet.threshold
         _joints_on(mine[0], box)
@@ -140,9 +129,9 @@ def test_several_small_people(movenet_model):
     for i, p in enumerate(people):
         _, _, w, h = p.box
         assert 25 < h < 130 and w < h, p.box
-        _joints_on(p, _corners(p.box), least=8)
+        _joints_on(p, corners(p.box), least=8)
         for q in people[i + 1:]:
-            assert _iou(_corners(p.box), _corners(q.box)) < 0.5, "a person found twice"
+            assert iou_xyxy(corners(p.box), corners(q.box)) < 0.5, "a person found twice"
 
 
 def test_frame_with_nobody(movenet):

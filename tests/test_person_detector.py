@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from beenet.inference.pose.tfjs import TfjsGraph, TfjsGraphError
-from footage import footage_frame
+from footage import corners, footage_frame, iou_xyxy
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -158,16 +158,6 @@ LAB_PEOPLE = {
 }
 
 
-def _iou(a, b) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0) * max(h, 0)
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
-def _corners(box) -> tuple:
-    x, y, w, h = box
-    return (x, y, x + w, y + h)
 
 
 @pytest.fixture(scope="module")
@@ -181,14 +171,14 @@ def lab_frame():
 def lab_boxes(detector, lab_frame):
     """The detector's boxes on :func:`lab_frame`, each matched to the people of LAB_PEOPLE."""
     boxes = detector(lab_frame)
-    matched = {name: [s for b, s in boxes if _iou(_corners(b), truth) >= 0.5] for name, truth in LAB_PEOPLE.items()}
+    matched = {name: [s for b, s in boxes if iou_xyxy(corners(b), truth) >= 0.5] for name, truth in LAB_PEOPLE.items()}
     return boxes, matched
 
 
 def _check_landmarks(people, truth) -> None:
     """One person of ``people`` is the one boxed ``truth``, and her landmarks lie on her body:
     inside her box (with a margin), shoulders above hips above knees above ankles."""
-    mine = [p for p in people if _iou(_corners(p.box), truth) >= 0.5]
+    mine = [p for p in people if iou_xyxy(corners(p.box), truth) >= 0.5]
     assert len(mine) == 1, [p.box for p in people]
     k = mine[0].keypoints
     seen = k[:, 2] > 0
