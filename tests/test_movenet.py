@@ -26,8 +26,6 @@ def movenet(movenet_model):
     return MoveNetPeople(movenet_model)  # the backend's defaults
 
 
-
-
 def _joints_on(person, truth, least: int = 12) -> None:
     """``person``'s joints lie on the body boxed ``truth`` (10% margin), shoulders above hips
     above ankles."""

@@ -158,8 +158,6 @@ LAB_PEOPLE = {
 }
 
 
-
-
 @pytest.fixture(scope="module")
 def lab_frame():
     """lab3_cam01.mp4 frame 0 (1088x1920): the woman in front stands with her back to the
