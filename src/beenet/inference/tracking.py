@@ -32,7 +32,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from beenet.inference.appearance import similarity
 from beenet.inference.pose import Box, PoseDetection, box_iou, valid_mask
@@ -247,6 +246,8 @@ class Tracker:
         if free and self.tracks:
             cost = np.array([[self.cost(t, detections[i], frame_index) for i in free] for t in self.tracks])
             gated = np.where(cost > self.max_cost, _INFEASIBLE, cost)
+            from scipy.optimize import linear_sum_assignment  # lazy: 0.5 s of start-up, before the first frame
+
             rows, cols = linear_sum_assignment(gated)
             for r, c in zip(rows, cols):
                 if gated[r, c] < _INFEASIBLE:
