@@ -150,6 +150,23 @@ def test_small_people_on_a_plaza(detector):
             assert not (abs(a[0] - b[0]) < 3 and abs(a[1] - b[1]) < 3), "a person boxed twice"
 
 
+def test_person_channel_alone_scores_as_the_whole_class_head(detector):
+    """The detector keeps only the person channel of the 80-class head; its heat map and sizes
+    are those of the graph as shipped (all 80 classes, person read out), on a real frame."""
+    from beenet.inference.pose.detector import CLASS_HEAD, HEATMAP, INPUT, SIZES
+
+    whole = TfjsGraph(detector.graph.path, [HEATMAP, SIZES])
+    square, _ = detector.letterbox(footage_frame("vtest.avi", 100))
+    x = torch.from_numpy(square).float()[None]
+    heat_all, sizes_all = whole.run({INPUT: x})
+    heat, sizes = detector.graph.run({INPUT: x})
+    assert heat_all.shape[-1] == 80 and heat.shape[-1] == 1
+    torch.testing.assert_close(heat[..., 0], heat_all[..., 0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(sizes, sizes_all, atol=1e-4, rtol=1e-4)
+    with pytest.raises(TfjsGraphError, match="no constant"):
+        whole.keep_channels(CLASS_HEAD, 80)
+
+
 #: lab3_cam01.mp4 frame 0, boxed by hand (x1, y1, x2, y2; benchmarks/footage/truth/lab3_cam01.json).
 LAB_PEOPLE = {
     "man with a pixelated face": (245, 320, 575, 1175),

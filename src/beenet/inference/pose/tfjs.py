@@ -319,6 +319,19 @@ class TfjsGraph:
                     stack.append((inp.split(":")[0], False))
         return order
 
+    def keep_channels(self, consts: Sequence[str], channel: int) -> None:
+        """Cut constants ``consts`` (a convolution's weights and bias) to output channel
+        ``channel`` (their last axis): the nodes after them then carry that one channel. For a
+        graph of which only one channel of an output is read."""
+        for name in consts:
+            value = self.consts.get(name)
+            if value is None or value.dim() == 0 or not 0 <= channel < value.shape[-1]:
+                raise TfjsGraphError(f"{self.path}: no constant {name!r} with an output channel {channel}")
+            self.consts[name] = value[..., channel:channel + 1].contiguous()
+        for node in self.nodes.values():  # a convolution's torch weights are worked out again
+            if any(i.split(":")[0] in consts for i in node.get("input", [])):
+                node.pop("_torch", None)
+
     def declared_shape(self, name: str) -> list[int]:
         """The shape the graph declares for input ``name`` (-1 where any size goes)."""
         dims = self.nodes[name].get("attr", {}).get("shape", {}).get("shape", {}).get("dim", [])
