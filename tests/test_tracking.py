@@ -39,6 +39,29 @@ def test_keypoint_distance_is_scale_free():
     assert keypoint_distance(a, none, 60) is None
 
 
+def test_cost_matrix_is_the_cost_of_every_pair():
+    """The tracker's all-pairs cost (one extrapolation a track) equals :meth:`Tracker.cost` pair by
+    pair: moving tracks, joints missing or unsure on either side, boxes apart, a single shared joint."""
+    rng = np.random.default_rng(3)
+    tr = Tracker()
+    for t in range(4):  # three people walking, their tracks get velocities
+        tr.update(t, [_det(40 + 3 * t, phase=t / 4), _det(120 - 2 * t, top=30), _det(300, height=90)])
+    dets = []
+    for k in range(7):
+        d = _det(float(rng.uniform(0, 320)), top=float(rng.uniform(0, 80)), height=float(rng.uniform(30, 120)))
+        kp = d.keypoints.copy()
+        kp[rng.random(len(kp)) < 0.3, :2] = np.nan  # joints not found
+        kp[rng.random(len(kp)) < 0.2, 2] = 0.05  # joints too unsure to count
+        if k == 6:  # one joint alone in common with anyone: the boxes decide
+            kp[1:, 2] = 0.0
+        d.keypoints = kp
+        dets.append(d)
+    for frame in (None, 4, 9):
+        got = tr.cost_matrix(tr.tracks, dets, frame)
+        want = np.array([[tr.cost(t, d, frame) for d in dets] for t in tr.tracks])
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_two_people_keep_their_ids_whatever_the_detection_order():
     tr = Tracker()
     rng = np.random.default_rng(0)

@@ -213,6 +213,31 @@ class Tracker:
             return 1.0 - overlap
         return self.iou_weight * (1.0 - overlap) + self.keypoint_weight * min(kd, 1.0)
 
+    def cost_matrix(self, tracks: list[Track], dets: list[PoseDetection], frame_index: int | None = None) -> np.ndarray:
+        """:meth:`cost` of every ``(track, detection)`` pair, ``[len(tracks), len(dets)]``, in one
+        go: each track is extrapolated once, and the boxes' IoU and the joints' distances are
+        worked out over all pairs at once (the same numbers as :meth:`cost`, to float rounding)."""
+        if frame_index is None or not self.constant_velocity:
+            predicted = [(t.box, t.keypoints) for t in tracks]
+        else:
+            predicted = [t.predicted(frame_index) for t in tracks]
+        a = np.array([b for b, _ in predicted], dtype=np.float64).reshape(-1, 1, 4)
+        b = np.array([d.box for d in dets], dtype=np.float64).reshape(1, -1, 4)
+        iw = np.clip(np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+        ih = np.clip(np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+        inter = iw * ih
+        union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
+        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        ka = np.stack([np.asarray(k, dtype=np.float32) for _, k in predicted])[:, None]  # [T, 1, J, 3]
+        kb = np.stack([np.asarray(d.keypoints, dtype=np.float32) for d in dets])[None]  # [1, D, J, 3]
+        ok = valid_mask(ka) & valid_mask(kb)
+        n = ok.sum(-1)
+        dist = np.where(ok, np.linalg.norm(np.nan_to_num(ka[..., :2] - kb[..., :2]), axis=-1), 0.0).sum(-1)
+        scale = np.maximum(np.hypot(a[..., 2], a[..., 3]), 1.0)
+        kd = dist / np.maximum(n, 1) / scale
+        both = self.iou_weight * (1.0 - overlap) + self.keypoint_weight * np.minimum(kd, 1.0)
+        return np.where(n >= 2, both, 1.0 - overlap)
+
     @property
     def tentative(self) -> bool:
         """Whether a live track is still tentative (seen, not yet ``min_hits`` times in a row)."""
@@ -244,7 +269,7 @@ class Tracker:
                 self._next_id = max(self._next_id, int(d.track_id) + 1)
         matched: set[int] = set()
         if free and self.tracks:
-            cost = np.array([[self.cost(t, detections[i], frame_index) for i in free] for t in self.tracks])
+            cost = self.cost_matrix(self.tracks, [detections[i] for i in free], frame_index)
             gated = np.where(cost > self.max_cost, _INFEASIBLE, cost)
             from scipy.optimize import linear_sum_assignment  # lazy: 0.5 s of start-up, before the first frame
 
