@@ -110,6 +110,49 @@ def test_joins_are_one_to_one_and_the_most_alike_first_with_dense_ids():
     assert final[pids["c"]] == 2 and len(final) == 5
 
 
+def _crossing(tr: Tracker, c_look: np.ndarray) -> tuple[list[int], list[int]]:
+    """B stands at x=100 (red shirt); C (``c_look``) walks left towards him and is lost behind him
+    (frames 10-13: one detection, B's); from 14 the one detection moves on left in C's clothes
+    (the pose backend followed the wrong body), and B is seen again, standing, from 17. Returns
+    the ids of the detection at B's place and of the one that walks on."""
+    red = _look(RED)
+    b_ids, c_ids = [], []
+    for t in range(30):
+        dets = []
+        if t < 14 or t >= 17:
+            b = detection_from_keypoints(person_keypoints(100, 20, 60))
+            b.appearance = red
+            dets.append(b)
+        if t < 10 or t >= 14:
+            c = detection_from_keypoints(person_keypoints(max(200 - 8 * t, 100) if t < 10 else 100 - 6 * (t - 13), 20, 60))
+            c.appearance = c_look
+            dets.append(c)
+        ids = tr.update(t, dets)
+        if t < 14 or t >= 17:
+            b_ids.append(ids[0])
+        if t >= 14:
+            c_ids.append(ids[-1])
+    return b_ids, c_ids
+
+
+def test_a_person_taken_by_another_track_at_a_crossing_gets_their_id_back():
+    """Where two people cross, a detection in C's clothes matched to B's track (C's own track lost
+    a moment ago, close by) goes back to C, and B keeps his id when seen again; a look-alike or
+    ``reclaim_margin=0`` leaves the match as it was."""
+    green = _look(GREEN, GREY)
+    for max_age in (2, 5):  # C's track ended behind B, or is still waiting for him
+        tr = Tracker(max_age=max_age, min_hits=2, relink_frames=15)
+        b_ids, c_ids = _crossing(tr, green)
+        final = tr.finalize()
+        b_final, c_final = {final[i] for i in b_ids}, {final[i] for i in c_ids}
+        assert b_final == {0} and c_final == {1}, max_age  # ids by first appearance: B 0, C 1
+    for tracker in (Tracker(max_age=5, min_hits=2, relink_frames=15, reclaim_margin=0.0),
+                    Tracker(max_age=5, min_hits=2, relink_frames=15)):
+        look = green if tracker.reclaim_margin == 0 else _look(RED)  # off; or C dressed like B
+        b_ids, c_ids = _crossing(tracker, look)
+        assert c_ids[0] == b_ids[0]  # the walking detection stays on B's track
+
+
 def test_the_store_joins_the_rows_of_one_person():
     store = TrackStore()
     kp = person_keypoints(50, 20, 60)

@@ -35,8 +35,14 @@ import numpy as np
 
 from beenet.inference.appearance import similarity
 from beenet.inference.pose import Box, PoseDetection, box_iou, valid_mask
+from beenet.inference.pose.boxes import centre
 
 _INFEASIBLE = 1e6
+#: A detection goes back to a person lost moments ago (:meth:`Tracker._reclaim`) only when it looks
+#: like them at least this much (:func:`~beenet.inference.appearance.similarity`). Chosen on
+#: vtest.avi (docs/predict.md "Tracking"): the switches it undid scored 0.78-0.93 against the person
+#: lost, 0.36-0.58 against the track they were matched to.
+RECLAIM_SIMILARITY = 0.75
 
 
 def body_tilt(keypoints: np.ndarray) -> float | None:
@@ -152,6 +158,9 @@ class Tracker:
     before it began, in the same shot, when its first box centre lies within ``relink_distance``
     box heights of the other's last, and the :func:`similarity` of their mean appearance is at least
     ``relink_similarity``; the most alike pairs are joined first, each track at most once each way.
+    With ``relink_frames``, a detection matched to one track that looks far more like a person
+    lost moments ago close by (``reclaim_margin``, 0: never) goes back to that person
+    (:meth:`_reclaim`).
     The whole tracks are compared, not their ends: where two people cross, the tracker can carry
     an id from one to the other for the last frames of a track, and its ends then look like the
     wrong person (vtest.avi: the ends matched at 0.92-0.97 where the whole tracks, two people,
@@ -165,7 +174,7 @@ class Tracker:
                  keypoint_weight: float = 0.5, min_hits: int = 3, min_track_frames: int = 1,
                  min_confidence: float = 0.0, velocity_smoothing: float = 0.5,
                  constant_velocity: bool = True, max_tilt: float | None = 45.0, relink_frames: int = 0,
-                 relink_similarity: float = 0.9, relink_distance: float = 1.0) -> None:
+                 relink_similarity: float = 0.9, relink_distance: float = 1.0, reclaim_margin: float = 0.25) -> None:
         if max_age < 0:
             raise ValueError(f"max_age must be >= 0, got {max_age}")
         if min_hits < 1:
@@ -189,6 +198,7 @@ class Tracker:
         self.relink_frames = int(relink_frames)
         self.relink_similarity = float(relink_similarity)
         self.relink_distance = float(relink_distance)
+        self.reclaim_margin = float(reclaim_margin)
         self.reset()
 
     def reset(self) -> None:
@@ -278,6 +288,8 @@ class Tracker:
                 if gated[r, c] < _INFEASIBLE:
                     ids[free[c]] = self.tracks[r].person_id
                     matched.add(r)
+            if self.reclaim_margin > 0 and self.relink_frames > 0:
+                self._reclaim(frame_index, detections, free, ids, matched)
         # A tentative track that missed this frame was a flicker: it ends now.
         self._end([t for r, t in enumerate(self.tracks) if r in matched or t.confirmed])
         by_id = {t.person_id: t for t in self.tracks}
@@ -302,6 +314,45 @@ class Tracker:
             else:
                 self._advance(t, frame_index, d)
         return [int(i) for i in ids]  # type: ignore[arg-type]
+
+    def _reclaim(self, frame_index: int, detections: list[PoseDetection], free: list[int],
+                 ids: list[int | None], matched: set[int]) -> None:
+        """Where two people cross, the pose backend can follow the wrong body: the detection
+        matched to one person's track is then the other person, whose own track is missing this
+        frame or ended a moment ago (vtest.avi: a man walking past a standing one took the
+        standing one's id). A matched detection that looks like such a person (a confirmed track
+        unmatched on this frame, or ended in the last ``relink_frames``, in this shot, within
+        ``relink_distance`` box heights) at :data:`RECLAIM_SIMILARITY` or more, and at least
+        ``reclaim_margin`` more than like its own track, goes back to that person: their track
+        goes on from here, and the other track missed this frame."""
+        lost = [t for t in self.ended if 0 < frame_index - t.last_frame <= self.relink_frames
+                and t.shot == self._shots and t.confirmed and t.person_id not in self._fixed]
+        lost += [t for r, t in enumerate(self.tracks) if r not in matched and t.confirmed]
+        if not lost:
+            return
+        for i in free:
+            d = detections[i]
+            r = next((r for r, t in enumerate(self.tracks) if t.person_id == ids[i] and r in matched), None)
+            own = self.tracks[r].looks() if r is not None else None
+            if d.appearance is None or own is None or (alike := similarity(d.appearance, own)) is None:
+                continue
+            best, best_alike = None, RECLAIM_SIMILARITY
+            for t in lost:
+                dist = np.hypot(*(np.asarray(centre(t.box)) - np.asarray(centre(d.box)))) / max(t.box[3], d.box[3], 1.0)
+                looks = t.looks() if dist <= self.relink_distance else None
+                other = similarity(d.appearance, looks) if looks is not None else None
+                if other is not None and other >= best_alike and other - alike >= self.reclaim_margin:
+                    best, best_alike = t, other
+            if best is None:
+                continue
+            ids[i] = best.person_id
+            matched.discard(r)
+            lost.remove(best)
+            if best in self.ended:
+                self.ended.remove(best)
+                self.tracks.append(best)
+            matched.add(next(r for r, t in enumerate(self.tracks) if t is best))
+            lost.append(self.tracks[r])  # the track it left may be someone else's now
 
     def _advance(self, t: Track, frame_index: int, d: PoseDetection) -> None:
         dt = max(1, frame_index - t.last_frame)

@@ -38,6 +38,10 @@ RELINK_S = 1.5
 #: person-frames that pose on every frame tracks, with as many people kept; the model samples 16
 #: skeleton frames per 4 s window (4 Hz).
 POSE_RATE_HZ = 5.0
+#: With ``reclaim`` (the default), a detection the tracker matched to one person that looks this
+#: much more like a person lost moments ago close by goes back to them
+#: (:meth:`~beenet.inference.tracking.Tracker._reclaim`; docs/predict.md "Tracking").
+RECLAIM_MARGIN = 0.25
 
 
 def pose_stride(pose_every: int | str, fps: float, needs_pixels: bool = True) -> int:
@@ -58,7 +62,9 @@ class TrackingConfig:
     upright (body axis within ``max_tilt`` degrees of vertical; None: any); ``max_gap`` seconds
     without a detection end a track, and gaps up to that are interpolated; a track that starts
     within ``relink`` seconds after a person's ended, close by and looking like them, keeps their
-    id (the gap is not filled). ``shot_cuts`` ends every track at a detected shot cut
+    id (the gap is not filled); with ``reclaim``, a detection matched to one person that looks far
+    more like a person lost within ``relink`` seconds close by goes back to them (where two people
+    cross). ``shot_cuts`` ends every track at a detected shot cut
     (:class:`~beenet.inference.shots.ShotCutDetector`). ``pose_every`` runs the pose backend on
     every N-th frame only (and on the first frame of each shot, and on every frame while a person
     is being confirmed, :func:`~beenet.inference.people.pose_due`); the frames between are
@@ -76,6 +82,7 @@ class TrackingConfig:
     max_tilt: float | None = MAX_TILT
     shot_cuts: bool = True
     pose_every: int | str = "auto"
+    reclaim: bool = True
 
     def __post_init__(self) -> None:
         pose_every, min_hits, min_track = self.pose_every, self.min_hits, self.min_track
@@ -88,7 +95,7 @@ class TrackingConfig:
         coerced = {"pose_every": pose_every if pose_every == "auto" else int(pose_every),
                    "min_hits": int(min_hits), "min_confidence": float(self.min_confidence),
                    "min_track": float(min_track), "shot_cuts": bool(self.shot_cuts),
-                   "max_gap": float(max_gap), "relink": float(relink)}
+                   "max_gap": float(max_gap), "relink": float(relink), "reclaim": bool(self.reclaim)}
         for name, value in coerced.items():
             object.__setattr__(self, name, value)
 
@@ -117,7 +124,7 @@ class TrackingConfig:
         return Tracker(max_age=max(every, round(self.max_gap * fps)), min_hits=self.min_hits,
                        min_track_frames=max(1, round(self.min_track * fps)),
                        min_confidence=self.min_confidence, max_tilt=self.max_tilt,
-                       relink_frames=round(self.relink * fps))
+                       relink_frames=round(self.relink * fps), reclaim_margin=RECLAIM_MARGIN if self.reclaim else 0.0)
 
     def pose_stride(self, fps: float, needs_pixels: bool = True) -> int:
         """Frames between pose runs on a video at ``fps`` (:func:`pose_stride`)."""
@@ -127,4 +134,5 @@ class TrackingConfig:
         """The ``tracker`` part of a table's ``settings`` metadata."""
         return {"max_gap_s": self.max_gap, "relink_s": self.relink, "min_hits": self.min_hits,
                 "min_track_s": self.min_track, "min_confidence": self.min_confidence,
-                "max_tilt": self.max_tilt, "shot_cuts": self.shot_cuts, "pose_every": self.pose_every}
+                "max_tilt": self.max_tilt, "shot_cuts": self.shot_cuts, "pose_every": self.pose_every,
+                "reclaim": self.reclaim}
