@@ -377,3 +377,31 @@ def test_render_timeline_returns_the_figure_for_a_notebook_and_writes_only_when_
     assert isinstance(fig, Figure) and fig.get_axes() and not any(tmp_path.iterdir())
     again = render_timeline(make_table(rows), tmp_path / "t.png", duration_s=10.0)
     assert isinstance(again, Figure) and (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_timeline_names_every_category_of_every_person_shown(tmp_path):
+    """13 people, 8 shown: each heat map has the 26 category names drawn at its rows (outlines, not
+    tick labels), one VAD legend for the figure, and the note of how many people are shown."""
+    import matplotlib.image as mpimg
+
+    n = 13
+    rows = {c: [0.0] * n for c in COLUMNS}
+    rows.update(video=["v.mp4"] * n, person_id=list(range(n)), start_frame=[0] * n, end_frame=[99] * n,
+                start_s=[float(p) for p in range(n)], end_s=[p + 4.0 for p in range(n)],
+                box_w=[5.0] * n, box_h=[5.0] * n)
+    rows.update({c: [0.5] * n for c in CATEGORIES})
+    fig = render_timeline(make_table(rows), tmp_path / "t.png", duration_s=20.0)
+    assert fig.get_suptitle().endswith("(showing 8 of 13 people)")
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:3] == list(VAD_NAMES) and len(fig.legends) == 1
+    heat = [ax for ax in fig.axes if ax.collections and len(ax.collections[-1].get_paths()) == len(CATEGORIES)]
+    assert len(heat) == 8 and not any(ax.get_legend() for ax in fig.axes)
+    img = mpimg.imread(tmp_path / "t.png")[..., :3].mean(-1)
+    height = img.shape[0]
+    for ax in heat:
+        box = ax.get_window_extent()  # pixels of the PNG (dpi 100), y up
+        top, row_h = height - box.y1, box.height / len(CATEGORIES)
+        strip = img[:, int(box.x0) - 60: int(box.x0) - 2]  # where the names are, left of the map
+        for k in range(len(CATEGORIES)):
+            band = strip[int(top + k * row_h + 1): int(top + (k + 1) * row_h - 1)]
+            assert (band < 0.5).sum() > 5, f"no name drawn at row {k} of {ax.get_title(loc='left')!r}"
+        assert not (img[int(top) - 30: int(top) - 2, int(box.x0) - 60: int(box.x0) - 2] < 0.5).any()  # nothing above
