@@ -169,20 +169,22 @@ def test_the_store_joins_the_rows_of_one_person():
     assert store.interpolate(max_gap=2) == 0  # the gap between the joined tracks stays empty
 
 
-def _track_vtest(make_backend, last: int):
+def _track_vtest(make_backend, last: int, reclaim: bool = False):
     """vtest.avi frames 0..``last`` through the backend ``make_backend(make_pose_backend)`` and the
     tracker as predict runs them (every 2nd frame, every frame while a track is tentative), with
-    appearance; returns (provisional id -> [(frame, box)], final ids with relinking, without)."""
+    appearance; returns (provisional id -> [(frame, box)], final ids with relinking, without).
+    Without ``reclaim`` (``Tracker._reclaim``) unless asked: the relinking tests' frames were
+    looked at with relinking alone."""
     from footage import footage
     from test_pose_mediapipe import _frames
 
     from beenet.inference.pose import make_pose_backend, valid_mask
     from beenet.inference.people import MIN_JOINTS, pose_due
-    from beenet.inference.tracking_config import MAX_GAP_S, RELINK_S
+    from beenet.inference.tracking_config import MAX_GAP_S, RECLAIM_MARGIN, RELINK_S
 
     fps, every = 10.0, 2
     tr = Tracker(max_age=round(MAX_GAP_S * fps), min_hits=3, min_track_frames=5, min_confidence=0.7,
-                 relink_frames=round(RELINK_S * fps))
+                 relink_frames=round(RELINK_S * fps), reclaim_margin=RECLAIM_MARGIN if reclaim else 0.0)
     seen: dict[int, list[tuple[int, tuple]]] = {}  # provisional id -> (frame, box) of its detections
     backend = make_backend(make_pose_backend)
     try:
@@ -275,3 +277,62 @@ def test_relink_reaches_the_tracker_and_bad_values_are_refused(tmp_path):
         Predictor(ckpt, device="cpu", relink=-1)
     with pytest.raises(ValueError, match="relink_frames"):
         Tracker(relink_frames=-1)
+
+
+def _pass_one_vtest(last: int, reclaim: bool):
+    """Pass 1 as predict runs it (``track_people``: the default backend, frames handed over
+    ahead) on vtest.avi frames 0..``last``; returns {frame: [(final id, box)]}."""
+    from pathlib import Path
+
+    from footage import footage
+
+    from beenet.inference.people import track_people
+    from beenet.inference.pose import make_pose_backend
+    from beenet.inference.timing import StageTimer
+    from beenet.inference.tracking_config import TrackingConfig
+    from beenet.media.video import VideoReader
+
+    with VideoReader(footage("vtest.avi")) as r:
+        frames = [f for _, f in r.iter_frames(0, last + 1)]
+
+    class Reader:
+        fps, num_frames, path = 10.0, len(frames), Path("vtest.avi")
+        height, width = frames[0].shape[:2]
+
+        def iter_frames(self):
+            yield from enumerate(frames)
+
+    backend = make_pose_backend("mediapipe")
+    try:
+        store = track_people(Reader(), backend, TrackingConfig(reclaim=reclaim), StageTimer(), show_progress=False)
+    finally:
+        backend.close()
+    out: dict[int, list] = {}
+    for pid, boxes in store.boxes().items():
+        for f, box in boxes.items():
+            out.setdefault(f, []).append((pid, box))
+    return out
+
+
+def _id_at(found: dict, frame: int, x: float) -> int:
+    """The id of the box whose left edge lies nearest ``x`` on ``frame`` (within 15 px)."""
+    pid, box = min(found[frame], key=lambda pb: abs(pb[1][0] - x))
+    assert abs(box[0] - x) < 15, (frame, x, found[frame])
+    return pid
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("blazepose_models")
+def test_vtest_a_man_walking_past_a_standing_one_does_not_take_his_id():
+    """vtest.avi frames 42-71, looked at (and so in benchmarks/footage/truth/vtest.json, B and C):
+    a man in a dark jacket and jeans stands left of the sign (left edge at x~375) while a man in
+    a black coat and trousers walks left past the group there (x~440 at frame 42, x~300 at 70). In
+    pass 1 the square that followed the standing man slid onto the walker (frames 50-60), who
+    then carried the standing man's id while the standing man got a new one; with ``reclaim``
+    (the default) each keeps his own id."""
+    found = _pass_one_vtest(71, reclaim=True)
+    standing, walker = _id_at(found, 42, 377), _id_at(found, 42, 441)
+    assert standing != walker
+    assert _id_at(found, 70, 365) == standing and _id_at(found, 70, 300) == walker
+    before = _pass_one_vtest(71, reclaim=False)  # the switch this undoes
+    assert _id_at(before, 70, 300) == _id_at(before, 42, 377)

@@ -392,8 +392,9 @@ def test_tracking_config_checks_its_values_and_builds_the_tracker():
     cfg = TrackingConfig()
     assert (cfg.max_gap, cfg.relink, cfg.min_hits, cfg.pose_every) == (MAX_GAP_S, RELINK_S, MIN_HITS, "auto")
     assert list(cfg.settings()) == ["max_gap_s", "relink_s", "min_hits", "min_track_s", "min_confidence",
-                                    "max_tilt", "shot_cuts", "pose_every"]
+                                    "max_tilt", "shot_cuts", "pose_every", "reclaim"]
     tr = TrackingConfig(max_gap=1.0, relink=2.0, min_track=0.4).tracker(25.0, every=5)
+    assert tr.reclaim_margin > 0 and TrackingConfig(reclaim=False).tracker(25.0).reclaim_margin == 0
     assert (tr.max_age, tr.relink_frames, tr.min_track_frames) == (25, 50, 10)
     assert TrackingConfig(max_gap=0.1).tracker(25.0, every=5).max_age == 5  # at least one pose stride
     assert TrackingConfig(pose_every="auto").pose_stride(30.0) == 6 and TrackingConfig(pose_every=3).pose_stride(30.0) == 3
