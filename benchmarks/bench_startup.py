@@ -17,7 +17,8 @@ the wall clock, set when modules finish importing and methods return (nothing is
 
 Start-up is the first-frame stamp minus the moment the parent spawned the process.
 ``--importtime N`` also runs each tree once under ``python -X importtime`` and prints its N
-costliest imports (cumulative) made by beenet's modules before the first frame.
+costliest imports (cumulative) made by beenet's modules before the first frame (imports made
+while the LiteRT engine silences stderr, such as the flatbuffers schema, do not show there).
 
     git worktree add --detach /tmp/before main              # the code before a change
     PYTHONPATH=src python benchmarks/bench_startup.py --tree before=/tmp/before --tree now=. --repeat 7
