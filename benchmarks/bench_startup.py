@@ -15,7 +15,9 @@ the wall clock, set when modules finish importing and methods return (nothing is
   ``prefetch``): the video opened, its packets listed, a frame decoded. Unless ``--full``, the
   process ends there (the rest of the run is not start-up).
 
-Start-up is the first-frame stamp minus the moment the parent spawned the process.
+Start-up is the first-frame stamp minus the moment the parent spawned the process; "CPU to it"
+is the user + system CPU time the process used up to there (its own threads included; without
+``--full``), which other work on the machine changes less than the wall time.
 ``--importtime N`` also runs each tree once under ``python -X importtime`` and prints its N
 costliest imports (cumulative) made by beenet's modules before the first frame (imports made
 while the LiteRT engine silences stderr, such as the flatbuffers schema, do not show there).
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -112,8 +115,11 @@ def child_env(src: Path, stamp: Path, full: bool) -> dict[str, str]:
 def run_once(src: Path, args: list[str], stamp: Path, full: bool) -> dict:
     """One ``beenet predict ARGS`` in a fresh process: each phase's seconds and the start-up."""
     env = child_env(src, stamp, full)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-c", CHILD, "predict", *args], env=env, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     stamps = dict(line.rsplit(" ", 1) for line in stamp.read_text().splitlines()) if stamp.exists() else {}
     if "first frame" not in stamps:
         sys.exit(f"{src}: no frame reached pass 1 (exit {proc.returncode})\n{proc.stderr[-2000:]}")
@@ -122,7 +128,8 @@ def run_once(src: Path, args: list[str], stamp: Path, full: bool) -> dict:
         at = float(stamps[name])
         phases[name] = at - before
         before = at
-    return {"startup_s": float(stamps["first frame"]) - t0, "phases": phases, "load": os.getloadavg()[0]}
+    return {"startup_s": float(stamps["first frame"]) - t0, "cpu_s": cpu, "phases": phases,
+            "load": os.getloadavg()[0]}
 
 
 def importtime(src: Path, args: list[str], stamp: Path, top: int) -> list[tuple[float, str]]:
@@ -155,15 +162,17 @@ def default_inputs(tmp: Path) -> tuple[Path, Path]:
 
 def report(times: dict[str, list[dict]]) -> None:
     print(f"\nmedian seconds per phase (range over runs); start-up = spawn -> first frame handed to pass 1")
-    print(f"{'tree':>10}  {'start-up':>17}  " + "  ".join(f"{p:>16}" for p in PHASES) + "  load")
+    print(f"{'tree':>10}  {'start-up':>17}  {'CPU to it':>17}  " + "  ".join(f"{p:>16}" for p in PHASES) + "  load")
     for name, runs in times.items():
         s = sorted(r["startup_s"] for r in runs)
+        c = sorted(r["cpu_s"] for r in runs)
         cells = []
         for p in PHASES:
             v = sorted(r["phases"][p] for r in runs)
             cells.append(f"{statistics.median(v):5.2f} ({v[0]:.2f}-{v[-1]:.2f})")
         loads = [r["load"] for r in runs]
-        print(f"{name:>10}  {statistics.median(s):5.2f} ({s[0]:.2f}-{s[-1]:.2f})  " + "  ".join(f"{c:>16}" for c in cells)
+        print(f"{name:>10}  {statistics.median(s):5.2f} ({s[0]:.2f}-{s[-1]:.2f})  "
+              f"{statistics.median(c):5.2f} ({c[0]:.2f}-{c[-1]:.2f})  " + "  ".join(f"{x:>16}" for x in cells)
               + f"  {min(loads):.1f}-{max(loads):.1f}")
 
 
@@ -193,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_once(src, args, stamp, a.full)
                 if rep >= a.warmup:
                     times[name].append(r)
-                    print(f"{name:>10}  run {rep - a.warmup + 1}: first frame {r['startup_s']:.2f} s "
-                          f"(load {r['load']:.1f}): " + ", ".join(f"{p} {v:.2f}" for p, v in r["phases"].items()),
+                    print(f"{name:>10}  run {rep - a.warmup + 1}: first frame {r['startup_s']:.2f} s, "
+                          f"CPU {r['cpu_s']:.2f} s (load {r['load']:.1f}): " + ", ".join(f"{p} {v:.2f}" for p, v in r["phases"].items()),
                           flush=True)
         report(times)
         for name, src in a.tree if a.importtime else []:
