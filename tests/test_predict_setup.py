@@ -5,6 +5,9 @@ written)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -142,3 +145,49 @@ def test_unknown_pose_option_exits_2_once_before_any_video(tmp_path, ckpt, capsy
     assert len(lines) == 1 and "does not take the option 'hog_evry'" in lines[0], err
     assert "install" not in lines[0] and "--pose rcnn" not in lines[0]  # not the advice for a missing backend
     assert not (out / "predict_summary.json").exists() and not (out / "carphone.csv").exists()
+
+
+#: What ``beenet predict`` does not import before pass 1 takes its first frame: the prediction
+#: table (pandas), the synthetic-data generator and its drawing (PIL), plots, scipy
+#: (docs/predict.md, "Start-up"). Torch, PyAV and the LiteRT runtime are needed by then.
+NOT_BEFORE_FIRST_FRAME = ("pandas", "beenet.data.synth", "PIL", "matplotlib", "scipy")
+NEEDED_BY_FIRST_FRAME = ("torch", "av", "ai_edge_litert")
+
+
+def test_predict_reaches_its_first_frame_without_the_table_or_plot_libraries(tmp_path, ckpt, blazepose_models):
+    """A fresh ``beenet predict`` of a real video with the default pose backend: the modules
+    loaded when pass 1 takes its first frame from the decoder (``beenet.inference.people``'s
+    ``prefetch``, seen from outside; the process ends there)."""
+    probe = (
+        "import os, sys, json\n"
+        "import beenet.inference.people as people\n"
+        "from beenet.cli import main\n"
+        "inner = people.prefetch\n"
+        "def prefetch(items, *a, **k):\n"
+        "    for item in inner(items, *a, **k):\n"
+        "        tops = {m.split('.')[0] for m in sys.modules} | ({'beenet.data.synth'} & set(sys.modules))\n"
+        "        print('FIRST', json.dumps(sorted(tops)))\n"
+        "        sys.stdout.flush()\n"
+        "        os._exit(0)\n"
+        "people.prefetch = prefetch\n"
+        "main(sys.argv[1:])\n"
+    )
+    args = ["predict", str(footage("carphone.mp4")), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), *PREDICT]
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, timeout=300)
+    first = [line for line in done.stdout.splitlines() if line.startswith("FIRST ")]
+    assert first, f"pass 1 never took a frame (exit {done.returncode}): {done.stderr[-2000:]}"
+    loaded = set(json.loads(first[0][len("FIRST "):]))
+    assert set(NEEDED_BY_FIRST_FRAME) <= loaded  # the probe sees the modules of that moment
+    assert sorted(set(NOT_BEFORE_FIRST_FRAME) & loaded) == []
+
+
+def test_predict_help_loads_no_pandas() -> None:
+    """``beenet predict --help`` lists the table formats without loading the tables (pandas)."""
+    probe = ("import sys\n"
+             "from beenet.cli.predict import build_parser\n"
+             "text = build_parser('beenet predict').format_help()\n"
+             "print('csv, json, parquet' in text, 'pandas' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"], out.stdout

@@ -29,7 +29,6 @@ import torch
 from beenet.artifacts.pretrained import WEIGHTS_FILE, read_pretrained, resolve_checkpoint
 from beenet.atomic import atomic_open, to_builtins
 from beenet.data.bold import ANNOTATION_FILES
-from beenet.data.synth.write import synth_manifest
 from beenet.errors import CheckpointError, ConfigError
 from beenet.labels import CATEGORIES, VAD_NAMES
 from beenet.models import ModelConfig
@@ -76,6 +75,8 @@ def training_data_record(root: str | os.PathLike[str], protocol: str, split_seed
         h.update(f"{split}:{len(keys)}\0".encode())
         for video, pid in keys:
             h.update(f"{video}\t{pid}\n".encode())
+    from beenet.data.synth.write import synth_manifest  # lazy: PIL and the renderer, not for loading a checkpoint
+
     manifest = synth_manifest(root)
     record: dict[str, Any] = {
         "kind": "synthetic" if manifest is not None else "bold",

@@ -24,7 +24,7 @@ from beenet.inference.batch import (
 )
 from beenet.inference.engines import ENGINES
 from beenet.inference.pose import DETECTORS, POSE_BACKENDS, POSE_CHOICES, parse_pose_option, resolve_backend_name
-from beenet.inference.table import FORMATS
+from beenet.inference.columns import FORMATS
 from beenet.inference.tracking_config import (
     MAX_GAP_S,
     MIN_CONFIDENCE,

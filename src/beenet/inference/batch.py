@@ -32,7 +32,7 @@ from beenet.atomic import to_builtins, write_json
 from beenet.errors import BeenetError, ConfigError, caused_by_interrupt
 from beenet.inference.inputs import Job, resolve_inputs, shard
 from beenet.inference.results import VideoResult, output_endings, write_outputs
-from beenet.inference.table import FORMATS
+from beenet.inference.columns import FORMATS
 
 log = logging.getLogger(__name__)
 

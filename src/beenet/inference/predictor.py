@@ -33,7 +33,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,7 +42,6 @@ from beenet.artifacts.pretrained import resolve_checkpoint
 from beenet.atomic import to_builtins
 from beenet.context.build import PREDICT_CONTEXTS, make_context_source, prediction_context
 from beenet.context.config import ContextConfig
-from beenet.data.synth.write import synth_manifest
 from beenet.device import resolve_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoundError
 from beenet.inference.batch import Report
@@ -52,7 +51,6 @@ from beenet.inference.people import load_keypoints, track_people
 from beenet.inference.pose import PoseBackend, PoseOptionError, PrecomputedPose, make_pose_backend
 from beenet.inference.results import VideoResult, window_table
 from beenet.inference.scoring import Scorer, load_engine
-from beenet.inference.table import PredictionTable, concat_tables
 from beenet.inference.timing import StageTimer
 from beenet.inference.tracking import Tracker
 from beenet.inference.tracking_config import TrackingConfig
@@ -61,6 +59,9 @@ from beenet.labels import NUM_CATEGORIES
 from beenet.media.video import VideoReader
 from beenet.model_files import ModelFileError
 from beenet.version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from beenet.inference.table import PredictionTable
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,8 @@ class Predictor:
         :class:`~beenet.errors.DataNotFoundError` naming an input that is not a video, and the
         errors of :meth:`run` for the first video that fails.
         """
+        from beenet.inference.table import concat_tables  # lazy: pandas, not before pass 1's first frame
+
         tables = [table for _, table in self.iter_predict(inputs, keypoints)]
         return tables[0] if len(tables) == 1 else concat_tables(tables)
 
@@ -419,6 +422,8 @@ class Predictor:
 
 def _in_synthetic_dataset(video: Path) -> bool:
     """Whether ``video`` lies inside a ``beenet synth`` dataset (its manifest in a folder above)."""
+    from beenet.data.synth.write import synth_manifest  # lazy: beenet.data.synth loads PIL and the renderer
+
     try:
         parents = video.resolve().parents
     except OSError:

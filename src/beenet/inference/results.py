@@ -27,17 +27,11 @@ from beenet.atomic import atomic_path
 from beenet.inference.frame_columns import PER_FRAME_COLUMNS, PersonFrame
 from beenet.inference.pose import Box, keypoint_box
 from beenet.inference.render import render_timeline, render_video, window_for_frames
-from beenet.inference.table import (
-    FRAME_COLUMNS,
-    FrameTable,
-    PredictionTable,
-    empty_frames_table,
-    empty_table,
-    make_table,
-)
+from beenet.inference.columns import FRAME_COLUMNS
 from beenet.labels import CATEGORIES, NUM_CATEGORIES, NUM_JOINTS, VAD_NAMES, VAD_SCALE
 
 if TYPE_CHECKING:  # pragma: no cover
+    from beenet.inference.table import FrameTable, PredictionTable
     from beenet.inference.windows import PersonTrack, WindowPlan
 
 
@@ -83,6 +77,8 @@ def window_table(plans: Sequence[WindowPlan], scores: np.ndarray, streams: dict[
                  video: str, fps: float, metadata: dict[str, Any]) -> PredictionTable:
     """One row per scored window (``plans``, with their mean outputs ``scores`` and per-stream
     ``streams``); with no window, the empty table carrying ``metadata``."""
+    from beenet.inference.table import empty_table, make_table  # lazy: pandas, not before pass 1's first frame
+
     if not plans:
         return empty_table(video=video, fps=fps, **metadata)
     start = np.array([p.start_frame for p in plans], dtype=np.int64)
@@ -145,6 +141,8 @@ def frames_table(result: VideoResult) -> FrameTable:
     joints, so the column is never empty. ``box_*`` are the stored per-frame boxes
     (``result.boxes``), or the box of the frame's joints for an interpolated frame without one.
     """
+    from beenet.inference.table import FrameTable, empty_frames_table  # lazy: pandas, as in window_table
+
     table = result.table
     meta = dict(table.metadata)
     name = meta.get("video") or Path(result.video).name

@@ -17,7 +17,8 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,29 @@ def load_engine(checkpoint: str | Path, engine: str, device: Any) -> LoadedModel
             shutil.rmtree(tmpdir, ignore_errors=True)
             raise
         return LoadedModel(spec, eng, data, tmpdir)
-    cfg = checked_model_config(ckpt, path, weights_source(ckpt, path))  # sizes, shapes, NaN; pretrained off
-    model = build_model(cfg)
-    model.load_state_dict(ckpt["model"])  # keys, shapes and values checked above
+    with one_torch_thread():
+        cfg = checked_model_config(ckpt, path, weights_source(ckpt, path))  # sizes, shapes, NaN; pretrained off
+        model = build_model(cfg)
+        model.load_state_dict(ckpt["model"])  # keys, shapes and values checked above
     return LoadedModel(spec, TorchEngine(model, device), data)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread inside the block, its setting put back after (process-wide meanwhile).
+
+    Checking and loading a checkpoint is hundreds of small memory-bound ops (NaN checks, init,
+    copies); with two threads each op wakes torch's second OpenMP thread, which on a busy 2-core
+    machine waits to be scheduled: ``Predictor`` took 1.0-1.9 s with two threads and 0.27-0.58 s
+    with one there, the model's values the same (docs/predict.md, "Start-up")."""
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
 
 
 class _WindowFrames:

@@ -19,37 +19,19 @@ import pandas as pd
 from beenet.atomic import atomic_open, atomic_path, to_builtins
 from beenet.atomic import write_text as atomic_write_text
 from beenet.errors import BeenetError, PredictionsError
-from beenet.inference.frame_columns import PER_FRAME_COLUMNS
+from beenet.inference.columns import (  # noqa: F401 - the table's names, re-exported
+    BOX_COLUMNS,
+    COLUMNS,
+    FORMATS,
+    FRAME_COLUMNS,
+    ID_COLUMNS,
+    META_KEYS,
+    STREAM_LABELS,
+    stream_columns,
+)
 from beenet.labels import CATEGORIES, VAD_NAMES
 
-#: Columns that say where and when (in this order, first).
-ID_COLUMNS: tuple[str, ...] = (
-    "video", "person_id", "start_frame", "end_frame", "start_s", "end_s",
-    "box_x", "box_y", "box_w", "box_h",
-)
-BOX_COLUMNS: tuple[str, ...] = ("box_x", "box_y", "box_w", "box_h")
-#: The fixed columns of every table, in order; per-stream columns (``<stream>.<label>``) follow.
-COLUMNS: tuple[str, ...] = ID_COLUMNS + CATEGORIES + VAD_NAMES
-#: Labels of one stream's 29 outputs (26 categories, then VAD on the raw scale).
-STREAM_LABELS: tuple[str, ...] = CATEGORIES + VAD_NAMES
-#: The per-frame table (``<stem>_frames.csv``): one row per person and frame (the columns of
-#: :data:`beenet.inference.frame_columns.PER_FRAME_COLUMNS`), with the scores of the window
-#: covering the frame (see :func:`beenet.inference.results.frames_table`).
-FRAME_COLUMNS: tuple[str, ...] = ("video", "frame", "time_s", *PER_FRAME_COLUMNS) + CATEGORIES + VAD_NAMES
-FORMATS: tuple[str, ...] = ("csv", "json", "parquet")
-#: The metadata of a table. ``trained_on``: the checkpoint's training data record (kind synthetic /
-#: bold / unknown, fingerprint, data, protocol). ``settings``: how the table was made (pose backend
-#: and its options, tracker thresholds, window, stride, min_presence, engine, sampling, ...), so a
-#: table says how to reproduce it. Tables written before a key existed read back with it None.
-META_KEYS: tuple[str, ...] = ("model", "checkpoint_sha256", "beenet_version", "video", "fps",
-                              "trained_on", "settings")
-
 _INT_COLUMNS = ("person_id", "start_frame", "end_frame")
-
-
-def stream_columns(stream: str) -> list[str]:
-    """The 29 column names of one stream's scores: ``"<stream>.<label>"``."""
-    return [f"{stream}.{label}" for label in STREAM_LABELS]
 
 
 class PredictionTable(pd.DataFrame):

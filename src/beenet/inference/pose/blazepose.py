@@ -38,6 +38,7 @@ import numpy as np
 
 from beenet.errors import BeenetError
 from beenet.inference.pose.boxes import Roi, roi_from_points
+from beenet.inference.pose.pruned import kept_pruned
 from beenet.inference.pose.runtime import quiet_stderr
 
 #: How to get a model file again (they are hash-checked in beenet's cache; a copy of one's own is not).
@@ -159,11 +160,11 @@ _PRUNED: dict[tuple[str, float, int], bytes] = {}  # (path, mtime, size) -> the 
 
 
 def _landmark_model(path: Path) -> bytes:
-    """The landmark model at ``path``, pruned to :data:`LANDMARK_OUTPUTS` (once a process)."""
+    """The landmark model at ``path``, pruned to :data:`LANDMARK_OUTPUTS` (once: :mod:`~beenet.inference.pose.pruned`)."""
     st = path.stat()
     key = (str(path), st.st_mtime, st.st_size)
     if key not in _PRUNED:
-        _PRUNED[key] = pruned_model(path.read_bytes(), LANDMARK_OUTPUTS)
+        _PRUNED[key] = kept_pruned(path.read_bytes(), LANDMARK_OUTPUTS, pruned_model)  # on disk: start-up
     return _PRUNED[key]
 
 
