@@ -41,6 +41,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_predict_versions import parse_tree  # noqa: E402  (NAME=PATH of a checkout, as there)
+
 #: The wrapper run in each child: stamps (name, wall clock) appended to $BEENET_STARTUP_STAMP,
 #: then ``python -m beenet``. A meta path finder of its own (importlib.abc would be an import
 #: that ``python -m beenet`` does not make).
@@ -97,15 +100,6 @@ runpy.run_module("beenet", run_name="__main__", alter_sys=True)
 PHASES = ("python", "cli imports", "torch+model code", "checkpoint", "pose backend", "first frame")
 
 
-def parse_tree(text: str) -> tuple[str, Path]:
-    name, sep, path = text.partition("=")
-    src = Path(path).expanduser().resolve()
-    src = src / "src" if (src / "src" / "beenet").is_dir() else src
-    if not sep or not name or not (src / "beenet").is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=PATH of a checkout (or its src/)")
-    return name, src
-
-
 def child_env(src: Path, stamp: Path, full: bool) -> dict[str, str]:
     stamp.unlink(missing_ok=True)
     return dict(os.environ, PYTHONPATH=str(src), BEENET_STARTUP_STAMP=str(stamp),
@@ -152,7 +146,6 @@ def importtime(src: Path, args: list[str], stamp: Path, top: int) -> list[tuple[
 
 
 def default_inputs(tmp: Path) -> tuple[Path, Path]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_predict import footage_path, make_checkpoint, scaled_clip  # lazy: only without --video/--checkpoint
 
     video = tmp / "vtest720.mp4"
