@@ -250,8 +250,9 @@ def test_vtest_a_man_lost_behind_a_group_keeps_his_id_with_the_cnn_detector():
     relinking he keeps one id. The man in jeans behind the sign, lost at 18 when he joins the
     group, is not joined to him. (With the default ``person_every=2`` his second track is not
     joined to the first: on vtest the footage benchmark measures 1.50 ids per person against 1.33,
-    docs/predict.md "Speed".)"""
-    seen, joined, apart = _track_vtest(make_backend=lambda m: m("mediapipe", person_every=1), last=50)
+    docs/predict.md "Speed".) The detector at 512 px, the default when these frames were looked
+    at: at 384 px (the default since) he is lost at 22 and found at 40, too late to be joined."""
+    seen, joined, apart = _track_vtest(make_backend=lambda m: m("mediapipe", person_every=1, person_size=512), last=50)
     kept = [p for p in apart if p in joined]
     assert len(_ending(seen, kept, 26, 30)) == 1
     him = _ending(seen, kept, 26, 30)[0]
@@ -279,9 +280,10 @@ def test_relink_reaches_the_tracker_and_bad_values_are_refused(tmp_path):
         Tracker(relink_frames=-1)
 
 
-def _pass_one_vtest(last: int, reclaim: bool):
-    """Pass 1 as predict runs it (``track_people``: the default backend, frames handed over
-    ahead) on vtest.avi frames 0..``last``; returns {frame: [(final id, box)]}."""
+def _pass_one_vtest(last: int, reclaim: bool, person_size: int = 512):
+    """Pass 1 as predict runs it (``track_people``: the default backend but for the detector's
+    ``person_size``, frames handed over ahead) on vtest.avi frames 0..``last``; returns {frame:
+    [(final id, box)]}."""
     from pathlib import Path
 
     from footage import footage
@@ -302,7 +304,7 @@ def _pass_one_vtest(last: int, reclaim: bool):
         def iter_frames(self):
             yield from enumerate(frames)
 
-    backend = make_pose_backend("mediapipe")
+    backend = make_pose_backend("mediapipe", person_size=person_size)
     try:
         store = track_people(Reader(), backend, TrackingConfig(reclaim=reclaim), StageTimer(), show_progress=False)
     finally:
@@ -329,7 +331,8 @@ def test_vtest_a_man_walking_past_a_standing_one_does_not_take_his_id():
     a black coat and trousers walks left past the group there (x~440 at frame 42, x~300 at 70). In
     pass 1 the square that followed the standing man slid onto the walker (frames 50-60), who
     then carried the standing man's id while the standing man got a new one; with ``reclaim``
-    (the default) each keeps his own id."""
+    (the default) each keeps his own id. With the detector at 512 px, where the switch happens
+    (at 384 px, the default since, the square does not slide here: each keeps his id either way)."""
     found = _pass_one_vtest(71, reclaim=True)
     standing, walker = _id_at(found, 42, 377), _id_at(found, 42, 441)
     assert standing != walker

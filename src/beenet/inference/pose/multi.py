@@ -63,7 +63,8 @@ class MediaPipeMultiPose(PoseBackendBase):
 
     ``detector="centernet"`` (the default) finds people with a CNN person detector that needs no
     face (:class:`~beenet.inference.pose.detector.PersonDetector`: CenterNet with a MobileNetV3
-    trunk, COCO's "person", on the whole frame letterboxed to ``person_size`` px, peaks at
+    trunk, COCO's "person", on the whole frame letterboxed to ``person_size`` px (default 384;
+    the network was trained at 512: docs/predict.md, "Speed", has both measured), peaks at
     ``person_threshold`` or above), on every ``person_every``-th regular call (default 2: the
     people between are followed by their landmarks; on its own thread, started on the frame
     ahead of its call when pass 1 hands frames over, :meth:`upcoming`) and while nobody is
@@ -123,7 +124,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "centernet", person_every: int = 2, follow_every: int = 1,
                  person_threshold: float = 0.3,
-                 person_size: int = 512, movenet_size: int = 256, movenet_threshold: float = 0.2,
+                 person_size: int = 384, movenet_size: int = 256, movenet_threshold: float = 0.2,
                  hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True,
