@@ -347,12 +347,13 @@ class Tracker:
                 continue
             ids[i] = best.person_id
             matched.discard(r)
-            lost.remove(best)
-            if best in self.ended:
-                self.ended.remove(best)
+            lost = [t for t in lost if t is not best]
+            if any(t is best for t in self.ended):  # by identity: a Track holds arrays
+                self.ended = [t for t in self.ended if t is not best]
                 self.tracks.append(best)
-            matched.add(next(r for r, t in enumerate(self.tracks) if t is best))
-            lost.append(self.tracks[r])  # the track it left may be someone else's now
+            matched.add(next(k for k, t in enumerate(self.tracks) if t is best))
+            if self.tracks[r].confirmed:  # the track it left may be someone else's now
+                lost.append(self.tracks[r])
 
     def _advance(self, t: Track, frame_index: int, d: PoseDetection) -> None:
         dt = max(1, frame_index - t.last_frame)
