@@ -25,5 +25,6 @@ def test_the_bench_stamps_every_phase_of_a_real_start(tmp_path, blazepose_models
     total = float(re.search(r"first frame ([\d.]+) s,", run)[1])
     phases = {name: float(value) for name, value in re.findall(r"(?:: |, )([a-z+ ]+) ([\d.]+)(?=,|$)", run)}
     assert list(phases) == list(PHASES), run
-    assert abs(sum(phases.values()) - total) < 0.02  # the phases add up to the start-up
+    # the phases add up to the start-up, to the rounding of the 2-decimal figures it prints
+    assert abs(sum(phases.values()) - total) <= 0.005 * (len(PHASES) + 1) + 1e-9, run
     assert all(v >= 0 for v in phases.values()) and phases["torch+model code"] > 0.1  # torch is imported there
