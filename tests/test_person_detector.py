@@ -153,13 +153,13 @@ def test_small_people_on_a_plaza(detector):
 def test_person_channel_alone_scores_as_the_whole_class_head(detector):
     """The detector keeps only the person channel of the 80-class head; its heat map and sizes
     are those of the graph as shipped (all 80 classes, person read out), on a real frame."""
-    from beenet.inference.pose.detector import CLASS_HEAD, HEATMAP, INPUT, SIZES
+    from beenet.inference.pose.detector import CLASS_HEAD, HEATMAP, INPUT, SIZES, PersonDetector
 
-    whole = TfjsGraph(detector.graph.path, [HEATMAP, SIZES])
+    whole = TfjsGraph(detector.path, [HEATMAP, SIZES])
     square, _ = detector.letterbox(footage_frame("vtest.avi", 100))
     x = torch.from_numpy(square).float()[None]
     heat_all, sizes_all = whole.run({INPUT: x})
-    heat, sizes = detector.graph.run({INPUT: x})
+    heat, sizes = PersonDetector(detector.path, engine="torch").graph.run({INPUT: x})
     assert heat_all.shape[-1] == 80 and heat.shape[-1] == 1
     torch.testing.assert_close(heat[..., 0], heat_all[..., 0], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(sizes, sizes_all, atol=1e-4, rtol=1e-4)
@@ -226,23 +226,39 @@ def test_person_with_a_pixelated_face_is_found(lab_boxes, backend, lab_frame):
 
 
 def test_detector_runs_on_its_own_threads_and_puts_torchs_back(detector):
-    """One torch thread by default (it runs beside the landmark model), two on request: the same
-    boxes, and torch's own setting unchanged after each call."""
+    """On torch (``engine="torch"``): one torch thread by default (it runs beside the landmark
+    model), two on request: the same boxes, and torch's own setting unchanged after each call."""
     from beenet.inference.pose.detector import PersonDetector
 
     frame = footage_frame("vtest.avi", 100)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        one = detector(frame)
-        assert detector.threads == 1 and torch.get_num_threads() == 2
+        one = PersonDetector(detector.path, threshold=detector.threshold, engine="torch")(frame)
+        assert torch.get_num_threads() == 2
         torch.set_num_threads(1)
-        two = PersonDetector(detector.graph.path, threshold=detector.threshold, threads=2)(frame)
+        two = PersonDetector(detector.path, threshold=detector.threshold, threads=2, engine="torch")(frame)
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
     assert len(one) == len(two) >= 6
     for (a, sa), (b, sb) in zip(one, two):
+        assert np.allclose(a, b, atol=0.5) and abs(sa - sb) < 1e-4
+
+
+@pytest.mark.parametrize("video,index", [("vtest.avi", 100), ("lab3_cam01.mp4", 0), ("talking.mp4", 30)])
+def test_onnx_and_torch_engines_give_the_same_boxes(detector, video, index):
+    """The default engine (the graph converted to ONNX, on onnxruntime) boxes real frames as
+    torch running the shipped graph does, on frames of three shapes (the ONNX graph's height and
+    width are free)."""
+    from beenet.inference.pose.detector import PersonDetector
+
+    assert detector.engine == "onnx"
+    frame = footage_frame(video, index)
+    by_torch = PersonDetector(detector.path, threshold=detector.threshold, engine="torch")(frame)
+    by_onnx = detector(frame)
+    assert len(by_onnx) == len(by_torch) >= 1
+    for (a, sa), (b, sb) in zip(by_onnx, by_torch):
         assert np.allclose(a, b, atol=0.5) and abs(sa - sb) < 1e-4
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from beenet.inference.pose.base import PoseBackendBase
+from beenet.inference.pose.detector import ENGINES
 from beenet.inference.pose.boxes import Box
 from beenet.inference.pose.keypoints import PoseDetection
 from beenet.inference.pose.litert import LiteRTEngine
@@ -29,6 +30,9 @@ from beenet.inference.pose.runtime import INSTALL_HINT, require_litert
 #: detector, each HOG box verified by the landmarker on a crop around it; or MoveNet MultiPose's
 #: people, joints and all (no landmark model).
 DETECTORS = ("centernet", "blazepose", "hog", "movenet")
+#: What runs the CNN person detector (``person_engine``): its ONNX conversion on onnxruntime (the
+#: default) or torch node by node; the same boxes (docs/predict.md, "Speed").
+PERSON_ENGINES = ENGINES
 #: What runs the two models: ``litert``, the one engine (the models on LiteRT with mediapipe's pre-
 #: and post-processing written out, and people tracked from frame to frame by their landmarks).
 #: The option stays so that ``engine=litert`` and the tables that record it keep working.
@@ -75,7 +79,9 @@ class MediaPipeMultiPose(PoseBackendBase):
     covers becomes a person: the landmark model on the square BlazePose's detector aligns on a
     crop around the box when it finds a face there, else on the box's own upright square (a back,
     a mask, a blurred face). A person's box is the detector's (the body seen), not their joints'.
-    ``tiles`` and the HOG options do not apply to it.
+    ``tiles`` and the HOG options do not apply to it. ``person_engine`` (:data:`PERSON_ENGINES`):
+    ``"onnx"`` (the default) runs the network on onnxruntime (converted once from the shipped
+    graph: :mod:`~beenet.inference.pose.converted`), ``"torch"`` on torch; the boxes are the same.
 
     ``detector="hog"`` adds person proposals from OpenCV's HOG people detector
     (:mod:`~beenet.inference.pose.proposals`), which finds people 1/7 of the frame tall that
@@ -124,7 +130,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "centernet", person_every: int = 2, follow_every: int = 1,
                  person_threshold: float = 0.3,
-                 person_size: int = 384, movenet_size: int = 256, movenet_threshold: float = 0.2,
+                 person_size: int = 384, person_engine: str = "onnx", movenet_size: int = 256, movenet_threshold: float = 0.2,
                  hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True,
@@ -176,7 +182,11 @@ class MediaPipeMultiPose(PoseBackendBase):
             from beenet.inference.pose.detector import PersonDetector  # lazy: torch, not for --help
 
             graph = find_detector_files(models_dir)
-            self.person = PersonDetector(graph, size=v["person_size"], threshold=v["person_threshold"])
+            if person_engine not in PERSON_ENGINES:
+                raise PoseOptionError(f"pose option person_engine {person_engine!r}: choose one of "
+                                      f"{', '.join(PERSON_ENGINES)}")
+            self.person = PersonDetector(graph, size=v["person_size"], threshold=v["person_threshold"],
+                                         engine=person_engine)
             self.model_files = {**self.model_files, "person_detector": graph}
             self.runner.person = self.person
         self.movenet = None
@@ -226,7 +236,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                 "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads,
                 **({"person_every": o.person_every, "follow_every": o.follow_every,
                     "person_threshold": self.person.threshold,
-                    "person_size": self.person.size} if self.person is not None else {}),
+                    "person_size": self.person.size, "person_engine": self.person.engine} if self.person is not None else {}),
                 **({"movenet_size": self.movenet.size, "movenet_threshold": self.movenet.threshold,
                     "movenet_keypoint_threshold": self.movenet.keypoint_threshold} if self.movenet is not None else {})}
 

@@ -3,6 +3,7 @@ thread), run side by side on a thread pool: LiteRT and OpenCV release the GIL wh
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
@@ -30,8 +31,10 @@ class WorkerPool:
 
     def share(self, work: Callable[[Any, list], list], workers: Sequence[Any], items: Sequence[Any]) -> list:
         """``work(worker, [(index, item), ...]) -> [(index, result), ...]`` with ``items`` shared out
-        round-robin among ``workers`` (one a thread, run side by side when more than one); the
-        results of all, ``(index, result)`` in item order."""
+        among ``workers`` (one a thread, run side by side when more than one): each worker takes
+        the next item when it is free (a worker whose items cost more takes fewer, so none idles
+        while another has a queue); the results of all, ``(index, result)`` in item order. The
+        results do not depend on which worker ran an item, so neither do they on the sharing."""
         numbered = list(enumerate(items))
         n = len(workers)
         if n == 1:
@@ -39,7 +42,19 @@ class WorkerPool:
         else:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix=self.prefix)
-            futures = [self._pool.submit(work, workers[k], numbered[k::n]) for k in range(n)]
+            queue = iter(numbered)
+            lock = threading.Lock()
+
+            def take(worker: Any) -> list:
+                out = []
+                while True:
+                    with lock:
+                        item = next(queue, None)
+                    if item is None:
+                        return out
+                    out += work(worker, [item])
+
+            futures = [self._pool.submit(take, workers[k]) for k in range(n)]
             wait(futures)  # every worker free again before anything raises (a failed crop)
             done = [r for f in futures for r in f.result()]
         done.sort(key=lambda x: x[0])

@@ -49,12 +49,14 @@ def _hash_code(code: CodeType, h: Any) -> None:
             h.update(repr(const).encode())
 
 
-def kept_pruned(data: bytes, outputs: tuple[str, ...], prune: Prune, folder: Path | None = None) -> bytes:
+def kept_pruned(data: bytes, outputs: tuple[str, ...], prune: Prune, folder: Path | None = None,
+                suffix: str = ".tflite", key: str | None = None) -> bytes:
     """``prune(data, outputs)``, read from ``folder`` (default :func:`pruned_dir`) when it was
-    kept there before and its bytes check, else computed and kept."""
+    kept there before and its bytes check, else computed and kept (as ``<key>-<sha>{suffix}``;
+    ``key`` defaults to :func:`cache_key`)."""
     folder = pruned_dir() if folder is None else folder
-    key = cache_key(data, outputs, prune)
-    for path in sorted(folder.glob(f"{key}-*.tflite")):
+    key = cache_key(data, outputs, prune) if key is None else key
+    for path in sorted(folder.glob(f"{key}-*{suffix}")):
         try:
             body = path.read_bytes()
         except OSError:
@@ -64,7 +66,7 @@ def kept_pruned(data: bytes, outputs: tuple[str, ...], prune: Prune, folder: Pat
         path.unlink(missing_ok=True)  # damaged: pruned again below
     body = prune(data, outputs)
     try:
-        with atomic_open(folder / f"{key}-{hashlib.sha256(body).hexdigest()[:32]}.tflite", "wb") as fh:
+        with atomic_open(folder / f"{key}-{hashlib.sha256(body).hexdigest()[:32]}{suffix}", "wb") as fh:
             fh.write(body)
     except OSError:  # a read-only cache: prune again next time
         pass

@@ -177,6 +177,15 @@ def _strided_slice(node: dict, args: list[torch.Tensor]) -> torch.Tensor:
     return x[tuple(index)]
 
 
+def _double_legacy(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """TF1's legacy bilinear resize to twice the size along ``dim``: output ``2k`` is input ``k``,
+    ``2k + 1`` the mean of inputs ``k`` and ``k + 1`` (the last repeated at the border). Written
+    without the sizes, so that a traced graph (:mod:`~beenet.inference.pose.converted`) takes any
+    input size."""
+    after = torch.cat([x.narrow(dim, 1, x.shape[dim] - 1), x.narrow(dim, x.shape[dim] - 1, 1)], dim)
+    return torch.stack([x, (x + after) * 0.5], dim + 1).flatten(dim, dim + 1)
+
+
 def _resize(node: dict, args: list[torch.Tensor], mode: str) -> torch.Tensor:
     size = [int(v) for v in args[1].tolist()]
     x = args[0].permute(0, 3, 1, 2)
@@ -186,6 +195,8 @@ def _resize(node: dict, args: list[torch.Tensor], mode: str) -> torch.Tensor:
         y = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
     elif _attr(node, "half_pixel_centers", False):
         y = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    elif size == [2 * x.shape[2], 2 * x.shape[3]]:  # the FPN's 2x: the same, any input size
+        y = _double_legacy(_double_legacy(x, 2), 3)
     else:  # TF1's legacy mapping: src = dst * in / out, no half-pixel offset
         h, w = x.shape[2:]
         ys = torch.arange(size[0], dtype=torch.float32) * (h / size[0])
@@ -331,6 +342,16 @@ class TfjsGraph:
         for node in self.nodes.values():  # a convolution's torch weights are worked out again
             if any(i.split(":")[0] in consts for i in node.get("input", [])):
                 node.pop("_torch", None)
+
+    def image_input(self) -> tuple[str, tuple[int, int]]:
+        """The graph's one input (a Placeholder) and the height and width it declares (512 where
+        it leaves them free)."""
+        inputs = [n for n, node in self.nodes.items() if node["op"] == "Placeholder"]
+        if len(inputs) != 1:
+            raise TfjsGraphError(f"{self.path}: {len(inputs)} inputs, expected one image")
+        dims = self.declared_shape(inputs[0])
+        h, w = (dims[1], dims[2]) if len(dims) == 4 else (-1, -1)
+        return inputs[0], (h if h > 0 else 512, w if w > 0 else 512)
 
     def declared_shape(self, name: str) -> list[int]:
         """The shape the graph declares for input ``name`` (-1 where any size goes)."""
