@@ -24,6 +24,7 @@ from beenet.inference.batch import (
 )
 from beenet.inference.engines import ENGINES
 from beenet.inference.pose import DETECTORS, POSE_BACKENDS, POSE_CHOICES, parse_pose_option, resolve_backend_name
+from beenet.inference.pose.early import PoseBuild
 from beenet.inference.columns import FORMATS
 from beenet.inference.tracking_config import (
     MAX_GAP_S,
@@ -247,22 +248,34 @@ MOVENET_MIN_CONFIDENCE = 0.2
 
 def setup(args: argparse.Namespace, formats: list[str]) -> tuple[Batch, Predictor]:
     """The batch and the Predictor, or a SetupError found before any video is opened (a
-    checkpoint that cannot be used at all is a CheckpointError: exit 1)."""
+    checkpoint that cannot be used at all is a CheckpointError: exit 1). The default pose
+    backend is built on a thread meanwhile, beside torch's import (:class:`PoseBuild`)."""
+    check_writers(formats)
+    options = pose_options(args)
+    early = PoseBuild(args.pose, options) if args.keypoints is None and PoseBuild.wanted(args.pose) else None
+    try:
+        return _setup(args, formats, options, early)
+    except BaseException:
+        if early is not None:  # not taken by a Predictor: its backend is closed
+            early.close()
+        raise
+
+
+def _setup(args: argparse.Namespace, formats: list[str], options: dict, early: PoseBuild | None) -> tuple[Batch, Predictor]:
     from beenet.inference.predictor import Predictor  # lazy: loads torch; --help and setup errors stay fast
 
-    check_writers(formats)
     checkpoint = check_checkpoint(args.checkpoint)
-    if pose_options(args).get("detector") == "movenet" and args.min_confidence > MOVENET_MIN_CONFIDENCE:
+    if options.get("detector") == "movenet" and args.min_confidence > MOVENET_MIN_CONFIDENCE:
         print(f"beenet predict: warning: detector=movenet scores clear people 0.2-0.7, so --min-confidence "
               f"{args.min_confidence:g} drops most of them; use --min-confidence 0 (docs/predict.md, MoveNet)",
               file=sys.stderr)
     batch = plan_batch(args.inputs, Path(args.out), formats, per_frame=args.per_frame, video=args.video,
                        save_keypoints=args.save_keypoints, overwrite=args.overwrite, keypoints=args.keypoints)
     predictor = Predictor(
-        checkpoint, device=args.device, engine=args.engine, pose=args.pose, window=args.window,
-        stride=args.stride, batch_size=args.batch_size, streams=args.streams, stills=args.stills,
-        min_presence=args.min_presence, context=args.context, pose_options=pose_options(args),
-        tracking=tracking_config(args),
+        checkpoint, device=args.device, engine=args.engine, pose=early if early is not None else args.pose,
+        window=args.window, stride=args.stride, batch_size=args.batch_size, streams=args.streams,
+        stills=args.stills, min_presence=args.min_presence, context=args.context,
+        pose_options=None if early is not None else options, tracking=tracking_config(args),
     )
     try:
         check_pose(predictor, batch.jobs)

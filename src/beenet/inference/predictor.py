@@ -49,6 +49,7 @@ from beenet.inference.batch import predict_many as predict_batch
 from beenet.inference.inputs import Job, resolve_inputs
 from beenet.inference.people import load_keypoints, track_people
 from beenet.inference.pose import PoseBackend, PoseOptionError, PrecomputedPose, make_pose_backend
+from beenet.inference.pose.early import PoseBuild
 from beenet.inference.results import VideoResult, window_table
 from beenet.inference.scoring import Scorer, load_engine
 from beenet.inference.timing import StageTimer
@@ -94,7 +95,9 @@ class Predictor:
     ``engine``: one of :data:`~beenet.inference.engines.ENGINES`, ``torch`` or ``onnx`` (a ``.pt``
     is exported to a temporary ONNX file first). ``pose``: one of
     :data:`~beenet.inference.pose.POSE_CHOICES` (``auto`` = mediapipe when ai-edge-litert is installed, else
-    Keypoint R-CNN), or a :class:`PoseBackend` instance. ``window`` / ``stride`` in seconds.
+    Keypoint R-CNN), a :class:`PoseBackend` instance, or a
+    :class:`~beenet.inference.pose.early.PoseBuild` (one being built, with its own options: taken
+    when first needed). ``window`` / ``stride`` in seconds.
     ``streams`` adds the per-stream scores to the table. ``stills`` (still-frame models): stills
     averaged per window. ``context``: for models fused with expert context
     (``fusion_context=input``): ``auto`` builds the experts of the checkpoint's context config
@@ -148,6 +151,11 @@ class Predictor:
         #: What the model was trained on (kind synthetic / bold / unknown, fingerprint, data, protocol).
         self.trained_on: dict[str, Any] = loaded.trained_on
         self.sampling = Sampling.from_data_config(self.spec.data, bool(self.spec.model.skeleton), stills)
+        self._early: PoseBuild | None = None
+        if isinstance(pose, PoseBuild):  # being built already (beenet predict: beside torch's import)
+            if pose_options:
+                raise ConfigError("pose_options apply to a pose backend given by name; a PoseBuild has its own")
+            self._early, pose, pose_options = pose, pose.name, pose.options
         self._pose_arg = pose
         #: Options for the named pose backend (``make_pose_backend(pose, **pose_options)``), e.g.
         #: ``{"tiles": 2}`` or ``{"detector": "hog"}`` for ``mediapipe``.
@@ -193,8 +201,12 @@ class Predictor:
                 raise self._pose_error
             name = str(self._pose_arg)
             try:
-                backend = make_pose_backend(name, device=str(self.device), **self.pose_options)
-                backend.reset()  # loads the model files: a missing one fails here, not mid-video
+                early, self._early = self._early, None
+                if early is not None:  # started before torch's import: the same build, on a thread
+                    backend = early.result()
+                else:
+                    backend = make_pose_backend(name, device=str(self.device), **self.pose_options)
+                    backend.reset()  # loads the model files: a missing one fails here, not mid-video
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:
@@ -257,6 +269,9 @@ class Predictor:
     def close(self) -> None:
         """Close the pose backend this Predictor built (one given as an object stays its owner's)
         and remove the temporary ONNX export, if any. A later video builds the backend again."""
+        if self._early is not None:  # never taken: its backend is closed here
+            early, self._early = self._early, None
+            early.close()
         if self._pose is not None and isinstance(self._pose_arg, str):
             pose, self._pose = self._pose, None
             pose.close()  # the LiteRT interpreters, before the interpreter's shutdown reaches them
