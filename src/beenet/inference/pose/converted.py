@@ -35,8 +35,13 @@ TOLERANCE = 1e-3
 CHECK_SHAPE = (96, 160)
 
 
+#: What a user whose conversion fails can do meanwhile (the same network, on torch).
+TORCH_HINT = "run the person detector on torch instead with --pose-option person_engine=torch"
+
+
 class ConversionError(BeenetError):
-    """A TF.js graph whose ONNX conversion failed or does not compute what the graph does."""
+    """A TF.js graph whose ONNX conversion failed or does not compute what the graph does (the
+    message says how to run it on torch meanwhile)."""
 
 
 def converted_dir() -> Path:
@@ -86,7 +91,8 @@ def export_onnx(model_json: Path, outputs: Sequence[str], keep: tuple[Sequence[s
             torch.onnx.export(_Graph(), (torch.zeros(1, *shape, 3),), buf, dynamo=False, input_names=["image"],
                               output_names=names, dynamic_axes=free, opset_version=17)
     except Exception as exc:  # the exporter raises many kinds
-        raise ConversionError(f"{model_json}: the ONNX conversion failed ({type(exc).__name__}: {exc})") from exc
+        raise ConversionError(f"{model_json}: the ONNX conversion failed ({type(exc).__name__}: {exc}); "
+                              f"{TORCH_HINT}") from exc
     body = buf.getvalue()
     image = torch.rand(1, *CHECK_SHAPE, 3, generator=torch.Generator().manual_seed(0)) * 255
     want = [t.numpy() for t in graph.run({name: image})]
@@ -95,7 +101,7 @@ def export_onnx(model_json: Path, outputs: Sequence[str], keep: tuple[Sequence[s
         if w.shape != g.shape or not np.allclose(w, g, atol=TOLERANCE, rtol=TOLERANCE):
             diff = float(np.abs(w - g).max()) if w.shape == g.shape else f"shape {g.shape} != {w.shape}"
             raise ConversionError(f"{model_json}: the ONNX graph's {out!r} differs from the graph's at "
-                                  f"{CHECK_SHAPE} ({diff})")
+                                  f"{CHECK_SHAPE} ({diff}); {TORCH_HINT}")
     return body
 
 
@@ -107,14 +113,14 @@ class OnnxGraph:
         try:
             import onnxruntime as ort  # lazy: ~0.2 s, only when the detector is made
         except ImportError as exc:
-            raise ConversionError("onnxruntime is not installed: pip install onnxruntime") from exc
+            raise ConversionError(f"onnxruntime is not installed: pip install onnxruntime, or {TORCH_HINT}") from exc
         opts = ort.SessionOptions()
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(body, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own exception types
-            raise ConversionError(f"{source}: onnxruntime cannot load its ONNX graph ({exc})") from exc
+            raise ConversionError(f"{source}: onnxruntime cannot load its ONNX graph ({exc}); {TORCH_HINT}") from exc
         self._input = self.session.get_inputs()[0].name
         self._lock = threading.Lock()
 
