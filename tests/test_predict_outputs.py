@@ -339,8 +339,10 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _timeless(summary: dict) -> dict:
-    """A summary without what depends on the clock (each video's seconds, realtime factor)."""
-    videos = [{k: v for k, v in e.items() if k not in ("seconds", "realtime_factor")} for e in summary["videos"]]
+    """A summary without what depends on the clock (each video's seconds, realtime factor, stage
+    seconds)."""
+    videos = [{k: v for k, v in e.items() if k not in ("seconds", "realtime_factor", "stage_seconds")}
+              for e in summary["videos"]]
     return {**summary, "videos": videos}
 
 
@@ -358,6 +360,10 @@ def test_predict_many_writes_what_beenet_predict_writes_and_skips_finished_video
     cli_summary = json.loads((cli_out / SUMMARY).read_text())
     assert _timeless(summary) == _timeless(cli_summary) and len(summary["videos"]) == 2
     assert summary["status"] == "done" and summary["checkpoint"] == str(ckpt)
+    for entry in summary["videos"]:  # what the run waited on: pass 1's stages, the outputs after it
+        stages = entry["stage_seconds"]
+        assert {"decode", "pose", "track", "total", "outputs"} <= set(stages)
+        assert min(stages.values()) >= 0 and stages["total"] + stages["outputs"] == pytest.approx(entry["seconds"], abs=0.01)
     assert again == json.loads((out / SUMMARY).read_text())
     assert again["videos"] == [] and again["failures"] == [] and again["status"] == "done"
     assert sorted(s["input"] for s in again["skipped"]) == sorted(v["input"] for v in summary["videos"])

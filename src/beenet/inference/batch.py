@@ -344,6 +344,16 @@ class Summary:
             self.write_error = None
 
 
+def stage_seconds(timings: dict[str, float], seconds: float) -> dict[str, float]:
+    """Where a video's ``seconds`` went, as the main thread waited on each stage (pass 1's
+    ``decode``, ``shots``, ``pose``, ``track``; pass 2's; ``total`` for the prediction) and
+    ``outputs``: the files written after it (the rest of ``seconds``)."""
+    out = {k: round(float(v), 3) for k, v in timings.items()}
+    if "total" in timings:
+        out["outputs"] = round(max(0.0, seconds - float(timings["total"])), 3)
+    return out
+
+
 @dataclass
 class BatchRun:
     """What a batch did: its summary and the counts of inputs done, failed, repeated, skipped."""
@@ -390,7 +400,8 @@ class BatchRun:
             "people": result.stats.get("people", 0), "windows": len(result.table),
             "posed_frames": result.stats.get("posed_frames"), "frames": result.num_frames,
             "seconds": round(seconds, 3),
-            "realtime_factor": round(seconds / duration, 3) if duration else None}
+            "realtime_factor": round(seconds / duration, 3) if duration else None,
+            "stage_seconds": stage_seconds(result.timings, seconds)}
         if result.note:
             entry["note"] = result.note
         self.summary.add("videos", entry)
