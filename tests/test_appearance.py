@@ -153,6 +153,34 @@ def test_a_person_taken_by_another_track_at_a_crossing_gets_their_id_back():
         assert c_ids[0] == b_ids[0]  # the walking detection stays on B's track
 
 
+def _turn_back(tr: Tracker) -> tuple[list[int], list[int]]:
+    """P (red shirt) walks right from x=50 and Q (green shirt, grey trousers) left from x=250;
+    they meet at frame 10 and both turn back. The tracker extrapolates each one's motion, so
+    without appearance the red detection going left would take Q's track and the green one P's.
+    Returns the ids of the red and of the green detection, frame by frame."""
+    red, green = _look(RED), _look(GREEN, GREY)
+    red_ids, green_ids = [], []
+    for t in range(20):
+        step = t if t <= 10 else 20 - t
+        p = detection_from_keypoints(person_keypoints(50 + 10 * step, 20, 60))
+        q = detection_from_keypoints(person_keypoints(250 - 10 * step, 20, 60))
+        p.appearance, q.appearance = red, green
+        ids = tr.update(t, [p, q])
+        red_ids.append(ids[0])
+        green_ids.append(ids[1])
+    return red_ids, green_ids
+
+
+def test_two_people_each_followed_onto_the_other_swap_their_ids_back():
+    """Two matched detections that each look like the other's track (and far less like their
+    own) swap ids: each person keeps theirs after meeting; with ``reclaim_margin=0`` the motion
+    match stands and the two ids change hands."""
+    red_ids, green_ids = _turn_back(Tracker(max_age=5, min_hits=2, relink_frames=15))
+    assert set(red_ids) == {red_ids[0]} and set(green_ids) == {green_ids[0]} != {red_ids[0]}
+    red_ids, green_ids = _turn_back(Tracker(max_age=5, min_hits=2, relink_frames=15, reclaim_margin=0.0))
+    assert red_ids[-1] == green_ids[0] and green_ids[-1] == red_ids[0]  # without it: swapped
+
+
 def test_the_store_joins_the_rows_of_one_person():
     store = TrackStore()
     kp = person_keypoints(50, 20, 60)

@@ -160,7 +160,7 @@ class Tracker:
     ``relink_similarity``; the most alike pairs are joined first, each track at most once each way.
     With ``relink_frames``, a detection matched to one track that looks far more like a person
     lost moments ago close by (``reclaim_margin``, 0: never) goes back to that person
-    (:meth:`_reclaim`).
+    (:meth:`_reclaim`), and two detections each matched to the other's track swap (:meth:`_swap`).
     The whole tracks are compared, not their ends: where two people cross, the tracker can carry
     an id from one to the other for the last frames of a track, and its ends then look like the
     wrong person (vtest.avi: the ends matched at 0.92-0.97 where the whole tracks, two people,
@@ -290,6 +290,7 @@ class Tracker:
                     matched.add(r)
             if self.reclaim_margin > 0 and self.relink_frames > 0:
                 self._reclaim(frame_index, detections, free, ids, matched)
+                self._swap(detections, free, ids)
         # A tentative track that missed this frame was a flicker: it ends now.
         self._end([t for r, t in enumerate(self.tracks) if r in matched or t.confirmed])
         by_id = {t.person_id: t for t in self.tracks}
@@ -354,6 +355,34 @@ class Tracker:
             matched.add(next(k for k, t in enumerate(self.tracks) if t is best))
             if self.tracks[r].confirmed:  # the track it left may be someone else's now
                 lost.append(self.tracks[r])
+
+    def _swap(self, detections: list[PoseDetection], free: list[int], ids: list[int | None]) -> None:
+        """Where two people cross, the pose backend can follow each onto the other: both people are
+        matched, each to the other's track (vtest.avi: two men passing each other, frames 164-185,
+        each detection 0.3-0.5 like its own track). Two detections close by (within
+        ``relink_distance`` box heights), matched to two confirmed tracks, that each look like the
+        other's track at :data:`RECLAIM_SIMILARITY` or more and at least ``reclaim_margin`` more
+        than like their own, swap ids. Each detection swaps at most once a frame."""
+        by_id = {t.person_id: t for t in self.tracks if t.confirmed}
+        pairs = [(i, by_id[ids[i]]) for i in free if ids[i] in by_id and detections[i].appearance is not None]
+        looks = {t.person_id: t.looks() for _, t in pairs}
+        done: set[int] = set()
+        for a, (i, ti) in enumerate(pairs):
+            for j, tj in pairs[a + 1:]:
+                if i in done or j in done or looks[ti.person_id] is None or looks[tj.person_id] is None:
+                    continue
+                di, dj = detections[i], detections[j]
+                gap = np.hypot(*(np.asarray(centre(di.box)) - np.asarray(centre(dj.box))))
+                if gap > self.relink_distance * max(di.box[3], dj.box[3], 1.0):
+                    continue
+                own_i, other_i = (similarity(di.appearance, looks[t.person_id]) for t in (ti, tj))
+                own_j, other_j = (similarity(dj.appearance, looks[t.person_id]) for t in (tj, ti))
+                if None in (own_i, other_i, own_j, other_j):
+                    continue
+                margin = min(other_i - own_i, other_j - own_j)
+                if min(other_i, other_j) >= RECLAIM_SIMILARITY and margin >= self.reclaim_margin:
+                    ids[i], ids[j] = ids[j], ids[i]
+                    done |= {i, j}
 
     def _advance(self, t: Track, frame_index: int, d: PoseDetection) -> None:
         dt = max(1, frame_index - t.last_frame)

@@ -63,8 +63,8 @@ class TrackingConfig:
     without a detection end a track, and gaps up to that are interpolated; a track that starts
     within ``relink`` seconds after a person's ended, close by and looking like them, keeps their
     id (the gap is not filled); with ``reclaim``, a detection matched to one person that looks far
-    more like a person lost within ``relink`` seconds close by goes back to them (where two people
-    cross). ``shot_cuts`` ends every track at a detected shot cut
+    more like a person lost within ``relink`` seconds close by goes back to them, and two people
+    each matched to the other's track swap back (where two people cross). ``shot_cuts`` ends every track at a detected shot cut
     (:class:`~beenet.inference.shots.ShotCutDetector`). ``pose_every`` runs the pose backend on
     every N-th frame only (and on the first frame of each shot, and on every frame while a person
     is being confirmed, :func:`~beenet.inference.people.pose_due`); the frames between are
