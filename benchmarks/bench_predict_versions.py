@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,7 +53,29 @@ def run_once(src: Path, video: Path, ckpt: Path, out: Path, extra: list[str]) ->
     summary = json.loads((out / "predict_summary.json").read_text())["videos"][0]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall_s": wall, "cpu_s": cpu, "people": summary["people"], "posed": summary["posed_frames"],
-            "frames": summary["frames"], "load": os.getloadavg()[0]}
+            "frames": summary["frames"], "load": os.getloadavg()[0],
+            "stages": summary.get("stage_seconds", {})}  # absent from trees before 2026-12-07
+
+
+#: The stages of ``predict_summary.json``'s ``stage_seconds`` shown, in the order of a run.
+STAGES = ("pose", "track", "decode", "shots", "decode2", "model", "outputs")
+
+
+def print_stages(runs: dict[str, list[dict]], wall_of: dict[str, list[float]]) -> None:
+    """Median seconds per stage of each tree (what the main thread waited on: pass 1's pose,
+    track, decode and shots, pass 2's decode2 and model, the outputs written after), and the rest
+    of the wall time (start-up and what no stage names). Trees whose summaries have no
+    ``stage_seconds`` (older code) are left out."""
+    shown = {name: rs for name, rs in runs.items() if all(r.get("stages") for r in rs)}
+    if not shown:
+        return
+    print("\nmedian seconds per stage (the main thread's waits; 'rest': start-up and the unnamed)")
+    print(f"{'tree':<10} " + " ".join(f"{s:>8}" for s in (*STAGES, "rest")))
+    for name, rs in shown.items():
+        cells = [statistics.median(r["stages"].get(s, 0.0) for r in rs) for s in STAGES]
+        rest = statistics.median(w - r["stages"].get("total", 0.0) - r["stages"].get("outputs", 0.0)
+                                 for w, r in zip(wall_of[name], rs))
+        print(f"{name:<10} " + " ".join(f"{c:>8.2f}" for c in (*cells, rest)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         speed = " ".join(f"{seconds / w:.2f}" for w in walls)
         cpus = " ".join(f"{r['cpu_s']:.1f}" for r in rs)
         print(f"{name:<10} {' '.join(f'{w:.1f}' for w in walls):<22} {speed:<14} {cpus:<16} {ratio:.2f}x")
+    print_stages(runs, wall_of={name: [r["wall_s"] for r in rs] for name, rs in runs.items()})
     print(f"load average (1 min) after each run: {min(r['load'] for v in runs.values() for r in v):.1f} to "
           f"{max(r['load'] for v in runs.values() for r in v):.1f} on {os.cpu_count()} CPUs")
     return 0
