@@ -1,3 +1,3 @@
-from beenet.cli import main
+from beenet.cli import console_main
 
-raise SystemExit(main())
+console_main()

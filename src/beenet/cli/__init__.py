@@ -71,6 +71,30 @@ def _verbosity(args: list[str], level: int) -> tuple[list[str], int]:
     return kept, level
 
 
+#: Commands whose process ends as soon as they return when run as the ``beenet`` command (not
+#: when :func:`main` is called from Python): what they write is closed by then, and the
+#: interpreter's shutdown (torch's teardown above all) took 0.7-1.1 s of every ``beenet
+#: predict`` (docs/predict.md, "Speed"). ``BEENET_FULL_EXIT=1`` keeps the full shutdown.
+QUICK_EXIT = frozenset({"predict"})
+
+
+def console_main() -> None:
+    """The ``beenet`` command and ``python -m beenet``: :func:`main`; then a :data:`QUICK_EXIT`
+    command's process ends at once (output streams and logging flushed first, the exit status
+    kept), any other's through the interpreter's usual shutdown."""
+    code = main()
+    command = next((a for a in sys.argv[1:] if a not in VERBOSITY_FLAGS), None)
+    if command in QUICK_EXIT and not os.environ.get("BEENET_FULL_EXIT"):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed or broken pipe: nothing more can be said
+                pass
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     level = logging.INFO
