@@ -292,3 +292,27 @@ def test_person_every_runs_the_detector_on_every_nth_call_and_follows_people_bet
         people = pose(frame, i)
         assert len(people) == 1 and people[0].box[3] > 0.6 * frame.shape[0], (k, people)
     pose.close()
+
+
+@pytest.mark.parametrize("height,width", [(7, 9), (1, 5), (4, 1)])
+def test_the_fpn_2x_resize_equals_tf1s_legacy_bilinear_at_any_size(height, width):
+    """The 2x legacy bilinear resize written without sizes (so a traced graph takes any input)
+    gives what the general legacy path (a grid built from the sizes) gives."""
+    from beenet.inference.pose import tfjs
+
+    node = {"name": "up", "attr": {"align_corners": {"b": False}, "half_pixel_centers": {"b": False}}}
+    x = torch.rand(1, height, width, 3, generator=torch.Generator().manual_seed(0))
+    doubled = tfjs._resize(node, [x, torch.tensor([2 * height, 2 * width])], "bilinear")
+    # the general path: a target that is not exactly 2x, then the rows and columns a 2x takes
+    wide = tfjs._resize(node, [x, torch.tensor([2 * height, 2 * width + 1])], "bilinear")
+    assert doubled.shape == (1, 2 * height, 2 * width, 3)
+    xc = x.permute(0, 3, 1, 2)
+    ys = torch.arange(2 * height, dtype=torch.float32) / 2
+    xs = torch.arange(2 * width, dtype=torch.float32) / 2
+    gy = (ys / max(height - 1, 1)) * 2 - 1
+    gx = (xs / max(width - 1, 1)) * 2 - 1
+    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
+    want = torch.nn.functional.grid_sample(xc, grid, mode="bilinear", padding_mode="border",
+                                           align_corners=True).permute(0, 2, 3, 1)
+    torch.testing.assert_close(doubled, want, atol=1e-6, rtol=1e-6)
+    assert wide.shape == (1, 2 * height, 2 * width + 1, 3)  # other sizes still take the general path
