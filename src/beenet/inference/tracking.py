@@ -1,7 +1,8 @@
 """Multi-person tracking: one ``person_id`` per real person across the frames of a video.
 
 Per frame, detections are matched to live tracks by the Hungarian algorithm
-(``scipy.optimize.linear_sum_assignment``) on a cost that mixes box overlap (1 - IoU) and the mean
+(:func:`~beenet.inference.assignment.linear_sum_assignment`, scipy's least-cost matching without
+scipy.optimize's import) on a cost that mixes box overlap (1 - IoU) and the mean
 distance between matching joints, normalised by the track's box size. Each track is compared at
 the place it is *predicted* to be in this frame (constant velocity of its box and of each joint,
 from its last two detections), so two people who cross keep their ids.
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from beenet.inference.appearance import similarity
+from beenet.inference.assignment import linear_sum_assignment
 from beenet.inference.pose import Box, PoseDetection, box_iou, valid_mask
 from beenet.inference.pose.boxes import centre
 
@@ -281,8 +283,6 @@ class Tracker:
         if free and self.tracks:
             cost = self.cost_matrix(self.tracks, [detections[i] for i in free], frame_index)
             gated = np.where(cost > self.max_cost, _INFEASIBLE, cost)
-            from scipy.optimize import linear_sum_assignment  # lazy: 0.5 s of start-up, before the first frame
-
             rows, cols = linear_sum_assignment(gated)
             for r, c in zip(rows, cols):
                 if gated[r, c] < _INFEASIBLE:
