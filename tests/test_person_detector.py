@@ -316,3 +316,80 @@ def test_the_fpn_2x_resize_equals_tf1s_legacy_bilinear_at_any_size(height, width
                                            align_corners=True).permute(0, 2, 3, 1)
     torch.testing.assert_close(doubled, want, atol=1e-6, rtol=1e-6)
     assert wide.shape == (1, 2 * height, 2 * width + 1, 3)  # other sizes still take the general path
+
+
+@pytest.mark.slow
+def test_a_call_given_focus_poses_only_the_people_it_is_for(blazepose_models):
+    """vtest.avi (several small people) with the default backend: once people have been followed
+    for ``FOLLOW_SETTLED`` calls, a call given ``focus`` boxes (pass 1 poses an extra frame for a
+    new person) poses only the people whose square touches them; the others rest (not returned,
+    no landmark run), and are posed again on the next call. With ``focus=False`` the boxes are
+    ignored."""
+    from beenet.inference.pose.backends import make_pose_backend
+    from beenet.inference.pose.litert import FOLLOW_SETTLED
+
+    settle = FOLLOW_SETTLED + 2  # calls 0..4: the call after is one the detector skips (person_every=2)
+    frames = [(i, footage_frame("vtest.avi", i)) for i in range(100, 100 + 2 * (settle + 2), 2)]
+    for focus in (True, False):
+        pose = make_pose_backend("mediapipe", focus=focus)
+        assert pose.takes_focus is focus and pose.settings["focus"] is focus
+        runs, real = [], pose.runner.people
+        pose.runner.people = lambda frame, jobs, alone=False, _real=real: (runs.append(len(jobs)), _real(frame, jobs, alone))[1]
+        pose.reset()
+        for i, f in frames[:settle]:
+            everyone = pose(f, i)
+        assert len(everyone) >= 4
+        target = min(everyone, key=lambda p: p.box[0]).box  # the leftmost person
+        i, f = frames[settle]
+        runs.clear()
+        few = pose(f, i, focus=[target])
+        if focus:
+            assert sum(runs) < len(everyone) and 1 <= len(few) < len(everyone), (runs, len(few))
+            assert min(abs(p.box[0] - target[0]) for p in few) < 20
+        else:
+            assert len(few) >= len(everyone) - 1
+        i, f = frames[settle + 1]
+        assert len(pose(f, i)) >= len(everyone) - 1  # the people who rested are posed again
+        pose.close()
+
+
+@pytest.mark.slow
+def test_pass_one_gives_focus_on_the_frames_posed_for_a_new_person(blazepose_models):
+    """Pass 1 (``track_people``) on vtest.avi at its auto stride (every 2nd frame): the calls on
+    frames off the stride, made while a track is tentative, carry the tentative tracks' boxes as
+    ``focus``; the calls on the stride carry none."""
+    from pathlib import Path
+
+    from beenet.inference.people import track_people
+    from beenet.inference.pose.backends import make_pose_backend
+    from beenet.inference.timing import StageTimer
+    from beenet.inference.tracking_config import TrackingConfig
+
+    frames = [footage_frame("vtest.avi", i) for i in range(40)]
+
+    class Reader:
+        fps, num_frames, path = 10.0, len(frames), Path("vtest.avi")
+        height, width = frames[0].shape[:2]
+
+        def iter_frames(self):
+            yield from enumerate(frames)
+
+    pose = make_pose_backend("mediapipe")
+    calls, real = [], pose.__call__
+
+    class Recording:  # the real backend, each call's focus noted
+        name, needs_pixels, takes_focus = pose.name, True, True
+        lookahead, upcoming, reset, new_shot = pose.lookahead, pose.upcoming, pose.reset, pose.new_shot
+
+        def __call__(self, frame, index=None, focus=None):
+            calls.append((index, focus))
+            return real(frame, index, focus=focus)
+
+    try:
+        track_people(Reader(), Recording(), TrackingConfig(), StageTimer(), show_progress=False)
+    finally:
+        pose.close()
+    extra = [(i, f) for i, f in calls if i % 2 and i != len(frames) - 1]
+    assert extra, calls  # people appear: frames posed off the stride while they are confirmed
+    assert all(f is not None and len(f) >= 1 for _, f in extra)
+    assert all(f is None for i, f in calls if i % 2 == 0)

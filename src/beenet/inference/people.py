@@ -72,6 +72,7 @@ class _PassOne:
         self.store = TrackStore()
         self.cuts: list[int] = []
         self.posed = self.detections = 0
+        self.takes_focus = bool(getattr(backend, "takes_focus", False))
 
     def cut(self, idx: int, frame: np.ndarray | None) -> bool:
         """Whether frame ``idx`` starts a new shot (then every track ends, and the backend is told)."""
@@ -86,10 +87,14 @@ class _PassOne:
             shot_cut(self.backend)
         return cut
 
-    def pose(self, idx: int, frame: np.ndarray | None) -> None:
-        """Pose on frame ``idx``, each detection's look (to relink), and the tracker's ids."""
+    def pose(self, idx: int, frame: np.ndarray | None, focus: list | None = None) -> None:
+        """Pose on frame ``idx``, each detection's look (to relink), and the tracker's ids. ``focus``
+        (a backend that ``takes_focus``): the boxes of the people this frame is posed for; the
+        backend may leave people it has followed for a while elsewhere to the tracker's
+        interpolation on this frame."""
         t0 = time.perf_counter()
-        dets = [d for d in self.backend(frame, idx) if valid_mask(d.keypoints).sum() >= MIN_JOINTS]
+        found = self.backend(frame, idx) if focus is None else self.backend(frame, idx, focus=focus)
+        dets = [d for d in found if valid_mask(d.keypoints).sum() >= MIN_JOINTS]
         t1 = time.perf_counter()
         self.posed += 1
         self.detections += len(dets)
@@ -103,12 +108,19 @@ class _PassOne:
         self.timer.add("track", time.perf_counter() - t1)
 
     def step(self, idx: int, frame: np.ndarray | None, n: int, bar: Any) -> None:
-        """Frame ``idx`` of ``n``: shot cut, and pose when due (:func:`pose_due`)."""
+        """Frame ``idx`` of ``n``: shot cut, and pose when due (:func:`pose_due`). A frame posed only
+        because a track is tentative is posed for the new people: a backend that ``takes_focus``
+        gets their expected boxes (the people it follows elsewhere are posed on the next regular
+        frame, and interpolated on this one)."""
         cut = self.cut(idx, frame)
         self.store.frame_done(idx)
         bar.update(1)
-        if pose_due(idx, self.every, cut, self.tracker, last=idx == n - 1):
-            self.pose(idx, frame)
+        last = idx == n - 1
+        if not pose_due(idx, self.every, cut, self.tracker, last=last):
+            return
+        extra = not (idx % self.every == 0 or cut or last)
+        focus = self.tracker.tentative_boxes(idx) if extra and self.takes_focus else None
+        self.pose(idx, frame, focus)
 
     def finish(self, stats: dict[str, int] | None) -> TrackStore:
         """The final ids, and interpolation inside each track's gaps."""

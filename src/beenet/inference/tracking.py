@@ -255,6 +255,10 @@ class Tracker:
         """Whether a live track is still tentative (seen, not yet ``min_hits`` times in a row)."""
         return any(not t.confirmed for t in self.tracks)
 
+    def tentative_boxes(self, frame_index: int) -> list[Box]:
+        """Where each tentative track is expected on ``frame_index`` (:meth:`Track.predicted`)."""
+        return [t.predicted(frame_index)[0] for t in self.tracks if not t.confirmed]
+
     def _end(self, keep: list[Track]) -> None:
         alive = {id(t) for t in keep}
         self.ended.extend(t for t in self.tracks if id(t) not in alive)

@@ -91,6 +91,14 @@ def _covers(box: Box, person: Box) -> bool:
     return inside(*centre(person), box) or box_iou(box, person) >= 0.3
 
 
+def _apart(entry: tuple, index: int, focus: list[Box]) -> bool:
+    """Whether a followed person's square (moved on to frame ``index``) touches none of ``focus``."""
+    roi, _since, (vx, vy), at = entry
+    gap = max(1, index - at)
+    x, y, w, h = roi.moved(vx * gap, vy * gap).bounds()
+    return not any(x < bx + bw and bx < x + w and y < by + bh and by < y + h for bx, by, bw, bh in focus)
+
+
 #: A job for a BlazePose worker: ``(kind, what, frames since the detector saw the person)``.
 Job = tuple[str, object, int]
 #: A person a job found: ``(detection, the square their landmarks give for the next call, since)``.
@@ -201,15 +209,17 @@ class LiteRTEngine:
         self._engines = []
         self._wide = None
 
-    def find(self, frame: np.ndarray, index: int | None, hog: Future | None, calls: int) -> list[PoseDetection]:
+    def find(self, frame: np.ndarray, index: int | None, hog: Future | None, calls: int,
+             focus: list[Box] | None = None) -> list[PoseDetection]:
         """The people of ``frame`` (call ``calls`` of the shot; ``hog``: the future of HOG's boxes
-        when HOG runs on this call), in the two phases of the module docstring."""
+        when HOG runs on this call; ``focus``: the boxes of the people this call is for, with the
+        CNN person detector), in the two phases of the module docstring."""
         o = self.options
         self._index = self._index + 1 if index is None else int(index)
         if self.movenet is not None:  # every person's joints in one run: nothing to follow
             return self.movenet(frame)
         if self.person is not None:
-            return self._find_with_detector(frame, calls)
+            return self._find_with_detector(frame, calls, focus)
         height, width = frame.shape[:2]
         jobs, origins = self.follower.jobs(self._index)
         # The whole frame: on every call while nobody is followed or without HOG (then it is the
@@ -231,13 +241,14 @@ class LiteRTEngine:
         self.follower.update(kept if o.follow else [], self._index)
         return [p for p, *_ in kept]
 
-    def _find_with_detector(self, frame: np.ndarray, calls: int) -> list[PoseDetection]:
+    def _find_with_detector(self, frame: np.ndarray, calls: int, focus: list[Box] | None = None) -> list[PoseDetection]:
         """``detector="centernet"``: the people followed, by their landmarks (``track`` jobs), and on
         every ``person_every``-th call (or while nobody is followed) the CNN person detector on the
         whole frame, which confirms them (a followed person no box has covered for
         ``confirm_every`` calls' worth of frames is dropped: their square slid onto the
         background; a detector that misses someone on one frame does not end them) and proposes
-        the people nobody found yet (``box`` jobs)."""
+        the people nobody found yet (``box`` jobs). Given ``focus`` boxes, a person followed for
+        ``FOLLOW_SETTLED`` calls or more whose square touches none of them rests on this call."""
         o = self.options
         ahead = self._ahead.pop(self._index, None)  # started by upcoming
         self._drop_ahead(before=self._index)
@@ -248,8 +259,9 @@ class LiteRTEngine:
         everyone = list(self.follower.tracked)
         ages = self._ages if len(self._ages) == len(everyone) else [(0, 0)] * len(everyone)
         # follow_every: a person followed for a while rests on calls the detector skips
-        resting = [not due and o.follow_every > 1 and age >= FOLLOW_SETTLED and idle + 1 < o.follow_every
-                for age, idle in ages]
+        resting = [not due and age >= FOLLOW_SETTLED and (o.follow_every > 1 and idle + 1 < o.follow_every
+                                                         or focus is not None and _apart(e, self._index, focus))
+                   for e, (age, idle) in zip(everyone, ages)]
         origins = [e for e, r in zip(everyone, resting) if not r]
         old_bodies = {id(e): b for e, b in zip(everyone, self._bodies)}
         jobs: list[Job] = []

@@ -74,7 +74,10 @@ class MediaPipeMultiPose(PoseBackendBase):
     ahead of its call when pass 1 hands frames over, :meth:`upcoming`) and while nobody is
     followed. With ``follow_every=2`` a person followed for ``FOLLOW_SETTLED`` calls in a row
     is posed only on every 2nd call, and always on the detector's calls (the tracker fills the
-    frames between). The detector confirms the people followed (one no box has covered for ``confirm_every`` calls'
+    frames between). With ``focus`` (the default), a call given the boxes of the people it is made
+    for (``focus=``: pass 1 poses extra frames while a new person is confirmed) poses only the
+    people followed near those boxes and those followed for fewer than ``FOLLOW_SETTLED`` calls;
+    the others rest, as with ``follow_every``. The detector confirms the people followed (one no box has covered for ``confirm_every`` calls'
     worth of frames is dropped) and each box nobody
     covers becomes a person: the landmark model on the square BlazePose's detector aligns on a
     crop around the box when it finds a face there, else on the box's own upright square (a back,
@@ -133,7 +136,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                  person_size: int = 384, person_engine: str = "onnx", movenet_size: int = 256, movenet_threshold: float = 0.2,
                  hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
-                 crop_margin: float = 1.2, follow: bool = True, motion: bool = True,
+                 crop_margin: float = 1.2, follow: bool = True, motion: bool = True, focus: bool = True,
                  hog_full_every: int = 5, engine: str = "litert", confirm_every: int = 5,
                  threads: int | None = None,
                  models_dir: str | Path | None = None) -> None:
@@ -147,6 +150,7 @@ class MediaPipeMultiPose(PoseBackendBase):
         # (name, value, kind, lowest allowed, whether the lowest itself is allowed)
         v = check_options((
             ("follow", follow, bool, None, True), ("motion", motion, bool, None, True),
+            ("focus", focus, bool, None, True),
             ("tiles", tiles, int, 1, True), ("num_poses", num_poses, int, 1, True),
             ("threads", threads, int, 1, True), ("hog_every", hog_every, int, 1, True),
             ("hog_full_every", hog_full_every, int, 1, True), ("confirm_every", confirm_every, int, 1, True),
@@ -168,7 +172,7 @@ class MediaPipeMultiPose(PoseBackendBase):
             min_presence_confidence=v["min_presence_confidence"], min_tracking_confidence=v["min_tracking_confidence"],
             tiles=v["tiles"], tile_overlap=v["tile_overlap"], merge_iou=v["merge_iou"], detector=detector,
             crop_margin=v["crop_margin"], follow=v["follow"], confirm_every=v["confirm_every"], threads=v["threads"],
-            person_every=v["person_every"], follow_every=v["follow_every"])
+            person_every=v["person_every"], follow_every=v["follow_every"], focus=v["focus"])
         self.hog = HogProposals(every=v["hog_every"], full_every=v["hog_full_every"], threshold=v["hog_threshold"],
                                 scale=v["hog_scale"], upscale=v["hog_upscale"], max_pixels=v["hog_max_pixels"],
                                 motion=v["motion"], threads=v["threads"])
@@ -234,7 +238,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                 "hog_scale": h.scale, "hog_upscale": h.upscale,
                 "hog_max_pixels": h.max_pixels, "crop_margin": o.crop_margin, "follow": o.follow,
                 "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads,
-                **({"person_every": o.person_every, "follow_every": o.follow_every,
+                **({"person_every": o.person_every, "follow_every": o.follow_every, "focus": o.focus,
                     "person_threshold": self.person.threshold,
                     "person_size": self.person.size, "person_engine": self.person.engine} if self.person is not None else {}),
                 **({"movenet_size": self.movenet.size, "movenet_threshold": self.movenet.threshold,
@@ -276,7 +280,13 @@ class MediaPipeMultiPose(PoseBackendBase):
         """OpenCV's HOG people detector on the whole frame: the proposals, before verification."""
         return self.hog.boxes(frame)
 
-    def __call__(self, frame: np.ndarray | None, index: int | None = None) -> list[PoseDetection]:
+    @property
+    def takes_focus(self) -> bool:
+        """Whether a call may be given ``focus=`` boxes (the CNN person detector's way, ``focus`` on)."""
+        return self.person is not None and self.options.focus
+
+    def __call__(self, frame: np.ndarray | None, index: int | None = None,
+                 focus: list[Box] | None = None) -> list[PoseDetection]:
         if frame is None:
             raise ValueError("MediaPipeMultiPose needs the frame's pixels")
         if not self._started:
@@ -287,7 +297,7 @@ class MediaPipeMultiPose(PoseBackendBase):
         if self.options.detector == "hog" and self.hog.due(self._calls):
             hog = self.hog.start(frame, self._calls)
         try:
-            people = self.runner.find(frame, index, hog, self._calls)
+            people = self.runner.find(frame, index, hog, self._calls, focus if self.takes_focus else None)
         finally:
             if hog is not None:  # never leave HOG reading the frame after this call (it raised)
                 wait([hog])

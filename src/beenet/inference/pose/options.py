@@ -118,3 +118,4 @@ class MultiPoseOptions:
     threads: int
     person_every: int = 2
     follow_every: int = 1
+    focus: bool = True
