@@ -129,6 +129,34 @@ def test_table_round_trip_keeps_metadata(tmp_path, fmt):
     assert not list(tmp_path.glob("*.part"))
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_a_damaged_table_is_named_with_what_is_wrong(tmp_path, fmt):
+    """A table cut short, overwritten with bytes or holding a bad value: a PredictionsError that
+    names the file (and the column), never pandas', json's or pyarrow's bare error."""
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow", reason="parquet tables need the parquet extra (pyarrow)")
+    from beenet.errors import PredictionsError
+
+    path = _table().write(tmp_path / f"a.{fmt}")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if fmt != "csv" else b"\x00\xff\xfe" * 50)
+    with pytest.raises(PredictionsError, match=f"a.{fmt}: not a readable predictions {fmt} file"):
+        read_table(path)
+    if fmt == "csv":  # readable rows, a person id that is not a number
+        _table().write(path)
+        lines = path.read_text().splitlines()
+        col = lines[0].split(",").index("person_id")
+        cells = lines[1].split(",")
+        cells[col] = "one"
+        path.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+        with pytest.raises(PredictionsError, match="column 'person_id' holds a value that is not an integer"):
+            read_table(path)
+        _table().write(path)
+        meta_sidecar(path).write_text("{not json")
+        with pytest.raises(PredictionsError, match="is not valid JSON"):
+            read_table(path)
+
+
 # ----------------------------------------------------------------------------- Predictor end to end
 
 

@@ -206,45 +206,72 @@ def empty_frames_table(**meta: Any) -> FrameTable:
 
 def read_table_file(path: str | Path, what: str, columns: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The rows and the metadata of a table beenet wrote (csv + sidecar / json / parquet), checked
-    to hold ``columns``; ``what`` names the kind of table in the errors."""
+    to hold ``columns``; ``what`` names the kind of table in the errors. A file that cannot be
+    parsed (cut short, not text, not the format its name says) is a :class:`PredictionsError`
+    naming it."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if not path.is_file():
         raise PredictionsError(f"{path}: no such {what} file")
-    meta: dict[str, Any] = {}
-    if fmt == "csv":
-        df = pd.read_csv(path, dtype={"video": str})
-        side = meta_sidecar(path)
-        if side.is_file():
-            meta = json.loads(side.read_text())
-    elif fmt == "json":
-        doc = json.loads(path.read_text())
-        if not isinstance(doc, dict) or "rows" not in doc or "columns" not in doc:
-            raise PredictionsError(f"{path}: not a beenet {what} JSON (no 'columns'/'rows')")
-        df = pd.DataFrame(doc["rows"], columns=doc["columns"])
-        meta = doc.get("metadata") or {}
-    elif fmt == "parquet":
-        import pyarrow.parquet as pq  # lazy: the optional 'parquet' extra
-
-        t = pq.read_table(path)
-        raw = (t.schema.metadata or {}).get(b"beenet")
-        meta = json.loads(raw) if raw else {}
-        df = t.to_pandas()
-    else:
+    if fmt not in FORMATS:
         raise PredictionsError(f"{path}: unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    try:
+        df, meta = _read_rows(path, fmt, what)
+    except PredictionsError:
+        raise
+    except (ValueError, UnicodeDecodeError, OSError) as exc:  # pandas', json's and pyarrow's parse errors
+        raise PredictionsError(f"{path}: not a readable {what} {fmt} file ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+    if not isinstance(meta, dict):
+        raise PredictionsError(f"{path}: its metadata is not a JSON object")
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise PredictionsError(f"{path}: not a beenet {what}; missing columns {missing[:5]}")
     return df, meta
 
 
+def _read_rows(path: Path, fmt: str, what: str) -> tuple[pd.DataFrame, Any]:
+    """The rows and the metadata of ``path`` in its format, as parsed (parse errors raised as they are)."""
+    meta: Any = {}
+    if fmt == "csv":
+        df = pd.read_csv(path, dtype={"video": str})
+        side = meta_sidecar(path)
+        if side.is_file():
+            try:
+                meta = json.loads(side.read_text())
+            except ValueError as exc:
+                raise PredictionsError(f"{side}: the metadata of {path.name} is not valid JSON ({exc})") from None
+    elif fmt == "json":
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict) or "rows" not in doc or "columns" not in doc:
+            raise PredictionsError(f"{path}: not a beenet {what} JSON (no 'columns'/'rows')")
+        df = pd.DataFrame(doc["rows"], columns=doc["columns"])
+        meta = doc.get("metadata") or {}
+    else:  # parquet
+        import pyarrow.parquet as pq  # lazy: the optional 'parquet' extra
+
+        t = pq.read_table(path)
+        raw = (t.schema.metadata or {}).get(b"beenet")
+        meta = json.loads(raw) if raw else {}
+        df = t.to_pandas()
+    return df, meta
+
+
+def _as_types(path: str | Path, df: pd.DataFrame, types: dict[str, Any]) -> None:
+    """Each column of ``types`` converted in place, or a PredictionsError naming the file and column."""
+    for column, kind in types.items():
+        try:
+            df[column] = df[column].astype(kind)
+        except (ValueError, TypeError) as exc:
+            raise PredictionsError(f"{path}: column {column!r} holds a value that is not "
+                                   f"{'an integer' if kind is np.int64 else kind.__name__} ({exc})") from None
+
+
 def read_frames_table(path: str | Path) -> FrameTable:
     """Read a per-frame table written by ``beenet predict --per-frame`` (csv / json / parquet)."""
     df, meta = read_table_file(path, "per-frame table", FRAME_COLUMNS)
     out = FrameTable(df)
-    for c in ("frame", "person_id"):
-        out[c] = out[c].astype(np.int64)
-    out["interpolated"] = out["interpolated"].astype(bool)
+    _as_types(path, out, {"frame": np.int64, "person_id": np.int64, "interpolated": bool})
     return out.set_metadata(**{k: v for k, v in meta.items() if k in META_KEYS})
 
 
@@ -252,7 +279,6 @@ def read_table(path: str | Path) -> PredictionTable:
     """Read a table written by :meth:`PredictionTable.write` back, with its metadata."""
     df, meta = read_table_file(path, "predictions", COLUMNS)
     out = PredictionTable(df)
-    for c in _INT_COLUMNS:
-        out[c] = out[c].astype(np.int64)
+    _as_types(path, out, dict.fromkeys(_INT_COLUMNS, np.int64))
     # A table written before a key existed reads back with it None.
     return out.set_metadata(**{k: meta.get(k) for k in META_KEYS})
