@@ -89,7 +89,7 @@ def test_results_view_embeds_the_per_frame_boxes_and_joints(bikes_results):
         box = decode(p["box"], np.int16).reshape(-1, 4) / data["subpixel"]
         np.testing.assert_allclose(box, sub[["box_x", "box_y", "box_w", "box_h"]].to_numpy(), atol=0.13)
         # each frame points at the window row whose scores the per-frame row carries
-        win = decode(p["win"], np.int16)
+        win = decode(p["win"], np.int32)
         cats = np.asarray(data["windows"]["cat"]).reshape(-1, 26)
         ok = win >= 0
         np.testing.assert_allclose(cats[win[ok]], sub.loc[ok, list(CATEGORIES)].to_numpy(), atol=6e-4)
@@ -461,3 +461,22 @@ def test_browser_run_page_draws_its_charts(tmp_path, page):
     assert page.locator("text=chance").count() >= 1
     assert "name: demo" in page.locator("#config").inner_text()
     _shot(page, "run-page")
+
+
+def test_a_window_row_past_32767_is_pointed_at_exactly():
+    """A long video has more window rows than an int16 holds (an hour, 10 people, a window a
+    second: 36,000): each frame's index into the rows reaches the right one."""
+    from beenet.view.results import _window_data, person_data
+
+    people, per = 200, 170  # 34,000 rows
+    rows = [{"person_id": p, "start_frame": 10 * k, "end_frame": 10 * k + 9, "box_x": 1.0, "box_y": 2.0, "box_w": 3.0, "box_h": 4.0,
+             **dict.fromkeys(CATEGORIES, 0.0), **dict.fromkeys(VAD_NAMES, 0.0)}
+            for p in range(people) for k in range(per)]
+    df = pd.DataFrame(rows)
+    df.loc[df.index[-1], CATEGORIES[0]] = 0.5  # the last row, of the last person
+    data = person_data(df, _window_data(df), None, None, 10 * per)
+    last = data[-1]
+    win = decode(last["win"], np.int32)
+    frames = decode(last["frames"], np.int32)
+    assert win.max() == len(df) - 1 > 32767
+    assert set(win[frames >= 10 * (per - 1)].tolist()) == {len(df) - 1}

@@ -7,7 +7,7 @@ optional files only remove what they feed: no keypoints, no skeleton; no per-fra
 from the window table.
 
 Page data is compact: per person and frame, ``int16`` box and joints in quarter pixels, ``uint8``
-joint and detection confidences, an ``int16`` index into the window rows; sent as base64.
+joint and detection confidences, an ``int32`` index into the window rows; sent as base64.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def person_data(df: pd.DataFrame, windows: dict[str, Any], frames_df: pd.DataFra
             "box": b64(np.clip(np.round(np.nan_to_num(box) * SUBPIXEL), -32768, 32767).astype(np.int16)),
             "conf": b64(np.where(np.isnan(conf), 255, np.clip(np.round(conf * 254), 0, 254)).astype(np.uint8)),
             "interp": b64(interp.astype(np.uint8)),
-            "win": b64(win.astype(np.int16)),
+            "win": b64(win.astype(np.int32)),  # a long video has more than 32767 window rows
         }
         if keypoints is not None and len(keypoints):
             kp = keypoints[keypoints[:, 1].astype(int) == pid]

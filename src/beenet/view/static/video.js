@@ -6,7 +6,7 @@
   const VADC = ["rgb(46,160,67)", "rgb(230,126,34)", "rgb(52,120,200)"];
   const W = D.windows;
   const people = D.people.map((p) => ({
-    ...p, fr: B.i32(p.frames), bx: B.i16(p.box), cf: B.u8(p.conf), ip: B.u8(p.interp), wi: B.i16(p.win),
+    ...p, fr: B.i32(p.frames), bx: B.i16(p.box), cf: B.u8(p.conf), ip: B.u8(p.interp), wi: B.i32(p.win),
     sn: B.i32(p.seen), kf: p.kp ? B.i32(p.kp.frames) : null, kxy: p.kp ? B.i16(p.kp.xy) : null, kc: p.kp ? B.u8(p.kp.c) : null,
     on: true, panel: null, head: null,
   }));
