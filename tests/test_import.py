@@ -224,7 +224,7 @@ def test_fine_tune_a_context_model_on_imported_footage(imported, capsys, tmp_pat
     priors = [k for k in a["model"] if k.startswith("priors.")]
     assert priors and all(torch.equal(a["model"][k], b["model"][k]) for k in priors)
     assert b["pretrained_weights"]["init"]["sha256"] == file_sha256(init)
-    assert b["trained_on"]["data"] == "mine"
+    assert b["trained_on"]["data"] == "mine" and b["trained_on"]["kind"] == "imported"  # not BoLD
     scores = tmp_path / "m.json"
     assert main(["eval", "--data", str(data), "--checkpoint", str(tuned / "best.pt"), "--split", "val",
                  "--out", str(tmp_path / "ev"), "--json", str(scores)]) == 0

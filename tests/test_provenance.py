@@ -96,6 +96,20 @@ def test_real_layout_folder_records_bold(tmp_path):
     assert rec["kind"] == "bold" and rec["data"] == "BOLD_public" and rec["protocol"] == "official"
 
 
+def test_a_folder_beenet_import_built_records_imported_and_its_card_says_so(tmp_path):
+    """A BoLD-layout folder made by ``beenet import`` (its manifest at the top) holds the user's own
+    videos: its record and the model card say so, not "BoLD"."""
+    from beenet.artifacts.share import _trained_on_line
+    from beenet.data.bold import IMPORT_MANIFEST
+
+    root = write_bold_fixture(tmp_path / "mine").root
+    (root / IMPORT_MANIFEST).write_text('{"format": "beenet-import", "version": 1}')
+    rec = training_data_record(root, "official", 42)
+    assert rec["kind"] == "imported" and rec["data"] == "mine"
+    assert trained_on({"trained_on": rec})["kind"] == "imported"
+    assert "own labelled videos" in _trained_on_line(rec) and "BoLD" not in _trained_on_line(rec)
+
+
 def test_old_checkpoint_reads_unknown(tmp_path):
     path = make_checkpoint(tmp_path / "old.pt")  # saved without a record, as before it existed
     ckpt = load_checkpoint(path)

@@ -28,7 +28,7 @@ import torch
 
 from beenet.artifacts.pretrained import WEIGHTS_FILE, read_pretrained, resolve_checkpoint
 from beenet.atomic import atomic_open, to_builtins
-from beenet.data.bold import ANNOTATION_FILES
+from beenet.data.bold import ANNOTATION_FILES, IMPORT_MANIFEST
 from beenet.errors import CheckpointError, ConfigError
 from beenet.labels import CATEGORIES, VAD_NAMES
 from beenet.models import ModelConfig
@@ -41,8 +41,9 @@ FORMAT = "beenet-checkpoint"
 FORMAT_VERSION = 1
 
 #: The kinds of training data a checkpoint can record: a ``beenet synth`` dataset, a real BoLD-layout
-#: dataset, or not recorded (checkpoints written before the record existed).
-DATA_KINDS = ("synthetic", "bold", "unknown")
+#: dataset, a folder ``beenet import`` built from a user's own labelled videos, or not recorded
+#: (checkpoints written before the record existed).
+DATA_KINDS = ("synthetic", "bold", "imported", "unknown")
 #: The record of a checkpoint that does not say what it was trained on.
 UNKNOWN_DATA: dict[str, Any] = {"kind": "unknown", "fingerprint": None, "data": None, "protocol": None}
 #: What predict prints (once per run) when a model trained on ``beenet synth`` data meets a video.
@@ -55,7 +56,8 @@ def training_data_record(root: str | os.PathLike[str], protocol: str, split_seed
     """The ``trained_on`` record of a run on the BoLD-layout folder ``root``.
 
     ``kind``: ``"synthetic"`` when ``root`` holds the manifest ``beenet synth`` writes (or, for
-    older synthetic datasets, its sidecar / README), else ``"bold"``. ``fingerprint``: SHA-256 over
+    older synthetic datasets, its sidecar / README), ``"imported"`` when it holds the one
+    ``beenet import`` writes (:data:`~beenet.data.bold.IMPORT_MANIFEST`), else ``"bold"``. ``fingerprint``: SHA-256 over
     the bytes of the annotation CSVs the run read (train.csv, val.csv), the protocol and split seed,
     and the (video, person_id) keys of the ``instances`` actually used per split (``{"train": [...],
     "val": [...]}``: this is the split, after unusable clips were left out). ``data``: the folder's
@@ -79,7 +81,7 @@ def training_data_record(root: str | os.PathLike[str], protocol: str, split_seed
 
     manifest = synth_manifest(root)
     record: dict[str, Any] = {
-        "kind": "synthetic" if manifest is not None else "bold",
+        "kind": "synthetic" if manifest is not None else "imported" if (root / IMPORT_MANIFEST).is_file() else "bold",
         "fingerprint": h.hexdigest(),
         "data": root.resolve().name or str(root),
         "protocol": protocol,

@@ -99,6 +99,8 @@ def _trained_on_line(rec: Any) -> str:
                 "not meaningful: it shows that the pipeline runs, nothing about real people")
     if kind == "bold":
         return f"a BoLD-layout dataset of real video{where}"
+    if kind == "imported":
+        return f"the user's own labelled videos, imported with `beenet import`{where}"
     return "not recorded (a checkpoint written before beenet recorded its training data)"
 
 

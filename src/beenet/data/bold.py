@@ -32,6 +32,9 @@ COL_VAD = slice(4 + NUM_CATEGORIES, 4 + NUM_CATEGORIES + NUM_VAD)
 COL_EXTRA = 4 + NUM_CATEGORIES + NUM_VAD  # gender, age, ethnicity, confidence
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: Annotation file of each split of the official protocol, and whether it carries labels.
+#: The manifest ``beenet import`` writes at the top of a BoLD-layout folder it builds from a user's
+#: own labelled videos (:mod:`beenet.importing.build`): such a folder is not BoLD.
+IMPORT_MANIFEST = "beenet-import.json"
 ANNOTATION_FILES: dict[str, tuple[str, bool]] = {
     "train": ("train.csv", True),
     "val": ("val.csv", True),

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from beenet.atomic import write_json, write_text
+from beenet.data.bold import IMPORT_MANIFEST
 from beenet.errors import BeenetError, ConfigError, DataNotFoundError
 from beenet.importing.labels_file import LabelRow, Problem, read_labels
 from beenet.importing.tracks import Tracked, tracked_people
@@ -44,7 +45,7 @@ from beenet.media.video import VideoReader
 from beenet.media.video_writer import VideoWriter
 from beenet.version import __version__
 
-MANIFEST = "beenet-import.json"
+MANIFEST = IMPORT_MANIFEST
 #: The folder of BoLD's layout the clips go in (BoLD's own are 001, 002, 003, ...).
 SHARD = "000"
 
