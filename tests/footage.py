@@ -24,6 +24,7 @@ FOOTAGE = {
     "face_noface.mov": "a man, then a cut to an animated title (HEVC)",
     "lab3_cam01.mp4": "a lab, portrait 1088x1920 at 60 fps: a woman with her back to the camera in front, "
                       "a man with a pixelated face, a third person at the back",
+    "dancer.avi": "a woman in a black suit dancing on a blue background, arms spread and raised, 518x496",
 }
 
 

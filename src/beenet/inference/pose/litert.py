@@ -48,11 +48,13 @@ if TYPE_CHECKING:
 #: (``confirm_every``): mediapipe's default. Finding a new person takes ``min_detection_confidence``.
 CONFIRM_DETECTION = 0.5
 
-def _with_box(person: PoseDetection, boxes: list[tuple[Box, float]]) -> PoseDetection:
+def _with_box(person: PoseDetection, boxes: list[tuple[Box, float]], strong: float = 0.0) -> PoseDetection:
     """The person with the detector's box that is theirs (the best IoU among those that cover
-    them), when one is: the extent of the body seen, not of the joints found (a head-and-shoulders
-    close-up's joints are a strip at eye level)."""
-    mine = [b for b, _ in boxes if _covers(b, person.box)]
+    them; among the boxes scored ``strong`` or more when one of those covers them), when one is:
+    the extent of the body seen, not of the joints found (a head-and-shoulders close-up's joints
+    are a strip at eye level)."""
+    mine = [b for b, s in boxes if s >= strong and _covers(b, person.box)] or \
+        [b for b, _ in boxes if _covers(b, person.box)]
     if not mine:
         return person
     return replace(person, box=max(mine, key=lambda b: box_iou(b, person.box)), body=True)
@@ -285,12 +287,14 @@ class LiteRTEngine:
                      for p, roi, since, origin in found]
             # uncovered for confirm_every calls' worth of frames: the square slid off its person
             found = [f for f in found if f[2] < o.confirm_every * max(gap, 1)]
-            new = [b for b, _ in boxes if not any(_covers(b, f[0].box) for f in found)]
+            # a new person takes a box at person_threshold; one followed is confirmed by any box
+            # the detector gives (person_confirm or more: its score falls for unusual poses)
+            new = [b for b, s in boxes if s >= o.person_threshold and not any(_covers(b, f[0].box) for f in found)]
             more = [("box", b, 0) for b in new[:MAX_NEW_PEOPLE]]
             found += [(*p, None) for r in self.people(frame, more, alone=True) for p in r]
             # each person takes the detector's box that is theirs: one body, one box
             joints = [p.box for p, *_ in found]
-            found = [(_with_box(p, boxes), *rest) for p, *rest in found]
+            found = [(_with_box(p, boxes, o.person_threshold), *rest) for p, *rest in found]
             bodies = {id(f): (f[0].box, centre(j)) if f[0].box != j else None for f, j in zip(found, joints)}
         else:  # the detector's box of the last call that ran it, moved with the joints
             found = [(_moved_body(p, bodies.get(id(origin)), frame.shape), roi, since, origin)

@@ -77,7 +77,9 @@ class MediaPipeMultiPose(PoseBackendBase):
     frames between). With ``focus`` (the default), a call given the boxes of the people it is made
     for (``focus=``: pass 1 poses extra frames while a new person is confirmed) poses only the
     people followed near those boxes and those followed for fewer than ``FOLLOW_SETTLED`` calls;
-    the others rest, as with ``follow_every``. The detector confirms the people followed (one no box has covered for ``confirm_every`` calls'
+    the others rest, as with ``follow_every``. The detector confirms the people followed with any
+    box it scores ``person_confirm`` (default 0.1) or more (its score falls for unusual poses: a
+    dancer with her arms raised scored 0.08-0.27), a new person needs ``person_threshold`` (one no box has covered for ``confirm_every`` calls'
     worth of frames is dropped) and each box nobody
     covers becomes a person: the landmark model on the square BlazePose's detector aligns on a
     crop around the box when it finds a face there, else on the box's own upright square (a back,
@@ -132,7 +134,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "centernet", person_every: int = 2, follow_every: int = 1,
-                 person_threshold: float = 0.3,
+                 person_threshold: float = 0.3, person_confirm: float = 0.1,
                  person_size: int = 384, person_engine: str = "onnx", movenet_size: int = 256, movenet_threshold: float = 0.2,
                  hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
@@ -158,6 +160,7 @@ class MediaPipeMultiPose(PoseBackendBase):
             ("movenet_size", movenet_size, int, 64, True), ("movenet_threshold", movenet_threshold, float, 0, True),
             ("follow_every", follow_every, int, 1, True),
             ("person_threshold", person_threshold, float, 0, False),
+            ("person_confirm", person_confirm, float, 0, False),
             ("hog_max_pixels", hog_max_pixels, int, 4096, True),
             ("min_detection_confidence", min_detection_confidence, float, None, True),
             ("min_presence_confidence", min_presence_confidence, float, None, True),
@@ -172,41 +175,50 @@ class MediaPipeMultiPose(PoseBackendBase):
             min_presence_confidence=v["min_presence_confidence"], min_tracking_confidence=v["min_tracking_confidence"],
             tiles=v["tiles"], tile_overlap=v["tile_overlap"], merge_iou=v["merge_iou"], detector=detector,
             crop_margin=v["crop_margin"], follow=v["follow"], confirm_every=v["confirm_every"], threads=v["threads"],
-            person_every=v["person_every"], follow_every=v["follow_every"], focus=v["focus"])
+            person_every=v["person_every"], follow_every=v["follow_every"], focus=v["focus"],
+            person_threshold=v["person_threshold"], person_confirm=min(v["person_confirm"], v["person_threshold"]))
         self.hog = HogProposals(every=v["hog_every"], full_every=v["hog_full_every"], threshold=v["hog_threshold"],
                                 scale=v["hog_scale"], upscale=v["hog_upscale"], max_pixels=v["hog_max_pixels"],
                                 motion=v["motion"], threads=v["threads"])
         self.model_files = find_model_files(models_dir)  # fetched on first use
         # the first BlazePose now, so that a bad model file is named before any work
         self.runner = LiteRTEngine(self.options, self.model_files, self.hog)
-        self.person = None
-        if detector == "centernet":
-            if v["person_size"] % 32:
-                raise PoseOptionError(f"pose option person_size must be a multiple of 32, got {person_size}")
-            from beenet.inference.pose.detector import PersonDetector  # lazy: torch, not for --help
-
-            graph = find_detector_files(models_dir)
-            if person_engine not in PERSON_ENGINES:
-                raise PoseOptionError(f"pose option person_engine {person_engine!r}: choose one of "
-                                      f"{', '.join(PERSON_ENGINES)}")
-            self.person = PersonDetector(graph, size=v["person_size"], threshold=v["person_threshold"],
-                                         engine=person_engine)
-            self.model_files = {**self.model_files, "person_detector": graph}
-            self.runner.person = self.person
-        self.movenet = None
-        if detector == "movenet":
-            if v["movenet_size"] % 32:
-                raise PoseOptionError(f"pose option movenet_size must be a multiple of 32, got {movenet_size}")
-            from beenet.inference.pose.movenet import MoveNetPeople  # lazy: torch, not for --help
-
-            graph = find_detector_files(models_dir, keys=MOVENET_FILES)
-            self.movenet = MoveNetPeople(graph, size=v["movenet_size"], threshold=v["movenet_threshold"])
-            self.model_files = {**self.model_files, "movenet": graph}
-            self.runner.movenet = self.movenet
+        self.person = self._person_detector(v, person_engine, models_dir) if detector == "centernet" else None
+        self.movenet = self._movenet(v, models_dir) if detector == "movenet" else None
         self.person_every = v["person_every"]
         self._models_key = models_key(self.model_files)
         self._calls = 0  # calls since the shot began (HOG's and the whole frame's turns)
         self._started = False  # reset() ran since the backend was made or closed
+
+    def _person_detector(self, v: dict[str, Any], person_engine: str, models_dir: str | Path | None) -> Any:
+        """The CNN person detector (``detector="centernet"``), handed to the engine."""
+        if v["person_size"] % 32:
+            raise PoseOptionError(f"pose option person_size must be a multiple of 32, got {v['person_size']}")
+        from beenet.inference.pose.detector import PersonDetector  # lazy: torch, not for --help
+
+        graph = find_detector_files(models_dir)
+        if person_engine not in PERSON_ENGINES:
+            raise PoseOptionError(f"pose option person_engine {person_engine!r}: choose one of "
+                                  f"{', '.join(PERSON_ENGINES)}")
+        # the detector keeps peaks down to person_confirm: those confirm people followed; a new
+        # person takes person_threshold (LiteRTEngine._find_with_detector)
+        person = PersonDetector(graph, size=v["person_size"], threshold=self.options.person_confirm,
+                                engine=person_engine)
+        self.model_files = {**self.model_files, "person_detector": graph}
+        self.runner.person = person
+        return person
+
+    def _movenet(self, v: dict[str, Any], models_dir: str | Path | None) -> Any:
+        """MoveNet MultiPose (``detector="movenet"``), handed to the engine."""
+        if v["movenet_size"] % 32:
+            raise PoseOptionError(f"pose option movenet_size must be a multiple of 32, got {v['movenet_size']}")
+        from beenet.inference.pose.movenet import MoveNetPeople  # lazy: torch, not for --help
+
+        graph = find_detector_files(models_dir, keys=MOVENET_FILES)
+        movenet = MoveNetPeople(graph, size=v["movenet_size"], threshold=v["movenet_threshold"])
+        self.model_files = {**self.model_files, "movenet": graph}
+        self.runner.movenet = movenet
+        return movenet
 
     @property
     def detector(self) -> str:
@@ -239,7 +251,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                 "hog_max_pixels": h.max_pixels, "crop_margin": o.crop_margin, "follow": o.follow,
                 "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads,
                 **({"person_every": o.person_every, "follow_every": o.follow_every, "focus": o.focus,
-                    "person_threshold": self.person.threshold,
+                    "person_threshold": o.person_threshold, "person_confirm": o.person_confirm,
                     "person_size": self.person.size, "person_engine": self.person.engine} if self.person is not None else {}),
                 **({"movenet_size": self.movenet.size, "movenet_threshold": self.movenet.threshold,
                     "movenet_keypoint_threshold": self.movenet.keypoint_threshold} if self.movenet is not None else {})}

@@ -119,3 +119,5 @@ class MultiPoseOptions:
     person_every: int = 2
     follow_every: int = 1
     focus: bool = True
+    person_threshold: float = 0.3
+    person_confirm: float = 0.1
