@@ -374,7 +374,7 @@ def test_pass_one_gives_focus_on_the_frames_posed_for_a_new_person(blazepose_mod
         def iter_frames(self):
             yield from enumerate(frames)
 
-    pose = make_pose_backend("mediapipe")
+    pose = make_pose_backend("mediapipe", focus=True)
     calls, real = [], pose.__call__
 
     class Recording:  # the real backend, each call's focus noted

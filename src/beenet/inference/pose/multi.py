@@ -74,7 +74,7 @@ class MediaPipeMultiPose(PoseBackendBase):
     ahead of its call when pass 1 hands frames over, :meth:`upcoming`) and while nobody is
     followed. With ``follow_every=2`` a person followed for ``FOLLOW_SETTLED`` calls in a row
     is posed only on every 2nd call, and always on the detector's calls (the tracker fills the
-    frames between). With ``focus`` (the default), a call given the boxes of the people it is made
+    frames between). With ``focus`` (not the default: docs/predict.md), a call given the boxes of the people it is made
     for (``focus=``: pass 1 poses extra frames while a new person is confirmed) poses only the
     people followed near those boxes and those followed for fewer than ``FOLLOW_SETTLED`` calls;
     the others rest, as with ``follow_every``. The detector confirms the people followed with any
@@ -138,7 +138,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                  person_size: int = 384, person_engine: str = "onnx", movenet_size: int = 256, movenet_threshold: float = 0.2,
                  hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
-                 crop_margin: float = 1.2, follow: bool = True, motion: bool = True, focus: bool = True,
+                 crop_margin: float = 1.2, follow: bool = True, motion: bool = True, focus: bool = False,
                  hog_full_every: int = 5, engine: str = "litert", confirm_every: int = 5,
                  threads: int | None = None,
                  models_dir: str | Path | None = None) -> None:

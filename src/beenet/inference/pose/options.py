@@ -118,6 +118,6 @@ class MultiPoseOptions:
     threads: int
     person_every: int = 2
     follow_every: int = 1
-    focus: bool = True
+    focus: bool = False
     person_threshold: float = 0.3
     person_confirm: float = 0.1
