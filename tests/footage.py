@@ -25,6 +25,8 @@ FOOTAGE = {
     "lab3_cam01.mp4": "a lab, portrait 1088x1920 at 60 fps: a woman with her back to the camera in front, "
                       "a man with a pixelated face, a third person at the back",
     "dancer.avi": "a woman in a black suit dancing on a blue background, arms spread and raised, 518x496",
+    "football.mp4": "a TV shot of a football match, 1376x910: a player in red comes in by the top right "
+                    "edge, only his legs and one arm in the frame",
 }
 
 

@@ -32,10 +32,10 @@ def vtest_frames():
     return {i: footage_frame("vtest.avi", i) for i in range(100, 112, 2)}
 
 
-def _backend(counting: bool = True):
+def _backend(counting: bool = True, **options):
     from beenet.inference.pose.backends import make_pose_backend
 
-    pose = make_pose_backend("mediapipe")
+    pose = make_pose_backend("mediapipe", **options)
     if counting:
         pose.runner.person = _Counting(pose.runner.person)
     return pose
@@ -44,8 +44,10 @@ def _backend(counting: bool = True):
 def test_the_detector_runs_ahead_on_the_frames_handed_over(blazepose_models, vtest_frames):
     """Frames 100..110 (every 2nd) handed over before their calls: with ``person_every=2`` the
     detector runs on the 1st, 3rd and 5th of them, on its own thread, and each call that uses it
-    gets the boxes of its own frame (the same people as a call that runs the detector itself)."""
-    pose = _backend()
+    gets the boxes of its own frame (the same people as a call that runs the detector itself).
+    ``unposed=0``: by default it also runs, at the call, on one where the landmark model loses
+    someone followed (tests/test_unposed.py)."""
+    pose = _backend(unposed=0)
     assert pose.lookahead == 2
     pose.reset()
     indices = sorted(vtest_frames)

@@ -419,10 +419,12 @@ def test_between_person_detector_calls_the_followed_people_are_kept_on_real_foot
     the person detector on every 3rd call only (``person_every=3``; it does not run on the others
     while people are followed: counted). On the calls between, the people followed by their
     landmarks are at least 80% of those the detector on every call finds there (24 of 27 when
-    measured), each where that run has a person too (not a square slid onto the background)."""
+    measured), each where that run has a person too (not a square slid onto the background).
+    ``unposed=0``: the default also runs the detector on a call where someone followed is lost
+    (tests/test_unposed.py)."""
     frames = [(i, f) for i, f in _frames(footage("vtest.avi"), 0, 20) if i % 2 == 0]
-    full = _run(make_pose_backend("mediapipe"), frames)
-    pose = make_pose_backend("mediapipe", person_every=3)
+    full = _run(make_pose_backend("mediapipe", unposed=0), frames)
+    pose = make_pose_backend("mediapipe", person_every=3, unposed=0)
     detector, ran = pose.runner.person, []
     pose.runner.person = lambda frame: ran.append(1) or detector(frame)  # counts, then the real detector
     sparse = _run(pose, frames)

@@ -141,3 +141,34 @@ def test_a_window_with_no_frames_closes_at_video_end() -> None:
     assert s.see(1) == ["x"] and s.end_video() == ["empty"]
     with pytest.raises(KeyError):
         s.needs("nope")
+
+
+def test_a_body_boxed_without_joints_is_cropped_at_its_box() -> None:
+    """A person the detector boxed whose joints were not found (``unposed``): where a window has
+    no joint of theirs, its box is the union of their boxes and each crop is that frame's box;
+    where some frames have joints, the frames without take their own box, not the joints'
+    union. Without boxes (``PersonTrack`` of joints only) such a window is not planned."""
+    from beenet.inference.windows import PersonTrack
+
+    n = 40
+    present = np.ones(n, bool)
+    posed = np.zeros(n, bool)
+    posed[:10] = True  # joints on frames 0-9 only
+    track = make_track(0, posed)
+    boxes = np.full((n, 4), np.nan, np.float32)
+    boxes[:, 0] = 100 + np.arange(n)  # walking right, 50x120
+    boxes[:, 1], boxes[:, 2], boxes[:, 3] = 20, 50, 120
+    boxed = PersonTrack(0, track.keypoints, present, boxes)
+    sampling = Sampling("uniform", num_frames=4)
+    plans = plan_windows({0: boxed}, n, 10.0, 400, 300, sampling, window_s=2.0, stride_s=2.0)
+    assert [(p.start_frame, p.end_frame) for p in plans] == [(0, 19), (20, 39)]
+    mixed, unposed = plans
+    for f, b in mixed.crop_boxes.items():
+        if f >= 10:
+            assert b == pytest.approx((100 + f, 20, 50, 120)), (f, b)
+    assert unposed.box == pytest.approx((120, 20, 139 + 50 - 120, 120))
+    for f, b in unposed.crop_boxes.items():
+        assert b == pytest.approx((100 + f, 20, 50, 120)), (f, b)
+    joints_only = PersonTrack(0, track.keypoints, present)
+    assert [(p.start_frame, p.end_frame) for p in plan_windows({0: joints_only}, n, 10.0, 400, 300, sampling,
+                                                                window_s=2.0, stride_s=2.0)] == [(0, 19)]

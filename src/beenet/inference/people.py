@@ -24,7 +24,7 @@ import numpy as np
 
 from beenet.errors import BeenetError
 from beenet.inference.appearance import appearance
-from beenet.inference.pose import PoseBackend, PrecomputedPose, shot_cut, valid_mask
+from beenet.inference.pose import PoseBackend, PrecomputedPose, is_unposed, shot_cut, valid_mask
 from beenet.inference.shots import ShotCutDetector
 from beenet.inference.timing import StageTimer
 from beenet.inference.tracking import Tracker
@@ -94,7 +94,8 @@ class _PassOne:
         interpolation on this frame."""
         t0 = time.perf_counter()
         found = self.backend(frame, idx) if focus is None else self.backend(frame, idx, focus=focus)
-        dets = [d for d in found if valid_mask(d.keypoints).sum() >= MIN_JOINTS]
+        # a person the detector boxed and the landmark model could not pose has no joints at all
+        dets = [d for d in found if valid_mask(d.keypoints).sum() >= MIN_JOINTS or is_unposed(d)]
         t1 = time.perf_counter()
         self.posed += 1
         self.detections += len(dets)

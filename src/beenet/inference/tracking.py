@@ -36,7 +36,7 @@ import numpy as np
 
 from beenet.inference.appearance import similarity
 from beenet.inference.assignment import linear_sum_assignment
-from beenet.inference.pose import Box, PoseDetection, box_iou, valid_mask
+from beenet.inference.pose import Box, PoseDetection, box_iou, is_unposed, valid_mask
 from beenet.inference.pose.boxes import centre
 
 _INFEASIBLE = 1e6
@@ -56,6 +56,13 @@ def body_tilt(keypoints: np.ndarray) -> float | None:
         return None
     v = keypoints[hips, :2].mean(axis=0) - keypoints[1, :2]
     return float(np.degrees(np.arctan2(abs(float(v[0])), float(v[1]))))
+
+
+def _scores(d: PoseDetection) -> list[float]:
+    """What a detection adds to its track's scores: its score, or nothing for a person the
+    detector boxed without joints (:func:`~beenet.inference.pose.is_unposed`: a track needs a
+    posed detection to reach ``min_confidence``)."""
+    return [] if is_unposed(d) else [float(d.score)]
 
 
 def keypoint_distance(a: np.ndarray, b: np.ndarray, scale: float) -> float | None:
@@ -307,7 +314,7 @@ class Tracker:
             t = by_id.get(pid)
             if t is None:
                 t = Track(pid, d.box, np.asarray(d.keypoints, dtype=np.float32), frame_index, frame_index,
-                          scores=[float(d.score)], shot=self._shots)
+                          scores=_scores(d), shot=self._shots)
                 t.see(d.appearance)
                 t.boxed = d.body
                 tilt = body_tilt(t.keypoints)
@@ -401,7 +408,7 @@ class Tracker:
         t.keypoint_velocity = np.where(ok[:, None], a * kv + (1 - a) * old, 0.0) if t.hits > 1 else kv
         t.box, t.keypoints, t.last_frame = d.box, new, frame_index
         t.hits += 1
-        t.scores.append(float(d.score))
+        t.scores += _scores(d)
         t.see(d.appearance)
         t.boxed = t.boxed or d.body
         tilt = body_tilt(new)

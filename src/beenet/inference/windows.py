@@ -50,11 +50,28 @@ def window_bounds(num_frames: int, window_frames: int, stride_frames: int) -> li
 @dataclass
 class PersonTrack:
     """One person's joints over the whole video: ``keypoints`` ``[N, 18, 3]`` (NaN where missing)
-    and ``present`` ``[N]``. Kept as small arrays (216 bytes a frame), never as pixels."""
+    and ``present`` ``[N]``; ``boxes`` ``[N, 4]`` (``x, y, w, h``, NaN where missing; None when not
+    kept): the box of each frame, the body a person detector boxed where no joint was found
+    (:func:`~beenet.inference.pose.is_unposed`). Kept as small arrays (232 bytes a frame), never
+    as pixels."""
 
     person_id: int
     keypoints: np.ndarray
     present: np.ndarray
+    boxes: np.ndarray | None = None
+
+    def box_of(self, frames: np.ndarray, width: int, height: int) -> Box | None:
+        """The box around this person's ``boxes`` on ``frames``, clipped to the frame; None
+        without one."""
+        if self.boxes is None:
+            return None
+        b = self.boxes[np.asarray(frames)]
+        b = b[np.isfinite(b).all(1)]
+        if not len(b):
+            return None
+        x0, y0 = max(0.0, float(b[:, 0].min())), max(0.0, float(b[:, 1].min()))
+        x1, y1 = min(float(width), float((b[:, 0] + b[:, 2]).max())), min(float(height), float((b[:, 1] + b[:, 3]).max()))
+        return (x0, y0, x1 - x0, y1 - y0) if x1 - x0 >= 1 and y1 - y0 >= 1 else None
 
 
 class TrackStore:
@@ -134,11 +151,13 @@ class TrackStore:
         for pid, rows in sorted(self._rows.items()):
             arr = np.full((n, NUM_JOINTS, 3), np.nan, dtype=np.float32)
             arr[..., 2] = 0.0
+            boxes = np.full((n, 4), np.nan, dtype=np.float32)
             present = np.zeros(n, dtype=bool)
             idx = np.asarray(sorted(rows), dtype=np.int64)
             arr[idx] = np.stack([rows[f][0] for f in idx])
+            boxes[idx] = np.asarray([rows[f][1] for f in idx], dtype=np.float32).reshape(-1, 4)
             present[idx] = True
-            out[pid] = PersonTrack(pid, arr, present)
+            out[pid] = PersonTrack(pid, arr, present, boxes)
         return out
 
     def boxes(self) -> dict[int, dict[int, Box]]:
@@ -241,8 +260,10 @@ def plan_windows(
             kp = tr.keypoints
             union = box_from_keypoints(kp[present], width, height, margin=sampling.box_margin)
             tight = box_from_keypoints(kp[present], width, height, margin=0.0)
-            if union is None or tight is None:
-                continue
+            if union is None or tight is None:  # no joint in the window: the body's boxes, if boxed
+                union = tight = tr.box_of(present, width, height)
+                if union is None:
+                    continue
             if sampling.mode == "uniform":
                 samples = [spread(present, sampling.num_frames, None).tolist()]
             elif sampling.stills == 1:
@@ -252,7 +273,7 @@ def plan_windows(
             crop_boxes: dict[int, Box | None] = {}
             for f in {f for s in samples for f in s}:
                 b = box_from_keypoints(kp[f], width, height, margin=sampling.box_margin)
-                crop_boxes[f] = b if b is not None else union
+                crop_boxes[f] = b if b is not None else tr.box_of(np.array([f]), width, height) or union
             skel = None
             if sampling.skeleton_frames > 0:
                 span = np.arange(present[0], present[-1] + 1)

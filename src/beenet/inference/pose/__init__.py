@@ -35,6 +35,7 @@ from beenet.inference.pose.keypoints import (
     PoseDetection,
     coco17_to_openpose,
     detection_from_keypoints,
+    is_unposed,
     keypoint_box,
     mediapipe_to_openpose,
     openpose_flat_to_18,
@@ -50,7 +51,7 @@ __all__ = [
     "POSE_BACKENDS", "POSE_CHOICES", "Box", "KeypointRCNNPose", "MediaPipeMultiPose",
     "PoseBackend", "PoseBackendBase", "PoseDetection", "PoseOptionError", "PrecomputedPose", "blazepose_available",
     "box_iou",
-    "coco17_to_openpose", "detection_from_keypoints", "keypoint_box", "make_pose_backend",
+    "coco17_to_openpose", "detection_from_keypoints", "is_unposed", "keypoint_box", "make_pose_backend",
     "mediapipe_available", "mediapipe_to_openpose", "openpose_flat_to_18", "parse_pose_option",
     "resolve_backend_name", "shot_cut", "valid_mask",
 ]

@@ -61,6 +61,12 @@ def valid_mask(keypoints: np.ndarray, min_confidence: float = MIN_KEYPOINT_CONFI
     return np.isfinite(kp[..., 0]) & np.isfinite(kp[..., 1]) & (np.nan_to_num(kp[..., 2]) >= min_confidence)
 
 
+def is_unposed(person: PoseDetection) -> bool:
+    """Whether ``person`` is a body a person detector boxed without a single joint found
+    (:func:`beenet.inference.pose.unposed.unposed_person`: cut by the frame's edge, blurred)."""
+    return bool(person.body) and not valid_mask(person.keypoints, 1e-12).any()
+
+
 def keypoint_box(keypoints: np.ndarray, min_confidence: float = MIN_KEYPOINT_CONFIDENCE) -> Box | None:
     """Tight ``(x, y, w, h)`` around the valid joints of ``[18, 3]``; None when fewer than two."""
     ok = valid_mask(keypoints, min_confidence)

@@ -39,6 +39,7 @@ from beenet.inference.pose.keypoints import BODY_LANDMARKS, PoseDetection, landm
 from beenet.inference.pose.options import MultiPoseOptions
 from beenet.inference.pose.pool import WorkerPool
 from beenet.inference.pose.proposals import HogProposals, new_proposals
+from beenet.inference.pose.unposed import UnposedPeople
 
 if TYPE_CHECKING:
     from beenet.inference.pose.detector import PersonDetector
@@ -162,6 +163,7 @@ class LiteRTEngine:
         self.pool = WorkerPool(options.threads)
         self._beside = WorkerPool(1, prefix="beenet-person")  # the CNN person detector's thread
         self.follower = Follower(options.confirm_every)
+        self.unposed = UnposedPeople(options.unposed, options.person_threshold)  # boxed by the detector, not posed
         self._index = -1  # the frame index of the last call
         # per person followed (as follower.tracked): (detector box, their joints' box centre then)
         self._bodies: list[tuple[Box, tuple[float, float]] | None] = []
@@ -175,6 +177,7 @@ class LiteRTEngine:
         video-mode graph to start)."""
         self._drop_ahead()
         self._soon = 0
+        self.unposed.clear()
 
     def upcoming(self, frame: np.ndarray, index: int) -> None:
         """Frame ``index`` will be a regular call of pass 1 (every ``--pose-every``-th frame),
@@ -199,6 +202,7 @@ class LiteRTEngine:
 
     def new_shot(self) -> None:
         self.follower.clear()
+        self.unposed.clear()
         self._bodies = []
         self._ages = []
         self._index = -1
@@ -258,6 +262,7 @@ class LiteRTEngine:
             due = ahead is not None or not self.follower.tracked
         else:
             due = not self.follower.tracked or calls % o.person_every == 0
+        due = due or self.unposed.following  # only the detector follows a person it boxed, unposed
         everyone = list(self.follower.tracked)
         ages = self._ages if len(self._ages) == len(everyone) else [(0, 0)] * len(everyone)
         # follow_every: a person followed for a while rests on calls the detector skips
@@ -279,6 +284,10 @@ class LiteRTEngine:
             if pending is not None:  # never leave the detector reading the frame after this call
                 wait([pending])
         boxes = pending.result() if pending is not None else []
+        if not due and self.options.unposed > 0 and not any(resting) and any(not r for r in results):
+            # someone followed was lost by the landmark model: the detector looks for them now
+            # (not on a call where people rest: follow_every, focus)
+            boxes, due = self.person(frame), True
         found = [(*p, origin) for r, origin in zip(results, origins) for p in r]
         bodies = dict(old_bodies)  # each followed person's body box
         if due:
@@ -304,7 +313,9 @@ class LiteRTEngine:
         self.follower.update(kept if o.follow else [], self._index)
         self._bodies = [bodies.get(id(k)) for k in kept] if o.follow else []
         self._carry(everyone, ages, resting, kept, old_bodies)
-        return [p for p, *_ in kept]
+        posed = [p.box for p, *_ in kept]  # and the boxes the landmark model could not pose
+        unposed = self.unposed.seen(boxes, posed, frame.shape[1], frame.shape[0]) if due else self.unposed.skipped(posed)
+        return [p for p, *_ in kept] + unposed
 
     def _carry(self, everyone: list, ages: list[tuple[int, int]], resting: list[bool], kept: list,
                bodies: dict) -> None:

@@ -84,6 +84,12 @@ class MediaPipeMultiPose(PoseBackendBase):
     covers becomes a person: the landmark model on the square BlazePose's detector aligns on a
     crop around the box when it finds a face there, else on the box's own upright square (a back,
     a mask, a blurred face). A person's box is the detector's (the body seen), not their joints'.
+    A box scored ``unposed`` (default 0.5; 0: never) that the landmark model cannot pose (a
+    player cut by the frame's edge, only legs and an arm in it) is a person with a box and no
+    joints once the detector boxed it on two calls in a row; a person posed on the call before
+    whom the landmark model loses goes on so at ``person_threshold`` (the detector then runs on
+    every call while anyone is unposed, and on a call where someone followed is lost:
+    :mod:`~beenet.inference.pose.unposed`).
     ``tiles`` and the HOG options do not apply to it. ``person_engine`` (:data:`PERSON_ENGINES`):
     ``"onnx"`` (the default) runs the network on onnxruntime (converted once from the shipped
     graph: :mod:`~beenet.inference.pose.converted`), ``"torch"`` on torch; the boxes are the same.
@@ -134,7 +140,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "centernet", person_every: int = 2, follow_every: int = 1,
-                 person_threshold: float = 0.3, person_confirm: float = 0.1,
+                 person_threshold: float = 0.3, person_confirm: float = 0.1, unposed: float = 0.5,
                  person_size: int = 384, person_engine: str = "onnx", movenet_size: int = 256, movenet_threshold: float = 0.2,
                  hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
@@ -160,7 +166,7 @@ class MediaPipeMultiPose(PoseBackendBase):
             ("movenet_size", movenet_size, int, 64, True), ("movenet_threshold", movenet_threshold, float, 0, True),
             ("follow_every", follow_every, int, 1, True),
             ("person_threshold", person_threshold, float, 0, False),
-            ("person_confirm", person_confirm, float, 0, False),
+            ("person_confirm", person_confirm, float, 0, False), ("unposed", unposed, float, 0, True),
             ("hog_max_pixels", hog_max_pixels, int, 4096, True),
             ("min_detection_confidence", min_detection_confidence, float, None, True),
             ("min_presence_confidence", min_presence_confidence, float, None, True),
@@ -176,7 +182,9 @@ class MediaPipeMultiPose(PoseBackendBase):
             tiles=v["tiles"], tile_overlap=v["tile_overlap"], merge_iou=v["merge_iou"], detector=detector,
             crop_margin=v["crop_margin"], follow=v["follow"], confirm_every=v["confirm_every"], threads=v["threads"],
             person_every=v["person_every"], follow_every=v["follow_every"], focus=v["focus"],
-            person_threshold=v["person_threshold"], person_confirm=min(v["person_confirm"], v["person_threshold"]))
+            person_threshold=v["person_threshold"], person_confirm=min(v["person_confirm"], v["person_threshold"]),
+            # only the boxes a new person may take were tried with the landmark model
+            unposed=max(v["unposed"], v["person_threshold"]) if v["unposed"] > 0 else 0.0)
         self.hog = HogProposals(every=v["hog_every"], full_every=v["hog_full_every"], threshold=v["hog_threshold"],
                                 scale=v["hog_scale"], upscale=v["hog_upscale"], max_pixels=v["hog_max_pixels"],
                                 motion=v["motion"], threads=v["threads"])
@@ -251,7 +259,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                 "hog_max_pixels": h.max_pixels, "crop_margin": o.crop_margin, "follow": o.follow,
                 "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads,
                 **({"person_every": o.person_every, "follow_every": o.follow_every, "focus": o.focus,
-                    "person_threshold": o.person_threshold, "person_confirm": o.person_confirm,
+                    "person_threshold": o.person_threshold, "person_confirm": o.person_confirm, "unposed": o.unposed,
                     "person_size": self.person.size, "person_engine": self.person.engine} if self.person is not None else {}),
                 **({"movenet_size": self.movenet.size, "movenet_threshold": self.movenet.threshold,
                     "movenet_keypoint_threshold": self.movenet.keypoint_threshold} if self.movenet is not None else {})}

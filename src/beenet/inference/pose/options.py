@@ -121,3 +121,4 @@ class MultiPoseOptions:
     focus: bool = False
     person_threshold: float = 0.3
     person_confirm: float = 0.1
+    unposed: float = 0.5
