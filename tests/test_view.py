@@ -26,7 +26,7 @@ from beenet.cli import main
 from beenet.labels import CATEGORIES, NUM_JOINTS, VAD_NAMES
 
 FRAMES_COLUMNS = ["video", "frame", "time_s", "person_id", "confidence", "box_x", "box_y", "box_w", "box_h",
-                  "interpolated", *CATEGORIES, *VAD_NAMES]
+                  "interpolated", "joints", *CATEGORIES, *VAD_NAMES]
 
 
 

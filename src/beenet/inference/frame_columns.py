@@ -49,4 +49,5 @@ PER_FRAME_COLUMNS: dict[str, Callable[[PersonFrame], Any]] = {
     "box_w": lambda p: float(p.box[2]),
     "box_h": lambda p: float(p.box[3]),
     "interpolated": lambda p: bool(p.interpolated),
+    "joints": lambda p: int(valid_mask(p.keypoints).sum()) if p.keypoints is not None else 0,
 }

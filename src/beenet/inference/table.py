@@ -201,6 +201,7 @@ def empty_frames_table(**meta: Any) -> FrameTable:
     cols["frame"] = np.zeros(0, dtype=np.int64)
     cols["person_id"] = np.zeros(0, dtype=np.int64)
     cols["interpolated"] = np.zeros(0, dtype=bool)
+    cols["joints"] = np.zeros(0, dtype=np.int64)
     return FrameTable(cols).set_metadata(**meta)
 
 
@@ -267,11 +268,19 @@ def _as_types(path: str | Path, df: pd.DataFrame, types: dict[str, Any]) -> None
                                    f"{'an integer' if kind is np.int64 else kind.__name__} ({exc})") from None
 
 
+#: Per-frame columns added after tables were first written, and what an older table reads as
+#: (``joints``, 2026-12-07: -1, not recorded).
+LATER_FRAME_COLUMNS: dict[str, Any] = {"joints": -1}
+
+
 def read_frames_table(path: str | Path) -> FrameTable:
     """Read a per-frame table written by ``beenet predict --per-frame`` (csv / json / parquet)."""
-    df, meta = read_table_file(path, "per-frame table", FRAME_COLUMNS)
+    df, meta = read_table_file(path, "per-frame table", tuple(c for c in FRAME_COLUMNS if c not in LATER_FRAME_COLUMNS))
+    for column, value in LATER_FRAME_COLUMNS.items():  # a table written before the column was
+        if column not in df.columns:
+            df.insert(FRAME_COLUMNS.index(column), column, value)
     out = FrameTable(df)
-    _as_types(path, out, {"frame": np.int64, "person_id": np.int64, "interpolated": bool})
+    _as_types(path, out, {"frame": np.int64, "person_id": np.int64, "interpolated": bool, "joints": np.int64})
     return out.set_metadata(**{k: v for k, v in meta.items() if k in META_KEYS})
 
 
