@@ -411,3 +411,27 @@ def test_timeline_names_every_category_of_every_person_shown(tmp_path):
             band = strip[int(top + k * row_h + 1): int(top + (k + 1) * row_h - 1)]
             assert (band < 0.5).sum() > 5, f"no name drawn at row {k} of {ax.get_title(loc='left')!r}"
         assert not (img[int(top) - 30: int(top) - 2, int(box.x0) - 60: int(box.x0) - 2] < 0.5).any()  # nothing above
+
+
+def test_timeline_greys_out_the_times_a_person_was_not_seen(tmp_path):
+    """A 4 s window over 0-4 s of a person seen only from 2 s (frames 50-99 at 25 fps): with
+    ``unseen`` (what predict passes, from the tracks), the heat map is drawn from 2 s on only;
+    without, over the whole window. ``unseen_times`` closes gaps under half a second."""
+    from beenet.inference.render import unseen_times
+
+    assert unseen_times(np.arange(50, 100), 25.0, 10.0) == [(0.0, 2.0), (4.0, 10.0)]
+    assert unseen_times(np.r_[np.arange(0, 10), np.arange(15, 25)], 25.0, 1.0) == []  # a 0.2 s gap
+    assert unseen_times(np.array([], np.int64), 25.0, 3.0) == [(0.0, 3.0)]
+    rows = {c: [0.0] for c in COLUMNS}
+    rows.update(video=["v.mp4"], person_id=[0], start_frame=[0], end_frame=[99], start_s=[0.0], end_s=[4.0],
+                box_w=[5.0], box_h=[5.0])
+    rows.update({c: [0.7] for c in CATEGORIES})
+    rows.update({v: [5.0] for v in VAD_NAMES})
+    spans = {}
+    for name, unseen in (("all", None), ("seen", {0: unseen_times(np.arange(50, 100), 25.0, 4.0)})):
+        render_timeline(make_table(rows), tmp_path / f"{name}.png", duration_s=4.0, unseen=unseen)
+        cols = np.flatnonzero(_heat_pixels(tmp_path / f"{name}.png").any(0))
+        spans[name] = (cols.min(), cols.max())
+    width = spans["all"][1] - spans["all"][0]
+    assert spans["seen"][1] == pytest.approx(spans["all"][1], abs=2)
+    assert spans["seen"][0] - spans["all"][0] == pytest.approx(width / 2, rel=0.05)

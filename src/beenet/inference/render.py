@@ -235,21 +235,25 @@ def render_video(result: Drawable, out_path: str | Path, show_progress: bool | N
 
 
 def render_timeline(table: "PredictionTable", out_path: str | Path | None = None, duration_s: float | None = None,
-                    title: str | None = None, max_people: int = 8) -> Any:
+                    title: str | None = None, max_people: int = 8,
+                    unseen: dict[int, list[tuple[float, float]]] | None = None) -> Any:
     """The timeline of a table: per person a category heat map over time and the VAD curves, as a
     matplotlib ``Figure`` (a notebook shows it as the cell's result), also written as a PNG to
-    ``out_path`` (atomically) when one is given."""
+    ``out_path`` (atomically) when one is given. ``unseen``: per person, the times (seconds) they
+    were not seen (:func:`unseen_times`), greyed out: a window's scores are not drawn over its
+    frames before the person appeared."""
     if out_path is not None:
         out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
     title = title or str(getattr(table, "video", "") or (out_path.stem if out_path is not None else "timeline"))
-    fig = _timeline_figure(table, duration_s, title, max_people)
+    fig = _timeline_figure(table, duration_s, title, max_people, unseen or {})
     if out_path is not None:
         _save_png(fig, out_path)
     return fig
 
 
-def _timeline_figure(table: "PredictionTable", duration_s: float | None, title: str, max_people: int) -> Any:
+def _timeline_figure(table: "PredictionTable", duration_s: float | None, title: str, max_people: int,
+                     unseen: dict[int, list[tuple[float, float]]]) -> Any:
     from matplotlib.figure import Figure  # lazy: matplotlib (no pyplot: no global state, no GUI backend)
     from matplotlib.lines import Line2D  # lazy: matplotlib, loaded only to draw
 
@@ -274,7 +278,11 @@ def _timeline_figure(table: "PredictionTable", duration_s: float | None, title: 
         rows = table[table["person_id"] == pid].sort_values("start_s")
         ax = fig.add_subplot(grid[0])
         heat_im = _heat_panel(ax, rows, end, pid)
-        handles = _vad_panel(fig.add_subplot(grid[1], sharex=ax), rows)
+        vx = fig.add_subplot(grid[1], sharex=ax)
+        handles = _vad_panel(vx, rows)
+        for a, b in unseen.get(int(pid), ()):  # not seen: grey over the heat map, behind the lines
+            ax.axvspan(a, b, facecolor="#dddddd", edgecolor="none", zorder=3)
+            vx.axvspan(a, b, facecolor="#eeeeee", edgecolor="none", zorder=0)
     cax = fig.add_subplot(outer[0, 1].subgridspec(2, 1, height_ratios=[3.4, 1.4], hspace=0.12)[0])
     fig.colorbar(heat_im, cax=cax).ax.tick_params(labelsize=6)
     extra = f" (showing {len(people)} of {len(counts)} people)" if len(counts) > len(people) else ""
@@ -357,6 +365,31 @@ def _category_names(size: float) -> list[Any]:
         path = TextPath((0, 0), name, size=size, prop=prop)
         x1 = path.vertices[path.codes != MplPath.CLOSEPOLY, 0].max()  # not get_extents: 20 ms a name
         out.append(MplPath(path.vertices + (-x1 - 3.0, -0.36 * size), path.codes))
+    return out
+
+
+def seen_spans(frames: np.ndarray, bridge: int) -> np.ndarray:
+    """The spans ``[first, last]`` (int32 ``[k, 2]``) of sorted frame numbers, gaps of up to
+    ``bridge`` frames closed: where a person was seen."""
+    f = np.unique(np.asarray(frames, dtype=np.int64))
+    if not len(f):
+        return np.zeros((0, 2), np.int32)
+    cut = np.flatnonzero(np.diff(f) > bridge + 1)
+    return np.stack([f[np.r_[0, cut + 1]], f[np.r_[cut, len(f) - 1]]], 1).astype(np.int32)
+
+
+def unseen_times(frames: np.ndarray, fps: float, end: float) -> list[tuple[float, float]]:
+    """The times in ``0 .. end`` seconds when a person seen on ``frames`` was not (gaps under half
+    a second closed, as the viewer draws them)."""
+    fps = fps or 25.0
+    spans = seen_spans(frames, max(1, int(round(0.5 * fps))))
+    out, t = [], 0.0
+    for first, last in spans.tolist():
+        if first / fps > t:
+            out.append((t, first / fps))
+        t = (last + 1) / fps
+    if t < end:
+        out.append((t, end))
     return out
 
 

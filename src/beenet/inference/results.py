@@ -26,7 +26,7 @@ import numpy as np
 from beenet.atomic import atomic_path
 from beenet.inference.frame_columns import PER_FRAME_COLUMNS, PersonFrame
 from beenet.inference.pose import Box, keypoint_box
-from beenet.inference.render import render_timeline, render_video, window_for_frames
+from beenet.inference.render import render_timeline, render_video, unseen_times, window_for_frames
 from beenet.inference.columns import FRAME_COLUMNS
 from beenet.labels import CATEGORIES, NUM_CATEGORIES, NUM_JOINTS, VAD_NAMES, VAD_SCALE
 
@@ -239,7 +239,8 @@ def write_outputs(result: VideoResult, folder: Path, stem: str, formats: Sequenc
             rows.write(folder / f"{stem}_frames.{fmt}", fmt)
     if keypoints:
         save_keypoints(result, folder / f"{stem}_keypoints.npy")
-    render_timeline(result.table, folder / f"{stem}_timeline.png",
-                    duration_s=result.num_frames / result.fps, title=title)
+    end = result.num_frames / result.fps
+    unseen = {pid: unseen_times(np.flatnonzero(tr.present), result.fps, end) for pid, tr in result.tracks.items()}
+    render_timeline(result.table, folder / f"{stem}_timeline.png", duration_s=end, title=title, unseen=unseen)
     if video:
         render_video(result, folder / f"{stem}_annotated.mp4")

@@ -26,7 +26,7 @@ import pandas as pd
 
 from beenet.atomic import write_text
 from beenet.errors import BeenetError
-from beenet.inference.render import person_colour
+from beenet.inference.render import person_colour, seen_spans
 from beenet.labels import CATEGORIES, NUM_JOINTS, OPENPOSE_EDGES, VAD_NAMES
 from beenet.view.folder import VideoEntry, find_videos, locate_video
 from beenet.view.page import render_page
@@ -146,16 +146,6 @@ def person_data(df: pd.DataFrame, windows: dict[str, Any], frames_df: pd.DataFra
             entry["top"] = []
         people.append(entry)
     return people
-
-
-def seen_spans(frames: np.ndarray, bridge: int) -> np.ndarray:
-    """The spans ``[first, last]`` (int32 ``[k, 2]``) of sorted frame numbers, gaps of up to
-    ``bridge`` frames closed: where a person was seen."""
-    f = np.unique(np.asarray(frames, dtype=np.int64))
-    if not len(f):
-        return np.zeros((0, 2), np.int32)
-    cut = np.flatnonzero(np.diff(f) > bridge + 1)
-    return np.stack([f[np.r_[0, cut + 1]], f[np.r_[cut, len(f) - 1]]], 1).astype(np.int32)
 
 
 def add_seen(people: list[dict[str, Any]], frames_df: pd.DataFrame | None, keypoints: np.ndarray | None,
