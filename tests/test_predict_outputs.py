@@ -5,6 +5,7 @@ finished outputs, and ``Predictor.iter_predict``."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -435,3 +436,21 @@ def test_timeline_greys_out_the_times_a_person_was_not_seen(tmp_path):
     width = spans["all"][1] - spans["all"][0]
     assert spans["seen"][1] == pytest.approx(spans["all"][1], abs=2)
     assert spans["seen"][0] - spans["all"][0] == pytest.approx(width / 2, rel=0.05)
+
+
+def test_per_frame_joints_column_and_tables_written_before_it(real, tmp_path):
+    """``joints``: how many of the 18 joints each row has (a detection: 4 or more, or 0 for a body
+    boxed and not posed). A per-frame table written before the column existed reads back with
+    -1 there, its other columns as they were."""
+    _, out, _ = real
+    frames = read_frames_table(out / "bikes_frames.csv")
+    assert list(frames.columns[:10]) == list(FRAME_COLUMNS[:10]) and "joints" in frames.columns
+    detected = frames[~frames.interpolated.astype(bool)]
+    assert len(detected) and ((detected.joints >= 4) | (detected.joints == 0)).all()
+    assert frames.joints.between(0, 18).all()
+    old = pd.read_csv(out / "bikes_frames.csv").drop(columns=["joints"])
+    old.to_csv(tmp_path / "old_frames.csv", index=False)
+    shutil.copy(out / "bikes_frames.meta.json", tmp_path / "old_frames.meta.json")
+    back = read_frames_table(tmp_path / "old_frames.csv")
+    assert list(back.columns) == list(frames.columns) and (back.joints == -1).all()
+    assert back.frame.tolist() == frames.frame.tolist()
