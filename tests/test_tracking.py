@@ -392,7 +392,7 @@ def test_tracking_config_checks_its_values_and_builds_the_tracker():
     cfg = TrackingConfig()
     assert (cfg.max_gap, cfg.relink, cfg.min_hits, cfg.pose_every) == (MAX_GAP_S, RELINK_S, MIN_HITS, "auto")
     assert list(cfg.settings()) == ["max_gap_s", "relink_s", "min_hits", "min_track_s", "min_confidence",
-                                    "max_tilt", "shot_cuts", "pose_every", "reclaim"]
+                                    "max_tilt", "shot_cuts", "pose_every", "reclaim", "look_back_s"]
     tr = TrackingConfig(max_gap=1.0, relink=2.0, min_track=0.4).tracker(25.0, every=5)
     assert tr.reclaim_margin > 0 and TrackingConfig(reclaim=False).tracker(25.0).reclaim_margin == 0
     assert (tr.max_age, tr.relink_frames, tr.min_track_frames) == (25, 50, 10)

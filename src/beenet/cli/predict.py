@@ -27,6 +27,7 @@ from beenet.inference.pose import DETECTORS, POSE_BACKENDS, POSE_CHOICES, parse_
 from beenet.inference.pose.early import PoseBuild
 from beenet.inference.columns import FORMATS
 from beenet.inference.tracking_config import (
+    LOOK_BACK_S,
     MAX_GAP_S,
     MIN_CONFIDENCE,
     MIN_HITS,
@@ -184,12 +185,17 @@ def _tracking_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"a person seen again within this long after their id ended (hidden behind someone), "
                         f"close to where they were and in the same clothes' colours, keeps their id; the gap "
                         f"stays empty (default {RELINK_S:g}; 0: never)")
+    g.add_argument("--look-back", type=nonnegative_float, default=LOOK_BACK_S, metavar="SECONDS",
+                   help=f"once a new person is confirmed, pose them on the frames before they were first "
+                        f"found, back to this long, while they are found there (a person the detector "
+                        f"scored too low at first; default {LOOK_BACK_S:g}; 0: never)")
 
 
 def tracking_config(args: argparse.Namespace) -> TrackingConfig:
     """The ``tracking`` flags as a :class:`TrackingConfig` (ConfigError naming a bad value)."""
     return TrackingConfig(pose_every=args.pose_every, min_confidence=args.min_confidence, min_hits=args.min_hits,
-                          min_track=args.min_track, max_gap=args.max_gap, relink=args.relink)
+                          min_track=args.min_track, max_gap=args.max_gap, relink=args.relink,
+                          look_back=args.look_back)
 
 
 #: How to install each pose backend (what a setup error about it tells the user to run).

@@ -14,6 +14,7 @@ is a :class:`~beenet.inference.windows.TrackStore`, the tracked people of the vi
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from contextlib import closing
@@ -24,7 +25,7 @@ import numpy as np
 
 from beenet.errors import BeenetError
 from beenet.inference.appearance import appearance
-from beenet.inference.pose import PoseBackend, PrecomputedPose, is_unposed, shot_cut, valid_mask
+from beenet.inference.pose import Box, PoseBackend, PrecomputedPose, box_iou, is_unposed, shot_cut, valid_mask
 from beenet.inference.shots import ShotCutDetector
 from beenet.inference.timing import StageTimer
 from beenet.inference.tracking import Tracker
@@ -60,6 +61,79 @@ def load_keypoints(path: str | Path, num_frames: int | None = None) -> Precomput
     raise BeenetError(f"{path}: keypoints must be a BoLD joints .npy file or a folder of OpenPose *_keypoints.json")
 
 
+#: A person posed on a frame of the past is someone tracked already when their box overlaps a row
+#: of that frame by this IoU (or more): the look-back stops there.
+LOOK_BACK_OVERLAP = 0.3
+#: ... and is someone else (or not a person) when their joints moved more than this share of the
+#: box's longer side from one posed frame to the next (a walker moves about a sixth of their
+#: height in 0.2 s).
+LOOK_BACK_MOTION = 0.25
+
+
+class LookBack:
+    """Pose a new person on the frames before they were first found.
+
+    A person the detector scored too low at first (small, far, backlit, in the first frames of a
+    clip) is found some frames after they could be seen. Pass 1 keeps its regular posed frames of
+    the last ``frames`` frames of the shot; when a track is confirmed, the backend's
+    ``pose_boxes`` (the landmark model, as on a new detector box) poses that person on those
+    frames, newest first, on the box of their detection after, while it finds them there, with
+    at least :data:`MIN_JOINTS` joints, and nobody with a row on that frame is there already
+    (:data:`LOOK_BACK_OVERLAP`). Each pose found is a row of the track; the frames between are
+    interpolated as any gap is."""
+
+    def __init__(self, frames: int, every: int) -> None:
+        self.frames = int(frames)
+        self.held: deque[tuple[int, np.ndarray]] = deque(maxlen=self.frames // max(1, every) + 1)
+        self.added = 0  # person-frames found
+
+    def keep(self, idx: int, frame: np.ndarray) -> None:
+        self.held.append((idx, frame))
+
+    def clear(self) -> None:
+        """A shot cut: the frames before it are another shot's."""
+        self.held.clear()
+
+    def run(self, backend: PoseBackend, store: TrackStore, tracks: list[Any]) -> None:
+        """Look back for each of ``tracks`` (the tracker's, just confirmed), extending it in the
+        store and moving its first frame and box."""
+        for t in tracks:
+            box, joints = t.first_box, store.row(t.person_id, t.first_frame)[0]
+            for idx, frame in reversed(self.held):
+                if idx >= t.first_frame:
+                    continue
+                if t.first_frame - idx > self.frames:
+                    break
+                found = backend.pose_boxes(frame, [box])[0]  # type: ignore[attr-defined]
+                if found is None or valid_mask(found.keypoints).sum() < MIN_JOINTS:
+                    break
+                moved = follow_box(box, joints, found.keypoints, frame.shape)
+                if moved is None or any(box_iou(moved, b) >= LOOK_BACK_OVERLAP for b in store.boxes_on(idx)):
+                    break
+                store.add(idx, t.person_id, found.keypoints, moved, found.score)
+                t.first_frame, t.first_box, box, joints = idx, moved, moved, found.keypoints
+                self.added += 1
+
+
+def follow_box(box: Box, before: np.ndarray, after: np.ndarray, shape: tuple[int, ...]) -> Box | None:
+    """``box`` (a person's body box where their joints were ``before``) moved by the mean motion of
+    the joints found both ``before`` and ``after``, inside a frame of ``shape``: the extent of the
+    body, not of the joints found (which may be a few). None when fewer than 2 joints are in both,
+    when they moved more than :data:`LOOK_BACK_MOTION` of the box's longer side, or when the box
+    leaves the frame."""
+    both = valid_mask(before) & valid_mask(after)
+    if both.sum() < 2:
+        return None
+    dx, dy = (np.asarray(after)[both, :2] - np.asarray(before)[both, :2]).mean(axis=0).tolist()
+    if math.hypot(dx, dy) > LOOK_BACK_MOTION * max(box[2], box[3]):
+        return None
+    x0, y0 = max(0.0, box[0] + dx), max(0.0, box[1] + dy)
+    x1, y1 = min(float(shape[1]), box[0] + box[2] + dx), min(float(shape[0]), box[1] + box[3] + dy)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
 class _PassOne:
     """The state of pass 1 on one video: the tracker, the shot-cut detector and what was kept."""
 
@@ -73,6 +147,9 @@ class _PassOne:
         self.cuts: list[int] = []
         self.posed = self.detections = 0
         self.takes_focus = bool(getattr(backend, "takes_focus", False))
+        back = round(tracking.look_back * fps)
+        self.look_back = (LookBack(back, self.every) if back > 0 and backend.needs_pixels
+                          and hasattr(backend, "pose_boxes") else None)
 
     def cut(self, idx: int, frame: np.ndarray | None) -> bool:
         """Whether frame ``idx`` starts a new shot (then every track ends, and the backend is told)."""
@@ -85,6 +162,8 @@ class _PassOne:
             self.cuts.append(idx)
             self.tracker.cut(idx)
             shot_cut(self.backend)
+            if self.look_back is not None:
+                self.look_back.clear()
         return cut
 
     def pose(self, idx: int, frame: np.ndarray | None, focus: list | None = None) -> None:
@@ -102,11 +181,16 @@ class _PassOne:
         if frame is not None and self.relink:  # what each person looks like, to relink
             for d in dets:
                 d.appearance = appearance(frame, d.keypoints)
+        confirmed = {t.person_id for t in self.tracker.tracks if t.confirmed}
         ids = self.tracker.update(idx, dets)
         for pid, d in zip(ids, dets):
             self.store.add(idx, pid, d.keypoints, d.box, d.score)
-        self.timer.add("pose", t1 - t0)
-        self.timer.add("track", time.perf_counter() - t1)
+        t2 = time.perf_counter()
+        new = [t for t in self.tracker.tracks if t.confirmed and t.person_id not in confirmed]
+        if new and self.look_back is not None:
+            self.look_back.run(self.backend, self.store, new)
+        self.timer.add("pose", t1 - t0 + time.perf_counter() - t2)
+        self.timer.add("track", t2 - t1)
 
     def step(self, idx: int, frame: np.ndarray | None, n: int, bar: Any) -> None:
         """Frame ``idx`` of ``n``: shot cut, and pose when due (:func:`pose_due`). A frame posed only
@@ -122,6 +206,8 @@ class _PassOne:
         extra = not (idx % self.every == 0 or cut or last)
         focus = self.tracker.tentative_boxes(idx) if extra and self.takes_focus else None
         self.pose(idx, frame, focus)
+        if self.look_back is not None and not extra and frame is not None:
+            self.look_back.keep(idx, frame)
 
     def finish(self, stats: dict[str, int] | None) -> TrackStore:
         """The final ids, and interpolation inside each track's gaps."""
@@ -134,7 +220,8 @@ class _PassOne:
         if stats is not None:
             stats.update(pose_every=self.every, posed_frames=self.posed, detections=self.detections,
                          shot_cuts=len(self.cuts), tracks_started=len(self.tracker.all_tracks()),
-                         tracks_kept=len(mapping), interpolated_frames=filled)
+                         tracks_kept=len(mapping), interpolated_frames=filled,
+                         looked_back=self.look_back.added if self.look_back is not None else 0)
         return self.store
 
 

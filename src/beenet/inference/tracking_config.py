@@ -38,6 +38,11 @@ RELINK_S = 1.5
 #: person-frames that pose on every frame tracks, with as many people kept; the model samples 16
 #: skeleton frames per 4 s window (4 Hz).
 POSE_RATE_HZ = 5.0
+#: Seconds before a new person was first found that pass 1 looks back over for them (0: never):
+#: once their track is confirmed, the landmark model poses them on the posed frames before, back
+#: to this long, while it finds them there and nobody tracked is there already
+#: (:class:`~beenet.inference.people.LookBack`; docs/predict.md "Tracking").
+LOOK_BACK_S = 1.0
 #: With ``reclaim`` (the default), a detection the tracker matched to one person that looks this
 #: much more like a person lost moments ago close by goes back to them
 #: (:meth:`~beenet.inference.tracking.Tracker._reclaim`; docs/predict.md "Tracking").
@@ -83,19 +88,23 @@ class TrackingConfig:
     shot_cuts: bool = True
     pose_every: int | str = "auto"
     reclaim: bool = True
+    look_back: float = LOOK_BACK_S
 
     def __post_init__(self) -> None:
         pose_every, min_hits, min_track = self.pose_every, self.min_hits, self.min_track
         max_gap, relink = self.max_gap, self.relink
         if pose_every != "auto" and (isinstance(pose_every, (str, bool, float)) or int(pose_every) < 1):
             raise ConfigError(f"pose_every must be 'auto' or an integer >= 1, got {pose_every!r}")
+        if not float(self.look_back) >= 0:
+            raise ConfigError(f"look_back must be >= 0 seconds, got {self.look_back!r}")
         if min_hits < 1 or min_track < 0 or max_gap < 0 or relink < 0:
             raise ConfigError(f"min_hits must be >= 1, min_track, max_gap and relink >= 0 seconds; got "
                               f"min_hits={min_hits}, min_track={min_track}, max_gap={max_gap}, relink={relink}")
         coerced = {"pose_every": pose_every if pose_every == "auto" else int(pose_every),
                    "min_hits": int(min_hits), "min_confidence": float(self.min_confidence),
                    "min_track": float(min_track), "shot_cuts": bool(self.shot_cuts),
-                   "max_gap": float(max_gap), "relink": float(relink), "reclaim": bool(self.reclaim)}
+                   "max_gap": float(max_gap), "relink": float(relink), "reclaim": bool(self.reclaim),
+                   "look_back": float(self.look_back)}
         for name, value in coerced.items():
             object.__setattr__(self, name, value)
 
@@ -135,4 +144,4 @@ class TrackingConfig:
         return {"max_gap_s": self.max_gap, "relink_s": self.relink, "min_hits": self.min_hits,
                 "min_track_s": self.min_track, "min_confidence": self.min_confidence,
                 "max_tilt": self.max_tilt, "shot_cuts": self.shot_cuts, "pose_every": self.pose_every,
-                "reclaim": self.reclaim}
+                "reclaim": self.reclaim, "look_back_s": self.look_back}

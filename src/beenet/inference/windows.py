@@ -144,6 +144,14 @@ class TrackStore:
                     filled += 1
         return filled
 
+    def row(self, person_id: int, frame_index: int) -> tuple[np.ndarray, Box, float]:
+        """Person ``person_id``'s row on frame ``frame_index``: joints, box, confidence."""
+        return self._rows[int(person_id)][int(frame_index)]
+
+    def boxes_on(self, frame_index: int) -> list[Box]:
+        """The boxes of every person with a row on frame ``frame_index``."""
+        return [rows[frame_index][1] for rows in self._rows.values() if frame_index in rows]
+
     def tracks(self) -> dict[int, PersonTrack]:
         """Every person's joints as dense arrays over the ``num_frames`` frames seen."""
         out: dict[int, PersonTrack] = {}

@@ -359,6 +359,14 @@ class LiteRTEngine:
         kept = [(k, person) for k, r in enumerate(results) for person, _roi, _since in r]
         return kept if indexed else [d for _, d in kept]
 
+    def pose_boxes(self, frame: np.ndarray, boxes: list[Box]) -> list[PoseDetection | None]:
+        """The person in each of ``boxes`` on ``frame``, posed as a new detector box is (a ``box``
+        job: the landmark model on the square BlazePose's detector aligns there, else on the box's
+        own; the person's box centre inside the box), or None. The followed people are left as
+        they are: this looks at a frame of the past (pass 1's look-back)."""
+        results = self.people(frame, [("box", b, 0) for b in boxes])
+        return [r[0][0] if r else None for r in results]
+
     def people(self, frame: np.ndarray, jobs: list[Job], alone: bool = False) -> list[list]:
         """Run ``jobs`` on the ``threads`` workers, shared out round-robin; the results come back in
         job order. A job is ``("track", roi, since)`` (the landmark model on last call's square of

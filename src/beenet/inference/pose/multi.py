@@ -17,7 +17,7 @@ import numpy as np
 
 from beenet.inference.pose.base import PoseBackendBase
 from beenet.inference.pose.detector import ENGINES
-from beenet.inference.pose.boxes import Box
+from beenet.inference.pose.boxes import Box, centre, inside
 from beenet.inference.pose.keypoints import PoseDetection
 from beenet.inference.pose.litert import LiteRTEngine
 from beenet.inference.pose.models import MOVENET_FILES, find_detector_files, find_model_files, models_key
@@ -299,6 +299,19 @@ class MediaPipeMultiPose(PoseBackendBase):
     def hog_boxes(self, frame: np.ndarray) -> list[Box]:
         """OpenCV's HOG people detector on the whole frame: the proposals, before verification."""
         return self.hog.boxes(frame)
+
+    def pose_boxes(self, frame: np.ndarray, boxes: list[Box]) -> list[PoseDetection | None]:
+        """The person in each of ``boxes`` on ``frame`` (any frame, also one of the past), posed by
+        the landmark model as a new person is (:meth:`LiteRTEngine.pose_boxes`), or None; with
+        ``detector="movenet"`` (no landmark model), MoveNet's person whose box centre lies in the
+        box. Pass 1's look-back poses a new person on the frames before they were found with it."""
+        if not self._started:
+            self.reset()
+        frame = np.ascontiguousarray(frame)
+        if self.movenet is not None:
+            people = self.movenet(frame)
+            return [next((p for p in people if inside(*centre(p.box), b)), None) for b in boxes]
+        return self.runner.pose_boxes(frame, list(boxes))
 
     @property
     def takes_focus(self) -> bool:
