@@ -426,8 +426,11 @@ def test_a_dancer_with_raised_arms_stays_one_person(blazepose_models):
     seen = {}
     for confirm in (0.1, 0.3):
         pose = make_pose_backend("mediapipe", person_confirm=confirm)
+        # the 0.3 run without pass 1's look-back, as before it: looking back from where she is
+        # found again fills part of the frames she was lost on (107 of 151 frames seen with it)
+        tracking = TrackingConfig() if confirm == 0.1 else TrackingConfig(look_back=0)
         try:
-            store = track_people(Reader(), pose, TrackingConfig(), StageTimer(), show_progress=False)
+            store = track_people(Reader(), pose, tracking, StageTimer(), show_progress=False)
         finally:
             pose.close()
         boxes = store.boxes()
