@@ -360,12 +360,15 @@ class LiteRTEngine:
         return kept if indexed else [d for _, d in kept]
 
     def pose_boxes(self, frame: np.ndarray, boxes: list[Box]) -> list[PoseDetection | None]:
-        """The person in each of ``boxes`` on ``frame``, posed as a new detector box is (a ``box``
-        job: the landmark model on the square BlazePose's detector aligns there, else on the box's
-        own; the person's box centre inside the box), or None. The followed people are left as
-        they are: this looks at a frame of the past (pass 1's look-back)."""
-        results = self.people(frame, [("box", b, 0) for b in boxes])
-        return [r[0][0] if r else None for r in results]
+        """The person in each of ``boxes`` on ``frame``: the landmark model on the box's upright
+        square (:func:`box_roi`), kept when the pose-presence flag reaches
+        ``min_presence_confidence`` and the person's box centre lies in the box; else None. One
+        landmark run a box, shared out among the workers; the people followed are left as they
+        are: this looks at a frame of the past (pass 1's look-back). Not a ``box`` job (BlazePose's
+        detector first, then up to three squares): that found one person-frame more on the footage
+        benchmark at twice the cost (docs/predict.md, "Tracking")."""
+        results = self.people(frame, [("roi", box_roi(b), 0) for b in boxes])
+        return [next((p for p, _roi, _since in r if inside(*centre(p.box), b)), None) for r, b in zip(results, boxes)]
 
     def people(self, frame: np.ndarray, jobs: list[Job], alone: bool = False) -> list[list]:
         """Run ``jobs`` on the ``threads`` workers, shared out round-robin; the results come back in

@@ -302,7 +302,7 @@ class MediaPipeMultiPose(PoseBackendBase):
 
     def pose_boxes(self, frame: np.ndarray, boxes: list[Box]) -> list[PoseDetection | None]:
         """The person in each of ``boxes`` on ``frame`` (any frame, also one of the past), posed by
-        the landmark model as a new person is (:meth:`LiteRTEngine.pose_boxes`), or None; with
+        the landmark model on the box's square (:meth:`LiteRTEngine.pose_boxes`), or None; with
         ``detector="movenet"`` (no landmark model), MoveNet's person whose box centre lies in the
         box. Pass 1's look-back poses a new person on the frames before they were found with it."""
         if not self._started:
