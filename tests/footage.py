@@ -60,6 +60,27 @@ def footage_frame(name: str, index: int):
         return reader.read([index])[0]
 
 
+class FramesReader:
+    """Frames held in memory as pass 1 reads a video (``track_people``): ``fps``, ``num_frames``,
+    ``path``, ``width``, ``height`` and ``iter_frames()``."""
+
+    def __init__(self, frames: list, fps: float, name: str) -> None:
+        self.frames, self.fps, self.num_frames, self.path = frames, fps, len(frames), Path(name)
+        self.height, self.width = frames[0].shape[:2]
+
+    def iter_frames(self):
+        yield from enumerate(self.frames)
+
+
+def clip_frames(name: str, start: int, stop: int) -> FramesReader:
+    """Frames ``start .. stop - 1`` of footage file ``name`` as a :class:`FramesReader` (at the
+    clip's frame rate)."""
+    from beenet.media.video import VideoReader  # lazy: only tests that look at frames need video
+
+    with VideoReader(footage(name)) as r:
+        return FramesReader([f for _, f in r.iter_frames(start, stop)], float(r.fps or 25.0), name)
+
+
 def iou_xyxy(a, b) -> float:
     """IoU of two ``(x0, y0, x1, y1)`` boxes (a truth box against a found one)."""
     w = min(a[2], b[2]) - max(a[0], b[0])

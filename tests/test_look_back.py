@@ -92,7 +92,7 @@ def run(backend, n: int, look_back: float, fps: float = 10.0, cut_at: int | None
 def test_a_person_found_late_is_posed_back_to_where_they_were_seen():
     # Someone walks right 4 px a frame; the detector finds them from frame 10 only.
     people = {i: [person(100 + 4 * i)] for i in range(10, 20)}
-    past = {i: person(100 + 4 * i) for i in range(0, 10)}
+    past = {i: person(100 + 4 * i) for i in range(10)}
     backend = TableBackend(people, past)
     store, stats = run(backend, 20, look_back=0.6)  # 6 frames back at 10 fps: posed frames 8, 6, 4
     (track,) = store.tracks().values()
@@ -115,9 +115,9 @@ def test_the_look_back_stops_where_the_person_is_not_found_or_someone_is():
     run(backend, 20, look_back=1.0)
     assert [i for i, _ in backend.looks] == [8, 6]
     # someone tracked there already on frame 8 (a person standing at the same place earlier)
-    people = {i: [person(300)] for i in range(10, 20)} | {i: [person(300)] for i in range(0, 7)}
+    people = {i: [person(300)] for i in range(10, 20)} | {i: [person(300)] for i in range(7)}
     backend = TableBackend(people, {8: person(300), 6: person(300)})
-    store, stats = run(backend, 20, look_back=1.0)
+    _, stats = run(backend, 20, look_back=1.0)
     assert stats["looked_back"] == 0
 
 
@@ -158,26 +158,16 @@ def test_a_man_found_late_is_there_from_the_first_frame(blazepose_models):
 
     from beenet.inference.pose import box_iou
     from beenet.inference.pose.backends import make_pose_backend
-    from beenet.media.video import VideoReader
-    from footage import REPO, footage
+    from footage import REPO, clip_frames
 
     truth = json.loads((REPO / "benchmarks/footage/truth/press_statement.json").read_text())["frames"]["0"]
     x0, y0, x1, y1 = next(m["box"] for m in truth if m["id"] == "B")
-    with VideoReader(footage("press_statement.mp4")) as r:
-        fs = [f for _, f in r.iter_frames(0, 36)]
-
-    class Reader:
-        fps, num_frames, path = 11.936, len(fs), Path("press_statement.mp4")
-        height, width = fs[0].shape[:2]
-
-        def iter_frames(self):
-            yield from enumerate(fs)
-
+    reader = clip_frames("press_statement.mp4", 0, 36)
     first = {}
     for look_back in (1.0, 0.0):
         pose = make_pose_backend("mediapipe")
         try:
-            store = track_people(Reader(), pose, TrackingConfig(look_back=look_back), StageTimer(), show_progress=False)
+            store = track_people(reader, pose, TrackingConfig(look_back=look_back), StageTimer(), show_progress=False)
         finally:
             pose.close()
         first[look_back] = [b for rows in store.boxes().values() for f, b in rows.items() if f == 0]

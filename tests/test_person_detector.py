@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from beenet.inference.pose.tfjs import TfjsGraph, TfjsGraphError
-from footage import corners, footage, footage_frame, iou_xyxy
+from footage import clip_frames, corners, footage_frame, iou_xyxy
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -405,24 +405,11 @@ def test_a_dancer_with_raised_arms_stays_one_person(blazepose_models):
     her as one person on every posed frame: the detector's weaker boxes (``person_confirm``, 0.1)
     confirm the person followed. With ``person_confirm`` at the new-person threshold (as before)
     she is dropped for most of those frames."""
-    from pathlib import Path
-
     from beenet.inference.people import track_people
     from beenet.inference.pose.backends import make_pose_backend
     from beenet.inference.timing import StageTimer
     from beenet.inference.tracking_config import TrackingConfig
-    from beenet.media.video import VideoReader
-
-    with VideoReader(footage("dancer.avi")) as r:
-        frames = [f for _, f in r.iter_frames(100, 251)]
-
-    class Reader:
-        fps, num_frames, path = 25.0, len(frames), Path("dancer.avi")
-        height, width = frames[0].shape[:2]
-
-        def iter_frames(self):
-            yield from enumerate(frames)
-
+    reader = clip_frames("dancer.avi", 100, 251)
     seen = {}
     for confirm in (0.1, 0.3):
         pose = make_pose_backend("mediapipe", person_confirm=confirm)
@@ -430,11 +417,11 @@ def test_a_dancer_with_raised_arms_stays_one_person(blazepose_models):
         # found again fills part of the frames she was lost on (107 of 151 frames seen with it)
         tracking = TrackingConfig() if confirm == 0.1 else TrackingConfig(look_back=0)
         try:
-            store = track_people(Reader(), pose, tracking, StageTimer(), show_progress=False)
+            store = track_people(reader, pose, tracking, StageTimer(), show_progress=False)
         finally:
             pose.close()
         boxes = store.boxes()
         seen[confirm] = (len(boxes), {f for b in boxes.values() for f in b})
     people, frames_seen = seen[0.1]
-    assert people == 1 and set(range(0, len(frames), 5)) <= frames_seen, seen[0.1]
-    assert len(seen[0.3][1]) < 0.7 * len(frames)  # before: lost with her arms raised
+    assert people == 1 and set(range(0, reader.num_frames, 5)) <= frames_seen, seen[0.1]
+    assert len(seen[0.3][1]) < 0.7 * reader.num_frames  # before: lost with her arms raised

@@ -22,10 +22,10 @@ from beenet.inference.batch import (
     ranks_done,
     run_batch,
 )
+from beenet.inference.columns import FORMATS
 from beenet.inference.engines import ENGINES
 from beenet.inference.pose import DETECTORS, POSE_BACKENDS, POSE_CHOICES, parse_pose_option, resolve_backend_name
 from beenet.inference.pose.early import PoseBuild
-from beenet.inference.columns import FORMATS
 from beenet.inference.tracking_config import (
     LOOK_BACK_S,
     MAX_GAP_S,

@@ -33,8 +33,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from beenet.inference.pose.blazepose import BlazePose, PersonDetection
-from beenet.inference.pose.boxes import (Box, Roi, box_iou, centre, inside, merge_found, roi_from_points,
-                                         square_crop, tile_grid)
+from beenet.inference.pose.boxes import (
+    Box,
+    Roi,
+    box_iou,
+    centre,
+    inside,
+    merge_found,
+    roi_from_points,
+    square_crop,
+    tile_grid,
+)
 from beenet.inference.pose.keypoints import BODY_LANDMARKS, PoseDetection, landmark_person
 from beenet.inference.pose.options import MultiPoseOptions
 from beenet.inference.pose.pool import WorkerPool

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from beenet.inference.pose.base import PoseBackendBase
-from beenet.inference.pose.detector import ENGINES
 from beenet.inference.pose.boxes import Box, centre, inside
+from beenet.inference.pose.detector import ENGINES
 from beenet.inference.pose.keypoints import PoseDetection
 from beenet.inference.pose.litert import LiteRTEngine
 from beenet.inference.pose.models import MOVENET_FILES, find_detector_files, find_model_files, models_key
