@@ -149,15 +149,20 @@ def test_unknown_pose_option_exits_2_once_before_any_video(tmp_path, ckpt, capsy
 
 #: What ``beenet predict`` does not import before pass 1 takes its first frame: the prediction
 #: table (pandas), the synthetic-data generator and its drawing (PIL), plots, scipy
-#: (docs/predict.md, "Start-up"). Torch, PyAV and the LiteRT runtime are needed by then.
-NOT_BEFORE_FIRST_FRAME = ("pandas", "beenet.data.synth", "PIL", "matplotlib", "scipy")
-NEEDED_BY_FIRST_FRAME = ("torch", "av", "ai_edge_litert")
+#: (docs/predict.md, "Start-up"), and torch, once the checkpoint's ONNX export is in the cache
+#: (the default engine on the CPU). PyAV and the LiteRT runtime are needed by then.
+NOT_BEFORE_FIRST_FRAME = ("pandas", "beenet.data.synth", "PIL", "matplotlib", "scipy", "torch")
+NEEDED_BY_FIRST_FRAME = ("av", "ai_edge_litert", "onnxruntime")
 
 
 def test_predict_reaches_its_first_frame_without_the_table_or_plot_libraries(tmp_path, ckpt, blazepose_models):
     """A fresh ``beenet predict`` of a real video with the default pose backend: the modules
     loaded when pass 1 takes its first frame from the decoder (``beenet.inference.people``'s
-    ``prefetch``, seen from outside; the process ends there)."""
+    ``prefetch``, seen from outside; the process ends there). The checkpoint's ONNX export is
+    made first, as the first ``beenet predict`` of a checkpoint makes it."""
+    from beenet.inference.exported import cached_export
+
+    cached_export(ckpt)  # in the session's cache, which the command below reads ($BEENET_CACHE)
     probe = (
         "import os, sys, json\n"
         "import beenet.inference.people as people\n"

@@ -167,7 +167,7 @@ def test_predict_on_real_footage_warns_once_and_stamps_the_tables(synth_ckpt, tm
         s = t.settings
         assert s["pose"]["name"] == "mediapipe" and s["pose"]["options"]["min_detection_confidence"] == 0.7
         assert s["window_s"] == 2.0 and s["stride_s"] == 2.0 and s["min_presence"] == 0.25
-        assert s["engine"] == "torch" and s["sampling"]["mode"] == "still" and s["tracker"]["max_gap_s"] == 0.5
+        assert s["engine"] == "onnx" and s["sampling"]["mode"] == "still" and s["tracker"]["max_gap_s"] == 0.5
         assert s["tracker"]["pose_every"] == "auto"  # and what it came to at this video's frame rate:
         assert round(t.fps, 2) == 29.97 and s["tracker"]["pose_every_frames"] == 6  # 29.97 / 5 Hz
         assert t[t.person_id == t.person_id.iloc[0]].trained_on == t.trained_on  # kept by slicing

@@ -20,6 +20,7 @@ CACHE_KINDS: dict[str, str] = {
     "splits": "splits",            # the paper protocol's split files when the data folder is read-only
     "models": "models",            # model files beenet runs but does not ship (beenet.model_files)
     "tracks": "tracks",            # beenet import: pass 1 (pose + tracking) of each video, one .npz
+    "exports": "exports",          # predict's ONNX exports of checkpoints, one .onnx per checkpoint and model code
 }
 
 

@@ -26,7 +26,16 @@ from typing import Any
 
 import torch
 
-from beenet.artifacts.pretrained import WEIGHTS_FILE, read_pretrained, resolve_checkpoint
+# checkpoint_sha256 and the trained_on record are kept importable from here; their homes are
+# torch-free (predicting from an exported model reads them without torch).
+from beenet.artifacts.pretrained import checkpoint_sha256, read_pretrained, resolve_checkpoint  # noqa: F401
+from beenet.artifacts.provenance import (  # noqa: F401
+    DATA_KINDS,
+    SYNTHETIC_WARNING,
+    UNKNOWN_DATA,
+    fine_tuned_from,
+    trained_on,
+)
 from beenet.atomic import atomic_open, to_builtins
 from beenet.data.bold import ANNOTATION_FILES, IMPORT_MANIFEST
 from beenet.errors import CheckpointError, ConfigError
@@ -39,17 +48,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "beenet-checkpoint"
 FORMAT_VERSION = 1
-
-#: The kinds of training data a checkpoint can record: a ``beenet synth`` dataset, a real BoLD-layout
-#: dataset, a folder ``beenet import`` built from a user's own labelled videos, or not recorded
-#: (checkpoints written before the record existed).
-DATA_KINDS = ("synthetic", "bold", "imported", "unknown")
-#: The record of a checkpoint that does not say what it was trained on.
-UNKNOWN_DATA: dict[str, Any] = {"kind": "unknown", "fingerprint": None, "data": None, "protocol": None}
-#: What predict prints (once per run) when a model trained on ``beenet synth`` data meets a video.
-SYNTHETIC_WARNING = ("this model was trained on synthetic stick figures (beenet synth); its scores on "
-                     "real video are not meaningful")
-
 
 def training_data_record(root: str | os.PathLike[str], protocol: str, split_seed: int | None = None,
                          instances: dict[str, list[Any]] | None = None) -> dict[str, Any]:
@@ -90,31 +88,6 @@ def training_data_record(root: str | os.PathLike[str], protocol: str, split_seed
     if manifest is not None:
         record["generator_version"] = manifest.get("generator_version")
     return record
-
-
-def trained_on(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """The ``trained_on`` record of a loaded checkpoint (or pretrained folder); :data:`UNKNOWN_DATA`
-    when it has none (written before the record existed) or an unreadable one."""
-    rec = ckpt.get("trained_on")
-    out = dict(UNKNOWN_DATA) if not isinstance(rec, dict) or rec.get("kind") not in DATA_KINDS \
-        else {**UNKNOWN_DATA, **rec}
-    tuned = fine_tuned_from(ckpt)
-    if tuned is not None:
-        out["fine_tuned_from"] = tuned
-    return out
-
-
-def fine_tuned_from(ckpt: dict[str, Any]) -> dict[str, Any] | None:
-    """What a fine-tuned model started from (``beenet train --init``, recorded under
-    ``pretrained_weights["init"]``): ``{"name", "sha256", "epoch"}`` (the file's name, never its
-    full path: the record travels with shared models and prediction tables); None for a model
-    trained from scratch or from published weights."""
-    rec = (ckpt.get("pretrained_weights") or {}).get("init") if isinstance(ckpt.get("pretrained_weights"), dict) \
-        else None
-    if not isinstance(rec, dict) or not rec.get("sha256"):
-        return None
-    name = Path(str(rec.get("file") or rec.get("source") or "")).name
-    return {"name": name, "sha256": str(rec["sha256"]), "epoch": rec.get("epoch")}
 
 
 def save_checkpoint(
@@ -308,10 +281,3 @@ def weights_source(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> str | 
     """The file that errors about the weights should name: a folder's ``model.safetensors``, or
     the checkpoint file itself."""
     return ckpt.get("weights_file") or path
-
-
-def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of the file (the identity predict tables and ONNX metadata carry); for a
-    pretrained folder (or Hub id), that of its ``model.safetensors``."""
-    path = resolve_checkpoint(path)
-    return file_sha256(path / WEIGHTS_FILE if path.is_dir() else path)

@@ -31,11 +31,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file
-
 from beenet.errors import CheckpointError
 from beenet.version import __version__
-from beenet.weights import file_sha256
+from beenet.model_files import sha256_of as file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +208,8 @@ def read_pretrained(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 def read_safetensors(path: Path) -> dict[str, Any]:
     """The tensors of a safetensors file, or a :class:`CheckpointError` naming it."""
+    from safetensors.torch import load_file  # lazy: loads torch; resolving a checkpoint's path does not need it
+
     try:
         return dict(load_file(str(path), device="cpu"))
     except Exception as exc:  # SafetensorError, OSError, header errors
@@ -218,3 +218,10 @@ def read_safetensors(path: Path) -> dict[str, Any]:
             f"{path}: not a readable safetensors file ({first}); it is damaged, truncated or another "
             "format (beenet never unpickles a folder's weights): re-copy or re-export the folder"
         ) from None
+
+
+def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of the file (the identity predict tables and ONNX metadata carry); for a
+    pretrained folder (or Hub id), that of its ``model.safetensors``."""
+    path = resolve_checkpoint(path)
+    return file_sha256(path / WEIGHTS_FILE if path.is_dir() else path)

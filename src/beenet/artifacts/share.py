@@ -11,7 +11,8 @@ from typing import Any
 
 from safetensors.torch import save
 
-from beenet.artifacts.checkpoint import load_checkpoint, trained_on
+from beenet.artifacts.checkpoint import load_checkpoint
+from beenet.artifacts.provenance import trained_on
 from beenet.artifacts.pretrained import CARD_FILE, CONFIG_FILE, FOLDER_FILES, FORMAT, FORMAT_VERSION, WEIGHTS_FILE
 from beenet.artifacts.sizes import checked_model_config
 from beenet.artifacts.spec import describe_model

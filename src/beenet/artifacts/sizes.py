@@ -19,14 +19,10 @@ from typing import Any
 import torch
 
 from beenet.artifacts.checkpoint import check_state, model_config_from_checkpoint
+# Kept importable from here (their home, the model description, reads an ONNX export without torch):
+from beenet.artifacts.spec import MAX_FRAMES, MAX_IMAGE_SIZE, check_sizes  # noqa: F401
 from beenet.errors import CheckpointError
 from beenet.models import build_model
-
-#: The largest frame or crop side a checkpoint may name (BoLD's clips are at most 1280 px wide;
-#: the paper's models read 224 px).
-MAX_IMAGE_SIZE = 4096
-#: The most frames (or skeleton frames) per sample a checkpoint may name.
-MAX_FRAMES = 4096
 
 #: ``(model field, weight key, dim)``: the weight whose ``shape[dim]`` is the field's value.
 _SIZE_KEYS = (
@@ -36,20 +32,6 @@ _SIZE_KEYS = (
 )
 _STREAM_CONV = re.compile(r"^emotion_stream\.convs\.(\d+)\.weight$")
 _SKELETON_BLOCK = re.compile(r"^skeleton_stream\.blocks\.(\d+)\.tcn\.2\.weight$")
-
-
-def check_sizes(model: Any, data: Mapping[str, Any] | None, path: str | os.PathLike[str]) -> None:
-    """Refuse a frame size beyond :data:`MAX_IMAGE_SIZE` or a frame count beyond :data:`MAX_FRAMES`
-    in a stored config (``model`` a ModelConfig, ``data`` its ``config["data"]``), naming the field."""
-    sizes = [("model.image_size", model.image_size, MAX_IMAGE_SIZE)]
-    for name, top in (("image_size", MAX_IMAGE_SIZE), ("crop_size", MAX_IMAGE_SIZE),
-                      ("num_frames", MAX_FRAMES), ("skeleton_frames", MAX_FRAMES)):
-        if isinstance(data, Mapping) and isinstance(data.get(name), int) and not isinstance(data.get(name), bool):
-            sizes.append((f"data.{name}", data[name], top))
-    for field, value, top in sizes:
-        if value > top:
-            raise CheckpointError(f"{path}: {field} is {value}, beyond the {top} beenet reads; the checkpoint's "
-                                  "config is damaged or was edited: use the file 'beenet train' wrote")
 
 
 def _refuse(path: Any, field: str, value: Any, held: Any, where: str) -> CheckpointError:

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beenet.artifacts.checkpoint import model_config_from_checkpoint
-from beenet.artifacts.sizes import check_sizes
-from beenet.data.dataset import DataConfig
+from beenet.data.sampling import DataConfig
 from beenet.errors import CheckpointError, ConfigError
 from beenet.models import ModelConfig
+
+#: The largest frame or crop side a checkpoint may name (BoLD's clips are at most 1280 px wide;
+#: the paper's models read 224 px).
+MAX_IMAGE_SIZE = 4096
+#: The most frames (or skeleton frames) per sample a checkpoint may name.
+MAX_FRAMES = 4096
 
 
 @dataclass
@@ -70,6 +75,8 @@ def describe_model(cfg: Any) -> str:
 
 def spec_from_checkpoint(ckpt: Mapping[str, Any], sha256: str, path: str | Path = "checkpoint") -> ModelSpec:
     """The :class:`ModelSpec` of a loaded checkpoint dict."""
+    from beenet.artifacts.checkpoint import model_config_from_checkpoint  # lazy: loads torch, which a .pt needs and an ONNX export does not
+
     cfg = model_config_from_checkpoint(dict(ckpt), path)
     config = dict(ckpt.get("config") or {})
     data = check_data_config(config.get("data"), path)
@@ -79,6 +86,20 @@ def spec_from_checkpoint(ckpt: Mapping[str, Any], sha256: str, path: str | Path 
                               f"{cfg.image_size}; the checkpoint's config is inconsistent")
     return ModelSpec(cfg, data, dict(config.get("context") or {}), describe_model(cfg), sha256,
                      str(ckpt.get("beenet_version", "?")), config)
+
+
+def check_sizes(model: Any, data: Mapping[str, Any] | None, path: str | os.PathLike[str]) -> None:
+    """Refuse a frame size beyond :data:`MAX_IMAGE_SIZE` or a frame count beyond :data:`MAX_FRAMES`
+    in a stored config (``model`` a ModelConfig, ``data`` its ``config["data"]``), naming the field."""
+    sizes = [("model.image_size", model.image_size, MAX_IMAGE_SIZE)]
+    for name, top in (("image_size", MAX_IMAGE_SIZE), ("crop_size", MAX_IMAGE_SIZE),
+                      ("num_frames", MAX_FRAMES), ("skeleton_frames", MAX_FRAMES)):
+        if isinstance(data, Mapping) and isinstance(data.get(name), int) and not isinstance(data.get(name), bool):
+            sizes.append((f"data.{name}", data[name], top))
+    for field, value, top in sizes:
+        if value > top:
+            raise CheckpointError(f"{path}: {field} is {value}, beyond the {top} beenet reads; the checkpoint's "
+                                  "config is damaged or was edited: use the file 'beenet train' wrote")
 
 
 def check_data_config(data: Any, path: str | Path) -> dict[str, Any]:

@@ -116,7 +116,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", metavar="DEVICE",
                    help="where the model runs: auto (cuda if available), cpu, cuda, cuda:N, mps, or any torch device "
                         "string (default auto)")
-    p.add_argument("--engine", default="torch", choices=tuple(ENGINES), help="PyTorch or ONNX Runtime (default torch)")
+    p.add_argument("--engine", default="auto", choices=("auto", *ENGINES),
+                   help="auto (default): ONNX Runtime on the CPU (a .pt runs as its ONNX export, made once and "
+                        "cached; later runs load no torch), PyTorch on a GPU; or torch, or onnx")
     p.add_argument("--pose", default="auto", choices=POSE_CHOICES,
                    help="pose backend for plain videos: mediapipe (BlazePose on LiteRT, offline once its two model "
                         "files are fetched, several people), rcnn (torchvision Keypoint R-CNN, downloads its weights "

@@ -1,6 +1,6 @@
 """The engines that run a model in ``beenet predict``: PyTorch or ONNX Runtime, one interface.
 
-An engine is called with a batch dict of CPU tensors (the inputs the model reads, see
+An engine is called with a batch dict of numpy arrays or CPU tensors (the inputs the model reads, see
 :func:`beenet.inference.onnx.model_input_names`) and returns numpy ``categories [B, 26]``,
 ``vad [B, 3]`` and ``streams {name: [B, 29]}``. :data:`ENGINES` is the list of engine names;
 torch and onnxruntime are imported when an engine is used, so the list costs nothing to read.
@@ -33,7 +33,7 @@ def _onnxruntime() -> Any:
 
 
 class TorchEngine:
-    """Runs the PyTorch model: batch dict of CPU tensors -> dict of numpy outputs."""
+    """Runs the PyTorch model: batch dict of numpy arrays (or CPU tensors) -> dict of numpy outputs."""
 
     name = "torch"
 
@@ -41,11 +41,11 @@ class TorchEngine:
         self.model = model.eval().to(device)
         self.device = device
 
-    def __call__(self, batch: Mapping[str, "torch.Tensor"]) -> dict[str, Any]:
+    def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         import torch  # lazy: ENGINES is read by 'beenet predict --help', which must not load torch
 
         with torch.inference_mode():
-            out = self.model({k: v.to(self.device, non_blocking=True) for k, v in batch.items()})
+            out = self.model({k: torch.as_tensor(v).to(self.device, non_blocking=True) for k, v in batch.items()})
         return {
             "categories": out["categories"].float().cpu().numpy(),
             "vad": out["vad"].float().cpu().numpy(),
@@ -78,12 +78,13 @@ class OnnxEngine:
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def __call__(self, batch: Mapping[str, "torch.Tensor"]) -> dict[str, Any]:
+    def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         feed = {}
         for name in self.input_names:
             if name not in batch:
                 raise BeenetError(f"{self.path}: the ONNX model needs input {name!r}, which the batch lacks")
-            feed[name] = np.ascontiguousarray(batch[name].cpu().numpy())
+            value = batch[name]
+            feed[name] = np.ascontiguousarray(value.cpu().numpy() if hasattr(value, "cpu") else value)
         values = self.session.run(self.output_names, feed)
         res = dict(zip(self.output_names, values))
         return {

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from beenet.artifacts.checkpoint import checkpoint_sha256, trained_on
+from beenet.artifacts.pretrained import checkpoint_sha256
+from beenet.artifacts.provenance import trained_on
 from beenet.artifacts.loader import load_model
 from beenet.artifacts.spec import ModelSpec, spec_from_checkpoint
 from beenet.atomic import atomic_path

@@ -37,12 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from beenet.artifacts.checkpoint import SYNTHETIC_WARNING
+from beenet.artifacts.provenance import SYNTHETIC_WARNING
 from beenet.artifacts.pretrained import resolve_checkpoint
 from beenet.atomic import to_builtins
 from beenet.context.build import PREDICT_CONTEXTS, make_context_source, prediction_context
 from beenet.context.config import ContextConfig
-from beenet.device import resolve_device
 from beenet.errors import BeenetError, CheckpointError, ConfigError, DataNotFoundError
 from beenet.inference.batch import Report
 from beenet.inference.batch import predict_many as predict_batch
@@ -92,8 +91,10 @@ class Predictor:
 
     ``checkpoint``: a ``beenet train`` checkpoint (``.pt``), a ``beenet export onnx`` file, a
     ``beenet export pretrained`` folder or a Hugging Face Hub id of one (see :meth:`from_pretrained`).
-    ``engine``: one of :data:`~beenet.inference.engines.ENGINES`, ``torch`` or ``onnx`` (a ``.pt``
-    is exported to a temporary ONNX file first). ``pose``: one of
+    ``engine``: one of :data:`~beenet.inference.scoring.ENGINE_CHOICES`: ``auto`` (the default:
+    ONNX Runtime on the CPU, PyTorch on a GPU), ``torch`` or ``onnx`` (a ``.pt`` runs as its ONNX
+    export, made on first use and kept in the cache: :mod:`beenet.inference.exported`; later runs
+    load no torch). ``device``: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``, ... ``pose``: one of
     :data:`~beenet.inference.pose.POSE_CHOICES` (``auto`` = mediapipe when ai-edge-litert is installed, else
     Keypoint R-CNN), a :class:`PoseBackend` instance, or a
     :class:`~beenet.inference.pose.early.PoseBuild` (one being built, with its own options: taken
@@ -118,7 +119,7 @@ class Predictor:
         checkpoint: str | Path,
         *,
         device: str = "auto",
-        engine: str = "torch",
+        engine: str = "auto",
         pose: str | PoseBackend = "auto",
         window: float = 4.0,
         stride: float = 2.0,
@@ -139,15 +140,16 @@ class Predictor:
         #: How people are followed in pass 1.
         self.tracking = TrackingConfig.with_legacy(tracking, legacy)
         self.checkpoint = Path(checkpoint)
-        self.device = resolve_device(device)
         self.window, self.stride = float(window), float(stride)
         self.batch_size = int(batch_size)
         self.streams = bool(streams)
         self.min_presence = float(min_presence)
         self.show_progress = show_progress
         self._tmpdir: str | None = None
-        loaded = load_engine(self.checkpoint, engine, self.device)
+        loaded = load_engine(self.checkpoint, engine, device)
         self.spec, self.engine, self._tmpdir = loaded.spec, loaded.engine, loaded.tmpdir
+        #: Where the model runs: a ``torch.device`` on the torch engine, the device's name on ONNX Runtime.
+        self.device = loaded.device
         #: What the model was trained on (kind synthetic / bold / unknown, fingerprint, data, protocol).
         self.trained_on: dict[str, Any] = loaded.trained_on
         self.sampling = Sampling.from_data_config(self.spec.data, bool(self.spec.model.skeleton), stills)
@@ -261,7 +263,8 @@ class Predictor:
             "pose": pose_info,
             "tracker": self.tracking.settings(),
             "window_s": self.window, "stride_s": self.stride, "min_presence": self.min_presence,
-            "engine": self._engine_name, "device": str(self.device), "batch_size": self.batch_size,
+            "engine": getattr(self.engine, "name", self._engine_name), "device": str(self.device),
+            "batch_size": self.batch_size,
             "streams": self.streams, "sampling": to_builtins(dataclasses.asdict(self.sampling)),
             "context": getattr(self.context, "name", None) if self.context is not None else None,
         }

@@ -1,10 +1,13 @@
 """Pass 2 of a prediction: the model on every window of every person, and the model engine.
 
 :func:`load_engine` loads a checkpoint (``.pt``, ``.onnx``, an exported folder) into an engine
-(:mod:`beenet.inference.engines`) and its :class:`~beenet.artifacts.spec.ModelSpec`.
+(:mod:`beenet.inference.engines`) and its :class:`~beenet.artifacts.spec.ModelSpec`; on the CPU
+the default (``auto``) runs a ``.pt`` as its ONNX export, cached, and then loads no torch.
 :class:`Scorer` decodes the frames the windows (:func:`~beenet.inference.windows.plan_windows`)
-need once, in order, keeps only the frames a pending window samples, turns them into tensors
-exactly as training did (:mod:`beenet.media.transforms`), and runs the model on batches of
+need once, in order, keeps only the frames a pending window samples, turns them into the model's
+inputs as training did (with the torch engine, training's own transforms,
+:mod:`beenet.media.transforms`; with ONNX Runtime, their numpy twins, :mod:`beenet.media.arrays`),
+and runs the model on batches of
 (person, window) items as soon as their frames have passed; a frame is dropped as soon as no
 pending window needs it. The mean outputs per window become the rows of the table
 (:func:`~beenet.inference.results.window_table`).
@@ -13,8 +16,9 @@ pending window needs it. The mean outputs per window become the rows of the tabl
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -24,75 +28,128 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from beenet.artifacts.checkpoint import (
-    UNKNOWN_DATA,
-    checkpoint_sha256,
-    load_checkpoint,
-    trained_on,
-    weights_source,
-)
-from beenet.artifacts.pretrained import resolve_checkpoint
-from beenet.artifacts.sizes import checked_model_config
+from beenet.artifacts.pretrained import checkpoint_sha256, resolve_checkpoint
+from beenet.artifacts.provenance import UNKNOWN_DATA, trained_on
 from beenet.artifacts.spec import ModelSpec, spec_from_checkpoint, spec_from_onnx
-from beenet.errors import BeenetError, ConfigError
+from beenet.errors import BeenetError, CheckpointError, ConfigError
 from beenet.inference.engines import ENGINES, OnnxEngine, TorchEngine, check_outputs
-from beenet.inference.onnx import export_onnx
+from beenet.inference.exported import cached_export
 from beenet.inference.timing import StageTimer
 from beenet.inference.windows import Sampling, WindowPlan, WindowSchedule, context_frames
 from beenet.labels import NUM_CATEGORIES, NUM_JOINTS
-from beenet.media.transforms import crop_to_tensor, frames_to_tensor, normalize_skeleton
+from beenet.media.arrays import crop_array, frames_array, skeleton_arrays
 from beenet.media.video import prefetch
-from beenet.models import build_model
 from beenet.progress import progress
+
+log = logging.getLogger(__name__)
+
+
+#: The engines :func:`load_engine` takes: ``auto`` (ONNX Runtime on the CPU, PyTorch on a GPU; see
+#: :func:`onnx_suits`) and each of :data:`~beenet.inference.engines.ENGINES`.
+ENGINE_CHOICES: tuple[str, ...] = ("auto", *ENGINES)
 
 
 @dataclass
 class LoadedModel:
     """A checkpoint ready to score: its spec, the engine, what it was trained on (kind synthetic /
-    bold / unknown, fingerprint, data, protocol) and the temporary folder of an on-the-fly ONNX
-    export (None: none; its owner removes it)."""
+    bold / unknown, fingerprint, data, protocol), the temporary folder of an ONNX export that could
+    not be cached (None: none; its owner removes it) and the device it runs on (a ``torch.device``
+    for the torch engine, the device's name for ONNX Runtime)."""
 
     spec: ModelSpec
     engine: Any
     trained_on: dict[str, Any]
     tmpdir: str | None = None
+    device: Any = "cpu"
 
 
-def load_engine(checkpoint: str | Path, engine: str, device: Any) -> LoadedModel:
+def gpu_visible() -> bool:
+    """Whether this machine shows an NVIDIA GPU, asked without torch (its driver's device node or
+    tool): where none is, ``device="auto"`` is the CPU for torch too."""
+    return os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi") is not None
+
+
+def onnx_suits(device: Any) -> bool:
+    """Whether ``engine="auto"`` runs ONNX Runtime on ``device``: on the CPU (``cpu``, or ``auto``
+    with no GPU to be seen), where it needs no torch (2x faster start-up) and runs the model at
+    least as fast; a GPU keeps PyTorch (onnxruntime is the CPU build)."""
+    name = str(device).strip()
+    return name == "cpu" or (name == "auto" and not gpu_visible())
+
+
+def load_engine(checkpoint: str | Path, engine: str, device: Any = "auto") -> LoadedModel:
     """Load ``checkpoint`` (a ``.pt``, an ``.onnx``, an exported folder, or a Hub id) into the
-    ``engine`` (one of :data:`~beenet.inference.engines.ENGINES`) on ``device``; a ``.pt`` with
-    ``engine="onnx"`` is exported to a temporary ONNX file first."""
-    if engine not in ENGINES:
-        raise ConfigError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    ``engine`` (one of :data:`ENGINE_CHOICES`) on ``device``. A ``.pt`` on ONNX Runtime runs its
+    export, made once and kept in the cache (:mod:`beenet.inference.exported`); with ``auto`` an
+    export that fails (not a damaged checkpoint: that is an error either way) falls back to torch,
+    with a warning."""
+    if engine not in ENGINE_CHOICES:
+        raise ConfigError(f"engine {engine!r}: choose one of {', '.join(ENGINE_CHOICES)}")
     # A .pt, an .onnx, an exported folder, or a Hub id (resolved to its local folder).
     path = resolve_checkpoint(checkpoint)
     if path.suffix.lower() == ".onnx" and path.is_file():
-        if engine != "onnx":
-            raise ConfigError(f"{path} is an ONNX file: use --engine onnx (or give the .pt checkpoint)")
-        eng = OnnxEngine(path, str(device))
+        if engine == "torch":
+            raise ConfigError(f"{path} is an ONNX file: use --engine onnx (or auto), or give the .pt checkpoint")
+        return _onnx_model(path, _onnx_device(device))
+    if engine == "onnx" or (engine == "auto" and onnx_suits(device)):
         try:
-            data = trained_on({"trained_on": json.loads(eng.metadata.get("beenet.trained_on", ""))})
-        except ValueError:  # exported before the record existed
-            data = dict(UNKNOWN_DATA)
-        return LoadedModel(spec_from_onnx(path, eng.metadata), eng, data)
+            return _exported_model(path, _onnx_device(device))
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            if engine == "onnx":
+                raise
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            log.warning("%s: no ONNX export (%s: %s); running the model on torch", path, type(exc).__name__, reason)
+    return _torch_model(path, device)
+
+
+def _onnx_device(device: Any) -> str:
+    name = str(device).strip()
+    return "cpu" if name == "auto" else name
+
+
+def _onnx_model(path: Path, device: str, tmpdir: str | None = None) -> LoadedModel:
+    eng = OnnxEngine(path, device)
+    try:
+        data = trained_on({"trained_on": json.loads(eng.metadata.get("beenet.trained_on", ""))})
+    except ValueError:  # exported before the record existed
+        data = dict(UNKNOWN_DATA)
+    return LoadedModel(spec_from_onnx(path, eng.metadata), eng, data, tmpdir, device)
+
+
+def _exported_model(path: Path, device: str) -> LoadedModel:
+    """The ONNX engine on the cached export of the checkpoint ``path`` (made first when missing,
+    made again once when the cached file cannot be loaded)."""
+    onnx_path, tmpdir = cached_export(path)
+    try:
+        return _onnx_model(onnx_path, device, tmpdir)
+    except CheckpointError as exc:
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            raise
+        log.warning("the cached ONNX export %s cannot be used (%s); exporting it again", onnx_path, exc)
+    onnx_path, tmpdir = cached_export(path, fresh=True)
+    return _onnx_model(onnx_path, device, tmpdir)
+
+
+def _torch_model(path: Path, device: Any) -> LoadedModel:
+    """The torch engine on the checkpoint ``path``, checked before the model is built."""
+    from beenet.artifacts.checkpoint import load_checkpoint, weights_source  # lazy: torch, for this engine only
+    from beenet.artifacts.sizes import checked_model_config  # lazy: torch, for this engine only
+    from beenet.device import resolve_device  # lazy: torch, for this engine only
+    from beenet.models import build_model  # lazy: torch, for this engine only
+
+    dev = resolve_device(device)
     ckpt = load_checkpoint(path)
     data = trained_on(ckpt)
     spec = spec_from_checkpoint(ckpt, checkpoint_sha256(path), path)
-    if engine == "onnx":
-        tmpdir = tempfile.mkdtemp(prefix="beenet-onnx-")
-        try:
-            eng = OnnxEngine(export_onnx(path, Path(tmpdir) / "model.onnx"), str(device))
-        except BaseException:
-            shutil.rmtree(tmpdir, ignore_errors=True)
-            raise
-        return LoadedModel(spec, eng, data, tmpdir)
     with one_torch_thread():
         cfg = checked_model_config(ckpt, path, weights_source(ckpt, path))  # sizes, shapes, NaN; pretrained off
         model = build_model(cfg)
         model.load_state_dict(ckpt["model"])  # keys, shapes and values checked above
-    return LoadedModel(spec, TorchEngine(model, device), data)
+    return LoadedModel(spec, TorchEngine(model, dev), data, None, dev)
 
 
 @contextmanager
@@ -103,6 +160,8 @@ def one_torch_thread() -> Iterator[None]:
     copies); with two threads each op wakes torch's second OpenMP thread, which on a busy 2-core
     machine waits to be scheduled: ``Predictor`` took 1.0-1.9 s with two threads and 0.27-0.58 s
     with one there, the model's values the same (docs/predict.md, "Start-up")."""
+    import torch  # lazy: loading a .pt needs torch, an exported model does not
+
     before = torch.get_num_threads()
     if before != 1:
         torch.set_num_threads(1)
@@ -113,12 +172,26 @@ def one_torch_thread() -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+def _preprocessing(exact: bool) -> tuple[Any, Any]:
+    """``(frame_array, crop_array)``: frame ``[H, W, 3]`` uint8 -> float32 ``[3, S, S]``. ``exact``:
+    training's torch transforms, bit for bit (the torch engine has torch loaded anyway); else
+    :mod:`beenet.media.arrays` (numpy and Pillow: no torch; at most one grey level apart)."""
+    if not exact:
+        return frames_array, crop_array
+    from beenet.media.transforms import crop_to_tensor, frames_to_tensor  # lazy: torch, loaded by the torch engine
+
+    return (lambda frame, size: frames_to_tensor(frame[None], size)[0].numpy(),
+            lambda frame, box, size: crop_to_tensor(frame[None], box, size)[0].numpy())
+
+
 class _WindowFrames:
     """The frame tensors (and body crops) of each window's samples, kept from when a frame passes
     until the window is assembled: ``slots[window][sample] = [frames, crops]``."""
 
-    def __init__(self, plans: list[WindowPlan], image_size: int, crop_size: int, crops: bool) -> None:
+    def __init__(self, plans: list[WindowPlan], image_size: int, crop_size: int, crops: bool,
+                 exact: bool = False) -> None:
         self.plans, self.image_size, self.crop_size, self.crops = plans, image_size, crop_size, crops
+        self.frame_array, self.crop_array = _preprocessing(exact)
         self.positions: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # frame -> (window, sample, pos)
         for p in plans:
             for si, sample in enumerate(p.samples):
@@ -130,13 +203,13 @@ class _WindowFrames:
         wanted = self.positions.get(idx)
         if not wanted:
             return
-        full = frames_to_tensor(frame[None], self.image_size)[0]
+        full = self.frame_array(frame, self.image_size)
         for pi, si, pos in wanted:
             p = self.plans[pi]
             slots = self.slots.setdefault(pi, [[[None] * len(s), [None] * len(s)] for s in p.samples])
             slots[si][0][pos] = full
             if self.crops:
-                slots[si][1][pos] = crop_to_tensor(frame[None], p.crop_boxes.get(idx) or p.box, self.crop_size)[0]
+                slots[si][1][pos] = self.crop_array(frame, p.crop_boxes.get(idx) or p.box, self.crop_size)
 
     def pop(self, window: int) -> list[list[list[Any]]]:
         return self.slots.pop(window)
@@ -185,7 +258,7 @@ class _Batches:
                  model: str | Path = "model", video: str | Path = "") -> None:
         self.engine, self.batch_size, self.streams, self.timer = engine, batch_size, streams, timer
         self.model, self.video = model, video
-        self.ready: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self.ready: list[tuple[int, dict[str, np.ndarray]]] = []
         self.sums = np.zeros((num_windows, NUM_CATEGORIES + 3), dtype=np.float64)
         self.counts = np.zeros(num_windows, dtype=np.int64)
         self.stream_sums: dict[str, np.ndarray] = {}
@@ -198,7 +271,7 @@ class _Batches:
     def unscored(self) -> int:
         return int((self.counts == 0).sum())
 
-    def add(self, window: int, items: list[dict[str, torch.Tensor]]) -> None:
+    def add(self, window: int, items: list[dict[str, np.ndarray]]) -> None:
         """Queue a window's items (kept together in one batch); run the batch once it is full."""
         self.ready.extend((window, item) for item in items)
         if len(self.ready) >= self.batch_size:
@@ -207,7 +280,7 @@ class _Batches:
     def flush(self) -> None:
         if not self.ready:
             return
-        batch = {k: torch.stack([item[k] for _, item in self.ready]) for k in self.ready[0][1]}
+        batch = {k: np.stack([item[k] for _, item in self.ready]) for k in self.ready[0][1]}
         t0 = time.perf_counter()
         res = self.engine(batch)
         self.timer.add("model", time.perf_counter() - t0)
@@ -251,7 +324,8 @@ class Scorer:
         last frame has passed; returns the mean outputs per window (and per stream)."""
         context = _SpanContext(self.context, plans, timer) if self.context is not None else None
         schedule = WindowSchedule.for_plans(plans, context.frames_per_span if context else 0)
-        frames = _WindowFrames(plans, self.spec.image_size, self.spec.crop_size, "crops" in self.spec.input_names)
+        frames = _WindowFrames(plans, self.spec.image_size, self.spec.crop_size, "crops" in self.spec.input_names,
+                               exact=getattr(self.engine, "name", "") == "torch")
         batches = _Batches(self.engine, len(plans), self.batch_size, self.streams, timer, self.model, reader.path)
         first, last = schedule.first_frame, schedule.last_frame
         bar = progress(total=last - first + 1, desc=f"model {reader.path.name}",
@@ -282,8 +356,8 @@ class Scorer:
         stats["max_frames_held"] = max_held
         return batches.means()
 
-    def items(self, p: WindowPlan, slots: list[list[list[torch.Tensor]]],
-              context: np.ndarray | None) -> list[dict[str, torch.Tensor]]:
+    def items(self, p: WindowPlan, slots: list[list[list[np.ndarray]]],
+              context: np.ndarray | None) -> list[dict[str, np.ndarray]]:
         """The model inputs of window ``p``: one item per sample (zero-padded to T frames)."""
         T, S, C = self.sampling.num_frames, self.spec.image_size, self.spec.crop_size
         names = self.spec.input_names
@@ -293,27 +367,27 @@ class Scorer:
         items = []
         for (full, crops), sample in zip(slots, p.samples):
             k = len(sample)
-            item: dict[str, torch.Tensor] = {
-                "frames": torch.zeros(T, 3, S, S), "frame_mask": torch.zeros(T, dtype=torch.bool)}
-            item["frames"][:k] = torch.stack(full)
+            item: dict[str, np.ndarray] = {
+                "frames": np.zeros((T, 3, S, S), np.float32), "frame_mask": np.zeros(T, dtype=bool)}
+            item["frames"][:k] = np.stack(full)
             item["frame_mask"][:k] = True
             if "crops" in names:
-                item["crops"] = torch.zeros(T, 3, C, C)
-                item["crops"][:k] = torch.stack(crops)
+                item["crops"] = np.zeros((T, 3, C, C), np.float32)
+                item["crops"][:k] = np.stack(crops)
             if skel is not None:
                 item["skeleton"], item["skeleton_mask"] = skel, skel_mask
             if context is not None:
-                item["context"] = torch.from_numpy(context)
+                item["context"] = context
             items.append(item)
         return items
 
-    def skeleton(self, p: WindowPlan) -> tuple[torch.Tensor, torch.Tensor]:
+    def skeleton(self, p: WindowPlan) -> tuple[np.ndarray, np.ndarray]:
         """The skeleton input of window ``p`` (normalised, zero-padded) and its mask."""
         Ts = self.sampling.skeleton_frames
-        skel = torch.zeros(Ts, NUM_JOINTS, 3)
-        mask = torch.zeros(Ts, NUM_JOINTS, dtype=torch.bool)
+        skel = np.zeros((Ts, NUM_JOINTS, 3), np.float32)
+        mask = np.zeros((Ts, NUM_JOINTS), dtype=bool)
         if p.skeleton is not None and len(p.skeleton):
-            s, m = normalize_skeleton(p.skeleton)
+            s, m = skeleton_arrays(p.skeleton)
             skel[: len(s)] = s
             mask[: len(m)] = m
         return skel, mask

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from beenet.context.base import evenly_spaced
-from beenet.data.dataset import spread
+from beenet.data.sampling import spread
 from beenet.inference.pose import valid_mask
 from beenet.labels import NUM_JOINTS
-from beenet.media.transforms import Box, box_from_keypoints
+from beenet.media.arrays import Box, box_from_keypoints
 
 
 def window_bounds(num_frames: int, window_frames: int, stride_frames: int) -> list[tuple[int, int]]:

@@ -11,12 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from beenet.labels import MIN_KEYPOINT_CONFIDENCE, NUM_JOINTS, OPENPOSE_CENTER
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-Box = tuple[float, float, float, float]  # x, y, w, h in pixels
+from beenet.labels import MIN_KEYPOINT_CONFIDENCE
+from beenet.media.arrays import IMAGENET_MEAN, IMAGENET_STD, Box, box_from_keypoints, skeleton_arrays  # noqa: F401
 
 
 def _to_float_nchw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -92,32 +88,6 @@ def frames_to_tensor(frames: np.ndarray | torch.Tensor, size: int) -> torch.Tens
     return normalize(_to_float_nchw(resize_uint8(frames, size))).contiguous()
 
 
-def box_from_keypoints(
-    keypoints: np.ndarray,
-    width: int,
-    height: int,
-    margin: float = 0.15,
-    min_confidence: float = MIN_KEYPOINT_CONFIDENCE,
-) -> Box | None:
-    """Person box ``(x, y, w, h)`` around every valid keypoint of ``[..., 18, 3]``, enlarged by
-    ``margin`` of its size on each side and clipped to the frame. ``None`` when no keypoint is valid.
-    """
-    kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, 3)
-    ok = np.isfinite(kp[:, 0]) & np.isfinite(kp[:, 1]) & (kp[:, 2] >= min_confidence)
-    if not ok.any():
-        return None
-    xs, ys = kp[ok, 0], kp[ok, 1]
-    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
-    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
-    x0, x1 = x0 - margin * w, x1 + margin * w
-    y0, y1 = y0 - margin * h, y1 + margin * h
-    x0, y0 = max(0.0, x0), max(0.0, y0)
-    x1, y1 = min(float(width), x1), min(float(height), y1)
-    if x1 - x0 < 1.0 or y1 - y0 < 1.0:
-        return None
-    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-
-
 def crop_to_tensor(frames: np.ndarray | torch.Tensor, box: Box | None, size: int) -> torch.Tensor:
     """Person-centred crops -> ``[T, 3, size, size]`` float, normalised.
 
@@ -144,35 +114,7 @@ def crop_to_tensor(frames: np.ndarray | torch.Tensor, box: Box | None, size: int
 def normalize_skeleton(
     keypoints: np.ndarray, min_confidence: float = MIN_KEYPOINT_CONFIDENCE
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-instance skeleton normalisation: ``[T, 18, 3]`` pixels -> (``[T, 18, 3]``, mask ``[T, 18]``).
-
-    x and y are centred on the instance's mean neck position (mean of all valid joints when the
-    neck is never seen) and divided by the instance's median body height, so that the ST-GCN
-    sees posture and motion, not where the person stands or how far from the camera. The third
-    channel keeps the confidence. Missing joints (NaN, or confidence below ``min_confidence``)
-    become zeros with ``mask`` False.
-    """
-    kp = np.asarray(keypoints, dtype=np.float64)
-    if kp.ndim != 3 or kp.shape[1:] != (NUM_JOINTS, 3):
-        raise ValueError(f"expected keypoints of shape [T, {NUM_JOINTS}, 3], got {kp.shape}")
-    conf = np.nan_to_num(kp[..., 2], nan=0.0)
-    mask = np.isfinite(kp[..., 0]) & np.isfinite(kp[..., 1]) & (conf >= min_confidence)
-    out = np.zeros(kp.shape, dtype=np.float32)
-    if mask.any():
-        neck = mask[:, OPENPOSE_CENTER]
-        if neck.any():
-            centre = kp[neck, OPENPOSE_CENTER, :2].mean(axis=0)
-        else:
-            centre = kp[mask][:, :2].mean(axis=0)
-        heights = []
-        for t in range(kp.shape[0]):
-            if mask[t].sum() >= 2:
-                ys = kp[t, mask[t], 1]
-                xs = kp[t, mask[t], 0]
-                heights.append(max(ys.max() - ys.min(), xs.max() - xs.min()))
-        scale = float(np.median(heights)) if heights else 1.0
-        scale = scale if scale > 1e-6 else 1.0
-        xy = (kp[..., :2] - centre) / scale
-        out[..., :2] = np.where(mask[..., None], xy, 0.0)
-        out[..., 2] = np.where(mask, conf, 0.0)
+    """:func:`beenet.media.arrays.skeleton_arrays` as tensors: ``[T, 18, 3]`` pixels -> (``[T, 18,
+    3]`` centred on the neck and scaled by the body height, mask ``[T, 18]``)."""
+    out, mask = skeleton_arrays(keypoints, min_confidence)
     return torch.from_numpy(out), torch.from_numpy(mask)

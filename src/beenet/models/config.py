@@ -21,18 +21,19 @@ import dataclasses
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from beenet import config_types
 from beenet.choices import check_at_least, check_choices, check_positive_ints, choices, not_one_of, upgrade_choices
 from beenet.errors import ConfigError
-from beenet.models.pooling import RENAMED_KINDS
 
 #: Every kind ``beenet.models.pooling.make_pool`` builds (sites a and b take any of them; a test
 #: checks this hint against the pooling module's constructor table).
 PoolKind = Literal["mean", "max", "mixed", "gated", "softpool", "gem", "simpool", "attention", "stats"]
-#: ``avg``, the old word for the masked mean, is read as ``mean`` at every pooling field (the
-#: pooling module's table of old kind names).
+#: Old pooling kind names ``beenet.models.pooling.make_pool`` still reads, with a deprecation
+#: warning (kept here, not in the pooling module, so a config is read without loading torch).
+RENAMED_KINDS: dict[str, str] = {"avg": "mean"}
+#: ``avg``, the old word for the masked mean, is read as ``mean`` at every pooling field.
 _OLD_MEAN = RENAMED_KINDS
 
 
@@ -217,22 +218,11 @@ class ModelConfig:
 # ------------------------------------------------------------------------------------ fusions
 
 
-class FusionDeclarations(Protocol):
-    """What a fusion class declares (``beenet.models.fusion.Fusion``): what it reads."""
-
-    reads_context: ClassVar[bool]
-    reads_priors: ClassVar[bool]
-    reads_vad_priors: ClassVar[bool]
-    pools_contexts: ClassVar[bool]
-    uses_context: ClassVar[bool]
-    priors_per_part: ClassVar[bool]
-
-
 _F = TypeVar("_F", bound=type)
 
-#: ``ModelConfig.fusion`` name -> its class, filled by :func:`register_fusion` when
-#: ``beenet.models.fusion`` is imported (``beenet.models`` imports it, so any importer of this
-#: module finds the table full); its keys must be the names of the ``fusion`` hint (a test checks).
+#: ``ModelConfig.fusion`` name -> its class: the declaration (:class:`FusionKind`) below, replaced
+#: by the module class when ``beenet.models.fusion`` is imported (:func:`register_fusion`); its keys
+#: must be the names of the ``fusion`` hint, in its order (a test checks).
 FUSIONS: dict[str, Any] = {}
 
 
@@ -248,7 +238,73 @@ def register_fusion(name: str) -> Callable[[_F], _F]:
     return register
 
 
-def fusion_class(kind: str) -> type[FusionDeclarations]:
+class FusionKind:
+    """What a fusion reads, declared here per name without torch: :data:`FUSIONS` holds a subclass
+    for each name of the ``fusion`` hint. The module classes of ``beenet.models.fusion`` take their
+    name's class as a base (declaring nothing again) and take its place in :data:`FUSIONS` when that
+    module loads, so the model and the ablation ask the class, never the name, and a config is
+    checked (and an ONNX export read) without loading torch."""
+
+    #: Reads the per-sample context probabilities c_j (``context`` of ``forward``).
+    reads_context: ClassVar[bool] = False
+    #: Reads the fitted category priors P+ / P- (``model.trainable_priors`` makes them parameters).
+    reads_priors: ClassVar[bool] = False
+    #: Reads the fitted VAD conditional means E[v | A_j], E[v | not A_j] (trainable alike).
+    reads_vad_priors: ClassVar[bool] = False
+    #: Pools over the contexts j with ``model.context_pool`` (site c of the pooling study).
+    pools_contexts: ClassVar[bool] = False
+    #: Needs context labels: it reads the per-sample c_j or priors fitted on context labels
+    #: (derived from ``reads_context`` and ``reads_priors`` for every subclass).
+    uses_context: ClassVar[bool] = False
+    #: Its priors are fitted over one context per part (scene, object) with the part's confidence
+    #: c_k = max_j c_j over the part, not over the J per-class contexts (the model then holds
+    #: P+ / P- of shape [26, parts]).
+    priors_per_part: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.uses_context = cls.reads_context or cls.reads_priors
+
+
+@register_fusion("none")
+class NoFusionKind(FusionKind):
+    """``none``: the emotion stream alone."""
+
+
+@register_fusion("concat")
+class ConcatKind(FusionKind):
+    """``concat``: the context probabilities concatenated with the emotion features."""
+
+    reads_context = True
+
+
+@register_fusion("camode")
+class CAMoDEKind(FusionKind):
+    """``camode``: the CA-MoDE gate over fitted priors, per sample (``contexts="parts"``)."""
+
+    reads_context = True
+    reads_priors = True
+
+
+@register_fusion("beenet")
+class BEENetKind(FusionKind):
+    """``beenet``: per-sample probabilistic pooling over contexts, VAD priors included."""
+
+    reads_context = True
+    reads_priors = True
+    reads_vad_priors = True
+    pools_contexts = True
+
+
+@register_fusion("camode-scaffold")
+class CAMoDEScaffoldKind(FusionKind):
+    """``camode-scaffold``: the authors' scaffold's gate, one fused prior per category and part."""
+
+    reads_priors = True
+    priors_per_part = True
+
+
+def fusion_class(kind: str) -> type[FusionKind]:
     """The class of fusion ``kind`` (ask it what it reads), or ConfigError listing the names."""
     try:
         return FUSIONS[kind]

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -50,6 +50,12 @@ from beenet.errors import BeenetError, ConfigError
 from beenet.labels import NUM_CATEGORIES, NUM_VAD
 from beenet.models.config import (
     FUSIONS,
+    BEENetKind,
+    CAMoDEKind,
+    CAMoDEScaffoldKind,
+    ConcatKind,
+    FusionKind,
+    NoFusionKind,
     ModelConfig,
     fusion_class,
     fusion_pools_contexts,
@@ -121,31 +127,12 @@ class FusionOptions:
                    vad_context_pool=cfg.vad_context_pool, parts=tuple(parts))
 
 
-class Fusion(nn.Module):
+class Fusion(FusionKind, nn.Module):
     """Base of the fusions: ``forward(features [B, D], context [B, J] | None, priors) -> dict``.
 
-    A subclass declares what it reads; the model and the ablation ask these, never the name.
+    What a subclass reads is declared by its name's :class:`~beenet.models.config.FusionKind`
+    (its first base); the model and the ablation ask these, never the name.
     """
-
-    #: Reads the per-sample context probabilities c_j (``context`` of ``forward``).
-    reads_context: ClassVar[bool] = False
-    #: Reads the fitted category priors P+ / P- (``model.trainable_priors`` makes them parameters).
-    reads_priors: ClassVar[bool] = False
-    #: Reads the fitted VAD conditional means E[v | A_j], E[v | not A_j] (trainable alike).
-    reads_vad_priors: ClassVar[bool] = False
-    #: Pools over the contexts j with ``model.context_pool`` (site c of the pooling study).
-    pools_contexts: ClassVar[bool] = False
-    #: Needs context labels: it reads the per-sample c_j or priors fitted on context labels
-    #: (derived from ``reads_context`` and ``reads_priors`` for every subclass).
-    uses_context: ClassVar[bool] = False
-    #: Its priors are fitted over one context per part (scene, object) with the part's confidence
-    #: c_k = max_j c_j over the part, not over the J per-class contexts (the model then holds
-    #: P+ / P- of shape [26, parts]).
-    priors_per_part: ClassVar[bool] = False
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.uses_context = cls.reads_context or cls.reads_priors
 
     @classmethod
     def build(cls, dim: int, num_contexts: int, options: FusionOptions) -> Fusion:
@@ -159,7 +146,7 @@ class Fusion(nn.Module):
 
 
 @register_fusion("none")
-class NoFusion(Fusion):
+class NoFusion(NoFusionKind, Fusion):
     """The emotion stream alone: ``linear(features)`` -> 26 logits + 3 standardised VAD."""
 
     def __init__(self, dim: int, form: str = ModelConfig.fusion_form) -> None:
@@ -179,10 +166,9 @@ class NoFusion(Fusion):
 
 
 @register_fusion("concat")
-class ConcatFusion(Fusion):
+class ConcatFusion(ConcatKind, Fusion):
     """Plain fusion: context probabilities concatenated with the emotion features, then linear."""
 
-    reads_context = True
 
     def __init__(self, dim: int, num_contexts: int, form: str = ModelConfig.fusion_form) -> None:
         super().__init__()
@@ -203,7 +189,7 @@ class ConcatFusion(Fusion):
 
 
 @register_fusion("camode")
-class CAMoDEFusion(Fusion):
+class CAMoDEFusion(CAMoDEKind, Fusion):
     """The CA-MoDE gate (``docs/method.md`` section 2.6.1); VAD from the stream.
 
     ``contexts="parts"`` (the authors' scaffold): each context part k (scene, object) is one
@@ -215,8 +201,6 @@ class CAMoDEFusion(Fusion):
     """
 
     #: Reads c_j with ``camode_contexts="parts"`` (the default); ``"classes"`` ignores it.
-    reads_context = True
-    reads_priors = True
 
     def __init__(
         self, dim: int, lam: float = ModelConfig.prior_lambda, alpha: float = ModelConfig.gate_alpha,
@@ -277,13 +261,9 @@ class CAMoDEFusion(Fusion):
 
 
 @register_fusion("beenet")
-class BEENetFusion(Fusion):
+class BEENetFusion(BEENetKind, Fusion):
     """Per-sample probabilistic pooling over contexts (BEE-NET, our reading; see the module doc)."""
 
-    reads_context = True
-    reads_priors = True
-    reads_vad_priors = True
-    pools_contexts = True
 
     def __init__(
         self, dim: int, pool: str = ModelConfig.context_pool, lam: float = ModelConfig.prior_lambda,
@@ -353,7 +333,7 @@ class BEENetFusion(Fusion):
 
 
 @register_fusion("camode-scaffold")
-class CAMoDEScaffoldFusion(Fusion):
+class CAMoDEScaffoldFusion(CAMoDEScaffoldKind, Fusion):
     """The authors' scaffold's gate exactly (``docs/method.md`` section 2.6.1): one fused prior per
     category, the same for every sample.
 
@@ -365,9 +345,6 @@ class CAMoDEScaffoldFusion(Fusion):
     VAD comes from the classifier (the scaffold's VAD priors clamp to about 1, a constant gain of
     about 1 / lambda that the linear layer absorbs; beenet keeps VAD in standardised units).
     """
-
-    reads_priors = True
-    priors_per_part = True
 
     def __init__(self, dim: int, lam: float = ModelConfig.prior_lambda, alpha: float = ModelConfig.gate_alpha,
                  tau: float = ModelConfig.gate_tau, form: str = ModelConfig.fusion_form) -> None:

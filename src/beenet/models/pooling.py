@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from beenet.choices import deprecated
 from beenet.errors import ConfigError
+from beenet.models.config import RENAMED_KINDS
 
 __all__ = [
     "AttentionPool", "GatedMaxMeanPool", "GeMPool", "MaxPool", "MeanPool", "MixedMaxMeanPool",
@@ -463,8 +464,6 @@ _CONSTRUCTORS: dict[str, Callable[..., nn.Module]] = {
 
 #: Every pooling kind ``make_pool`` builds.
 POOL_KINDS: tuple[str, ...] = tuple(_CONSTRUCTORS)
-#: Old kind names ``make_pool`` still reads, with a deprecation warning.
-RENAMED_KINDS: dict[str, str] = {"avg": "mean"}
 
 #: The classes' old names, kept importable.
 AvgPool = MeanPool

@@ -23,7 +23,8 @@ from typing import Any
 
 from torch import nn
 
-from beenet.artifacts.checkpoint import checkpoint_sha256, load_checkpoint, load_model_state, weights_source
+from beenet.artifacts.checkpoint import load_checkpoint, load_model_state, weights_source
+from beenet.artifacts.pretrained import checkpoint_sha256
 from beenet.artifacts.pretrained import resolve_checkpoint
 
 log = logging.getLogger(__name__)
