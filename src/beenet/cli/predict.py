@@ -270,7 +270,7 @@ def setup(args: argparse.Namespace, formats: list[str]) -> tuple[Batch, Predicto
 
 
 def _setup(args: argparse.Namespace, formats: list[str], options: dict, early: PoseBuild | None) -> tuple[Batch, Predictor]:
-    from beenet.inference.predictor import Predictor  # lazy: loads torch; --help and setup errors stay fast
+    from beenet.inference.predictor import Predictor  # lazy: loads the model runtime; --help and setup errors stay fast
 
     checkpoint = check_checkpoint(args.checkpoint)
     if options.get("detector") == "movenet" and args.min_confidence > MOVENET_MIN_CONFIDENCE:
