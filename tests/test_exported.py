@@ -123,3 +123,22 @@ def test_auto_keeps_torch_where_a_gpu_is_asked_for(monkeypatch):
     assert not onnx_suits("auto")
     monkeypatch.setattr("beenet.inference.scoring.gpu_visible", lambda: False)
     assert onnx_suits("auto")
+
+
+def test_folders_with_the_same_weights_but_other_records_get_their_own_export(tmp_path):
+    """The cache key covers a pretrained folder's config.json, not only its weights: two folders
+    that differ only in their ``trained_on`` record each predict with their own record."""
+    from beenet.artifacts.share import export_pretrained
+
+    first = export_pretrained(make_checkpoint(tmp_path / "m.pt"), tmp_path / "a")
+    second = tmp_path / "b"
+    second.mkdir()
+    for f in first.iterdir():
+        (second / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((second / "config.json").read_text())
+    cfg["trained_on"] = {**cfg.get("trained_on", {}), "kind": "bold", "data": "another record"}
+    (second / "config.json").write_text(json.dumps(cfg))
+    assert exported.export_path(first) != exported.export_path(second)
+    with Predictor(first, device="cpu") as a, Predictor(second, device="cpu") as b:
+        assert a.engine.name == b.engine.name == "onnx"
+        assert b.trained_on["kind"] == "bold" and a.trained_on["kind"] != "bold"

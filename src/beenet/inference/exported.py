@@ -2,7 +2,7 @@
 on the ``onnx`` engine (the CPU default, ``engine="auto"``) loads neither torch nor the checkpoint
 after the first time.
 
-The file is ``exports/<checkpoint sha256>-<model code digest>.onnx`` under the cache root
+The file is ``exports/<checkpoint key>-<model code digest>.onnx`` (:func:`export_key`) under the cache root
 (:func:`beenet.paths.cache_dir`): a changed checkpoint, or a beenet whose model or export code
 changed, gets a new file. The digest covers the bytes of ``beenet/models/*.py`` and of the exporter
 (:mod:`beenet.inference.onnx`), so it needs no version bump to notice a change.
@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from beenet.artifacts.pretrained import checkpoint_sha256
+from beenet.artifacts.pretrained import CONFIG_FILE, checkpoint_sha256, resolve_checkpoint
 from beenet.paths import cache_dir
 from beenet.version import __version__
 
@@ -38,9 +38,22 @@ def model_code_digest() -> str:
     return h.hexdigest()[:12]
 
 
+def export_key(checkpoint: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of everything an export reads from ``checkpoint``: the file of a ``.pt``; for a
+    pretrained folder, its weights and its ``config.json`` (the model config and the ``trained_on``
+    record the export carries), so two folders with the same weights but different records do not
+    share an export."""
+    path = resolve_checkpoint(checkpoint)
+    if not path.is_dir():
+        return checkpoint_sha256(path)
+    h = hashlib.sha256(checkpoint_sha256(path).encode())
+    h.update(b"\0" + (path / CONFIG_FILE).read_bytes())
+    return h.hexdigest()
+
+
 def export_path(checkpoint: str | os.PathLike[str]) -> Path:
     """Where the cached export of ``checkpoint`` is (or will be)."""
-    return cache_dir("exports") / f"{checkpoint_sha256(checkpoint)[:24]}-{model_code_digest()}.onnx"
+    return cache_dir("exports") / f"{export_key(checkpoint)[:24]}-{model_code_digest()}.onnx"
 
 
 def cached_export(checkpoint: str | os.PathLike[str], fresh: bool = False) -> tuple[Path, str | None]:
