@@ -277,7 +277,7 @@ def test_person_every_runs_the_detector_on_every_nth_call_and_follows_people_bet
         pose = make_pose_backend("mediapipe", unposed=0, **({"person_every": 1} if every == 1 else {}))
         assert pose.settings["person_every"] == every
         ran, real = [], pose.runner.person
-        pose.runner.person = lambda frame, _real=real, _ran=ran: (_ran.append(1), _real(frame))[1]
+        pose.runner.person = lambda frame, *size, _real=real, _ran=ran: (_ran.append(1), _real(frame, *size))[1]
         pose.reset()
         counts[every] = [len(pose(f, i)) for i, f in frames]
         pose.close()

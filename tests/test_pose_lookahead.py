@@ -21,10 +21,10 @@ class _Counting:
         self.real, self.frames, self.threads = real, [], set()
         self.__dict__.update(threshold=real.threshold, size=real.size)
 
-    def __call__(self, frame):
+    def __call__(self, frame, *size):
         self.frames.append(frame)
         self.threads.add(threading.current_thread().name)
-        return self.real(frame)
+        return self.real(frame, *size)
 
 
 @pytest.fixture(scope="module")

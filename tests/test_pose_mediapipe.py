@@ -426,7 +426,7 @@ def test_between_person_detector_calls_the_followed_people_are_kept_on_real_foot
     full = _run(make_pose_backend("mediapipe", unposed=0), frames)
     pose = make_pose_backend("mediapipe", person_every=3, unposed=0)
     detector, ran = pose.runner.person, []
-    pose.runner.person = lambda frame: ran.append(1) or detector(frame)  # counts, then the real detector
+    pose.runner.person = lambda frame, *size: ran.append(1) or detector(frame, *size)  # counts, then the real detector
     sparse = _run(pose, frames)
     assert len(ran) == 4  # calls 0, 3, 6, 9
     between = [k for k in range(len(frames)) if k % 3]

@@ -116,7 +116,7 @@ def test_the_detector_looks_again_on_a_call_where_someone_followed_is_lost(blaze
     for unposed, runs in ((0.5, 2), (0.0, 1)):
         pose = make_pose_backend("mediapipe", unposed=unposed)
         ran, real = [], pose.runner.person
-        pose.runner.person = lambda frame, _real=real, _ran=ran: (_ran.append(1), _real(frame))[1]
+        pose.runner.person = lambda frame, *size, _real=real, _ran=ran: (_ran.append(1), _real(frame, *size))[1]
         pose.reset()
         try:
             first, second = (pose(f, 24 + k) for k, f in enumerate(frames))

@@ -80,19 +80,22 @@ class PersonDetector:
         self.threads = threads
         self._lock = threading.Lock()
 
-    def letterbox(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        """``frame`` (RGB, HxWx3 uint8) scaled so that its longer side is ``size``, at the top-left
+    def letterbox(self, frame: np.ndarray, size: int | None = None) -> tuple[np.ndarray, float]:
+        """``frame`` (RGB, HxWx3 uint8) scaled so that its longer side is ``size`` (default:
+        ``self.size``), at the top-left
         of an input whose sides are that rounded up to multiples of 32 (black beyond: a 16:9 frame
         costs 56% of a square); and the scale (input px per frame px)."""
         h, w = frame.shape[:2]
-        scale = self.size / max(h, w)
+        scale = (size or self.size) / max(h, w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         image = np.zeros((-(-nh // 32) * 32, -(-nw // 32) * 32, 3), np.uint8)
         image[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         return image, scale
 
-    def __call__(self, frame: np.ndarray) -> list[tuple[Box, float]]:
-        square, scale = self.letterbox(frame)
+    def __call__(self, frame: np.ndarray, size: int | None = None) -> list[tuple[Box, float]]:
+        """The boxes of ``frame`` with an input of ``size`` px (default ``self.size``; the backend's
+        :class:`~beenet.inference.pose.scale.DetectorScale` chooses it)."""
+        square, scale = self.letterbox(frame, size)
         heat, sizes = self.network(square)
         return self.decode(heat[0, :, :, 0], sizes[0], scale, frame.shape[1], frame.shape[0])
 

@@ -48,6 +48,7 @@ from beenet.inference.pose.keypoints import BODY_LANDMARKS, PoseDetection, landm
 from beenet.inference.pose.options import MultiPoseOptions
 from beenet.inference.pose.pool import WorkerPool
 from beenet.inference.pose.proposals import HogProposals, new_proposals
+from beenet.inference.pose.scale import LADDER, DetectorScale
 from beenet.inference.pose.unposed import UnposedPeople
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ class LiteRTEngine:
         self.model_files = model_files
         self.hog = hog
         self.person = person  # the CNN person detector (detector="centernet")
+        self.scale = DetectorScale(person.size if person is not None else LADDER[0])  # its size, call by call
         self.movenet: MoveNetPeople | None = None  # detector="movenet": its people, no landmark model
         self._engines: list[BlazePose] = [BlazePose(model_files)]  # one a worker
         self._wide: BlazePose | None = None  # on `threads` interpreter threads, for a lone job
@@ -187,6 +189,7 @@ class LiteRTEngine:
         self._drop_ahead()
         self._soon = 0
         self.unposed.clear()
+        self.scale.reset()
 
     def upcoming(self, frame: np.ndarray, index: int) -> None:
         """Frame ``index`` will be a regular call of pass 1 (every ``--pose-every``-th frame),
@@ -197,7 +200,7 @@ class LiteRTEngine:
         those of a run at the call: only when it runs changes. Once this is called, the
         detector runs on the frames it was started on, and on a call while nobody is followed."""
         if self.person is not None and self._soon % self.options.person_every == 0:
-            self._ahead[int(index)] = self._beside.submit(self.person, frame)
+            self._ahead[int(index)] = self._beside.submit(self.person, frame, self.scale.size)
         self._soon += 1
 
     def _drop_ahead(self, before: int | None = None) -> None:
@@ -286,7 +289,7 @@ class LiteRTEngine:
             jobs.append(("track", roi.moved(vx * gap, vy * gap), since + gap))
         # the detector on its own thread, beside the people followed (a lone job gets every
         # thread only when the detector does not run)
-        pending = ahead if ahead is not None else self._beside.submit(self.person, frame) if due else None
+        pending = ahead if ahead is not None else self._beside.submit(self.person, frame, self.scale.size) if due else None
         try:
             results = self.people(frame, jobs, alone=pending is None)
         finally:
@@ -296,10 +299,11 @@ class LiteRTEngine:
         if not due and self.options.unposed > 0 and not any(resting) and any(not r for r in results):
             # someone followed was lost by the landmark model: the detector looks for them now
             # (not on a call where people rest: follow_every, focus)
-            boxes, due = self.person(frame), True
+            boxes, due = self.person(frame, self.scale.size), True
         found = [(*p, origin) for r, origin in zip(results, origins) for p in r]
         bodies = dict(old_bodies)  # each followed person's body box
         if due:
+            self.scale.observe(boxes, frame.shape[1], frame.shape[0])  # person_size=auto: later calls' size
             gap = max((self._index - at for *_, at in origins), default=1)
             found = [(p, roi, 0, origin) if any(_covers(b, p.box) for b, _ in boxes) else (p, roi, since, origin)
                      for p, roi, since, origin in found]

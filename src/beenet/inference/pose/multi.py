@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from beenet.inference.pose.models import MOVENET_FILES, find_detector_files, fin
 from beenet.inference.pose.options import MultiPoseOptions, PoseOptionError, check_options
 from beenet.inference.pose.proposals import HogProposals
 from beenet.inference.pose.runtime import INSTALL_HINT, require_litert
+from beenet.inference.pose.scale import LADDER, DetectorScale
 
 #: Where people are proposed: a CNN person detector that needs no face (CenterNet, COCO "person";
 #: the default), BlazePose's own detector on the whole frame only, or that and OpenCV's HOG people
@@ -141,7 +142,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "centernet", person_every: int = 2, follow_every: int = 1,
                  person_threshold: float = 0.3, person_confirm: float = 0.1, unposed: float = 0.5,
-                 person_size: int = 384, person_engine: str = "onnx", movenet_size: int = 256, movenet_threshold: float = 0.2,
+                 person_size: int | Literal["auto"] = "auto", person_engine: str = "onnx", movenet_size: int = 256, movenet_threshold: float = 0.2,
                  hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True, focus: bool = False,
@@ -162,7 +163,8 @@ class MediaPipeMultiPose(PoseBackendBase):
             ("tiles", tiles, int, 1, True), ("num_poses", num_poses, int, 1, True),
             ("threads", threads, int, 1, True), ("hog_every", hog_every, int, 1, True),
             ("hog_full_every", hog_full_every, int, 1, True), ("confirm_every", confirm_every, int, 1, True),
-            ("person_every", person_every, int, 1, True), ("person_size", person_size, int, 64, True),
+            ("person_every", person_every, int, 1, True),
+            ("person_size", LADDER[0] if person_size == "auto" else person_size, int, 64, True),
             ("movenet_size", movenet_size, int, 64, True), ("movenet_threshold", movenet_threshold, float, 0, True),
             ("follow_every", follow_every, int, 1, True),
             ("person_threshold", person_threshold, float, 0, False),
@@ -191,6 +193,7 @@ class MediaPipeMultiPose(PoseBackendBase):
         self.model_files = find_model_files(models_dir)  # fetched on first use
         # the first BlazePose now, so that a bad model file is named before any work
         self.runner = LiteRTEngine(self.options, self.model_files, self.hog)
+        v["person_auto"] = person_size == "auto"
         self.person = self._person_detector(v, person_engine, models_dir) if detector == "centernet" else None
         self.movenet = self._movenet(v, models_dir) if detector == "movenet" else None
         self.person_every = v["person_every"]
@@ -214,6 +217,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                                 engine=person_engine)
         self.model_files = {**self.model_files, "person_detector": graph}
         self.runner.person = person
+        self.runner.scale = DetectorScale(v["person_size"], auto=v["person_auto"], threshold=self.options.person_threshold)
         return person
 
     def _movenet(self, v: dict[str, Any], models_dir: str | Path | None) -> Any:
@@ -260,7 +264,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                 "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads,
                 **({"person_every": o.person_every, "follow_every": o.follow_every, "focus": o.focus,
                     "person_threshold": o.person_threshold, "person_confirm": o.person_confirm, "unposed": o.unposed,
-                    "person_size": self.person.size, "person_engine": self.person.engine} if self.person is not None else {}),
+                    "person_size": "auto" if self.runner.scale.auto else self.person.size, "person_engine": self.person.engine} if self.person is not None else {}),
                 **({"movenet_size": self.movenet.size, "movenet_threshold": self.movenet.threshold,
                     "movenet_keypoint_threshold": self.movenet.keypoint_threshold} if self.movenet is not None else {})}
 

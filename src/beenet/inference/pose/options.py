@@ -53,6 +53,8 @@ def _kind_words(tp: Any) -> str:
         if len(kinds) == 1:
             return _kind_words(kinds[0])
         return " or ".join(_kind_words(a) for a in kinds)
+    if typing.get_origin(tp) is typing.Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
     return _KIND_WORDS.get(tp, getattr(tp, "__name__", str(tp)))
 
 
