@@ -68,8 +68,9 @@ class MediaPipeMultiPose(PoseBackendBase):
 
     ``detector="centernet"`` (the default) finds people with a CNN person detector that needs no
     face (:class:`~beenet.inference.pose.detector.PersonDetector`: CenterNet with a MobileNetV3
-    trunk, COCO's "person", on the whole frame letterboxed to ``person_size`` px (default 384;
-    the network was trained at 512: docs/predict.md, "Speed", has both measured), peaks at
+    trunk, COCO's "person", on the whole frame letterboxed to ``person_size`` px (default
+    ``"auto"``: 384, or 512 while the people it finds are small, :mod:`beenet.inference.pose.scale`;
+    a number fixes it), peaks at
     ``person_threshold`` or above), on every ``person_every``-th regular call (default 2: the
     people between are followed by their landmarks; on its own thread, started on the frame
     ahead of its call when pass 1 hands frames over, :meth:`upcoming`) and while nobody is
