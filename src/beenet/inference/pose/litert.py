@@ -45,6 +45,7 @@ from beenet.inference.pose.boxes import (
     tile_grid,
 )
 from beenet.inference.pose.keypoints import BODY_LANDMARKS, PoseDetection, landmark_person
+from beenet.inference.pose.newcomers import Newcomers, covers
 from beenet.inference.pose.options import MultiPoseOptions
 from beenet.inference.pose.pool import WorkerPool
 from beenet.inference.pose.proposals import HogProposals, new_proposals
@@ -64,8 +65,8 @@ def _with_box(person: PoseDetection, boxes: list[tuple[Box, float]], strong: flo
     them; among the boxes scored ``strong`` or more when one of those covers them), when one is:
     the extent of the body seen, not of the joints found (a head-and-shoulders close-up's joints
     are a strip at eye level)."""
-    mine = [b for b, s in boxes if s >= strong and _covers(b, person.box)] or \
-        [b for b, _ in boxes if _covers(b, person.box)]
+    mine = [b for b, s in boxes if s >= strong and covers(b, person.box)] or \
+        [b for b, _ in boxes if covers(b, person.box)]
     if not mine:
         return person
     return replace(person, box=max(mine, key=lambda b: box_iou(b, person.box)), body=True)
@@ -97,11 +98,6 @@ def box_roi(box: Box) -> Roi:
     """The upright square around a person box, mediapipe's 1.25 margin on its longer side."""
     cx, cy = centre(box)
     return Roi(cx, cy, max(box[2], box[3]) * 1.25, 0.0)
-
-
-def _covers(box: Box, person: Box) -> bool:
-    """Whether a detector box is a person's: the person's box centre inside it, or IoU >= 0.3."""
-    return inside(*centre(person), box) or box_iou(box, person) >= 0.3
 
 
 def _apart(entry: tuple, index: int, focus: list[Box]) -> bool:
@@ -175,6 +171,7 @@ class LiteRTEngine:
         self._beside = WorkerPool(1, prefix="beenet-person")  # the CNN person detector's thread
         self.follower = Follower(options.confirm_every)
         self.unposed = UnposedPeople(options.unposed, options.person_threshold)  # boxed by the detector, not posed
+        self.newcomers = Newcomers(options.person_threshold, options.person_weak)  # boxes tried as new people
         self._index = -1  # the frame index of the last call
         # per person followed (as follower.tracked): (detector box, their joints' box centre then)
         self._bodies: list[tuple[Box, tuple[float, float]] | None] = []
@@ -189,6 +186,7 @@ class LiteRTEngine:
         self._drop_ahead()
         self._soon = 0
         self.unposed.clear()
+        self.newcomers.clear()
         self.scale.reset()
 
     def upcoming(self, frame: np.ndarray, index: int) -> None:
@@ -215,6 +213,7 @@ class LiteRTEngine:
     def new_shot(self) -> None:
         self.follower.clear()
         self.unposed.clear()
+        self.newcomers.clear()
         self._bodies = []
         self._ages = []
         self._index = -1
@@ -305,18 +304,19 @@ class LiteRTEngine:
         if due:
             self.scale.observe(boxes, frame.shape[1], frame.shape[0])  # person_size=auto: later calls' size
             gap = max((self._index - at for *_, at in origins), default=1)
-            found = [(p, roi, 0, origin) if any(_covers(b, p.box) for b, _ in boxes) else (p, roi, since, origin)
+            found = [(p, roi, 0, origin) if any(covers(b, p.box) for b, _ in boxes) else (p, roi, since, origin)
                      for p, roi, since, origin in found]
             # uncovered for confirm_every calls' worth of frames: the square slid off its person
             found = [f for f in found if f[2] < o.confirm_every * max(gap, 1)]
             # a new person takes a box at person_threshold; one followed is confirmed by any box
             # the detector gives (person_confirm or more: its score falls for unusual poses)
-            new = [b for b, s in boxes if s >= o.person_threshold and not any(_covers(b, f[0].box) for f in found)]
-            more = [("box", b, 0) for b in new[:MAX_NEW_PEOPLE]]
-            found += [(*p, None) for r in self.people(frame, more, alone=True) for p in r]
+            new = self.newcomers.boxes(boxes, [f[0].box for f in found])[:MAX_NEW_PEOPLE]
+            tried = self.people(frame, [("box", b, 0) for b, _ in new], alone=True)
+            self.newcomers.failed([b for b, r in zip(new, tried) if not r])
+            found += [(*p, None) for r in tried for p in r]
             # each person takes the detector's box that is theirs: one body, one box
             joints = [p.box for p, *_ in found]
-            found = [(_with_box(p, boxes, o.person_threshold), *rest) for p, *rest in found]
+            found = [(_with_box(p, boxes, o.person_weak), *rest) for p, *rest in found]
             bodies = {id(f): (f[0].box, centre(j)) if f[0].box != j else None for f, j in zip(found, joints)}
         else:  # the detector's box of the last call that ran it, moved with the joints
             found = [(_moved_body(p, bodies.get(id(origin)), frame.shape), roi, since, origin)

@@ -81,9 +81,12 @@ class MediaPipeMultiPose(PoseBackendBase):
     people followed near those boxes and those followed for fewer than ``FOLLOW_SETTLED`` calls;
     the others rest, as with ``follow_every``. The detector confirms the people followed with any
     box it scores ``person_confirm`` (default 0.1) or more (its score falls for unusual poses: a
-    dancer with her arms raised scored 0.08-0.27), a new person needs ``person_threshold`` (one no box has covered for ``confirm_every`` calls'
-    worth of frames is dropped) and each box nobody
-    covers becomes a person: the landmark model on the square BlazePose's detector aligns on a
+    dancer with her arms raised scored 0.08-0.27; one no box has covered for ``confirm_every`` calls'
+    worth of frames is dropped). A box nobody covers is tried as a new person at
+    ``person_threshold`` (default 0.3) or more, or at ``person_weak`` or more (default 0.3: off;
+    0.2 finds more people, docs/predict.md) unless such a box failed at that place on the last few
+    calls (:mod:`~beenet.inference.pose.newcomers`: no box that looks like a part of someone, a
+    tie or a hand, is tried), and becomes a person: the landmark model on the square BlazePose's detector aligns on a
     crop around the box when it finds a face there, else on the box's own upright square (a back,
     a mask, a blurred face). A person's box is the detector's (the body seen), not their joints'.
     A box scored ``unposed`` (default 0.5; 0: never) that the landmark model cannot pose (a
@@ -142,7 +145,8 @@ class MediaPipeMultiPose(PoseBackendBase):
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "centernet", person_every: int = 2, follow_every: int = 1,
-                 person_threshold: float = 0.3, person_confirm: float = 0.1, unposed: float = 0.5,
+                 person_threshold: float = 0.3, person_weak: float = 0.3, person_confirm: float = 0.1,
+                 unposed: float = 0.5,
                  person_size: int | Literal["auto"] = "auto", person_engine: str = "onnx", movenet_size: int = 256, movenet_threshold: float = 0.2,
                  hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
@@ -168,7 +172,7 @@ class MediaPipeMultiPose(PoseBackendBase):
             ("person_size", LADDER[0] if person_size == "auto" else person_size, int, 64, True),
             ("movenet_size", movenet_size, int, 64, True), ("movenet_threshold", movenet_threshold, float, 0, True),
             ("follow_every", follow_every, int, 1, True),
-            ("person_threshold", person_threshold, float, 0, False),
+            ("person_threshold", person_threshold, float, 0, False), ("person_weak", person_weak, float, 0, False),
             ("person_confirm", person_confirm, float, 0, False), ("unposed", unposed, float, 0, True),
             ("hog_max_pixels", hog_max_pixels, int, 4096, True),
             ("min_detection_confidence", min_detection_confidence, float, None, True),
@@ -185,7 +189,8 @@ class MediaPipeMultiPose(PoseBackendBase):
             tiles=v["tiles"], tile_overlap=v["tile_overlap"], merge_iou=v["merge_iou"], detector=detector,
             crop_margin=v["crop_margin"], follow=v["follow"], confirm_every=v["confirm_every"], threads=v["threads"],
             person_every=v["person_every"], follow_every=v["follow_every"], focus=v["focus"],
-            person_threshold=v["person_threshold"], person_confirm=min(v["person_confirm"], v["person_threshold"]),
+            person_threshold=v["person_threshold"], person_weak=min(v["person_weak"], v["person_threshold"]),
+            person_confirm=min(v["person_confirm"], v["person_weak"], v["person_threshold"]),
             # only the boxes a new person may take were tried with the landmark model
             unposed=max(v["unposed"], v["person_threshold"]) if v["unposed"] > 0 else 0.0)
         self.hog = HogProposals(every=v["hog_every"], full_every=v["hog_full_every"], threshold=v["hog_threshold"],
@@ -264,7 +269,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                 "hog_max_pixels": h.max_pixels, "crop_margin": o.crop_margin, "follow": o.follow,
                 "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads,
                 **({"person_every": o.person_every, "follow_every": o.follow_every, "focus": o.focus,
-                    "person_threshold": o.person_threshold, "person_confirm": o.person_confirm, "unposed": o.unposed,
+                    "person_threshold": o.person_threshold, "person_weak": o.person_weak, "person_confirm": o.person_confirm, "unposed": o.unposed,
                     "person_size": "auto" if self.runner.scale.auto else self.person.size, "person_engine": self.person.engine} if self.person is not None else {}),
                 **({"movenet_size": self.movenet.size, "movenet_threshold": self.movenet.threshold,
                     "movenet_keypoint_threshold": self.movenet.keypoint_threshold} if self.movenet is not None else {})}

@@ -122,5 +122,6 @@ class MultiPoseOptions:
     follow_every: int = 1
     focus: bool = False
     person_threshold: float = 0.3
+    person_weak: float = 0.3
     person_confirm: float = 0.1
     unposed: float = 0.5
