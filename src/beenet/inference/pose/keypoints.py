@@ -44,7 +44,9 @@ class PoseDetection:
     person looks like (:func:`beenet.inference.appearance.appearance`, set by the predictor from
     the frame), which the tracker uses to join one person's tracks. ``body`` is True when a person
     detector boxed the body (the CNN of the default backend): the tracker does not hold such a
-    person's lean against them (a person lying down is a person).
+    person's lean against them (a person lying down is a person). ``vouched``: a person the
+    detector boxed without joints whom the tracker keeps without a posed detection (one among
+    people posed, boxed on several calls: :mod:`beenet.inference.pose.unposed`).
     """
 
     keypoints: np.ndarray
@@ -53,6 +55,7 @@ class PoseDetection:
     track_id: int | None = None
     appearance: np.ndarray | None = None
     body: bool = False
+    vouched: bool = False
 
 
 def valid_mask(keypoints: np.ndarray, min_confidence: float = MIN_KEYPOINT_CONFIDENCE) -> np.ndarray:

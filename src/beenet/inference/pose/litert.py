@@ -170,7 +170,7 @@ class LiteRTEngine:
         self.pool = WorkerPool(options.threads)
         self._beside = WorkerPool(1, prefix="beenet-person")  # the CNN person detector's thread
         self.follower = Follower(options.confirm_every)
-        self.unposed = UnposedPeople(options.unposed, options.person_threshold)  # boxed by the detector, not posed
+        self.unposed = UnposedPeople(options.unposed, options.person_threshold, options.unposed_group)  # boxed by the detector, not posed
         self.newcomers = Newcomers(options.person_threshold, options.person_weak)  # boxes tried as new people
         self._index = -1  # the frame index of the last call
         # per person followed (as follower.tracked): (detector box, their joints' box centre then)

@@ -94,7 +94,10 @@ class MediaPipeMultiPose(PoseBackendBase):
     joints once the detector boxed it on two calls in a row; a person posed on the call before
     whom the landmark model loses goes on so at ``person_threshold`` (the detector then runs on
     every call while anyone is unposed, and on a call where someone followed is lost:
-    :mod:`~beenet.inference.pose.unposed`).
+    :mod:`~beenet.inference.pose.unposed`). Inside the frame, where 3 or more people are posed, a
+    box of their height that the landmark model cannot pose is a person once the detector boxed
+    it at ``unposed_group`` or more (default 0.2; 0: never) on three calls in a row (a crowd seen
+    from above, a person half hidden in a group).
     ``tiles`` and the HOG options do not apply to it. ``person_engine`` (:data:`PERSON_ENGINES`):
     ``"onnx"`` (the default) runs the network on onnxruntime (converted once from the shipped
     graph: :mod:`~beenet.inference.pose.converted`), ``"torch"`` on torch; the boxes are the same.
@@ -146,7 +149,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "centernet", person_every: int = 2, follow_every: int = 1,
                  person_threshold: float = 0.3, person_weak: float = 0.3, person_confirm: float = 0.1,
-                 unposed: float = 0.5,
+                 unposed: float = 0.5, unposed_group: float = 0.2,
                  person_size: int | Literal["auto"] = "auto", person_engine: str = "onnx", movenet_size: int = 256, movenet_threshold: float = 0.2,
                  hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
@@ -174,6 +177,7 @@ class MediaPipeMultiPose(PoseBackendBase):
             ("follow_every", follow_every, int, 1, True),
             ("person_threshold", person_threshold, float, 0, False), ("person_weak", person_weak, float, 0, False),
             ("person_confirm", person_confirm, float, 0, False), ("unposed", unposed, float, 0, True),
+            ("unposed_group", unposed_group, float, 0, True),
             ("hog_max_pixels", hog_max_pixels, int, 4096, True),
             ("min_detection_confidence", min_detection_confidence, float, None, True),
             ("min_presence_confidence", min_presence_confidence, float, None, True),
@@ -192,7 +196,8 @@ class MediaPipeMultiPose(PoseBackendBase):
             person_threshold=v["person_threshold"], person_weak=min(v["person_weak"], v["person_threshold"]),
             person_confirm=min(v["person_confirm"], v["person_weak"], v["person_threshold"]),
             # only the boxes a new person may take were tried with the landmark model
-            unposed=max(v["unposed"], v["person_threshold"]) if v["unposed"] > 0 else 0.0)
+            unposed=max(v["unposed"], v["person_threshold"]) if v["unposed"] > 0 else 0.0,
+            unposed_group=v["unposed_group"])
         self.hog = HogProposals(every=v["hog_every"], full_every=v["hog_full_every"], threshold=v["hog_threshold"],
                                 scale=v["hog_scale"], upscale=v["hog_upscale"], max_pixels=v["hog_max_pixels"],
                                 motion=v["motion"], threads=v["threads"])
@@ -270,6 +275,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                 "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads,
                 **({"person_every": o.person_every, "follow_every": o.follow_every, "focus": o.focus,
                     "person_threshold": o.person_threshold, "person_weak": o.person_weak, "person_confirm": o.person_confirm, "unposed": o.unposed,
+                    "unposed_group": o.unposed_group,
                     "person_size": "auto" if self.runner.scale.auto else self.person.size, "person_engine": self.person.engine} if self.person is not None else {}),
                 **({"movenet_size": self.movenet.size, "movenet_threshold": self.movenet.threshold,
                     "movenet_keypoint_threshold": self.movenet.keypoint_threshold} if self.movenet is not None else {})}

@@ -125,3 +125,4 @@ class MultiPoseOptions:
     person_weak: float = 0.3
     person_confirm: float = 0.1
     unposed: float = 0.5
+    unposed_group: float = 0.2
