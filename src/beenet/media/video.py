@@ -340,9 +340,12 @@ class VideoReader:
         raise VideoDecodeError(f"{self.path}: frame {target} not found while decoding (corrupt timestamps?)")
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        arr = frame.to_ndarray(format="rgb24")
+        # threads=1: PyAV keeps its scaler between calls, and one made with slice threads (its
+        # default, 0: auto) hangs for ever in a process forked after it was made (a DataLoader
+        # worker decoding clips after the parent decoded one: the threads are not in the child)
+        arr = frame.to_ndarray(format="rgb24", threads=1)
         if arr.shape[:2] != (self.height, self.width):  # resolution change mid-stream
-            arr = frame.reformat(width=self.width, height=self.height, format="rgb24").to_ndarray()
+            arr = frame.reformat(width=self.width, height=self.height, format="rgb24", threads=1).to_ndarray()
         return arr
 
     def iter_frames(self, start: int = 0, stop: int | None = None, step: int = 1) -> Iterator[tuple[int, np.ndarray]]:
