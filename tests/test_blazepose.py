@@ -179,3 +179,42 @@ def test_a_lone_job_on_all_threads_finds_what_one_thread_finds(options):
         assert (pose.runner._wide is not None) == (threads == 2)
         pose.close()
     assert found[1] == found[2] and all(len(people) == 1 for people in found[1])
+
+
+@needs_litert
+def test_the_lite_landmark_model_finds_the_same_person():
+    """The lite landmark model (``track_lite``) takes the full one's input and gives the same
+    outputs: on the astronaut's square both are sure of her and put her joints within 3% of the
+    photo of each other."""
+    from skimage import data
+
+    engine = bp.BlazePose(find_model_files(lite=True))
+    assert engine.has_lite and not bp.BlazePose(find_model_files()).has_lite
+    img = np.ascontiguousarray(data.astronaut())
+    found = engine.detect(img, (0, 0, img.shape[0]), 0.5, 1)
+    (flag_full, full), (flag_lite, lite) = (engine.landmarks(img, found[0].roi(), lite=k) for k in (False, True))
+    assert flag_full > 0.9 and flag_lite > 0.9
+    seen = (full[:BODY_LANDMARKS, 2] > 0.5) & (lite[:BODY_LANDMARKS, 2] > 0.5)
+    err = np.hypot(*(full[:BODY_LANDMARKS, :2] - lite[:BODY_LANDMARKS, :2]).T)[seen]
+    assert seen.sum() >= 10 and np.median(err) < 0.03 * img.shape[0], np.median(err)
+    assert not np.array_equal(full, lite)  # another model ran
+
+
+@needs_litert
+def test_only_people_whose_square_is_small_are_followed_with_the_lite_model():
+    """The astronaut fills her photo: her square is wider than ``track_lite=0.6`` of its height,
+    so the default follows her with the full model (the same joints as ``track_lite=0``); with
+    ``track_lite=10`` every followed square is small enough and the joints of the calls after
+    the first (where she is followed) differ, those of the first call (a new person) do not."""
+    from skimage import data
+
+    img = np.ascontiguousarray(data.astronaut())
+    runs = {}
+    for lite in (0.0, 0.6, 10.0):
+        pose = MediaPipeMultiPose(detector="blazepose", threads=1, track_lite=lite, confirm_every=10)
+        pose.reset()
+        runs[lite] = [[d.keypoints.tobytes() for d in pose(img, i)] for i in range(3)]
+        pose.close()
+    assert all(len(people) == 1 for people in runs[10.0])
+    assert runs[0.6] == runs[0.0]
+    assert runs[10.0][0] == runs[0.0][0] and runs[10.0][1:] != runs[0.0][1:]

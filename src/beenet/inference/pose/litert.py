@@ -429,7 +429,7 @@ class LiteRTEngine:
             what = hits[0].roi()
         elif kind == "track":
             box = what.bounds()
-        flag, lm = engine.landmarks(frame, what)
+        flag, lm = engine.landmarks(frame, what, lite=kind == "track" and what.side < o.track_lite * height)
         low = o.min_tracking_confidence if kind == "track" else o.min_presence_confidence
         person = landmark_person(lm, width, height) if flag >= low else None
         if person is None or (box is not None and not inside(*centre(person.box), box)):

@@ -27,8 +27,14 @@ MEMBERS: dict[str, str] = {
 }
 
 
-def find_model_files(root: str | Path | None = None, *, fetch: bool = True) -> dict[str, Path]:
-    """The two tflite files, by the engine's names (:data:`MEMBERS`).
+#: The lite landmark model (``track_lite``: it poses the people followed from call to call
+#: whose square is small), by its engine name -> its key in :data:`beenet.model_files.MODEL_FILES`.
+LITE_MEMBER = ("pose_landmarks_lite.tflite", "pose_landmark_lite")
+
+
+def find_model_files(root: str | Path | None = None, *, fetch: bool = True, lite: bool = False) -> dict[str, Path]:
+    """The two tflite files, by the engine's names (:data:`MEMBERS`); with ``lite``, the lite
+    landmark model too (:data:`LITE_MEMBER`).
 
     ``root=None``: from beenet's model cache, fetched first when missing (and ``fetch``); a file
     there whose bytes are not the published ones is refused by name. ``root``: a folder holding
@@ -36,16 +42,19 @@ def find_model_files(root: str | Path | None = None, *, fetch: bool = True) -> d
     are). Raises :class:`~beenet.model_files.ModelFileError` (a ``BeenetError``) saying what is
     missing and how to get it.
     """
+    wanted = dict(MEMBERS, **dict([LITE_MEMBER])) if lite else MEMBERS
     if root is None:
-        return {member: model_file(key, fetch=fetch) for member, key in MEMBERS.items()}
+        return {member: model_file(key, fetch=fetch) for member, key in wanted.items()}
     folder = Path(root).expanduser()
-    files = {member: folder / MODEL_FILES[key].name for member, key in MEMBERS.items()}
-    missing = [MEMBERS[m] for m, p in files.items() if not p.is_file()]
+    files = {member: folder / MODEL_FILES[key].name for member, key in wanted.items()}
+    missing = [wanted[m] for m, p in files.items() if not p.is_file()]
     if missing:
         names = ", ".join(MODEL_FILES[k].name for k in missing)
         raise ModelFileError(f"{folder}: has no {names} (the BlazePose model files, by their published names: "
                              + "; ".join(f"{MODEL_FILES[k].name} from {MODEL_FILES[k].url}" for k in missing)
-                             + "); or leave models_dir out to use beenet's model cache ('beenet models fetch')")
+                             + "); or leave models_dir out to use beenet's model cache ('beenet models fetch')"
+                             + ("; or --pose-option track_lite=0 (the full landmark model for everyone)"
+                                if LITE_MEMBER[1] in missing else ""))
     return files
 
 

@@ -97,7 +97,10 @@ class MediaPipeMultiPose(PoseBackendBase):
     :mod:`~beenet.inference.pose.unposed`). Inside the frame, where 3 or more people are posed, a
     box of their height that the landmark model cannot pose is a person once the detector boxed
     it at ``unposed_group`` or more (default 0.2; 0: never) on three calls in a row (a crowd seen
-    from above, a person half hidden in a group).
+    from above, a person half hidden in a group). A person followed from call to call whose
+    square is smaller than ``track_lite`` (default 0.6; 0: never) of the frame's height is posed
+    by BlazePose's lite landmark model (about half the time of the full one); new people, the
+    detector's checks and close-ups take the full one (docs/predict.md, "Speed").
     ``tiles`` and the HOG options do not apply to it. ``person_engine`` (:data:`PERSON_ENGINES`):
     ``"onnx"`` (the default) runs the network on onnxruntime (converted once from the shipped
     graph: :mod:`~beenet.inference.pose.converted`), ``"torch"`` on torch; the boxes are the same.
@@ -149,7 +152,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                  tiles: int = 1, tile_overlap: float = 0.25, merge_iou: float = 0.4,
                  detector: str = "centernet", person_every: int = 2, follow_every: int = 1,
                  person_threshold: float = 0.3, person_weak: float = 0.3, person_confirm: float = 0.1,
-                 unposed: float = 0.5, unposed_group: float = 0.2,
+                 unposed: float = 0.5, unposed_group: float = 0.2, track_lite: float = 0.6,
                  person_size: int | Literal["auto"] = "auto", person_engine: str = "onnx", movenet_size: int = 256, movenet_threshold: float = 0.2,
                  hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
@@ -177,7 +180,7 @@ class MediaPipeMultiPose(PoseBackendBase):
             ("follow_every", follow_every, int, 1, True),
             ("person_threshold", person_threshold, float, 0, False), ("person_weak", person_weak, float, 0, False),
             ("person_confirm", person_confirm, float, 0, False), ("unposed", unposed, float, 0, True),
-            ("unposed_group", unposed_group, float, 0, True),
+            ("unposed_group", unposed_group, float, 0, True), ("track_lite", track_lite, float, 0, True),
             ("hog_max_pixels", hog_max_pixels, int, 4096, True),
             ("min_detection_confidence", min_detection_confidence, float, None, True),
             ("min_presence_confidence", min_presence_confidence, float, None, True),
@@ -197,11 +200,11 @@ class MediaPipeMultiPose(PoseBackendBase):
             person_confirm=min(v["person_confirm"], v["person_weak"], v["person_threshold"]),
             # only the boxes a new person may take were tried with the landmark model
             unposed=max(v["unposed"], v["person_threshold"]) if v["unposed"] > 0 else 0.0,
-            unposed_group=v["unposed_group"])
+            unposed_group=v["unposed_group"], track_lite=v["track_lite"])
         self.hog = HogProposals(every=v["hog_every"], full_every=v["hog_full_every"], threshold=v["hog_threshold"],
                                 scale=v["hog_scale"], upscale=v["hog_upscale"], max_pixels=v["hog_max_pixels"],
                                 motion=v["motion"], threads=v["threads"])
-        self.model_files = find_model_files(models_dir)  # fetched on first use
+        self.model_files = find_model_files(models_dir, lite=v["track_lite"] > 0)  # fetched on first use
         # the first BlazePose now, so that a bad model file is named before any work
         self.runner = LiteRTEngine(self.options, self.model_files, self.hog)
         v["person_auto"] = person_size == "auto"
@@ -273,6 +276,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                 "hog_scale": h.scale, "hog_upscale": h.upscale,
                 "hog_max_pixels": h.max_pixels, "crop_margin": o.crop_margin, "follow": o.follow,
                 "motion": h.motion, "hog_full_every": h.full_every, "threads": o.threads,
+                "track_lite": o.track_lite,
                 **({"person_every": o.person_every, "follow_every": o.follow_every, "focus": o.focus,
                     "person_threshold": o.person_threshold, "person_weak": o.person_weak, "person_confirm": o.person_confirm, "unposed": o.unposed,
                     "unposed_group": o.unposed_group,

@@ -126,3 +126,4 @@ class MultiPoseOptions:
     person_confirm: float = 0.1
     unposed: float = 0.5
     unposed_group: float = 0.2
+    track_lite: float = 0.0
