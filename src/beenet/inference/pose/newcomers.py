@@ -5,14 +5,11 @@ when it scores ``threshold`` (``person_threshold``, 0.3) or more, or ``weak`` (`
 0.3 by default, so off; 0.2 finds more people) or more, on two conditions that keep the weak
 boxes' cost and false people down (the second applies to every box):
 
-- **a box that could not be posed is not tried again at that place for** :data:`FORGET_CALLS`
-  **detector calls** (IoU :data:`SAME_PLACE` or more with it) by a box as weak (a box that failed
-  under ``threshold`` keeps only the weak boxes away). The weak boxes are many where a crowd or an
-  audience is small or blurred, and most of those that fail, fail again: without this,
-  tennis.mp4's first 10 s took 297 failed tries (2-3 landmark runs each) against 8 at 0.3, and
-  4x the time. The strong boxes that fail are fewer but fail again too (the whole 79.5 s of
-  vtest.avi: 269 of 446 tries failed, most on the same few people too small or too cut to pose);
-  keeping them away as well made vtest's pass 1 14% faster with no person fewer on the benchmark;
+- **a weak box that could not be posed is not tried again at that place for**
+  :data:`FORGET_CALLS` **detector calls** (IoU :data:`SAME_PLACE` or more with it). The weak boxes
+  are many where a crowd or an audience is small or blurred, and most of those that fail, fail
+  again: without this, tennis.mp4's first 10 s took 297 failed tries (2-3 landmark runs each)
+  against 8 at 0.3, and 4x the time;
 - **no box is tried that looks like a part of a person**: one whose centre lies in the box of a
   person found or of a better box tried on the call, and under :data:`PART_OF` of its height (a
   tie, a hand: the landmark model poses a small skeleton there). Checking against every box
@@ -31,9 +28,9 @@ from collections.abc import Sequence
 
 from beenet.inference.pose.boxes import Box, box_iou, centre, inside
 
-#: Calls of the detector for which a box that could not be posed keeps boxes as weak from its place.
+#: Calls of the detector for which a weak box that could not be posed is not tried at that place.
 FORGET_CALLS = 4
-#: The IoU at which a box is at the place of one that failed.
+#: The IoU at which a weak box is at the place of one that failed.
 SAME_PLACE = 0.5
 #: A box under this share of the height of a box its centre lies in is a part of that person.
 PART_OF = 0.5
@@ -56,7 +53,7 @@ class Newcomers:
 
     def __init__(self, threshold: float, weak: float) -> None:
         self.threshold, self.weak = float(threshold), min(float(weak), float(threshold))
-        self._failed: list[tuple[Box, int, bool]] = []  # boxes not posed: the call they failed on, strong
+        self._failed: list[tuple[Box, int]] = []  # weak boxes not posed, with the call they failed on
         self._calls = 0
 
     def clear(self) -> None:
@@ -67,13 +64,12 @@ class Newcomers:
         """Of one detector call's ``boxes`` (``(box, score)``, best first), those to try as new
         people, best first; ``people``: the boxes of the people found on the call."""
         self._calls += 1
-        self._failed = [f for f in self._failed if self._calls - f[1] <= FORGET_CALLS]
+        self._failed = [(b, k) for b, k in self._failed if self._calls - k <= FORGET_CALLS]
         out: list[tuple[Box, float]] = []
         for box, score in boxes:
             if score < self.weak or any(covers(box, p) for p in people):
                 continue
-            strong = score >= self.threshold
-            if any(box_iou(box, b) >= SAME_PLACE for b, _, was in self._failed if was or not strong):
+            if score < self.threshold and any(box_iou(box, b) >= SAME_PLACE for b, _ in self._failed):
                 continue
             if any(part_of(box, other) for other in [*people, *(b for b, _ in out)]):
                 continue
@@ -81,6 +77,6 @@ class Newcomers:
         return out
 
     def failed(self, tried: Sequence[tuple[Box, float]]) -> None:
-        """The boxes of :meth:`boxes` the landmark model could not pose on this call: boxes as
-        weak are not tried at their place for a while."""
-        self._failed += [(box, self._calls, score >= self.threshold) for box, score in tried]
+        """The boxes of :meth:`boxes` the landmark model could not pose on this call: the weak
+        ones are not tried at their place for a while."""
+        self._failed += [(box, self._calls) for box, score in tried if score < self.threshold]
