@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import Future, wait
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from beenet.inference.pose.blazepose import BlazePose, PersonDetection
+from beenet.inference.pose.bodies import moved_apart, moved_body, with_box
 from beenet.inference.pose.boxes import (
     Box,
     Roi,
-    box_iou,
     centre,
     inside,
     merge_found,
@@ -59,35 +58,6 @@ if TYPE_CHECKING:
 #: The person detector's threshold when it confirms a person followed by their landmarks
 #: (``confirm_every``): mediapipe's default. Finding a new person takes ``min_detection_confidence``.
 CONFIRM_DETECTION = 0.5
-
-def _with_box(person: PoseDetection, boxes: list[tuple[Box, float]], strong: float = 0.0) -> PoseDetection:
-    """The person with the detector's box that is theirs (the best IoU among those that cover
-    them; among the boxes scored ``strong`` or more when one of those covers them), when one is:
-    the extent of the body seen, not of the joints found (a head-and-shoulders close-up's joints
-    are a strip at eye level)."""
-    mine = [b for b, s in boxes if s >= strong and covers(b, person.box)] or \
-        [b for b, _ in boxes if covers(b, person.box)]
-    if not mine:
-        return person
-    return replace(person, box=max(mine, key=lambda b: box_iou(b, person.box)), body=True)
-
-
-def _moved_body(person: PoseDetection, body: tuple[Box, tuple[float, float]] | None,
-                shape: tuple[int, ...]) -> PoseDetection:
-    """On a call the detector skips (``person_every``), a followed person's box: the detector's
-    box of the last call that ran it, moved as the centre of their joints' box moved since (a
-    head-and-shoulders close-up keeps a body box, not a strip at eye level); their joints' box
-    when the detector never boxed them."""
-    if body is None:
-        return person
-    (x, y, w, h), (cx, cy) = body
-    nx, ny = centre(person.box)
-    x0, y0 = max(0.0, x + nx - cx), max(0.0, y + ny - cy)
-    x1, y1 = min(float(shape[1]), x + w + nx - cx), min(float(shape[0]), y + h + ny - cy)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return person
-    return replace(person, box=(x0, y0, x1 - x0, y1 - y0), body=True)
-
 
 #: ``follow_every``: a person rests only after this many calls followed (the tracker confirms a
 #: new person on consecutive detections: ``min_hits``, default 3).
@@ -316,11 +286,11 @@ class LiteRTEngine:
             found += [(*p, None) for r in tried for p in r]
             # each person takes the detector's box that is theirs: one body, one box
             joints = [p.box for p, *_ in found]
-            found = [(_with_box(p, boxes, o.person_weak), *rest) for p, *rest in found]
+            found = [(with_box(p, boxes, o.person_weak), *rest) for p, *rest in found]
             bodies = {id(f): (f[0].box, centre(j)) if f[0].box != j else None for f, j in zip(found, joints)}
         else:  # the detector's box of the last call that ran it, moved with the joints
-            found = [(_moved_body(p, bodies.get(id(origin)), frame.shape), roi, since, origin)
-                     for p, roi, since, origin in found]
+            found = moved_apart([(moved_body(p, bodies.get(id(origin)), frame.shape), roi, since, origin)
+                                  for p, roi, since, origin in found], bodies)
             bodies = {id(f): bodies.get(id(f[3])) for f in found}
         kept = merge_found(found, lambda p: p[0], o.merge_iou)
         self.follower.update(kept if o.follow else [], self._index)
