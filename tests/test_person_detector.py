@@ -82,6 +82,36 @@ def test_tfjs_runner_matches_numpy(tmp_path, height, width, stride):
         np.testing.assert_allclose(got.numpy(), _reference(x, w, b, stride), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("height,width,stride", [(5, 6, 2), (6, 6, 2), (6, 7, 1)])
+def test_litert_model_written_from_the_graph_matches_numpy(tmp_path, height, width, stride):
+    """The same graph written out as a LiteRT model (LiteRT's SAME padding is TensorFlow's: the
+    extra row and column at the bottom and right), for each input shape, on LiteRT."""
+    from beenet.inference.pose.litert_graph import LiteRTGraph
+
+    path, w, b = _graph(tmp_path, stride=stride)
+    graph = LiteRTGraph(path, ["mean"])
+    x = np.random.default_rng(1).normal(size=(1, height, width, 2)).astype(np.float32)
+    for _ in range(2):  # the second call reuses the interpreter made for this shape
+        (got,) = graph.run(x)
+        np.testing.assert_allclose(got, _reference(x, w, b, stride), rtol=1e-5, atol=1e-5)
+    assert list(graph._kept) == [(height, width)]
+
+
+def test_litert_model_refuses_an_op_it_does_not_write_and_keeps_few_shapes(tmp_path):
+    from beenet.inference.pose import litert_graph
+    from beenet.inference.pose.litert_graph import LiteRTGraph
+
+    path, *_ = _graph(tmp_path, op="Conv3D")
+    with pytest.raises(TfjsGraphError, match="'Conv3D'.*'conv'"):
+        LiteRTGraph(path, ["mean"])
+    path, *_ = _graph(tmp_path)
+    graph = LiteRTGraph(path, ["mean"])
+    shapes = [(4 + k, 5) for k in range(litert_graph.KEPT_SHAPES + 2)]
+    for h, wd in shapes:
+        graph.run(np.zeros((1, h, wd, 2), np.float32))
+    assert list(graph._kept) == shapes[-litert_graph.KEPT_SHAPES:]  # the oldest dropped
+
+
 def test_tfjs_runner_names_an_unknown_op_and_a_cut_shard(tmp_path):
     path, *_ = _graph(tmp_path, op="FancyConv3D")
     with pytest.raises(TfjsGraphError, match="FancyConv3D.*conv"):
@@ -247,19 +277,28 @@ def test_detector_runs_on_its_own_threads_and_puts_torchs_back(detector):
 
 
 @pytest.mark.parametrize("video,index", [("vtest.avi", 100), ("lab3_cam01.mp4", 0), ("talking.mp4", 30)])
-def test_onnx_and_torch_engines_give_the_same_boxes(detector, video, index):
-    """The default engine (the graph converted to ONNX, on onnxruntime) boxes real frames as
-    torch running the shipped graph does, on frames of three shapes (the ONNX graph's height and
-    width are free)."""
+def test_litert_onnx_and_torch_engines_give_the_same_boxes(detector, video, index):
+    """The default engine (the graph written out as a LiteRT model, on LiteRT) and the graph
+    converted to ONNX (on onnxruntime) box real frames as torch running the shipped graph does,
+    on frames of three shapes and at two input sizes; the heat maps agree to 1e-5."""
     from beenet.inference.pose.detector import PersonDetector
 
-    assert detector.engine == "onnx"
+    assert detector.engine == "litert"
     frame = footage_frame(video, index)
-    by_torch = PersonDetector(detector.path, threshold=detector.threshold, engine="torch")(frame)
-    by_onnx = detector(frame)
-    assert len(by_onnx) == len(by_torch) >= 1
-    for (a, sa), (b, sb) in zip(by_onnx, by_torch):
-        assert np.allclose(a, b, atol=0.5) and abs(sa - sb) < 1e-4
+    by_torch = PersonDetector(detector.path, threshold=detector.threshold, engine="torch")
+    by_onnx = PersonDetector(detector.path, threshold=detector.threshold, engine="onnx")
+    for size in (384, 512):
+        want = by_torch(frame, size)
+        assert len(want) >= 1
+        for engine in (detector, by_onnx):
+            got = engine(frame, size)
+            assert len(got) == len(want), engine.engine
+            for (a, sa), (b, sb) in zip(got, want):
+                assert np.allclose(a, b, atol=0.5) and abs(sa - sb) < 1e-4, engine.engine
+        square, _ = detector.letterbox(frame, size)
+        (heat, sizes), (heat_t, sizes_t) = detector.network(square), by_torch.network(square)
+        np.testing.assert_allclose(heat, heat_t, atol=1e-5)
+        np.testing.assert_allclose(sizes, sizes_t, atol=1e-2, rtol=1e-4)
 
 
 @pytest.mark.slow
@@ -343,7 +382,10 @@ def test_a_call_given_focus_poses_only_the_people_it_is_for(blazepose_models):
         for i, f in frames[:settle]:
             everyone = pose(f, i)
         assert len(everyone) >= 4
-        target = min(everyone, key=lambda p: p.box[0]).box  # the leftmost person
+        # the leftmost of the people 60 px tall or more (a newcomer 30 px tall at the frame's edge,
+        # found on the last call, is posed on the next or not by a hair: the detector's engines,
+        # equal to 1e-6, tip it either way)
+        target = min((p for p in everyone if p.box[3] >= 60), key=lambda p: p.box[0]).box
         i, f = frames[settle]
         runs.clear()
         few = pose(f, i, focus=[target])

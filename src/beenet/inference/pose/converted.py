@@ -61,7 +61,7 @@ def conversion_key(model_json: Path, outputs: Sequence[str], keep: tuple[Sequenc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConversionError(f"{model_json}: not a TF.js graph model with its weight files ({exc})") from exc
     h.update(repr((list(outputs), keep)).encode())
-    for module in ("tfjs.py", "converted.py"):
+    for module in ("tfjs_spec.py", "tfjs.py", "converted.py"):
         h.update((Path(__file__).parent / module).read_bytes())
     return h.hexdigest()[:32]
 

@@ -61,7 +61,10 @@ class PoseDetection:
 def valid_mask(keypoints: np.ndarray, min_confidence: float = MIN_KEYPOINT_CONFIDENCE) -> np.ndarray:
     """True for joints with finite x, y and confidence at least ``min_confidence``."""
     kp = np.asarray(keypoints)
-    return np.isfinite(kp[..., 0]) & np.isfinite(kp[..., 1]) & (np.nan_to_num(kp[..., 2]) >= min_confidence)
+    conf = kp[..., 2] >= min_confidence  # a NaN confidence counts as 0 (np.nan_to_num, without its cost)
+    if min_confidence <= 0:
+        conf |= np.isnan(kp[..., 2])
+    return np.isfinite(kp[..., 0]) & np.isfinite(kp[..., 1]) & conf
 
 
 def is_unposed(person: PoseDetection) -> bool:

@@ -31,8 +31,9 @@ from beenet.inference.pose.scale import LADDER, DetectorScale
 #: detector, each HOG box verified by the landmarker on a crop around it; or MoveNet MultiPose's
 #: people, joints and all (no landmark model).
 DETECTORS = ("centernet", "blazepose", "hog", "movenet")
-#: What runs the CNN person detector (``person_engine``): its ONNX conversion on onnxruntime (the
-#: default) or torch node by node; the same boxes (docs/predict.md, "Speed").
+#: What runs the CNN person detector (``person_engine``): LiteRT on the graph written out as a
+#: tflite model (the default), its ONNX conversion on onnxruntime, or torch node by node; the same
+#: boxes (docs/predict.md, "Speed").
 PERSON_ENGINES = ENGINES
 #: What runs the two models: ``litert``, the one engine (the models on LiteRT with mediapipe's pre-
 #: and post-processing written out, and people tracked from frame to frame by their landmarks).
@@ -102,8 +103,10 @@ class MediaPipeMultiPose(PoseBackendBase):
     by BlazePose's lite landmark model (about half the time of the full one); new people, the
     detector's checks and close-ups take the full one (docs/predict.md, "Speed").
     ``tiles`` and the HOG options do not apply to it. ``person_engine`` (:data:`PERSON_ENGINES`):
-    ``"onnx"`` (the default) runs the network on onnxruntime (converted once from the shipped
-    graph: :mod:`~beenet.inference.pose.converted`), ``"torch"`` on torch; the boxes are the same.
+    ``"litert"`` (the default) runs the network on LiteRT (written out as a tflite model per input
+    shape: :mod:`~beenet.inference.pose.litert_graph`), ``"onnx"`` on onnxruntime (converted once
+    from the shipped graph: :mod:`~beenet.inference.pose.converted`), ``"torch"`` on torch; the
+    boxes are the same.
 
     ``detector="hog"`` adds person proposals from OpenCV's HOG people detector
     (:mod:`~beenet.inference.pose.proposals`), which finds people 1/7 of the frame tall that
@@ -153,7 +156,7 @@ class MediaPipeMultiPose(PoseBackendBase):
                  detector: str = "centernet", person_every: int = 2, follow_every: int = 1,
                  person_threshold: float = 0.3, person_weak: float = 0.3, person_confirm: float = 0.1,
                  unposed: float = 0.5, unposed_group: float = 0.2, track_lite: float = 0.6,
-                 person_size: int | Literal["auto"] = "auto", person_engine: str = "onnx", movenet_size: int = 256, movenet_threshold: float = 0.2,
+                 person_size: int | Literal["auto"] = "auto", person_engine: str = "litert", movenet_size: int = 256, movenet_threshold: float = 0.2,
                  hog_every: int = 2, hog_threshold: float = 0.3,
                  hog_scale: float = 1.2, hog_upscale: float = 1.3, hog_max_pixels: int = 750_000,
                  crop_margin: float = 1.2, follow: bool = True, motion: bool = True, focus: bool = False,

