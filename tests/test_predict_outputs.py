@@ -22,7 +22,7 @@ from beenet.errors import DataNotFoundError
 from beenet.inference.batch import SUMMARY
 from beenet.inference.inputs import Job, resolve_inputs, shard
 from beenet.inference.predictor import Predictor
-from beenet.inference.render import render_timeline, window_heat
+from beenet.inference.timeline import render_timeline, window_heat
 from beenet.inference.results import frames_table
 from beenet.inference.table import COLUMNS, FRAME_COLUMNS, make_table, read_frames_table, read_table
 from beenet.labels import CATEGORIES, VAD_NAMES
@@ -151,11 +151,12 @@ def test_street_scene_per_frame_rows_and_keypoints_round_trip(real, ckpt, tmp_pa
 
 
 def _heat_pixels(png: Path) -> np.ndarray:
-    """Mask of the pixels drawn in magma colours (the heat map), not background, text or lines."""
+    """Mask of the pixels drawn in magma colours (the heat map), not background, text or lines;
+    the colours are matplotlib's own (the timeline is drawn with Pillow from a copy of them)."""
     import matplotlib
-    import matplotlib.image as mpimg
+    from PIL import Image
 
-    img = mpimg.imread(png)[::2, ::2, :3]  # every other pixel: enough, and fast
+    img = (np.asarray(Image.open(png).convert("RGB")) / 255.0)[::2, ::2]  # every other pixel: enough, and fast
     img = img[:, : int(img.shape[1] * 0.9)]  # not the colour bar
     lut = matplotlib.colormaps["magma"](np.linspace(0.3, 1.0, 24))[:, :3]
     d = np.full(img.shape[:2], np.inf)
@@ -371,54 +372,58 @@ def test_predict_many_writes_what_beenet_predict_writes_and_skips_finished_video
     assert {p: p.stat().st_mtime_ns for p in written} == written
 
 
-def test_render_timeline_returns_the_figure_for_a_notebook_and_writes_only_when_asked(tmp_path):
-    """Without a path the timeline is only a Figure (what a notebook cell shows); with one, the
-    same Figure is also written as a PNG."""
-    from matplotlib.figure import Figure
+def test_render_timeline_returns_the_picture_for_a_notebook_and_writes_only_when_asked(tmp_path):
+    """Without a path the timeline is only a PIL image (what a notebook cell shows, as PNG); with
+    one, the same picture is also written as a PNG."""
+    from PIL import Image
 
     rows = {c: [0.0, 0.0] for c in COLUMNS}
     rows.update(video=["v.mp4"] * 2, person_id=[1, 1], start_frame=[0, 50], end_frame=[99, 149],
                 start_s=[0.0, 2.0], end_s=[4.0, 6.0], box_w=[5.0, 5.0], box_h=[5.0, 5.0])
     rows.update({c: [0.6, 0.3] for c in CATEGORIES})
-    fig = render_timeline(make_table(rows), duration_s=10.0)
-    assert isinstance(fig, Figure) and fig.get_axes() and not any(tmp_path.iterdir())
-    again = render_timeline(make_table(rows), tmp_path / "t.png", duration_s=10.0)
-    assert isinstance(again, Figure) and (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = render_timeline(make_table(rows), duration_s=10.0, title="v.mp4")
+    assert isinstance(img, Image.Image) and img._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not any(tmp_path.iterdir())
+    again = render_timeline(make_table(rows), tmp_path / "t.png", duration_s=10.0, title="v.mp4")
+    assert (np.asarray(Image.open(tmp_path / "t.png").convert("RGB")) == np.asarray(again)).all()
+    assert (np.asarray(again) == np.asarray(img)).all()
 
 
 def test_timeline_names_every_category_of_every_person_shown(tmp_path):
-    """13 people, 8 shown: each heat map has the 26 category names drawn at its rows (outlines, not
-    tick labels), one VAD legend for the figure, and the note of how many people are shown."""
-    import matplotlib.image as mpimg
+    """13 people, 8 shown (the 8 with the most windows, in id order): each heat map has the 26
+    category names drawn at its rows and nothing above them, the person's title above the map
+    in the person's colour, and the picture says how many people it shows."""
+    from beenet.inference.timeline import LEFT, ROW_H, Panels, person_colour, shown_people, timeline_height
 
     n = 13
-    rows = {c: [0.0] * n for c in COLUMNS}
-    rows.update(video=["v.mp4"] * n, person_id=list(range(n)), start_frame=[0] * n, end_frame=[99] * n,
-                start_s=[float(p) for p in range(n)], end_s=[p + 4.0 for p in range(n)],
-                box_w=[5.0] * n, box_h=[5.0] * n)
-    rows.update({c: [0.5] * n for c in CATEGORIES})
-    fig = render_timeline(make_table(rows), tmp_path / "t.png", duration_s=20.0)
-    assert fig.get_suptitle().endswith("(showing 8 of 13 people)")
-    assert [t.get_text() for t in fig.legends[0].get_texts()][:3] == list(VAD_NAMES) and len(fig.legends) == 1
-    heat = [ax for ax in fig.axes if ax.collections and len(ax.collections[-1].get_paths()) == len(CATEGORIES)]
-    assert len(heat) == 8 and not any(ax.get_legend() for ax in fig.axes)
-    img = mpimg.imread(tmp_path / "t.png")[..., :3].mean(-1)
-    height = img.shape[0]
-    for ax in heat:
-        box = ax.get_window_extent()  # pixels of the PNG (dpi 100), y up
-        top, row_h = height - box.y1, box.height / len(CATEGORIES)
-        strip = img[:, int(box.x0) - 60: int(box.x0) - 2]  # where the names are, left of the map
-        for k in range(len(CATEGORIES)):
-            band = strip[int(top + k * row_h + 1): int(top + (k + 1) * row_h - 1)]
-            assert (band < 0.5).sum() > 5, f"no name drawn at row {k} of {ax.get_title(loc='left')!r}"
-        assert not (img[int(top) - 30: int(top) - 2, int(box.x0) - 60: int(box.x0) - 2] < 0.5).any()  # nothing above
+    rows = {c: [0.0] * (n + 3) for c in COLUMNS}
+    pids = [*range(n), 12, 11, 12]  # 11 and 12 have the most windows
+    rows.update(video=["v.mp4"] * (n + 3), person_id=pids, start_frame=[0] * (n + 3), end_frame=[99] * (n + 3),
+                start_s=[float(p) for p in pids], end_s=[p + 4.0 for p in pids],
+                box_w=[5.0] * (n + 3), box_h=[5.0] * (n + 3))
+    rows.update({c: [0.5] * (n + 3) for c in CATEGORIES})
+    table = make_table(rows)
+    assert shown_people(table, 8) == ([0, 1, 2, 3, 4, 5, 11, 12], 13)
+    img = np.asarray(render_timeline(table, tmp_path / "t.png", duration_s=20.0)).astype(int)
+    assert img.shape == (timeline_height(8), 1200, 3)
+    for k, pid in enumerate([0, 1, 2, 3, 4, 5, 11, 12]):
+        p = Panels.of(k)
+        strip = img[:, LEFT - 60: LEFT - 3].mean(-1)  # where the names are, left of the map
+        for row in range(len(CATEGORIES)):
+            band = strip[p.heat_y + row * ROW_H + 1: p.heat_y + (row + 1) * ROW_H - 1]
+            assert (band < 128).sum() > 5, f"no name drawn at row {row} of person {pid}"
+        assert not (strip[p.heat_y - 14: p.heat_y - 2] < 128).any()  # nothing above the names
+        title = img[p.title_y: p.heat_y - 2, LEFT: LEFT + 300]
+        assert (np.abs(title - np.array(person_colour(pid))).max(-1) < 40).sum() > 30
+    head = img[: Panels.of(0).title_y].mean(-1)
+    assert (head < 128).sum() > 400  # the title, "(showing 8 of 13 people)", and the legend
 
 
 def test_timeline_greys_out_the_times_a_person_was_not_seen(tmp_path):
     """A 4 s window over 0-4 s of a person seen only from 2 s (frames 50-99 at 25 fps): with
     ``unseen`` (what predict passes, from the tracks), the heat map is drawn from 2 s on only;
     without, over the whole window. ``unseen_times`` closes gaps under half a second."""
-    from beenet.inference.render import unseen_times
+    from beenet.inference.timeline import unseen_times
 
     assert unseen_times(np.arange(50, 100), 25.0, 10.0) == [(0.0, 2.0), (4.0, 10.0)]
     assert unseen_times(np.r_[np.arange(0, 10), np.arange(15, 25)], 25.0, 1.0) == []  # a 0.2 s gap

@@ -316,7 +316,7 @@ def test_browser_draws_the_per_frame_boxes(bikes_results, page):
     chosen = [int(counts.index[0]), int(counts.index[len(counts) // 3]), int(counts.index[-1]), int(scored.idxmax())]
     page.goto((bikes_results / "bikes.html").as_uri())
     page.wait_for_function("document.querySelector('video').readyState >= 1")
-    from beenet.inference.render import person_colour
+    from beenet.inference.timeline import person_colour
 
     edge_hits = edge_total = 0
     inner_alpha: list[int] = []

@@ -1,25 +1,27 @@
-"""Pictures of a prediction: the annotated mp4 and the timeline PNG.
+"""Pictures of a prediction: the annotated mp4 (and, from :mod:`beenet.inference.timeline`, the
+timeline PNG: ``render_timeline`` is importable from here too).
 
 The annotated video shows, per person and frame, the skeleton, the box, the person id, the top-3
-emotions and three VAD bars of the window that covers the frame. The timeline shows per person a
-heat map of the 26 categories over time, every window drawn over its real extent (where windows
-overlap, the one whose centre is nearest), and the valence / arousal / dominance curves.
+emotions and three VAD bars of the window that covers the frame.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from beenet.atomic import atomic_open
 from beenet.inference.pose import Box, valid_mask
-from beenet.labels import CATEGORIES, OPENPOSE_EDGES, VAD_NAMES, VAD_SCALE
+from beenet.inference.timeline import (
+    VAD_COLOURS,
+    person_colour,
+    render_timeline,  # noqa: F401 - the timeline, importable from here as before
+)
+from beenet.labels import OPENPOSE_EDGES, VAD_NAMES, VAD_SCALE
 from beenet.progress import progress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,13 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from beenet.inference.windows import PersonTrack
 
 log = logging.getLogger(__name__)
-
-#: Distinct colours (RGB) for person ids (tab10).
-PALETTE: tuple[tuple[int, int, int], ...] = (
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-)
-_VAD_COLOURS = ((46, 160, 67), (230, 126, 34), (52, 120, 200))
 
 class Drawable(Protocol):
     """What :func:`render_video` draws: a :class:`~beenet.inference.results.VideoResult` (which
@@ -47,10 +42,6 @@ class Drawable(Protocol):
     fps: float
     width: int
     height: int
-
-
-def person_colour(person_id: int) -> tuple[int, int, int]:
-    return PALETTE[int(person_id) % len(PALETTE)]
 
 
 def window_for_frames(table: "PredictionTable", num_frames: int) -> dict[int, np.ndarray]:
@@ -174,7 +165,7 @@ def draw_people(frame: np.ndarray, people: Iterable[tuple[int, np.ndarray | None
         if vad is not None:
             by = py + 4 + line_h * len(lines)
             full = panel_w - 16 - size
-            for k, (name, c) in enumerate(zip(VAD_NAMES, _VAD_COLOURS)):
+            for k, (name, c) in enumerate(zip(VAD_NAMES, VAD_COLOURS)):
                 v = float(np.clip(vad[k] / VAD_SCALE, 0.0, 1.0))
                 yy = by + k * (bar_h + 3)
                 draw.text((px + 8, yy - 2), name[0].upper(), fill=(255, 255, 255, 255),
@@ -232,198 +223,3 @@ def render_video(result: Drawable, out_path: str | Path, show_progress: bool | N
             bar.update(1)
         bar.close()
     return out_path
-
-
-def render_timeline(table: "PredictionTable", out_path: str | Path | None = None, duration_s: float | None = None,
-                    title: str | None = None, max_people: int = 8,
-                    unseen: dict[int, list[tuple[float, float]]] | None = None) -> Any:
-    """The timeline of a table: per person a category heat map over time and the VAD curves, as a
-    matplotlib ``Figure`` (a notebook shows it as the cell's result), also written as a PNG to
-    ``out_path`` (atomically) when one is given. ``unseen``: per person, the times (seconds) they
-    were not seen (:func:`unseen_times`), greyed out: a window's scores are not drawn over its
-    frames before the person appeared."""
-    if out_path is not None:
-        out_path = Path(out_path)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-    title = title or str(getattr(table, "video", "") or (out_path.stem if out_path is not None else "timeline"))
-    fig = _timeline_figure(table, duration_s, title, max_people, unseen or {})
-    if out_path is not None:
-        _save_png(fig, out_path)
-    return fig
-
-
-def _timeline_figure(table: "PredictionTable", duration_s: float | None, title: str, max_people: int,
-                     unseen: dict[int, list[tuple[float, float]]]) -> Any:
-    from matplotlib.figure import Figure  # lazy: matplotlib (no pyplot: no global state, no GUI backend)
-    from matplotlib.lines import Line2D  # lazy: matplotlib, loaded only to draw
-
-    if len(table) == 0:
-        fig = Figure(figsize=(8, 2))
-        ax = fig.add_subplot()
-        ax.axis("off")
-        ax.text(0.5, 0.5, f"{title}\nno person found", ha="center", va="center")
-        return fig
-    counts = table.groupby("person_id").size().sort_values(ascending=False, kind="stable")
-    people = sorted(counts.index[:max_people].tolist())
-    end = float(table["end_s"].max()) if duration_s is None else float(duration_s)
-    fig_h = 1.25 + 5.2 * len(people)
-    # Margins in inches, fixed: matplotlib's constrained layout solved them at every draw and took
-    # 2.7 of the 4.3 s this figure cost for 8 people (docs/predict.md, "Speed").
-    fig = Figure(figsize=(12, fig_h))
-    outer = fig.add_gridspec(len(people), 2, width_ratios=[60, 1], left=1.05 / 12, right=1 - 0.45 / 12,
-                             top=1 - 1.0 / fig_h, bottom=0.45 / fig_h, wspace=0.02, hspace=0.85 / 4.35)
-    heat_im = handles = None
-    for i, pid in enumerate(people):
-        grid = outer[i, 0].subgridspec(2, 1, height_ratios=[3.4, 1.4], hspace=0.12)
-        rows = table[table["person_id"] == pid].sort_values("start_s")
-        ax = fig.add_subplot(grid[0])
-        heat_im = _heat_panel(ax, rows, end, pid)
-        vx = fig.add_subplot(grid[1], sharex=ax)
-        handles = _vad_panel(vx, rows)
-        for a, b in unseen.get(int(pid), ()):  # not seen: grey over the heat map, behind the lines
-            ax.axvspan(a, b, facecolor="#dddddd", edgecolor="none", zorder=3)
-            vx.axvspan(a, b, facecolor="#eeeeee", edgecolor="none", zorder=0)
-    cax = fig.add_subplot(outer[0, 1].subgridspec(2, 1, height_ratios=[3.4, 1.4], hspace=0.12)[0])
-    fig.colorbar(heat_im, cax=cax).ax.tick_params(labelsize=6)
-    extra = f" (showing {len(people)} of {len(counts)} people)" if len(counts) > len(people) else ""
-    fig.suptitle(f"{title}{extra}", fontsize=11, y=1 - 0.2 / fig_h, va="top")
-    # One legend for every VAD panel (the same colours in all), under the title.
-    fig.legend([*handles, Line2D([], [], color="grey", lw=0.8, alpha=0.5)], [*VAD_NAMES, "each window's extent"],
-               loc="upper center", ncol=4, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1 - 0.45 / fig_h))
-    return fig
-
-
-def _heat_panel(ax: Any, rows: Any, end: float, pid: int) -> Any:
-    """One person's category heat map on ``ax``, grey where the person was not scored. Its axes
-    draw no ticks: the category names are one collection of glyph outlines (:func:`_category_names`)
-    and the time axis is the VAD panel's below; tick labels were most of this figure's cost."""
-    from matplotlib.collections import PathCollection  # lazy: matplotlib, loaded only to draw
-    from matplotlib.transforms import IdentityTransform, blended_transform_factory  # lazy: matplotlib, to draw
-
-    starts, ends = rows["start_s"].to_numpy(), rows["end_s"].to_numpy()
-    scores = rows[list(CATEGORIES)].to_numpy(dtype=np.float64)
-    edges, heat = window_heat(starts, ends, scores, end)
-    im = ax.pcolormesh(edges, np.arange(len(CATEGORIES) + 1) - 0.5, np.ma.masked_invalid(heat),
-                       cmap="magma", vmin=0.0, vmax=1.0, shading="flat", antialiased=False)
-    ax.set_ylim(len(CATEGORIES) - 0.5, -0.5)  # the first category on top
-    ax.set_xlim(0, end)
-    ax.set_facecolor("#dddddd")
-    ax.xaxis.set_visible(False)
-    ax.yaxis.set_visible(False)
-    names = PathCollection(_category_names(6.0), sizes=[1.0], offsets=[(0.0, k) for k in range(len(CATEGORIES))],
-                           offset_transform=blended_transform_factory(ax.transAxes, ax.transData),
-                           transform=IdentityTransform(),  # the paths are in points, scaled by the dpi
-                           facecolors="black", edgecolors="none", linewidths=0, clip_on=False)
-    ax.add_collection(names, autolim=False)
-    # y given: matplotlib does not look for tick labels above the axes to place the title.
-    ax.set_title(f"person {pid}: categories (top: {', '.join(_overall_top(scores, 3))})",
-                 fontsize=9, loc="left", color=np.array(person_colour(pid)) / 255.0, y=1.0)
-    return im
-
-
-def _vad_panel(vx: Any, rows: Any) -> list[Any]:
-    """One person's valence / arousal / dominance on ``vx``: a point per window at its centre,
-    joined, and a faint line over each window's extent. Returns the three curves (for the legend)."""
-    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib, loaded only to draw
-    from matplotlib.transforms import ScaledTranslation  # lazy: matplotlib, loaded only to draw
-
-    starts, ends = rows["start_s"].to_numpy(), rows["end_s"].to_numpy()
-    centres = (starts + ends) / 2.0
-    vad = rows[list(VAD_NAMES)].to_numpy(dtype=np.float64)
-    colours = np.array(_VAD_COLOURS) / 255.0
-    curves = [vx.plot(centres, vad[:, k], marker="o", ms=2.5, lw=1.4, color=colours[k], label=name)[0]
-              for k, name in enumerate(VAD_NAMES)]
-    vx.hlines(vad.T.ravel(), np.tile(starts, 3), np.tile(ends, 3), colors=np.repeat(colours, len(starts), axis=0),
-              lw=0.8, alpha=0.5)
-    vx.set_ylim(0, VAD_SCALE)
-    vx.set_yticks(np.linspace(0, VAD_SCALE, 3))
-    vx.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 5, 10]))
-    vx.tick_params(labelsize=8)
-    vx.grid(alpha=0.3)
-    # Axis labels at fixed offsets (points) from the axes: otherwise matplotlib measures the tick
-    # labels at every draw to place them.
-    points = vx.get_figure().dpi_scale_trans
-    vx.set_xlabel("time (s)", fontsize=8)
-    vx.xaxis.set_label_coords(0.5, 0.0, transform=vx.transAxes + ScaledTranslation(0, -19 / 72, points))
-    vx.set_ylabel("VAD", fontsize=8)
-    vx.yaxis.set_label_coords(0.0, 0.5, transform=vx.transAxes + ScaledTranslation(-20 / 72, 0, points))
-    return curves
-
-
-@functools.lru_cache(maxsize=4)
-def _category_names(size: float) -> list[Any]:
-    """The category names as glyph outlines in points, right-aligned 3 pt left of ``(0, 0)`` and
-    centred on it vertically: drawn as one collection per person, they cost one path draw instead
-    of 26 tick labels' text layout and glyph rendering (made once per process)."""
-    from matplotlib.font_manager import FontProperties  # lazy: matplotlib, loaded only to draw
-    from matplotlib.path import Path as MplPath  # lazy: matplotlib, loaded only to draw
-    from matplotlib.textpath import TextPath  # lazy: matplotlib, loaded only to draw
-
-    prop = FontProperties(size=size)
-    out = []
-    for name in CATEGORIES:
-        path = TextPath((0, 0), name, size=size, prop=prop)
-        x1 = path.vertices[path.codes != MplPath.CLOSEPOLY, 0].max()  # not get_extents: 20 ms a name
-        out.append(MplPath(path.vertices + (-x1 - 3.0, -0.36 * size), path.codes))
-    return out
-
-
-def seen_spans(frames: np.ndarray, bridge: int) -> np.ndarray:
-    """The spans ``[first, last]`` (int32 ``[k, 2]``) of sorted frame numbers, gaps of up to
-    ``bridge`` frames closed: where a person was seen."""
-    f = np.unique(np.asarray(frames, dtype=np.int64))
-    if not len(f):
-        return np.zeros((0, 2), np.int32)
-    cut = np.flatnonzero(np.diff(f) > bridge + 1)
-    return np.stack([f[np.r_[0, cut + 1]], f[np.r_[cut, len(f) - 1]]], 1).astype(np.int32)
-
-
-def unseen_times(frames: np.ndarray, fps: float, end: float) -> list[tuple[float, float]]:
-    """The times in ``0 .. end`` seconds when a person seen on ``frames`` was not (gaps under half
-    a second closed, as the viewer draws them)."""
-    fps = fps or 25.0
-    spans = seen_spans(frames, max(1, int(round(0.5 * fps))))
-    out, t = [], 0.0
-    for first, last in spans.tolist():
-        if first / fps > t:
-            out.append((t, first / fps))
-        t = (last + 1) / fps
-    if t < end:
-        out.append((t, end))
-    return out
-
-
-def window_heat(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray,
-                end: float) -> tuple[np.ndarray, np.ndarray]:
-    """One person's heat map with every window over its real extent (``start_s .. end_s``).
-
-    Returns the time edges (every window start and end, plus 0 and ``end``) and ``[K, len(edges)
-    - 1]`` scores: each segment between two edges shows the window that covers it whose centre
-    is nearest the segment's middle, NaN where no window covers it (the person was not scored).
-    """
-    starts, ends = np.asarray(starts, np.float64), np.asarray(ends, np.float64)
-    edges = np.unique(np.concatenate([[0.0, max(end, float(ends.max()) if len(ends) else 0.0)], starts, ends]))
-    if len(edges) < 2:
-        edges = np.array([0.0, max(end, 1e-3)])
-    mids = (edges[:-1] + edges[1:]) / 2.0
-    centres = (starts + ends) / 2.0
-    heat = np.full((scores.shape[1], len(mids)), np.nan)
-    for c, t in enumerate(mids):
-        inside = np.flatnonzero((starts <= t) & (ends >= t))
-        if len(inside):
-            heat[:, c] = scores[inside[np.argmin(np.abs(centres[inside] - t))]]
-    return edges, heat
-
-
-def _save_png(fig: Any, out_path: Path) -> Path:
-    """Save atomically: a failed write (disk full) leaves no half PNG under ``out_path``. zlib level
-    1, not Pillow's 6: half the encoding time (0.15 s instead of 0.3 s for 8 people) for a file
-    5-20% larger."""
-    with atomic_open(out_path, "wb") as fh:
-        fig.savefig(fh, dpi=100, format="png", pil_kwargs={"compress_level": 1})
-    return out_path
-
-
-def _overall_top(scores: np.ndarray, k: int) -> list[str]:
-    mean = scores.mean(axis=0)
-    return [CATEGORIES[j] for j in np.argsort(-mean, kind="stable")[:k]]

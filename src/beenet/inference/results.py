@@ -26,7 +26,8 @@ import numpy as np
 from beenet.atomic import atomic_path
 from beenet.inference.frame_columns import PER_FRAME_COLUMNS, PersonFrame
 from beenet.inference.pose import Box, keypoint_box
-from beenet.inference.render import render_timeline, render_video, unseen_times, window_for_frames
+from beenet.inference.render import render_video, window_for_frames
+from beenet.inference.timeline import render_timeline, unseen_times
 from beenet.inference.columns import FRAME_COLUMNS
 from beenet.labels import CATEGORIES, NUM_CATEGORIES, NUM_JOINTS, VAD_NAMES, VAD_SCALE
 

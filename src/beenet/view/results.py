@@ -26,7 +26,7 @@ import pandas as pd
 
 from beenet.atomic import write_text
 from beenet.errors import BeenetError
-from beenet.inference.render import person_colour, seen_spans
+from beenet.inference.timeline import person_colour, seen_spans
 from beenet.labels import CATEGORIES, NUM_JOINTS, OPENPOSE_EDGES, VAD_NAMES
 from beenet.view.folder import VideoEntry, find_videos, locate_video
 from beenet.view.page import render_page
