@@ -2,10 +2,10 @@
 
 Synthetic window tables (random scores, ``--window`` s windows every ``--stride`` s) of 1, 8 and
 13 people over ``--seconds`` of video, each person seen over part of it (the timeline greys the
-rest); 13 people shows the 8 seen longest. For each table, ``render_timeline(table, png)`` (build
-the matplotlib figure, draw it, encode and write the PNG) is timed ``--repeats`` times in this
-process; the first call of the process (matplotlib's import and font cache, the category names'
-outlines) is reported on its own.
+rest); 13 people shows the 8 seen longest. For each table, ``render_timeline(table, png)`` (draw
+the picture with Pillow, encode and write the PNG) is timed ``--repeats`` times in this process;
+the first call of the process (Pillow's drawing modules and font, the category names drawn once)
+is reported on its own.
 
 Example:
     python benchmarks/bench_timeline.py --repeats 7
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from beenet.inference.render import render_timeline
+from beenet.inference.timeline import render_timeline
 from beenet.inference.table import COLUMNS, PredictionTable, make_table
 from beenet.labels import CATEGORIES, VAD_NAMES
 
@@ -66,7 +66,7 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         render_timeline(tables[args.people[0]], out / "first.png")
-        print(f"first call in this process ({args.people[0]} people, matplotlib imported): "
+        print(f"first call in this process ({args.people[0]} people, Pillow's font loaded): "
               f"{time.perf_counter() - t0:.3f} s")
         print(f"{'people':>6} {'shown':>5} {'windows':>7} {'median s':>9} {'min s':>7} {'max s':>7} {'PNG kB':>7}")
         for n, table in tables.items():
