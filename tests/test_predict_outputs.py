@@ -459,3 +459,31 @@ def test_per_frame_joints_column_and_tables_written_before_it(real, tmp_path):
     back = read_frames_table(tmp_path / "old_frames.csv")
     assert list(back.columns) == list(frames.columns) and (back.joints == -1).all()
     assert back.frame.tolist() == frames.frame.tolist()
+
+
+def test_timeline_draws_with_pillows_own_font_when_dejavu_is_missing(tmp_path, monkeypatch):
+    """The titles are drawn in DejaVu Sans, matplotlib's font, found without importing matplotlib;
+    without that file the timeline is still drawn, in Pillow's own font."""
+    from beenet.inference import timeline
+
+    rows = {c: [0.0] for c in COLUMNS}
+    rows.update(video=["v.mp4"], person_id=[0], start_frame=[0], end_frame=[99], start_s=[0.0], end_s=[4.0],
+                box_w=[5.0], box_h=[5.0])
+    rows.update({c: [0.4] for c in CATEGORIES})
+    found = timeline.font_file()
+    assert found is not None and found.name == "DejaVuSans.ttf"
+    fresh = subprocess.run([sys.executable, "-c", "import sys; from beenet.inference.timeline import font_file; "
+                            "print(font_file().name, 'matplotlib' in sys.modules)"],
+                           capture_output=True, text=True, check=True)
+    assert fresh.stdout.split() == ["DejaVuSans.ttf", "False"]  # found without importing matplotlib
+    with_dejavu = np.asarray(render_timeline(make_table(rows), tmp_path / "a.png", duration_s=4.0, title="café.mp4"))
+    monkeypatch.setattr(timeline, "font_file", lambda: None)
+    timeline._font.cache_clear()
+    timeline._category_names.cache_clear()
+    try:
+        own = np.asarray(render_timeline(make_table(rows), tmp_path / "b.png", duration_s=4.0, title="café.mp4"))
+    finally:
+        timeline._font.cache_clear()
+        timeline._category_names.cache_clear()
+    assert own.shape == with_dejavu.shape and (own != with_dejavu).any()  # another font, the same layout
+    assert (own[: timeline.TOP].mean(-1) < 128).sum() > 100  # the title and legend drawn
